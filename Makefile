@@ -1,0 +1,63 @@
+# The single entry point: install, generate, run, test, lint, bench.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON := $(BIN)/python
+PROTOS := $(wildcard protos/photonic/v1/*.proto)
+CERTS ?= certs
+AGENTS ?= laptop
+
+.PHONY: install deps proto proto-check certs run test test-fast chaos lint typecheck check bench bench-quick clean
+
+install: $(BIN)/photonic deps ## virtualenv in the repo with photonic and its dev tools
+
+$(BIN)/photonic: pyproject.toml
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -e '.[dev]'
+	touch $@
+
+deps: ## Debian programs the tests and benchmarks need (no-op when present)
+	bash scripts/install-system-deps.sh
+
+proto: ## regenerate photonic/v1 from protos/ (committed; CI checks it is fresh)
+	PATH=$(BIN):$$PATH $(PYTHON) -m grpc_tools.protoc -Iprotos --python_out=. --grpc_python_out=. \
+		--mypy_out=. $(PROTOS)
+	touch photonic/v1/__init__.py photonic/v1/py.typed
+
+proto-check: ## fail when the committed generated code differs from what protos/ produce
+	bash scripts/check-proto-fresh.sh $(PYTHON)
+
+certs: ## development PKI: CA, server certificate, and one agent certificate per $(AGENTS)
+	$(BIN)/photonic certs init --dir $(CERTS)
+	for a in $(AGENTS); do $(BIN)/photonic certs issue $$a --dir $(CERTS); done
+
+run: install ## server + agent on loopback with the repo's server.yaml and agent.yaml
+	bash scripts/run-demo.sh
+
+test: install ## the whole suite, as CI runs it
+	$(MAKE) proto-check lint
+	$(BIN)/pytest -q tests
+
+test-fast: ## unit tests only
+	$(BIN)/pytest -q tests/unit
+
+chaos: install ## fault injection and hostile input
+	$(BIN)/pytest -q -m chaos tests/chaos
+
+lint: ## ruff + mypy strict on hand-written code
+	$(BIN)/ruff check photonic tests bench
+	$(BIN)/mypy photonic
+
+typecheck: lint
+
+check: test
+
+bench: install ## benchmarks against rsync and Syncthing (see bench/README.md)
+	$(PYTHON) -m bench.run
+
+bench-quick: install
+	$(PYTHON) -m bench.run --quick
+
+clean:
+	rm -rf build *.egg-info .pytest_cache .mypy_cache .ruff_cache var

@@ -1,0 +1,63 @@
+"""The small error tree of photonic; photonic.wire maps it to gRPC status codes in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PhotonicError(Exception):
+    """Base of every error photonic raises on purpose; the message says what to do about it."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong in a config file: where it is and what was expected there."""
+
+    file: str
+    key: str
+    expected: str
+    got: str = ""
+
+    def __str__(self) -> str:
+        got = f" (got {self.got})" if self.got else ""
+        return f"{self.file}: {self.key}: expected {self.expected}{got}"
+
+
+class ConfigError(PhotonicError):
+    """Every problem found in a config file, reported together so one edit fixes them all."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class InvalidInput(PhotonicError):
+    """A request or file the caller must change: a bad path, a malformed message."""
+
+
+class IntegrityError(PhotonicError):
+    """Content did not match its SHA-256 or its declared size; nothing was stored."""
+
+
+class AuthError(PhotonicError):
+    """The caller's certificate does not allow this call."""
+
+
+class NotFound(PhotonicError):
+    """The thing named does not exist."""
+
+
+class LimitExceeded(PhotonicError):
+    """A configured limit (agents, concurrent syncs, transfer size) refuses the call for now."""
+
+
+class StorageFull(PhotonicError):
+    """The disk has no room: intake stops until space returns; nothing half-written is visible."""
+
+
+class Transient(PhotonicError):
+    """A passing failure (network, restart); the same call may succeed later."""
+
+
+class Unimplemented(PhotonicError):
+    """The capability exists in the contract but is not built yet."""
