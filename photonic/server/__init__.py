@@ -1,0 +1,1 @@
+"""The photonic server: receives photos, stores each content once, catalogs every version."""

@@ -1,0 +1,1 @@
+"""Benchmarks that measure photonic against rsync, Syncthing and a raw gRPC ceiling."""

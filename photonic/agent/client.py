@@ -1,0 +1,200 @@
+"""The agent's typed API to a server over a mutual-TLS channel; protobuf stays behind wire.py."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from photonic import __version__, errors, wire
+from photonic.grpc_options import CHANNEL_OPTIONS, CORRELATION_METADATA_KEY
+from photonic.models import (
+    AgentState,
+    ChunkData,
+    CommittedFile,
+    ConflictPolicy,
+    FailedFile,
+    FileDecision,
+    ManifestEntry,
+)
+from photonic.v1 import sync_pb2, sync_pb2_grpc
+
+ServerReply = FileDecision | CommittedFile | FailedFile
+
+
+@dataclass(frozen=True)
+class Registration:
+    agent_id: str
+    scopes: tuple[str, ...]
+    max_chunk_bytes: int
+    max_transfer_size_bytes: int
+    paused: bool
+
+
+@dataclass(frozen=True)
+class ConflictInfo:
+    id: int
+    agent_id: str
+    watch_name: str
+    relative_path: str
+    server_sha256: str
+    incoming_sha256: str
+
+
+@dataclass(frozen=True)
+class RemoteStatus:
+    agent_id: str
+    state: AgentState
+    photos: int
+    bytes_stored: int
+    last_seen_unix_ms: int
+    last_sync_unix_ms: int
+    paused: bool
+    open_conflicts: tuple[ConflictInfo, ...]
+
+
+def _translate(exc: grpc.aio.AioRpcError) -> errors.PhotonicError:
+    return wire.error_from_status(exc.code(), exc.details() or str(exc.code()))
+
+
+class SyncStream:
+    """One open SyncBatch call: write manifest, chunks and aborts; read the server's replies."""
+
+    def __init__(self, call: grpc.aio.StreamStreamCall) -> None:
+        self._call = call
+        self._writing_done = False
+
+    async def send_manifest(self, batch_id: str, agent_id: str, policy: ConflictPolicy,
+                            entries: list[ManifestEntry]) -> None:
+        await self._write(wire.manifest_to_wire(batch_id, agent_id, policy, entries))
+
+    async def send_chunk(self, chunk: ChunkData) -> None:
+        await self._write(wire.chunk_to_wire(chunk))
+
+    async def send_abort(self, sha256: str, reason: str) -> None:
+        await self._write(wire.abort_to_wire(sha256, reason))
+
+    async def done_writing(self) -> None:
+        """Half-closes the call; idempotent, since both the reader and sender may finish it."""
+        if self._writing_done:
+            return
+        self._writing_done = True
+        try:
+            await self._call.done_writing()
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc) from exc
+
+    async def _write(self, message: sync_pb2.SyncClientMessage) -> None:
+        try:
+            await self._call.write(message)
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc) from exc
+        except asyncio.InvalidStateError as exc:
+            raise errors.Transient("the sync stream closed") from exc
+
+    async def replies(self) -> AsyncIterator[ServerReply]:
+        try:
+            while True:
+                message = await self._call.read()
+                if message is grpc.aio.EOF:
+                    return
+                kind = message.WhichOneof("kind")
+                if kind == "decision":
+                    yield wire.decision_from_wire(message.decision)
+                elif kind == "committed":
+                    yield wire.committed_from_wire(message.committed)
+                elif kind == "failed":
+                    yield wire.failed_from_wire(message.failed)
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc) from exc
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
+class ServerClient:
+    def __init__(self, endpoint: str, credentials: grpc.ChannelCredentials,
+                 agent_id: str) -> None:
+        self.endpoint = endpoint
+        self.agent_id = agent_id
+        self._channel = grpc.aio.secure_channel(endpoint, credentials, options=CHANNEL_OPTIONS)
+        self._stub = sync_pb2_grpc.PhotonicSyncStub(self._channel)  # type: ignore[no-untyped-call]
+
+    async def ready(self, timeout_s: float) -> None:
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
+        except TimeoutError as exc:
+            raise errors.Transient(f"server {self.endpoint} is not reachable") from exc
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _unary(self, method: str, request: object, timeout_s: float = 30) -> object:
+        try:
+            return await getattr(self._stub, method)(request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc) from exc
+
+    async def register(self, watch_names: Sequence[str]) -> Registration:
+        r = await self._unary("RegisterAgent", sync_pb2.RegisterAgentRequest(
+            agent_id=self.agent_id, hostname=socket.gethostname(), version=__version__,
+            watch_names=list(watch_names)))
+        assert isinstance(r, sync_pb2.RegisterAgentResponse)
+        return Registration(r.agent_id, tuple(r.scopes), r.max_chunk_bytes,
+                            r.max_transfer_size_bytes, r.paused)
+
+    async def heartbeat(self, state: AgentState, queue_depth: int, bytes_pending: int,
+                        missing_watches: Sequence[str]) -> bool:
+        """Reports the agent's state; returns whether the server asks it to pause."""
+        r = await self._unary("Heartbeat", sync_pb2.HeartbeatRequest(
+            agent_id=self.agent_id, state=wire.state_to_wire(state), queue_depth=queue_depth,
+            bytes_pending=bytes_pending, missing_watches=list(missing_watches)), 10)
+        assert isinstance(r, sync_pb2.HeartbeatResponse)
+        return r.paused
+
+    def open_sync(self, correlation_id: str | None = None) -> SyncStream:
+        metadata = ((CORRELATION_METADATA_KEY, correlation_id or uuid.uuid4().hex[:16]),)
+        return SyncStream(self._stub.SyncBatch(metadata=metadata))
+
+    async def status(self, agent_id: str = "") -> RemoteStatus:
+        r = await self._unary("GetSyncStatus", sync_pb2.GetSyncStatusRequest(agent_id=agent_id))
+        assert isinstance(r, sync_pb2.GetSyncStatusResponse)
+        return RemoteStatus(
+            r.agent_id, wire.state_from_wire(r.state), r.photos, r.bytes_stored,
+            r.last_seen_unix_ms, r.last_sync_unix_ms, r.paused,
+            tuple(ConflictInfo(c.id, c.agent_id, c.watch_name, c.relative_path,
+                               c.server_sha256, c.incoming_sha256) for c in r.open_conflicts))
+
+    async def pause(self, paused: bool, agent_id: str = "") -> bool:
+        r = await self._unary("PauseSyncing",
+                              sync_pb2.PauseSyncingRequest(agent_id=agent_id, paused=paused))
+        assert isinstance(r, sync_pb2.PauseSyncingResponse)
+        return r.paused
+
+    async def resolve_conflicts(self, ids: Sequence[int], keep_incoming: bool,
+                                resolve_all: bool = False) -> list[int]:
+        keep = (sync_pb2.ResolveConflictsRequest.KEEP_INCOMING if keep_incoming
+                else sync_pb2.ResolveConflictsRequest.KEEP_SERVER)
+        r = await self._unary("ResolveConflicts", sync_pb2.ResolveConflictsRequest(
+            conflict_ids=list(ids), keep=keep, all=resolve_all))
+        assert isinstance(r, sync_pb2.ResolveConflictsResponse)
+        return list(r.resolved_ids)
+
+
+async def connect_first(endpoints: Sequence[str], credentials: grpc.ChannelCredentials,
+                        agent_id: str, timeout_s: float = 5.0) -> ServerClient:
+    """The first endpoint that answers, tried in order; Transient when none does."""
+    problems: list[str] = []
+    for endpoint in endpoints:
+        client = ServerClient(endpoint, credentials, agent_id)
+        try:
+            await client.ready(timeout_s)
+            return client
+        except errors.Transient as exc:
+            problems.append(str(exc))
+            await client.close()
+    raise errors.Transient("; ".join(problems) or "no server endpoints configured")

@@ -1,0 +1,431 @@
+"""Walks watch folders, reconciles them with the index, and hashes only new or changed files."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from photonic.agent.ignore import IgnoreRules
+from photonic.agent.statedb import AgentStateDB, WatchStatus
+from photonic.media.exif import read_exif_summary
+from photonic.media.hashing import copy_and_hash, durable_replace, sha256_file
+from photonic.models import ContentHash, ExifSummary, WatchMode
+
+log = logging.getLogger(__name__)
+
+MAX_REPORTED_SKIPS = 100
+_TOUCH_BATCH_ROWS = 1000
+OUTSIDE_WATCH = "symlink points outside the watch folder"
+NOT_UTF8 = "name is not valid UTF-8"
+NOT_REGULAR = "not a regular file"
+SYMLINKED_FOLDER = "symlinked folder is not followed"
+BUFFER_FULL = "buffer full"
+PERMISSION_DENIED = "permission denied"
+
+
+class WatchLike(Protocol):
+    """What the scanner needs of a watch config (photonic.config.WatchConfig fits)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def mode(self) -> WatchMode: ...
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    watch_name: str
+    files_seen: int
+    files_hashed: int
+    files_queued: int
+    bytes_hashed: int
+    skipped: tuple[tuple[str, str], ...]  # (rel_path, reason), the first MAX_REPORTED_SKIPS
+    missing: bool
+    frozen: bool
+    files_skipped: int = 0  # all skips, including those beyond the reported list
+
+
+class _Skip(Exception):
+    """A file the scanner deliberately leaves alone; the message is the reason."""
+
+
+@dataclass
+class _Tally:
+    """Counters of one scan; mutated only on the event loop."""
+
+    files_seen: int = 0
+    files_hashed: int = 0
+    files_queued: int = 0
+    bytes_hashed: int = 0
+    files_skipped: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def skip(self, rel_path: str, reason: str) -> None:
+        self.files_skipped += 1
+        if len(self.skipped) < MAX_REPORTED_SKIPS:
+            self.skipped.append((rel_path, reason))
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A file whose (size, mtime, inode) differ from the index: it must be hashed."""
+
+    rel_path: str
+    abs_path: str
+    size: int
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """What one directory holds, sorted into the scanner's piles."""
+
+    subdirs: list[tuple[str, str]] = field(default_factory=list)  # (absolute, relative)
+    candidates: list[_Candidate] = field(default_factory=list)
+    unchanged: list[tuple[str, int, int, int]] = field(default_factory=list)  # for touch_many
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def files_seen(self) -> int:
+        return len(self.candidates) + len(self.unchanged)
+
+
+@dataclass(frozen=True)
+class _Hashed:
+    sha256: ContentHash
+    size: int
+    mtime_ns: int
+    inode: int
+    exif: ExifSummary
+    source_path: Path
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # surrogateescape'd bytes from a non-UTF-8 file name
+        return False
+    return True
+
+
+def _is_inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _same_signature(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns, a.st_ino) == (b.st_size, b.st_mtime_ns, b.st_ino)
+
+
+def _read_exif(path: Path) -> ExifSummary:
+    try:
+        return read_exif_summary(path)
+    except Exception:  # EXIF is optional metadata, never a reason not to sync a photo
+        log.warning("exif unreadable", extra={"path": str(path)}, exc_info=True)
+        return ExifSummary()
+
+
+class Scanner:
+    """Reconciles watch folders with the AgentStateDB; knows nothing of the network."""
+
+    def __init__(
+        self,
+        db: AgentStateDB,
+        watches: Sequence[WatchLike],
+        ignore: IgnoreRules,
+        *,
+        buffer_path: Path,
+        max_buffer_size_bytes: int,
+        hash_concurrency: int = 2,
+        freeze_ratio: float = 0.5,
+        freeze_min_files: int = 20,
+    ) -> None:
+        self._db = db
+        self._watches = {w.name: w for w in watches}
+        self._ignore = ignore
+        self._ingest_dir = Path(os.path.realpath(buffer_path)) / "ingest"
+        self._buffer_real = os.path.realpath(buffer_path)
+        self._max_buffer_size_bytes = max_buffer_size_bytes
+        self._hash_slots = asyncio.Semaphore(hash_concurrency)
+        self._freeze_ratio = freeze_ratio
+        self._freeze_min_files = freeze_min_files
+        self._buffer_committed_bytes: int | None = None
+        self._buffer_reserved_bytes = 0
+
+    async def scan_all(self) -> list[ScanReport]:
+        return [await self.scan_watch(w) for w in self._watches.values()]
+
+    async def scan_watch(self, watch: WatchLike) -> ScanReport:
+        """One reconcile pass: hash what changed, touch what did not, then judge what vanished."""
+        root = os.path.realpath(watch.path)
+        if not await asyncio.to_thread(os.path.isdir, root):
+            reason = "watch folder does not exist or is not a folder"
+            log.warning("watch folder missing", extra={"watch": watch.name, "path": root})
+            await asyncio.to_thread(self._db.set_watch_state, watch.name, watch.path,
+                                    WatchStatus.MISSING, reason)
+            return ScanReport(watch.name, 0, 0, 0, 0, (), missing=True, frozen=False)
+        gen = await asyncio.to_thread(self._db.begin_scan, watch.name, watch.path)
+        indexed_before = await asyncio.to_thread(self._db.indexed_count, watch.name)
+        await self._refresh_buffer_bytes()
+        tally = _Tally()
+        await self._walk(watch, root, tally)
+        frozen = await asyncio.to_thread(self._conclude, watch, gen, indexed_before, tally)
+        return ScanReport(
+            watch.name, tally.files_seen, tally.files_hashed, tally.files_queued,
+            tally.bytes_hashed, tuple(tally.skipped), missing=False, frozen=frozen,
+            files_skipped=tally.files_skipped,
+        )
+
+    async def scan_path(self, watch_name: str, abs_path: Path, *, incomplete: bool = False) -> bool:
+        """Handles one settled file reported by the watcher; True if it was queued."""
+        watch = self._watches.get(watch_name)
+        if watch is None:
+            log.warning("scan_path for unknown watch", extra={"watch": watch_name})
+            return False
+        if self._buffer_committed_bytes is None:
+            await self._refresh_buffer_bytes()
+        tally = _Tally()
+        try:
+            candidate = await asyncio.to_thread(self._probe_file, watch, abs_path)
+        except FileNotFoundError:
+            return False
+        except (_Skip, OSError) as exc:
+            log.info("file not scanned", extra={"watch": watch_name, "path": str(abs_path),
+                                                "reason": str(exc)})
+            return False
+        if candidate is None:
+            return False
+        await self._hash_slots.acquire()  # released by _hash_and_record
+        await self._hash_and_record(watch, candidate, tally, incomplete=incomplete)
+        return tally.files_queued > 0
+
+    # -- walking (directory by directory, each listing in a worker thread) --------------------
+
+    async def _walk(self, watch: WatchLike, root: str, tally: _Tally) -> None:
+        stack = [(root, "")]
+        in_flight: set[asyncio.Task[None]] = set()
+        pending_touch: list[tuple[str, int, int, int]] = []
+        while stack:
+            dir_abs, dir_rel = stack.pop()
+            listing = await asyncio.to_thread(self._list_directory, watch, root, dir_abs, dir_rel)
+            stack.extend(reversed(listing.subdirs))
+            tally.files_seen += listing.files_seen
+            for rel, reason in listing.skipped:
+                tally.skip(rel, reason)
+            pending_touch.extend(listing.unchanged)
+            if len(pending_touch) >= _TOUCH_BATCH_ROWS:
+                await asyncio.to_thread(self._db.touch_unchanged_many, watch.name, pending_touch)
+                pending_touch = []
+            for candidate in listing.candidates:
+                # Acquire before creating the task, so at most hash_concurrency tasks exist.
+                await self._hash_slots.acquire()
+                task = asyncio.create_task(self._hash_and_record(watch, candidate, tally))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+        await asyncio.to_thread(self._db.touch_unchanged_many, watch.name, pending_touch)
+        if in_flight:
+            await asyncio.gather(*in_flight)
+
+    def _list_directory(self, watch: WatchLike, root: str, dir_abs: str, dir_rel: str) -> _Listing:
+        listing = _Listing()
+        try:
+            with os.scandir(dir_abs) as entries:
+                for entry in entries:
+                    rel = f"{dir_rel}/{entry.name}" if dir_rel else entry.name
+                    try:
+                        self._list_entry(watch, root, entry, rel, listing)
+                    except FileNotFoundError:
+                        continue  # vanished between listing and stat: nothing to do
+                    except _Skip as skip:
+                        listing.skipped.append((rel, str(skip)))
+                    except PermissionError:
+                        log.warning("unreadable file", extra={"watch": watch.name, "path": rel})
+                        listing.skipped.append((rel, PERMISSION_DENIED))
+                    except OSError as exc:
+                        listing.skipped.append((rel, exc.strerror or str(exc)))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("unreadable folder", extra={"watch": watch.name, "path": dir_rel or "."})
+            listing.skipped.append((dir_rel or ".", exc.strerror or str(exc)))
+        return listing
+
+    def _list_entry(
+        self, watch: WatchLike, root: str, entry: os.DirEntry[str], rel: str, listing: _Listing
+    ) -> None:
+        if not _is_utf8(entry.name):
+            raise _Skip(NOT_UTF8)
+        if entry.is_dir(follow_symlinks=False):
+            if not self._ignore.matches(rel, is_dir=True) and entry.path != self._buffer_real:
+                listing.subdirs.append((entry.path, rel))
+            return
+        if self._ignore.matches(rel, is_dir=False):
+            return
+        st = self._stat_regular(root, entry.path, is_symlink=entry.is_symlink())
+        known = self._db.get_entry(watch.name, rel)
+        if known is not None and (known.size, known.mtime_ns, known.inode) == (
+            st.st_size, st.st_mtime_ns, st.st_ino
+        ):
+            listing.unchanged.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
+        else:
+            listing.candidates.append(_Candidate(rel, entry.path, st.st_size))
+
+    def _probe_file(self, watch: WatchLike, abs_path: Path) -> _Candidate | None:
+        """The watcher's single-file version of _list_entry: None when nothing is to be done."""
+        root = os.path.realpath(watch.path)
+        # Resolve the folders but not the file itself, whose own symlink is judged below.
+        parent = os.path.realpath(os.path.dirname(os.path.abspath(abs_path)))
+        path = os.path.join(parent, os.path.basename(abs_path))
+        if not _is_inside(parent, root) or _is_inside(parent, self._buffer_real):
+            return None
+        rel = os.path.relpath(path, root).replace(os.sep, "/")
+        if rel.startswith("../") or not _is_utf8(rel):
+            return None
+        if self._ignore.is_ignored(rel, is_dir=False):
+            return None
+        st = self._stat_regular(root, path, is_symlink=os.path.islink(path))
+        known = self._db.get_entry(watch.name, rel)
+        if known is not None and (known.size, known.mtime_ns, known.inode) == (
+            st.st_size, st.st_mtime_ns, st.st_ino
+        ):
+            self._db.touch_unchanged(
+                watch.name, rel, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino
+            )
+            return None
+        return _Candidate(rel, path, st.st_size)
+
+    @staticmethod
+    def _stat_regular(root: str, path: str, *, is_symlink: bool) -> os.stat_result:
+        """Stat of a file to sync, or _Skip; never opens anything (a FIFO open would block)."""
+        if is_symlink:
+            if not _is_inside(os.path.realpath(path), root):
+                raise _Skip(OUTSIDE_WATCH)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                raise _Skip("broken symlink") from None
+            if stat.S_ISDIR(st.st_mode):
+                raise _Skip(SYMLINKED_FOLDER)
+        else:
+            st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Skip(NOT_REGULAR)
+        return st
+
+    # -- hashing ------------------------------------------------------------------------------
+
+    async def _hash_and_record(
+        self, watch: WatchLike, candidate: _Candidate, tally: _Tally, *, incomplete: bool = False
+    ) -> None:
+        """Runs under one hash slot, which the caller acquired; releases it when done."""
+        ingest = watch.mode == WatchMode.INGEST
+        reserved = 0
+        try:
+            if ingest:
+                if not self._reserve_buffer(candidate.size):
+                    tally.skip(candidate.rel_path, BUFFER_FULL)
+                    return
+                reserved = candidate.size
+            hashed = await asyncio.to_thread(self._hash_file, candidate, ingest)
+            if hashed is None:
+                return
+            tally.files_hashed += 1
+            tally.bytes_hashed += hashed.size
+            queued = await asyncio.to_thread(
+                self._db.record_file, watch.name, candidate.rel_path, size=hashed.size,
+                mtime_ns=hashed.mtime_ns, inode=hashed.inode, sha256=hashed.sha256,
+                exif=hashed.exif, source_path=hashed.source_path, incomplete=incomplete,
+            )
+            if queued:
+                tally.files_queued += 1
+                if ingest and self._buffer_committed_bytes is not None:
+                    self._buffer_committed_bytes += hashed.size
+        except FileNotFoundError:
+            return  # vanished before or while hashing: nothing to sync
+        except PermissionError:
+            log.warning("unreadable file", extra={"watch": watch.name, "path": candidate.rel_path})
+            tally.skip(candidate.rel_path, PERMISSION_DENIED)
+        except _Skip as skip:
+            tally.skip(candidate.rel_path, str(skip))
+        except OSError as exc:
+            log.warning("file read failed", extra={"watch": watch.name, "path": candidate.rel_path,
+                                                   "error": str(exc)})
+            tally.skip(candidate.rel_path, exc.strerror or str(exc))
+        finally:
+            self._buffer_reserved_bytes -= reserved
+            self._hash_slots.release()
+
+    def _hash_file(self, candidate: _Candidate, ingest: bool) -> _Hashed | None:
+        """Hashes (and in ingest mode copies) one file; None if it changed meanwhile."""
+        path = Path(candidate.abs_path)
+        before = os.stat(path)
+        if not stat.S_ISREG(before.st_mode):
+            raise _Skip(NOT_REGULAR)
+        if ingest:
+            sha, size, source = self._copy_into_buffer(path, before)
+        else:
+            sha, size = sha256_file(path)
+            source = path
+        after = os.stat(path)
+        if not _same_signature(before, after) or size != after.st_size:
+            # Still being written: the watcher or the next scan will see the final version.
+            if source != path:
+                source.unlink(missing_ok=True)
+            return None
+        return _Hashed(sha, size, after.st_mtime_ns, after.st_ino, _read_exif(source), source)
+
+    def _copy_into_buffer(
+        self, path: Path, before: os.stat_result
+    ) -> tuple[ContentHash, int, Path]:
+        tmp_dir = self._ingest_dir / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
+        try:
+            sha, size = copy_and_hash(path, tmp, fsync=True)
+            # Content-addressed folder: two cards' IMG_0001.JPG never overwrite each other.
+            dst = self._ingest_dir / sha[:2] / sha / path.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            durable_replace(tmp, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return sha, size, dst
+
+    # -- buffer accounting and verdicts -------------------------------------------------------
+
+    async def _refresh_buffer_bytes(self) -> None:
+        self._buffer_committed_bytes = await asyncio.to_thread(
+            self._db.queued_bytes_under, self._ingest_dir
+        )
+
+    def _reserve_buffer(self, size: int) -> bool:
+        committed = self._buffer_committed_bytes or 0
+        if committed + self._buffer_reserved_bytes + size > self._max_buffer_size_bytes:
+            return False
+        self._buffer_reserved_bytes += size
+        return True
+
+    def _conclude(self, watch: WatchLike, gen: int, indexed_before: int, tally: _Tally) -> bool:
+        """Marks vanished files missing, unless so many vanished that the volume looks unmounted."""
+        unseen = self._db.count_unseen(watch.name, gen)
+        present = indexed_before - unseen
+        emptied = indexed_before > 0 and tally.files_seen == 0
+        mostly_gone = indexed_before >= self._freeze_min_files and present < (
+            (1 - self._freeze_ratio) * indexed_before
+        )
+        if emptied or mostly_gone:
+            reason = (f"only {present} of {indexed_before} indexed files are present; "
+                      "nothing marked missing until the folder is back")
+            log.warning("watch frozen", extra={"watch": watch.name, "reason": reason})
+            self._db.set_watch_state(watch.name, watch.path, WatchStatus.FROZEN, reason)
+            return True
+        self._db.mark_unseen_missing(watch.name, gen)
+        count = self._db.indexed_count(watch.name)
+        self._db.set_watch_state(watch.name, watch.path, WatchStatus.OK, file_count=count)
+        return False

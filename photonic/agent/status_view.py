@@ -1,0 +1,155 @@
+"""`photonic status` and `photonic conflicts`: what the agent is doing, read from its state DB
+and live status file (so it works whether or not the agent runs), optionally from the server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+from photonic.agent.client import connect_first
+from photonic.agent.statedb import AgentStateDB
+from photonic.agent.statusfile import process_alive, read_status
+from photonic.config import AgentConfig
+from photonic.errors import PhotonicError
+from photonic.tls import channel_credentials
+from photonic.units import format_duration, format_rate, format_size
+
+STALE_AFTER_S = 5.0
+
+
+def collect(config: AgentConfig) -> dict[str, Any]:
+    """Everything `status` shows, as plain data (also the --json output)."""
+    db_path = config.buffer_path / "agent.db"
+    live = read_status(config.buffer_path) or {}
+    running = (bool(live.get("running")) and process_alive(int(live.get("pid", 0)))
+               and time.time() - float(live.get("updated_unix", 0)) < STALE_AFTER_S)
+    out: dict[str, Any] = {
+        "agent_id": config.agent_id,
+        "running": running,
+        "state": live.get("state", "offline") if running else "offline",
+        "state_reason": live.get("reason", ""),
+        "endpoint": live.get("endpoint", ""),
+        "last_sync_unix": live.get("last_sync_unix", 0.0),
+        "queue": {"files": 0, "bytes": 0, "errored": 0},
+        "servers": [],
+        "watches": [],
+        "progress": {},
+    }
+    if db_path.exists():
+        db = AgentStateDB(db_path)
+        try:
+            stats = db.queue_stats()
+            out["queue"] = {"files": stats.files, "bytes": stats.bytes, "errored": stats.errored}
+            states = {w.name: w for w in db.watch_states()}
+        finally:
+            db.close()
+    else:
+        states = {}
+    for w in config.watches:
+        st = states.get(w.name)
+        exists = w.path.is_dir()
+        out["watches"].append({
+            "name": w.name, "path": str(w.path), "mode": w.mode.value,
+            "state": ("missing" if not exists else st.state.value if st else "not scanned"),
+            "reason": (st.reason if st else "") or ("" if exists else "folder not found"),
+            "files": st.file_count if st else 0,
+        })
+    for endpoint in config.server_endpoints:
+        active = running and live.get("endpoint") == endpoint
+        out["servers"].append({"endpoint": endpoint, "connected": active,
+                               "files_pending": out["queue"]["files"],
+                               "bytes_pending": out["queue"]["bytes"]})
+    if running:
+        elapsed = max(time.time() - float(live.get("session_started_unix", time.time())), 1e-6)
+        done_bytes = int(live.get("session_bytes_done", 0))
+        rate = done_bytes / elapsed
+        out["progress"] = {
+            "files_done": int(live.get("session_files_done", 0)), "bytes_done": done_bytes,
+            "rate_bytes_per_s": rate,
+            "eta_s": out["queue"]["bytes"] / rate if rate > 0 else None,
+        }
+    return out
+
+
+def render(s: dict[str, Any]) -> str:
+    q = s["queue"]
+    lines = [f"agent {s['agent_id']}: {s['state'].upper()}"
+             + ("" if s["running"] else " (agent not running)")
+             + (f" — {s['state_reason']}" if s["state_reason"] and s["running"] else "")]
+    lines.append(f"queue: {q['files']} files, {format_size(q['bytes'])} pending"
+                 + (f", {q['errored']} failed (see logs)" if q["errored"] else ""))
+    for srv in s["servers"]:
+        mark = "connected" if srv["connected"] else "not connected"
+        lines.append(f"server {srv['endpoint']}: {mark}; {srv['files_pending']} files, "
+                     f"{format_size(srv['bytes_pending'])} pending")
+    p = s["progress"]
+    if p:
+        eta = format_duration(p["eta_s"]) if p.get("eta_s") else "-"
+        lines.append(f"progress: {p['files_done']} files, {format_size(p['bytes_done'])} done "
+                     f"at {format_rate(p['rate_bytes_per_s'])}; ETA {eta}")
+    for w in s["watches"]:
+        note = f" — {w['reason']}" if w["reason"] else ""
+        lines.append(f"watch {w['name']} ({w['path']}, {w['mode']}): {w['state'].upper()}"
+                     f"{note}")
+    if "remote" in s:
+        r = s["remote"]
+        lines.append(f"server says: {r['photos']} photos, {format_size(r['bytes_stored'])} "
+                     f"stored, {len(r['open_conflicts'])} open conflicts")
+    return "\n".join(lines)
+
+
+async def _remote(config: AgentConfig) -> dict[str, Any]:
+    sec = config.security
+    client = await connect_first(config.server_endpoints,
+                                 channel_credentials(sec.cert_path, sec.key_path, sec.ca_path),
+                                 config.agent_id)
+    try:
+        st = await client.status()
+    finally:
+        await client.close()
+    return {"photos": st.photos, "bytes_stored": st.bytes_stored, "paused": st.paused,
+            "open_conflicts": [c.__dict__ for c in st.open_conflicts]}
+
+
+def run_status(config: AgentConfig, *, as_json: bool, watch: bool, remote: bool) -> int:
+    while True:
+        data = collect(config)
+        if remote:
+            try:
+                data["remote"] = asyncio.run(_remote(config))
+            except PhotonicError as exc:
+                data["remote_error"] = str(exc)
+        text = json.dumps(data, indent=2) if as_json else render(data)
+        if not watch:
+            print(text)
+            return 0
+        sys.stdout.write("\x1b[H\x1b[2J" + text + "\n")
+        sys.stdout.flush()
+        try:
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            return 0
+
+
+def run_conflicts(config: AgentConfig, action: str, ids: list[int], resolve_all: bool) -> int:
+    async def go() -> int:
+        sec = config.security
+        client = await connect_first(config.server_endpoints, channel_credentials(
+            sec.cert_path, sec.key_path, sec.ca_path), config.agent_id)
+        try:
+            if action == "list":
+                st = await client.status()
+                for c in st.open_conflicts:
+                    print(f"{c.id}\t{c.agent_id}/{c.watch_name}/{c.relative_path}\t"
+                          f"server={c.server_sha256[:12]} incoming={c.incoming_sha256[:12]}")
+                return 0
+            done = await client.resolve_conflicts(ids, action == "keep-incoming", resolve_all)
+            print(f"resolved {len(done)} conflicts: {' '.join(map(str, done))}")
+            return 0
+        finally:
+            await client.close()
+
+    return asyncio.run(go())

@@ -1,0 +1,285 @@
+"""Drains the agent's durable queue to the server: plans batches by shoot, streams files over
+parallel SyncBatch streams, and releases a queue entry only on COMMITTED or HAVE."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from photonic import errors
+from photonic.agent.bandwidth import TokenBucket
+from photonic.agent.batcher import AdaptiveBatchSize, group_units, plan_batches
+from photonic.agent.client import ServerClient, SyncStream
+from photonic.agent.filesource import FileChanged, FileSource
+from photonic.agent.metrics import AgentMetrics
+from photonic.agent.statedb import AgentStateDB, PendingFile
+from photonic.logfmt import event
+from photonic.media.chunks import AdaptiveCompressor
+from photonic.models import (
+    ChunkData,
+    CommittedFile,
+    ConflictPolicy,
+    Decision,
+    FailedFile,
+    FileDecision,
+    ManifestEntry,
+)
+
+log = logging.getLogger("photonic.agent.uploader")
+
+
+@dataclass(frozen=True)
+class UploaderSettings:
+    agent_id: str
+    chunk_size_bytes: int
+    compression: str
+    compression_min_saving: float
+    parallel_transfers: int
+    batch_size: int
+    retry_attempts: int
+    conflict_policy: ConflictPolicy
+    shoot_gap_s: float
+    buffer_path: Path
+
+
+@dataclass
+class SyncTotals:
+    """What one drain did; printed by `photonic agent --once` and used by the status view."""
+
+    files_uploaded: int = 0
+    files_deduplicated: int = 0
+    files_rejected: int = 0
+    files_failed: int = 0
+    files_changed: int = 0
+    conflicts: int = 0
+    bytes_sent: int = 0
+    raw_bytes_sent: int = 0
+    bytes_acknowledged: int = 0
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+    @property
+    def files_done(self) -> int:
+        return self.files_uploaded + self.files_deduplicated
+
+
+Rescan = Callable[[PendingFile], Awaitable[None]]
+
+
+class Uploader:
+    def __init__(self, db: AgentStateDB, settings: UploaderSettings, bucket: TokenBucket,
+                 metrics: AgentMetrics, rescan: Rescan) -> None:
+        self._db = db
+        self._s = settings
+        self._bucket = bucket
+        self._metrics = metrics
+        self._rescan = rescan
+        self._batch_size = AdaptiveBatchSize()
+        self.totals = SyncTotals()
+
+    async def drain(self, client: ServerClient) -> SyncTotals:
+        """Uploads until the queue holds nothing new; files that failed this round wait for the
+        next drain, so one stubborn file can never spin the loop."""
+        tried: set[int] = set()
+        while True:
+            pending = await asyncio.to_thread(
+                self._db.pending, max(self._s.batch_size * self._s.parallel_transfers, 500),
+                exclude_ids=tried)
+            if not pending:
+                return self.totals
+            tried.update(f.id for f in pending)
+            batches = plan_batches(pending, shoot_gap_s=self._s.shoot_gap_s,
+                                   max_files=self._s.batch_size,
+                                   max_bytes=self._batch_size.max_bytes)
+            for batch in batches:
+                started, before = time.monotonic(), self.totals.raw_bytes_sent
+                await self._send_batch(client, batch.files)
+                elapsed = time.monotonic() - started
+                self._batch_size.observe(self.totals.raw_bytes_sent - before, elapsed)
+                self._metrics.sync_duration.labels(self._s.agent_id).observe(elapsed)
+
+    async def _send_batch(self, client: ServerClient, files: Sequence[PendingFile]) -> None:
+        lanes = _spread(files, self._s.parallel_transfers)
+        tasks = [asyncio.create_task(self._stream(client, lane)) for lane in lanes]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _stream(self, client: ServerClient, files: Sequence[PendingFile]) -> None:
+        batch_id = uuid.uuid4().hex[:16]
+        stream = client.open_sync(batch_id)
+        try:
+            await _Exchange(self, stream, files, batch_id).run()
+        finally:
+            stream.cancel()
+
+    # callbacks used by _Exchange ---------------------------------------------------------
+
+    async def manifest_entries(self, files: Sequence[PendingFile]) -> list[ManifestEntry]:
+        def build() -> list[ManifestEntry]:
+            out = []
+            for f in files:
+                # The base is read now, not at enqueue time: an older version of this path
+                # may have been committed since.
+                indexed = self._db.get_entry(f.watch_name, f.relative_path)
+                base = indexed.synced_sha256 if indexed is not None else f.base_sha256
+                out.append(ManifestEntry(
+                    sha256=f.sha256, size=f.size, watch_name=f.watch_name,
+                    relative_path=f.relative_path, exif=f.exif, mtime_ns=f.mtime_ns,
+                    base_sha256=base, incomplete=f.incomplete))
+            return out
+        return await asyncio.to_thread(build)
+
+    async def synced(self, f: PendingFile, dedup: bool, conflict: bool) -> None:
+        await asyncio.to_thread(self._db.mark_synced, f.id, f.sha256)
+        self._prune_ingest_copy(f)
+        if dedup:
+            self.totals.files_deduplicated += 1
+        else:
+            self.totals.files_uploaded += 1
+        self.totals.bytes_acknowledged += f.size
+        self.totals.conflicts += int(conflict)
+        self._metrics.files.labels(self._s.agent_id,
+                                   "deduplicated" if dedup else "uploaded").inc()
+
+    def _prune_ingest_copy(self, f: PendingFile) -> None:
+        """Ingest copies exist only until the server has the photo."""
+        ingest = self._s.buffer_path / "ingest"
+        if f.source_path.is_relative_to(ingest):
+            f.source_path.unlink(missing_ok=True)
+
+    async def failed(self, f: PendingFile, reason: str, *, permanent: bool) -> None:
+        attempts = 1 if permanent else self._s.retry_attempts
+        await asyncio.to_thread(self._db.mark_failed, f.id, reason, max_attempts=attempts)
+        if permanent:
+            self.totals.files_rejected += 1
+        else:
+            self.totals.files_failed += 1
+        self._metrics.files.labels(self._s.agent_id,
+                                   "rejected" if permanent else "failed").inc()
+        event(log, "file_not_synced", logging.WARNING, agent=self._s.agent_id,
+              path=f.relative_path, watch=f.watch_name, reason=reason, permanent=permanent)
+
+    async def send_file(self, stream: SyncStream, f: PendingFile, offset: int) -> None:
+        source = FileSource(f.source_path, sha256=f.sha256, size=f.size, mtime_ns=f.mtime_ns,
+                            offset=offset, chunk_bytes=self._s.chunk_size_bytes,
+                            compressor=AdaptiveCompressor(
+                                self._s.compression, min_saving=self._s.compression_min_saving))
+        try:
+            await asyncio.to_thread(source.open)
+            while (piece := await asyncio.to_thread(source.next_chunk)) is not None:
+                start, data, lz4, raw_size = piece
+                await self._bucket.take(len(data))
+                await stream.send_chunk(ChunkData(f.sha256, start, data, lz4, raw_size))
+                self.totals.bytes_sent += len(data)
+                self.totals.raw_bytes_sent += raw_size
+                self._metrics.bytes_sent.inc(len(data))
+                self._metrics.raw_bytes_sent.inc(raw_size)
+        finally:
+            source.close()
+
+    async def changed(self, f: PendingFile) -> None:
+        self.totals.files_changed += 1
+        event(log, "file_changed_during_upload", agent=self._s.agent_id, path=f.relative_path)
+        await self._rescan(f)
+
+
+class _Exchange:
+    """One SyncBatch call from the agent's side: manifest out, replies in, chunks out."""
+
+    def __init__(self, up: Uploader, stream: SyncStream, files: Sequence[PendingFile],
+                 batch_id: str) -> None:
+        self._up = up
+        self._stream = stream
+        self._batch_id = batch_id
+        self._by_key = {(f.watch_name, f.relative_path): f for f in files}
+        self._by_sha: dict[str, list[PendingFile]] = defaultdict(list)
+        for f in files:
+            self._by_sha[f.sha256].append(f)
+        self._open = set(self._by_key)
+        self._sends: asyncio.Queue[tuple[PendingFile, int] | None] = asyncio.Queue()
+
+    async def run(self) -> None:
+        entries = await self._up.manifest_entries(list(self._by_key.values()))
+        await self._stream.send_manifest(self._batch_id, self._up._s.agent_id,
+                                         self._up._s.conflict_policy, entries)
+        sender = asyncio.create_task(self._send_loop())
+        try:
+            async for reply in self._stream.replies():
+                await self._handle(reply)
+                if not self._open:
+                    break
+            if self._open:
+                raise errors.Transient(
+                    f"server closed the batch with {len(self._open)} files unanswered")
+            await self._sends.put(None)
+            await sender
+            await self._stream.done_writing()
+        finally:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+
+    async def _handle(self, reply: FileDecision | CommittedFile | FailedFile) -> None:
+        if isinstance(reply, FailedFile):
+            for f in self._by_sha.get(reply.sha256, []):
+                if self._close((f.watch_name, f.relative_path)):
+                    await self._up.failed(f, reply.reason, permanent=not reply.retryable)
+            return
+        key = (reply.watch_name, reply.relative_path)
+        found = self._by_key.get(key)
+        if found is None:
+            return
+        f = found
+        if isinstance(reply, CommittedFile):
+            if self._close(key):
+                await self._up.synced(f, dedup=False, conflict=reply.conflict)
+        elif reply.action is Decision.HAVE:
+            if self._close(key):
+                await self._up.synced(f, dedup=True, conflict=reply.conflict)
+        elif reply.action is Decision.REJECT:
+            if self._close(key):
+                await self._up.failed(f, reply.reason, permanent=True)
+        else:
+            await self._sends.put((f, reply.offset))
+
+    def _close(self, key: tuple[str, str]) -> bool:
+        if key in self._open:
+            self._open.discard(key)
+            return True
+        return False
+
+    async def _send_loop(self) -> None:
+        while (item := await self._sends.get()) is not None:
+            f, offset = item
+            try:
+                await self._up.send_file(self._stream, f, offset)
+            except FileChanged as exc:
+                await self._stream.send_abort(f.sha256, str(exc))
+                for same in self._by_sha.get(f.sha256, []):
+                    self._close((same.watch_name, same.relative_path))
+                await self._up.changed(f)
+                if not self._open:
+                    # Nothing else is awaited: wake the reader so the stream can finish.
+                    await self._stream.done_writing()
+                    return
+
+
+def _spread(files: Sequence[PendingFile], lanes: int) -> list[list[PendingFile]]:
+    """Deals whole units (RAW+JPEG+XMP) to at most `lanes` streams, balancing bytes."""
+    units = group_units(files)
+    count = max(1, min(lanes, len(units)))
+    out: list[list[PendingFile]] = [[] for _ in range(count)]
+    load = [0] * count
+    for unit in units:
+        i = load.index(min(load))
+        out[i].extend(unit.files)
+        load[i] += sum(f.size for f in unit.files)
+    return [lane for lane in out if lane]

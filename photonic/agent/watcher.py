@@ -1,0 +1,307 @@
+"""Watches folders with watchdog and reports each file once it has settled and is complete."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+from photonic.media.images import is_structurally_complete
+
+log = logging.getLogger(__name__)
+
+_ACTED_ON = frozenset({"created", "modified", "moved", "closed"})
+# A directory moved into a watch is walked this far; the reconcile scan covers anything beyond.
+_MAX_WALK_FILES = 10_000
+_OBSERVER_JOIN_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class SettledFile:
+    """A file that stopped changing; incomplete means it timed out without its end marker."""
+
+    watch_name: str
+    path: Path
+    incomplete: bool
+
+
+@dataclass(frozen=True)
+class _Tracked:
+    stable_since_s: float
+    size: int = -1  # -1: touched but not yet looked at
+    mtime_ns: int = -1
+    known_incomplete: bool = False
+
+    @property
+    def observed(self) -> bool:
+        return self.size >= 0
+
+
+_Key = tuple[str, Path]
+
+
+def _stat_regular(path: Path) -> os.stat_result | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+class SettleTracker:
+    """Decides when a changing file has settled.
+
+    Settled means size and mtime unchanged for settle_delay_s and structurally complete
+    (photonic.media.images.is_structurally_complete) — or unchanged but incomplete for
+    incomplete_timeout_s, in which case it is emitted with incomplete=True so a truly truncated
+    photo is still kept. The settle timer starts when due() first sees a touched path or sees
+    it changed; a path is stat'ed only when touched or when its timer runs out. touch() may run
+    on the event loop while due() runs in a worker thread: the file I/O in due() happens outside
+    the lock, and a path touched meanwhile is left alone.
+    """
+
+    def __init__(
+        self,
+        *,
+        settle_delay_s: float,
+        incomplete_timeout_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        is_complete: Callable[[Path], bool] = is_structurally_complete,
+    ) -> None:
+        self._settle_delay_s = settle_delay_s
+        self._incomplete_timeout_s = max(incomplete_timeout_s, settle_delay_s)
+        self._clock = clock
+        self._is_complete = is_complete
+        self._lock = threading.Lock()
+        self._tracked: dict[_Key, _Tracked] = {}
+
+    def touch(self, watch_name: str, path: Path) -> None:
+        """A candidate changed or appeared: (re)start its settle timer. Does no I/O."""
+        with self._lock:
+            self._tracked[(watch_name, path)] = _Tracked(self._clock())
+
+    def due(self) -> list[SettledFile]:
+        """Checks the tracked paths whose timer ran out and returns (and forgets) the settled."""
+        now = self._clock()
+        with self._lock:
+            snapshot = [(k, e) for k, e in self._tracked.items() if self._deadline_s(e) <= now]
+        results = [(key, old, self._check(key, old)) for key, old in snapshot]
+        settled: list[SettledFile] = []
+        with self._lock:
+            for key, old, new in results:
+                if self._tracked.get(key) is not old:
+                    continue  # touched while we looked: its fresh timer wins
+                if isinstance(new, _Tracked):
+                    self._tracked[key] = new
+                    continue
+                del self._tracked[key]
+                if new is not None:
+                    settled.append(new)
+        return settled
+
+    def _check(self, key: _Key, old: _Tracked) -> _Tracked | SettledFile | None:
+        """New state, a settled verdict, or None when the path is gone."""
+        watch_name, path = key
+        st = _stat_regular(path)
+        now = self._clock()
+        if st is None:
+            return None
+        if (st.st_size, st.st_mtime_ns) != (old.size, old.mtime_ns):
+            return _Tracked(now, st.st_size, st.st_mtime_ns)
+        if now < old.stable_since_s + self._settle_delay_s:
+            return old
+        if not old.known_incomplete:
+            try:
+                complete = self._is_complete(path)
+            except OSError:
+                return None
+            if complete:
+                return SettledFile(watch_name, path, incomplete=False)
+            old = replace(old, known_incomplete=True)
+        if now >= old.stable_since_s + self._incomplete_timeout_s:
+            return SettledFile(watch_name, path, incomplete=True)
+        return old
+
+    def next_check_in_s(self) -> float | None:
+        """Seconds until the earliest tracked path could settle; None when nothing is tracked."""
+        with self._lock:
+            entries = list(self._tracked.values())
+        if not entries:
+            return None
+        now = self._clock()
+        return max(0.0, min(self._deadline_s(e) for e in entries) - now)
+
+    def _deadline_s(self, entry: _Tracked) -> float:
+        """When a path is next worth a stat: at once if never seen, else when its timer ends."""
+        if not entry.observed:
+            return entry.stable_since_s
+        delay_s = self._incomplete_timeout_s if entry.known_incomplete else self._settle_delay_s
+        return entry.stable_since_s + delay_s
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._tracked)
+
+
+class WatchLike(Protocol):
+    """A watched folder: config.WatchConfig fits."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> Path: ...
+
+
+class _Handoff(FileSystemEventHandler):
+    """Runs on watchdog's thread and does nothing but hand events to the asyncio loop."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        watch: WatchLike,
+        deliver: Callable[[WatchLike, FileSystemEvent], None],
+    ) -> None:
+        self._loop = loop
+        self._watch = watch
+        self._deliver = deliver
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in _ACTED_ON:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
+            self._loop.call_soon_threadsafe(self._deliver, self._watch, event)
+
+
+def _walk_files(root: Path, limit: int) -> list[Path]:
+    found: list[Path] = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            found.append(Path(dirpath, name))
+            if len(found) >= limit:
+                return found
+    return found
+
+
+class FolderWatcher:
+    """Watches folders with watchdog and calls on_settled for each file once it has settled.
+
+    Deletions are ignored (they never propagate). Watchers drop events, so the agent's
+    periodic reconcile scan remains the source of truth; this only makes new photos prompt.
+    """
+
+    def __init__(
+        self,
+        watches: Sequence[WatchLike],
+        on_settled: Callable[[SettledFile], Awaitable[None]],
+        *,
+        settle_delay_s: float,
+        incomplete_timeout_s: float,
+        ignore: Callable[[str, str], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        is_complete: Callable[[Path], bool] = is_structurally_complete,
+        max_wait_s: float = 1.0,
+    ) -> None:
+        self._watches = list(watches)
+        self._on_settled = on_settled
+        self._ignore = ignore
+        self._max_wait_s = max_wait_s
+        self._tracker = SettleTracker(
+            settle_delay_s=settle_delay_s,
+            incomplete_timeout_s=incomplete_timeout_s,
+            clock=clock,
+            is_complete=is_complete,
+        )
+        self._wake = asyncio.Event()
+        self._observer: BaseObserver | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._walks: set[asyncio.Task[None]] = set()
+
+    @property
+    def tracked_count(self) -> int:
+        return len(self._tracker)
+
+    async def start(self) -> None:
+        """Schedules a recursive watch per existing root and starts the settle loop."""
+        if self._task is not None:
+            return
+        loop = asyncio.get_running_loop()
+        observer = Observer()
+        for watch in self._watches:
+            root = Path(watch.path)
+            if not root.is_dir():
+                log.warning("watch root missing, not watched", extra={"watch": watch.name})
+                continue
+            try:
+                observer.schedule(_Handoff(loop, watch, self._on_event), str(root), recursive=True)
+            except OSError as exc:  # e.g. inotify watch limit; the reconcile scan still runs
+                log.warning("cannot watch root", extra={"watch": watch.name, "error": str(exc)})
+        await asyncio.to_thread(observer.start)
+        self._observer = observer
+        self._task = asyncio.create_task(self._settle_loop(), name="photonic-watcher-settle")
+
+    async def stop(self) -> None:
+        """Stops the observer and the settle loop; safe to call twice."""
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            await asyncio.to_thread(observer.join, _OBSERVER_JOIN_TIMEOUT_S)
+        tasks = [t for t in (self._task, *self._walks) if t is not None]
+        self._task = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _on_event(self, watch: WatchLike, event: FileSystemEvent) -> None:
+        raw = event.dest_path if event.event_type == "moved" else event.src_path
+        path = Path(os.fsdecode(raw))
+        if event.is_directory:
+            if event.event_type == "moved":
+                walk = asyncio.create_task(self._touch_tree(watch, path))
+                self._walks.add(walk)
+                walk.add_done_callback(self._walks.discard)
+            return
+        self._touch(watch, path)
+
+    def _touch(self, watch: WatchLike, path: Path) -> None:
+        try:
+            relative = path.relative_to(watch.path).as_posix()
+        except ValueError:
+            return  # moved out of the watch
+        if self._ignore is not None and self._ignore(watch.name, relative):
+            return
+        self._tracker.touch(watch.name, path)
+        self._wake.set()
+
+    async def _touch_tree(self, watch: WatchLike, root: Path) -> None:
+        """A directory moved into (or within) a watch: its files are new paths too."""
+        for path in await asyncio.to_thread(_walk_files, root, _MAX_WALK_FILES):
+            self._touch(watch, path)
+
+    async def _settle_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            if len(self._tracker):
+                for settled in await asyncio.to_thread(self._tracker.due):
+                    await self._deliver(settled)
+            wait_s = self._tracker.next_check_in_s()
+            timeout_s = None if wait_s is None else min(wait_s, self._max_wait_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout_s)
+
+    async def _deliver(self, settled: SettledFile) -> None:
+        try:
+            await self._on_settled(settled)
+        except Exception:
+            log.exception("on_settled failed", extra={"watch": settled.watch_name})

@@ -1,0 +1,165 @@
+"""The `photonic` command: parses arguments, loads config, and hands over to an app."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from photonic import __version__
+from photonic.config import load_agent_config, load_server_config
+from photonic.errors import ConfigError, PhotonicError
+from photonic.logfmt import configure_logging
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="photonic", description=__doc__)
+    p.add_argument("--version", action="version", version=f"photonic {__version__}")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    certs = sub.add_parser("certs", help="make the CA, server and agent certificates")
+    csub = certs.add_subparsers(dest="certs_command", required=True)
+    init = csub.add_parser("init", help="make a CA and a server certificate")
+    init.add_argument("--dir", type=Path, default=Path("certs"))
+    init.add_argument("--san", action="append", default=[],
+                      help="an extra host name or IP for the server certificate")
+    init.add_argument("--force", action="store_true", help="replace existing files")
+    issue = csub.add_parser("issue", help="make an agent certificate (CN = AGENT_ID)")
+    issue.add_argument("agent_id")
+    issue.add_argument("--dir", type=Path, default=Path("certs"))
+    issue.add_argument("--force", action="store_true", help="replace existing files")
+
+    server = sub.add_parser("server", help="run the server daemon")
+    server.add_argument("--config", type=Path, default=Path("server.yaml"))
+
+    agent = sub.add_parser("agent", help="run the agent daemon")
+    agent.add_argument("--config", type=Path, default=Path("agent.yaml"))
+    agent.add_argument("--once", action="store_true",
+                       help="scan, sync everything queued, print a JSON summary and exit")
+
+    status = sub.add_parser("status", help="the agent's state, queue and progress")
+    status.add_argument("--config", type=Path, default=Path("agent.yaml"))
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--watch", action="store_true", help="live progress view")
+    status.add_argument("--remote", action="store_true",
+                        help="also ask the server (photos stored, open conflicts)")
+
+    conflicts = sub.add_parser("conflicts", help="list or resolve conflicts (admin scope)")
+    conflicts.add_argument("--config", type=Path, default=Path("agent.yaml"),
+                           help="an agent config whose certificate has the admin scope")
+    conflicts.add_argument("action", choices=["list", "keep-incoming", "keep-server"])
+    conflicts.add_argument("ids", nargs="*", type=int)
+    conflicts.add_argument("--all", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"photonic: configuration is not valid ({len(exc.problems)} problem"
+              f"{'s' if len(exc.problems) != 1 else ''}):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except PhotonicError as exc:
+        print(f"photonic: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "certs":
+        return _certs(args)
+    if args.command == "server":
+        config = load_server_config(args.config)
+        _preflight_tls(config.security.cert_path, config.security.key_path,
+                       config.security.ca_path)
+        configure_logging(args.log_level, component="server")
+        from photonic.server.app import run_server
+
+        return _run_daemon(lambda stop: run_server(config, stop))
+    if args.command == "agent":
+        return _agent(args)
+    if args.command == "status":
+        from photonic.agent.status_view import run_status
+
+        return run_status(load_agent_config(args.config), as_json=args.json, watch=args.watch,
+                          remote=args.remote)
+    if args.command == "conflicts":
+        from photonic.agent.status_view import run_conflicts
+
+        return run_conflicts(load_agent_config(args.config), args.action, args.ids, args.all)
+    raise AssertionError(args.command)
+
+
+def _certs(args: argparse.Namespace) -> int:
+    from photonic import tls
+
+    if args.certs_command == "init":
+        paths = tls.init_pki(args.dir, args.san, force=args.force)
+        for path in (paths.ca_cert, paths.ca_key, paths.server_cert, paths.server_key):
+            print(f"wrote {path}")
+        return 0
+    crt, key = tls.issue_agent_cert(args.dir, args.agent_id, force=args.force)
+    print(f"wrote {crt}\nwrote {key}")
+    return 0
+
+
+def _preflight_tls(cert: Path, key: Path, ca: Path) -> None:
+    """Refuses to start on broken TLS files with a sentence, not a gRPC stack trace."""
+    from photonic import tls
+
+    problems = tls.certificate_problems(cert, key, ca)
+    for p in problems:
+        print(f"photonic: {p}", file=sys.stderr)
+    if tls.problems_fatal(problems):
+        raise PhotonicError("cannot start: fix the TLS files above")
+
+
+def _agent(args: argparse.Namespace) -> int:
+    config = load_agent_config(args.config)
+    sec = config.security
+    _preflight_tls(sec.cert_path, sec.key_path, sec.ca_path)
+    configure_logging(args.log_level, component="agent", agent=config.agent_id)
+    from photonic.agent.app import AgentApp
+
+    summary: list[dict[str, object]] = []
+
+    async def run(stop: asyncio.Event) -> None:
+        result = await AgentApp(config).run(stop, once=args.once)
+        summary.append(result.as_json())
+
+    code = _run_daemon(run)
+    if args.once and summary:
+        print(json.dumps(summary[0]))
+    return code
+
+
+def _run_daemon(make: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> int:
+    """Runs a daemon until SIGTERM or SIGINT, which set its stop event for a graceful drain."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await make(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

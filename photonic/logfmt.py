@@ -1,0 +1,66 @@
+"""Structured logging: one key=value line per event, carrying agent and correlation ids."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+def _quote(value: object) -> str:
+    text = str(value)
+    if text == "" or any(c in text for c in ' "=\n\t'):
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'"{escaped}"'
+    return text
+
+
+class KeyValueFormatter(logging.Formatter):
+    """Formats records as `ts=... level=... logger=... msg=... key=value ...` for grep and Loki."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        parts = [
+            f"ts={ts}.{int(record.msecs):03d}Z",
+            f"level={record.levelname.lower()}",
+            f"logger={record.name}",
+            f"msg={_quote(record.getMessage())}",
+        ]
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and not key.startswith("_"):
+                parts.append(f"{key}={_quote(value)}")
+        if record.exc_info:
+            parts.append(f"exc={_quote(self.formatException(record.exc_info))}")
+        return " ".join(parts)
+
+
+def configure_logging(level: str = "info", **context: str) -> None:
+    """Routes every photonic log line to stderr as key=value; context is added to each line."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter())
+    if context:
+        handler.addFilter(_ContextFilter(context))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("watchdog").setLevel(logging.WARNING)
+
+
+class _ContextFilter(logging.Filter):
+    def __init__(self, context: dict[str, str]) -> None:
+        super().__init__()
+        self._context = context
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in self._context.items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Logs one named event (`event=name`) with its fields as key=value pairs."""
+    logger.log(level, name, extra={"event": name, **fields})

@@ -1,0 +1,159 @@
+"""LZ4 for file chunks on the wire: compress only where it pays, decompress only within bounds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+
+import lz4.frame
+
+from photonic.errors import IntegrityError, InvalidInput
+
+DEFAULT_MIN_SAVING = 0.05
+"""Keep a compressed chunk only if it is at least this fraction smaller than the raw chunk."""
+
+
+class CompressionMode(StrEnum):
+    ADAPTIVE = "adaptive"
+    """Try the first chunk of a file; if LZ4 did not pay there, send the rest raw."""
+    ALWAYS = "always"
+    """Try every chunk; each still travels raw when LZ4 would not save min_saving."""
+    NEVER = "never"
+    """Send every chunk raw."""
+
+
+def compress_chunk(raw: bytes, *, min_saving: float) -> tuple[bytes, bool]:
+    """Return (LZ4 frame, True) if it saves at least min_saving of len(raw), else (raw, False).
+
+    The frame records the raw size in its header so the receiver can refuse a frame that would
+    inflate beyond what the chunk declared, before decompressing anything.
+    """
+    if not raw:
+        return raw, False
+    frame: bytes = lz4.frame.compress(raw, store_size=True)
+    if len(frame) <= len(raw) * (1.0 - min_saving):
+        return frame, True
+    return raw, False
+
+
+class AdaptiveCompressor:
+    """Compresses the chunks of one file, giving up early on content that does not shrink.
+
+    JPEG, HEIC and most RAW files are already entropy-coded, so LZ4 burns CPU on them for
+    nothing; one failed trial on the first chunk is a reliable sign for the rest of the file.
+    """
+
+    def __init__(
+        self,
+        mode: CompressionMode | str = CompressionMode.ADAPTIVE,
+        *,
+        min_saving: float = DEFAULT_MIN_SAVING,
+    ) -> None:
+        try:
+            self._mode = CompressionMode(mode)
+        except ValueError:
+            choices = ", ".join(m.value for m in CompressionMode)
+            raise InvalidInput(f"compression mode {mode!r} is not one of: {choices}") from None
+        if not 0.0 <= min_saving < 1.0:
+            raise InvalidInput(f"min_saving must be in [0, 1), got {min_saving}")
+        self._min_saving = min_saving
+        self._trying = self._mode is not CompressionMode.NEVER
+        self._first_chunk = True
+        self.bytes_in = 0
+        """Raw bytes handed to encode()."""
+        self.bytes_out = 0
+        """Bytes returned by encode(), i.e. what goes on the wire."""
+        self.chunks_compressed = 0
+
+    @property
+    def mode(self) -> CompressionMode:
+        return self._mode
+
+    @property
+    def trying(self) -> bool:
+        """Whether the next chunk will be offered to LZ4."""
+        return self._trying
+
+    def encode(self, raw: bytes) -> tuple[bytes, bool]:
+        """Return (data to send, True if data is an LZ4 frame) for the next chunk of the file."""
+        self.bytes_in += len(raw)
+        data, compressed = raw, False
+        if self._trying and raw:
+            data, compressed = compress_chunk(raw, min_saving=self._min_saving)
+            if self._first_chunk and not compressed and self._mode is CompressionMode.ADAPTIVE:
+                self._trying = False
+            self._first_chunk = False
+        if compressed:
+            self.chunks_compressed += 1
+        self.bytes_out += len(data)
+        return data, compressed
+
+
+def _declared_content_size(data: bytes) -> int:
+    """The raw size stored in the frame header, or 0 when the sender did not store one."""
+    try:
+        info = lz4.frame.get_frame_info(data)
+    except Exception as exc:  # lz4 reports a bad header as RuntimeError; trust no type
+        raise IntegrityError(f"chunk is not a valid LZ4 frame: {exc}") from None
+    if info.get("skippable"):
+        raise IntegrityError("chunk is a skippable LZ4 frame, not compressed content")
+    return int(info.get("content_size") or 0)
+
+
+def decompress_chunk(data: bytes, *, expected_raw_size: int, max_raw_size: int) -> bytes:
+    """Decompress one LZ4 frame into exactly expected_raw_size bytes, or raise IntegrityError.
+
+    Output is produced in steps bounded by what is still expected, so a frame crafted to
+    inflate to gigabytes costs at most expected_raw_size + 1 bytes before it is refused.
+    """
+    if expected_raw_size < 0 or expected_raw_size > max_raw_size:
+        raise IntegrityError(
+            f"chunk declares {expected_raw_size} raw bytes; the limit is {max_raw_size}"
+        )
+    declared = _declared_content_size(data)
+    if declared and declared != expected_raw_size:
+        raise IntegrityError(
+            f"LZ4 frame header declares {declared} raw bytes but the chunk declares "
+            f"{expected_raw_size}"
+        )
+    decompressor = lz4.frame.LZ4FrameDecompressor()
+    out = bytearray()
+    pending = data
+    try:
+        while not decompressor.eof:
+            room = expected_raw_size - len(out) + 1  # +1 so overflow is seen, not clipped
+            out += decompressor.decompress(pending, max_length=room)
+            pending = b""
+            if len(out) > expected_raw_size:
+                raise IntegrityError(
+                    f"LZ4 frame inflates beyond the declared {expected_raw_size} raw bytes"
+                )
+            if not decompressor.eof and decompressor.needs_input:
+                raise IntegrityError("LZ4 frame is truncated")
+    except IntegrityError:
+        raise
+    except Exception as exc:  # corrupt blocks raise RuntimeError; garbage must not leak others
+        raise IntegrityError(f"LZ4 frame is corrupt: {exc}") from None
+    if decompressor.unused_data:
+        raise IntegrityError("unexpected bytes after the end of the LZ4 frame")
+    if len(out) != expected_raw_size:
+        raise IntegrityError(
+            f"LZ4 frame holds {len(out)} raw bytes but the chunk declares {expected_raw_size}"
+        )
+    return bytes(out)
+
+
+def iter_file_chunks(path: Path, *, offset: int, chunk_bytes: int) -> Iterator[bytes]:
+    """Yield a file's content from offset onwards in pieces of at most chunk_bytes."""
+    if offset < 0:
+        raise InvalidInput(f"offset must not be negative, got {offset}")
+    if chunk_bytes <= 0:
+        raise InvalidInput(f"chunk_bytes must be positive, got {chunk_bytes}")
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        while True:
+            piece = handle.read(chunk_bytes)
+            if not piece:
+                return
+            yield piece

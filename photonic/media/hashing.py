@@ -1,0 +1,114 @@
+"""Streaming SHA-256 of photo files and the fsync/rename steps that make writes durable."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from photonic.models import ContentHash
+
+READ_BLOCK_BYTES = 1 << 20
+
+# fsync on a directory fails with these where the platform or filesystem cannot do it; that is
+# "unsupported", not an error worth stopping a write for.
+_DIR_FSYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EACCES})
+
+
+def _blocks(handle: io.BufferedIOBase, block_bytes: int) -> Iterator[memoryview]:
+    """Yield views into one reused buffer; each view is valid only until the next one."""
+    if block_bytes <= 0:
+        raise ValueError(f"block_bytes must be positive, got {block_bytes}")
+    buffer = bytearray(block_bytes)
+    view = memoryview(buffer)
+    while True:
+        count = handle.readinto(view)
+        if not count:
+            return
+        yield view[:count]
+
+
+def sha256_file(path: Path, *, block_bytes: int = READ_BLOCK_BYTES) -> tuple[ContentHash, int]:
+    """Return (hex SHA-256, size in bytes) of a file, reading it block by block."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        for block in _blocks(handle, block_bytes):
+            digest.update(block)
+            size += len(block)
+    return ContentHash(digest.hexdigest()), size
+
+
+def copy_and_hash(src: Path, dst_tmp: Path, *, fsync: bool = True) -> tuple[ContentHash, int]:
+    """Copy src to dst_tmp while hashing, in one read pass; the caller renames dst_tmp.
+
+    One pass matters for ingest from memory cards: the card is the slowest device involved and
+    may be removed at any moment, so it is read exactly once.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    with open(src, "rb") as source, open(dst_tmp, "wb") as target:
+        for block in _blocks(source, READ_BLOCK_BYTES):
+            digest.update(block)
+            target.write(block)
+            size += len(block)
+        target.flush()
+        if fsync:
+            os.fsync(target.fileno())
+    return ContentHash(digest.hexdigest()), size
+
+
+class StreamingVerifier:
+    """Incremental SHA-256 and byte count of content arriving in pieces."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._size = 0
+
+    @classmethod
+    def resume_from_file(cls, path: Path) -> StreamingVerifier:
+        """Start from the bytes already in a partial file, so an upload can resume at its end."""
+        verifier = cls()
+        with open(path, "rb") as handle:
+            for block in _blocks(handle, READ_BLOCK_BYTES):
+                verifier.update(block)
+        return verifier
+
+    @property
+    def size(self) -> int:
+        """Bytes seen so far."""
+        return self._size
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._digest.update(data)
+        self._size += len(data)
+
+    def hexdigest(self) -> str:
+        # hashlib's hexdigest does not finalise the object, so more updates may follow.
+        return self._digest.hexdigest()
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a rename or create inside path durable; a no-op where directories cannot be fsynced."""
+    if os.name == "nt":
+        return
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in _DIR_FSYNC_UNSUPPORTED:
+            raise
+    finally:
+        os.close(fd)
+
+
+def durable_replace(src: Path, dst: Path) -> None:
+    """Atomically move src over dst and fsync the directories so the rename survives a crash."""
+    os.replace(src, dst)
+    fsync_directory(dst.parent)
+    if src.parent.resolve() != dst.parent.resolve():
+        fsync_directory(src.parent)

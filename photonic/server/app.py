@@ -1,0 +1,124 @@
+"""The server's composition root: wires catalog, store, library, auth, RPC and HTTP, and owns
+their start and graceful stop (stores close last)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry, generate_latest
+
+from photonic.config import ServerConfig
+from photonic.grpc_options import SERVER_OPTIONS
+from photonic.httpserve import HttpEndpoint, Response
+from photonic.logfmt import event
+from photonic.server.auth import Authorizer, RevocationList
+from photonic.server.catalog import SqliteCatalog
+from photonic.server.events import EventHub
+from photonic.server.ingest import IngestDeps, IngestLimits, UploadClaims
+from photonic.server.library import Library
+from photonic.server.metrics import ServerMetrics
+from photonic.server.rpc_sync import SyncService
+from photonic.server.store import ContentStore
+from photonic.tls import server_credentials
+from photonic.v1 import jobs_pb2, jobs_pb2_grpc, sync_pb2, sync_pb2_grpc
+
+log = logging.getLogger("photonic.server")
+
+
+class ServerApp:
+    def __init__(self, config: ServerConfig, registry: CollectorRegistry | None = None) -> None:
+        self.config = config
+        self.registry = registry or CollectorRegistry()
+        self.metrics = ServerMetrics(self.registry)
+        self.store = ContentStore(config.storage_path)
+        self.catalog = SqliteCatalog(config.storage_path / "catalog.db")
+        self.library = Library(self.store, self.catalog)
+        self.events = EventHub()
+        self.auth = Authorizer(config.agent_scopes, config.default_scopes,
+                               RevocationList(config.security.revocation_list_path),
+                               self.catalog, self.metrics)
+        self._grpc: grpc.aio.Server | None = None
+        self._http: HttpEndpoint | None = None
+        self._health = health.aio.HealthServicer()
+        self.grpc_port = 0
+        self.http_port = 0
+
+    async def start(self) -> None:
+        deps = IngestDeps(
+            store=self.store, catalog=self.catalog, library=self.library,
+            claims=UploadClaims(), metrics=self.metrics, events=self.events,
+            limits=IngestLimits(self.config.max_transfer_size_bytes,
+                                self.config.min_free_bytes, self.config.deduplication),
+            audit=self.auth.audit)
+        server = grpc.aio.server(options=SERVER_OPTIONS)
+        sync_pb2_grpc.add_PhotonicSyncServicer_to_server(SyncService(  # type: ignore[no-untyped-call]
+            self.auth, self.catalog, self.library, deps, self.events, self.metrics,
+            self.config.max_agents, self.config.max_concurrent_syncs,
+            self.config.max_transfer_size_bytes), server)
+        # The jobs contract is published now; every call answers UNIMPLEMENTED until it lands.
+        jobs_pb2_grpc.add_PhotonicJobsServicer_to_server(  # type: ignore[no-untyped-call]
+            jobs_pb2_grpc.PhotonicJobsServicer(),
+                                                         server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = (sync_pb2.DESCRIPTOR.services_by_name["PhotonicSync"].full_name,
+                 jobs_pb2.DESCRIPTOR.services_by_name["PhotonicJobs"].full_name,
+                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+        sec = self.config.security
+        self.grpc_port = server.add_secure_port(
+            self.config.bind_address, server_credentials(sec.cert_path, sec.key_path, sec.ca_path))
+        await server.start()
+        self._grpc = server
+        for name in ("", *names[:2]):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self.config.web_ui_port:
+            self._http = HttpEndpoint({"/healthz": self._healthz, "/metrics": self._metrics})
+            self.http_port = await self._http.start(self.config.web_ui_bind,
+                                                    self.config.web_ui_port)
+        event(log, "server_started", bind=self.config.bind_address, grpc_port=self.grpc_port,
+              http_port=self.http_port, storage=str(self.config.storage_path))
+
+    async def _healthz(self) -> Response:
+        free = await asyncio.to_thread(self.store.free_bytes)
+        try:
+            photos, stored = await asyncio.to_thread(self.catalog.photo_count)
+            catalog_ok = True
+        except Exception:
+            photos, stored, catalog_ok = 0, 0, False
+        disk_ok = free >= self.config.min_free_bytes
+        ok = catalog_ok and disk_ok
+        return Response.json({
+            "status": "ok" if ok else "degraded", "catalog_reachable": catalog_ok,
+            "storage_free_bytes": free, "storage_ok": disk_ok, "photos": photos,
+            "bytes_stored": stored, "time_unix_ms": int(time.time() * 1000),
+        }, 200 if ok else 503)
+
+    async def _metrics(self) -> Response:
+        self.metrics.storage_free_bytes.set(await asyncio.to_thread(self.store.free_bytes))
+        return Response(200, generate_latest(self.registry),
+                        "text/plain; version=0.0.4; charset=utf-8")
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Drains in-flight streams for grace_s, then closes the stores last."""
+        await self._health.enter_graceful_shutdown()
+        if self._http is not None:
+            await self._http.stop()
+        if self._grpc is not None:
+            await self._grpc.stop(grace_s)
+        self.catalog.close()
+        event(log, "server_stopped")
+
+
+async def run_server(config: ServerConfig, stop: asyncio.Event) -> None:
+    app = ServerApp(config)
+    await app.start()
+    try:
+        await stop.wait()
+    finally:
+        await app.stop()

@@ -1,0 +1,111 @@
+"""Who is calling and what they may do: identity from the TLS peer certificate only, scopes
+from server.yaml, a revocation list re-read whenever its file changes, and an audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from photonic.logfmt import event
+from photonic.models import AgentId, Scope, is_agent_id
+from photonic.server.catalog import SqliteCatalog
+from photonic.server.metrics import ServerMetrics
+from photonic.tls import peer_certificate_serial, peer_common_name
+
+log = logging.getLogger("photonic.server.auth")
+
+
+@dataclass(frozen=True)
+class Caller:
+    agent_id: AgentId
+    scopes: frozenset[Scope]
+
+    def may(self, scope: Scope) -> bool:
+        return scope in self.scopes or Scope.ADMIN in self.scopes
+
+
+class RevocationList:
+    """Agent ids and certificate serials (decimal or 0x-hex) that are refused; one per line,
+    `#` comments. The file is re-read when its mtime changes, so revoking needs no restart."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._stamp: tuple[int, int] | None = None
+        self._ids: frozenset[str] = frozenset()
+        self._serials: frozenset[int] = frozenset()
+
+    def _refresh(self) -> None:
+        if self._path is None:
+            return
+        try:
+            st = self._path.stat()
+        except FileNotFoundError:
+            self._ids, self._serials, self._stamp = frozenset(), frozenset(), None
+            return
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        ids: set[str] = set()
+        serials: set[int] = set()
+        for raw in self._path.read_text(encoding="utf-8").splitlines():
+            item = raw.split("#", 1)[0].strip()
+            if not item:
+                continue
+            try:
+                serials.add(int(item, 16) if item.lower().startswith("0x") else int(item))
+            except ValueError:
+                ids.add(item)
+        self._ids, self._serials, self._stamp = frozenset(ids), frozenset(serials), stamp
+
+    def revoked(self, agent_id: str, serial: int | None) -> bool:
+        self._refresh()
+        return agent_id in self._ids or (serial is not None and serial in self._serials)
+
+
+class Authorizer:
+    def __init__(self, agent_scopes: Mapping[str, frozenset[Scope]],
+                 default_scopes: frozenset[Scope], revocations: RevocationList,
+                 catalog: SqliteCatalog, metrics: ServerMetrics) -> None:
+        self._scopes = agent_scopes
+        self._default = default_scopes
+        self._revocations = revocations
+        self._catalog = catalog
+        self._metrics = metrics
+
+    async def require(self, context: grpc.aio.ServicerContext, scope: Scope, action: str,
+                      claimed_agent_id: str = "") -> Caller:
+        """The verified caller, or the RPC is aborted (and audited) with the right status."""
+        cn = peer_common_name(context)
+        if cn is None or not is_agent_id(cn):
+            await self._refuse(context, cn or "?", action, grpc.StatusCode.UNAUTHENTICATED,
+                               "no verified client certificate")
+        assert cn is not None
+        if self._revocations.revoked(cn, peer_certificate_serial(context)):
+            await self._refuse(context, cn, action, grpc.StatusCode.PERMISSION_DENIED,
+                               f"the certificate of {cn!r} is revoked")
+        caller = Caller(AgentId(cn), self._scopes.get(cn, self._default))
+        if claimed_agent_id and claimed_agent_id != cn and not caller.may(Scope.ADMIN):
+            await self._refuse(context, cn, action, grpc.StatusCode.PERMISSION_DENIED,
+                               f"certificate {cn!r} may not act as agent {claimed_agent_id!r}")
+        if not caller.may(scope):
+            await self._refuse(context, cn, action, grpc.StatusCode.PERMISSION_DENIED,
+                               f"{cn!r} lacks the {scope.value!r} scope needed for {action}")
+        return caller
+
+    async def _refuse(self, context: grpc.aio.ServicerContext, who: str, action: str,
+                      code: grpc.StatusCode, why: str) -> None:
+        self._metrics.refused_calls.labels(code.name.lower()).inc()
+        event(log, "call_refused", logging.WARNING, caller=who, action=action, reason=why)
+        await self.audit(who, action, "", "refused", why)
+        await context.abort(code, why)
+
+    async def audit(self, actor: str, action: str, target: str, result: str,
+                    detail: str = "") -> None:
+        """Appends to the audit table; state-changing calls and refusals both land here."""
+        await asyncio.to_thread(self._catalog.audit, actor, action, target, result, detail)
+

@@ -1,0 +1,356 @@
+"""The server's catalog of photos, paths, versions, agents, conflicts and audit, behind a
+small interface so PostgreSQL can replace the embedded SQLite for multi-server deployments."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from photonic.models import ExifSummary
+from photonic.sqlite_db import open_database
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class LocationHead:
+    """What the library holds at one path now: its head version and the newest version number."""
+
+    location_id: int
+    head_version: int
+    head_sha256: str
+    head_library_path: str
+    max_version: int
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A version to record in one transaction, with the library moves it implies."""
+
+    agent_id: str
+    watch_name: str
+    rel_path: str
+    sha256: str
+    size: int
+    exif: ExifSummary
+    version: int
+    library_path: str
+    make_head: bool
+    mtime_ns: int = 0
+    incomplete: bool = False
+    relocated_head_path: str | None = None  # the old head's new home (name.vN.ext)
+    conflict_server_sha256: str | None = None
+    conflict_resolution: str | None = None  # None: parked, open until an admin resolves it
+
+
+@dataclass(frozen=True)
+class ConflictRow:
+    id: int
+    agent_id: str
+    watch_name: str
+    rel_path: str
+    server_sha256: str
+    incoming_sha256: str
+    incoming_mtime_ns: int
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    agent_id: str
+    hostname: str
+    last_seen_ms: int
+    last_sync_ms: int
+    state: str
+    queue_depth: int
+    bytes_pending: int
+    missing_watches: tuple[str, ...]
+    paused: bool
+
+
+class Catalog(Protocol):
+    def has_photo(self, sha256: str) -> bool: ...
+    def add_photo(self, sha256: str, size: int, exif: ExifSummary) -> None: ...
+    def get_head(self, agent_id: str, watch_name: str, rel_path: str) -> LocationHead | None: ...
+    def commit_version(self, v: NewVersion) -> int | None: ...
+    def park_conflict(self, agent_id: str, watch: str, rel: str, server_sha256: str,
+                      incoming_sha256: str, size: int, exif: ExifSummary,
+                      mtime_ns: int) -> int: ...
+    def open_conflicts(self, agent_id: str | None) -> list[ConflictRow]: ...
+    def close_conflict(self, conflict_id: int, resolution: str) -> None: ...
+    def audit(self, actor: str, action: str, target: str, result: str,
+              detail: str = "") -> None: ...
+    def close(self) -> None: ...
+
+
+class SqliteCatalog:
+    """The embedded catalog: one SQLite file in WAL mode; every commit is durable on return."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = open_database(path, "photonic.server.migrations")
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _one(self, sql: str, args: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
+        with self._lock:
+            row: tuple[Any, ...] | None = self._conn.execute(sql, args).fetchone()
+            return row
+
+    def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._conn.execute(sql, args).fetchall())
+
+    # photos ---------------------------------------------------------------------------------
+
+    def has_photo(self, sha256: str) -> bool:
+        return self._one("SELECT 1 FROM photos WHERE sha256 = ?", (sha256,)) is not None
+
+    def add_photo(self, sha256: str, size: int, exif: ExifSummary) -> None:
+        with self._tx() as c:
+            _insert_photo(c, sha256, size, exif)
+
+    def photo_count(self) -> tuple[int, int]:
+        row = self._one("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM photos")
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    def agent_totals(self, agent_id: str) -> tuple[int, int]:
+        """(paths, bytes) the agent's library holds at head."""
+        row = self._one(
+            "SELECT COUNT(*), COALESCE(SUM(p.size), 0) FROM locations l "
+            "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
+            "JOIN photos p ON p.sha256 = v.sha256 WHERE l.agent_id = ?",
+            (agent_id,),
+        )
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    def all_versions(self) -> list[tuple[str, str, str, int, str, str]]:
+        """(agent, watch, rel_path, version, sha256, library_path): for verification tools."""
+        rows = self._all(
+            "SELECT l.agent_id, l.watch_name, l.rel_path, v.version, v.sha256, v.library_path "
+            "FROM versions v JOIN locations l ON l.id = v.location_id ORDER BY l.id, v.version"
+        )
+        return [(str(a), str(w), str(r), int(n), str(s), str(p))
+                for a, w, r, n, s, p in rows]
+
+    # locations and versions -----------------------------------------------------------------
+
+    def get_head(self, agent_id: str, watch_name: str, rel_path: str) -> LocationHead | None:
+        row = self._one(
+            "SELECT l.id, l.head_version, v.sha256, v.library_path, "
+            "(SELECT MAX(version) FROM versions WHERE location_id = l.id) "
+            "FROM locations l "
+            "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
+            "WHERE l.agent_id = ? AND l.watch_name = ? AND l.rel_path = ?",
+            (agent_id, watch_name, rel_path),
+        )
+        if row is None:
+            return None
+        loc, head, sha, path, max_version = row
+        return LocationHead(int(loc), int(head), str(sha), str(path), int(max_version))
+
+    def find_version(self, location_id: int, sha256: str, mtime_ns: int) -> tuple[int, str] | None:
+        """(version, library_path) of a version with this content and mtime, if recorded."""
+        row = self._one(
+            "SELECT version, library_path FROM versions WHERE location_id = ? AND sha256 = ? "
+            "AND mtime_ns = ? ORDER BY version DESC LIMIT 1",
+            (location_id, sha256, mtime_ns),
+        )
+        return (int(row[0]), str(row[1])) if row else None
+
+    def photo_meta(self, sha256: str) -> tuple[int, ExifSummary]:
+        row = self._one(
+            "SELECT size, capture_time_ms, lens, has_gps, width, height FROM photos "
+            "WHERE sha256 = ?", (sha256,),
+        )
+        if row is None:
+            return 0, ExifSummary()
+        return int(row[0]), ExifSummary(capture_time_unix_ms=int(row[1]), lens_model=str(row[2]),
+                                        has_gps=bool(row[3]), width=int(row[4]),
+                                        height=int(row[5]))
+
+    def commit_version(self, v: NewVersion) -> int | None:
+        """Records a version (and the head move it implies); returns the conflict id, if any."""
+        ts = now_ms()
+        with self._tx() as c:
+            _insert_photo(c, v.sha256, v.size, v.exif)
+            loc_id = _upsert_location(c, v.agent_id, v.watch_name, v.rel_path, v.version)
+            if v.relocated_head_path is not None:
+                c.execute(
+                    "UPDATE versions SET library_path = ? WHERE location_id = ? AND version = "
+                    "(SELECT head_version FROM locations WHERE id = ?)",
+                    (v.relocated_head_path, loc_id, loc_id),
+                )
+            c.execute(
+                "INSERT INTO versions (location_id, version, sha256, library_path, created_ms, "
+                "mtime_ns, incomplete) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (loc_id, v.version, v.sha256, v.library_path, ts, v.mtime_ns, int(v.incomplete)),
+            )
+            if v.make_head:
+                c.execute("UPDATE locations SET head_version = ? WHERE id = ?", (v.version, loc_id))
+            c.execute(
+                "UPDATE agents SET last_sync_ms = ? WHERE agent_id = ?", (ts, v.agent_id)
+            )
+            if v.conflict_server_sha256 is None:
+                return None
+            cur = c.execute(
+                "INSERT INTO conflicts (location_id, server_sha256, incoming_sha256, "
+                "incoming_mtime_ns, created_ms, resolved_ms, resolution) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (loc_id, v.conflict_server_sha256, v.sha256, v.mtime_ns, ts, ts,
+                 v.conflict_resolution),
+            )
+            return int(cur.lastrowid or 0)
+
+    def park_conflict(self, agent_id: str, watch: str, rel: str, server_sha256: str,
+                      incoming_sha256: str, size: int, exif: ExifSummary, mtime_ns: int) -> int:
+        """Keeps an incoming version durable (content + an open conflict) without touching the
+        library, for `manual` resolution; the same parked content twice is one conflict."""
+        with self._tx() as c:
+            _insert_photo(c, incoming_sha256, size, exif)
+            row = c.execute(
+                "SELECT c.id FROM conflicts c JOIN locations l ON l.id = c.location_id "
+                "WHERE l.agent_id = ? AND l.watch_name = ? AND l.rel_path = ? "
+                "AND c.incoming_sha256 = ? AND c.resolved_ms IS NULL",
+                (agent_id, watch, rel, incoming_sha256),
+            ).fetchone()
+            if row is not None:
+                return int(row[0])
+            loc = c.execute(
+                "SELECT id FROM locations WHERE agent_id = ? AND watch_name = ? AND rel_path = ?",
+                (agent_id, watch, rel),
+            ).fetchone()
+            cur = c.execute(
+                "INSERT INTO conflicts (location_id, server_sha256, incoming_sha256, "
+                "incoming_mtime_ns, created_ms) VALUES (?, ?, ?, ?, ?)",
+                (int(loc[0]), server_sha256, incoming_sha256, mtime_ns, now_ms()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def open_conflicts(self, agent_id: str | None) -> list[ConflictRow]:
+        sql = (
+            "SELECT c.id, l.agent_id, l.watch_name, l.rel_path, c.server_sha256, "
+            "c.incoming_sha256, c.incoming_mtime_ns, c.created_ms FROM conflicts c "
+            "JOIN locations l ON l.id = c.location_id WHERE c.resolved_ms IS NULL"
+        )
+        args: tuple[object, ...] = ()
+        if agent_id is not None:
+            sql += " AND l.agent_id = ?"
+            args = (agent_id,)
+        rows = self._all(sql + " ORDER BY c.id", args)
+        return [ConflictRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]),
+                            str(r[5]), int(r[6]), int(r[7])) for r in rows]
+
+    def close_conflict(self, conflict_id: int, resolution: str) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE conflicts SET resolved_ms = ?, resolution = ? WHERE id = ?",
+                (now_ms(), resolution, conflict_id),
+            )
+
+    # agents ---------------------------------------------------------------------------------
+
+    def agent_count(self) -> int:
+        row = self._one("SELECT COUNT(*) FROM agents")
+        return int(row[0]) if row else 0
+
+    def register_agent(self, agent_id: str, hostname: str, version: str) -> None:
+        ts = now_ms()
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO agents (agent_id, hostname, version, first_seen_ms, last_seen_ms) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET "
+                "hostname = excluded.hostname, version = excluded.version, "
+                "last_seen_ms = excluded.last_seen_ms",
+                (agent_id, hostname, version, ts, ts),
+            )
+
+    def heartbeat(self, agent_id: str, state: str, queue_depth: int, bytes_pending: int,
+                  missing_watches: tuple[str, ...]) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE agents SET last_seen_ms = ?, state = ?, queue_depth = ?, "
+                "bytes_pending = ?, missing_watches = ? WHERE agent_id = ?",
+                (now_ms(), state, queue_depth, bytes_pending, "\n".join(missing_watches),
+                 agent_id),
+            )
+
+    def set_paused(self, agent_id: str, paused: bool) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE agents SET paused = ? WHERE agent_id = ?", (int(paused), agent_id))
+
+    def get_agent(self, agent_id: str) -> AgentRow | None:
+        row = self._one(
+            "SELECT agent_id, hostname, last_seen_ms, last_sync_ms, state, queue_depth, "
+            "bytes_pending, missing_watches, paused FROM agents WHERE agent_id = ?",
+            (agent_id,),
+        )
+        if row is None:
+            return None
+        missing = tuple(m for m in str(row[7]).split("\n") if m)
+        return AgentRow(str(row[0]), str(row[1]), int(row[2]), int(row[3]), str(row[4]),
+                        int(row[5]), int(row[6]), missing, bool(row[8]))
+
+    # audit ----------------------------------------------------------------------------------
+
+    def audit(self, actor: str, action: str, target: str, result: str, detail: str = "") -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO audit (ts_ms, actor, action, target, result, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (now_ms(), actor, action, target, result, detail),
+            )
+
+    def audit_rows(self, limit: int = 1000) -> list[tuple[int, str, str, str, str, str]]:
+        rows = self._all(
+            "SELECT ts_ms, actor, action, target, result, detail FROM audit ORDER BY id DESC "
+            "LIMIT ?", (limit,),
+        )
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]))
+                for r in rows]
+
+
+def _insert_photo(c: sqlite3.Connection, sha256: str, size: int, exif: ExifSummary) -> None:
+    c.execute(
+        "INSERT INTO photos (sha256, size, stored_ms, capture_time_ms, camera, lens, has_gps, "
+        "width, height) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+        (sha256, size, now_ms(), exif.capture_time_unix_ms, exif.camera, exif.lens_model,
+         int(exif.has_gps), exif.width, exif.height),
+    )
+
+
+def _upsert_location(c: sqlite3.Connection, agent: str, watch: str, rel: str, version: int) -> int:
+    row = c.execute(
+        "SELECT id FROM locations WHERE agent_id = ? AND watch_name = ? AND rel_path = ?",
+        (agent, watch, rel),
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    cur = c.execute(
+        "INSERT INTO locations (agent_id, watch_name, rel_path, head_version) VALUES (?, ?, ?, ?)",
+        (agent, watch, rel, version),
+    )
+    return int(cur.lastrowid or 0)

@@ -1,0 +1,305 @@
+"""One SyncBatch stream on the server: answers a manifest, receives chunks, and acknowledges a
+file only after its content is verified, fsynced, in the store and in the catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from photonic import errors
+from photonic.grpc_options import MAX_CHUNK_BYTES
+from photonic.logfmt import event
+from photonic.media.chunks import decompress_chunk
+from photonic.models import (
+    ChunkData,
+    CommittedFile,
+    ConflictPolicy,
+    ContentHash,
+    Decision,
+    FailedFile,
+    FileDecision,
+    ManifestEntry,
+    is_content_hash,
+)
+from photonic.paths import safe_name, safe_relative_path
+from photonic.server.catalog import SqliteCatalog
+from photonic.server.events import EventHub, ServerEvent
+from photonic.server.library import Library
+from photonic.server.metrics import ServerMetrics
+from photonic.server.store import ContentStore, PartialUpload
+
+log = logging.getLogger("photonic.server.ingest")
+
+Outgoing = FileDecision | CommittedFile | FailedFile
+MAX_MANIFEST_ENTRIES = 10_000
+
+
+class UploadClaims:
+    """Which stream is writing each content now, so two agents never append to one partial."""
+
+    def __init__(self) -> None:
+        self._released: dict[str, asyncio.Event] = {}
+
+    def try_claim(self, sha256: str) -> bool:
+        if sha256 in self._released:
+            return False
+        self._released[sha256] = asyncio.Event()
+        return True
+
+    def release(self, sha256: str) -> None:
+        done = self._released.pop(sha256, None)
+        if done is not None:
+            done.set()
+
+    async def wait_released(self, sha256: str) -> None:
+        done = self._released.get(sha256)
+        if done is not None:
+            await done.wait()
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    max_transfer_size_bytes: int
+    min_free_bytes: int
+    deduplication: bool
+
+
+@dataclass
+class IngestDeps:
+    store: ContentStore
+    catalog: SqliteCatalog
+    library: Library
+    claims: UploadClaims
+    metrics: ServerMetrics
+    events: EventHub
+    limits: IngestLimits
+    audit: Callable[[str, str, str, str, str], Awaitable[None]]
+
+
+@dataclass
+class _Incoming:
+    """Content this stream is receiving, and every path waiting for it."""
+
+    sha256: ContentHash
+    size: int
+    paths: list[tuple[ManifestEntry, PurePosixPath]] = field(default_factory=list)
+    upload: PartialUpload | None = None
+
+
+class IngestSession:
+    def __init__(self, agent_id: str, deps: IngestDeps,
+                 send: Callable[[Outgoing], Awaitable[None]]) -> None:
+        self._agent = agent_id
+        self._d = deps
+        self._send = send
+        self._policy = ConflictPolicy.AUTO
+        self._incoming: dict[str, _Incoming] = {}
+        self._waiters: set[asyncio.Task[None]] = set()
+
+    async def on_manifest(self, entries: list[ManifestEntry], policy: ConflictPolicy) -> None:
+        if len(entries) > MAX_MANIFEST_ENTRIES:
+            raise errors.InvalidInput(
+                f"a manifest may list at most {MAX_MANIFEST_ENTRIES} files; split the batch")
+        self._policy = policy
+        for entry in entries:
+            await self._offer(entry)
+
+    async def _offer(self, entry: ManifestEntry) -> None:
+        try:
+            rel = self._validate(entry)
+        except errors.InvalidInput as exc:
+            await self._reject(entry, str(exc))
+            return
+        pending = self._incoming.get(entry.sha256)
+        if pending is not None:
+            pending.paths.append((entry, rel))
+            return
+        await self._decide(entry, rel)
+
+    def _validate(self, entry: ManifestEntry) -> PurePosixPath:
+        if not is_content_hash(entry.sha256):
+            raise errors.InvalidInput(f"{entry.sha256!r} is not a lowercase SHA-256 hex digest")
+        safe_name(entry.watch_name, "watch name")
+        rel = safe_relative_path(entry.relative_path)
+        if entry.size > self._d.limits.max_transfer_size_bytes:
+            raise errors.InvalidInput(
+                f"{entry.size} bytes is over the server's max_transfer_size "
+                f"({self._d.limits.max_transfer_size_bytes})")
+        return rel
+
+    async def _decide(self, entry: ManifestEntry, rel: PurePosixPath) -> None:
+        if await self._already_stored(entry):
+            committed = await self._record(entry, rel)
+            self._d.metrics.dedup_hits.labels(self._agent).inc()
+            self._d.metrics.photos_processed.labels(self._agent, "deduplicated").inc()
+            self._publish("file_deduplicated", entry)
+            await self._send(FileDecision(
+                sha256=entry.sha256, watch_name=entry.watch_name,
+                relative_path=entry.relative_path, action=Decision.HAVE,
+                version=committed.version, conflict=committed.conflict))
+            return
+        if not self._d.claims.try_claim(entry.sha256):
+            # Another stream is writing this content: decide once it has finished.
+            incoming = _Incoming(entry.sha256, entry.size, [(entry, rel)])
+            self._incoming[entry.sha256] = incoming
+            task = asyncio.create_task(self._decide_after_other_stream(incoming))
+            self._waiters.add(task)
+            task.add_done_callback(self._waiters.discard)
+            return
+        await self._start_upload(_Incoming(entry.sha256, entry.size, [(entry, rel)]))
+
+    async def _already_stored(self, entry: ManifestEntry) -> bool:
+        if not await asyncio.to_thread(self._d.store.has_object, entry.sha256):
+            return False
+        if self._d.limits.deduplication:
+            return True
+        head = await asyncio.to_thread(self._d.catalog.get_head, self._agent, entry.watch_name,
+                                       entry.relative_path)
+        return head is not None and head.head_sha256 == entry.sha256
+
+    async def _decide_after_other_stream(self, incoming: _Incoming) -> None:
+        await self._d.claims.wait_released(incoming.sha256)
+        self._incoming.pop(incoming.sha256, None)
+        for entry, rel in incoming.paths:
+            await self._offer(entry) if rel is None else await self._decide(entry, rel)
+
+    async def _start_upload(self, incoming: _Incoming) -> None:
+        sha = incoming.sha256
+        self._incoming[sha] = incoming
+        try:
+            self._ensure_room(incoming.size - self._d.store.partial_offset(sha))
+            incoming.upload = await asyncio.to_thread(self._d.store.open_partial, sha,
+                                                      incoming.size)
+        except BaseException:
+            self._forget(sha)
+            raise
+        offset = incoming.upload.offset
+        entry = incoming.paths[0][0]
+        await self._send(FileDecision(sha256=sha, watch_name=entry.watch_name,
+                                      relative_path=entry.relative_path,
+                                      action=Decision.SEND, offset=offset))
+        if offset == incoming.size:
+            await self._finish(incoming)
+
+    def _ensure_room(self, needed: int) -> None:
+        free = self._d.store.free_bytes()
+        self._d.metrics.storage_free_bytes.set(free)
+        if free - max(needed, 0) < self._d.limits.min_free_bytes:
+            self._d.metrics.storage_full.set(1)
+            raise errors.StorageFull(
+                f"server storage is full: {free} bytes free, {needed} needed plus a reserve of "
+                f"{self._d.limits.min_free_bytes}; intake resumes when space is freed")
+        self._d.metrics.storage_full.set(0)
+
+    async def on_chunk(self, chunk: ChunkData) -> None:
+        incoming = self._incoming.get(chunk.sha256)
+        if incoming is None or incoming.upload is None:
+            raise errors.InvalidInput(f"chunk for {chunk.sha256[:12]}, which was not requested")
+        upload = incoming.upload
+        problem = self._chunk_problem(chunk, upload)
+        if problem:
+            await self._fail(incoming, problem, retryable=True)
+            return
+        self._d.metrics.bytes_received.labels(self._agent).inc(len(chunk.data))
+        try:
+            data = chunk.data
+            if chunk.lz4:
+                data = await asyncio.to_thread(
+                    decompress_chunk, chunk.data, expected_raw_size=chunk.raw_size,
+                    max_raw_size=MAX_CHUNK_BYTES)
+            elif len(data) != chunk.raw_size:
+                raise errors.IntegrityError(
+                    f"chunk declares {chunk.raw_size} bytes but carries {len(data)}")
+            await asyncio.to_thread(upload.append, data)
+        except errors.IntegrityError as exc:
+            await self._fail(incoming, str(exc), retryable=True)
+            return
+        except errors.StorageFull:
+            self._d.metrics.storage_full.set(1)
+            self._forget(chunk.sha256)
+            raise
+        if upload.offset == incoming.size:
+            await self._finish(incoming)
+
+    @staticmethod
+    def _chunk_problem(chunk: ChunkData, upload: PartialUpload) -> str:
+        if chunk.offset != upload.offset:
+            return f"chunk at offset {chunk.offset}, expected {upload.offset}"
+        if chunk.raw_size > MAX_CHUNK_BYTES:
+            return f"chunk of {chunk.raw_size} bytes is over the limit of {MAX_CHUNK_BYTES}"
+        if chunk.offset + chunk.raw_size > upload.size:
+            return f"chunk ends at {chunk.offset + chunk.raw_size}, past the declared size"
+        if chunk.raw_size == 0:
+            return "empty chunk"
+        return ""
+
+    async def _finish(self, incoming: _Incoming) -> None:
+        assert incoming.upload is not None
+        try:
+            await asyncio.to_thread(self._d.store.commit, incoming.upload)
+        except errors.IntegrityError as exc:
+            self._d.metrics.integrity_failures.labels(self._agent).inc()
+            await self._fail(incoming, str(exc), retryable=True)
+            return
+        self._d.metrics.bytes_stored.labels(self._agent).inc(incoming.size)
+        try:
+            for entry, rel in incoming.paths:
+                committed = await self._record(entry, rel)
+                self._d.metrics.photos_processed.labels(self._agent, "stored").inc()
+                self._publish("file_committed", entry, committed.library_path)
+                event(log, "file_committed", agent=self._agent, path=entry.relative_path,
+                      watch=entry.watch_name, sha256=entry.sha256[:16], size=entry.size,
+                      version=committed.version, conflict=committed.conflict)
+                await self._send(committed)
+        finally:
+            self._forget(incoming.sha256)
+
+    async def _record(self, entry: ManifestEntry, rel: PurePosixPath) -> CommittedFile:
+        committed = await asyncio.to_thread(self._d.library.record, self._agent, entry, rel,
+                                            self._policy)
+        if committed.conflict:
+            self._d.metrics.photos_processed.labels(self._agent, "conflict").inc()
+            self._publish("conflict", entry, self._policy.value)
+        return committed
+
+    async def on_abort(self, sha256: str, reason: str) -> None:
+        """The agent gave up on a file; the partial stays on disk for a later resume."""
+        if sha256 in self._incoming:
+            event(log, "upload_aborted", agent=self._agent, sha256=sha256[:16], reason=reason)
+            self._forget(sha256)
+
+    async def _fail(self, incoming: _Incoming, reason: str, *, retryable: bool) -> None:
+        self._forget(incoming.sha256)
+        self._d.metrics.photos_processed.labels(self._agent, "failed").inc(len(incoming.paths))
+        event(log, "upload_failed", logging.WARNING, agent=self._agent,
+              sha256=incoming.sha256[:16], reason=reason)
+        await self._send(FailedFile(incoming.sha256, reason, retryable))
+
+    async def _reject(self, entry: ManifestEntry, reason: str) -> None:
+        self._d.metrics.photos_processed.labels(self._agent, "rejected").inc()
+        self._publish("file_rejected", entry, reason)
+        await self._d.audit(self._agent, "sync.reject", f"{entry.watch_name}/"
+                            f"{entry.relative_path!r}", "refused", reason)
+        await self._send(FileDecision(sha256=entry.sha256, watch_name=entry.watch_name,
+                                      relative_path=entry.relative_path,
+                                      action=Decision.REJECT, reason=reason))
+
+    def _publish(self, kind: str, entry: ManifestEntry, detail: str = "") -> None:
+        self._d.events.publish(ServerEvent(
+            kind=kind, agent_id=self._agent, sha256=entry.sha256, watch_name=entry.watch_name,
+            relative_path=entry.relative_path, detail=detail, size=entry.size))
+
+    def _forget(self, sha256: str) -> None:
+        incoming = self._incoming.pop(sha256, None)
+        if incoming is not None and incoming.upload is not None:
+            incoming.upload.close()
+            self._d.claims.release(sha256)
+
+    async def close(self) -> None:
+        for task in list(self._waiters):
+            task.cancel()
+        for sha in list(self._incoming):
+            self._forget(sha)

@@ -1,0 +1,139 @@
+"""Records paths for stored content: versions (`name.vN.ext`), conflicts and their policies.
+
+Every method does blocking I/O (links, SQLite) and runs in a worker thread. Each step is
+idempotent, so a crash between any two of them is repaired by the agent simply sending again."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path, PurePosixPath
+
+from photonic.errors import NotFound
+from photonic.models import CommittedFile, ConflictPolicy, ContentHash, ManifestEntry
+from photonic.paths import version_path
+from photonic.server.catalog import LocationHead, NewVersion, SqliteCatalog
+from photonic.server.store import ContentStore
+
+
+class Library:
+    """The browsable tree `library/<agent>/<watch>/<path>` kept in step with the catalog."""
+
+    def __init__(self, store: ContentStore, catalog: SqliteCatalog) -> None:
+        self._store = store
+        self._catalog = catalog
+        # One writer at a time per library: version numbering reads then writes.
+        self._lock = threading.Lock()
+
+    def record(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
+               policy: ConflictPolicy) -> CommittedFile:
+        """Makes entry's content visible at its path, following the conflict policy."""
+        with self._lock:
+            return self._record(agent_id, entry, rel, policy)
+
+    def _record(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
+                policy: ConflictPolicy) -> CommittedFile:
+        head = self._catalog.get_head(agent_id, entry.watch_name, str(rel))
+        plain = self._store.library_file(agent_id, entry.watch_name, rel)
+        if head is None:
+            self._store.link(entry.sha256, plain)
+            self._commit(agent_id, entry, rel, 1, plain, make_head=True)
+            return self._committed(entry, 1, plain)
+        if head.head_sha256 == entry.sha256:
+            if not self._store.holds(plain, entry.sha256):
+                self._store.link(entry.sha256, plain)
+            return self._committed(entry, head.head_version, plain)
+        retried = self._catalog_version_with(head, entry)
+        if retried is not None:
+            return self._committed(entry, retried[0], self._store.root / retried[1],
+                                   conflict=True)
+        conflict = entry.base_sha256 != head.head_sha256
+        if conflict and policy is ConflictPolicy.MANUAL:
+            self._catalog.park_conflict(agent_id, entry.watch_name, str(rel), head.head_sha256,
+                                        entry.sha256, entry.size, entry.exif, entry.mtime_ns)
+            return self._committed(entry, 0, plain, conflict=True)
+        if conflict and policy is ConflictPolicy.SERVER_WINS:
+            version = head.max_version + 1
+            side = self._free_version_file(agent_id, entry.watch_name, rel, version, entry.sha256)
+            self._store.link(entry.sha256, side)
+            self._commit(agent_id, entry, rel, version, side, make_head=False,
+                         conflict_with=head.head_sha256, resolution="server_wins")
+            return self._committed(entry, version, side, conflict=True)
+        return self._new_head(agent_id, entry, rel, head,
+                              conflict_with=head.head_sha256 if conflict else None)
+
+    def resolve(self, conflict_id: int, keep_incoming: bool) -> None:
+        """Settles a parked conflict: the incoming version becomes head, or is kept beside it.
+        The parked content is never dropped either way."""
+        with self._lock:
+            row = next((c for c in self._catalog.open_conflicts(None) if c.id == conflict_id),
+                       None)
+            if row is None:
+                raise NotFound(f"conflict {conflict_id} does not exist or is already resolved")
+            rel = PurePosixPath(row.rel_path)
+            head = self._catalog.get_head(row.agent_id, row.watch_name, row.rel_path)
+            assert head is not None
+            size, exif = self._catalog.photo_meta(row.incoming_sha256)
+            entry = ManifestEntry(sha256=ContentHash(row.incoming_sha256), size=size,
+                                  watch_name=row.watch_name, relative_path=row.rel_path,
+                                  exif=exif, mtime_ns=row.incoming_mtime_ns,
+                                  base_sha256=head.head_sha256)
+            if self._catalog_version_with(head, entry) is None:
+                if keep_incoming:
+                    self._new_head(row.agent_id, entry, rel, head, conflict_with=None)
+                else:
+                    version = head.max_version + 1
+                    side = self._free_version_file(row.agent_id, row.watch_name, rel, version,
+                                                   entry.sha256)
+                    self._store.link(entry.sha256, side)
+                    self._commit(row.agent_id, entry, rel, version, side, make_head=False)
+            self._catalog.close_conflict(conflict_id,
+                                         "keep_incoming" if keep_incoming else "keep_server")
+
+    def _new_head(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
+                  head: LocationHead, conflict_with: str | None) -> CommittedFile:
+        plain = self._store.library_file(agent_id, entry.watch_name, rel)
+        old = self._free_version_file(agent_id, entry.watch_name, rel, head.head_version,
+                                      ContentHash(head.head_sha256))
+        self._store.link(head.head_sha256, old)
+        self._store.link(entry.sha256, plain)
+        version = head.max_version + 1
+        self._commit(agent_id, entry, rel, version, plain, make_head=True, relocated=old,
+                     conflict_with=conflict_with,
+                     resolution="auto" if conflict_with else None)
+        return self._committed(entry, version, plain, conflict=conflict_with is not None)
+
+    def _catalog_version_with(self, head: LocationHead,
+                              entry: ManifestEntry) -> tuple[int, str] | None:
+        """A version already recorded for this exact file (same content and mtime): the agent
+        is retrying after a lost acknowledgement, so nothing new is recorded."""
+        return self._catalog.find_version(head.location_id, entry.sha256, entry.mtime_ns)
+
+    def _free_version_file(self, agent_id: str, watch: str, rel: PurePosixPath, version: int,
+                           sha256: ContentHash) -> Path:
+        for attempt in range(1000):
+            candidate = self._store.library_file(agent_id, watch,
+                                                 version_path(rel, version, attempt))
+            if not candidate.exists() or self._store.holds(candidate, sha256):
+                return candidate
+        raise NotFound(f"no free version name for {rel}")
+
+    def _commit(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath, version: int,
+                where: Path, *, make_head: bool, relocated: Path | None = None,
+                conflict_with: str | None = None, resolution: str | None = None) -> None:
+        self._catalog.commit_version(NewVersion(
+            agent_id=agent_id, watch_name=entry.watch_name, rel_path=str(rel),
+            sha256=entry.sha256, size=entry.size, exif=entry.exif, version=version,
+            library_path=self._relative(where), make_head=make_head, mtime_ns=entry.mtime_ns,
+            incomplete=entry.incomplete,
+            relocated_head_path=self._relative(relocated) if relocated is not None else None,
+            conflict_server_sha256=conflict_with, conflict_resolution=resolution,
+        ))
+
+    def _relative(self, path: Path) -> str:
+        return path.relative_to(self._store.root).as_posix()
+
+    def _committed(self, entry: ManifestEntry, version: int, where: Path,
+                   conflict: bool = False) -> CommittedFile:
+        return CommittedFile(sha256=entry.sha256, watch_name=entry.watch_name,
+                             relative_path=entry.relative_path, version=version,
+                             conflict=conflict, library_path=self._relative(where))

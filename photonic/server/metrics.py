@@ -1,0 +1,46 @@
+"""The server's Prometheus metrics, on an injected registry so every test reads its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class ServerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.photos_processed = Counter(
+            "photonic_photos_processed_total",
+            "Paths recorded by the server, by agent and operation (stored, deduplicated, "
+            "rejected, failed, conflict)",
+            ["agent_id", "operation"], registry=registry)
+        self.sync_duration = Histogram(
+            "photonic_sync_duration_seconds", "Duration of one SyncBatch stream",
+            ["agent_id"], registry=registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800))
+        self.bytes_received = Counter(
+            "photonic_server_bytes_received_total", "Chunk bytes received on the wire",
+            ["agent_id"], registry=registry)
+        self.bytes_stored = Counter(
+            "photonic_server_bytes_stored_total", "Raw content bytes verified and stored",
+            ["agent_id"], registry=registry)
+        self.dedup_hits = Counter(
+            "photonic_server_dedup_hits_total", "Manifest entries answered HAVE",
+            ["agent_id"], registry=registry)
+        self.active_syncs = Gauge(
+            "photonic_server_active_syncs", "SyncBatch streams open now", registry=registry)
+        self.storage_free_bytes = Gauge(
+            "photonic_server_storage_free_bytes", "Free bytes on the storage filesystem",
+            registry=registry)
+        self.storage_full = Gauge(
+            "photonic_server_storage_full",
+            "1 while intake is stopped because the storage is (nearly) full", registry=registry)
+        self.integrity_failures = Counter(
+            "photonic_server_integrity_failures_total",
+            "Uploads discarded because size or SHA-256 did not match", ["agent_id"],
+            registry=registry)
+        self.refused_calls = Counter(
+            "photonic_server_refused_calls_total", "Calls refused, by reason",
+            ["reason"], registry=registry)
+        self.agent_state = Gauge(
+            "photonic_agent_state_info", "1 for the state each agent last reported",
+            ["agent_id", "state"], registry=registry)

@@ -1,0 +1,247 @@
+"""The PhotonicSync servicer: thin; authorizes, translates with wire.py, delegates."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+
+from photonic import __version__, errors, wire
+from photonic.grpc_options import CORRELATION_METADATA_KEY, MAX_CHUNK_BYTES
+from photonic.logfmt import event
+from photonic.models import Scope
+from photonic.server.auth import Authorizer, Caller
+from photonic.server.catalog import SqliteCatalog
+from photonic.server.events import EventHub, ServerEvent
+from photonic.server.ingest import IngestDeps, IngestSession, Outgoing
+from photonic.server.library import Library
+from photonic.server.metrics import ServerMetrics
+from photonic.v1 import sync_pb2, sync_pb2_grpc
+
+log = logging.getLogger("photonic.server.sync")
+_OUTGOING_QUEUE = 256
+_UNSPECIFIED = sync_pb2.Event.KIND_UNSPECIFIED
+_EVENT_KINDS: dict[str, sync_pb2.Event.Kind.ValueType] = {
+    "agent_registered": sync_pb2.Event.KIND_AGENT_REGISTERED,
+    "file_committed": sync_pb2.Event.KIND_FILE_COMMITTED,
+    "file_deduplicated": sync_pb2.Event.KIND_FILE_DEDUPLICATED,
+    "file_rejected": sync_pb2.Event.KIND_FILE_REJECTED,
+    "conflict": sync_pb2.Event.KIND_CONFLICT,
+    "agent_state": sync_pb2.Event.KIND_AGENT_STATE,
+    "paused": sync_pb2.Event.KIND_PAUSED,
+}
+
+
+def _outgoing_to_wire(item: Outgoing) -> sync_pb2.SyncServerMessage:
+    if isinstance(item, wire.FileDecision):
+        return wire.decision_to_wire(item)
+    if isinstance(item, wire.CommittedFile):
+        return wire.committed_to_wire(item)
+    return wire.failed_to_wire(item)
+
+
+class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
+    def __init__(self, auth: Authorizer, catalog: SqliteCatalog, library: Library,
+                 ingest: IngestDeps, events: EventHub, metrics: ServerMetrics,
+                 max_agents: int, max_concurrent_syncs: int,
+                 max_transfer_size_bytes: int) -> None:
+        self._auth = auth
+        self._catalog = catalog
+        self._library = library
+        self._ingest = ingest
+        self._events = events
+        self._metrics = metrics
+        self._max_agents = max_agents
+        self._sync_slots = asyncio.Semaphore(max_concurrent_syncs)
+        self._max_concurrent = max_concurrent_syncs
+        self._max_transfer = max_transfer_size_bytes
+
+    async def RegisterAgent(self, request: sync_pb2.RegisterAgentRequest,
+                            context: grpc.aio.ServicerContext) -> sync_pb2.RegisterAgentResponse:
+        caller = await self._auth.require(context, Scope.SYNC, "RegisterAgent", request.agent_id)
+        known = await asyncio.to_thread(self._catalog.get_agent, caller.agent_id)
+        if known is None and await asyncio.to_thread(self._catalog.agent_count) >= self._max_agents:
+            await self._auth.audit(caller.agent_id, "RegisterAgent", "", "refused", "max_agents")
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"the server already serves max_agents={self._max_agents} agents")
+        await asyncio.to_thread(self._catalog.register_agent, caller.agent_id,
+                                request.hostname, request.version)
+        await self._auth.audit(caller.agent_id, "RegisterAgent", request.hostname, "ok")
+        self._events.publish(ServerEvent("agent_registered", caller.agent_id,
+                                         detail=request.hostname))
+        row = await asyncio.to_thread(self._catalog.get_agent, caller.agent_id)
+        return sync_pb2.RegisterAgentResponse(
+            agent_id=caller.agent_id, scopes=sorted(s.value for s in caller.scopes),
+            max_chunk_bytes=MAX_CHUNK_BYTES, max_transfer_size_bytes=self._max_transfer,
+            paused=bool(row and row.paused), server_version=__version__)
+
+    async def Heartbeat(self, request: sync_pb2.HeartbeatRequest,
+                        context: grpc.aio.ServicerContext) -> sync_pb2.HeartbeatResponse:
+        caller = await self._auth.require(context, Scope.SYNC, "Heartbeat", request.agent_id)
+        state = wire.state_from_wire(request.state)
+        await asyncio.to_thread(self._catalog.heartbeat, caller.agent_id, state.value,
+                                request.queue_depth, request.bytes_pending,
+                                tuple(request.missing_watches))
+        for s in wire.AgentState:
+            self._metrics.agent_state.labels(caller.agent_id, s.value).set(int(s is state))
+        row = await asyncio.to_thread(self._catalog.get_agent, caller.agent_id)
+        return sync_pb2.HeartbeatResponse(paused=bool(row and row.paused),
+                                          server_time_unix_ms=int(time.time() * 1000))
+
+    async def SyncBatch(self, request_iterator: AsyncIterator[sync_pb2.SyncClientMessage],
+                        context: grpc.aio.ServicerContext
+                        ) -> AsyncIterator[sync_pb2.SyncServerMessage]:
+        caller = await self._auth.require(context, Scope.SYNC, "SyncBatch")
+        row = await asyncio.to_thread(self._catalog.get_agent, caller.agent_id)
+        if row is not None and row.paused:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"syncing is paused for {caller.agent_id}")
+        if self._sync_slots.locked():
+            self._metrics.refused_calls.labels("max_concurrent_syncs").inc()
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"the server is at max_concurrent_syncs={self._max_concurrent}; "
+                                "retry shortly")
+        async with self._sync_slots:
+            self._metrics.active_syncs.inc()
+            started = time.monotonic()
+            try:
+                async for reply in self._run_batch(caller, request_iterator, context):
+                    yield reply
+            finally:
+                self._metrics.active_syncs.dec()
+                self._metrics.sync_duration.labels(caller.agent_id).observe(
+                    time.monotonic() - started)
+
+    async def _run_batch(self, caller: Caller,
+                         requests: AsyncIterator[sync_pb2.SyncClientMessage],
+                         context: grpc.aio.ServicerContext
+                         ) -> AsyncIterator[sync_pb2.SyncServerMessage]:
+        outgoing: asyncio.Queue[Outgoing | None] = asyncio.Queue(_OUTGOING_QUEUE)
+        session = IngestSession(caller.agent_id, self._ingest, outgoing.put)
+        correlation = dict(context.invocation_metadata() or ()).get(CORRELATION_METADATA_KEY, "")
+        failure: list[errors.PhotonicError] = []
+
+        async def pump() -> None:
+            try:
+                async for message in requests:
+                    await self._dispatch(session, caller, message)
+            except errors.PhotonicError as exc:
+                failure.append(exc)
+            finally:
+                await outgoing.put(None)
+
+        reader = asyncio.create_task(pump())
+        try:
+            while (item := await outgoing.get()) is not None:
+                yield _outgoing_to_wire(item)
+            await reader
+        finally:
+            reader.cancel()
+            await session.close()
+        if failure:
+            exc = failure[0]
+            event(log, "sync_stream_refused", logging.WARNING, agent=caller.agent_id,
+                  correlation_id=correlation, reason=str(exc))
+            await context.abort(wire.status_for(exc), str(exc))
+
+    async def _dispatch(self, session: IngestSession, caller: Caller,
+                        message: sync_pb2.SyncClientMessage) -> None:
+        kind = message.WhichOneof("kind")
+        if kind == "chunk":
+            await session.on_chunk(wire.chunk_from_wire(message.chunk))
+        elif kind == "manifest":
+            manifest = message.manifest
+            if manifest.agent_id and manifest.agent_id != caller.agent_id:
+                await self._auth.audit(caller.agent_id, "SyncBatch", manifest.agent_id,
+                                       "refused", "manifest names another agent")
+                raise errors.AuthError(f"certificate {caller.agent_id!r} may not write as "
+                                       f"agent {manifest.agent_id!r}")
+            await session.on_manifest([wire.entry_from_wire(e) for e in manifest.files],
+                                      wire.policy_from_wire(manifest.conflict_policy))
+        elif kind == "abort":
+            await session.on_abort(message.abort.sha256, message.abort.reason)
+        else:
+            raise errors.InvalidInput("empty SyncClientMessage")
+
+    async def ResolveConflicts(self, request: sync_pb2.ResolveConflictsRequest,
+                               context: grpc.aio.ServicerContext
+                               ) -> sync_pb2.ResolveConflictsResponse:
+        caller = await self._auth.require(context, Scope.ADMIN, "ResolveConflicts")
+        if request.keep == sync_pb2.ResolveConflictsRequest.KEEP_UNSPECIFIED:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "say which version to keep: incoming or server")
+        ids = list(request.conflict_ids)
+        if request.all:
+            ids = [c.id for c in await asyncio.to_thread(self._catalog.open_conflicts, None)]
+        keep_incoming = request.keep == sync_pb2.ResolveConflictsRequest.KEEP_INCOMING
+        resolved: list[int] = []
+        for cid in ids:
+            try:
+                await asyncio.to_thread(self._library.resolve, cid, keep_incoming)
+            except errors.NotFound as exc:
+                await self._auth.audit(caller.agent_id, "ResolveConflicts", str(cid),
+                                       "not_found")
+                await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            resolved.append(cid)
+            await self._auth.audit(caller.agent_id, "ResolveConflicts", str(cid), "ok",
+                                   "keep_incoming" if keep_incoming else "keep_server")
+        return sync_pb2.ResolveConflictsResponse(resolved_ids=resolved)
+
+    async def _target_agent(self, context: grpc.aio.ServicerContext, requested: str,
+                            action: str) -> str:
+        caller = await self._auth.require(context, Scope.SYNC, action)
+        if requested and requested != caller.agent_id and not caller.may(Scope.ADMIN):
+            await self._auth.audit(caller.agent_id, action, requested, "refused",
+                                   "another agent needs the admin scope")
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                f"{caller.agent_id!r} may only see or change itself; "
+                                f"{requested!r} needs the admin scope")
+        return requested or caller.agent_id
+
+    async def GetSyncStatus(self, request: sync_pb2.GetSyncStatusRequest,
+                            context: grpc.aio.ServicerContext) -> sync_pb2.GetSyncStatusResponse:
+        agent_id = await self._target_agent(context, request.agent_id, "GetSyncStatus")
+        row = await asyncio.to_thread(self._catalog.get_agent, agent_id)
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no agent {agent_id!r} is known")
+        assert row is not None
+        photos, stored = await asyncio.to_thread(self._catalog.agent_totals, agent_id)
+        conflicts = await asyncio.to_thread(self._catalog.open_conflicts, agent_id)
+        return sync_pb2.GetSyncStatusResponse(
+            agent_id=agent_id, state=wire.state_to_wire(wire.AgentState(row.state)),
+            photos=photos, bytes_stored=stored, last_seen_unix_ms=row.last_seen_ms,
+            last_sync_unix_ms=row.last_sync_ms, paused=row.paused, queue_depth=row.queue_depth,
+            bytes_pending=row.bytes_pending, missing_watches=list(row.missing_watches),
+            open_conflicts=[sync_pb2.Conflict(
+                id=c.id, agent_id=c.agent_id, watch_name=c.watch_name,
+                relative_path=c.rel_path, server_sha256=c.server_sha256,
+                incoming_sha256=c.incoming_sha256, created_unix_ms=c.created_ms)
+                for c in conflicts])
+
+    async def PauseSyncing(self, request: sync_pb2.PauseSyncingRequest,
+                           context: grpc.aio.ServicerContext) -> sync_pb2.PauseSyncingResponse:
+        agent_id = await self._target_agent(context, request.agent_id, "PauseSyncing")
+        await asyncio.to_thread(self._catalog.set_paused, agent_id, request.paused)
+        await self._auth.audit(agent_id, "PauseSyncing", agent_id, "ok",
+                               "paused" if request.paused else "resumed")
+        self._events.publish(ServerEvent("paused", agent_id, detail=str(request.paused)))
+        return sync_pb2.PauseSyncingResponse(paused=request.paused)
+
+    async def StreamEvents(self, request: sync_pb2.StreamEventsRequest,
+                           context: grpc.aio.ServicerContext) -> AsyncIterator[sync_pb2.Event]:
+        caller = await self._auth.require(context, Scope.SYNC, "StreamEvents")
+        if caller.may(Scope.ADMIN):
+            only = request.agent_id or None
+        else:
+            only = await self._target_agent(context, request.agent_id, "StreamEvents")
+        async for ev in self._events.subscribe():
+            if only is not None and ev.agent_id != only:
+                continue
+            yield sync_pb2.Event(kind=_EVENT_KINDS.get(ev.kind, _UNSPECIFIED), agent_id=ev.agent_id,
+                                 time_unix_ms=ev.time_unix_ms, sha256=ev.sha256,
+                                 watch_name=ev.watch_name, relative_path=ev.relative_path,
+                                 detail=ev.detail, size=ev.size)
+

@@ -1,0 +1,48 @@
+"""Opens a SQLite database in WAL mode and applies its numbered .sql migrations in order."""
+
+from __future__ import annotations
+
+import importlib.resources
+import sqlite3
+from pathlib import Path
+
+
+def open_database(
+    path: Path, migrations_package: str, *, read_only: bool = False
+) -> sqlite3.Connection:
+    """A connection with WAL, foreign keys and FULL sync, its schema migrated to the newest version.
+
+    FULL sync makes every commit durable before it returns: a commit is what lets the server
+    acknowledge a photo, so it must survive power loss, not just a process crash.
+    """
+    if read_only:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 10000")
+    _migrate(conn, migrations_package)
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, package: str) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    current = int(row[0] or 0)
+    scripts = sorted(
+        (int(entry.name.split("_", 1)[0]), entry)
+        for entry in importlib.resources.files(package).iterdir()
+        if entry.name.endswith(".sql") and entry.name[:3].isdigit()
+    )
+    for number, entry in scripts:
+        if number <= current:
+            continue
+        sql = entry.read_text(encoding="utf-8")
+        # executescript commits implicitly, so the version row goes in the same script.
+        conn.executescript(
+            f"BEGIN;\n{sql}\nINSERT INTO schema_version (version) VALUES ({number});\nCOMMIT;"
+        )

@@ -1,0 +1,236 @@
+"""The only translator between photonic's domain types and protobuf messages, and between
+photonic's error tree and gRPC status codes."""
+
+from __future__ import annotations
+
+import grpc
+
+from photonic import errors
+from photonic.models import (
+    AgentState,
+    ChunkData,
+    CommittedFile,
+    ConflictPolicy,
+    ContentHash,
+    Decision,
+    ExifSummary,
+    FailedFile,
+    FileDecision,
+    ManifestEntry,
+)
+from photonic.v1 import common_pb2, sync_pb2
+
+__all__ = ["AgentState", "CommittedFile", "FileDecision"]  # re-exported for the servicers
+
+_STATE_TO_WIRE: dict[AgentState, common_pb2.AgentState.ValueType] = {
+    AgentState.OFFLINE: common_pb2.AGENT_STATE_OFFLINE,
+    AgentState.CONNECTING: common_pb2.AGENT_STATE_CONNECTING,
+    AgentState.SYNCING: common_pb2.AGENT_STATE_SYNCING,
+    AgentState.MONITORING: common_pb2.AGENT_STATE_MONITORING,
+    AgentState.CONFLICT: common_pb2.AGENT_STATE_CONFLICT,
+    AgentState.ERROR: common_pb2.AGENT_STATE_ERROR,
+}
+_STATE_FROM_WIRE = {v: k for k, v in _STATE_TO_WIRE.items()}
+
+_POLICY_TO_WIRE: dict[ConflictPolicy, common_pb2.ConflictPolicy.ValueType] = {
+    ConflictPolicy.AUTO: common_pb2.CONFLICT_POLICY_AUTO,
+    ConflictPolicy.MANUAL: common_pb2.CONFLICT_POLICY_MANUAL,
+    ConflictPolicy.SERVER_WINS: common_pb2.CONFLICT_POLICY_SERVER_WINS,
+}
+_POLICY_FROM_WIRE = {v: k for k, v in _POLICY_TO_WIRE.items()}
+
+_DECISION_TO_WIRE: dict[Decision, sync_pb2.FileDecision.Action.ValueType] = {
+    Decision.HAVE: sync_pb2.FileDecision.ACTION_HAVE,
+    Decision.SEND: sync_pb2.FileDecision.ACTION_SEND,
+    Decision.REJECT: sync_pb2.FileDecision.ACTION_REJECT,
+}
+_DECISION_FROM_WIRE = {v: k for k, v in _DECISION_TO_WIRE.items()}
+
+_STATUS_BY_ERROR: list[tuple[type[errors.PhotonicError], grpc.StatusCode]] = [
+    (errors.IntegrityError, grpc.StatusCode.DATA_LOSS),
+    (errors.AuthError, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.StorageFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Transient, grpc.StatusCode.UNAVAILABLE),
+    (errors.InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.ConfigError, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Unimplemented, grpc.StatusCode.UNIMPLEMENTED),
+]
+
+
+def status_for(error: errors.PhotonicError) -> grpc.StatusCode:
+    """The gRPC status code a photonic error travels as."""
+    for kind, code in _STATUS_BY_ERROR:
+        if isinstance(error, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def error_from_status(code: grpc.StatusCode | None, message: str) -> errors.PhotonicError:
+    """The photonic error an RPC failure stands for, so agent code never inspects raw codes."""
+    for kind, known in _STATUS_BY_ERROR:
+        if code == known and kind is not errors.StorageFull:
+            return kind(message) if kind is not errors.ConfigError else errors.Transient(message)
+    return errors.Transient(message)
+
+
+def state_to_wire(state: AgentState) -> common_pb2.AgentState.ValueType:
+    return _STATE_TO_WIRE[state]
+
+
+def state_from_wire(value: int) -> AgentState:
+    return _STATE_FROM_WIRE.get(common_pb2.AgentState.ValueType(value), AgentState.OFFLINE)
+
+
+def policy_to_wire(policy: ConflictPolicy) -> common_pb2.ConflictPolicy.ValueType:
+    return _POLICY_TO_WIRE[policy]
+
+
+def policy_from_wire(value: int) -> ConflictPolicy:
+    return _POLICY_FROM_WIRE.get(common_pb2.ConflictPolicy.ValueType(value), ConflictPolicy.AUTO)
+
+
+def exif_to_wire(exif: ExifSummary) -> common_pb2.ExifSummary:
+    return common_pb2.ExifSummary(
+        capture_time_unix_ms=exif.capture_time_unix_ms,
+        camera_make=exif.camera_make,
+        camera_model=exif.camera_model,
+        lens_model=exif.lens_model,
+        has_gps=exif.has_gps,
+        width=exif.width,
+        height=exif.height,
+        orientation=exif.orientation,
+    )
+
+
+def exif_from_wire(m: common_pb2.ExifSummary) -> ExifSummary:
+    return ExifSummary(
+        capture_time_unix_ms=m.capture_time_unix_ms,
+        camera_make=m.camera_make,
+        camera_model=m.camera_model,
+        lens_model=m.lens_model,
+        has_gps=m.has_gps,
+        width=m.width,
+        height=m.height,
+        orientation=m.orientation,
+    )
+
+
+def entry_to_wire(e: ManifestEntry) -> sync_pb2.ManifestEntry:
+    return sync_pb2.ManifestEntry(
+        sha256=e.sha256,
+        size=e.size,
+        watch_name=e.watch_name,
+        relative_path=e.relative_path,
+        exif=exif_to_wire(e.exif),
+        mtime_ns=e.mtime_ns,
+        base_sha256=e.base_sha256,
+        incomplete=e.incomplete,
+    )
+
+
+def entry_from_wire(m: sync_pb2.ManifestEntry) -> ManifestEntry:
+    return ManifestEntry(
+        sha256=ContentHash(m.sha256),
+        size=m.size,
+        watch_name=m.watch_name,
+        relative_path=m.relative_path,
+        exif=exif_from_wire(m.exif),
+        mtime_ns=m.mtime_ns,
+        base_sha256=m.base_sha256,
+        incomplete=m.incomplete,
+    )
+
+
+def manifest_to_wire(
+    batch_id: str, agent_id: str, policy: ConflictPolicy, entries: list[ManifestEntry]
+) -> sync_pb2.SyncClientMessage:
+    return sync_pb2.SyncClientMessage(
+        manifest=sync_pb2.BatchManifest(
+            batch_id=batch_id,
+            agent_id=agent_id,
+            conflict_policy=policy_to_wire(policy),
+            files=[entry_to_wire(e) for e in entries],
+        )
+    )
+
+
+def decision_to_wire(d: FileDecision) -> sync_pb2.SyncServerMessage:
+    return sync_pb2.SyncServerMessage(
+        decision=sync_pb2.FileDecision(
+            sha256=d.sha256,
+            watch_name=d.watch_name,
+            relative_path=d.relative_path,
+            action=_DECISION_TO_WIRE[d.action],
+            offset=d.offset,
+            reason=d.reason,
+            version=d.version,
+            conflict=d.conflict,
+        )
+    )
+
+
+def decision_from_wire(m: sync_pb2.FileDecision) -> FileDecision:
+    return FileDecision(
+        sha256=ContentHash(m.sha256),
+        watch_name=m.watch_name,
+        relative_path=m.relative_path,
+        action=_DECISION_FROM_WIRE.get(m.action, Decision.REJECT),
+        offset=m.offset,
+        reason=m.reason,
+        version=m.version,
+        conflict=m.conflict,
+    )
+
+
+def chunk_to_wire(c: ChunkData) -> sync_pb2.SyncClientMessage:
+    return sync_pb2.SyncClientMessage(
+        chunk=sync_pb2.Chunk(
+            sha256=c.sha256, offset=c.offset, data=c.data, lz4=c.lz4, raw_size=c.raw_size
+        )
+    )
+
+
+def chunk_from_wire(m: sync_pb2.Chunk) -> ChunkData:
+    return ChunkData(
+        sha256=ContentHash(m.sha256), offset=m.offset, data=m.data, lz4=m.lz4, raw_size=m.raw_size
+    )
+
+
+def abort_to_wire(sha256: str, reason: str) -> sync_pb2.SyncClientMessage:
+    return sync_pb2.SyncClientMessage(abort=sync_pb2.FileAbort(sha256=sha256, reason=reason))
+
+
+def committed_to_wire(c: CommittedFile) -> sync_pb2.SyncServerMessage:
+    return sync_pb2.SyncServerMessage(
+        committed=sync_pb2.FileCommitted(
+            sha256=c.sha256,
+            watch_name=c.watch_name,
+            relative_path=c.relative_path,
+            version=c.version,
+            conflict=c.conflict,
+            library_path=c.library_path,
+        )
+    )
+
+
+def committed_from_wire(m: sync_pb2.FileCommitted) -> CommittedFile:
+    return CommittedFile(
+        sha256=ContentHash(m.sha256),
+        watch_name=m.watch_name,
+        relative_path=m.relative_path,
+        version=m.version,
+        conflict=m.conflict,
+        library_path=m.library_path,
+    )
+
+
+def failed_to_wire(f: FailedFile) -> sync_pb2.SyncServerMessage:
+    return sync_pb2.SyncServerMessage(
+        failed=sync_pb2.FileFailed(sha256=f.sha256, reason=f.reason, retryable=f.retryable)
+    )
+
+
+def failed_from_wire(m: sync_pb2.FileFailed) -> FailedFile:
+    return FailedFile(sha256=ContentHash(m.sha256), reason=m.reason, retryable=m.retryable)

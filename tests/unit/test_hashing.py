@@ -1,0 +1,133 @@
+"""Tests for photonic.media.hashing: streaming SHA-256, copy-while-hashing, durable renames."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from photonic.media import hashing
+from photonic.media.hashing import (
+    StreamingVerifier,
+    copy_and_hash,
+    durable_replace,
+    fsync_directory,
+    sha256_file,
+)
+
+
+def _write_random(path: Path, size: int, seed: int = 7) -> bytes:
+    data = random.Random(seed).randbytes(size)
+    path.write_bytes(data)
+    return data
+
+
+@pytest.mark.parametrize("size", [0, 1, 2047, 4096, (1 << 20) + 13])
+def test_sha256_file_matches_hashlib_on_whole_bytes(tmp_path: Path, size: int) -> None:
+    """Block-wise hashing gives the same digest and size as hashing the whole content at once."""
+    data = _write_random(tmp_path / "photo.bin", size)
+    digest, counted = sha256_file(tmp_path / "photo.bin", block_bytes=4096)
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert counted == size
+
+
+def test_sha256_file_rejects_non_positive_block_size(tmp_path: Path) -> None:
+    """A zero block size is a caller bug and is refused instead of looping forever."""
+    _write_random(tmp_path / "photo.bin", 10)
+    with pytest.raises(ValueError, match="block_bytes"):
+        sha256_file(tmp_path / "photo.bin", block_bytes=0)
+
+
+def test_copy_and_hash_copies_identically_and_fsyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy is byte-identical, the digest is that of the source, and the copy is fsynced."""
+    data = _write_random(tmp_path / "card.jpg", (3 << 20) + 5)
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    digest, size = copy_and_hash(tmp_path / "card.jpg", tmp_path / "buffer.tmp")
+    assert (tmp_path / "buffer.tmp").read_bytes() == data
+    assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert synced, "the temporary copy must be fsynced before the caller renames it"
+
+
+def test_copy_and_hash_without_fsync_skips_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsync=False copies correctly without calling fsync (for callers that batch syncs)."""
+    data = _write_random(tmp_path / "a.jpg", 1000)
+    calls: list[int] = []
+    monkeypatch.setattr(os, "fsync", calls.append)
+    copy_and_hash(tmp_path / "a.jpg", tmp_path / "b.tmp", fsync=False)
+    assert (tmp_path / "b.tmp").read_bytes() == data
+    assert calls == []
+
+
+def test_streaming_verifier_matches_hashlib_over_pieces() -> None:
+    """Feeding content piecewise gives the digest and size of the whole."""
+    data = random.Random(1).randbytes(100_000)
+    verifier = StreamingVerifier()
+    for start in range(0, len(data), 7_777):
+        verifier.update(data[start : start + 7_777])
+    assert verifier.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert verifier.size == len(data)
+
+
+def test_streaming_verifier_hexdigest_does_not_finalise() -> None:
+    """Asking for the digest midway does not stop further updates from counting."""
+    verifier = StreamingVerifier()
+    verifier.update(b"abc")
+    assert verifier.hexdigest() == hashlib.sha256(b"abc").hexdigest()
+    verifier.update(b"def")
+    assert verifier.hexdigest() == hashlib.sha256(b"abcdef").hexdigest()
+
+
+def test_resume_from_file_continues_a_partial_upload(tmp_path: Path) -> None:
+    """A verifier rebuilt from a partial file, fed the rest, equals the hash of the whole file."""
+    data = random.Random(3).randbytes((2 << 20) + 99)
+    cut = (1 << 20) + 17
+    (tmp_path / "upload.partial").write_bytes(data[:cut])
+    verifier = StreamingVerifier.resume_from_file(tmp_path / "upload.partial")
+    assert verifier.size == cut
+    verifier.update(data[cut:])
+    assert verifier.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert verifier.size == len(data)
+
+
+def test_durable_replace_moves_over_existing_target(tmp_path: Path) -> None:
+    """durable_replace atomically replaces the target and removes the source name."""
+    (tmp_path / "obj.tmp").write_bytes(b"new")
+    (tmp_path / "obj").write_bytes(b"old")
+    durable_replace(tmp_path / "obj.tmp", tmp_path / "obj")
+    assert (tmp_path / "obj").read_bytes() == b"new"
+    assert not (tmp_path / "obj.tmp").exists()
+
+
+def test_durable_replace_across_directories_fsyncs_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A move between directories fsyncs the destination and the source directory."""
+    (tmp_path / "partial").mkdir()
+    (tmp_path / "objects").mkdir()
+    (tmp_path / "partial" / "x").write_bytes(b"data")
+    synced: list[Path] = []
+    monkeypatch.setattr(hashing, "fsync_directory", synced.append)
+    durable_replace(tmp_path / "partial" / "x", tmp_path / "objects" / "x")
+    assert (tmp_path / "objects" / "x").read_bytes() == b"data"
+    assert synced == [tmp_path / "objects", tmp_path / "partial"]
+
+
+def test_fsync_directory_on_real_directory_and_missing_one(tmp_path: Path) -> None:
+    """fsync of an existing directory succeeds; a missing directory is an error, not a no-op."""
+    fsync_directory(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        fsync_directory(tmp_path / "missing")
