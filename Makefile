@@ -9,7 +9,7 @@ AGENTS ?= laptop
 
 .PHONY: install deps proto proto-check certs run test test-fast chaos lint typecheck check bench bench-quick clean
 
-install: $(BIN)/photonic deps ## virtualenv in the repo with photonic and its dev tools
+install: $(BIN)/photonic ## virtualenv in the repo with photonic and its dev tools
 
 $(BIN)/photonic: pyproject.toml
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -17,8 +17,8 @@ $(BIN)/photonic: pyproject.toml
 	$(PYTHON) -m pip install -q -e '.[dev]'
 	touch $@
 
-deps: ## Debian programs the tests and benchmarks need (no-op when present)
-	bash scripts/install-system-deps.sh
+deps: ## Debian programs the benchmarks need (no-op when present)
+	PHOTONIC_BENCH=1 bash scripts/install-system-deps.sh
 
 proto: ## regenerate photonic/v1 from protos/ (committed; CI checks it is fresh)
 	PATH=$(BIN):$$PATH $(PYTHON) -m grpc_tools.protoc -Iprotos --python_out=. --grpc_python_out=. \
@@ -53,10 +53,10 @@ typecheck: lint
 
 check: test
 
-bench: install ## benchmarks against rsync and Syncthing (see bench/README.md)
+bench: install deps ## benchmarks against rsync and Syncthing (see bench/README.md)
 	$(PYTHON) -m bench.run
 
-bench-quick: install
+bench-quick: install deps
 	$(PYTHON) -m bench.run --quick
 
 clean:

@@ -17,6 +17,7 @@ DEFAULT_CACHE_DIR = Path(__file__).resolve().parent / ".data"
 _MANIFEST_NAME = "manifest.json"
 _FORMAT_VERSION = 1
 _MB = 1_000_000
+_QUALITY = 92
 
 # Two bodies, as a photographer with a main and a backup camera would carry.
 _BODIES = (
@@ -108,8 +109,14 @@ def standard_sets(*, quick: bool) -> dict[str, SetSpec]:
     }
 
 
-def plan_files(spec: SetSpec, seed: int) -> list[FileSpec]:
-    """The files of a set, in a deterministic order; pure, so tests can check it cheaply."""
+def plan_files(
+    spec: SetSpec, seed: int, *, jpeg_bytes_per_pixel: float = 0.45
+) -> list[FileSpec]:
+    """The files of a set, in a deterministic order; pure, so tests can check it cheaply.
+
+    JPEG dimensions come from the wanted size and the generator's measured bytes per pixel:
+    asking the generator for a target size costs it an extra calibration render per photo.
+    """
     rng = random.Random(f"{seed}:{spec.name}")
     planned: list[FileSpec] = []
     per_shoot = max(1, -(-spec.count // len(_SHOOTS)))
@@ -126,14 +133,17 @@ def plan_files(spec: SetSpec, seed: int) -> list[FileSpec]:
         if spec.kind is FileKind.TINY:
             folder = f"d{index // 1000:04d}"
         name = stem.format(n=index + 1) + ext
+        width, height = spec.width, spec.height
+        if spec.kind is FileKind.JPEG:
+            width, height = _dims_for(size / jpeg_bytes_per_pixel, spec.width / spec.height)
         planned.append(
             FileSpec(
                 relative_path=f"{folder}/{name}",
                 kind=spec.kind,
                 seed=rng.getrandbits(31),
                 size_bytes=size,
-                width=spec.width,
-                height=spec.height,
+                width=width,
+                height=height,
                 capture_time=capture,
                 make=make,
                 model=model,
@@ -141,6 +151,21 @@ def plan_files(spec: SetSpec, seed: int) -> list[FileSpec]:
             )
         )
     return planned
+
+
+def _dims_for(pixels: float, aspect: float) -> tuple[int, int]:
+    height = max(16, round((pixels / aspect) ** 0.5))
+    return max(16, round(height * aspect)), height
+
+
+def measure_jpeg_bytes_per_pixel() -> float:
+    """How many bytes a pixel of the generator's photo-like content costs at our quality."""
+    from tests.support import photos
+
+    width, height = 1000, 667
+    return len(photos.jpeg_bytes(seed=1, width=width, height=height, quality=_QUALITY)) / (
+        width * height
+    )
 
 
 def fingerprint(spec: SetSpec, seed: int) -> str:
@@ -175,12 +200,11 @@ def _make_photo(path: Path, spec: FileSpec) -> None:
             seed=spec.seed,
             width=spec.width,
             height=spec.height,
-            quality=92,
+            quality=_QUALITY,
             capture_time=spec.capture_time,
             make=spec.make,
             model=spec.model,
             gps=spec.gps,
-            target_bytes=spec.size_bytes,
         )
     elif spec.kind is FileKind.RAW:
         photos.make_raw_like(
@@ -229,7 +253,8 @@ def ensure_set(
         return cached
     directory.mkdir(parents=True, exist_ok=True)
     (directory / _MANIFEST_NAME).unlink(missing_ok=True)
-    planned = plan_files(spec, seed)
+    bpp = measure_jpeg_bytes_per_pixel() if spec.kind is FileKind.JPEG else 1.0
+    planned = plan_files(spec, seed, jpeg_bytes_per_pixel=bpp)
     files = tuple(sorted(_generate(directory, planned, procs)))
     manifest = {"name": spec.name, "fingerprint": wanted, "seed": seed, "files": files}
     # The manifest goes last: a set interrupted half-way has none and is regenerated.

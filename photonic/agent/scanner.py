@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Protocol
 
 from photonic.agent.ignore import IgnoreRules
-from photonic.agent.statedb import AgentStateDB, WatchStatus
+from photonic.agent.statedb import AgentStateDB, FileRecord, WatchStatus
 from photonic.media.exif import read_exif_summary
 from photonic.media.hashing import copy_and_hash, durable_replace, sha256_file
+from photonic.media.images import is_photo
 from photonic.models import ContentHash, ExifSummary, WatchMode
 
 log = logging.getLogger(__name__)
 
 MAX_REPORTED_SKIPS = 100
 _TOUCH_BATCH_ROWS = 1000
+_RECORD_BATCH_ROWS = 256
 OUTSIDE_WATCH = "symlink points outside the watch folder"
 NOT_UTF8 = "name is not valid UTF-8"
 NOT_REGULAR = "not a regular file"
@@ -75,6 +77,16 @@ class _Tally:
             self.skipped.append((rel_path, reason))
 
 
+@dataclass
+class _RecordSink:
+    """Hashed files awaiting one batched commit: one fsync per batch, not one per file."""
+
+    watch_name: str
+    tally: _Tally
+    flush_rows: int
+    records: list[FileRecord] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class _Candidate:
     """A file whose (size, mtime, inode) differ from the index: it must be hashed."""
@@ -98,16 +110,6 @@ class _Listing:
         return len(self.candidates) + len(self.unchanged)
 
 
-@dataclass(frozen=True)
-class _Hashed:
-    sha256: ContentHash
-    size: int
-    mtime_ns: int
-    inode: int
-    exif: ExifSummary
-    source_path: Path
-
-
 def _is_utf8(name: str) -> bool:
     try:
         name.encode("utf-8")
@@ -120,11 +122,17 @@ def _is_inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _same_signature(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_size, a.st_mtime_ns, a.st_ino) == (b.st_size, b.st_mtime_ns, b.st_ino)
+def _unchanged_since(path: Path, before: os.stat_result, bytes_read: int) -> bool:
+    """False when the file was written to while we read it; the final version comes later."""
+    after = os.stat(path)
+    return bytes_read == after.st_size and (before.st_size, before.st_mtime_ns, before.st_ino) == (
+        after.st_size, after.st_mtime_ns, after.st_ino
+    )
 
 
 def _read_exif(path: Path) -> ExifSummary:
+    if not is_photo(path):
+        return ExifSummary()
     try:
         return read_exif_summary(path)
     except Exception:  # EXIF is optional metadata, never a reason not to sync a photo
@@ -202,8 +210,9 @@ class Scanner:
             return False
         if candidate is None:
             return False
+        sink = _RecordSink(watch.name, tally, flush_rows=1)
         await self._hash_slots.acquire()  # released by _hash_and_record
-        await self._hash_and_record(watch, candidate, tally, incomplete=incomplete)
+        await self._hash_and_record(watch, candidate, sink, incomplete=incomplete)
         return tally.files_queued > 0
 
     # -- walking (directory by directory, each listing in a worker thread) --------------------
@@ -212,6 +221,9 @@ class Scanner:
         stack = [(root, "")]
         in_flight: set[asyncio.Task[None]] = set()
         pending_touch: list[tuple[str, int, int, int]] = []
+        # Ingest commits each copy at once: a crash must not orphan a copy in the buffer.
+        flush_rows = 1 if watch.mode == WatchMode.INGEST else _RECORD_BATCH_ROWS
+        sink = _RecordSink(watch.name, tally, flush_rows)
         while stack:
             dir_abs, dir_rel = stack.pop()
             listing = await asyncio.to_thread(self._list_directory, watch, root, dir_abs, dir_rel)
@@ -226,12 +238,25 @@ class Scanner:
             for candidate in listing.candidates:
                 # Acquire before creating the task, so at most hash_concurrency tasks exist.
                 await self._hash_slots.acquire()
-                task = asyncio.create_task(self._hash_and_record(watch, candidate, tally))
+                task = asyncio.create_task(self._hash_and_record(watch, candidate, sink))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
         await asyncio.to_thread(self._db.touch_unchanged_many, watch.name, pending_touch)
         if in_flight:
             await asyncio.gather(*in_flight)
+        await self._flush(sink)
+
+    async def _flush(self, sink: _RecordSink) -> None:
+        records, sink.records = sink.records, []
+        if not records:
+            return
+        queued = await asyncio.to_thread(self._db.record_files, sink.watch_name, records)
+        sink.tally.files_queued += sum(queued)
+        if self._buffer_committed_bytes is not None:
+            self._buffer_committed_bytes += sum(
+                r.size for r, q in zip(records, queued, strict=True)
+                if q and _is_inside(str(r.source_path), str(self._ingest_dir))
+            )
 
     def _list_directory(self, watch: WatchLike, root: str, dir_abs: str, dir_rel: str) -> _Listing:
         listing = _Listing()
@@ -322,7 +347,8 @@ class Scanner:
     # -- hashing ------------------------------------------------------------------------------
 
     async def _hash_and_record(
-        self, watch: WatchLike, candidate: _Candidate, tally: _Tally, *, incomplete: bool = False
+        self, watch: WatchLike, candidate: _Candidate, sink: _RecordSink, *,
+        incomplete: bool = False,
     ) -> None:
         """Runs under one hash slot, which the caller acquired; releases it when done."""
         ingest = watch.mode == WatchMode.INGEST
@@ -330,65 +356,65 @@ class Scanner:
         try:
             if ingest:
                 if not self._reserve_buffer(candidate.size):
-                    tally.skip(candidate.rel_path, BUFFER_FULL)
+                    sink.tally.skip(candidate.rel_path, BUFFER_FULL)
                     return
                 reserved = candidate.size
-            hashed = await asyncio.to_thread(self._hash_file, candidate, ingest)
-            if hashed is None:
+            record = await asyncio.to_thread(self._hash_file, candidate, ingest, incomplete)
+            if record is None:
                 return
-            tally.files_hashed += 1
-            tally.bytes_hashed += hashed.size
-            queued = await asyncio.to_thread(
-                self._db.record_file, watch.name, candidate.rel_path, size=hashed.size,
-                mtime_ns=hashed.mtime_ns, inode=hashed.inode, sha256=hashed.sha256,
-                exif=hashed.exif, source_path=hashed.source_path, incomplete=incomplete,
-            )
-            if queued:
-                tally.files_queued += 1
-                if ingest and self._buffer_committed_bytes is not None:
-                    self._buffer_committed_bytes += hashed.size
+            sink.tally.files_hashed += 1
+            sink.tally.bytes_hashed += record.size
+            sink.records.append(record)
+            if len(sink.records) >= sink.flush_rows:
+                await self._flush(sink)
         except FileNotFoundError:
             return  # vanished before or while hashing: nothing to sync
         except PermissionError:
             log.warning("unreadable file", extra={"watch": watch.name, "path": candidate.rel_path})
-            tally.skip(candidate.rel_path, PERMISSION_DENIED)
+            sink.tally.skip(candidate.rel_path, PERMISSION_DENIED)
         except _Skip as skip:
-            tally.skip(candidate.rel_path, str(skip))
+            sink.tally.skip(candidate.rel_path, str(skip))
         except OSError as exc:
             log.warning("file read failed", extra={"watch": watch.name, "path": candidate.rel_path,
                                                    "error": str(exc)})
-            tally.skip(candidate.rel_path, exc.strerror or str(exc))
+            sink.tally.skip(candidate.rel_path, exc.strerror or str(exc))
         finally:
             self._buffer_reserved_bytes -= reserved
             self._hash_slots.release()
 
-    def _hash_file(self, candidate: _Candidate, ingest: bool) -> _Hashed | None:
+    def _hash_file(
+        self, candidate: _Candidate, ingest: bool, incomplete: bool
+    ) -> FileRecord | None:
         """Hashes (and in ingest mode copies) one file; None if it changed meanwhile."""
         path = Path(candidate.abs_path)
         before = os.stat(path)
         if not stat.S_ISREG(before.st_mode):
             raise _Skip(NOT_REGULAR)
         if ingest:
-            sha, size, source = self._copy_into_buffer(path, before)
+            copied = self._copy_into_buffer(path, before)
+            if copied is None:
+                return None
+            sha, size, source = copied
         else:
             sha, size = sha256_file(path)
             source = path
-        after = os.stat(path)
-        if not _same_signature(before, after) or size != after.st_size:
-            # Still being written: the watcher or the next scan will see the final version.
-            if source != path:
-                source.unlink(missing_ok=True)
-            return None
-        return _Hashed(sha, size, after.st_mtime_ns, after.st_ino, _read_exif(source), source)
+            if not _unchanged_since(path, before, size):
+                return None
+        return FileRecord(
+            candidate.rel_path, size, before.st_mtime_ns, before.st_ino, sha, _read_exif(source),
+            source, incomplete,
+        )
 
     def _copy_into_buffer(
         self, path: Path, before: os.stat_result
-    ) -> tuple[ContentHash, int, Path]:
+    ) -> tuple[ContentHash, int, Path] | None:
         tmp_dir = self._ingest_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
             sha, size = copy_and_hash(path, tmp, fsync=True)
+            if not _unchanged_since(path, before, size):
+                return None
             # Content-addressed folder: two cards' IMG_0001.JPG never overwrite each other.
             dst = self._ingest_dir / sha[:2] / sha / path.name
             dst.parent.mkdir(parents=True, exist_ok=True)

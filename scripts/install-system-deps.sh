@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Debian programs the project's tests and benchmarks use; installs only what is missing.
+set -euo pipefail
+want=()
+command -v make >/dev/null || want+=(make)
+command -v rsync >/dev/null || want+=(rsync)
+if [ "${PHOTONIC_BENCH:-0}" = 1 ]; then
+  command -v syncthing >/dev/null || want+=(syncthing)
+  command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || want+=(openssh-server openssh-client)
+fi
+if [ ${#want[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing programs: ${want[*]}; install them with apt-get (needs root)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want[@]}" >/dev/null
+fi

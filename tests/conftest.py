@@ -1,0 +1,44 @@
+"""Session fixtures shared by every test: one PKI (CA, server, agents, a rogue CA, an expired
+certificate), built once with real keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemons import Daemon, ServerHandle, start_server
+from tests.support.pki import TestPki, make_test_pki
+
+AGENTS = ("laptop", "desktop", "archive", "admin", "worker", "intruder")
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    return make_test_pki(tmp_path_factory.mktemp("pki"), AGENTS)
+
+
+@pytest.fixture
+def server(tmp_path: Path, pki: TestPki) -> Iterator[ServerHandle]:
+    """A running server with its own storage, stopped (or killed) at the end of the test."""
+    handle = start_server(tmp_path / "server", pki)
+    yield handle
+    _stop(handle.daemon)
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    """Register daemons here to have them stopped at the end of the test, whatever happens."""
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        _stop(d)
+
+
+def _stop(daemon: Daemon) -> None:
+    if daemon.running:
+        try:
+            daemon.terminate(10)
+        except AssertionError:
+            daemon.kill()

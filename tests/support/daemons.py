@@ -1,0 +1,259 @@
+"""Runs the real photonic daemons as subprocesses for end-to-end and chaos tests: configs
+written to disk, real ports on 127.0.0.1, real mutual TLS, logs kept for failure messages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.pki import TestPki
+
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], object], timeout_s: float = 30.0,
+               interval_s: float = 0.05, message: str = "condition") -> Any:
+    """Polls predicate until it returns something truthy; fails the test with message."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {message}")
+        time.sleep(interval_s)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    """{relative posix path: sha256} of every regular file below root (symlinks skipped)."""
+    out: dict[str, str] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            out[path.relative_to(root).as_posix()] = sha256_of(path)
+    return out
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout_s: float = 120,
+            check: bool = False) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([PYTHON, "-m", "photonic.cli", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=timeout_s, env=_env())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"photonic {' '.join(args)} exited {proc.returncode}:\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@dataclass
+class Daemon:
+    """One photonic daemon subprocess with its stderr log on disk."""
+
+    name: str
+    args: list[str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Daemon:
+        assert self.proc is None or self.proc.poll() is not None, f"{self.name} is running"
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen([PYTHON, "-m", "photonic.cli", *self.args],
+                                     stdout=log, stderr=log, env=_env(),
+                                     start_new_session=True)
+        log.close()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text("utf-8", "replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, needle: str, timeout_s: float = 30, after: int = 0) -> None:
+        wait_until(lambda: needle in self.log()[after:] or self._died(), timeout_s,
+                   message=f"{self.name} log to contain {needle!r}")
+        if needle not in self.log()[after:]:
+            raise AssertionError(f"{self.name} exited:\n{self.log()[-4000:]}")
+
+    def _died(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def terminate(self, timeout_s: float = 20) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"{self.name} did not stop on SIGTERM:\n{self.log()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, exactly like a crash or a power cut of the process."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+
+@dataclass
+class ServerHandle:
+    root: Path
+    pki: TestPki
+    port: int
+    config_path: Path
+    daemon: Daemon
+    http_port: int = 0
+
+    @property
+    def storage(self) -> Path:
+        return self.root / "storage"
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def library(self, agent_id: str, watch: str) -> Path:
+        return self.storage / "library" / agent_id / watch
+
+    def objects(self) -> list[Path]:
+        return [p for p in (self.storage / "objects").rglob("*") if p.is_file()]
+
+    def start(self) -> ServerHandle:
+        mark = len(self.daemon.log())
+        self.daemon.start()
+        self.daemon.wait_for_log("event=server_started", after=mark)
+        return self
+
+
+def write_server_config(root: Path, pki: TestPki, *, port: int | None = None,
+                        extra: dict[str, Any] | None = None) -> tuple[Path, int]:
+    port = port or free_port()
+    config: dict[str, Any] = {
+        "server": {"bind_address": f"127.0.0.1:{port}", "storage_path": str(root / "storage"),
+                   "web_ui_port": 0},
+        "storage": {"min_free_space": "1MB"},
+        "security": {"cert_path": str(pki.server_cert), "key_path": str(pki.server_key),
+                     "ca_path": str(pki.ca)},
+        "agents": {"admin": {"scopes": ["admin"]}},
+        "default_scopes": ["sync"],
+    }
+    _merge(config, extra or {})
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "server.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path, port
+
+
+def start_server(root: Path, pki: TestPki, *, extra: dict[str, Any] | None = None,
+                 port: int | None = None) -> ServerHandle:
+    path, port = write_server_config(root, pki, port=port, extra=extra)
+    daemon = Daemon("server", ["server", "--config", str(path)], root / "server.log")
+    return ServerHandle(root, pki, port, path, daemon).start()
+
+
+@dataclass
+class AgentHandle:
+    root: Path
+    agent_id: str
+    config_path: Path
+    watches: dict[str, Path]
+    daemon: Daemon
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def buffer(self) -> Path:
+        return self.root / "buffer"
+
+    def start(self) -> AgentHandle:
+        self.daemon.start()
+        return self
+
+    def once(self, timeout_s: float = 120) -> dict[str, Any]:
+        """Runs `photonic agent --once` and returns its JSON summary."""
+        proc = run_cli("agent", "--config", str(self.config_path), "--once",
+                       timeout_s=timeout_s)
+        if proc.returncode != 0:
+            raise AssertionError(f"agent --once exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+        summary: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        self.summaries.append(summary)
+        return summary
+
+    def status(self) -> dict[str, Any]:
+        proc = run_cli("status", "--config", str(self.config_path), "--json", check=True)
+        data: dict[str, Any] = json.loads(proc.stdout)
+        return data
+
+
+def write_agent_config(root: Path, pki: TestPki, agent_id: str, endpoints: Sequence[str],
+                       watches: Iterable[tuple[str, Path]], *,
+                       extra: dict[str, Any] | None = None) -> Path:
+    config: dict[str, Any] = {
+        "agent": {
+            "id": agent_id, "server_endpoints": list(endpoints),
+            "buffer_path": str(root / "buffer"),
+            "watch": [{"path": str(p), "name": n} for n, p in watches],
+            "settle_delay": "200ms", "incomplete_timeout": "3s", "rescan_interval": "2s",
+        },
+        "security": {"cert_path": str(pki.agent_cert(agent_id)),
+                     "key_path": str(pki.agent_key(agent_id)), "ca_path": str(pki.ca)},
+    }
+    _merge(config, extra or {})
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "agent.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def make_agent(root: Path, pki: TestPki, agent_id: str, server: ServerHandle | Sequence[str],
+               watches: dict[str, Path] | None = None, *,
+               extra: dict[str, Any] | None = None) -> AgentHandle:
+    """An agent (not started) watching root/photos (or the given folders)."""
+    if watches is None:
+        watches = {"photos": root / "photos"}
+    for p in watches.values():
+        p.mkdir(parents=True, exist_ok=True)
+    endpoints = [server.endpoint] if isinstance(server, ServerHandle) else list(server)
+    path = write_agent_config(root, pki, agent_id, endpoints, watches.items(), extra=extra)
+    daemon = Daemon(f"agent-{agent_id}", ["agent", "--config", str(path)], root / "agent.log")
+    return AgentHandle(root, agent_id, path, watches, daemon)
+
+
+def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
