@@ -109,9 +109,7 @@ def standard_sets(*, quick: bool) -> dict[str, SetSpec]:
     }
 
 
-def plan_files(
-    spec: SetSpec, seed: int, *, jpeg_bytes_per_pixel: float = 0.45
-) -> list[FileSpec]:
+def plan_files(spec: SetSpec, seed: int, *, jpeg_bytes_per_pixel: float = 0.45) -> list[FileSpec]:
     """The files of a set, in a deterministic order; pure, so tests can check it cheaply.
 
     JPEG dimensions come from the wanted size and the generator's measured bytes per pixel:
@@ -262,7 +260,9 @@ def ensure_set(
     return DataSet(spec.name, directory, files)
 
 
-def _generate(directory: Path, planned: Sequence[FileSpec], procs: int) -> Iterator[tuple[str, int]]:
+def _generate(
+    directory: Path, planned: Sequence[FileSpec], procs: int
+) -> Iterator[tuple[str, int]]:
     jobs = [(directory, spec) for spec in planned]
     if procs <= 1 or len(jobs) < 4 or planned[0].kind is FileKind.TINY:
         # Tiny files cost less to write than to pickle to a worker.

@@ -125,9 +125,13 @@ def _read_and_hash(handle: object, digest: hashlib._Hash) -> bytes:
 async def upload_all(port: int, root: Path, certs: Path, concurrency: int) -> int:
     """Uploads every file under root, `concurrency` calls at once; returns the files sent."""
     paths = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "manifest.json")
-    creds = tls.channel_credentials(certs / f"{_AGENT}.crt", certs / f"{_AGENT}.key", certs / "ca.crt")
+    creds = tls.channel_credentials(
+        certs / f"{_AGENT}.crt", certs / f"{_AGENT}.key", certs / "ca.crt"
+    )
     async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds, options=CHANNEL_OPTIONS) as ch:
-        call = ch.stream_unary(_METHOD, request_serializer=_identity, response_deserializer=_identity)
+        call = ch.stream_unary(
+            _METHOD, request_serializer=_identity, response_deserializer=_identity
+        )
         pending = iter(paths)
 
         async def worker() -> None:

@@ -61,6 +61,7 @@ class AgentConfig:
     watches: tuple[WatchConfig, ...]
     ignore_patterns: tuple[str, ...]
     settle_delay_s: float
+    closed_settle_delay_s: float  # quiet period once the writer closed the file (inotify)
     incomplete_timeout_s: float
     rescan_interval_s: float
     metrics_port: int
@@ -196,6 +197,7 @@ def _build_agent(config_path: Path, sections: Mapping[str, cp.Section],
         watches=_read_watches(agent, base, watch_sections),
         ignore_patterns=agent.get_list("ignore", _PATTERN, ()),
         settle_delay_s=agent.get("settle_delay", _duration(), 2.0),
+        closed_settle_delay_s=agent.get("closed_settle_delay", _duration(), 0.25),
         incomplete_timeout_s=agent.get("incomplete_timeout", _duration(), 600.0),
         rescan_interval_s=agent.get("rescan_interval", _duration(1.0), 300.0),
         metrics_port=agent.get("metrics_port", cp.integer(0, 65535), 0),

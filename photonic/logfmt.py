@@ -47,6 +47,7 @@ def configure_logging(level: str = "info", **context: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("watchdog").setLevel(logging.WARNING)
+    logging.getLogger("exifread").setLevel(logging.ERROR)
 
 
 class _ContextFilter(logging.Filter):

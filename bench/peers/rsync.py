@@ -1,4 +1,4 @@
-"""rsync as a peer: daemon mode (plain) and over a private sshd with --fsync (photonic's guarantees)."""
+"""rsync as a peer: daemon mode (plain), and over a private sshd with --fsync (our guarantees)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -138,9 +137,15 @@ class RsyncSshPeer(_RsyncPeer):
             "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes"
         )
         return [
-            "rsync", "-a", "--fsync", "--stats", "-e", ssh,
-            f"{source}/", f"root@127.0.0.1:{self.destination}/",
-        ]  # fmt: skip
+            "rsync",
+            "-a",
+            "--fsync",
+            "--stats",
+            "-e",
+            ssh,
+            f"{source}/",
+            f"root@127.0.0.1:{self.destination}/",
+        ]
 
 
 def _reaped_usage(daemon_pid: int, before: ProcUsage) -> ProcUsage | None:

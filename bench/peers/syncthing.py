@@ -81,10 +81,16 @@ class SyncthingPeer:
     def _make_node(self, name: str, folder: Path) -> _Node:
         home = self._tmp / f"{name}-home"
         subprocess.run(
-            ["syncthing", "generate", f"--home={home}", "--no-default-folder",
-             "--skip-port-probing"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                "syncthing",
+                "generate",
+                f"--home={home}",
+                "--no-default-folder",
+                "--skip-port-probing",
+            ],
+            check=True,
+            capture_output=True,
+        )
         tree = ET.parse(home / "config.xml")
         device = tree.getroot().find("device")
         assert device is not None
@@ -113,9 +119,15 @@ class SyncthingPeer:
         )
         ET.SubElement(remote, "address").text = f"tcp://127.0.0.1:{peer.listen_port}"
         folder = ET.Element(
-            "folder", id=_FOLDER_ID, label=_FOLDER_ID, path=str(node.folder), type=folder_type,
-            rescanIntervalS="3600", fsWatcherEnabled="true", fsWatcherDelayS=str(self._delay_s),
-        )  # fmt: skip
+            "folder",
+            id=_FOLDER_ID,
+            label=_FOLDER_ID,
+            path=str(node.folder),
+            type=folder_type,
+            rescanIntervalS="3600",
+            fsWatcherEnabled="true",
+            fsWatcherDelayS=str(self._delay_s),
+        )
         for device_id in (node.device_id, peer.device_id):
             ET.SubElement(folder, "device", id=device_id)
         root.insert(0, folder)
@@ -128,11 +140,19 @@ class SyncthingPeer:
         for node in (self._a, self._b):
             log = (self._tmp / f"{node.name}.log").open("ab")
             node.proc = subprocess.Popen(
-                ["syncthing", "serve", f"--home={node.home}", "--no-browser", "--no-restart",
-                 "--no-upgrade", "--logflags=3"],
-                stdout=log, stderr=subprocess.STDOUT,
+                [
+                    "syncthing",
+                    "serve",
+                    f"--home={node.home}",
+                    "--no-browser",
+                    "--no-restart",
+                    "--no-upgrade",
+                    "--logflags=3",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 env={**os.environ, "STNORESTART": "1", "STNOUPGRADE": "1"},
-            )  # fmt: skip
+            )
         return started_wall
 
     def _stop(self) -> None:
@@ -210,9 +230,13 @@ class SyncthingPeer:
         seconds = self._wait_in_sync(started, 0.0, "Syncthing to pick up new files")
         after_a, after_b = self._usage()
         return SyncRun(
-            seconds, files, payload, self._bytes_sent() - sent_before,
-            after_a.minus(before_a), after_b.minus(before_b),
-        )  # fmt: skip
+            seconds,
+            files,
+            payload,
+            self._bytes_sent() - sent_before,
+            after_a.minus(before_a),
+            after_b.minus(before_b),
+        )
 
     def received(self) -> tuple[int, int]:
         """Files and bytes in B's folder, excluding Syncthing's own marker and temp entries."""

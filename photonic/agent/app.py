@@ -80,6 +80,7 @@ class AgentApp:
             TokenBucket(config.max_bandwidth_bytes_per_s), self.metrics, self._rescan)
         self.watcher = FolderWatcher(
             config.watches, self._on_settled, settle_delay_s=config.settle_delay_s,
+            closed_settle_delay_s=config.closed_settle_delay_s,
             incomplete_timeout_s=config.incomplete_timeout_s,
             ignore=lambda _watch, rel: self.ignore.is_ignored(rel, is_dir=False))
         self._wake = asyncio.Event()
@@ -93,6 +94,7 @@ class AgentApp:
     async def run(self, stop: asyncio.Event, *, once: bool = False) -> RunSummary:
         """Runs until stop is set (or, with once, until the queue is empty)."""
         started = time.monotonic()
+        await asyncio.to_thread(self._sweep_ingest_temporaries)
         requeued = await asyncio.to_thread(self.db.requeue_errors)
         if requeued:
             event(log, "requeued_failed_files", count=requeued)
@@ -121,6 +123,11 @@ class AgentApp:
             self.db.close()
         return RunSummary(self.uploader.totals, self._files_hashed, self._files_seen,
                           time.monotonic() - started)
+
+    def _sweep_ingest_temporaries(self) -> None:
+        """Half-copied ingest files from a crash are never queued; remove them."""
+        for tmp in (self.config.buffer_path / "ingest" / "tmp").glob("*.part"):
+            tmp.unlink(missing_ok=True)
 
     async def _connection_loop(self, stop: asyncio.Event, once: bool) -> None:
         backoff = Backoff()

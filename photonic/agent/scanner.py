@@ -7,7 +7,7 @@ import logging
 import os
 import stat
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 MAX_REPORTED_SKIPS = 100
 _TOUCH_BATCH_ROWS = 1000
 _RECORD_BATCH_ROWS = 256
+_RECORD_BATCH_BYTES = 256 << 20  # big RAW files reach the uploader without waiting for 256
+_GROUP_MAX_FILES = 64
+_GROUP_MAX_BYTES = 16 << 20
 OUTSIDE_WATCH = "symlink points outside the watch folder"
 NOT_UTF8 = "name is not valid UTF-8"
 NOT_REGULAR = "not a regular file"
@@ -104,10 +107,27 @@ class _Listing:
     candidates: list[_Candidate] = field(default_factory=list)
     unchanged: list[tuple[str, int, int, int]] = field(default_factory=list)  # for touch_many
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    files: list[tuple[str, str, os.stat_result]] = field(default_factory=list)  # before sorting
 
     @property
     def files_seen(self) -> int:
         return len(self.candidates) + len(self.unchanged)
+
+
+def _groups(candidates: list[_Candidate], *, ingest: bool) -> Iterator[list[_Candidate]]:
+    """Small files travel to the hashing thread together: one hop per file costs more than
+    hashing a sidecar. Ingest copies go one by one, each reserving its buffer space."""
+    max_files = 1 if ingest else _GROUP_MAX_FILES
+    group: list[_Candidate] = []
+    group_bytes = 0
+    for candidate in candidates:
+        if group and (len(group) >= max_files or group_bytes + candidate.size > _GROUP_MAX_BYTES):
+            yield group
+            group, group_bytes = [], 0
+        group.append(candidate)
+        group_bytes += candidate.size
+    if group:
+        yield group
 
 
 def _is_utf8(name: str) -> bool:
@@ -158,7 +178,8 @@ class Scanner:
         self._db = db
         self._watches = {w.name: w for w in watches}
         self._ignore = ignore
-        self._ingest_dir = Path(os.path.realpath(buffer_path)) / "ingest"
+        # Not resolved: the uploader recognises ingest copies by this very prefix.
+        self._ingest_dir = Path(os.path.abspath(buffer_path)) / "ingest"
         self._buffer_real = os.path.realpath(buffer_path)
         self._max_buffer_size_bytes = max_buffer_size_bytes
         self._hash_slots = asyncio.Semaphore(hash_concurrency)
@@ -212,7 +233,7 @@ class Scanner:
             return False
         sink = _RecordSink(watch.name, tally, flush_rows=1)
         await self._hash_slots.acquire()  # released by _hash_and_record
-        await self._hash_and_record(watch, candidate, sink, incomplete=incomplete)
+        await self._hash_and_record(watch, [candidate], sink, incomplete=incomplete)
         return tally.files_queued > 0
 
     # -- walking (directory by directory, each listing in a worker thread) --------------------
@@ -222,29 +243,36 @@ class Scanner:
         in_flight: set[asyncio.Task[None]] = set()
         pending_touch: list[tuple[str, int, int, int]] = []
         # Ingest commits each copy at once: a crash must not orphan a copy in the buffer.
-        flush_rows = 1 if watch.mode == WatchMode.INGEST else _RECORD_BATCH_ROWS
-        sink = _RecordSink(watch.name, tally, flush_rows)
-        while stack:
-            dir_abs, dir_rel = stack.pop()
-            listing = await asyncio.to_thread(self._list_directory, watch, root, dir_abs, dir_rel)
-            stack.extend(reversed(listing.subdirs))
-            tally.files_seen += listing.files_seen
-            for rel, reason in listing.skipped:
-                tally.skip(rel, reason)
-            pending_touch.extend(listing.unchanged)
-            if len(pending_touch) >= _TOUCH_BATCH_ROWS:
-                await asyncio.to_thread(self._db.touch_unchanged_many, watch.name, pending_touch)
-                pending_touch = []
-            for candidate in listing.candidates:
-                # Acquire before creating the task, so at most hash_concurrency tasks exist.
-                await self._hash_slots.acquire()
-                task = asyncio.create_task(self._hash_and_record(watch, candidate, sink))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-        await asyncio.to_thread(self._db.touch_unchanged_many, watch.name, pending_touch)
-        if in_flight:
+        ingest = watch.mode == WatchMode.INGEST
+        sink = _RecordSink(watch.name, tally, 1 if ingest else _RECORD_BATCH_ROWS)
+        try:
+            while stack:
+                dir_abs, dir_rel = stack.pop()
+                listing = await asyncio.to_thread(
+                    self._list_directory, watch, root, dir_abs, dir_rel
+                )
+                stack.extend(reversed(listing.subdirs))
+                tally.files_seen += listing.files_seen
+                for rel, reason in listing.skipped:
+                    tally.skip(rel, reason)
+                pending_touch.extend(listing.unchanged)
+                if len(pending_touch) >= _TOUCH_BATCH_ROWS:
+                    await asyncio.to_thread(
+                        self._db.touch_unchanged_many, watch.name, pending_touch
+                    )
+                    pending_touch = []
+                for group in _groups(listing.candidates, ingest=ingest):
+                    # Acquire before creating the task: at most hash_concurrency tasks exist.
+                    await self._hash_slots.acquire()
+                    task = asyncio.create_task(self._hash_and_record(watch, group, sink))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+            await asyncio.to_thread(self._db.touch_unchanged_many, watch.name, pending_touch)
             await asyncio.gather(*in_flight)
-        await self._flush(sink)
+            await self._flush(sink)
+        finally:
+            for task in in_flight:  # only left over when the scan is cancelled or failed
+                task.cancel()
 
     async def _flush(self, sink: _RecordSink) -> None:
         records, sink.records = sink.records, []
@@ -265,7 +293,7 @@ class Scanner:
                 for entry in entries:
                     rel = f"{dir_rel}/{entry.name}" if dir_rel else entry.name
                     try:
-                        self._list_entry(watch, root, entry, rel, listing)
+                        self._list_entry(root, entry, rel, listing)
                     except FileNotFoundError:
                         continue  # vanished between listing and stat: nothing to do
                     except _Skip as skip:
@@ -280,11 +308,20 @@ class Scanner:
         except OSError as exc:
             log.warning("unreadable folder", extra={"watch": watch.name, "path": dir_rel or "."})
             listing.skipped.append((dir_rel or ".", exc.strerror or str(exc)))
+        self._sort_by_index(watch, listing)
         return listing
 
-    def _list_entry(
-        self, watch: WatchLike, root: str, entry: os.DirEntry[str], rel: str, listing: _Listing
-    ) -> None:
+    def _sort_by_index(self, watch: WatchLike, listing: _Listing) -> None:
+        """Splits the listed files into unchanged and to-be-hashed with one index lookup."""
+        known = self._db.get_signatures(watch.name, [rel for rel, _, _ in listing.files])
+        for rel, path, st in listing.files:
+            signature = (st.st_size, st.st_mtime_ns, st.st_ino)
+            if known.get(rel) == signature:
+                listing.unchanged.append((rel, *signature))
+            else:
+                listing.candidates.append(_Candidate(rel, path, st.st_size))
+
+    def _list_entry(self, root: str, entry: os.DirEntry[str], rel: str, listing: _Listing) -> None:
         if not _is_utf8(entry.name):
             raise _Skip(NOT_UTF8)
         if entry.is_dir(follow_symlinks=False):
@@ -294,13 +331,7 @@ class Scanner:
         if self._ignore.matches(rel, is_dir=False):
             return
         st = self._stat_regular(root, entry.path, is_symlink=entry.is_symlink())
-        known = self._db.get_entry(watch.name, rel)
-        if known is not None and (known.size, known.mtime_ns, known.inode) == (
-            st.st_size, st.st_mtime_ns, st.st_ino
-        ):
-            listing.unchanged.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
-        else:
-            listing.candidates.append(_Candidate(rel, entry.path, st.st_size))
+        listing.files.append((rel, entry.path, st))
 
     def _probe_file(self, watch: WatchLike, abs_path: Path) -> _Candidate | None:
         """The watcher's single-file version of _list_entry: None when nothing is to be done."""
@@ -308,7 +339,8 @@ class Scanner:
         # Resolve the folders but not the file itself, whose own symlink is judged below.
         parent = os.path.realpath(os.path.dirname(os.path.abspath(abs_path)))
         path = os.path.join(parent, os.path.basename(abs_path))
-        if not _is_inside(parent, root) or _is_inside(parent, self._buffer_real):
+        in_buffer = _is_inside(parent, self._buffer_real) and _is_inside(self._buffer_real, root)
+        if not _is_inside(parent, root) or in_buffer:
             return None
         rel = os.path.relpath(path, root).replace(os.sep, "/")
         if rel.startswith("../") or not _is_utf8(rel):
@@ -316,10 +348,11 @@ class Scanner:
         if self._ignore.is_ignored(rel, is_dir=False):
             return None
         st = self._stat_regular(root, path, is_symlink=os.path.islink(path))
-        known = self._db.get_entry(watch.name, rel)
-        if known is not None and (known.size, known.mtime_ns, known.inode) == (
-            st.st_size, st.st_mtime_ns, st.st_ino
-        ):
+        known = self._db.get_signatures(watch.name, [rel]).get(rel)
+        queued_source = self._db.queued_source(watch.name, rel)
+        # A queued copy that vanished (a pruned or lost ingest copy) must be made again.
+        source_lost = queued_source is not None and not queued_source.exists()
+        if known == (st.st_size, st.st_mtime_ns, st.st_ino) and not source_lost:
             self._db.touch_unchanged(
                 watch.name, rel, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino
             )
@@ -347,40 +380,55 @@ class Scanner:
     # -- hashing ------------------------------------------------------------------------------
 
     async def _hash_and_record(
-        self, watch: WatchLike, candidate: _Candidate, sink: _RecordSink, *,
+        self, watch: WatchLike, group: list[_Candidate], sink: _RecordSink, *,
         incomplete: bool = False,
     ) -> None:
         """Runs under one hash slot, which the caller acquired; releases it when done."""
         ingest = watch.mode == WatchMode.INGEST
-        reserved = 0
+        reserved = sum(c.size for c in group) if ingest else 0
         try:
-            if ingest:
-                if not self._reserve_buffer(candidate.size):
+            if reserved and not self._reserve_buffer(reserved):
+                reserved = 0
+                for candidate in group:
                     sink.tally.skip(candidate.rel_path, BUFFER_FULL)
-                    return
-                reserved = candidate.size
-            record = await asyncio.to_thread(self._hash_file, candidate, ingest, incomplete)
-            if record is None:
                 return
-            sink.tally.files_hashed += 1
-            sink.tally.bytes_hashed += record.size
-            sink.records.append(record)
-            if len(sink.records) >= sink.flush_rows:
+            outcomes = await asyncio.to_thread(self._hash_group, group, ingest, incomplete)
+            for outcome in outcomes:
+                if isinstance(outcome, FileRecord):
+                    sink.tally.files_hashed += 1
+                    sink.tally.bytes_hashed += outcome.size
+                    sink.records.append(outcome)
+                elif outcome is not None:
+                    sink.tally.skip(*outcome)
+            batch_bytes = sum(r.size for r in sink.records)
+            if len(sink.records) >= sink.flush_rows or batch_bytes >= _RECORD_BATCH_BYTES:
                 await self._flush(sink)
-        except FileNotFoundError:
-            return  # vanished before or while hashing: nothing to sync
-        except PermissionError:
-            log.warning("unreadable file", extra={"watch": watch.name, "path": candidate.rel_path})
-            sink.tally.skip(candidate.rel_path, PERMISSION_DENIED)
-        except _Skip as skip:
-            sink.tally.skip(candidate.rel_path, str(skip))
-        except OSError as exc:
-            log.warning("file read failed", extra={"watch": watch.name, "path": candidate.rel_path,
-                                                   "error": str(exc)})
-            sink.tally.skip(candidate.rel_path, exc.strerror or str(exc))
         finally:
             self._buffer_reserved_bytes -= reserved
             self._hash_slots.release()
+
+    def _hash_group(
+        self, group: list[_Candidate], ingest: bool, incomplete: bool
+    ) -> list[FileRecord | tuple[str, str] | None]:
+        """Per file: its record, (rel_path, reason) if skipped, None if gone or still changing."""
+        return [self._hash_one(c, ingest, incomplete) for c in group]
+
+    def _hash_one(
+        self, candidate: _Candidate, ingest: bool, incomplete: bool
+    ) -> FileRecord | tuple[str, str] | None:
+        rel = candidate.rel_path
+        try:
+            return self._hash_file(candidate, ingest, incomplete)
+        except FileNotFoundError:
+            return None  # vanished before or while hashing: nothing to sync
+        except PermissionError:
+            log.warning("unreadable file", extra={"path": rel})
+            return (rel, PERMISSION_DENIED)
+        except _Skip as skip:
+            return (rel, str(skip))
+        except OSError as exc:
+            log.warning("file read failed", extra={"path": rel, "error": str(exc)})
+            return (rel, exc.strerror or str(exc))
 
     def _hash_file(
         self, candidate: _Candidate, ingest: bool, incomplete: bool
@@ -415,6 +463,9 @@ class Scanner:
             sha, size = copy_and_hash(path, tmp, fsync=True)
             if not _unchanged_since(path, before, size):
                 return None
+            # The copy keeps the original's mtime: the queue records that mtime, and the
+            # uploader refuses a source whose mtime differs from what was queued.
+            os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
             # Content-addressed folder: two cards' IMG_0001.JPG never overwrite each other.
             dst = self._ingest_dir / sha[:2] / sha / path.name
             dst.parent.mkdir(parents=True, exist_ok=True)

@@ -216,6 +216,21 @@ class AgentStateDB:
         )
         return _entry_from_row(rows[0]) if rows else None
 
+    def get_signatures(
+        self, watch_name: str, rel_paths: Sequence[str]
+    ) -> dict[str, tuple[int, int, int]]:
+        """(size, mtime_ns, inode) of the given indexed paths: one query per 500, not per file."""
+        found: dict[str, tuple[int, int, int]] = {}
+        for start in range(0, len(rel_paths), 500):
+            chunk = rel_paths[start : start + 500]
+            for row in self._read(
+                "SELECT rel_path, size, mtime_ns, inode FROM files WHERE watch_name = ? "
+                f"AND rel_path IN ({_marks(len(chunk))})",
+                (watch_name, *chunk),
+            ):
+                found[row[0]] = (row[1], row[2], row[3])
+        return found
+
     def record_file(
         self,
         watch_name: str,
@@ -414,6 +429,20 @@ class AgentStateDB:
                 (self._clock_ms(), row["watch_name"], row["rel_path"]),
             )
         log.info("dropped queued file", extra={"queue_id": queue_id, "reason": reason})
+
+    def queued_source(self, watch_name: str, rel_path: str) -> Path | None:
+        """The source_path of the queue row for this path, if the path is queued."""
+        rows = self._read(
+            "SELECT source_path FROM queue WHERE watch_name = ? AND rel_path = ?",
+            (watch_name, rel_path),
+        )
+        return Path(rows[0][0]) if rows else None
+
+    def source_in_use(self, source_path: Path) -> bool:
+        """Whether any queued file still reads from source_path (a shared ingest copy)."""
+        rows = self._read("SELECT 1 FROM queue WHERE source_path = ? LIMIT 1",
+                          (str(source_path),))
+        return bool(rows)
 
     def queue_stats(self) -> QueueStats:
         rows = self._read(

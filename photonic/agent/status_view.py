@@ -39,7 +39,7 @@ def collect(config: AgentConfig) -> dict[str, Any]:
         "progress": {},
     }
     if db_path.exists():
-        db = AgentStateDB(db_path)
+        db = AgentStateDB(db_path, read_only=True)
         try:
             stats = db.queue_stats()
             out["queue"] = {"files": stats.files, "bytes": stats.bytes, "errored": stats.errored}

@@ -140,7 +140,7 @@ class Uploader:
 
     async def synced(self, f: PendingFile, dedup: bool, conflict: bool) -> None:
         await asyncio.to_thread(self._db.mark_synced, f.id, f.sha256)
-        self._prune_ingest_copy(f)
+        await asyncio.to_thread(self._prune_ingest_copy, f)
         if dedup:
             self.totals.files_deduplicated += 1
         else:
@@ -153,7 +153,7 @@ class Uploader:
     def _prune_ingest_copy(self, f: PendingFile) -> None:
         """Ingest copies exist only until the server has the photo."""
         ingest = self._s.buffer_path / "ingest"
-        if f.source_path.is_relative_to(ingest):
+        if f.source_path.is_relative_to(ingest) and not self._db.source_in_use(f.source_path):
             f.source_path.unlink(missing_ok=True)
 
     async def failed(self, f: PendingFile, reason: str, *, permanent: bool) -> None:

@@ -43,6 +43,7 @@ class _Tracked:
     size: int = -1  # -1: touched but not yet looked at
     mtime_ns: int = -1
     known_incomplete: bool = False
+    closed: bool = False  # the writer closed the file: a much shorter quiet period suffices
 
     @property
     def observed(self) -> bool:
@@ -79,18 +80,25 @@ class SettleTracker:
         incomplete_timeout_s: float,
         clock: Callable[[], float] = time.monotonic,
         is_complete: Callable[[Path], bool] = is_structurally_complete,
+        closed_settle_delay_s: float | None = None,
     ) -> None:
         self._settle_delay_s = settle_delay_s
+        self._closed_delay_s = min(settle_delay_s, closed_settle_delay_s
+                                   if closed_settle_delay_s is not None else settle_delay_s)
         self._incomplete_timeout_s = max(incomplete_timeout_s, settle_delay_s)
         self._clock = clock
         self._is_complete = is_complete
         self._lock = threading.Lock()
         self._tracked: dict[_Key, _Tracked] = {}
 
-    def touch(self, watch_name: str, path: Path) -> None:
-        """A candidate changed or appeared: (re)start its settle timer. Does no I/O."""
+    def touch(self, watch_name: str, path: Path, *, closed: bool = False) -> None:
+        """A candidate changed or appeared: (re)start its settle timer. Does no I/O.
+
+        closed: the writer closed it (inotify CLOSE_WRITE), a far stronger sign than silence
+        that it is done; it still has to stay unchanged for closed_settle_delay_s and be
+        structurally complete, so a writer that reopens the file only delays it."""
         with self._lock:
-            self._tracked[(watch_name, path)] = _Tracked(self._clock())
+            self._tracked[(watch_name, path)] = _Tracked(self._clock(), closed=closed)
 
     def due(self) -> list[SettledFile]:
         """Checks the tracked paths whose timer ran out and returns (and forgets) the settled."""
@@ -119,8 +127,8 @@ class SettleTracker:
         if st is None:
             return None
         if (st.st_size, st.st_mtime_ns) != (old.size, old.mtime_ns):
-            return _Tracked(now, st.st_size, st.st_mtime_ns)
-        if now < old.stable_since_s + self._settle_delay_s:
+            return _Tracked(now, st.st_size, st.st_mtime_ns, closed=old.closed)
+        if now < old.stable_since_s + self._quiet_s(old):
             return old
         if not old.known_incomplete:
             try:
@@ -147,8 +155,11 @@ class SettleTracker:
         """When a path is next worth a stat: at once if never seen, else when its timer ends."""
         if not entry.observed:
             return entry.stable_since_s
-        delay_s = self._incomplete_timeout_s if entry.known_incomplete else self._settle_delay_s
+        delay_s = self._incomplete_timeout_s if entry.known_incomplete else self._quiet_s(entry)
         return entry.stable_since_s + delay_s
+
+    def _quiet_s(self, entry: _Tracked) -> float:
+        return self._closed_delay_s if entry.closed else self._settle_delay_s
 
     def __len__(self) -> int:
         with self._lock:
@@ -212,6 +223,7 @@ class FolderWatcher:
         clock: Callable[[], float] = time.monotonic,
         is_complete: Callable[[Path], bool] = is_structurally_complete,
         max_wait_s: float = 1.0,
+        closed_settle_delay_s: float | None = None,
     ) -> None:
         self._watches = list(watches)
         self._on_settled = on_settled
@@ -222,6 +234,7 @@ class FolderWatcher:
             incomplete_timeout_s=incomplete_timeout_s,
             clock=clock,
             is_complete=is_complete,
+            closed_settle_delay_s=closed_settle_delay_s,
         )
         self._wake = asyncio.Event()
         self._observer: BaseObserver | None = None
@@ -272,16 +285,16 @@ class FolderWatcher:
                 self._walks.add(walk)
                 walk.add_done_callback(self._walks.discard)
             return
-        self._touch(watch, path)
+        self._touch(watch, path, closed=event.event_type == "closed")
 
-    def _touch(self, watch: WatchLike, path: Path) -> None:
+    def _touch(self, watch: WatchLike, path: Path, *, closed: bool = False) -> None:
         try:
             relative = path.relative_to(watch.path).as_posix()
         except ValueError:
             return  # moved out of the watch
         if self._ignore is not None and self._ignore(watch.name, relative):
             return
-        self._tracker.touch(watch.name, path)
+        self._tracker.touch(watch.name, path, closed=closed)
         self._wake.set()
 
     async def _touch_tree(self, watch: WatchLike, root: Path) -> None:

@@ -25,6 +25,7 @@ from photonic.models import (
     is_content_hash,
 )
 from photonic.paths import safe_name, safe_relative_path
+from photonic.server import faults
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub, ServerEvent
 from photonic.server.library import Library
@@ -244,6 +245,7 @@ class IngestSession:
             self._d.metrics.integrity_failures.labels(self._agent).inc()
             await self._fail(incoming, str(exc), retryable=True)
             return
+        faults.hit("after_store_rename")
         self._d.metrics.bytes_stored.labels(self._agent).inc(incoming.size)
         try:
             for entry, rel in incoming.paths:
@@ -253,6 +255,7 @@ class IngestSession:
                 event(log, "file_committed", agent=self._agent, path=entry.relative_path,
                       watch=entry.watch_name, sha256=entry.sha256[:16], size=entry.size,
                       version=committed.version, conflict=committed.conflict)
+                faults.hit("after_catalog_commit")
                 await self._send(committed)
         finally:
             self._forget(incoming.sha256)

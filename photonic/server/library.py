@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 from photonic.errors import NotFound
 from photonic.models import CommittedFile, ConflictPolicy, ContentHash, ManifestEntry
 from photonic.paths import version_path
+from photonic.server import faults
 from photonic.server.catalog import LocationHead, NewVersion, SqliteCatalog
 from photonic.server.store import ContentStore
 
@@ -120,6 +121,7 @@ class Library:
     def _commit(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath, version: int,
                 where: Path, *, make_head: bool, relocated: Path | None = None,
                 conflict_with: str | None = None, resolution: str | None = None) -> None:
+        faults.hit("after_library_link")
         self._catalog.commit_version(NewVersion(
             agent_id=agent_id, watch_name=entry.watch_name, rel_path=str(rel),
             sha256=entry.sha256, size=entry.size, exif=entry.exif, version=version,

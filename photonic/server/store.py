@@ -143,6 +143,9 @@ class ContentStore:
                 raise StorageFull("the server's storage is full; intake paused") from exc
             raise
         os.replace(tmp, library_file)
+        # rename() between two links of one inode does nothing and leaves tmp behind; that is
+        # the case when a retry after a crash links a file that already holds this content.
+        tmp.unlink(missing_ok=True)
         fsync_directory(library_file.parent)
 
     def holds(self, library_file: Path, sha256: str) -> bool:

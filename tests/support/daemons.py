@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -119,7 +121,8 @@ class Daemon:
             return self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"{self.name} did not stop on SIGTERM:\n{self.log()[-3000:]}")
+            raise AssertionError(
+                f"{self.name} did not stop on SIGTERM:\n{self.log()[-3000:]}") from None
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, exactly like a crash or a power cut of the process."""
@@ -257,3 +260,53 @@ def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
             _merge(into[key], value)
         else:
             into[key] = value
+
+
+def sqlite_rows(db_path: Path, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    """Rows from a daemon's SQLite database, read while the daemon may be writing (WAL).
+    Never creates the database: a missing file raises OperationalError ("unable to open")."""
+    conn = sqlite3.connect(db_path.absolute().as_uri() + "?mode=rw", timeout=10, uri=True)
+    try:
+        return list(conn.execute(sql, tuple(params)).fetchall())
+    finally:
+        conn.close()
+
+
+def acknowledged_files(buffer: Path) -> dict[tuple[str, str], str]:
+    """{(watch, relative path): sha256} of every file the server acknowledged to the agent:
+    indexed with a synced hash and no longer in the agent's queue. Empty before the agent has
+    created its database."""
+    try:
+        rows = sqlite_rows(
+            buffer / "agent.db",
+            "SELECT f.watch_name, f.rel_path, f.synced_sha256 FROM files f "
+            "WHERE f.synced_sha256 != '' AND NOT EXISTS (SELECT 1 FROM queue q "
+            "WHERE q.watch_name = f.watch_name AND q.rel_path = f.rel_path)")
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc) or "unable to open" in str(exc):
+            return {}
+        raise
+    return {(str(w), str(r)): str(s) for w, r, s in rows}
+
+
+def queued_count(buffer: Path) -> int:
+    """How many files the agent's durable queue holds (0 before the agent made its DB)."""
+    try:
+        return int(sqlite_rows(buffer / "agent.db", "SELECT COUNT(*) FROM queue")[0][0])
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc) or "unable to open" in str(exc):
+            return 0
+        raise
+
+
+def library_versions(library: Path, rel_path: str) -> dict[str, str]:
+    """{file name: sha256} of rel_path in a library folder and every older version kept beside
+    it (`name.vN.ext`, `name.vN~k.ext`)."""
+    head = library / rel_path
+    suffix = head.suffix
+    stem = head.name[: len(head.name) - len(suffix)] if suffix else head.name
+    pattern = re.compile(re.escape(stem) + r"(\.v\d+(~\d+)?)?" + re.escape(suffix))
+    if not head.parent.is_dir():
+        return {}
+    return {p.name: sha256_of(p) for p in sorted(head.parent.iterdir())
+            if p.is_file() and pattern.fullmatch(p.name)}

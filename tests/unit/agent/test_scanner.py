@@ -50,7 +50,7 @@ def _write(path: Path, data: bytes = b"photo") -> Path:
 def _scanner(db: AgentStateDB, tmp_path: Path, watch: Watch, **kwargs: int) -> Scanner:
     max_bytes = kwargs.pop("max_buffer_size_bytes", 1 << 30)
     return Scanner(db, [watch], IgnoreRules(), buffer_path=tmp_path / "buffer",
-                   max_buffer_size_bytes=max_bytes, **kwargs)  # type: ignore[arg-type]
+                   max_buffer_size_bytes=max_bytes, **kwargs)
 
 
 def _scan(scanner: Scanner, watch: Watch) -> ScanReport:
@@ -178,13 +178,39 @@ def test_ingest_copies_into_buffer_and_respects_limit(db: AgentStateDB, tmp_path
     assert report.files_queued == 1
     assert [reason for _, reason in report.skipped] == [BUFFER_FULL]
     [item] = db.pending(10)
-    assert item.source_path.is_relative_to((tmp_path / "buffer" / "ingest").resolve())
+    assert item.source_path.is_relative_to(tmp_path / "buffer" / "ingest")
     assert item.source_path.name in {"IMG_1.JPG", "IMG_2.JPG"}
     assert hashlib.sha256(item.source_path.read_bytes()).hexdigest() == item.sha256
     assert list((tmp_path / "buffer" / "ingest" / "tmp").iterdir()) == []
     db.mark_synced(item.id, item.sha256)
     report = _scan(scanner, card)
     assert (report.files_hashed, report.files_queued, report.skipped) == (1, 1, ())
+
+
+def test_lost_ingest_copy_is_made_again(db: AgentStateDB, tmp_path: Path) -> None:
+    """If a queued buffer copy vanishes while the card file is unchanged, scan_path recopies it."""
+    card = Watch(tmp_path / "card", "sd", WatchMode.INGEST)
+    photo = _write(card.path / "IMG_1.JPG", b"z" * 100)
+    scanner = _scanner(db, tmp_path, card)
+    _scan(scanner, card)
+    [item] = db.pending(10)
+    item.source_path.unlink()
+    assert asyncio.run(scanner.scan_path("sd", photo))
+    [again] = db.pending(10)
+    assert again.id == item.id and again.source_path.read_bytes() == b"z" * 100
+
+
+def test_buffer_inside_watch_is_not_scanned(db: AgentStateDB, tmp_path: Path) -> None:
+    """A buffer folder placed inside a watch folder is never scanned as photos."""
+    root = tmp_path / "photos"
+    _write(root / "a.jpg")
+    _write(root / "buf" / "ingest" / "copy.jpg")
+    watch = Watch(root, "cam")
+    scanner = Scanner(db, [watch], IgnoreRules(), buffer_path=root / "buf",
+                      max_buffer_size_bytes=1 << 20)
+    _scan(scanner, watch)
+    assert [p.relative_path for p in db.pending(10)] == ["a.jpg"]
+    assert not asyncio.run(scanner.scan_path("cam", root / "buf" / "ingest" / "copy.jpg"))
 
 
 def test_missing_folder_reported_and_index_untouched(db: AgentStateDB, tmp_path: Path,
@@ -251,12 +277,12 @@ def test_scan_path_queues_a_settled_file_once(db: AgentStateDB, tmp_path: Path,
 
 
 def test_large_tree_rescan_hashes_nothing(db: AgentStateDB, tmp_path: Path, watch: Watch) -> None:
-    """A 20,000-file tree rescans without hashing a single unchanged file."""
+    """A 20,000-file tree (sidecar-sized files) rescans without hashing an unchanged file."""
     for d in range(100):
         folder = watch.path / f"d{d:03d}"
         folder.mkdir()
         for f in range(200):
-            (folder / f"{f:03d}.jpg").write_bytes(b"%d/%d" % (d, f))
+            (folder / f"{f:03d}.xmp").write_bytes(b"%d/%d" % (d, f))
     scanner = _scanner(db, tmp_path, watch, hash_concurrency=4)
     first = _scan(scanner, watch)
     assert (first.files_seen, first.files_queued) == (20_000, 20_000)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from photonic.agent.statedb import AgentStateDB, WatchStatus
+from photonic.agent.statedb import AgentStateDB, FileRecord, WatchStatus
 from photonic.models import ContentHash, ExifSummary
 
 SHA_A = ContentHash("a" * 64)
@@ -135,6 +135,21 @@ def test_scan_generation_finds_unseen_files(db: AgentStateDB) -> None:
     assert db.indexed_count("cam") == 1
     db.touch_unchanged("cam", "gone.jpg", size=10, mtime_ns=5, inode=7)
     assert db.indexed_count("cam") == 2
+
+
+def test_record_files_batch_and_signatures(db: AgentStateDB) -> None:
+    """A batch is recorded in one call, and signatures are found for exactly the indexed paths."""
+    records = [
+        FileRecord(f"p{i}.jpg", i, 100 + i, 1000 + i, ContentHash(f"{i:064x}"), EXIF,
+                   Path(f"/photos/p{i}.jpg"))
+        for i in range(600)
+    ]
+    assert all(db.record_files("cam", records))
+    wanted = [r.rel_path for r in records] + ["absent.jpg"]
+    signatures = db.get_signatures("cam", wanted)
+    assert len(signatures) == 600 and signatures["p7.jpg"] == (7, 107, 1007)
+    assert db.queued_source("cam", "p7.jpg") == Path("/photos/p7.jpg")
+    assert db.queued_source("cam", "absent.jpg") is None
 
 
 def test_iter_index_streams_across_pages(db: AgentStateDB, tmp_path: Path) -> None:

@@ -69,6 +69,37 @@ def test_file_written_in_pieces_is_due_only_after_it_stops_changing(tmp_path: Pa
     assert settle.next_check_in_s() is None
 
 
+def test_closed_complete_file_settles_after_the_short_closed_delay(tmp_path: Path) -> None:
+    """A writer's close (CLOSE_WRITE) shortens the quiet period for a complete JPEG, but an
+    incomplete one still waits, and a later plain modification restores the full delay."""
+    clock = FakeClock()
+    settle = SettleTracker(settle_delay_s=SETTLE_S, incomplete_timeout_s=INCOMPLETE_S,
+                           clock=clock, closed_settle_delay_s=0.2)
+    photo = tmp_path / "closed.jpg"
+    photo.write_bytes(jpeg_bytes())
+    settle.touch("w", photo, closed=True)
+    assert settle.due() == []
+    clock.advance(0.2)
+    assert settle.due() == [SettledFile("w", photo, incomplete=False)]
+
+    half = tmp_path / "half.jpg"
+    half.write_bytes(jpeg_bytes()[:300])
+    settle.touch("w", half, closed=True)
+    assert settle.due() == []
+    clock.advance(SETTLE_S)
+    assert settle.due() == [], "an incomplete JPEG is not settled by a close"
+
+    reopened = tmp_path / "reopened.jpg"
+    reopened.write_bytes(jpeg_bytes())
+    settle.touch("w", reopened, closed=True)
+    settle.touch("w", reopened)  # modified again after the close
+    assert settle.due() == []
+    clock.advance(0.2)
+    assert all(s.path != reopened for s in settle.due())
+    clock.advance(SETTLE_S)
+    assert SettledFile("w", reopened, incomplete=False) in settle.due()
+
+
 def test_change_without_an_event_still_restarts_the_timer(tmp_path: Path) -> None:
     """A write the watcher never reported is caught by the size/mtime check at the deadline."""
     clock = FakeClock()

@@ -1,0 +1,126 @@
+"""The rows of the benchmark table: which figure, against which peer, and the issue's target."""
+
+from __future__ import annotations
+
+from bench.report import FigureSpec, Target, TargetKind
+
+SYNCTHING = "syncthing"
+RSYNC_SSH = "rsync-ssh-fsync"
+RSYNC_DAEMON = "rsync-daemon"
+RAW_GRPC = "raw-grpc"
+PEERS = (SYNCTHING, RSYNC_SSH, RSYNC_DAEMON, RAW_GRPC)
+
+
+def _at_least_x(value: float) -> Target:
+    return Target(TargetKind.RATIO_AT_LEAST, value)
+
+
+def _at_most(value: float) -> Target:
+    return Target(TargetKind.AT_MOST, value)
+
+
+_THROUGHPUT_TARGETS: dict[tuple[str, str, str], Target] = {
+    ("large", "mbps", SYNCTHING): _at_least_x(1.5),
+    ("large", "mbps", RAW_GRPC): _at_least_x(1.0),
+    ("large", "mbps", RSYNC_SSH): _at_least_x(1.0),
+    ("small", "files_per_s", SYNCTHING): _at_least_x(3.0),
+    ("small", "files_per_s", RSYNC_SSH): _at_least_x(1.0),
+}
+
+
+def figure_specs(counts: dict[str, int], scale_files: int, catalog_photos: int) -> list[FigureSpec]:
+    """All rows, in the order the table prints them; counts name each set's size in labels."""
+    specs: list[FigureSpec] = []
+    for name, metrics in (
+        ("large", ("mbps", "files_per_s")),
+        ("small", ("files_per_s", "mbps")),
+        ("raw", ("mbps",)),
+        ("tiff", ("mbps",)),
+    ):
+        for metric in metrics:
+            unit = "MB/s" if metric == "mbps" else "files/s"
+            for peer in PEERS:
+                specs.append(
+                    FigureSpec(
+                        f"first sync, {name} set ({counts.get(name, 0):,} files)",
+                        unit,
+                        f"{name}.first.{metric}",
+                        peer,
+                        _THROUGHPUT_TARGETS.get((name, metric, peer)),
+                    )
+                )
+    small = f"{counts.get('small', 0):,}"
+    rsyncs_and_syncthing = (SYNCTHING, RSYNC_SSH, RSYNC_DAEMON)
+    for peer in rsyncs_and_syncthing:
+        specs.append(
+            FigureSpec(
+                f"no-change re-sync after restart, small set ({small} files)",
+                "s",
+                "small.resync.s",
+                peer,
+                _at_most(0.5),
+            )
+        )
+    for peer in rsyncs_and_syncthing:
+        specs.append(
+            FigureSpec(
+                "no-change re-sync, bytes sent", "bytes", "small.resync.bytes", peer, _at_most(0)
+            )
+        )
+    for peer in rsyncs_and_syncthing:
+        specs.append(FigureSpec("incremental sync of 10 new photos", "s", "incremental.s", peer))
+    specs += [
+        FigureSpec("new photo -> durable commit, p50", "s", "latency.p50", None, _at_most(0.5)),
+        FigureSpec("new photo -> durable commit, p95", "s", "latency.p95", None, _at_most(1.5)),
+        FigureSpec(
+            "second agent holding the large set, bytes sent", "bytes", "second_agent.bytes", None
+        ),
+        FigureSpec("second agent holding the large set", "s", "second_agent.s", None),
+    ]
+    for side, what in (("sender", "agent"), ("receiver", "server")):
+        for peer in (SYNCTHING, RSYNC_SSH):
+            specs.append(
+                FigureSpec(
+                    f"{what} CPU per GB, large first sync",
+                    "CPU-s/GB",
+                    f"large.cpu_per_gb.{side}",
+                    peer,
+                )
+            )
+    specs += [
+        FigureSpec(
+            "agent peak RSS, large first sync",
+            "MB",
+            "large.rss_mb.sender",
+            SYNCTHING,
+            _at_most(150),
+        ),
+        FigureSpec("server peak RSS, large first sync", "MB", "large.rss_mb.receiver", SYNCTHING),
+        FigureSpec(
+            f"agent restart, {scale_files:,}-file index, nothing changed",
+            "s",
+            "scale.restart.s",
+            None,
+            _at_most(20),
+        ),
+        FigureSpec(
+            f"agent peak RSS, restart over {scale_files:,}-file index",
+            "MB",
+            "scale.restart.rss_mb",
+            None,
+            _at_most(300),
+        ),
+        FigureSpec(
+            f"manifest check, 1,000 new files, catalog of {catalog_photos:,}",
+            "ms",
+            "scale.manifest.new_ms",
+            None,
+        ),
+        FigureSpec(
+            f"manifest check, 1,000 stored files, catalog of {catalog_photos:,}",
+            "ms",
+            "scale.manifest.stored_ms",
+            None,
+        ),
+    ]
+    return specs

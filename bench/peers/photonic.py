@@ -1,0 +1,339 @@
+"""photonic as a peer: drives the real `photonic` CLI (certs, server, agent --once) as subprocesses.
+
+Contract relied on (bench/README.md lists it too):
+- `photonic certs init --dir D`, `photonic certs issue AGENT --dir D`;
+- `photonic server --config server.yaml`, `photonic agent --config agent.yaml [--once]` with the
+  keys of photonic/config.py;
+- `agent --once` exits 0 once its queue is empty and prints one JSON object on stdout with
+  `files_uploaded`, `files_deduplicated`, `bytes_sent`, `files_hashed`, `seconds`;
+- the server logs one key=value line per event on stderr, with `ts=YYYY-MM-DDTHH:MM:SS.mmmZ`,
+  `event=file_committed` and `path=<path relative to the watch>`, written after the commit.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.peers.base import SyncRun, free_port, port_open
+from bench.procstat import CommandResult, ProcUsage, read_usage, run_measured, wait_until
+
+_WATCH_NAME = "photos"
+_TIMEOUT_S = 3600.0
+
+
+@dataclass(frozen=True)
+class OnceResult:
+    """One `photonic agent --once`: the measured command and the JSON summary it printed."""
+
+    command: CommandResult
+    summary: dict[str, Any]
+
+    @property
+    def files_done(self) -> int:
+        return int(self.summary.get("files_uploaded", 0)) + int(
+            self.summary.get("files_deduplicated", 0)
+        )
+
+    @property
+    def bytes_sent(self) -> int:
+        return int(self.summary.get("bytes_sent", 0))
+
+
+def photonic_argv() -> list[str]:
+    """The installed `photonic` script next to this interpreter, else the module itself."""
+    script = Path(sys.executable).with_name("photonic")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "photonic.cli"]
+
+
+class ServerLog:
+    """Follows the server's stderr file and indexes `event=file_committed` lines by path."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._offset = 0
+        self._partial = b""
+        self.committed_at: dict[str, float] = {}
+
+    def poll(self) -> None:
+        with self._path.open("rb") as handle:
+            handle.seek(self._offset)
+            data = handle.read()
+        self._offset += len(data)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            fields = parse_logfmt(line.decode(errors="replace"))
+            if fields.get("event") == "file_committed" and "path" in fields:
+                self.committed_at[fields["path"]] = parse_log_ts(fields.get("ts", ""))
+
+
+def parse_logfmt(line: str) -> dict[str, str]:
+    """Splits a key=value log line; values may be double-quoted with backslash escapes."""
+    fields: dict[str, str] = {}
+    i, n = 0, len(line)
+    while i < n:
+        while i < n and line[i] == " ":
+            i += 1
+        eq = line.find("=", i)
+        if eq < 0:
+            break
+        key = line[i:eq]
+        i = eq + 1
+        if i < n and line[i] == '"':
+            value, i = _quoted(line, i + 1)
+        else:
+            end = line.find(" ", i)
+            end = n if end < 0 else end
+            value, i = line[i:end], end
+        fields[key] = value
+    return fields
+
+
+def _quoted(line: str, i: int) -> tuple[str, int]:
+    out: list[str] = []
+    while i < len(line) and line[i] != '"':
+        if line[i] == "\\" and i + 1 < len(line):
+            i += 1
+            out.append("\n" if line[i] == "n" else line[i])
+        else:
+            out.append(line[i])
+        i += 1
+    return "".join(out), i + 1
+
+
+def parse_log_ts(text: str) -> float:
+    """`2024-06-01T10:00:00.123Z` (photonic.logfmt) as Unix seconds; 0.0 when absent."""
+    if not text:
+        return 0.0
+    moment = datetime.strptime(text.rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f")
+    return moment.replace(tzinfo=UTC).timestamp()
+
+
+class PhotonicPeer:
+    """A server and agents on loopback with their own PKI, storage and buffers in a temp dir."""
+
+    name = "photonic"
+
+    def __init__(self, work_dir: Path, *, agents: Sequence[str] = ("bench-agent",)) -> None:
+        self._tmp = Path(tempfile.mkdtemp(prefix="photonic-", dir=work_dir))
+        self._argv = photonic_argv()
+        self._agents = tuple(agents)
+        self._certs = self._tmp / "certs"
+        self._cli("certs", "init", "--dir", str(self._certs))
+        for agent in self._agents:
+            self._cli("certs", "issue", agent, "--dir", str(self._certs))
+        self.storage = self._tmp / "server"
+        self._port = free_port()
+        self._server: subprocess.Popen[bytes] | None = None
+        self.log = ServerLog(self._tmp / "server.log")
+        self._source: Path | None = None
+        self._files = 0
+        self._payload = 0
+
+    def _cli(self, *args: str) -> None:
+        subprocess.run([*self._argv, *args], check=True, capture_output=True, timeout=120)
+
+    # --- configuration -------------------------------------------------------------------
+
+    def _server_config(self) -> Path:
+        config = {
+            "server": {
+                "bind_address": f"127.0.0.1:{self._port}",
+                "storage_path": str(self.storage),
+                "web_ui_port": free_port(),
+                "web_ui_bind": "127.0.0.1",
+            },
+            "security": {
+                "cert_path": str(self._certs / "server.crt"),
+                "key_path": str(self._certs / "server.key"),
+                "ca_path": str(self._certs / "ca.crt"),
+            },
+            "agents": {agent: {"scopes": ["sync"]} for agent in self._agents},
+            "default_scopes": ["sync"],
+        }
+        path = self._tmp / "server.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def agent_config(self, agent: str, source: Path, *, metrics_port: int = 0) -> Path:
+        """Writes the agent's config: one reference-mode watch on source, defaults elsewhere."""
+        config = {
+            "agent": {
+                "id": agent,
+                "server_endpoints": [f"127.0.0.1:{self._port}"],
+                "buffer_path": str(self._tmp / f"buffer-{agent}"),
+                "watch": [{"path": str(source), "name": _WATCH_NAME, "mode": "reference"}],
+                "metrics_port": metrics_port,
+            },
+            "security": {
+                "cert_path": str(self._certs / f"{agent}.crt"),
+                "key_path": str(self._certs / f"{agent}.key"),
+                "ca_path": str(self._certs / "ca.crt"),
+            },
+        }
+        path = self._tmp / f"agent-{agent}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    # --- processes -----------------------------------------------------------------------
+
+    def start_server(self) -> None:
+        config = self._server_config()
+        log = (self._tmp / "server.log").open("ab")
+        self._server = subprocess.Popen(
+            [*self._argv, "server", "--config", str(config)], stdout=log, stderr=log
+        )
+        wait_until(self._server_up, timeout_s=60, what="photonic server to listen")
+
+    def _server_up(self) -> bool:
+        assert self._server is not None
+        if self._server.poll() is not None:
+            raise RuntimeError(f"photonic server exited: {self.server_log_tail()}")
+        return port_open(self._port)
+
+    def server_log_tail(self, chars: int = 3000) -> str:
+        return (self._tmp / "server.log").read_text(errors="replace")[-chars:]
+
+    def server_usage(self) -> ProcUsage:
+        assert self._server is not None
+        return read_usage(self._server.pid)
+
+    @property
+    def server_port(self) -> int:
+        return self._port
+
+    @property
+    def certs(self) -> Path:
+        return self._certs
+
+    def run_once(self, agent: str, source: Path) -> OnceResult:
+        """Runs `photonic agent --once` to completion and parses its JSON summary."""
+        config = self.agent_config(agent, source)
+        argv = [*self._argv, "agent", "--config", str(config), "--once"]
+        result = run_measured(argv, timeout_s=_TIMEOUT_S)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"photonic agent --once exited {result.returncode}: {result.stderr[-3000:]}"
+            )
+        lines = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
+        if not lines:
+            raise RuntimeError(f"photonic agent --once printed no JSON summary: {result.stdout!r}")
+        return OnceResult(result, json.loads(lines[-1]))
+
+    def start_agent(self, agent: str, source: Path) -> subprocess.Popen[bytes]:
+        """Starts an agent daemon (watching source); the caller stops it with stop_process."""
+        config = self.agent_config(agent, source)
+        log = (self._tmp / f"agent-{agent}.log").open("ab")
+        return subprocess.Popen(
+            [*self._argv, "agent", "--config", str(config)], stdout=log, stderr=log
+        )
+
+    # --- the SyncPeer scenarios ------------------------------------------------------------
+
+    def _timed_once(self, files: int, payload: int, agent: str | None = None) -> SyncRun:
+        assert self._source is not None
+        before = self.server_usage()
+        once = self.run_once(agent or self._agents[0], self._source)
+        if once.files_done < files:
+            raise RuntimeError(
+                f"photonic synced {once.files_done} of {files} files: {once.summary}"
+            )
+        return SyncRun(
+            seconds=once.command.wall_s,
+            files=files,
+            payload_bytes=payload,
+            bytes_sent=once.bytes_sent,
+            sender=once.command.usage,
+            receiver=self.server_usage().minus(before),
+        )
+
+    def first_sync(self, source: Path, files: int, payload_bytes: int) -> SyncRun:
+        if self._server is None:
+            self.start_server()
+        self._source, self._files, self._payload = source, files, payload_bytes
+        return self._timed_once(files, payload_bytes)
+
+    def resync_unchanged(self) -> SyncRun:
+        return self._timed_once(0, 0)
+
+    def incremental(self, add_files: Callable[[], tuple[int, int]]) -> SyncRun:
+        files, payload = add_files()
+        return self._timed_once(files, payload)
+
+    def second_agent(self, agent: str) -> SyncRun:
+        """Another agent holding the same photos: everything should be answered HAVE."""
+        return self._timed_once(self._files, self._payload, agent)
+
+    def close(self) -> None:
+        if self._server is not None:
+            stop_process(self._server)
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 30) -> None:
+    """SIGTERM (photonic drains and exits), SIGKILL if it is still there after the grace."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def measure_latency(
+    peer: PhotonicPeer,
+    agent: str,
+    watch: Path,
+    photos: Sequence[tuple[str, bytes]],
+    *,
+    timeout_s: float = 60,
+    warmup: int = 1,
+) -> tuple[list[float], ProcUsage]:
+    """Writes photos one at a time into a watched folder; each latency runs from the file's
+    close to the server's file_committed log line. Returns latencies and the agent's usage."""
+    agent_proc = peer.start_agent(agent, watch)
+    latencies: list[float] = []
+    try:
+        for index, (relative, data) in enumerate(photos):
+            target = watch / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as handle:
+                handle.write(data)
+            closed_at = time.time()
+            wait_until(
+                functools.partial(_committed, peer, relative, agent_proc),
+                timeout_s=timeout_s,
+                interval_s=0.01,
+                what=f"the server to commit {relative}",
+            )
+            # The first photo also waits for the agent to start and connect: not a latency.
+            if index >= warmup:
+                latencies.append(peer.log.committed_at[relative] - closed_at)
+        usage = read_usage(agent_proc.pid)
+    finally:
+        stop_process(agent_proc)
+    return latencies, usage
+
+
+def _committed(peer: PhotonicPeer, relative: str, agent: subprocess.Popen[bytes]) -> bool:
+    if agent.poll() is not None:
+        raise RuntimeError(f"photonic agent exited with {agent.returncode}")
+    peer.log.poll()
+    return relative in peer.log.committed_at

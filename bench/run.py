@@ -1,0 +1,287 @@
+"""Runs the benchmark: `python -m bench.run [--quick]`; Markdown on stdout, JSON in results/."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bench import datagen, scale
+from bench.datagen import DataSet
+from bench.figures import RAW_GRPC, RSYNC_DAEMON, RSYNC_SSH, SYNCTHING, figure_specs
+from bench.peers.base import SyncPeer, SyncRun, link_tree
+from bench.peers.photonic import PhotonicPeer, measure_latency
+from bench.peers.rsync import RsyncDaemonPeer, RsyncSshPeer
+from bench.peers.syncthing import SyncthingPeer
+from bench.raw_grpc import RawGrpcCeiling
+from bench.report import PHOTONIC, Report, build_rows, markdown_table, percentile, write_results
+
+log = logging.getLogger("bench")
+BENCH_DIR = Path(__file__).resolve().parent
+_MB = 1_000_000
+_GB = 1_000_000_000
+_SECOND_AGENT = "bench-agent-2"
+_INCREMENTAL_FILES = 10
+
+PeerFactory = Callable[[Path], SyncPeer]
+_FACTORIES: dict[str, PeerFactory] = {
+    PHOTONIC: lambda w: PhotonicPeer(w, agents=("bench-agent", _SECOND_AGENT)),
+    SYNCTHING: SyncthingPeer,
+    RSYNC_SSH: RsyncSshPeer,
+    RSYNC_DAEMON: RsyncDaemonPeer,
+    RAW_GRPC: RawGrpcCeiling,  # type: ignore[dict-item]  # first sync only, by design
+}
+
+
+class Bench:
+    """Collects one value per run for each (tool, figure) and every failure, never aborting."""
+
+    def __init__(self, work_dir: Path, sets: dict[str, DataSet], tools: Sequence[str]) -> None:
+        self.work_dir = work_dir
+        self.sets = sets
+        self.tools = tools
+        self.samples: dict[tuple[str, str], list[float]] = defaultdict(list)
+        self.errors: dict[str, str] = {}
+
+    def record(self, tool: str, key: str, value: float) -> None:
+        self.samples[(tool, key)].append(value)
+
+    def attempt(self, what: str, action: Callable[[], None]) -> None:
+        """Runs one measurement; a failure is logged and kept in the report, and the run goes on."""
+        started = time.perf_counter()
+        log.info("%s ...", what)
+        try:
+            action()
+        except Exception as exc:
+            self.errors[what] = f"{type(exc).__name__}: {exc}"
+            log.error("%s failed: %s", what, exc)
+            log.debug("%s", traceback.format_exc())
+        else:
+            log.info("%s done in %.1f s", what, time.perf_counter() - started)
+
+    # --- per-set scenarios -------------------------------------------------------------------
+
+    def sync_set(self, tool: str, name: str, run: int) -> None:
+        dataset = self.sets[name]
+        run_dir = self.work_dir / f"{tool}-{name}-{run}"
+        source = run_dir / "source"
+        run_dir.mkdir(parents=True)
+        link_tree(dataset.root, source)
+        peer = _FACTORIES[tool](run_dir)
+        try:
+            first = peer.first_sync(source, dataset.count, dataset.total_bytes)
+            self._record_first(tool, name, first)
+            if name == "small" and tool != RAW_GRPC:
+                self._record_resync(tool, peer.resync_unchanged())
+                added = functools.partial(self._add_fresh, source, run)
+                self.record(tool, "incremental.s", peer.incremental(added).seconds)
+            if name == "large" and isinstance(peer, PhotonicPeer):
+                second = peer.second_agent(_SECOND_AGENT)
+                self.record(tool, "second_agent.s", second.seconds)
+                self.record(tool, "second_agent.bytes", float(second.bytes_sent or 0))
+        finally:
+            peer.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    def _record_first(self, tool: str, name: str, run: SyncRun) -> None:
+        self.record(tool, f"{name}.first.mbps", run.payload_bytes / _MB / run.seconds)
+        self.record(tool, f"{name}.first.files_per_s", run.files / run.seconds)
+        self.record(tool, f"{name}.first.s", run.seconds)
+        if run.bytes_sent is not None:
+            self.record(tool, f"{name}.first.bytes_sent", float(run.bytes_sent))
+        gigabytes = run.payload_bytes / _GB
+        for side, usage in (("sender", run.sender), ("receiver", run.receiver)):
+            if usage is None:
+                continue
+            self.record(tool, f"{name}.cpu_per_gb.{side}", usage.cpu_s / gigabytes)
+            if usage.peak_rss_bytes:
+                self.record(tool, f"{name}.rss_mb.{side}", usage.peak_rss_bytes / _MB)
+
+    def _record_resync(self, tool: str, run: SyncRun) -> None:
+        self.record(tool, "small.resync.s", run.seconds)
+        if run.bytes_sent is not None:
+            self.record(tool, "small.resync.bytes", float(run.bytes_sent))
+
+    def _add_fresh(self, source: Path, run: int) -> tuple[int, int]:
+        fresh = self.sets["fresh"]
+        chosen = [rel for rel, _ in fresh.files[:_INCREMENTAL_FILES]]
+        written = datagen.copy_into(fresh, chosen, source / f"incoming-{run}")
+        return len(written), sum(p.stat().st_size for p in written)
+
+    # --- photonic-only figures ---------------------------------------------------------------
+
+    def latency(self, run: int) -> None:
+        fresh = self.sets["fresh"]
+        run_dir = self.work_dir / f"latency-{run}"
+        watch = run_dir / "watch"
+        watch.mkdir(parents=True)
+        peer = PhotonicPeer(run_dir)
+        try:
+            peer.start_server()
+            photos = [
+                (f"card-{run}/{rel.rsplit('/', 1)[-1]}", (fresh.root / rel).read_bytes())
+                for rel, _ in fresh.files[_INCREMENTAL_FILES:]
+            ]
+            latencies, _usage = measure_latency(peer, "bench-agent", watch, photos)
+            self.record(PHOTONIC, "latency.p50", percentile(latencies, 50))
+            self.record(PHOTONIC, "latency.p95", percentile(latencies, 95))
+            self.samples[(PHOTONIC, "latency.all")].extend(latencies)
+        finally:
+            peer.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    def restart_over_index(self) -> None:
+        dataset = self.sets["scale"]
+        run_dir = self.work_dir / "scale-restart"
+        run_dir.mkdir(parents=True)
+        peer = PhotonicPeer(run_dir)
+        try:
+            figure = scale.restart_over_index(peer, dataset.root, dataset.count)
+            self.record(PHOTONIC, "scale.first_sync.s", figure.first_sync_s)
+            self.record(PHOTONIC, "scale.restart.s", figure.restart_s)
+            self.record(PHOTONIC, "scale.restart.bytes", float(figure.restart_bytes_sent))
+            self.record(PHOTONIC, "scale.restart.rss_mb", figure.restart_usage.peak_rss_bytes / _MB)
+        finally:
+            peer.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    def manifest_check(self, catalog_photos: int, rounds: int) -> None:
+        run_dir = self.work_dir / "scale-manifest"
+        run_dir.mkdir(parents=True)
+        peer = PhotonicPeer(run_dir)
+        try:
+            figure = scale.manifest_check(peer, "bench-agent", catalog_photos, rounds)
+            self.samples[(PHOTONIC, "scale.manifest.new_ms")].extend(figure.new_files_ms)
+            self.samples[(PHOTONIC, "scale.manifest.stored_ms")].extend(figure.stored_files_ms)
+        finally:
+            peer.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def ensure_peers_installed() -> None:
+    """Runs install-peers.sh when a peer program is missing (it is idempotent anyway)."""
+    if (
+        all(shutil.which(p) for p in ("rsync", "syncthing", "ssh"))
+        and Path("/usr/sbin/sshd").exists()
+    ):
+        return
+    subprocess.run(["bash", str(BENCH_DIR / "install-peers.sh")], check=True)
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="small sets, one run: a few minutes")
+    p.add_argument("--runs", type=int, help="runs per figure (default 3, quick 1)")
+    p.add_argument(
+        "--tools",
+        default=",".join(_FACTORIES),
+        help="comma-separated subset of: " + ", ".join(_FACTORIES),
+    )
+    p.add_argument("--no-scale", action="store_true", help="skip the scale figures")
+    p.add_argument("--seed", type=int, default=datagen.DEFAULT_SEED)
+    p.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def _run_all(bench: Bench, runs: int, scale_args: tuple[int, int] | None) -> None:
+    for run in range(runs):
+        # Tools interleave within each run, so a noisy minute hurts them all alike.
+        for name in ("large", "small", "raw", "tiff"):
+            for tool in bench.tools:
+                bench.attempt(
+                    f"{tool}: {name} set, run {run + 1}/{runs}",
+                    functools.partial(bench.sync_set, tool, name, run),
+                )
+        if PHOTONIC in bench.tools:
+            bench.attempt(
+                f"photonic: latency, run {run + 1}/{runs}", functools.partial(bench.latency, run)
+            )
+    if PHOTONIC in bench.tools and scale_args is not None:
+        bench.attempt("photonic: restart over a large index", bench.restart_over_index)
+        bench.attempt(
+            "photonic: manifest check over a large catalog",
+            lambda: bench.manifest_check(*scale_args),
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(message)s",
+        stream=sys.stderr,
+    )
+    runs = args.runs or (1 if args.quick else 3)
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = set(tools) - _FACTORIES.keys()
+    if unknown:
+        print(f"unknown tools: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    ensure_peers_installed()
+    specs = datagen.standard_sets(quick=args.quick)
+    sets = {}
+    for name, spec in specs.items():
+        log.info("data set %s (%d files) ...", name, spec.count)
+        sets[name] = datagen.ensure_set(spec, seed=args.seed)
+    work_dir = datagen.DEFAULT_CACHE_DIR / "work"
+    shutil.rmtree(work_dir, ignore_errors=True)
+    bench = Bench(work_dir, sets, tools)
+    catalog_photos = 100_000 if args.quick else 1_000_000
+    scale_args = None if args.no_scale else (catalog_photos, 3 if args.quick else 5)
+    try:
+        _run_all(bench, runs, scale_args)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    counts = {name: ds.count for name, ds in sets.items()}
+    rows = build_rows(figure_specs(counts, counts["scale"], catalog_photos), bench.samples)
+    report = Report(args.quick, rows, bench.samples, bench.errors, _context(args, runs, sets))
+    report.context["wall_s"] = round(time.perf_counter() - started, 1)
+    path = write_results(report, args.results_dir)
+    print(markdown_table(rows))
+    for what, error in bench.errors.items():
+        print(f"\nFAILED {what}: {error}")
+    print(f"\nresults: {path}")
+    return 0
+
+
+def _context(args: argparse.Namespace, runs: int, sets: dict[str, DataSet]) -> dict[str, object]:
+    return {
+        "runs": runs,
+        "seed": args.seed,
+        "cpus": os.cpu_count(),
+        "machine": platform.platform(),
+        "python": platform.python_version(),
+        "sets": {n: {"files": d.count, "bytes": d.total_bytes} for n, d in sets.items()},
+        "versions": _tool_versions(),
+    }
+
+
+def _tool_versions() -> dict[str, str]:
+    versions = {}
+    for tool, argv in (
+        ("rsync", ["rsync", "--version"]),
+        ("syncthing", ["syncthing", "--version"]),
+        ("ssh", ["ssh", "-V"]),
+    ):
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            versions[tool] = (done.stdout or done.stderr).splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            versions[tool] = "missing"
+    return versions
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The chaos suite's running totals, printed by conftest.py when the session ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass
+class ChaosTally:
+    """Counters every chaos test adds to; lost, corrupted and duplicated must end at zero."""
+
+    scenarios: int = 0
+    server_kills: int = 0
+    agent_kills: int = 0
+    network_faults: int = 0
+    disk_faults: int = 0
+    hostile_files: int = 0
+    hostile_messages: int = 0
+    identity_attacks: int = 0
+    fuzz_inputs: int = 0
+    photos_verified: int = 0
+    photos_lost: int = 0
+    photos_corrupted: int = 0
+    photos_duplicated: int = 0
+
+    def lines(self) -> list[str]:
+        return [f"{f.name:>18}: {getattr(self, f.name)}" for f in fields(self)]
+
+
+TALLY = ChaosTally()
+"""One per pytest session: the suite is one process, and the summary is of the whole run."""
