@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -29,6 +30,8 @@ from photonic.v1 import jobs_pb2, jobs_pb2_grpc, sync_pb2, sync_pb2_grpc
 
 log = logging.getLogger("photonic.server")
 
+IO_THREADS = 32
+
 
 class ServerApp:
     def __init__(self, config: ServerConfig, registry: CollectorRegistry | None = None) -> None:
@@ -49,6 +52,10 @@ class ServerApp:
         self.http_port = 0
 
     async def start(self) -> None:
+        # fsyncs block a thread each; the default pool (cores + 4) would let them starve the
+        # chunk writes of other streams.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="photonic-io"))
         deps = IngestDeps(
             store=self.store, catalog=self.catalog, library=self.library,
             claims=UploadClaims(), metrics=self.metrics, events=self.events,

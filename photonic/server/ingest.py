@@ -36,6 +36,9 @@ log = logging.getLogger("photonic.server.ingest")
 
 Outgoing = FileDecision | CommittedFile | FailedFile
 MAX_MANIFEST_ENTRIES = 10_000
+# Files of one stream committing at once while the stream already receives the next ones:
+# the fsyncs of several files overlap instead of queueing behind each other.
+MAX_COMMITS_IN_FLIGHT = 8
 
 
 class UploadClaims:
@@ -99,6 +102,9 @@ class IngestSession:
         self._policy = ConflictPolicy.AUTO
         self._incoming: dict[str, _Incoming] = {}
         self._waiters: set[asyncio.Task[None]] = set()
+        self._commits: set[asyncio.Task[None]] = set()
+        self._commit_slots = asyncio.Semaphore(MAX_COMMITS_IN_FLIGHT)
+        self._commit_errors: list[BaseException] = []
 
     async def on_manifest(self, entries: list[ManifestEntry], policy: ConflictPolicy) -> None:
         if len(entries) > MAX_MANIFEST_ENTRIES:
@@ -183,7 +189,7 @@ class IngestSession:
                                       relative_path=entry.relative_path,
                                       action=Decision.SEND, offset=offset))
         if offset == incoming.size:
-            await self._finish(incoming)
+            await self._finish_soon(incoming)
 
     def _ensure_room(self, needed: int) -> None:
         free = self._d.store.free_bytes()
@@ -223,7 +229,7 @@ class IngestSession:
             self._forget(chunk.sha256)
             raise
         if upload.offset == incoming.size:
-            await self._finish(incoming)
+            await self._finish_soon(incoming)
 
     @staticmethod
     def _chunk_problem(chunk: ChunkData, upload: PartialUpload) -> str:
@@ -237,6 +243,26 @@ class IngestSession:
             return "empty chunk"
         return ""
 
+    async def _finish_soon(self, incoming: _Incoming) -> None:
+        """Commits in the background (bounded), so the stream keeps receiving meanwhile."""
+        await self._commit_slots.acquire()
+        task = asyncio.create_task(self._finish(incoming))
+        self._commits.add(task)
+        task.add_done_callback(self._commit_done)
+
+    def _commit_done(self, task: asyncio.Task[None]) -> None:
+        self._commits.discard(task)
+        self._commit_slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            self._commit_errors.append(task.exception())  # type: ignore[arg-type]
+
+    async def flush(self) -> None:
+        """Waits for every commit in flight; re-raises the first failure (e.g. a full disk)."""
+        while self._commits:
+            await asyncio.gather(*list(self._commits), return_exceptions=True)
+        if self._commit_errors:
+            raise self._commit_errors[0]
+
     async def _finish(self, incoming: _Incoming) -> None:
         assert incoming.upload is not None
         try:
@@ -248,7 +274,9 @@ class IngestSession:
         faults.hit("after_store_rename")
         self._d.metrics.bytes_stored.labels(self._agent).inc(incoming.size)
         try:
-            for entry, rel in incoming.paths:
+            # Paths may join while earlier ones are recorded; all are served before forgetting.
+            while incoming.paths:
+                entry, rel = incoming.paths.pop(0)
                 committed = await self._record(entry, rel)
                 self._d.metrics.photos_processed.labels(self._agent, "stored").inc()
                 self._publish("file_committed", entry, committed.library_path)
@@ -302,7 +330,8 @@ class IngestSession:
             self._d.claims.release(sha256)
 
     async def close(self) -> None:
-        for task in list(self._waiters):
+        # A cancelled commit is safe: every step is idempotent and nothing was acknowledged.
+        for task in [*self._waiters, *self._commits]:
             task.cancel()
         for sha in list(self._incoming):
             self._forget(sha)

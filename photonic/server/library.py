@@ -9,6 +9,7 @@ import threading
 from pathlib import Path, PurePosixPath
 
 from photonic.errors import NotFound
+from photonic.media.hashing import fsync_directory
 from photonic.models import CommittedFile, ConflictPolicy, ContentHash, ManifestEntry
 from photonic.paths import version_path
 from photonic.server import faults
@@ -22,26 +23,43 @@ class Library:
     def __init__(self, store: ContentStore, catalog: SqliteCatalog) -> None:
         self._store = store
         self._catalog = catalog
-        # One writer at a time per library: version numbering reads then writes.
+        # One writer at a time per library: version numbering reads then writes, and version
+        # names are chosen by looking at the folder. Directory fsyncs happen outside it.
         self._lock = threading.Lock()
+        self._unsynced_dirs: set[Path] = set()
 
     def record(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
                policy: ConflictPolicy) -> CommittedFile:
         """Makes entry's content visible at its path, following the conflict policy."""
         with self._lock:
-            return self._record(agent_id, entry, rel, policy)
+            committed = self._record(agent_id, entry, rel, policy)
+            dirs, self._unsynced_dirs = self._unsynced_dirs, set()
+        self._sync_dirs(dirs)
+        return committed
+
+    def _link(self, sha256: str, library_file: Path) -> None:
+        self._store.link(sha256, library_file, sync=False)
+        self._unsynced_dirs.add(library_file.parent)
+
+    @staticmethod
+    def _sync_dirs(dirs: set[Path]) -> None:
+        """Makes this call's links durable before its caller acknowledges anything. A crash
+        before this point is repaired: the catalog's head is re-linked when the agent, which
+        got no acknowledgement, offers the file again."""
+        for d in dirs:
+            fsync_directory(d)
 
     def _record(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
                 policy: ConflictPolicy) -> CommittedFile:
         head = self._catalog.get_head(agent_id, entry.watch_name, str(rel))
         plain = self._store.library_file(agent_id, entry.watch_name, rel)
         if head is None:
-            self._store.link(entry.sha256, plain)
+            self._link(entry.sha256, plain)
             self._commit(agent_id, entry, rel, 1, plain, make_head=True)
             return self._committed(entry, 1, plain)
         if head.head_sha256 == entry.sha256:
             if not self._store.holds(plain, entry.sha256):
-                self._store.link(entry.sha256, plain)
+                self._link(entry.sha256, plain)
             return self._committed(entry, head.head_version, plain)
         retried = self._catalog_version_with(head, entry)
         if retried is not None:
@@ -55,7 +73,7 @@ class Library:
         if conflict and policy is ConflictPolicy.SERVER_WINS:
             version = head.max_version + 1
             side = self._free_version_file(agent_id, entry.watch_name, rel, version, entry.sha256)
-            self._store.link(entry.sha256, side)
+            self._link(entry.sha256, side)
             self._commit(agent_id, entry, rel, version, side, make_head=False,
                          conflict_with=head.head_sha256, resolution="server_wins")
             return self._committed(entry, version, side, conflict=True)
@@ -85,18 +103,20 @@ class Library:
                     version = head.max_version + 1
                     side = self._free_version_file(row.agent_id, row.watch_name, rel, version,
                                                    entry.sha256)
-                    self._store.link(entry.sha256, side)
+                    self._link(entry.sha256, side)
                     self._commit(row.agent_id, entry, rel, version, side, make_head=False)
             self._catalog.close_conflict(conflict_id,
                                          "keep_incoming" if keep_incoming else "keep_server")
+            dirs, self._unsynced_dirs = self._unsynced_dirs, set()
+        self._sync_dirs(dirs)
 
     def _new_head(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
                   head: LocationHead, conflict_with: str | None) -> CommittedFile:
         plain = self._store.library_file(agent_id, entry.watch_name, rel)
         old = self._free_version_file(agent_id, entry.watch_name, rel, head.head_version,
                                       ContentHash(head.head_sha256))
-        self._store.link(head.head_sha256, old)
-        self._store.link(entry.sha256, plain)
+        self._link(head.head_sha256, old)
+        self._link(entry.sha256, plain)
         version = head.max_version + 1
         self._commit(agent_id, entry, rel, version, plain, make_head=True, relocated=old,
                      conflict_with=conflict_with,

@@ -128,6 +128,7 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
             try:
                 async for message in requests:
                     await self._dispatch(session, caller, message)
+                await session.flush()
             except errors.PhotonicError as exc:
                 failure.append(exc)
             finally:

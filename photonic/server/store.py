@@ -132,8 +132,11 @@ class ContentStore:
     def library_file(self, agent_id: str, watch: str, rel: PurePosixPath) -> Path:
         return self.library / agent_id / watch / Path(*rel.parts)
 
-    def link(self, sha256: str, library_file: Path) -> None:
-        """Points library_file at the object, atomically replacing whatever was there."""
+    def link(self, sha256: str, library_file: Path, *, sync: bool = True) -> None:
+        """Points library_file at the object, atomically replacing whatever was there.
+
+        sync=False leaves the directory fsync to the caller, who may batch it, but must do it
+        before the link is acknowledged to anyone."""
         library_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = library_file.parent / f".photonic-tmp-{uuid.uuid4().hex}"
         try:
