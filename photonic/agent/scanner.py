@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import stat
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from photonic.agent.ignore import IgnoreRules
 from photonic.agent.statedb import AgentStateDB, FileRecord, WatchStatus
 from photonic.media.exif import read_exif_summary
 from photonic.media.hashing import copy_and_hash, durable_replace, sha256_file
-from photonic.media.images import is_photo
+from photonic.media.images import is_photo, is_structurally_complete
 from photonic.models import ContentHash, ExifSummary, WatchMode
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,29 @@ class Scanner:
         self._freeze_min_files = freeze_min_files
         self._buffer_committed_bytes: int | None = None
         self._buffer_reserved_bytes = 0
+        self._settle_delay_s = 0.0
+        self._incomplete_timeout_s = 0.0
+
+    def defer_files_in_flight(self, *, settle_delay_s: float, incomplete_timeout_s: float) -> None:
+        """Makes reconcile scans leave alone files that are still being written: changed less
+        than settle_delay_s ago, or structurally incomplete and younger than
+        incomplete_timeout_s. The watcher (or a later scan) takes them once they settle; without
+        this a scan racing a slow writer would upload half a photo as a version."""
+        self._settle_delay_s = settle_delay_s
+        self._incomplete_timeout_s = incomplete_timeout_s
+
+    def _in_flight(self, path: str, st: os.stat_result, now_s: float) -> bool:
+        if self._settle_delay_s <= 0:
+            return False
+        age_s = now_s - st.st_mtime
+        if age_s < self._settle_delay_s:
+            return True
+        if age_s >= self._incomplete_timeout_s:
+            return False
+        try:
+            return not is_structurally_complete(Path(path))
+        except OSError:
+            return False
 
     async def scan_all(self) -> list[ScanReport]:
         return [await self.scan_watch(w) for w in self._watches.values()]
@@ -314,10 +338,17 @@ class Scanner:
     def _sort_by_index(self, watch: WatchLike, listing: _Listing) -> None:
         """Splits the listed files into unchanged and to-be-hashed with one index lookup."""
         known = self._db.get_signatures(watch.name, [rel for rel, _, _ in listing.files])
+        now_s = time.time()
         for rel, path, st in listing.files:
             signature = (st.st_size, st.st_mtime_ns, st.st_ino)
-            if known.get(rel) == signature:
+            previous = known.get(rel)
+            if previous == signature:
                 listing.unchanged.append((rel, *signature))
+            elif self._in_flight(path, st, now_s):
+                # Seen (so never judged missing) but with its old signature kept, so the
+                # file is hashed once it has settled.
+                if previous is not None:
+                    listing.unchanged.append((rel, *previous))
             else:
                 listing.candidates.append(_Candidate(rel, path, st.st_size))
 

@@ -4,6 +4,7 @@ queueing, a server crash mid-batch, slowly written files, vanished and emptied f
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ SHOOT = datetime(2024, 6, 1, 10, 0, 0)
 STATUS_POLL_S = 0.25
 
 
-def _status_where(agent: AgentHandle, check: Any, what: str,
+def _status_where(agent: AgentHandle, check: Callable[[dict[str, Any]], bool], what: str,
                   timeout_s: float = 30) -> dict[str, Any]:
     """Polls `photonic status --json` until check(status) holds; returns that status."""
     def probe() -> dict[str, Any] | None:
@@ -69,8 +70,10 @@ def test_agent_queues_while_the_server_is_down_and_delivers_when_it_is_up(
     for i in range(5):
         make_jpeg(photos / f"IMG_{i:04d}.jpg", seed=1000 + i, capture_time=SHOOT)
     _start(agent, daemons)
+    # The agent spends most of each retry dialing (CONNECTING); its OFFLINE spells between
+    # dials grow with the backoff, so a slow `photonic status` still sees one within a minute.
     _status_where(agent, lambda s: s["running"] and s["state"] == "offline"
-                  and s["queue"]["files"] == 5, "OFFLINE with 5 files queued")
+                  and s["queue"]["files"] == 5, "OFFLINE with 5 files queued", timeout_s=60)
     server = start_server(tmp_path / "server", pki, port=port)
     daemons.append(server.daemon)
     wait_until(lambda: _library_matches(server.library("laptop", "photos"), photos), 90, 0.2,

@@ -289,3 +289,30 @@ def test_large_tree_rescan_hashes_nothing(db: AgentStateDB, tmp_path: Path, watc
     second = _scan(scanner, watch)
     assert (second.files_seen, second.files_hashed, second.files_queued) == (20_000, 0, 0)
     assert db.indexed_count("cam") == 20_000
+
+
+def test_daemon_scan_defers_files_still_being_written(
+    db: AgentStateDB, tmp_path: Path, watch: Watch
+) -> None:
+    """With deferral on, a file changed moments ago or a young truncated JPEG is neither
+    hashed nor judged missing; once it has settled, the next scan queues it."""
+    scanner = _scanner(db, tmp_path, watch)
+    scanner.defer_files_in_flight(settle_delay_s=60.0, incomplete_timeout_s=600.0)
+    fresh = _write(watch.path / "fresh.jpg", b"still being written")
+    report = _scan(scanner, watch)
+    assert (report.files_hashed, report.files_queued) == (0, 0)
+
+    old = os.stat(fresh).st_mtime - 3600
+    os.utime(fresh, (old, old))
+    truncated = watch.path / "half.jpg"
+    make_jpeg(truncated, seed=1)
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    os.utime(truncated, (old + 3100, old + 3100))  # 500 s old: settled, but no end marker
+    report = _scan(scanner, watch)
+    assert report.files_queued == 1, "the settled file is queued, the truncated one waits"
+    assert db.queue_stats().files == 1
+
+    scanner.defer_files_in_flight(settle_delay_s=60.0, incomplete_timeout_s=300.0)
+    report = _scan(scanner, watch)
+    assert report.files_queued == 1, "past incomplete_timeout the truncated photo is kept too"
