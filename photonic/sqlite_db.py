@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import importlib.resources
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from photonic.errors import StorageFull
 
 
 def open_database(
@@ -46,3 +51,41 @@ def _migrate(conn: sqlite3.Connection, package: str) -> None:
         conn.executescript(
             f"BEGIN;\n{sql}\nINSERT INTO schema_version (version) VALUES ({number});\nCOMMIT;"
         )
+
+
+@contextmanager
+def full_disk_as_storage_full(what: str) -> Iterator[None]:
+    """Turns SQLite's "database or disk is full" into StorageFull, so a full disk pauses
+    intake with a clear status instead of surfacing as an unexpected internal error."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+            raise
+        raise StorageFull(f"{what}: the disk is full; nothing was recorded, and the same "
+                          "work is retried once space is freed") from exc
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection, lock: threading.Lock, what: str, *,
+                durable: bool = True) -> Iterator[sqlite3.Connection]:
+    """One serialized write transaction on conn; a full disk raises StorageFull.
+
+    durable=False commits with synchronous=NORMAL, for bookkeeping whose loss on power failure
+    costs work (a rehash), never a photo; the next durable commit syncs those frames anyway."""
+    with lock, full_disk_as_storage_full(what):
+        if not durable:
+            conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT (disk full) can leave the transaction open; close it, or every
+            # later BEGIN would fail too.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            if not durable:
+                conn.execute("PRAGMA synchronous = FULL")

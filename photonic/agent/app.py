@@ -152,7 +152,7 @@ class AgentApp:
                 if await self._serve(client, stop, once, registration.paused):
                     return
             except (errors.Transient, errors.LimitExceeded, errors.InvalidInput,
-                    errors.IntegrityError, errors.NotFound) as exc:
+                    errors.IntegrityError, errors.NotFound, errors.StorageFull) as exc:
                 self._went_offline(str(exc))
             except (errors.AuthError, grpc.aio.AioRpcError) as exc:
                 self.sm.to(AgentState.ERROR, str(exc))

@@ -7,13 +7,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from photonic.models import ContentHash, ExifSummary
-from photonic.sqlite_db import open_database
+from photonic.sqlite_db import open_database, transaction
 
 log = logging.getLogger(__name__)
 
@@ -184,24 +184,9 @@ class AgentStateDB:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    @contextmanager
-    def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if not durable:
-                # Index-only bookkeeping: losing it on power loss costs a rehash, not a photo,
-                # and the next durable commit syncs the WAL frames written before it anyway.
-                self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
-            finally:
-                if not durable:
-                    self._conn.execute("PRAGMA synchronous = FULL")
+    def _tx(self, *, durable: bool = True) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._conn, self._lock, "the agent's queue database",
+                           durable=durable)
 
     def _read(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from photonic.models import ExifSummary
-from photonic.sqlite_db import open_database
+from photonic.sqlite_db import open_database, transaction
 
 
 def now_ms() -> int:
@@ -102,16 +101,8 @@ class SqliteCatalog:
         with self._lock:
             self._conn.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._conn, self._lock, "the server catalog")
 
     def _one(self, sql: str, args: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
         with self._lock:

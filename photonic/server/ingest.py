@@ -182,6 +182,9 @@ class IngestSession:
                                                       incoming.size)
         except BaseException:
             self._forget(sha)
+            # _forget releases only claims with an open upload; this one never opened, and a
+            # leaked claim would make every later stream offering this content wait forever.
+            self._d.claims.release(sha)
             raise
         offset = incoming.upload.offset
         entry = incoming.paths[0][0]

@@ -16,7 +16,7 @@ from photonic.models import Scope
 from photonic.server.auth import Authorizer, Caller
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub, ServerEvent
-from photonic.server.ingest import IngestDeps, IngestSession, Outgoing
+from photonic.server.ingest import MAX_MANIFEST_ENTRIES, IngestDeps, IngestSession, Outgoing
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
 from photonic.v1 import sync_pb2, sync_pb2_grpc
@@ -160,6 +160,9 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
                                        "refused", "manifest names another agent")
                 raise errors.AuthError(f"certificate {caller.agent_id!r} may not write as "
                                        f"agent {manifest.agent_id!r}")
+            if len(manifest.files) > MAX_MANIFEST_ENTRIES:  # before converting a million
+                raise errors.InvalidInput(f"a manifest may list at most {MAX_MANIFEST_ENTRIES} "
+                                          "files; split the batch")
             await session.on_manifest([wire.entry_from_wire(e) for e in manifest.files],
                                       wire.policy_from_wire(manifest.conflict_policy))
         elif kind == "abort":

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.chaos.tally import TALLY
+
+
+@pytest.fixture(autouse=True)
+def _count_scenario() -> Iterator[None]:
+    """Every chaos test is one scenario in the summary."""
+    TALLY.scenarios += 1
+    yield
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -40,9 +40,13 @@ def queue_depth(buffer: Path) -> int:
     db = buffer / "agent.db"
     if not db.exists():
         return -1
-    with sqlite3.connect(db, timeout=5) as conn:
+    conn = sqlite3.connect(db, timeout=5)
+    try:
         (count,) = conn.execute("SELECT COUNT(*) FROM queue").fetchone()
-    conn.close()
+    except sqlite3.OperationalError:
+        return -1  # created but not migrated yet
+    finally:
+        conn.close()
     return int(count)
 
 
@@ -95,7 +99,6 @@ def final_verification(server: ServerHandle, agents: Sequence[AgentHandle], *,
 
 
 def record(report: Verification) -> None:
-    TALLY.scenarios += 1
     TALLY.photos_verified += report.photos_verified
     TALLY.photos_lost += report.photos_lost
     TALLY.photos_corrupted += report.photos_corrupted

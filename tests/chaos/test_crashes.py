@@ -63,7 +63,7 @@ def test_server_killed_repeatedly_during_sync_loses_nothing(
     waves = _waves(PHOTOS, KILLS)
     write_photos(agent.watches["photos"], waves[0])
     agent.start()
-    for wave in waves[1:] + [range(0)]:
+    for wave in [*waves[1:], range(0)]:
         _kill_after_progress(server.daemon, server, rng)
         TALLY.server_kills += 1
         write_photos(agent.watches["photos"], wave)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path, PurePosixPath
 
 import pytest
+from prometheus_client import CollectorRegistry
 
-from photonic.models import ContentHash
+from photonic.errors import StorageFull
+from photonic.models import ConflictPolicy, ContentHash, ManifestEntry
+from photonic.server.catalog import SqliteCatalog
+from photonic.server.events import EventHub
+from photonic.server.ingest import IngestDeps, IngestLimits, IngestSession, UploadClaims
+from photonic.server.library import Library
+from photonic.server.metrics import ServerMetrics
 from photonic.server.store import ContentStore
 from tests.chaos.scenario import final_verification, write_photos
 from tests.support.daemons import ServerHandle, make_agent
@@ -51,3 +59,57 @@ def test_ingest_mode_uploads_the_buffered_copies(tmp_path: Path, pki: TestPki,
     assert summary["files_changed"] == 0
     report = final_verification(server, [agent])
     assert report.photos_verified == 6
+
+
+def _ingest_deps(tmp_path: Path, min_free_bytes: int) -> IngestDeps:
+    store = ContentStore(tmp_path / "storage")
+    catalog = SqliteCatalog(tmp_path / "storage" / "catalog.db")
+
+    async def audit(*_: str) -> None:
+        return None
+
+    return IngestDeps(store=store, catalog=catalog, library=Library(store, catalog),
+                      claims=UploadClaims(), metrics=ServerMetrics(CollectorRegistry()),
+                      events=EventHub(), limits=IngestLimits(10**12, min_free_bytes, True),
+                      audit=audit)
+
+
+def test_storage_full_at_upload_start_releases_the_content_claim(tmp_path: Path) -> None:
+    """An upload refused for lack of space releases its claim on the content (regression: the
+    claim leaked, so every later stream offering that photo waited forever, and the agent
+    hung in SYNCING even after space was freed)."""
+    deps = _ingest_deps(tmp_path, min_free_bytes=2**62)
+    sent: list[object] = []
+
+    async def send(item: object) -> None:
+        sent.append(item)
+
+    async def scenario() -> None:
+        session = IngestSession("laptop", deps, send)
+        entry = ManifestEntry(sha256=ContentHash("ab" * 32), size=10, watch_name="photos",
+                              relative_path="IMG_1.jpg")
+        with pytest.raises(StorageFull):
+            await session.on_manifest([entry], ConflictPolicy.AUTO)
+        await session.close()
+        assert deps.claims.try_claim("ab" * 32), "the claim was released"
+
+    asyncio.run(scenario())
+    deps.catalog.close()
+
+
+def test_catalog_on_a_full_disk_raises_storage_full_and_recovers(tmp_path: Path) -> None:
+    """SQLite's "database or disk is full" becomes StorageFull, and the failed transaction is
+    closed, so the catalog works again once space returns (regression: an unexpected
+    OperationalError reached the RPC layer as an internal error)."""
+    catalog = SqliteCatalog(tmp_path / "catalog.db")
+    with catalog._lock:
+        page_count = catalog._conn.execute("PRAGMA page_count").fetchone()[0]
+        catalog._conn.execute(f"PRAGMA max_page_count = {page_count}")
+    with pytest.raises(StorageFull):
+        for i in range(200):
+            catalog.audit("laptop", "test", "x" * 4000, "ok", str(i))
+    with catalog._lock:
+        catalog._conn.execute("PRAGMA max_page_count = 1073741823")
+    catalog.audit("laptop", "after", "", "ok")
+    assert catalog.audit_rows(1)[0][2] == "after"
+    catalog.close()

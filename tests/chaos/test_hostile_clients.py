@@ -1,0 +1,209 @@
+"""Hostile clients with a real certificate: malformed and adversarial SyncBatch streams. Each
+is refused (a FailedFile, a REJECT or a stream error with the right status), nothing wrong is
+ever stored, refusals of paths are audited, and the server keeps serving honest agents."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import lz4.frame
+import pytest
+
+from photonic.grpc_options import CHANNEL_OPTIONS
+from photonic.tls import channel_credentials
+from photonic.v1 import sync_pb2, sync_pb2_grpc
+from tests.chaos.hostile import exchange, sync_stub
+from tests.chaos.scenario import final_verification, write_photos
+from tests.chaos.tally import TALLY
+from tests.support.daemons import ServerHandle, make_agent, sha256_of
+from tests.support.pki import TestPki
+
+pytestmark = pytest.mark.chaos
+
+Msg = sync_pb2.SyncClientMessage
+
+
+def _manifest(*entries: sync_pb2.ManifestEntry, agent_id: str = "") -> Msg:
+    return Msg(manifest=sync_pb2.BatchManifest(batch_id="hostile", agent_id=agent_id,
+                                               files=list(entries)))
+
+
+def _entry(data: bytes, rel: str, *, size: int | None = None, sha: str | None = None,
+           watch: str = "photos") -> sync_pb2.ManifestEntry:
+    return sync_pb2.ManifestEntry(sha256=sha or hashlib.sha256(data).hexdigest(),
+                                  size=len(data) if size is None else size,
+                                  watch_name=watch, relative_path=rel)
+
+
+def _chunk(sha: str, offset: int, data: bytes, *, raw_size: int | None = None,
+           lz4: bool = False) -> Msg:
+    return Msg(chunk=sync_pb2.Chunk(sha256=sha, offset=offset, data=data, lz4=lz4,
+                                    raw_size=len(data) if raw_size is None else raw_size))
+
+
+@pytest.fixture
+def stub(server: ServerHandle, pki: TestPki) -> Iterator[sync_pb2_grpc.PhotonicSyncStub]:
+    channel, s = sync_stub(server.endpoint, pki.agent_cert("laptop"), pki.agent_key("laptop"),
+                           pki.ca, max_send_bytes=64 << 20)
+    yield s
+    channel.close()
+
+
+def _kinds(replies: list[sync_pb2.SyncServerMessage]) -> list[str]:
+    return [str(r.WhichOneof("kind")) for r in replies]
+
+
+def _stored(server: ServerHandle) -> set[str]:
+    return {p.name for p in server.objects()}
+
+
+BAD_CHUNK_CASES = {
+    "beyond_declared_size": lambda sha, data: [_chunk(sha, 0, data + b"overflow")],
+    "wrong_offset": lambda sha, data: [_chunk(sha, 7, data[7:])],
+    "overlapping": lambda sha, data: [_chunk(sha, 0, data[:100]), _chunk(sha, 50, data[50:])],
+    "raw_size_lies": lambda sha, data: [_chunk(sha, 0, data, raw_size=len(data) - 1)],
+    "empty_chunk": lambda sha, data: [_chunk(sha, 0, b"")],
+    "not_lz4": lambda sha, data: [_chunk(sha, 0, data, lz4=True)],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CHUNK_CASES))
+def test_malformed_chunks_fail_the_file_and_store_nothing(
+        case: str, stub: sync_pb2_grpc.PhotonicSyncStub, server: ServerHandle) -> None:
+    """Chunks past the declared size, at a wrong or overlapping offset, lying about their
+    size, empty, or not LZ4 when flagged so: the file fails (retryable) and nothing is stored."""
+    data = bytes(range(256)) * 4
+    sha = hashlib.sha256(data).hexdigest()
+    replies, code, _ = exchange(stub, [_manifest(_entry(data, f"{case}.jpg")),
+                                       *BAD_CHUNK_CASES[case](sha, data)])
+    TALLY.hostile_messages += 1
+    assert code is grpc.StatusCode.OK
+    assert "failed" in _kinds(replies), replies
+    assert sha not in _stored(server)
+
+
+def test_sha256_mismatch_is_discarded(stub: sync_pb2_grpc.PhotonicSyncStub,
+                                      server: ServerHandle) -> None:
+    """Content that does not hash to the declared SHA-256 is discarded, never stored."""
+    claimed, sent = b"A" * 1000, b"B" * 1000
+    sha = hashlib.sha256(claimed).hexdigest()
+    replies, code, _ = exchange(stub, [_manifest(_entry(claimed, "liar.jpg")),
+                                       _chunk(sha, 0, sent)])
+    TALLY.hostile_messages += 1
+    assert code is grpc.StatusCode.OK and "failed" in _kinds(replies)
+    assert not _stored(server)
+    assert not (server.storage / "partial" / f"{sha}.part").exists()
+
+
+def test_lz4_bomb_is_refused_without_inflating(stub: sync_pb2_grpc.PhotonicSyncStub,
+                                               server: ServerHandle) -> None:
+    """An LZ4 chunk that would inflate to 1 GiB while declaring 64 KiB is refused after at most
+    the declared size plus one byte; the server stays up."""
+    compressor = lz4.frame.LZ4FrameCompressor()
+    zeros = b"\0" * (1 << 20)
+    bomb = b"".join([compressor.begin(), *(compressor.compress(zeros) for _ in range(1024)),
+                     compressor.flush()])
+    data = b"\0" * (64 << 10)
+    sha = hashlib.sha256(data).hexdigest()
+    replies, code, _ = exchange(stub, [_manifest(_entry(data, "bomb.jpg")),
+                                       _chunk(sha, 0, bomb, raw_size=len(data), lz4=True)])
+    TALLY.hostile_messages += 1
+    assert code is grpc.StatusCode.OK and "failed" in _kinds(replies)
+    assert "inflates beyond" in replies[-1].failed.reason
+    assert server.daemon.running and not _stored(server)
+
+
+def test_manifest_of_a_million_entries_is_refused(stub: sync_pb2_grpc.PhotonicSyncStub,
+                                                  server: ServerHandle) -> None:
+    """A manifest of a million (tiny) entries is refused with INVALID_ARGUMENT; one too large
+    for a message is refused by the transport with RESOURCE_EXHAUSTED; the server stays up."""
+    tiny = _manifest(*(sync_pb2.ManifestEntry() for _ in range(1_000_000)))
+    _, code, details = exchange(stub, [tiny], timeout_s=60)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT, details
+    assert "at most" in details
+    big = _manifest(*(_entry(b"", f"{i:08d}.jpg", sha="ab" * 32) for i in range(120_000)))
+    _, code, details = exchange(stub, [big], timeout_s=60)
+    assert code is grpc.StatusCode.RESOURCE_EXHAUSTED, details
+    TALLY.hostile_messages += 2
+    assert server.daemon.running
+
+
+ESCAPING_PATHS = ["../escape.jpg", "a/../../escape.jpg", "/etc/passwd", "C:/evil.jpg",
+                  "nul\x00byte.jpg", "", "a//b.jpg", "./dot.jpg", "x" * 300 + ".jpg"]
+
+
+def test_paths_that_would_escape_the_library_are_rejected_and_audited(
+        stub: sync_pb2_grpc.PhotonicSyncStub, server: ServerHandle) -> None:
+    """`..`, absolute paths, NUL bytes, empty or overlong names, and a `..` watch name are each
+    answered REJECT with a reason, written to the audit log, and nothing lands anywhere."""
+    entries = [_entry(f"{i}".encode(), rel) for i, rel in enumerate(ESCAPING_PATHS)]
+    entries.append(_entry(b"w", "fine.jpg", watch=".."))
+    replies, code, _ = exchange(stub, [_manifest(*entries)])
+    TALLY.hostile_messages += len(entries)
+    assert code is grpc.StatusCode.OK
+    decisions = [r.decision for r in replies if r.WhichOneof("kind") == "decision"]
+    assert len(decisions) == len(entries)
+    assert all(d.action == sync_pb2.FileDecision.ACTION_REJECT and d.reason for d in decisions)
+    with sqlite3.connect(server.storage / "catalog.db") as conn:
+        (audited,) = conn.execute("SELECT COUNT(*) FROM audit WHERE action = 'sync.reject' "
+                                  "AND actor = 'laptop' AND result = 'refused'").fetchone()
+    conn.close()
+    assert audited == len(entries)
+    assert not list((server.storage / "library").rglob("*.jpg"))
+    assert not (server.root / "escape.jpg").exists()
+
+
+async def _abandon_streams(endpoint: str, pki: TestPki, files: list[Path], count: int) -> int:
+    """Opens `count` SyncBatch streams, each offering a real file and sending half of it, then
+    walks away (cancel); returns how many were accepted before being abandoned."""
+    creds = channel_credentials(pki.agent_cert("laptop"), pki.agent_key("laptop"), pki.ca)
+    accepted = 0
+    async with grpc.aio.secure_channel(endpoint, creds, options=CHANNEL_OPTIONS) as channel:
+        stub = sync_pb2_grpc.PhotonicSyncStub(channel)  # type: ignore[no-untyped-call]
+
+        async def one(i: int) -> bool:
+            path = files[i % len(files)]
+            data = path.read_bytes()
+            call = stub.SyncBatch()
+            try:
+                rel = path.relative_to(path.parents[1]).as_posix()
+                await call.write(_manifest(_entry(data, rel)))
+                reply = await asyncio.wait_for(call.read(), 10)
+                if reply is grpc.aio.EOF or reply.WhichOneof("kind") != "decision":
+                    return False
+                sha = hashlib.sha256(data).hexdigest()
+                await call.write(_chunk(sha, reply.decision.offset, data[:len(data) // 2]))
+                return True
+            except grpc.aio.AioRpcError:
+                return False
+            finally:
+                call.cancel()
+
+        for start in range(0, count, 20):
+            results = await asyncio.gather(*(one(i) for i in range(start, start + 20)))
+            accepted += sum(results)
+    return accepted
+
+
+def test_hundreds_of_abandoned_streams_leave_the_server_healthy(
+        tmp_path: Path, pki: TestPki, server: ServerHandle) -> None:
+    """Two hundred streams opened, half-fed and abandoned: the server keeps no claim or slot
+    from them, and an honest agent then syncs the same photos completely."""
+    agent = make_agent(tmp_path / "laptop", pki, "laptop", server)
+    files = write_photos(agent.watches["photos"], range(1, 31))
+    accepted = asyncio.run(_abandon_streams(server.endpoint, pki, files, 200))
+    TALLY.hostile_messages += 200
+    assert accepted > 0
+    summary = agent.once()
+    assert summary["files_uploaded"] + summary["files_deduplicated"] == len(files), summary
+    final_verification(server, [agent])
+    assert all(sha256_of(f) in _stored_names(server) for f in files)
+
+
+def _stored_names(server: ServerHandle) -> set[str]:
+    return {p.name for p in server.objects()}
