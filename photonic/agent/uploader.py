@@ -80,6 +80,7 @@ class Uploader:
         self._metrics = metrics
         self._rescan = rescan
         self._batch_size = AdaptiveBatchSize()
+        self._lanes = settings.parallel_transfers
         self.totals = SyncTotals()
 
     async def drain(self, client: ServerClient) -> SyncTotals:
@@ -104,14 +105,26 @@ class Uploader:
                 self._metrics.sync_duration.labels(self._s.agent_id).observe(elapsed)
 
     async def _send_batch(self, client: ServerClient, files: Sequence[PendingFile]) -> None:
-        lanes = _spread(files, self._s.parallel_transfers)
+        """Streams a batch over up to `lanes` parallel SyncBatch calls. A lane refused by the
+        server's max_concurrent_syncs halves the lanes; its files wait for the next round."""
+        lanes = _spread(files, self._lanes)
         tasks = [asyncio.create_task(self._stream(client, lane)) for lane in lanes]
         try:
-            await asyncio.gather(*tasks)
+            results = await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        limited = [r for r in failures if isinstance(r, errors.LimitExceeded)]
+        if limited:
+            self._lanes = max(1, self._lanes // 2)
+            event(log, "parallel_streams_reduced", logging.WARNING, agent=self._s.agent_id,
+                  lanes=self._lanes, reason=str(limited[0]))
+        other = [r for r in failures if not isinstance(r, errors.LimitExceeded)]
+        if other:
+            raise other[0]
+        if limited and len(limited) == len(results):
+            raise limited[0]
 
     async def _stream(self, client: ServerClient, files: Sequence[PendingFile]) -> None:
         batch_id = uuid.uuid4().hex[:16]
