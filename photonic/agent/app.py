@@ -110,7 +110,8 @@ class AgentApp:
                 # The watcher owns files still being written; `--once` means "sync it now".
                 self.scanner.defer_files_in_flight(
                     settle_delay_s=self.config.settle_delay_s,
-                    incomplete_timeout_s=self.config.incomplete_timeout_s)
+                    incomplete_timeout_s=self.config.incomplete_timeout_s,
+                    on_deferred=self.watcher.track)
                 await self.watcher.start()
                 background.append(asyncio.create_task(self._reconcile_loop(stop)))
                 background.append(asyncio.create_task(self._status_loop(stop)))

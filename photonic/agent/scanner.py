@@ -8,7 +8,7 @@ import os
 import stat
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -109,6 +109,7 @@ class _Listing:
     unchanged: list[tuple[str, int, int, int]] = field(default_factory=list)  # for touch_many
     skipped: list[tuple[str, str]] = field(default_factory=list)
     files: list[tuple[str, str, os.stat_result]] = field(default_factory=list)  # before sorting
+    in_flight: list[str] = field(default_factory=list)  # absolute paths still being written
 
     @property
     def files_seen(self) -> int:
@@ -190,14 +191,18 @@ class Scanner:
         self._buffer_reserved_bytes = 0
         self._settle_delay_s = 0.0
         self._incomplete_timeout_s = 0.0
+        self._on_deferred: Callable[[str, Path], None] | None = None
 
-    def defer_files_in_flight(self, *, settle_delay_s: float, incomplete_timeout_s: float) -> None:
+    def defer_files_in_flight(self, *, settle_delay_s: float, incomplete_timeout_s: float,
+                              on_deferred: Callable[[str, Path], None] | None = None) -> None:
         """Makes reconcile scans leave alone files that are still being written: changed less
         than settle_delay_s ago, or structurally incomplete and younger than
-        incomplete_timeout_s. The watcher (or a later scan) takes them once they settle; without
-        this a scan racing a slow writer would upload half a photo as a version."""
+        incomplete_timeout_s. Each is handed to on_deferred (the watcher's settle tracker), which
+        queues it once it settles: a file written before the watcher started has no event to
+        wait for. Without this a scan racing a slow writer would upload half a photo."""
         self._settle_delay_s = settle_delay_s
         self._incomplete_timeout_s = incomplete_timeout_s
+        self._on_deferred = on_deferred
 
     def _in_flight(self, path: str, st: os.stat_result, now_s: float) -> bool:
         if self._settle_delay_s <= 0:
@@ -277,6 +282,9 @@ class Scanner:
                 )
                 stack.extend(reversed(listing.subdirs))
                 tally.files_seen += listing.files_seen
+                if self._on_deferred is not None:
+                    for path in listing.in_flight:
+                        self._on_deferred(watch.name, Path(path))
                 for rel, reason in listing.skipped:
                     tally.skip(rel, reason)
                 pending_touch.extend(listing.unchanged)
@@ -347,6 +355,7 @@ class Scanner:
             elif self._in_flight(path, st, now_s):
                 # Seen (so never judged missing) but with its old signature kept, so the
                 # file is hashed once it has settled.
+                listing.in_flight.append(path)
                 if previous is not None:
                     listing.unchanged.append((rel, *previous))
             else:

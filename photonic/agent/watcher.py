@@ -297,6 +297,12 @@ class FolderWatcher:
         self._tracker.touch(watch.name, path, closed=closed)
         self._wake.set()
 
+    def track(self, watch_name: str, path: Path) -> None:
+        """Follows a file the reconcile scan found still being written, as if an event came."""
+        watch = next((w for w in self._watches if w.name == watch_name), None)
+        if watch is not None:
+            self._touch(watch, path)
+
     async def _touch_tree(self, watch: WatchLike, root: Path) -> None:
         """A directory moved into (or within) a watch: its files are new paths too."""
         for path in await asyncio.to_thread(_walk_files, root, _MAX_WALK_FILES):

@@ -297,10 +297,14 @@ def test_daemon_scan_defers_files_still_being_written(
     """With deferral on, a file changed moments ago or a young truncated JPEG is neither
     hashed nor judged missing; once it has settled, the next scan queues it."""
     scanner = _scanner(db, tmp_path, watch)
-    scanner.defer_files_in_flight(settle_delay_s=60.0, incomplete_timeout_s=600.0)
+    handed_over: list[tuple[str, Path]] = []
+    scanner.defer_files_in_flight(settle_delay_s=60.0, incomplete_timeout_s=600.0,
+                                  on_deferred=lambda w, p: handed_over.append((w, p)))
     fresh = _write(watch.path / "fresh.jpg", b"still being written")
     report = _scan(scanner, watch)
     assert (report.files_hashed, report.files_queued) == (0, 0)
+    assert [(w, p.name) for w, p in handed_over] == [("cam", "fresh.jpg")], \
+        "a deferred file goes to the watcher, which may never get an event for it"
 
     old = os.stat(fresh).st_mtime - 3600
     os.utime(fresh, (old, old))
@@ -313,6 +317,7 @@ def test_daemon_scan_defers_files_still_being_written(
     assert report.files_queued == 1, "the settled file is queued, the truncated one waits"
     assert db.queue_stats().files == 1
 
-    scanner.defer_files_in_flight(settle_delay_s=60.0, incomplete_timeout_s=300.0)
+    scanner.defer_files_in_flight(settle_delay_s=60.0, incomplete_timeout_s=300.0,
+                                  on_deferred=lambda w, p: handed_over.append((w, p)))
     report = _scan(scanner, watch)
     assert report.files_queued == 1, "past incomplete_timeout the truncated photo is kept too"
