@@ -20,8 +20,6 @@ from photonic.models import (
 )
 from photonic.v1 import common_pb2, sync_pb2
 
-__all__ = ["AgentState", "CommittedFile", "FileDecision"]  # re-exported for the servicers
-
 _STATE_TO_WIRE: dict[AgentState, common_pb2.AgentState.ValueType] = {
     AgentState.OFFLINE: common_pb2.AGENT_STATE_OFFLINE,
     AgentState.CONNECTING: common_pb2.AGENT_STATE_CONNECTING,
@@ -67,12 +65,22 @@ def status_for(error: errors.PhotonicError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+# How a client reads a status: anything not listed (and a server-side config problem, which
+# the agent cannot fix) is worth retrying later.
+_ERROR_BY_STATUS: dict[grpc.StatusCode, type[errors.PhotonicError]] = {
+    grpc.StatusCode.DATA_LOSS: errors.IntegrityError,
+    grpc.StatusCode.PERMISSION_DENIED: errors.AuthError,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.LimitExceeded,
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidInput,
+    grpc.StatusCode.UNIMPLEMENTED: errors.Unimplemented,
+}
+
+
 def error_from_status(code: grpc.StatusCode | None, message: str) -> errors.PhotonicError:
     """The photonic error an RPC failure stands for, so agent code never inspects raw codes."""
-    for kind, known in _STATUS_BY_ERROR:
-        if code == known and kind is not errors.StorageFull:
-            return kind(message) if kind is not errors.ConfigError else errors.Transient(message)
-    return errors.Transient(message)
+    kind = _ERROR_BY_STATUS.get(code) if code is not None else None
+    return (kind or errors.Transient)(message)
 
 
 def state_to_wire(state: AgentState) -> common_pb2.AgentState.ValueType:

@@ -267,15 +267,14 @@ class AgentApp:
     def _state_changed(self, state: AgentState) -> None:
         self.status.state = state.value
         self.status.state_since_unix = time.time()
-        self.status.reason = self.sm.reason if hasattr(self, "sm") else ""
+        self.status.reason = self.sm.reason
         self._write_status()
 
     def _write_status(self) -> None:
-        t = self.uploader.totals if hasattr(self, "uploader") else None
-        if t is not None:
-            self.status.session_files_done = t.files_done
-            self.status.session_bytes_done = t.bytes_acknowledged
-            self.status.bytes_sent = t.bytes_sent
+        t = self.uploader.totals
+        self.status.session_files_done = t.files_done
+        self.status.session_bytes_done = t.bytes_acknowledged
+        self.status.bytes_sent = t.bytes_sent
         try:
             write_status(self.config.buffer_path, self.status)
         except OSError as exc:

@@ -76,18 +76,18 @@ class AgentRow:
 
 
 class Catalog(Protocol):
-    def has_photo(self, sha256: str) -> bool: ...
-    def add_photo(self, sha256: str, size: int, exif: ExifSummary) -> None: ...
+    """What the library needs from a catalog: the seam where PostgreSQL would plug in."""
+
     def get_head(self, agent_id: str, watch_name: str, rel_path: str) -> LocationHead | None: ...
+    def find_version(self, location_id: int, sha256: str,
+                     mtime_ns: int) -> tuple[int, str] | None: ...
+    def photo_meta(self, sha256: str) -> tuple[int, ExifSummary]: ...
     def commit_version(self, v: NewVersion) -> int | None: ...
     def park_conflict(self, agent_id: str, watch: str, rel: str, server_sha256: str,
                       incoming_sha256: str, size: int, exif: ExifSummary,
                       mtime_ns: int) -> int: ...
     def open_conflicts(self, agent_id: str | None) -> list[ConflictRow]: ...
     def close_conflict(self, conflict_id: int, resolution: str) -> None: ...
-    def audit(self, actor: str, action: str, target: str, result: str,
-              detail: str = "") -> None: ...
-    def close(self) -> None: ...
 
 
 class SqliteCatalog:
@@ -114,13 +114,6 @@ class SqliteCatalog:
             return list(self._conn.execute(sql, args).fetchall())
 
     # photos ---------------------------------------------------------------------------------
-
-    def has_photo(self, sha256: str) -> bool:
-        return self._one("SELECT 1 FROM photos WHERE sha256 = ?", (sha256,)) is not None
-
-    def add_photo(self, sha256: str, size: int, exif: ExifSummary) -> None:
-        with self._tx() as c:
-            _insert_photo(c, sha256, size, exif)
 
     def photo_count(self) -> tuple[int, int]:
         row = self._one("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM photos")

@@ -41,6 +41,13 @@ MAX_MANIFEST_ENTRIES = 10_000
 MAX_COMMITS_IN_FLIGHT = 8
 
 
+def check_manifest_size(count: int) -> None:
+    """Refuses an oversized manifest; callers check before converting a million entries."""
+    if count > MAX_MANIFEST_ENTRIES:
+        raise errors.InvalidInput(
+            f"a manifest may list at most {MAX_MANIFEST_ENTRIES} files; split the batch")
+
+
 class UploadClaims:
     """Which stream is writing each content now, so two agents never append to one partial."""
 
@@ -107,9 +114,7 @@ class IngestSession:
         self._commit_errors: list[BaseException] = []
 
     async def on_manifest(self, entries: list[ManifestEntry], policy: ConflictPolicy) -> None:
-        if len(entries) > MAX_MANIFEST_ENTRIES:
-            raise errors.InvalidInput(
-                f"a manifest may list at most {MAX_MANIFEST_ENTRIES} files; split the batch")
+        check_manifest_size(len(entries))
         self._policy = policy
         for entry in entries:
             await self._offer(entry)
@@ -170,8 +175,8 @@ class IngestSession:
     async def _decide_after_other_stream(self, incoming: _Incoming) -> None:
         await self._d.claims.wait_released(incoming.sha256)
         self._incoming.pop(incoming.sha256, None)
-        for entry, rel in incoming.paths:
-            await self._offer(entry) if rel is None else await self._decide(entry, rel)
+        for entry, _rel in incoming.paths:
+            await self._offer(entry)
 
     async def _start_upload(self, incoming: _Incoming) -> None:
         sha = incoming.sha256

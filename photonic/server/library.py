@@ -13,14 +13,14 @@ from photonic.media.hashing import fsync_directory
 from photonic.models import CommittedFile, ConflictPolicy, ContentHash, ManifestEntry
 from photonic.paths import version_path
 from photonic.server import faults
-from photonic.server.catalog import LocationHead, NewVersion, SqliteCatalog
+from photonic.server.catalog import Catalog, LocationHead, NewVersion
 from photonic.server.store import ContentStore
 
 
 class Library:
     """The browsable tree `library/<agent>/<watch>/<path>` kept in step with the catalog."""
 
-    def __init__(self, store: ContentStore, catalog: SqliteCatalog) -> None:
+    def __init__(self, store: ContentStore, catalog: Catalog) -> None:
         self._store = store
         self._catalog = catalog
         # One writer at a time per library: version numbering reads then writes, and version

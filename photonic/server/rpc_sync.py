@@ -12,11 +12,11 @@ import grpc
 from photonic import __version__, errors, wire
 from photonic.grpc_options import CORRELATION_METADATA_KEY, MAX_CHUNK_BYTES
 from photonic.logfmt import event
-from photonic.models import Scope
+from photonic.models import AgentState, CommittedFile, FileDecision, Scope
 from photonic.server.auth import Authorizer, Caller
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub, ServerEvent
-from photonic.server.ingest import MAX_MANIFEST_ENTRIES, IngestDeps, IngestSession, Outgoing
+from photonic.server.ingest import IngestDeps, IngestSession, Outgoing, check_manifest_size
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
 from photonic.v1 import sync_pb2, sync_pb2_grpc
@@ -36,9 +36,9 @@ _EVENT_KINDS: dict[str, sync_pb2.Event.Kind.ValueType] = {
 
 
 def _outgoing_to_wire(item: Outgoing) -> sync_pb2.SyncServerMessage:
-    if isinstance(item, wire.FileDecision):
+    if isinstance(item, FileDecision):
         return wire.decision_to_wire(item)
-    if isinstance(item, wire.CommittedFile):
+    if isinstance(item, CommittedFile):
         return wire.committed_to_wire(item)
     return wire.failed_to_wire(item)
 
@@ -85,7 +85,7 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
         await asyncio.to_thread(self._catalog.heartbeat, caller.agent_id, state.value,
                                 request.queue_depth, request.bytes_pending,
                                 tuple(request.missing_watches))
-        for s in wire.AgentState:
+        for s in AgentState:
             self._metrics.agent_state.labels(caller.agent_id, s.value).set(int(s is state))
         row = await asyncio.to_thread(self._catalog.get_agent, caller.agent_id)
         return sync_pb2.HeartbeatResponse(paused=bool(row and row.paused),
@@ -160,9 +160,7 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
                                        "refused", "manifest names another agent")
                 raise errors.AuthError(f"certificate {caller.agent_id!r} may not write as "
                                        f"agent {manifest.agent_id!r}")
-            if len(manifest.files) > MAX_MANIFEST_ENTRIES:  # before converting a million
-                raise errors.InvalidInput(f"a manifest may list at most {MAX_MANIFEST_ENTRIES} "
-                                          "files; split the batch")
+            check_manifest_size(len(manifest.files))  # before converting a million entries
             await session.on_manifest([wire.entry_from_wire(e) for e in manifest.files],
                                       wire.policy_from_wire(manifest.conflict_policy))
         elif kind == "abort":
@@ -195,8 +193,9 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
         return sync_pb2.ResolveConflictsResponse(resolved_ids=resolved)
 
     async def _target_agent(self, context: grpc.aio.ServicerContext, requested: str,
-                            action: str) -> str:
-        caller = await self._auth.require(context, Scope.SYNC, action)
+                            action: str, caller: Caller | None = None) -> str:
+        """The agent a call is about: the caller itself, or another one for an admin."""
+        caller = caller or await self._auth.require(context, Scope.SYNC, action)
         if requested and requested != caller.agent_id and not caller.may(Scope.ADMIN):
             await self._auth.audit(caller.agent_id, action, requested, "refused",
                                    "another agent needs the admin scope")
@@ -215,7 +214,7 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
         photos, stored = await asyncio.to_thread(self._catalog.agent_totals, agent_id)
         conflicts = await asyncio.to_thread(self._catalog.open_conflicts, agent_id)
         return sync_pb2.GetSyncStatusResponse(
-            agent_id=agent_id, state=wire.state_to_wire(wire.AgentState(row.state)),
+            agent_id=agent_id, state=wire.state_to_wire(AgentState(row.state)),
             photos=photos, bytes_stored=stored, last_seen_unix_ms=row.last_seen_ms,
             last_sync_unix_ms=row.last_sync_ms, paused=row.paused, queue_depth=row.queue_depth,
             bytes_pending=row.bytes_pending, missing_watches=list(row.missing_watches),
@@ -240,7 +239,7 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
         if caller.may(Scope.ADMIN):
             only = request.agent_id or None
         else:
-            only = await self._target_agent(context, request.agent_id, "StreamEvents")
+            only = await self._target_agent(context, request.agent_id, "StreamEvents", caller)
         async for ev in self._events.subscribe():
             if only is not None and ev.agent_id != only:
                 continue
