@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import sys
 import time
 from typing import Any
 
 from photonic.agent.client import connect_first
-from photonic.agent.statedb import AgentStateDB
+from photonic.agent.statedb import AgentStateDB, WatchState
 from photonic.agent.statusfile import process_alive, read_status
 from photonic.config import AgentConfig
 from photonic.errors import PhotonicError
@@ -38,16 +39,19 @@ def collect(config: AgentConfig) -> dict[str, Any]:
         "watches": [],
         "progress": {},
     }
+    states: dict[str, WatchState] = {}
     if db_path.exists():
         db = AgentStateDB(db_path, read_only=True)
         try:
             stats = db.queue_stats()
             out["queue"] = {"files": stats.files, "bytes": stats.bytes, "errored": stats.errored}
             states = {w.name: w for w in db.watch_states()}
+        except sqlite3.OperationalError as exc:
+            # An agent starting right now has created the file but not yet its tables.
+            if "no such table" not in str(exc):
+                raise
         finally:
             db.close()
-    else:
-        states = {}
     for w in config.watches:
         st = states.get(w.name)
         exists = w.path.is_dir()

@@ -82,7 +82,8 @@ class Catalog(Protocol):
     def find_version(self, location_id: int, sha256: str,
                      mtime_ns: int) -> tuple[int, str] | None: ...
     def photo_meta(self, sha256: str) -> tuple[int, ExifSummary]: ...
-    def commit_version(self, v: NewVersion) -> int | None: ...
+    def commit_version(self, v: NewVersion, *, durable: bool = True) -> int | None: ...
+    def make_durable(self) -> None: ...
     def park_conflict(self, agent_id: str, watch: str, rel: str, server_sha256: str,
                       incoming_sha256: str, size: int, exif: ExifSummary,
                       mtime_ns: int) -> int: ...
@@ -176,10 +177,13 @@ class SqliteCatalog:
                                         has_gps=bool(row[3]), width=int(row[4]),
                                         height=int(row[5]))
 
-    def commit_version(self, v: NewVersion) -> int | None:
-        """Records a version (and the head move it implies); returns the conflict id, if any."""
+    def commit_version(self, v: NewVersion, *, durable: bool = True) -> int | None:
+        """Records a version (and the head move it implies); returns the conflict id, if any.
+
+        durable=False skips the fsync: the caller must call make_durable() (which covers every
+        commit before it) before acknowledging the version to anyone."""
         ts = now_ms()
-        with self._tx() as c:
+        with transaction(self._conn, self._lock, "the server catalog", durable=durable) as c:
             _insert_photo(c, v.sha256, v.size, v.exif)
             loc_id = _upsert_location(c, v.agent_id, v.watch_name, v.rel_path, v.version)
             if v.relocated_head_path is not None:
@@ -208,6 +212,12 @@ class SqliteCatalog:
                  v.conflict_resolution),
             )
             return int(cur.lastrowid or 0)
+
+    def make_durable(self) -> None:
+        """Makes every commit so far durable with one fsync of the write-ahead log: a commit
+        at synchronous=FULL syncs the log, and with it every earlier (NORMAL) commit's frames."""
+        with self._tx() as c:
+            c.execute("UPDATE sync_marks SET n = n + 1 WHERE id = 1")
 
     def park_conflict(self, agent_id: str, watch: str, rel: str, server_sha256: str,
                       incoming_sha256: str, size: int, exif: ExifSummary, mtime_ns: int) -> int:

@@ -274,7 +274,9 @@ class IngestSession:
     async def _finish(self, incoming: _Incoming) -> None:
         assert incoming.upload is not None
         try:
-            await asyncio.to_thread(self._d.store.commit, incoming.upload)
+            stored = await asyncio.to_thread(self._d.store.commit, incoming.upload, sync=False)
+            # Its folder is fsynced by the group sync that the record below waits for.
+            self._d.library.durability.note_dirs((stored.parent,))
         except errors.IntegrityError as exc:
             self._d.metrics.integrity_failures.labels(self._agent).inc()
             await self._fail(incoming, str(exc), retryable=True)

@@ -1,7 +1,9 @@
 """Records paths for stored content: versions (`name.vN.ext`), conflicts and their policies.
 
 Every method does blocking I/O (links, SQLite) and runs in a worker thread. Each step is
-idempotent, so a crash between any two of them is repaired by the agent simply sending again."""
+idempotent, so a crash between any two of them is repaired by the agent simply sending again.
+Nothing is fsynced under the library lock: links and catalog rows are made durable afterwards
+by a group sync shared with every other writer finishing at the same time."""
 
 from __future__ import annotations
 
@@ -9,11 +11,11 @@ import threading
 from pathlib import Path, PurePosixPath
 
 from photonic.errors import NotFound
-from photonic.media.hashing import fsync_directory
 from photonic.models import CommittedFile, ConflictPolicy, ContentHash, ManifestEntry
 from photonic.paths import version_path
 from photonic.server import faults
 from photonic.server.catalog import Catalog, LocationHead, NewVersion
+from photonic.server.durability import GroupSync
 from photonic.server.store import ContentStore
 
 
@@ -24,30 +26,31 @@ class Library:
         self._store = store
         self._catalog = catalog
         # One writer at a time per library: version numbering reads then writes, and version
-        # names are chosen by looking at the folder. Directory fsyncs happen outside it.
+        # names are chosen by looking at the folder. Fsyncs happen outside it, grouped.
         self._lock = threading.Lock()
-        self._unsynced_dirs: set[Path] = set()
+        self._durability = GroupSync(catalog.make_durable)
+
+    @property
+    def durability(self) -> GroupSync:
+        """The group sync every change to the store and library waits on before its ack."""
+        return self._durability
 
     def record(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
                policy: ConflictPolicy) -> CommittedFile:
-        """Makes entry's content visible at its path, following the conflict policy."""
+        """Makes entry's content visible at its path, following the conflict policy, and
+        returns once that is durable, with everything noted on the group sync before it (the
+        store folder of content just committed, other writers' links and rows).
+
+        A crash before the sync completes is repaired: the agent got no acknowledgement and
+        offers the file again; a head whose link was lost is re-linked then."""
         with self._lock:
             committed = self._record(agent_id, entry, rel, policy)
-            dirs, self._unsynced_dirs = self._unsynced_dirs, set()
-        self._sync_dirs(dirs)
+        self._durability.wait_durable()
         return committed
 
     def _link(self, sha256: str, library_file: Path) -> None:
         self._store.link(sha256, library_file, sync=False)
-        self._unsynced_dirs.add(library_file.parent)
-
-    @staticmethod
-    def _sync_dirs(dirs: set[Path]) -> None:
-        """Makes this call's links durable before its caller acknowledges anything. A crash
-        before this point is repaired: the catalog's head is re-linked when the agent, which
-        got no acknowledgement, offers the file again."""
-        for d in dirs:
-            fsync_directory(d)
+        self._durability.note_dirs((library_file.parent,))
 
     def _record(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
                 policy: ConflictPolicy) -> CommittedFile:
@@ -105,10 +108,10 @@ class Library:
                                                    entry.sha256)
                     self._link(entry.sha256, side)
                     self._commit(row.agent_id, entry, rel, version, side, make_head=False)
+            # The durable commit below also syncs the version rows written before it.
             self._catalog.close_conflict(conflict_id,
                                          "keep_incoming" if keep_incoming else "keep_server")
-            dirs, self._unsynced_dirs = self._unsynced_dirs, set()
-        self._sync_dirs(dirs)
+        self._durability.wait_durable()
 
     def _new_head(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
                   head: LocationHead, conflict_with: str | None) -> CommittedFile:
@@ -149,7 +152,7 @@ class Library:
             incomplete=entry.incomplete,
             relocated_head_path=self._relative(relocated) if relocated is not None else None,
             conflict_server_sha256=conflict_with, conflict_resolution=resolution,
-        ))
+        ), durable=False)
 
     def _relative(self, path: Path) -> str:
         return path.relative_to(self._store.root).as_posix()

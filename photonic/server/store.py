@@ -120,13 +120,20 @@ class ContentStore:
     def discard_partial(self, sha256: str) -> None:
         (self.partial / f"{sha256}.part").unlink(missing_ok=True)
 
-    def commit(self, upload: PartialUpload) -> Path:
-        """Verified, fsynced content moves into objects/ atomically and becomes read-only."""
+    def commit(self, upload: PartialUpload, *, sync: bool = True) -> Path:
+        """Verified, fsynced content moves into objects/ atomically and becomes read-only.
+
+        sync=False leaves the fsync of the object's folder to the caller (a group sync), who
+        must do it before anyone is told the content is stored. The content itself is always
+        fsynced before the rename: a name must never survive a crash that its bytes did not."""
         upload.finish()
         target = self.object_path(upload.sha256)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(upload.path, READ_ONLY)
-        durable_replace(upload.path, target)
+        if sync:
+            durable_replace(upload.path, target)
+        else:
+            os.replace(upload.path, target)
         return target
 
     def library_file(self, agent_id: str, watch: str, rel: PurePosixPath) -> Path:
@@ -149,7 +156,8 @@ class ContentStore:
         # rename() between two links of one inode does nothing and leaves tmp behind; that is
         # the case when a retry after a crash links a file that already holds this content.
         tmp.unlink(missing_ok=True)
-        fsync_directory(library_file.parent)
+        if sync:
+            fsync_directory(library_file.parent)
 
     def holds(self, library_file: Path, sha256: str) -> bool:
         """True when library_file is a link to this content (same inode as the object)."""
