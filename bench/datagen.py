@@ -158,10 +158,10 @@ def _dims_for(pixels: float, aspect: float) -> tuple[int, int]:
 
 def measure_jpeg_bytes_per_pixel() -> float:
     """How many bytes a pixel of the generator's photo-like content costs at our quality."""
-    from tests.support import photos
+    from tests.support import pixels
 
     width, height = 1000, 667
-    return len(photos.jpeg_bytes(seed=1, width=width, height=height, quality=_QUALITY)) / (
+    return len(pixels.jpeg_bytes(seed=1, width=width, height=height, quality=_QUALITY)) / (
         width * height
     )
 

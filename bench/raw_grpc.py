@@ -25,7 +25,7 @@ import grpc
 
 from bench.peers.base import SyncRun, free_port, port_open
 from bench.procstat import read_usage, run_measured, wait_until
-from photonic import tls
+from photonic import pki, tls
 from photonic.grpc_options import CHANNEL_OPTIONS, SERVER_OPTIONS
 
 _METHOD = "/bench.RawUpload/Upload"
@@ -151,8 +151,8 @@ class RawGrpcCeiling:
     def __init__(self, work_dir: Path, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self._tmp = Path(tempfile.mkdtemp(prefix="raw-grpc-", dir=work_dir))
         self._certs = self._tmp / "certs"
-        tls.init_pki(self._certs)
-        tls.issue_agent_cert(self._certs, _AGENT)
+        pki.init_pki(self._certs)
+        pki.issue_agent_cert(self._certs, _AGENT)
         self._concurrency = concurrency
 
     def first_sync(self, source: Path, files: int, payload_bytes: int) -> SyncRun:

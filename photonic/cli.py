@@ -105,14 +105,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _certs(args: argparse.Namespace) -> int:
-    from photonic import tls
+    from photonic import pki
 
     if args.certs_command == "init":
-        paths = tls.init_pki(args.dir, args.san, force=args.force)
+        paths = pki.init_pki(args.dir, args.san, force=args.force)
         for path in (paths.ca_cert, paths.ca_key, paths.server_cert, paths.server_key):
             print(f"wrote {path}")
         return 0
-    crt, key = tls.issue_agent_cert(args.dir, args.agent_id, force=args.force)
+    crt, key = pki.issue_agent_cert(args.dir, args.agent_id, force=args.force)
     print(f"wrote {crt}\nwrote {key}")
     return 0
 

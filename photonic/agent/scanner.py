@@ -1,24 +1,23 @@
-"""Walks watch folders, reconciles them with the index, and hashes only new or changed files."""
+"""Reconciles watch folders with the index: walks them, hashes only new or changed files, and
+judges what vanished. Which entries count is listing.py's job; hashing a file is hasher.py's."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-import stat
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from photonic.agent.hasher import CandidateHasher
 from photonic.agent.ignore import IgnoreRules
+from photonic.agent.listing import Candidate, DirectoryLister, Listing, Skip, is_inside
 from photonic.agent.statedb import AgentStateDB, FileRecord, WatchStatus
-from photonic.media.exif import read_exif_summary
-from photonic.media.hashing import copy_and_hash, durable_replace, sha256_file
-from photonic.media.images import is_photo, is_structurally_complete
-from photonic.models import ContentHash, ExifSummary, WatchMode
+from photonic.media.images import is_structurally_complete
+from photonic.models import WatchMode
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +27,7 @@ _RECORD_BATCH_ROWS = 256
 _RECORD_BATCH_BYTES = 256 << 20  # big RAW files reach the uploader without waiting for 256
 _GROUP_MAX_FILES = 64
 _GROUP_MAX_BYTES = 16 << 20
-OUTSIDE_WATCH = "symlink points outside the watch folder"
-NOT_UTF8 = "name is not valid UTF-8"
-NOT_REGULAR = "not a regular file"
-SYMLINKED_FOLDER = "symlinked folder is not followed"
 BUFFER_FULL = "buffer full"
-PERMISSION_DENIED = "permission denied"
 
 
 class WatchLike(Protocol):
@@ -58,10 +52,6 @@ class ScanReport:
     missing: bool
     frozen: bool
     files_skipped: int = 0  # all skips, including those beyond the reported list
-
-
-class _Skip(Exception):
-    """A file the scanner deliberately leaves alone; the message is the reason."""
 
 
 @dataclass
@@ -91,36 +81,11 @@ class _RecordSink:
     records: list[FileRecord] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    """A file whose (size, mtime, inode) differ from the index: it must be hashed."""
-
-    rel_path: str
-    abs_path: str
-    size: int
-
-
-@dataclass(frozen=True)
-class _Listing:
-    """What one directory holds, sorted into the scanner's piles."""
-
-    subdirs: list[tuple[str, str]] = field(default_factory=list)  # (absolute, relative)
-    candidates: list[_Candidate] = field(default_factory=list)
-    unchanged: list[tuple[str, int, int, int]] = field(default_factory=list)  # for touch_many
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    files: list[tuple[str, str, os.stat_result]] = field(default_factory=list)  # before sorting
-    in_flight: list[str] = field(default_factory=list)  # absolute paths still being written
-
-    @property
-    def files_seen(self) -> int:
-        return len(self.candidates) + len(self.unchanged)
-
-
-def _groups(candidates: list[_Candidate], *, ingest: bool) -> Iterator[list[_Candidate]]:
+def _groups(candidates: list[Candidate], *, ingest: bool) -> Iterator[list[Candidate]]:
     """Small files travel to the hashing thread together: one hop per file costs more than
     hashing a sidecar. Ingest copies go one by one, each reserving its buffer space."""
     max_files = 1 if ingest else _GROUP_MAX_FILES
-    group: list[_Candidate] = []
+    group: list[Candidate] = []
     group_bytes = 0
     for candidate in candidates:
         if group and (len(group) >= max_files or group_bytes + candidate.size > _GROUP_MAX_BYTES):
@@ -130,36 +95,6 @@ def _groups(candidates: list[_Candidate], *, ingest: bool) -> Iterator[list[_Can
         group_bytes += candidate.size
     if group:
         yield group
-
-
-def _is_utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:  # surrogateescape'd bytes from a non-UTF-8 file name
-        return False
-    return True
-
-
-def _is_inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def _unchanged_since(path: Path, before: os.stat_result, bytes_read: int) -> bool:
-    """False when the file was written to while we read it; the final version comes later."""
-    after = os.stat(path)
-    return bytes_read == after.st_size and (before.st_size, before.st_mtime_ns, before.st_ino) == (
-        after.st_size, after.st_mtime_ns, after.st_ino
-    )
-
-
-def _read_exif(path: Path) -> ExifSummary:
-    if not is_photo(path):
-        return ExifSummary()
-    try:
-        return read_exif_summary(path)
-    except Exception:  # EXIF is optional metadata, never a reason not to sync a photo
-        log.warning("exif unreadable", extra={"path": str(path)}, exc_info=True)
-        return ExifSummary()
 
 
 class Scanner:
@@ -179,10 +114,10 @@ class Scanner:
     ) -> None:
         self._db = db
         self._watches = {w.name: w for w in watches}
-        self._ignore = ignore
+        self._lister = DirectoryLister(ignore, os.path.realpath(buffer_path))
         # Not resolved: the uploader recognises ingest copies by this very prefix.
         self._ingest_dir = Path(os.path.abspath(buffer_path)) / "ingest"
-        self._buffer_real = os.path.realpath(buffer_path)
+        self._hasher = CandidateHasher(self._ingest_dir)
         self._max_buffer_size_bytes = max_buffer_size_bytes
         self._hash_slots = asyncio.Semaphore(hash_concurrency)
         self._freeze_ratio = freeze_ratio
@@ -254,7 +189,7 @@ class Scanner:
             candidate = await asyncio.to_thread(self._probe_file, watch, abs_path)
         except FileNotFoundError:
             return False
-        except (_Skip, OSError) as exc:
+        except (Skip, OSError) as exc:
             log.info("file not scanned", extra={"watch": watch_name, "path": str(abs_path),
                                                 "reason": str(exc)})
             return False
@@ -315,35 +250,15 @@ class Scanner:
         if self._buffer_committed_bytes is not None:
             self._buffer_committed_bytes += sum(
                 r.size for r, q in zip(records, queued, strict=True)
-                if q and _is_inside(str(r.source_path), str(self._ingest_dir))
+                if q and is_inside(str(r.source_path), str(self._ingest_dir))
             )
 
-    def _list_directory(self, watch: WatchLike, root: str, dir_abs: str, dir_rel: str) -> _Listing:
-        listing = _Listing()
-        try:
-            with os.scandir(dir_abs) as entries:
-                for entry in entries:
-                    rel = f"{dir_rel}/{entry.name}" if dir_rel else entry.name
-                    try:
-                        self._list_entry(root, entry, rel, listing)
-                    except FileNotFoundError:
-                        continue  # vanished between listing and stat: nothing to do
-                    except _Skip as skip:
-                        listing.skipped.append((rel, str(skip)))
-                    except PermissionError:
-                        log.warning("unreadable file", extra={"watch": watch.name, "path": rel})
-                        listing.skipped.append((rel, PERMISSION_DENIED))
-                    except OSError as exc:
-                        listing.skipped.append((rel, exc.strerror or str(exc)))
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            log.warning("unreadable folder", extra={"watch": watch.name, "path": dir_rel or "."})
-            listing.skipped.append((dir_rel or ".", exc.strerror or str(exc)))
+    def _list_directory(self, watch: WatchLike, root: str, dir_abs: str, dir_rel: str) -> Listing:
+        listing = self._lister.list_directory(watch.name, root, dir_abs, dir_rel)
         self._sort_by_index(watch, listing)
         return listing
 
-    def _sort_by_index(self, watch: WatchLike, listing: _Listing) -> None:
+    def _sort_by_index(self, watch: WatchLike, listing: Listing) -> None:
         """Splits the listed files into unchanged and to-be-hashed with one index lookup."""
         known = self._db.get_signatures(watch.name, [rel for rel, _, _ in listing.files])
         now_s = time.time()
@@ -359,35 +274,14 @@ class Scanner:
                 if previous is not None:
                     listing.unchanged.append((rel, *previous))
             else:
-                listing.candidates.append(_Candidate(rel, path, st.st_size))
+                listing.candidates.append(Candidate(rel, path, st.st_size))
 
-    def _list_entry(self, root: str, entry: os.DirEntry[str], rel: str, listing: _Listing) -> None:
-        if not _is_utf8(entry.name):
-            raise _Skip(NOT_UTF8)
-        if entry.is_dir(follow_symlinks=False):
-            if not self._ignore.matches(rel, is_dir=True) and entry.path != self._buffer_real:
-                listing.subdirs.append((entry.path, rel))
-            return
-        if self._ignore.matches(rel, is_dir=False):
-            return
-        st = self._stat_regular(root, entry.path, is_symlink=entry.is_symlink())
-        listing.files.append((rel, entry.path, st))
-
-    def _probe_file(self, watch: WatchLike, abs_path: Path) -> _Candidate | None:
-        """The watcher's single-file version of _list_entry: None when nothing is to be done."""
-        root = os.path.realpath(watch.path)
-        # Resolve the folders but not the file itself, whose own symlink is judged below.
-        parent = os.path.realpath(os.path.dirname(os.path.abspath(abs_path)))
-        path = os.path.join(parent, os.path.basename(abs_path))
-        in_buffer = _is_inside(parent, self._buffer_real) and _is_inside(self._buffer_real, root)
-        if not _is_inside(parent, root) or in_buffer:
+    def _probe_file(self, watch: WatchLike, abs_path: Path) -> Candidate | None:
+        """The watcher's single-file version of _list_directory: None when nothing is to be done."""
+        probed = self._lister.probe(os.path.realpath(watch.path), abs_path)
+        if probed is None:
             return None
-        rel = os.path.relpath(path, root).replace(os.sep, "/")
-        if rel.startswith("../") or not _is_utf8(rel):
-            return None
-        if self._ignore.is_ignored(rel, is_dir=False):
-            return None
-        st = self._stat_regular(root, path, is_symlink=os.path.islink(path))
+        rel, path, st = probed
         known = self._db.get_signatures(watch.name, [rel]).get(rel)
         queued_source = self._db.queued_source(watch.name, rel)
         # A queued copy that vanished (a pruned or lost ingest copy) must be made again.
@@ -397,30 +291,12 @@ class Scanner:
                 watch.name, rel, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino
             )
             return None
-        return _Candidate(rel, path, st.st_size)
-
-    @staticmethod
-    def _stat_regular(root: str, path: str, *, is_symlink: bool) -> os.stat_result:
-        """Stat of a file to sync, or _Skip; never opens anything (a FIFO open would block)."""
-        if is_symlink:
-            if not _is_inside(os.path.realpath(path), root):
-                raise _Skip(OUTSIDE_WATCH)
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                raise _Skip("broken symlink") from None
-            if stat.S_ISDIR(st.st_mode):
-                raise _Skip(SYMLINKED_FOLDER)
-        else:
-            st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise _Skip(NOT_REGULAR)
-        return st
+        return Candidate(rel, path, st.st_size)
 
     # -- hashing ------------------------------------------------------------------------------
 
     async def _hash_and_record(
-        self, watch: WatchLike, group: list[_Candidate], sink: _RecordSink, *,
+        self, watch: WatchLike, group: list[Candidate], sink: _RecordSink, *,
         incomplete: bool = False,
     ) -> None:
         """Runs under one hash slot, which the caller acquired; releases it when done."""
@@ -432,7 +308,7 @@ class Scanner:
                 for candidate in group:
                     sink.tally.skip(candidate.rel_path, BUFFER_FULL)
                 return
-            outcomes = await asyncio.to_thread(self._hash_group, group, ingest, incomplete)
+            outcomes = await asyncio.to_thread(self._hasher.hash_group, group, ingest, incomplete)
             for outcome in outcomes:
                 if isinstance(outcome, FileRecord):
                     sink.tally.files_hashed += 1
@@ -446,73 +322,6 @@ class Scanner:
         finally:
             self._buffer_reserved_bytes -= reserved
             self._hash_slots.release()
-
-    def _hash_group(
-        self, group: list[_Candidate], ingest: bool, incomplete: bool
-    ) -> list[FileRecord | tuple[str, str] | None]:
-        """Per file: its record, (rel_path, reason) if skipped, None if gone or still changing."""
-        return [self._hash_one(c, ingest, incomplete) for c in group]
-
-    def _hash_one(
-        self, candidate: _Candidate, ingest: bool, incomplete: bool
-    ) -> FileRecord | tuple[str, str] | None:
-        rel = candidate.rel_path
-        try:
-            return self._hash_file(candidate, ingest, incomplete)
-        except FileNotFoundError:
-            return None  # vanished before or while hashing: nothing to sync
-        except PermissionError:
-            log.warning("unreadable file", extra={"path": rel})
-            return (rel, PERMISSION_DENIED)
-        except _Skip as skip:
-            return (rel, str(skip))
-        except OSError as exc:
-            log.warning("file read failed", extra={"path": rel, "error": str(exc)})
-            return (rel, exc.strerror or str(exc))
-
-    def _hash_file(
-        self, candidate: _Candidate, ingest: bool, incomplete: bool
-    ) -> FileRecord | None:
-        """Hashes (and in ingest mode copies) one file; None if it changed meanwhile."""
-        path = Path(candidate.abs_path)
-        before = os.stat(path)
-        if not stat.S_ISREG(before.st_mode):
-            raise _Skip(NOT_REGULAR)
-        if ingest:
-            copied = self._copy_into_buffer(path, before)
-            if copied is None:
-                return None
-            sha, size, source = copied
-        else:
-            sha, size = sha256_file(path)
-            source = path
-            if not _unchanged_since(path, before, size):
-                return None
-        return FileRecord(
-            candidate.rel_path, size, before.st_mtime_ns, before.st_ino, sha, _read_exif(source),
-            source, incomplete,
-        )
-
-    def _copy_into_buffer(
-        self, path: Path, before: os.stat_result
-    ) -> tuple[ContentHash, int, Path] | None:
-        tmp_dir = self._ingest_dir / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
-        try:
-            sha, size = copy_and_hash(path, tmp, fsync=True)
-            if not _unchanged_since(path, before, size):
-                return None
-            # The copy keeps the original's mtime: the queue records that mtime, and the
-            # uploader refuses a source whose mtime differs from what was queued.
-            os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
-            # Content-addressed folder: two cards' IMG_0001.JPG never overwrite each other.
-            dst = self._ingest_dir / sha[:2] / sha / path.name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            durable_replace(tmp, dst)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return sha, size, dst
 
     # -- buffer accounting and verdicts -------------------------------------------------------
 

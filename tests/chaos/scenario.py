@@ -10,7 +10,8 @@ from pathlib import Path
 from tests.chaos.tally import TALLY
 from tests.chaos.verify import AgentFolders, Verification, verify_all
 from tests.support.daemons import AgentHandle, Daemon, ServerHandle, wait_until
-from tests.support.photos import jpeg_bytes, make_raw_like
+from tests.support.photos import make_raw_like
+from tests.support.pixels import jpeg_bytes
 
 SMALL_JPEG_SIDE = (320, 240)
 RAW_EVERY = 10

@@ -26,7 +26,8 @@ from tests.support.daemons import (
     tree_hashes,
     wait_until,
 )
-from tests.support.photos import jpeg_bytes, make_jpeg, make_raw_like, write_slowly
+from tests.support.photos import make_jpeg, make_raw_like, write_slowly
+from tests.support.pixels import jpeg_bytes
 from tests.support.pki import TestPki
 
 pytestmark = pytest.mark.e2e

@@ -2,6 +2,8 @@
 
 The same seed and arguments always give the same bytes (with the same Pillow build), so unit
 tests, e2e tests, the chaos suite and the benchmarks can all name their fixtures by seed.
+This module frames files (EXIF, TIFF containers, truncation, slow writes); the pixels inside
+them come from tests.support.pixels.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
+
+from tests.support.pixels import jpeg_bytes, smooth_scene
 
 EXIF_IFD_POINTER = 0x8769
 GPS_IFD_POINTER = 0x8825
@@ -26,79 +30,12 @@ TAG_DATETIME_ORIGINAL, TAG_DATETIME_DIGITIZED = 0x9003, 0x9004
 TAG_OFFSET_TIME_ORIGINAL = 0x9011
 EXIF_TIME_FORMAT = "%Y:%m:%d %H:%M:%S"
 
-_NOISE_ALPHA = 0.18
-_TARGET_TOLERANCE = 0.12
-_CALIBRATION_SIZE = (512, 384)
-
 
 def _open_ended(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as handle:
         handle.write(data)
     return path
-
-
-_SCENE_MAX_SIDE = 800
-_NOISE_TILE_SIDE = 1024
-
-
-def _smooth_scene(rng: random.Random, width: int, height: int) -> Image.Image:
-    """Gradients and soft shapes: the low-frequency part of a photo, very compressible alone.
-
-    Drawn at most _SCENE_MAX_SIDE wide and scaled up: it is smooth anyway, and blurring a
-    full-size frame would dominate the cost of making large test photos.
-    """
-    scale = min(1.0, _SCENE_MAX_SIDE / max(width, height))
-    small = _draw_scene(rng, max(1, round(width * scale)), max(1, round(height * scale)))
-    return small if scale == 1.0 else small.resize((width, height), Image.Resampling.BILINEAR)
-
-
-def _draw_scene(rng: random.Random, width: int, height: int) -> Image.Image:
-    size = (width, height)
-    horizontal = Image.linear_gradient("L").rotate(rng.choice((90, 270))).resize(size)
-    vertical = Image.linear_gradient("L").resize(size)
-    radial = Image.radial_gradient("L").resize(size)
-    channels = [horizontal, vertical, radial]
-    rng.shuffle(channels)
-    lifts = [rng.randint(0, 80) for _ in channels]
-    scales = [rng.uniform(0.5, 1.0) for _ in channels]
-    tinted = [
-        band.point(lambda v, lift=lift, scale=scale: int(lift + v * scale))
-        for band, lift, scale in zip(channels, lifts, scales, strict=True)
-    ]
-    scene = Image.merge("RGB", tinted)
-    draw = ImageDraw.Draw(scene)
-    for _ in range(rng.randint(3, 8)):
-        x0, y0 = rng.randrange(width), rng.randrange(height)
-        x1 = min(width, x0 + rng.randint(width // 10 + 1, width // 3 + 2))
-        y1 = min(height, y0 + rng.randint(height // 10 + 1, height // 3 + 2))
-        colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
-        shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
-        shape((x0, y0, x1, y1), fill=colour)
-    return scene.filter(ImageFilter.GaussianBlur(radius=max(1, min(width, height) // 200)))
-
-
-def _photo_pixels(rng: random.Random, width: int, height: int) -> Image.Image:
-    """A photo-like image: smooth scene plus seeded sensor-like noise (so JPEG sizes are real)."""
-    scene = _smooth_scene(rng, width, height)
-    return Image.blend(scene, _noise(rng, width, height), _NOISE_ALPHA)
-
-
-def _noise(rng: random.Random, width: int, height: int) -> Image.Image:
-    """Seeded RGB noise; large frames repeat one tile, since generating every byte is slow.
-
-    JPEG codes each 8x8 block on its own, so the repetition does not make files smaller.
-    """
-    tile_w, tile_h = min(width, _NOISE_TILE_SIDE), min(height, _NOISE_TILE_SIDE)
-    tile = Image.frombytes("RGB", (tile_w, tile_h), rng.randbytes(tile_w * tile_h * 3))
-    if (tile_w, tile_h) == (width, height):
-        return tile
-    noise = Image.new("RGB", (width, height))
-    phase_x, phase_y = rng.randrange(tile_w), rng.randrange(tile_h)
-    for top in range(-phase_y, height, tile_h):
-        for left in range(-phase_x, width, tile_w):
-            noise.paste(tile, (left, top))
-    return noise
 
 
 def _gps_ifd(lat: float, lon: float) -> dict[int, object]:
@@ -161,48 +98,6 @@ def build_exif(
     return exif
 
 
-def _encode_jpeg(image: Image.Image, quality: int, exif: Image.Exif | None) -> bytes:
-    buffer = io.BytesIO()
-    options: dict[str, object] = {"quality": quality}
-    if exif is not None:
-        options["exif"] = exif
-    image.save(buffer, "JPEG", **options)
-    return buffer.getvalue()
-
-
-def _size_for_target(seed: int, target_bytes: int, aspect: float, quality: int) -> tuple[int, int]:
-    """Estimate dimensions that give about target_bytes, from a small render of the same kind."""
-    width, height = _CALIBRATION_SIZE
-    sample = _encode_jpeg(_photo_pixels(random.Random(seed), width, height), quality, None)
-    bytes_per_pixel = len(sample) / (width * height)
-    pixels = max(64 * 64, target_bytes / bytes_per_pixel)
-    return _dims_for_pixels(pixels, aspect)
-
-
-def _dims_for_pixels(pixels: float, aspect: float) -> tuple[int, int]:
-    height = max(16, int((pixels / aspect) ** 0.5))
-    return max(16, int(height * aspect)), height
-
-
-def jpeg_bytes(
-    *,
-    seed: int,
-    width: int = 640,
-    height: int = 480,
-    quality: int = 90,
-    exif: Image.Exif | None = None,
-    target_bytes: int | None = None,
-) -> bytes:
-    """The bytes make_jpeg writes; target_bytes (approximate) overrides width/height, not aspect."""
-    if target_bytes is not None:
-        aspect = width / height
-        width, height = _size_for_target(seed, target_bytes, aspect, quality)
-        data = _encode_jpeg(_photo_pixels(random.Random(seed), width, height), quality, exif)
-        ratio = target_bytes / len(data)
-        if abs(ratio - 1.0) <= _TARGET_TOLERANCE:
-            return data
-        width, height = _dims_for_pixels(width * height * ratio, aspect)
-    return _encode_jpeg(_photo_pixels(random.Random(seed), width, height), quality, exif)
 
 
 def make_jpeg(
@@ -242,14 +137,14 @@ def make_jpeg(
 def make_png(path: Path, *, seed: int, width: int = 320, height: int = 240) -> Path:
     """A PNG with no EXIF at all."""
     buffer = io.BytesIO()
-    _smooth_scene(random.Random(seed), width, height).save(buffer, "PNG")
+    smooth_scene(random.Random(seed), width, height).save(buffer, "PNG")
     return _open_ended(path, buffer.getvalue())
 
 
 def make_tiff(path: Path, *, seed: int, width: int = 640, height: int = 480) -> Path:
     """An uncompressed TIFF of smooth content: the kind of file LZ4 shrinks well."""
     buffer = io.BytesIO()
-    _smooth_scene(random.Random(seed), width, height).save(buffer, "TIFF")
+    smooth_scene(random.Random(seed), width, height).save(buffer, "TIFF")
     return _open_ended(path, buffer.getvalue())
 
 

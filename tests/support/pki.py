@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from photonic.tls import init_pki, issue_agent_cert, utc_now
+from photonic.pki import init_pki, issue_agent_cert
+from photonic.tls import utc_now
 
 EXPIRED_AGENT_ID = "expired-agent"
 ROGUE_AGENT_ID = "rogue-agent"

@@ -1,4 +1,4 @@
-"""Tests for photonic.tls: issuing certificates and mutual TLS over real gRPC sockets."""
+"""Tests for photonic.pki and .tls: issuing certificates and mutual TLS over real gRPC sockets."""
 
 from __future__ import annotations
 
@@ -16,15 +16,12 @@ import pytest
 from cryptography import x509
 
 from photonic.errors import InvalidInput, NotFound
+from photonic.pki import SERVER_COMMON_NAME, CertificateExists, init_pki, issue_agent_cert
 from photonic.tls import (
-    SERVER_COMMON_NAME,
-    CertificateExists,
     certificate_info,
     certificate_problems,
     channel_credentials,
     check_files_readable,
-    init_pki,
-    issue_agent_cert,
     peer_certificate_serial,
     peer_common_name,
     server_credentials,

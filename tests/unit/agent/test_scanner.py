@@ -13,15 +13,8 @@ from pathlib import Path
 import pytest
 
 from photonic.agent.ignore import IgnoreRules
-from photonic.agent.scanner import (
-    BUFFER_FULL,
-    NOT_REGULAR,
-    NOT_UTF8,
-    OUTSIDE_WATCH,
-    PERMISSION_DENIED,
-    Scanner,
-    ScanReport,
-)
+from photonic.agent.listing import NOT_REGULAR, NOT_UTF8, OUTSIDE_WATCH, PERMISSION_DENIED
+from photonic.agent.scanner import BUFFER_FULL, Scanner, ScanReport
 from photonic.agent.statedb import AgentStateDB, WatchStatus
 from photonic.models import WatchMode
 from tests.support.photos import make_jpeg

@@ -1,0 +1,117 @@
+"""Hashes the scanner's candidate files, and in ingest mode copies them into the buffer first.
+
+Runs in a worker thread, one group of files per call, and knows nothing of the index or of
+the event loop: the scanner decides what to hash and records what comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import uuid
+from pathlib import Path
+
+from photonic.agent.listing import NOT_REGULAR, PERMISSION_DENIED, Candidate, Skip
+from photonic.agent.statedb import FileRecord
+from photonic.media.exif import read_exif_summary
+from photonic.media.hashing import copy_and_hash, durable_replace, sha256_file
+from photonic.media.images import is_photo
+from photonic.models import ContentHash, ExifSummary
+
+# The scanner's logger: hashing is one step of a scan, and log readers filter by that name.
+log = logging.getLogger("photonic.agent.scanner")
+
+HashOutcome = FileRecord | tuple[str, str] | None  # record, (rel_path, reason) or nothing
+
+
+def _unchanged_since(path: Path, before: os.stat_result, bytes_read: int) -> bool:
+    """False when the file was written to while we read it; the final version comes later."""
+    after = os.stat(path)
+    return bytes_read == after.st_size and (before.st_size, before.st_mtime_ns, before.st_ino) == (
+        after.st_size, after.st_mtime_ns, after.st_ino
+    )
+
+
+def _read_exif(path: Path) -> ExifSummary:
+    if not is_photo(path):
+        return ExifSummary()
+    try:
+        return read_exif_summary(path)
+    except Exception:  # EXIF is optional metadata, never a reason not to sync a photo
+        log.warning("exif unreadable", extra={"path": str(path)}, exc_info=True)
+        return ExifSummary()
+
+
+class CandidateHasher:
+    """Turns candidates into FileRecords; ingest copies land under ingest_dir, by content."""
+
+    def __init__(self, ingest_dir: Path) -> None:
+        self._ingest_dir = ingest_dir
+
+    def hash_group(
+        self, group: list[Candidate], ingest: bool, incomplete: bool
+    ) -> list[HashOutcome]:
+        """Per file: its record, (rel_path, reason) if skipped, None if gone or still changing."""
+        return [self._hash_one(c, ingest, incomplete) for c in group]
+
+    def _hash_one(
+        self, candidate: Candidate, ingest: bool, incomplete: bool
+    ) -> HashOutcome:
+        rel = candidate.rel_path
+        try:
+            return self._hash_file(candidate, ingest, incomplete)
+        except FileNotFoundError:
+            return None  # vanished before or while hashing: nothing to sync
+        except PermissionError:
+            log.warning("unreadable file", extra={"path": rel})
+            return (rel, PERMISSION_DENIED)
+        except Skip as skip:
+            return (rel, str(skip))
+        except OSError as exc:
+            log.warning("file read failed", extra={"path": rel, "error": str(exc)})
+            return (rel, exc.strerror or str(exc))
+
+    def _hash_file(
+        self, candidate: Candidate, ingest: bool, incomplete: bool
+    ) -> FileRecord | None:
+        """Hashes (and in ingest mode copies) one file; None if it changed meanwhile."""
+        path = Path(candidate.abs_path)
+        before = os.stat(path)
+        if not stat.S_ISREG(before.st_mode):
+            raise Skip(NOT_REGULAR)
+        if ingest:
+            copied = self._copy_into_buffer(path, before)
+            if copied is None:
+                return None
+            sha, size, source = copied
+        else:
+            sha, size = sha256_file(path)
+            source = path
+            if not _unchanged_since(path, before, size):
+                return None
+        return FileRecord(
+            candidate.rel_path, size, before.st_mtime_ns, before.st_ino, sha, _read_exif(source),
+            source, incomplete,
+        )
+
+    def _copy_into_buffer(
+        self, path: Path, before: os.stat_result
+    ) -> tuple[ContentHash, int, Path] | None:
+        tmp_dir = self._ingest_dir / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
+        try:
+            sha, size = copy_and_hash(path, tmp, fsync=True)
+            if not _unchanged_since(path, before, size):
+                return None
+            # The copy keeps the original's mtime: the queue records that mtime, and the
+            # uploader refuses a source whose mtime differs from what was queued.
+            os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
+            # Content-addressed folder: two cards' IMG_0001.JPG never overwrite each other.
+            dst = self._ingest_dir / sha[:2] / sha / path.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            durable_replace(tmp, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return sha, size, dst
