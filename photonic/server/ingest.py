@@ -92,12 +92,20 @@ class IngestDeps:
 
 @dataclass
 class _Incoming:
-    """Content this stream is receiving, and every path waiting for it."""
+    """Content this stream is receiving, and every path waiting for it.
+
+    The partial file is opened at the first chunk, not at the decision: a manifest of
+    thousands of new photos must not hold thousands of open files."""
 
     sha256: ContentHash
     size: int
     paths: list[tuple[ManifestEntry, PurePosixPath]] = field(default_factory=list)
+    claimed: bool = False  # this stream holds the upload claim and must release it
+    offset: int = 0  # bytes already received (and verified so far) for this content
     upload: PartialUpload | None = None
+
+
+Placed = list[tuple[ManifestEntry, PurePosixPath]]
 
 
 class IngestSession:
@@ -116,20 +124,19 @@ class IngestSession:
     async def on_manifest(self, entries: list[ManifestEntry], policy: ConflictPolicy) -> None:
         check_manifest_size(len(entries))
         self._policy = policy
+        offered: Placed = []
         for entry in entries:
-            await self._offer(entry)
-
-    async def _offer(self, entry: ManifestEntry) -> None:
-        try:
-            rel = self._validate(entry)
-        except errors.InvalidInput as exc:
-            await self._reject(entry, str(exc))
-            return
-        pending = self._incoming.get(entry.sha256)
-        if pending is not None:
-            pending.paths.append((entry, rel))
-            return
-        await self._decide(entry, rel)
+            try:
+                rel = self._validate(entry)
+            except errors.InvalidInput as exc:
+                await self._reject(entry, str(exc))
+                continue
+            pending = self._incoming.get(entry.sha256)
+            if pending is not None:
+                pending.paths.append((entry, rel))
+            else:
+                offered.append((entry, rel))
+        await self._decide(offered)
 
     def _validate(self, entry: ManifestEntry) -> PurePosixPath:
         if not is_content_hash(entry.sha256):
@@ -142,9 +149,53 @@ class IngestSession:
                 f"({self._d.limits.max_transfer_size_bytes})")
         return rel
 
-    async def _decide(self, entry: ManifestEntry, rel: PurePosixPath) -> None:
-        if await self._already_stored(entry):
-            committed = await self._record(entry, rel)
+    async def _decide(self, offered: Placed) -> None:
+        """HAVE for what the server holds (all recorded with one sync), SEND for the rest,
+        one upload per content however many paths share it."""
+        if not offered:
+            return
+        stored = await asyncio.to_thread(self._already_stored, offered)
+        have = [placed for placed, known in zip(offered, stored, strict=True) if known]
+        if have:
+            await self._answer_have(have)
+        wanted: dict[str, _Incoming] = {}
+        for (entry, rel), known in zip(offered, stored, strict=True):
+            if known:
+                continue
+            joined = self._incoming.get(entry.sha256) or wanted.get(entry.sha256)
+            if joined is not None:
+                joined.paths.append((entry, rel))
+            else:
+                wanted[entry.sha256] = _Incoming(entry.sha256, entry.size, [(entry, rel)])
+        for incoming in wanted.values():
+            if self._d.claims.try_claim(incoming.sha256):
+                incoming.claimed = True
+                await self._start_upload(incoming)
+            else:
+                # Another stream is writing this content: decide once it has finished.
+                self._incoming[incoming.sha256] = incoming
+                task = asyncio.create_task(self._decide_after_other_stream(incoming))
+                self._waiters.add(task)
+                task.add_done_callback(self._waiters.discard)
+
+    def _already_stored(self, offered: Placed) -> list[bool]:
+        """Runs in a worker thread: one hop for a whole manifest, not one per file."""
+        present: dict[str, bool] = {}
+        out = []
+        for entry, _rel in offered:
+            if entry.sha256 not in present:
+                present[entry.sha256] = self._d.store.has_object(entry.sha256)
+            known = present[entry.sha256]
+            if known and not self._d.limits.deduplication:
+                head = self._d.catalog.get_head(self._agent, entry.watch_name,
+                                                entry.relative_path)
+                known = head is not None and head.head_sha256 == entry.sha256
+            out.append(known)
+        return out
+
+    async def _answer_have(self, have: Placed) -> None:
+        recorded = await self._record(have)
+        for (entry, _rel), committed in zip(have, recorded, strict=True):
             self._d.metrics.dedup_hits.labels(self._agent).inc()
             self._d.metrics.photos_processed.labels(self._agent, "deduplicated").inc()
             self._publish("file_deduplicated", entry)
@@ -152,51 +203,28 @@ class IngestSession:
                 sha256=entry.sha256, watch_name=entry.watch_name,
                 relative_path=entry.relative_path, action=Decision.HAVE,
                 version=committed.version, conflict=committed.conflict))
-            return
-        if not self._d.claims.try_claim(entry.sha256):
-            # Another stream is writing this content: decide once it has finished.
-            incoming = _Incoming(entry.sha256, entry.size, [(entry, rel)])
-            self._incoming[entry.sha256] = incoming
-            task = asyncio.create_task(self._decide_after_other_stream(incoming))
-            self._waiters.add(task)
-            task.add_done_callback(self._waiters.discard)
-            return
-        await self._start_upload(_Incoming(entry.sha256, entry.size, [(entry, rel)]))
-
-    async def _already_stored(self, entry: ManifestEntry) -> bool:
-        if not await asyncio.to_thread(self._d.store.has_object, entry.sha256):
-            return False
-        if self._d.limits.deduplication:
-            return True
-        head = await asyncio.to_thread(self._d.catalog.get_head, self._agent, entry.watch_name,
-                                       entry.relative_path)
-        return head is not None and head.head_sha256 == entry.sha256
 
     async def _decide_after_other_stream(self, incoming: _Incoming) -> None:
         await self._d.claims.wait_released(incoming.sha256)
         self._incoming.pop(incoming.sha256, None)
-        for entry, _rel in incoming.paths:
-            await self._offer(entry)
+        await self._decide(incoming.paths)
 
     async def _start_upload(self, incoming: _Incoming) -> None:
         sha = incoming.sha256
         self._incoming[sha] = incoming
         try:
-            self._ensure_room(incoming.size - self._d.store.partial_offset(sha))
-            incoming.upload = await asyncio.to_thread(self._d.store.open_partial, sha,
-                                                      incoming.size)
+            offset = self._d.store.partial_offset(sha)
+            # A partial longer than the content cannot be ours: it is discarded when opened.
+            incoming.offset = offset if offset <= incoming.size else 0
+            self._ensure_room(incoming.size - incoming.offset)
         except BaseException:
             self._forget(sha)
-            # _forget releases only claims with an open upload; this one never opened, and a
-            # leaked claim would make every later stream offering this content wait forever.
-            self._d.claims.release(sha)
             raise
-        offset = incoming.upload.offset
         entry = incoming.paths[0][0]
         await self._send(FileDecision(sha256=sha, watch_name=entry.watch_name,
                                       relative_path=entry.relative_path,
-                                      action=Decision.SEND, offset=offset))
-        if offset == incoming.size:
+                                      action=Decision.SEND, offset=incoming.offset))
+        if incoming.offset == incoming.size:
             await self._finish_soon(incoming)
 
     def _ensure_room(self, needed: int) -> None:
@@ -211,24 +239,15 @@ class IngestSession:
 
     async def on_chunk(self, chunk: ChunkData) -> None:
         incoming = self._incoming.get(chunk.sha256)
-        if incoming is None or incoming.upload is None:
+        if incoming is None or not incoming.claimed:
             raise errors.InvalidInput(f"chunk for {chunk.sha256[:12]}, which was not requested")
-        upload = incoming.upload
-        problem = self._chunk_problem(chunk, upload)
+        problem = self._chunk_problem(chunk, incoming)
         if problem:
             await self._fail(incoming, problem, retryable=True)
             return
         self._d.metrics.bytes_received.labels(self._agent).inc(len(chunk.data))
         try:
-            data = chunk.data
-            if chunk.lz4:
-                data = await asyncio.to_thread(
-                    decompress_chunk, chunk.data, expected_raw_size=chunk.raw_size,
-                    max_raw_size=MAX_CHUNK_BYTES)
-            elif len(data) != chunk.raw_size:
-                raise errors.IntegrityError(
-                    f"chunk declares {chunk.raw_size} bytes but carries {len(data)}")
-            await asyncio.to_thread(upload.append, data)
+            incoming.offset = await asyncio.to_thread(self._write_chunk, incoming, chunk)
         except errors.IntegrityError as exc:
             await self._fail(incoming, str(exc), retryable=True)
             return
@@ -236,16 +255,41 @@ class IngestSession:
             self._d.metrics.storage_full.set(1)
             self._forget(chunk.sha256)
             raise
-        if upload.offset == incoming.size:
+        if incoming.offset == incoming.size:
             await self._finish_soon(incoming)
 
+    def _write_chunk(self, incoming: _Incoming, chunk: ChunkData) -> int:
+        """Runs in a worker thread: opens the partial at the first chunk, decompresses within
+        bounds, appends; returns the new offset."""
+        upload = self._open_upload(incoming)
+        data = chunk.data
+        if chunk.lz4:
+            data = decompress_chunk(chunk.data, expected_raw_size=chunk.raw_size,
+                                    max_raw_size=MAX_CHUNK_BYTES)
+        elif len(data) != chunk.raw_size:
+            raise errors.IntegrityError(
+                f"chunk declares {chunk.raw_size} bytes but carries {len(data)}")
+        upload.append(data)
+        return upload.offset
+
+    def _open_upload(self, incoming: _Incoming) -> PartialUpload:
+        if incoming.upload is None:
+            upload = self._d.store.open_partial(incoming.sha256, incoming.size)
+            if upload.offset != incoming.offset:
+                upload.close()
+                raise errors.IntegrityError(
+                    f"the partial upload of {incoming.sha256[:12]} changed since it was "
+                    f"offered at {incoming.offset}; it will be offered again")
+            incoming.upload = upload
+        return incoming.upload
+
     @staticmethod
-    def _chunk_problem(chunk: ChunkData, upload: PartialUpload) -> str:
-        if chunk.offset != upload.offset:
-            return f"chunk at offset {chunk.offset}, expected {upload.offset}"
+    def _chunk_problem(chunk: ChunkData, incoming: _Incoming) -> str:
+        if chunk.offset != incoming.offset:
+            return f"chunk at offset {chunk.offset}, expected {incoming.offset}"
         if chunk.raw_size > MAX_CHUNK_BYTES:
             return f"chunk of {chunk.raw_size} bytes is over the limit of {MAX_CHUNK_BYTES}"
-        if chunk.offset + chunk.raw_size > upload.size:
+        if chunk.offset + chunk.raw_size > incoming.size:
             return f"chunk ends at {chunk.offset + chunk.raw_size}, past the declared size"
         if chunk.raw_size == 0:
             return "empty chunk"
@@ -272,39 +316,44 @@ class IngestSession:
             raise self._commit_errors[0]
 
     async def _finish(self, incoming: _Incoming) -> None:
-        assert incoming.upload is not None
         try:
-            stored = await asyncio.to_thread(self._d.store.commit, incoming.upload, sync=False)
-            # Its folder is fsynced by the group sync that the record below waits for.
-            self._d.library.durability.note_dirs((stored.parent,))
+            await asyncio.to_thread(self._store_content, incoming)
         except errors.IntegrityError as exc:
             self._d.metrics.integrity_failures.labels(self._agent).inc()
             await self._fail(incoming, str(exc), retryable=True)
             return
-        faults.hit("after_store_rename")
         self._d.metrics.bytes_stored.labels(self._agent).inc(incoming.size)
         try:
             # Paths may join while earlier ones are recorded; all are served before forgetting.
             while incoming.paths:
-                entry, rel = incoming.paths.pop(0)
-                committed = await self._record(entry, rel)
-                self._d.metrics.photos_processed.labels(self._agent, "stored").inc()
-                self._publish("file_committed", entry, committed.library_path)
-                event(log, "file_committed", agent=self._agent, path=entry.relative_path,
-                      watch=entry.watch_name, sha256=entry.sha256[:16], size=entry.size,
-                      version=committed.version, conflict=committed.conflict)
+                batch, incoming.paths = incoming.paths, []
+                recorded = await self._record(batch)
                 faults.hit("after_catalog_commit")
-                await self._send(committed)
+                for (entry, _rel), committed in zip(batch, recorded, strict=True):
+                    self._d.metrics.photos_processed.labels(self._agent, "stored").inc()
+                    self._publish("file_committed", entry, committed.library_path)
+                    event(log, "file_committed", agent=self._agent, path=entry.relative_path,
+                          watch=entry.watch_name, sha256=entry.sha256[:16], size=entry.size,
+                          version=committed.version, conflict=committed.conflict)
+                    await self._send(committed)
         finally:
             self._forget(incoming.sha256)
 
-    async def _record(self, entry: ManifestEntry, rel: PurePosixPath) -> CommittedFile:
-        committed = await asyncio.to_thread(self._d.library.record, self._agent, entry, rel,
-                                            self._policy)
-        if committed.conflict:
-            self._d.metrics.photos_processed.labels(self._agent, "conflict").inc()
-            self._publish("conflict", entry, self._policy.value)
-        return committed
+    def _store_content(self, incoming: _Incoming) -> None:
+        """Runs in a worker thread: verified, fsynced content renamed into the store; its
+        folder is fsynced by the group sync that the record after this waits for."""
+        stored = self._d.store.commit(self._open_upload(incoming), sync=False)
+        self._d.library.durability.note_dirs((stored.parent,))
+        faults.hit("after_store_rename")
+
+    async def _record(self, placed: Placed) -> list[CommittedFile]:
+        recorded = await asyncio.to_thread(self._d.library.record_many, self._agent, placed,
+                                           self._policy)
+        for (entry, _rel), committed in zip(placed, recorded, strict=True):
+            if committed.conflict:
+                self._d.metrics.photos_processed.labels(self._agent, "conflict").inc()
+                self._publish("conflict", entry, self._policy.value)
+        return recorded
 
     async def on_abort(self, sha256: str, reason: str) -> None:
         """The agent gave up on a file; the partial stays on disk for a later resume."""
@@ -335,8 +384,11 @@ class IngestSession:
 
     def _forget(self, sha256: str) -> None:
         incoming = self._incoming.pop(sha256, None)
-        if incoming is not None and incoming.upload is not None:
+        if incoming is None:
+            return
+        if incoming.upload is not None:
             incoming.upload.close()
+        if incoming.claimed:
             self._d.claims.release(sha256)
 
     async def close(self) -> None:

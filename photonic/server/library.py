@@ -8,6 +8,7 @@ by a group sync shared with every other writer finishing at the same time."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from photonic.errors import NotFound
@@ -37,14 +38,23 @@ class Library:
 
     def record(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
                policy: ConflictPolicy) -> CommittedFile:
-        """Makes entry's content visible at its path, following the conflict policy, and
-        returns once that is durable, with everything noted on the group sync before it (the
+        """Makes entry's content visible at its path; see record_many."""
+        return self.record_many(agent_id, [(entry, rel)], policy)[0]
+
+    def record_many(self, agent_id: str, items: Sequence[tuple[ManifestEntry, PurePosixPath]],
+                    policy: ConflictPolicy) -> list[CommittedFile]:
+        """Makes each entry's content visible at its path, following the conflict policy, and
+        returns once all of it is durable, with everything noted on the group sync before (the
         store folder of content just committed, other writers' links and rows).
 
-        A crash before the sync completes is repaired: the agent got no acknowledgement and
-        offers the file again; a head whose link was lost is re-linked then."""
-        with self._lock:
-            committed = self._record(agent_id, entry, rel, policy)
+        The lock is taken per item, so a long manifest of known photos does not stall other
+        streams' commits; the one sync at the end covers them all. A crash before it completes
+        is repaired: the agent got no acknowledgement and offers the files again, and a head
+        whose link was lost is re-linked then."""
+        committed = []
+        for entry, rel in items:
+            with self._lock:
+                committed.append(self._record(agent_id, entry, rel, policy))
         self._durability.wait_durable()
         return committed
 
