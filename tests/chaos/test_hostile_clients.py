@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import resource
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,6 +130,30 @@ def test_manifest_of_a_million_entries_is_refused(stub: sync_pb2_grpc.PhotonicSy
     big = _manifest(*(_entry(b"", f"{i:08d}.jpg", sha="ab" * 32) for i in range(120_000)))
     _, code, details = exchange(stub, [big], timeout_s=60)
     assert code is grpc.StatusCode.RESOURCE_EXHAUSTED, details
+    TALLY.hostile_messages += 2
+    assert server.daemon.running
+
+
+def test_a_manifest_of_thousands_of_new_photos_does_not_exhaust_file_descriptors(
+        stub: sync_pb2_grpc.PhotonicSyncStub, server: ServerHandle) -> None:
+    """Under a 256 open-file soft limit, a 5,000-photo manifest of unknown content is answered
+    SEND for every photo (partials are opened at the first chunk, not at the decision), and
+    the server still stores the one photo then sent."""
+    assert server.daemon.proc is not None
+    _, hard = resource.prlimit(server.daemon.proc.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(server.daemon.proc.pid, resource.RLIMIT_NOFILE, (256, hard))
+    photos = [f"photo {i}".encode() for i in range(5_000)]
+    entries = [_entry(data, f"fd/{i:05d}.jpg") for i, data in enumerate(photos)]
+    replies, code, details = exchange(stub, [_manifest(*entries)], timeout_s=120)
+    assert code is grpc.StatusCode.OK, details
+    decisions = [r.decision for r in replies if r.WhichOneof("kind") == "decision"]
+    assert len(decisions) == 5_000
+    assert {d.action for d in decisions} == {sync_pb2.FileDecision.ACTION_SEND}
+    sha = entries[0].sha256
+    replies, code, details = exchange(stub, [_manifest(entries[0]), _chunk(sha, 0, photos[0])])
+    assert code is grpc.StatusCode.OK, details
+    assert "committed" in _kinds(replies)
+    assert sha in _stored(server)
     TALLY.hostile_messages += 2
     assert server.daemon.running
 
