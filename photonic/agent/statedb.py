@@ -368,19 +368,24 @@ class AgentStateDB:
         return [_pending_from_row(r) for r in rows if r["id"] not in excluded][:limit]
 
     def mark_synced(self, queue_id: int, sha256: ContentHash) -> None:
+        self.mark_synced_many([(queue_id, sha256)])
+
+    def mark_synced_many(self, acked: Sequence[tuple[int, ContentHash]]) -> None:
+        """Releases acknowledged queue entries, all in one durable commit."""
         with self._tx() as c:
-            row = c.execute(
-                "SELECT watch_name, rel_path FROM queue WHERE id = ?", (queue_id,)
-            ).fetchone()
-            if row is None:
-                return
-            c.execute("DELETE FROM queue WHERE id = ? AND sha256 = ?", (queue_id, sha256))
-            # A newer version queued meanwhile now builds on what the server just committed.
-            c.execute("UPDATE queue SET base_sha256 = ? WHERE id = ?", (sha256, queue_id))
-            c.execute(
-                "UPDATE files SET synced_sha256 = ? WHERE watch_name = ? AND rel_path = ?",
-                (sha256, row["watch_name"], row["rel_path"]),
-            )
+            for queue_id, sha256 in acked:
+                row = c.execute(
+                    "SELECT watch_name, rel_path FROM queue WHERE id = ?", (queue_id,)
+                ).fetchone()
+                if row is None:
+                    continue
+                c.execute("DELETE FROM queue WHERE id = ? AND sha256 = ?", (queue_id, sha256))
+                # A newer version queued meanwhile now builds on what the server just committed.
+                c.execute("UPDATE queue SET base_sha256 = ? WHERE id = ?", (sha256, queue_id))
+                c.execute(
+                    "UPDATE files SET synced_sha256 = ? WHERE watch_name = ? AND rel_path = ?",
+                    (sha256, row["watch_name"], row["rel_path"]),
+                )
 
     def mark_failed(self, queue_id: int, reason: str, *, max_attempts: int) -> None:
         with self._tx() as c:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from photonic import errors
+from photonic.agent.acks import Ack, AckRecorder
 from photonic.agent.bandwidth import TokenBucket
 from photonic.agent.batcher import AdaptiveBatchSize, group_units, plan_batches
 from photonic.agent.client import ServerClient, SyncStream
@@ -81,6 +82,7 @@ class Uploader:
         self._rescan = rescan
         self._batch_size = AdaptiveBatchSize()
         self._lanes = settings.parallel_transfers
+        self._acks = AckRecorder(self._record_acks)
         self.totals = SyncTotals()
 
     async def drain(self, client: ServerClient) -> SyncTotals:
@@ -114,6 +116,7 @@ class Uploader:
         finally:
             for t in tasks:
                 t.cancel()
+            await self._acks.flush()
         failures = [r for r in results if isinstance(r, BaseException)]
         limited = [r for r in failures if isinstance(r, errors.LimitExceeded)]
         if limited:
@@ -151,23 +154,32 @@ class Uploader:
             return out
         return await asyncio.to_thread(build)
 
-    async def synced(self, f: PendingFile, dedup: bool, conflict: bool) -> None:
-        await asyncio.to_thread(self._db.mark_synced, f.id, f.sha256)
-        await asyncio.to_thread(self._prune_ingest_copy, f)
-        if dedup:
-            self.totals.files_deduplicated += 1
-        else:
-            self.totals.files_uploaded += 1
-        self.totals.bytes_acknowledged += f.size
-        self.totals.conflicts += int(conflict)
-        self._metrics.files.labels(self._s.agent_id,
-                                   "deduplicated" if dedup else "uploaded").inc()
+    def synced(self, f: PendingFile, dedup: bool, conflict: bool) -> None:
+        """The server holds f durably; its queue entry is released with the next group."""
+        self._acks.add(Ack(f, dedup, conflict))
 
-    def _prune_ingest_copy(self, f: PendingFile) -> None:
-        """Ingest copies exist only until the server has the photo."""
+    async def _record_acks(self, acks: list[Ack]) -> None:
+        await asyncio.to_thread(self._release, acks)
+        for ack in acks:
+            if ack.dedup:
+                self.totals.files_deduplicated += 1
+            else:
+                self.totals.files_uploaded += 1
+            self.totals.bytes_acknowledged += ack.file.size
+            self.totals.conflicts += int(ack.conflict)
+            self._metrics.files.labels(self._s.agent_id,
+                                       "deduplicated" if ack.dedup else "uploaded").inc()
+
+    def _release(self, acks: list[Ack]) -> None:
+        """One durable commit for the group, then the ingest copies it no longer needs:
+        ingest copies exist only until the server has the photo."""
+        self._db.mark_synced_many([(a.file.id, a.file.sha256) for a in acks])
         ingest = self._s.buffer_path / "ingest"
-        if f.source_path.is_relative_to(ingest) and not self._db.source_in_use(f.source_path):
-            f.source_path.unlink(missing_ok=True)
+        for a in acks:
+            f = a.file
+            if (f.source_path.is_relative_to(ingest)
+                    and not self._db.source_in_use(f.source_path)):
+                f.source_path.unlink(missing_ok=True)
 
     async def failed(self, f: PendingFile, reason: str, *, permanent: bool) -> None:
         attempts = 1 if permanent else self._s.retry_attempts
@@ -253,10 +265,10 @@ class _Exchange:
         f = found
         if isinstance(reply, CommittedFile):
             if self._close(key):
-                await self._up.synced(f, dedup=False, conflict=reply.conflict)
+                self._up.synced(f, dedup=False, conflict=reply.conflict)
         elif reply.action is Decision.HAVE:
             if self._close(key):
-                await self._up.synced(f, dedup=True, conflict=reply.conflict)
+                self._up.synced(f, dedup=True, conflict=reply.conflict)
         elif reply.action is Decision.REJECT:
             if self._close(key):
                 await self._up.failed(f, reply.reason, permanent=True)
