@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,18 +99,35 @@ class Uploader:
             batches = plan_batches(pending, shoot_gap_s=self._s.shoot_gap_s,
                                    max_files=self._s.batch_size,
                                    max_bytes=self._batch_size.max_bytes)
-            for batch in batches:
-                started, before = time.monotonic(), self.totals.raw_bytes_sent
-                await self._send_batch(client, batch.files)
-                elapsed = time.monotonic() - started
-                self._batch_size.observe(self.totals.raw_bytes_sent - before, elapsed)
-                self._metrics.sync_duration.labels(self._s.agent_id).observe(elapsed)
+            started, before = time.monotonic(), self.totals.raw_bytes_sent
+            await self._send_batches(client, [batch.files for batch in batches])
+            elapsed = time.monotonic() - started
+            self._batch_size.observe(self.totals.raw_bytes_sent - before, elapsed)
+            self._metrics.sync_duration.labels(self._s.agent_id).observe(elapsed)
 
-    async def _send_batch(self, client: ServerClient, files: Sequence[PendingFile]) -> None:
-        """Streams a batch over up to `lanes` parallel SyncBatch calls. A lane refused by the
-        server's max_concurrent_syncs halves the lanes; its files wait for the next round."""
-        lanes = _spread(files, self._lanes)
-        tasks = [asyncio.create_task(self._stream(client, lane)) for lane in lanes]
+    async def _send_batches(self, client: ServerClient,
+                            batches: Sequence[Sequence[PendingFile]]) -> None:
+        """Streams batches, in order, over up to `lanes` parallel SyncBatch calls.
+
+        Each batch is dealt into one part per lane; every lane takes the next part as soon as
+        its own call has finished, so no lane idles while another finishes a batch's last
+        photo. A lane refused by the server's max_concurrent_syncs halves the lanes and stops;
+        its photos wait for the next round. Any other failure stops every lane from taking
+        more work, and is raised once the calls in flight have ended."""
+        work = deque(part for files in batches for part in _spread(files, self._lanes))
+        stop = asyncio.Event()
+
+        async def lane() -> None:
+            while work and not stop.is_set():
+                try:
+                    await self._stream(client, work.popleft())
+                except errors.LimitExceeded:
+                    raise
+                except BaseException:
+                    stop.set()
+                    raise
+
+        tasks = [asyncio.create_task(lane()) for _ in range(min(self._lanes, len(work)))]
         try:
             results = await asyncio.gather(*tasks, return_exceptions=True)
         finally:
