@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from photonic import __version__
 from photonic.config import load_agent_config, load_server_config
 from photonic.errors import ConfigError, PhotonicError
 from photonic.logfmt import configure_logging
+
+if TYPE_CHECKING:
+    from photonic.server.handshake_audit import StderrTap
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -84,12 +88,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _certs(args)
     if args.command == "server":
         config = load_server_config(args.config)
-        _preflight_tls(config.security.cert_path, config.security.key_path,
-                       config.security.ca_path)
-        configure_logging(args.log_level, component="server")
-        from photonic.server.app import run_server
+        tap = _stderr_tap()
+        try:
+            _preflight_tls(config.security.cert_path, config.security.key_path,
+                           config.security.ca_path)
+            configure_logging(args.log_level, component="server")
+            from photonic.server.app import run_server
 
-        return _run_daemon(lambda stop: run_server(config, stop))
+            return _run_daemon(lambda stop: run_server(config, stop, tap))
+        finally:
+            if tap is not None:
+                tap.close()
     if args.command == "agent":
         return _agent(args)
     if args.command == "status":
@@ -115,6 +124,18 @@ def _certs(args: argparse.Namespace) -> int:
     crt, key = pki.issue_agent_cert(args.dir, args.agent_id, force=args.force)
     print(f"wrote {crt}\nwrote {key}")
     return 0
+
+
+def _stderr_tap() -> StderrTap | None:
+    """Routes the server's stderr through the tap that audits refused TLS handshakes. Runs
+    before anything imports grpc, which reads its logging settings once, at import."""
+    from photonic.server.handshake_audit import StderrTap
+
+    tap = StderrTap.install(os.environ)
+    if tap is None:
+        print("photonic: warning: the stderr tap did not start (or grpc was imported first); "
+              "refused TLS handshakes will not be audited", file=sys.stderr)
+    return tap
 
 
 def _preflight_tls(cert: Path, key: Path, ca: Path) -> None:

@@ -1,10 +1,11 @@
 """Identity attacks: wrong CA, expired certificate, plaintext, a revoked agent (the list is
 re-read without a restart), a sync-only agent calling admin RPCs, and an agent acting as
-another. Each is refused with the right status; every refusal that reaches the server's
-application (all but the TLS handshake failures) is written to the audit log."""
+another. Each is refused with the right status and written to the audit log, including the
+handshakes gRPC's core refuses before any application code runs (via the server's stderr tap)."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from cryptography import x509
 from photonic.v1 import sync_pb2, sync_pb2_grpc
 from tests.chaos.hostile import exchange, sync_stub
 from tests.chaos.tally import TALLY
-from tests.support.daemons import ServerHandle, start_server
+from tests.support.daemons import ServerHandle, start_server, wait_until
 from tests.support.pki import TestPki
 
 pytestmark = pytest.mark.chaos
@@ -41,6 +42,15 @@ def _audit(server: ServerHandle, actor: str, action: str) -> list[tuple[str, str
     return [(str(r), str(d)) for r, d in rows]
 
 
+def _handshake_refusals(server: ServerHandle) -> list[tuple[str, str, str, str]]:
+    """(actor, target, result, detail) of every TLS handshake refusal in the audit log."""
+    with sqlite3.connect(server.storage / "catalog.db") as conn:
+        rows = conn.execute("SELECT actor, target, result, detail FROM audit "
+                            "WHERE action = 'tls.handshake' ORDER BY id").fetchall()
+    conn.close()
+    return [(str(a), str(t), str(r), str(d)) for a, t, r, d in rows]
+
+
 @pytest.fixture
 def as_laptop(server: ServerHandle, pki: TestPki) -> Iterator[Stub]:
     channel, stub = sync_stub(server.endpoint, pki.agent_cert("laptop"),
@@ -49,12 +59,17 @@ def as_laptop(server: ServerHandle, pki: TestPki) -> Iterator[Stub]:
     channel.close()
 
 
-@pytest.mark.parametrize("who", ["rogue_ca", "expired", "plaintext"])
+@pytest.mark.parametrize(("who", "reason"), [
+    ("rogue_ca", "certificate verify failed: unable to get local issuer certificate"),
+    ("expired", "certificate verify failed: certificate has expired"),
+    ("plaintext", "not TLS (plaintext or another protocol)"),
+])
 def test_connections_without_a_valid_certificate_are_refused(
-        who: str, server: ServerHandle, pki: TestPki) -> None:
+        who: str, reason: str, server: ServerHandle, pki: TestPki) -> None:
     """A certificate from another CA (with a legitimate agent's CN), an expired certificate,
-    and a plaintext connection never reach an RPC: UNAVAILABLE at the TLS handshake. (The
-    handshake happens inside gRPC's core, so these refusals cannot reach the audit table.)"""
+    and a plaintext connection never reach an RPC: UNAVAILABLE at the TLS handshake. The
+    refusal is audited with the peer's address as actor and gRPC core's reason, never in
+    the name the rogue certificate claims; the trace that reveals it stays out of the log."""
     if who == "plaintext":
         channel = grpc.insecure_channel(server.endpoint)
         stub = sync_pb2_grpc.PhotonicSyncStub(channel)  # type: ignore[no-untyped-call]
@@ -65,7 +80,34 @@ def test_connections_without_a_valid_certificate_are_refused(
     TALLY.identity_attacks += 1
     assert _register(stub) is grpc.StatusCode.UNAVAILABLE
     channel.close()
+    rows = wait_until(lambda: _handshake_refusals(server), 20,
+                      message="the refused handshake in the audit log")
+    actor, target, result, detail = rows[0]
+    assert (actor, result, detail) == ("tls:127.0.0.1", "refused", reason)
+    assert target.startswith("127.0.0.1:")
     assert not _audit(server, "laptop", "RegisterAgent")
+    assert "CallNextHandshakerLocked" not in server.daemon.log()
+
+
+def test_a_flood_of_refused_handshakes_is_coalesced(server: ServerHandle) -> None:
+    """Twenty plaintext connections from one host write five audit rows one by one and,
+    when the server stops, one row that counts the rest, so a flood cannot fill the disk."""
+    connections = 20
+    for _ in range(connections):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            conn.recv(1024)  # the server's TLS alert, or EOF: the handshake is over
+    TALLY.identity_attacks += connections
+    wait_until(lambda: server.daemon.log().count("Handshake failed") >= connections, 20,
+               message="every refused handshake in the server log")
+    wait_until(lambda: len(_handshake_refusals(server)) >= 5, 20, message="five audit rows")
+    assert server.daemon.terminate() == 0
+    rows = _handshake_refusals(server)
+    singles = [r for r in rows if r[3] == "not TLS (a plain HTTP request)"]
+    summaries = [r for r in rows if "more refused handshakes" in r[3]]
+    assert len(singles) == 5
+    assert len(summaries) == 1 and summaries[0][0] == "tls:127.0.0.1"
+    assert len(rows) == 6
 
 
 def test_revocation_takes_effect_without_restart(tmp_path: Path, pki: TestPki,
