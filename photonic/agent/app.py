@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, generate_latest
@@ -32,6 +33,7 @@ from photonic.tls import channel_credentials
 
 log = logging.getLogger("photonic.agent")
 
+ONCE_GATHER_S = 0.1
 HEARTBEAT_INTERVAL_S = 10.0
 STATUS_INTERVAL_S = 1.0
 
@@ -65,7 +67,8 @@ class AgentApp:
         self.ignore = IgnoreRules(config.ignore_patterns)
         self.scanner = Scanner(self.db, config.watches, self.ignore,
                                buffer_path=config.buffer_path,
-                               max_buffer_size_bytes=config.max_buffer_size_bytes)
+                               max_buffer_size_bytes=config.max_buffer_size_bytes,
+                               on_queued=self._queued)
         self.status = LiveStatus(agent_id=config.agent_id,
                                  endpoints=list(config.server_endpoints))
         self.sm = AgentStateMachine(config.agent_id, self.metrics, self._state_changed)
@@ -84,6 +87,7 @@ class AgentApp:
             incomplete_timeout_s=config.incomplete_timeout_s,
             ignore=lambda _watch, rel: self.ignore.is_ignored(rel, is_dir=False))
         self._wake = asyncio.Event()
+        self._initial_scan: asyncio.Task[list[ScanReport]] | None = None
         self._http: HttpEndpoint | None = None
         self._files_hashed = 0
         self._files_seen = 0
@@ -105,7 +109,9 @@ class AgentApp:
         background: list[asyncio.Task[None]] = []
         try:
             if once:
-                await self._scan_all()
+                # Uploading starts with the first files queued, while the scan goes on: the
+                # hashing of one folder overlaps the sending of the one before.
+                self._initial_scan = asyncio.create_task(self._scan_all())
             else:
                 # The watcher owns files still being written; `--once` means "sync it now".
                 self.scanner.defer_files_in_flight(
@@ -117,9 +123,12 @@ class AgentApp:
                 background.append(asyncio.create_task(self._status_loop(stop)))
             await self._connection_loop(stop, once)
         finally:
-            for task in background:
+            ending: list[asyncio.Task[Any]] = [*background]
+            if self._initial_scan is not None:
+                ending.append(self._initial_scan)
+            for task in ending:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            await asyncio.gather(*ending, return_exceptions=True)
             await self.watcher.stop()
             if self._http is not None:
                 await self._http.stop()
@@ -187,6 +196,9 @@ class AgentApp:
                        "conflicts need a person" if conflicted else "queue drained")
             paused = await self._heartbeat(client)
             if once:
+                if await self._initial_scan_running():
+                    rounds = 0  # rounds count retries of what is queued, not waits for the scan
+                    continue
                 left = await asyncio.to_thread(self.db.queue_stats)
                 if left.files - left.errored == 0 or rounds > self.config.retry_attempts:
                     return True
@@ -194,6 +206,27 @@ class AgentApp:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wait_wake_or_stop(stop), HEARTBEAT_INTERVAL_S)
         return False
+
+    async def _initial_scan_running(self) -> bool:
+        """For `--once`: True (after waiting for more files or the scan's end) while the
+        first scan still runs; raises what the scan raised."""
+        scan = self._initial_scan
+        if scan is None:
+            return False
+        if not scan.done():
+            wake = asyncio.create_task(self._wake.wait())
+            try:
+                await asyncio.wait([scan, wake], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                wake.cancel()
+            # Let a few more files gather, so that batches are not cut one file at a time.
+            await asyncio.wait([scan], timeout=ONCE_GATHER_S)
+            return True
+        scan.result()
+        return False
+
+    def _queued(self) -> None:
+        self._wake.set()
 
     async def _open_conflicts(self, client: ServerClient) -> bool:
         if self.uploader.totals.conflicts == 0:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 MAX_REPORTED_SKIPS = 100
 _TOUCH_BATCH_ROWS = 1000
 _RECORD_BATCH_ROWS = 256
-_RECORD_BATCH_BYTES = 256 << 20  # big RAW files reach the uploader without waiting for 256
+_RECORD_BATCH_BYTES = 64 << 20  # big files reach the uploader without waiting for 256
 _GROUP_MAX_FILES = 64
 _GROUP_MAX_BYTES = 16 << 20
 BUFFER_FULL = "buffer full"
@@ -111,8 +111,11 @@ class Scanner:
         hash_concurrency: int = 2,
         freeze_ratio: float = 0.5,
         freeze_min_files: int = 20,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
+        # Told each time files join the queue, so uploading starts while the scan goes on.
+        self._on_queued = on_queued
         self._watches = {w.name: w for w in watches}
         self._lister = DirectoryLister(ignore, os.path.realpath(buffer_path))
         # Not resolved: the uploader recognises ingest copies by this very prefix.
@@ -247,6 +250,8 @@ class Scanner:
             return
         queued = await asyncio.to_thread(self._db.record_files, sink.watch_name, records)
         sink.tally.files_queued += sum(queued)
+        if any(queued) and self._on_queued is not None:
+            self._on_queued()
         if self._buffer_committed_bytes is not None:
             self._buffer_committed_bytes += sum(
                 r.size for r, q in zip(records, queued, strict=True)
