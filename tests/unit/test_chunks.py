@@ -229,3 +229,16 @@ def test_iter_file_chunks_rejects_bad_arguments(tmp_path: Path) -> None:
         next(iter_file_chunks(tmp_path / "f", offset=-1, chunk_bytes=10))
     with pytest.raises(InvalidInput):
         next(iter_file_chunks(tmp_path / "f", offset=0, chunk_bytes=0))
+
+
+def test_adaptive_trial_looks_at_the_middle_of_a_big_first_chunk(tmp_path: Path) -> None:
+    """A 1 MiB first chunk whose start compresses (a JPEG's header and EXIF) but whose middle
+    is entropy-coded is sent raw after a 64 KiB trial; a compressible one is compressed."""
+    header = bytes(256 * 1024)  # zeros: very compressible
+    jpeg_like = header + _incompressible(768 * 1024)
+    compressor = AdaptiveCompressor("adaptive", min_saving=0.1)
+    assert compressor.encode(jpeg_like) == (jpeg_like, False)
+    assert not compressor.trying
+    tiff_like = _compressible(tmp_path, 1024 * 1024)
+    data, compressed = AdaptiveCompressor("adaptive", min_saving=0.1).encode(tiff_like)
+    assert compressed and len(data) < len(tiff_like)
