@@ -200,6 +200,49 @@ def chunk_to_wire(c: ChunkData) -> sync_pb2.SyncClientMessage:
     )
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        if value:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def _field(tag: int, payload: bytes) -> bytes:
+    return bytes((tag,)) + _varint(len(payload)) + payload
+
+
+def encode_chunk_message(c: ChunkData) -> bytes:
+    """The serialized SyncClientMessage{chunk} of chunk_to_wire(c), byte for byte, built with
+    one copy of the data instead of protobuf's several (building the nested message, setting
+    it on the outer one, serializing): at 1 MiB a chunk those copies, made holding the GIL,
+    were a third of the agent's Python time on large photos. Defaults are omitted as protobuf
+    omits them, so the bytes equal SerializeToString's (a unit test holds them to that)."""
+    head = bytearray()
+    if c.sha256:
+        head += _field(0x0A, c.sha256.encode())  # 1: sha256, length-delimited
+    if c.offset:
+        head += b"\x10" + _varint(c.offset)  # 2: offset, varint
+    data_key = (b"\x1a" + _varint(len(c.data))) if c.data else b""  # 3: data
+    tail = bytearray()
+    if c.lz4:
+        tail += b"\x20\x01"  # 4: lz4, bool
+    if c.raw_size:
+        tail += b"\x28" + _varint(c.raw_size)  # 5: raw_size, varint
+    size = len(head) + len(data_key) + len(c.data) + len(tail)
+    return b"".join((b"\x12", _varint(size), head, data_key, c.data, tail))  # 2: chunk
+
+
+def serialize_client_message(message: sync_pb2.SyncClientMessage | bytes) -> bytes:
+    """The SyncBatch request serializer: messages, or chunks already encoded as bytes."""
+    if isinstance(message, bytes):
+        return message
+    return message.SerializeToString()
+
+
 def chunk_from_wire(m: sync_pb2.Chunk) -> ChunkData:
     return ChunkData(
         sha256=ContentHash(m.sha256), offset=m.offset, data=m.data, lz4=m.lz4, raw_size=m.raw_size

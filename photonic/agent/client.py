@@ -61,6 +61,9 @@ def _translate(exc: grpc.aio.AioRpcError) -> errors.PhotonicError:
     return wire.error_from_status(exc.code(), exc.details() or str(exc.code()))
 
 
+SYNC_BATCH_METHOD = "/photonic.v1.PhotonicSync/SyncBatch"
+
+
 class SyncStream:
     """One open SyncBatch call: write manifest, chunks and aborts; read the server's replies."""
 
@@ -73,7 +76,7 @@ class SyncStream:
         await self._write(wire.manifest_to_wire(batch_id, agent_id, policy, entries))
 
     async def send_chunk(self, chunk: ChunkData) -> None:
-        await self._write(wire.chunk_to_wire(chunk))
+        await self._write(wire.encode_chunk_message(chunk))
 
     async def send_abort(self, sha256: str, reason: str) -> None:
         await self._write(wire.abort_to_wire(sha256, reason))
@@ -88,7 +91,7 @@ class SyncStream:
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc) from exc
 
-    async def _write(self, message: sync_pb2.SyncClientMessage) -> None:
+    async def _write(self, message: sync_pb2.SyncClientMessage | bytes) -> None:
         try:
             await self._call.write(message)
         except grpc.aio.AioRpcError as exc:
@@ -123,6 +126,10 @@ class ServerClient:
         self.agent_id = agent_id
         self._channel = grpc.aio.secure_channel(endpoint, credentials, options=CHANNEL_OPTIONS)
         self._stub = sync_pb2_grpc.PhotonicSyncStub(self._channel)  # type: ignore[no-untyped-call]
+        # SyncBatch with a serializer that passes pre-encoded chunks through untouched.
+        self._sync_batch = self._channel.stream_stream(
+            SYNC_BATCH_METHOD, request_serializer=wire.serialize_client_message,
+            response_deserializer=sync_pb2.SyncServerMessage.FromString)
 
     async def ready(self, timeout_s: float) -> None:
         try:
@@ -158,7 +165,7 @@ class ServerClient:
 
     def open_sync(self, correlation_id: str | None = None) -> SyncStream:
         metadata = ((CORRELATION_METADATA_KEY, correlation_id or uuid.uuid4().hex[:16]),)
-        return SyncStream(self._stub.SyncBatch(metadata=metadata))
+        return SyncStream(self._sync_batch(metadata=metadata))
 
     async def status(self, agent_id: str = "") -> RemoteStatus:
         r = await self._unary("GetSyncStatus", sync_pb2.GetSyncStatusRequest(agent_id=agent_id))
