@@ -65,10 +65,11 @@ class AgentApp:
         config.buffer_path.mkdir(parents=True, exist_ok=True)
         self.db = AgentStateDB(config.buffer_path / "agent.db")
         self.ignore = IgnoreRules(config.ignore_patterns)
+        self._wake = asyncio.Event()
         self.scanner = Scanner(self.db, config.watches, self.ignore,
                                buffer_path=config.buffer_path,
                                max_buffer_size_bytes=config.max_buffer_size_bytes,
-                               on_queued=self._queued)
+                               on_queued=self._wake.set)
         self.status = LiveStatus(agent_id=config.agent_id,
                                  endpoints=list(config.server_endpoints))
         self.sm = AgentStateMachine(config.agent_id, self.metrics, self._state_changed)
@@ -86,7 +87,6 @@ class AgentApp:
             closed_settle_delay_s=config.closed_settle_delay_s,
             incomplete_timeout_s=config.incomplete_timeout_s,
             ignore=lambda _watch, rel: self.ignore.is_ignored(rel, is_dir=False))
-        self._wake = asyncio.Event()
         self._initial_scan: asyncio.Task[list[ScanReport]] | None = None
         self._http: HttpEndpoint | None = None
         self._files_hashed = 0
@@ -224,9 +224,6 @@ class AgentApp:
             return True
         scan.result()
         return False
-
-    def _queued(self) -> None:
-        self._wake.set()
 
     async def _open_conflicts(self, client: ServerClient) -> bool:
         if self.uploader.totals.conflicts == 0:

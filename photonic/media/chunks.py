@@ -104,8 +104,7 @@ def _sample_shrinks(raw: bytes, min_saving: float) -> bool:
     if len(raw) < 2 * TRIAL_SAMPLE_BYTES:
         return True  # small enough to try whole
     start = (len(raw) - TRIAL_SAMPLE_BYTES) // 2
-    sample = raw[start:start + TRIAL_SAMPLE_BYTES]
-    return len(lz4.frame.compress(sample)) <= len(sample) * (1.0 - min_saving)
+    return compress_chunk(raw[start:start + TRIAL_SAMPLE_BYTES], min_saving=min_saving)[1]
 
 
 def _declared_content_size(data: bytes) -> int:

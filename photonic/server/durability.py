@@ -29,7 +29,8 @@ class GroupSync:
         self._started = 0  # barrier runs begun
         self._finished = 0  # the newest run that succeeded; every run before it did too
         self._running = False
-        self.barriers_run = 0  # for metrics and tests: how many callers each barrier covered
+        # How well barriers are shared (callers_covered / barriers_run); the tests read them.
+        self.barriers_run = 0
         self.callers_covered = 0
 
     def note_dirs(self, dirs: Iterable[Path]) -> None:

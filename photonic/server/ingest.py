@@ -90,6 +90,9 @@ class IngestDeps:
     audit: Callable[[str, str, str, str, str], Awaitable[None]]
 
 
+Placed = list[tuple[ManifestEntry, PurePosixPath]]
+
+
 @dataclass
 class _Incoming:
     """Content this stream is receiving, and every path waiting for it.
@@ -99,13 +102,10 @@ class _Incoming:
 
     sha256: ContentHash
     size: int
-    paths: list[tuple[ManifestEntry, PurePosixPath]] = field(default_factory=list)
+    paths: Placed = field(default_factory=list)
     claimed: bool = False  # this stream holds the upload claim and must release it
     offset: int = 0  # bytes already received (and verified so far) for this content
     upload: PartialUpload | None = None
-
-
-Placed = list[tuple[ManifestEntry, PurePosixPath]]
 
 
 class IngestSession:
@@ -127,15 +127,9 @@ class IngestSession:
         offered: Placed = []
         for entry in entries:
             try:
-                rel = self._validate(entry)
+                offered.append((entry, self._validate(entry)))
             except errors.InvalidInput as exc:
                 await self._reject(entry, str(exc))
-                continue
-            pending = self._incoming.get(entry.sha256)
-            if pending is not None:
-                pending.paths.append((entry, rel))
-            else:
-                offered.append((entry, rel))
         await self._decide(offered)
 
     def _validate(self, entry: ManifestEntry) -> PurePosixPath:
@@ -162,6 +156,8 @@ class IngestSession:
         for (entry, rel), known in zip(offered, stored, strict=True):
             if known:
                 continue
+            # Content already on its way (this stream's, or awaited from another) serves
+            # this path too when it commits.
             joined = self._incoming.get(entry.sha256) or wanted.get(entry.sha256)
             if joined is not None:
                 joined.paths.append((entry, rel))

@@ -36,11 +36,6 @@ class Library:
         """The group sync every change to the store and library waits on before its ack."""
         return self._durability
 
-    def record(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
-               policy: ConflictPolicy) -> CommittedFile:
-        """Makes entry's content visible at its path; see record_many."""
-        return self.record_many(agent_id, [(entry, rel)], policy)[0]
-
     def record_many(self, agent_id: str, items: Sequence[tuple[ManifestEntry, PurePosixPath]],
                     policy: ConflictPolicy) -> list[CommittedFile]:
         """Makes each entry's content visible at its path, following the conflict policy, and
