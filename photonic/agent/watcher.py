@@ -12,17 +12,18 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
-
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from typing import TYPE_CHECKING
 
 from photonic.media.images import is_structurally_complete
 
+if TYPE_CHECKING:
+    from watchdog.events import FileSystemEvent
+    from watchdog.observers.api import BaseObserver
+
+    from photonic.agent.fsevents import WatchLike
+
 log = logging.getLogger(__name__)
 
-_ACTED_ON = frozenset({"created", "modified", "moved", "closed"})
 # A directory moved into a watch is walked this far; the reconcile scan covers anything beyond.
 _MAX_WALK_FILES = 10_000
 _OBSERVER_JOIN_TIMEOUT_S = 5.0
@@ -166,35 +167,6 @@ class SettleTracker:
             return len(self._tracked)
 
 
-class WatchLike(Protocol):
-    """A watched folder: config.WatchConfig fits."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def path(self) -> Path: ...
-
-
-class _Handoff(FileSystemEventHandler):
-    """Runs on watchdog's thread and does nothing but hand events to the asyncio loop."""
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        watch: WatchLike,
-        deliver: Callable[[WatchLike, FileSystemEvent], None],
-    ) -> None:
-        self._loop = loop
-        self._watch = watch
-        self._deliver = deliver
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type not in _ACTED_ON:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
-            self._loop.call_soon_threadsafe(self._deliver, self._watch, event)
-
-
 def _walk_files(root: Path, limit: int) -> list[Path]:
     found: list[Path] = []
     for dirpath, _dirnames, filenames in os.walk(root):
@@ -249,17 +221,9 @@ class FolderWatcher:
         """Schedules a recursive watch per existing root and starts the settle loop."""
         if self._task is not None:
             return
-        loop = asyncio.get_running_loop()
-        observer = Observer()
-        for watch in self._watches:
-            root = Path(watch.path)
-            if not root.is_dir():
-                log.warning("watch root missing, not watched", extra={"watch": watch.name})
-                continue
-            try:
-                observer.schedule(_Handoff(loop, watch, self._on_event), str(root), recursive=True)
-            except OSError as exc:  # e.g. inotify watch limit; the reconcile scan still runs
-                log.warning("cannot watch root", extra={"watch": watch.name, "error": str(exc)})
+        from photonic.agent.fsevents import build_observer  # imports watchdog
+
+        observer = build_observer(self._watches, asyncio.get_running_loop(), self._on_event)
         await asyncio.to_thread(observer.start)
         self._observer = observer
         self._task = asyncio.create_task(self._settle_loop(), name="photonic-watcher-settle")

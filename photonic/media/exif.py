@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-import exifread
-
 from photonic.media.images import image_dimensions, is_raw
 from photonic.models import ExifSummary
 
@@ -104,6 +102,8 @@ def read_exif_summary(path: Path) -> ExifSummary:
 
 
 def _read_tags(path: Path) -> dict[str, Any]:
+    import exifread  # here, not at the top: agents that find nothing new never pay for it
+
     with open(path, "rb") as handle:
         reader = cast(BinaryIO, BoundedExifReader(handle))
         tags = exifread.process_file(

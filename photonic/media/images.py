@@ -6,8 +6,6 @@ import os
 from enum import StrEnum
 from pathlib import Path
 
-from PIL import Image
-
 JPEG_MAGIC = b"\xff\xd8\xff"
 JPEG_EOI = b"\xff\xd9"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -96,8 +94,11 @@ def is_structurally_complete(path: Path) -> bool:
 def image_dimensions(path: Path) -> tuple[int, int]:
     """(width, height) from the image header via Pillow, or (0, 0) if Pillow cannot tell.
 
-    Pillow's open() parses headers only; pixel data is never decoded here.
+    Pillow's open() parses headers only; pixel data is never decoded here. Pillow is imported
+    here, not at the top: agents that find nothing new never pay for it.
     """
+    from PIL import Image
+
     try:
         with Image.open(path, formats=_HEADER_FORMATS) as image:
             width, height = image.size
