@@ -27,6 +27,7 @@ from bench.peers.base import SyncRun, free_port, port_open
 from bench.procstat import read_usage, run_measured, wait_until
 from photonic import pki, tls
 from photonic.grpc_options import CHANNEL_OPTIONS, SERVER_OPTIONS
+from photonic.memtune import keep_freed_buffers
 
 _METHOD = "/bench.RawUpload/Upload"
 CHUNK_BYTES = 1 << 20
@@ -190,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("certs", type=Path)
     parser.add_argument("concurrency", type=int, nargs="?", default=DEFAULT_CONCURRENCY)
     args = parser.parse_args(argv)
+    keep_freed_buffers()  # the same allocator settings as photonic's daemons: a fair ceiling
     if args.command == "serve":
         asyncio.run(serve(args.port, args.directory, args.certs))
         return 0

@@ -170,6 +170,9 @@ def _agent(args: argparse.Namespace) -> int:
 
 def _run_daemon(make: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> int:
     """Runs a daemon until SIGTERM or SIGINT, which set its stop event for a graceful drain."""
+    from photonic.memtune import keep_freed_buffers
+
+    keep_freed_buffers()
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -9,6 +9,10 @@ MAX_CHUNK_BYTES: Final = 4 << 20
 
 MAX_MESSAGE_BYTES: Final = MAX_CHUNK_BYTES + (1 << 20)
 
+MAX_CHUNKS_PER_RUN: Final = 256
+"""The most chunks one SyncBatch message may carry; their raw sizes add up to at most
+MAX_CHUNK_BYTES, so a run is never larger than one full chunk plus its chunks' headers."""
+
 # Small default HTTP/2 windows starve a bulk upload on any link with latency; BDP probing lets
 # gRPC grow the window to what the path actually carries.
 _COMMON: Final[list[tuple[str, int | str]]] = [
@@ -35,3 +39,10 @@ CHANNEL_OPTIONS: Final[list[tuple[str, int | str]]] = [
 ]
 
 CORRELATION_METADATA_KEY: Final = "x-photonic-correlation-id"
+
+REPLY_RUNS_METADATA_KEY: Final = "x-photonic-reply-runs"
+"""Sent as "1" by agents that read SyncServerMessage.replies; older agents get one per message."""
+
+MAX_REPLIES_PER_RUN: Final = 256
+MAX_REPLY_RUN_BYTES: Final = 1 << 20
+"""A run of replies stays far inside MAX_MESSAGE_BYTES; a reply alone is never held back."""

@@ -3,6 +3,8 @@ photonic's error tree and gRPC status codes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 
 from photonic import errors
@@ -207,13 +209,9 @@ def _field(tag: int, payload: bytes) -> bytes:
     return bytes((tag,)) + _varint(len(payload)) + payload
 
 
-def encode_chunk_message(c: ChunkData) -> bytes:
-    """The serialized SyncClientMessage{chunk} carrying c, byte for byte as protobuf would
-    write it, built with
-    one copy of the data instead of protobuf's several (building the nested message, setting
-    it on the outer one, serializing): at 1 MiB a chunk those copies, made holding the GIL,
-    were a third of the agent's Python time on large photos. Defaults are omitted as protobuf
-    omits them, so the bytes equal SerializeToString's (a unit test holds them to that)."""
+def _chunk_parts(c: ChunkData) -> tuple[int, list[bytes]]:
+    """The fields of a Chunk message as protobuf would write them (defaults omitted), and
+    their total size; the data is referenced, not copied."""
     head = bytearray()
     if c.sha256:
         head += _field(0x0A, c.sha256.encode())  # 1: sha256, length-delimited
@@ -225,8 +223,29 @@ def encode_chunk_message(c: ChunkData) -> bytes:
         tail += b"\x20\x01"  # 4: lz4, bool
     if c.raw_size:
         tail += b"\x28" + _varint(c.raw_size)  # 5: raw_size, varint
-    size = len(head) + len(data_key) + len(c.data) + len(tail)
-    return b"".join((b"\x12", _varint(size), head, data_key, c.data, tail))  # 2: chunk
+    parts = [bytes(head), data_key, c.data, bytes(tail)]
+    return sum(len(p) for p in parts), parts
+
+
+def encode_chunk_message(c: ChunkData) -> bytes:
+    """The serialized SyncClientMessage{chunk} carrying c, byte for byte as protobuf would
+    write it, built with one copy of the data instead of protobuf's several (building the
+    nested message, setting it on the outer one, serializing): at 1 MiB a chunk those copies,
+    made holding the GIL, were a third of the agent's Python time on large photos. A unit
+    test holds the bytes equal to SerializeToString's."""
+    size, parts = _chunk_parts(c)
+    return b"".join((b"\x12", _varint(size), *parts))  # 2: chunk
+
+
+def encode_chunk_run(chunks: Sequence[ChunkData]) -> bytes:
+    """The serialized SyncClientMessage{chunks: ChunkRun} carrying every chunk, with one copy
+    of their data; equal to protobuf's bytes like encode_chunk_message."""
+    body: list[bytes] = []
+    for c in chunks:
+        size, parts = _chunk_parts(c)
+        body += (b"\x0a", _varint(size), *parts)  # ChunkRun 1: chunks, repeated
+    run_size = sum(len(p) for p in body)
+    return b"".join((b"\x22", _varint(run_size), *body))  # 4: chunks
 
 
 def serialize_client_message(message: sync_pb2.SyncClientMessage | bytes) -> bytes:
@@ -234,6 +253,13 @@ def serialize_client_message(message: sync_pb2.SyncClientMessage | bytes) -> byt
     if isinstance(message, bytes):
         return message
     return message.SerializeToString()
+
+
+def chunks_in(message: sync_pb2.SyncClientMessage) -> list[sync_pb2.Chunk]:
+    """The chunks a `chunk` or `chunks` message carries."""
+    if message.WhichOneof("kind") == "chunk":
+        return [message.chunk]
+    return list(message.chunks.chunks)
 
 
 def chunk_from_wire(m: sync_pb2.Chunk) -> ChunkData:
@@ -274,6 +300,22 @@ def failed_to_wire(f: FailedFile) -> sync_pb2.SyncServerMessage:
     return sync_pb2.SyncServerMessage(
         failed=sync_pb2.FileFailed(sha256=f.sha256, reason=f.reason, retryable=f.retryable)
     )
+
+
+def reply_run_to_wire(replies: Sequence[sync_pb2.SyncServerMessage]
+                      ) -> sync_pb2.SyncServerMessage:
+    """One message for replies that were ready together; a single reply goes as itself."""
+    if len(replies) == 1:
+        return replies[0]
+    return sync_pb2.SyncServerMessage(replies=sync_pb2.ReplyRun(replies=replies))
+
+
+def replies_in(message: sync_pb2.SyncServerMessage) -> list[sync_pb2.SyncServerMessage]:
+    """The replies one message carries, in order; runs nested in a run are ignored (a server
+    never sends them)."""
+    if message.WhichOneof("kind") == "replies":
+        return [r for r in message.replies.replies if r.WhichOneof("kind") != "replies"]
+    return [message]
 
 
 def failed_from_wire(m: sync_pb2.FileFailed) -> FailedFile:

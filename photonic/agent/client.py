@@ -11,7 +11,11 @@ from dataclasses import dataclass
 import grpc
 
 from photonic import __version__, errors, wire
-from photonic.grpc_options import CHANNEL_OPTIONS, CORRELATION_METADATA_KEY
+from photonic.grpc_options import (
+    CHANNEL_OPTIONS,
+    CORRELATION_METADATA_KEY,
+    REPLY_RUNS_METADATA_KEY,
+)
 from photonic.models import (
     AgentState,
     ChunkData,
@@ -33,6 +37,7 @@ class Registration:
     max_chunk_bytes: int
     max_transfer_size_bytes: int
     paused: bool
+    accepts_chunk_runs: bool
 
 
 @dataclass(frozen=True)
@@ -67,9 +72,10 @@ SYNC_BATCH_METHOD = "/photonic.v1.PhotonicSync/SyncBatch"
 class SyncStream:
     """One open SyncBatch call: write manifest, chunks and aborts; read the server's replies."""
 
-    def __init__(self, call: grpc.aio.StreamStreamCall) -> None:
+    def __init__(self, call: grpc.aio.StreamStreamCall, *, accepts_chunk_runs: bool) -> None:
         self._call = call
         self._writing_done = False
+        self.accepts_chunk_runs = accepts_chunk_runs
 
     async def send_manifest(self, batch_id: str, agent_id: str, policy: ConflictPolicy,
                             entries: list[ManifestEntry]) -> None:
@@ -77,6 +83,13 @@ class SyncStream:
 
     async def send_chunk(self, chunk: ChunkData) -> None:
         await self._write(wire.encode_chunk_message(chunk))
+
+    async def send_chunk_run(self, chunks: Sequence[ChunkData]) -> None:
+        """Several whole small files in one message; only when accepts_chunk_runs."""
+        if len(chunks) == 1:
+            await self.send_chunk(chunks[0])
+        else:
+            await self._write(wire.encode_chunk_run(chunks))
 
     async def send_abort(self, sha256: str, reason: str) -> None:
         await self._write(wire.abort_to_wire(sha256, reason))
@@ -102,16 +115,17 @@ class SyncStream:
     async def replies(self) -> AsyncIterator[ServerReply]:
         try:
             while True:
-                message = await self._call.read()
-                if message is grpc.aio.EOF:
+                received = await self._call.read()
+                if received is grpc.aio.EOF:
                     return
-                kind = message.WhichOneof("kind")
-                if kind == "decision":
-                    yield wire.decision_from_wire(message.decision)
-                elif kind == "committed":
-                    yield wire.committed_from_wire(message.committed)
-                elif kind == "failed":
-                    yield wire.failed_from_wire(message.failed)
+                for message in wire.replies_in(received):
+                    kind = message.WhichOneof("kind")
+                    if kind == "decision":
+                        yield wire.decision_from_wire(message.decision)
+                    elif kind == "committed":
+                        yield wire.committed_from_wire(message.committed)
+                    elif kind == "failed":
+                        yield wire.failed_from_wire(message.failed)
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc) from exc
 
@@ -125,6 +139,7 @@ class ServerClient:
         self.endpoint = endpoint
         self.agent_id = agent_id
         self._channel = grpc.aio.secure_channel(endpoint, credentials, options=CHANNEL_OPTIONS)
+        self._accepts_chunk_runs = False  # until the server says so in its registration
         self._stub = sync_pb2_grpc.PhotonicSyncStub(self._channel)  # type: ignore[no-untyped-call]
         # SyncBatch with a serializer that passes pre-encoded chunks through untouched.
         self._sync_batch = self._channel.stream_stream(
@@ -151,8 +166,9 @@ class ServerClient:
             agent_id=self.agent_id, hostname=socket.gethostname(), version=__version__,
             watch_names=list(watch_names)))
         assert isinstance(r, sync_pb2.RegisterAgentResponse)
+        self._accepts_chunk_runs = r.accepts_chunk_runs
         return Registration(r.agent_id, tuple(r.scopes), r.max_chunk_bytes,
-                            r.max_transfer_size_bytes, r.paused)
+                            r.max_transfer_size_bytes, r.paused, r.accepts_chunk_runs)
 
     async def heartbeat(self, state: AgentState, queue_depth: int, bytes_pending: int,
                         missing_watches: Sequence[str]) -> bool:
@@ -164,8 +180,10 @@ class ServerClient:
         return r.paused
 
     def open_sync(self, correlation_id: str | None = None) -> SyncStream:
-        metadata = ((CORRELATION_METADATA_KEY, correlation_id or uuid.uuid4().hex[:16]),)
-        return SyncStream(self._sync_batch(metadata=metadata))
+        metadata = ((CORRELATION_METADATA_KEY, correlation_id or uuid.uuid4().hex[:16]),
+                    (REPLY_RUNS_METADATA_KEY, "1"))
+        return SyncStream(self._sync_batch(metadata=metadata),
+                          accepts_chunk_runs=self._accepts_chunk_runs)
 
     async def status(self, agent_id: str = "") -> RemoteStatus:
         r = await self._unary("GetSyncStatus", sync_pb2.GetSyncStatusRequest(agent_id=agent_id))

@@ -20,6 +20,7 @@ from photonic.agent.client import ServerClient, SyncStream
 from photonic.agent.filesource import FileChanged, FileSource
 from photonic.agent.metrics import AgentMetrics
 from photonic.agent.statedb import AgentStateDB, PendingFile
+from photonic.grpc_options import MAX_CHUNKS_PER_RUN
 from photonic.logfmt import event
 from photonic.media.chunks import AdaptiveCompressor
 from photonic.models import (
@@ -210,23 +211,73 @@ class Uploader:
         event(log, "file_not_synced", logging.WARNING, agent=self._s.agent_id,
               path=f.relative_path, watch=f.watch_name, reason=reason, permanent=permanent)
 
+    def _source(self, f: PendingFile, offset: int) -> FileSource:
+        return FileSource(f.source_path, sha256=f.sha256, size=f.size, mtime_ns=f.mtime_ns,
+                          offset=offset, chunk_bytes=self._s.chunk_size_bytes,
+                          compressor=AdaptiveCompressor(
+                              self._s.compression, min_saving=self._s.compression_min_saving))
+
+    def plan_sends(self, ready: Sequence[tuple[PendingFile, int]], runs: bool
+                   ) -> list[tuple[bool, list[tuple[PendingFile, int]]]]:
+        """Groups the files to send, each as (is a run, files). With runs, files whose rest
+        fits in one chunk share messages (up to one chunk's bytes and MAX_CHUNKS_PER_RUN
+        each); any other file is a group of its own, streamed chunk by chunk."""
+        limit = self._s.chunk_size_bytes
+        groups: list[tuple[bool, list[tuple[PendingFile, int]]]] = []
+        run: list[tuple[PendingFile, int]] = []
+        run_bytes = 0
+        for f, offset in ready:
+            rest = f.size - offset
+            if not runs or not 0 < rest <= limit:
+                groups.append((False, [(f, offset)]))
+                continue
+            if run and (run_bytes + rest > limit or len(run) >= MAX_CHUNKS_PER_RUN):
+                groups.append((True, run))
+                run, run_bytes = [], 0
+            run.append((f, offset))
+            run_bytes += rest
+        if run:
+            groups.append((True, run))
+        return groups
+
+    async def send_run(self, stream: SyncStream, files: Sequence[tuple[PendingFile, int]]
+                       ) -> list[tuple[PendingFile, FileChanged]]:
+        """Files that each fit in one chunk: read in one worker hop, sent in one message.
+        Returns the files that changed since they were queued (not sent)."""
+        sources = [(f, self._source(f, offset)) for f, offset in files]
+        pieces = await asyncio.to_thread(_read_whole_files, sources)
+        chunks: list[ChunkData] = []
+        changed: list[tuple[PendingFile, FileChanged]] = []
+        for (f, _source), piece in zip(sources, pieces, strict=True):
+            if isinstance(piece, FileChanged):
+                changed.append((f, piece))
+            else:
+                start, data, lz4, raw_size = piece
+                chunks.append(ChunkData(f.sha256, start, data, lz4, raw_size))
+        if chunks:
+            await self._bucket.take(sum(len(c.data) for c in chunks))
+            await stream.send_chunk_run(chunks)
+            for c in chunks:
+                self._count_sent(len(c.data), c.raw_size)
+        return changed
+
     async def send_file(self, stream: SyncStream, f: PendingFile, offset: int) -> None:
-        source = FileSource(f.source_path, sha256=f.sha256, size=f.size, mtime_ns=f.mtime_ns,
-                            offset=offset, chunk_bytes=self._s.chunk_size_bytes,
-                            compressor=AdaptiveCompressor(
-                                self._s.compression, min_saving=self._s.compression_min_saving))
+        source = self._source(f, offset)
         try:
             await asyncio.to_thread(source.open)
             while (piece := await asyncio.to_thread(source.next_chunk)) is not None:
                 start, data, lz4, raw_size = piece
                 await self._bucket.take(len(data))
                 await stream.send_chunk(ChunkData(f.sha256, start, data, lz4, raw_size))
-                self.totals.bytes_sent += len(data)
-                self.totals.raw_bytes_sent += raw_size
-                self._metrics.bytes_sent.inc(len(data))
-                self._metrics.raw_bytes_sent.inc(raw_size)
+                self._count_sent(len(data), raw_size)
         finally:
             source.close()
+
+    def _count_sent(self, wire_bytes: int, raw_bytes: int) -> None:
+        self.totals.bytes_sent += wire_bytes
+        self.totals.raw_bytes_sent += raw_bytes
+        self._metrics.bytes_sent.inc(wire_bytes)
+        self._metrics.raw_bytes_sent.inc(raw_bytes)
 
     async def changed(self, f: PendingFile) -> None:
         self.totals.files_changed += 1
@@ -300,18 +351,59 @@ class _Exchange:
 
     async def _send_loop(self) -> None:
         while (item := await self._sends.get()) is not None:
-            f, offset = item
-            try:
-                await self._up.send_file(self._stream, f, offset)
-            except FileChanged as exc:
-                await self._stream.send_abort(f.sha256, str(exc))
-                for same in self._by_sha.get(f.sha256, []):
-                    self._close((same.watch_name, same.relative_path))
-                await self._up.changed(f)
-                if not self._open:
-                    # Nothing else is awaited: wake the reader so the stream can finish.
-                    await self._stream.done_writing()
-                    return
+            ready = [item]
+            ended = False
+            while not self._sends.empty():  # decisions that arrived together go together
+                more = self._sends.get_nowait()
+                if more is None:
+                    ended = True
+                    break
+                ready.append(more)
+            for as_run, group in self._up.plan_sends(ready, self._stream.accepts_chunk_runs):
+                changed = (await self._up.send_run(self._stream, group) if as_run
+                           else await self._send_one(*group[0]))
+                for f, exc in changed:
+                    if await self._gave_up(f, exc):
+                        return
+            if ended:
+                return
+
+    async def _send_one(self, f: PendingFile, offset: int) -> list[tuple[PendingFile, FileChanged]]:
+        try:
+            await self._up.send_file(self._stream, f, offset)
+        except FileChanged as exc:
+            return [(f, exc)]
+        return []
+
+    async def _gave_up(self, f: PendingFile, exc: FileChanged) -> bool:
+        """Tells the server f changed and rescans it; True once nothing is left to await."""
+        await self._stream.send_abort(f.sha256, str(exc))
+        for same in self._by_sha.get(f.sha256, []):
+            self._close((same.watch_name, same.relative_path))
+        await self._up.changed(f)
+        if not self._open:
+            # Nothing else is awaited: wake the reader so the stream can finish.
+            await self._stream.done_writing()
+            return True
+        return False
+
+
+def _read_whole_files(sources: Sequence[tuple[PendingFile, FileSource]]
+                      ) -> list[tuple[int, bytes, bool, int] | FileChanged]:
+    """Runs in a worker thread: each file's one chunk, or why it can no longer be sent."""
+    out: list[tuple[int, bytes, bool, int] | FileChanged] = []
+    for f, source in sources:
+        try:
+            source.open()
+            piece = source.next_chunk()
+            if piece is None or source.next_chunk() is not None:
+                raise FileChanged(f"{f.source_path} is not one chunk long any more")
+            out.append(piece)
+        except FileChanged as exc:
+            out.append(exc)
+        finally:
+            source.close()
+    return out
 
 
 def _spread(files: Sequence[PendingFile], lanes: int) -> list[list[PendingFile]]:

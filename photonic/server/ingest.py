@@ -4,13 +4,14 @@ file only after its content is verified, fsynced, in the store and in the catalo
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from photonic import errors
-from photonic.grpc_options import MAX_CHUNK_BYTES
+from photonic.grpc_options import MAX_CHUNK_BYTES, MAX_CHUNKS_PER_RUN
 from photonic.logfmt import event
 from photonic.media.chunks import decompress_chunk
 from photonic.models import (
@@ -93,7 +94,7 @@ class IngestDeps:
 Placed = list[tuple[ManifestEntry, PurePosixPath]]
 
 
-@dataclass
+@dataclass(eq=False)  # identity: a session keys its writes by the object
 class _Incoming:
     """Content this stream is receiving, and every path waiting for it.
 
@@ -110,16 +111,20 @@ class _Incoming:
 
 class IngestSession:
     def __init__(self, agent_id: str, deps: IngestDeps,
-                 send: Callable[[Outgoing], Awaitable[None]]) -> None:
+                 send: Callable[[Outgoing], Awaitable[None]], *,
+                 on_broken: Callable[[errors.PhotonicError], None] = lambda _exc: None) -> None:
+        """on_broken is told at once when a background commit fails: the photos in it are
+        never answered, so the stream must end now rather than wait for the agent."""
         self._agent = agent_id
         self._d = deps
         self._send = send
+        self._on_broken = on_broken
         self._policy = ConflictPolicy.AUTO
         self._incoming: dict[str, _Incoming] = {}
         self._waiters: set[asyncio.Task[None]] = set()
         self._commits: set[asyncio.Task[None]] = set()
         self._commit_slots = asyncio.Semaphore(MAX_COMMITS_IN_FLIGHT)
-        self._commit_errors: list[BaseException] = []
+        self._commit_errors: list[errors.PhotonicError] = []
 
     async def on_manifest(self, entries: list[ManifestEntry], policy: ConflictPolicy) -> None:
         check_manifest_size(len(entries))
@@ -221,7 +226,7 @@ class IngestSession:
                                       relative_path=entry.relative_path,
                                       action=Decision.SEND, offset=incoming.offset))
         if incoming.offset == incoming.size:
-            await self._finish_soon(incoming)
+            await self._finish_soon([incoming])
 
     def _ensure_room(self, needed: int) -> None:
         free = self._d.store.free_bytes()
@@ -233,30 +238,71 @@ class IngestSession:
                 f"{self._d.limits.min_free_bytes}; intake resumes when space is freed")
         self._d.metrics.storage_full.set(0)
 
-    async def on_chunk(self, chunk: ChunkData) -> None:
-        incoming = self._incoming.get(chunk.sha256)
-        if incoming is None or not incoming.claimed:
-            raise errors.InvalidInput(f"chunk for {chunk.sha256[:12]}, which was not requested")
-        problem = self._chunk_problem(chunk, incoming)
-        if problem:
-            await self._fail(incoming, problem, retryable=True)
+    async def on_chunks(self, chunks: Sequence[ChunkData]) -> None:
+        """The chunks of one message, checked here, written in one worker hop; the files
+        they complete are committed together. A file that fails loses only itself."""
+        if len(chunks) > MAX_CHUNKS_PER_RUN:
+            raise errors.InvalidInput(
+                f"a message may carry at most {MAX_CHUNKS_PER_RUN} chunks, not {len(chunks)}")
+        if sum(c.raw_size for c in chunks) > MAX_CHUNK_BYTES:
+            raise errors.InvalidInput(f"the chunks of one message may add up to at most "
+                                      f"{MAX_CHUNK_BYTES} bytes")
+        accepted: list[tuple[_Incoming, ChunkData]] = []
+        ends: dict[str, int] = {}  # where each file's chunks accepted so far end
+        failed: set[str] = set()  # files this message already failed: their later chunks too
+        for chunk in chunks:
+            if chunk.sha256 in failed:
+                continue
+            incoming = self._incoming.get(chunk.sha256)
+            if incoming is None or not incoming.claimed:
+                raise errors.InvalidInput(
+                    f"chunk for {chunk.sha256[:12]}, which was not requested")
+            problem = self._chunk_problem(chunk, ends.get(chunk.sha256, incoming.offset),
+                                          incoming.size)
+            if problem:
+                accepted = [(i, c) for i, c in accepted if i is not incoming]
+                failed.add(chunk.sha256)
+                await self._fail(incoming, problem, retryable=True)
+                continue
+            ends[chunk.sha256] = chunk.offset + chunk.raw_size
+            accepted.append((incoming, chunk))
+            self._d.metrics.bytes_received.labels(self._agent).inc(len(chunk.data))
+        if not accepted:
             return
-        self._d.metrics.bytes_received.labels(self._agent).inc(len(chunk.data))
         try:
-            incoming.offset = await asyncio.to_thread(self._write_chunk, incoming, chunk)
-        except errors.IntegrityError as exc:
-            await self._fail(incoming, str(exc), retryable=True)
-            return
+            written = await asyncio.to_thread(self._write_chunks, accepted)
         except errors.StorageFull:
             self._d.metrics.storage_full.set(1)
-            self._forget(chunk.sha256)
+            for incoming, _chunk in accepted:
+                self._forget(incoming.sha256)
             raise
-        if incoming.offset == incoming.size:
-            await self._finish_soon(incoming)
+        complete: list[_Incoming] = []
+        for incoming, outcome in written.items():
+            if isinstance(outcome, errors.IntegrityError):
+                await self._fail(incoming, str(outcome), retryable=True)
+                continue
+            incoming.offset = outcome
+            if outcome == incoming.size:
+                complete.append(incoming)
+        if complete:
+            await self._finish_soon(complete)
+
+    def _write_chunks(self, accepted: Sequence[tuple[_Incoming, ChunkData]]
+                      ) -> dict[_Incoming, int | errors.IntegrityError]:
+        """Runs in a worker thread: each file's new offset, or why its bytes were refused."""
+        out: dict[_Incoming, int | errors.IntegrityError] = {}
+        for incoming, chunk in accepted:
+            if isinstance(out.get(incoming), errors.IntegrityError):
+                continue
+            try:
+                out[incoming] = self._write_chunk(incoming, chunk)
+            except errors.IntegrityError as exc:
+                out[incoming] = exc
+        return out
 
     def _write_chunk(self, incoming: _Incoming, chunk: ChunkData) -> int:
-        """Runs in a worker thread: opens the partial at the first chunk, decompresses within
-        bounds, appends; returns the new offset."""
+        """Opens the partial at the first chunk, decompresses within bounds, appends; returns
+        the new offset."""
         upload = self._open_upload(incoming)
         data = chunk.data
         if chunk.lz4:
@@ -280,18 +326,18 @@ class IngestSession:
         return incoming.upload
 
     @staticmethod
-    def _chunk_problem(chunk: ChunkData, incoming: _Incoming) -> str:
-        if chunk.offset != incoming.offset:
-            return f"chunk at offset {chunk.offset}, expected {incoming.offset}"
+    def _chunk_problem(chunk: ChunkData, expected_offset: int, size: int) -> str:
+        if chunk.offset != expected_offset:
+            return f"chunk at offset {chunk.offset}, expected {expected_offset}"
         if chunk.raw_size > MAX_CHUNK_BYTES:
             return f"chunk of {chunk.raw_size} bytes is over the limit of {MAX_CHUNK_BYTES}"
-        if chunk.offset + chunk.raw_size > incoming.size:
+        if chunk.offset + chunk.raw_size > size:
             return f"chunk ends at {chunk.offset + chunk.raw_size}, past the declared size"
         if chunk.raw_size == 0:
             return "empty chunk"
         return ""
 
-    async def _finish_soon(self, incoming: _Incoming) -> None:
+    async def _finish_soon(self, incoming: list[_Incoming]) -> None:
         """Commits in the background (bounded), so the stream keeps receiving meanwhile."""
         await self._commit_slots.acquire()
         task = asyncio.create_task(self._finish(incoming))
@@ -301,8 +347,23 @@ class IngestSession:
     def _commit_done(self, task: asyncio.Task[None]) -> None:
         self._commits.discard(task)
         self._commit_slots.release()
-        if not task.cancelled() and task.exception() is not None:
-            self._commit_errors.append(task.exception())  # type: ignore[arg-type]
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        failure = self._stream_error(exc)
+        self._commit_errors.append(failure)
+        self._on_broken(failure)
+
+    def _stream_error(self, exc: BaseException) -> errors.PhotonicError:
+        """What a failed commit tells the agent; nothing in it was acknowledged."""
+        if isinstance(exc, errors.PhotonicError):
+            return exc
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            self._d.metrics.storage_full.set(1)
+            return errors.StorageFull("the server's storage is full; intake paused")
+        event(log, "commit_failed", logging.ERROR, agent=self._agent,
+              error=f"{type(exc).__name__}: {exc}")
+        return errors.Transient(f"the server could not commit a photo ({type(exc).__name__}); "
+                                "it will be sent again")
 
     async def flush(self) -> None:
         """Waits for every commit in flight; re-raises the first failure (e.g. a full disk)."""
@@ -311,18 +372,23 @@ class IngestSession:
         if self._commit_errors:
             raise self._commit_errors[0]
 
-    async def _finish(self, incoming: _Incoming) -> None:
-        try:
-            await asyncio.to_thread(self._store_content, incoming)
-        except errors.IntegrityError as exc:
-            self._d.metrics.integrity_failures.labels(self._agent).inc()
-            await self._fail(incoming, str(exc), retryable=True)
-            return
-        self._d.metrics.bytes_stored.labels(self._agent).inc(incoming.size)
+    async def _finish(self, complete: list[_Incoming]) -> None:
+        """Stores every complete file (one worker hop), then records all their paths with
+        one group sync before any of them is acknowledged."""
+        problems = await asyncio.to_thread(self._store_contents, complete)
+        stored: list[_Incoming] = []
+        for incoming, problem in zip(complete, problems, strict=True):
+            if problem is not None:
+                self._d.metrics.integrity_failures.labels(self._agent).inc()
+                await self._fail(incoming, str(problem), retryable=True)
+            else:
+                self._d.metrics.bytes_stored.labels(self._agent).inc(incoming.size)
+                stored.append(incoming)
         try:
             # Paths may join while earlier ones are recorded; all are served before forgetting.
-            while incoming.paths:
-                batch, incoming.paths = incoming.paths, []
+            while batch := [placed for incoming in stored for placed in incoming.paths]:
+                for incoming in stored:
+                    incoming.paths = []
                 recorded = await self._record(batch)
                 faults.hit("after_catalog_commit")
                 for (entry, _rel), committed in zip(batch, recorded, strict=True):
@@ -333,14 +399,24 @@ class IngestSession:
                           version=committed.version, conflict=committed.conflict)
                     await self._send(committed)
         finally:
-            self._forget(incoming.sha256)
+            for incoming in stored:
+                self._forget(incoming.sha256)
 
-    def _store_content(self, incoming: _Incoming) -> None:
-        """Runs in a worker thread: verified, fsynced content renamed into the store; its
-        folder is fsynced by the group sync that the record after this waits for."""
-        stored = self._d.store.commit(self._open_upload(incoming), sync=False)
-        self._d.library.durability.note_dirs((stored.parent,))
-        faults.hit("after_store_rename")
+    def _store_contents(self, complete: list[_Incoming]) -> list[errors.IntegrityError | None]:
+        """Runs in a worker thread: verified, fsynced content renamed into the store, per
+        file; their folders are fsynced by the group sync that the record after this waits
+        for."""
+        problems: list[errors.IntegrityError | None] = []
+        for incoming in complete:
+            try:
+                stored = self._d.store.commit(self._open_upload(incoming), sync=False)
+            except errors.IntegrityError as exc:
+                problems.append(exc)
+                continue
+            self._d.library.durability.note_dirs((stored.parent,))
+            faults.hit("after_store_rename")
+            problems.append(None)
+        return problems
 
     async def _record(self, placed: Placed) -> list[CommittedFile]:
         recorded = await asyncio.to_thread(self._d.library.record_many, self._agent, placed,

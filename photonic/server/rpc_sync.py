@@ -10,7 +10,13 @@ from collections.abc import AsyncIterator
 import grpc
 
 from photonic import __version__, errors, wire
-from photonic.grpc_options import CORRELATION_METADATA_KEY, MAX_CHUNK_BYTES
+from photonic.grpc_options import (
+    CORRELATION_METADATA_KEY,
+    MAX_CHUNK_BYTES,
+    MAX_REPLIES_PER_RUN,
+    MAX_REPLY_RUN_BYTES,
+    REPLY_RUNS_METADATA_KEY,
+)
 from photonic.logfmt import event
 from photonic.models import AgentState, CommittedFile, FileDecision, Scope
 from photonic.server.auth import Authorizer, Caller
@@ -41,6 +47,30 @@ def _outgoing_to_wire(item: Outgoing) -> sync_pb2.SyncServerMessage:
     if isinstance(item, CommittedFile):
         return wire.committed_to_wire(item)
     return wire.failed_to_wire(item)
+
+
+async def _reply_runs(outgoing: asyncio.Queue[Outgoing | None], max_run: int
+                      ) -> AsyncIterator[sync_pb2.SyncServerMessage]:
+    """The replies in order until the None that ends them; replies already waiting go out
+    together in one message (up to max_run of them and MAX_REPLY_RUN_BYTES)."""
+    run: list[sync_pb2.SyncServerMessage] = []
+    size = 0
+    while True:
+        if run and (outgoing.empty() or len(run) >= max_run):
+            yield wire.reply_run_to_wire(run)
+            run, size = [], 0
+        item = await outgoing.get()
+        if item is None:
+            if run:
+                yield wire.reply_run_to_wire(run)
+            return
+        message = _outgoing_to_wire(item)
+        message_size = message.ByteSize()
+        if run and size + message_size > MAX_REPLY_RUN_BYTES:
+            yield wire.reply_run_to_wire(run)
+            run, size = [], 0
+        run.append(message)
+        size += message_size
 
 
 class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
@@ -76,7 +106,8 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
         return sync_pb2.RegisterAgentResponse(
             agent_id=caller.agent_id, scopes=sorted(s.value for s in caller.scopes),
             max_chunk_bytes=MAX_CHUNK_BYTES, max_transfer_size_bytes=self._max_transfer,
-            paused=bool(row and row.paused), server_version=__version__)
+            paused=bool(row and row.paused), server_version=__version__,
+            accepts_chunk_runs=True)
 
     async def Heartbeat(self, request: sync_pb2.HeartbeatRequest,
                         context: grpc.aio.ServicerContext) -> sync_pb2.HeartbeatResponse:
@@ -120,9 +151,16 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
                          context: grpc.aio.ServicerContext
                          ) -> AsyncIterator[sync_pb2.SyncServerMessage]:
         outgoing: asyncio.Queue[Outgoing | None] = asyncio.Queue(_OUTGOING_QUEUE)
-        session = IngestSession(caller.agent_id, self._ingest, outgoing.put)
-        correlation = dict(context.invocation_metadata() or ()).get(CORRELATION_METADATA_KEY, "")
         failure: list[errors.PhotonicError] = []
+
+        def broken(exc: errors.PhotonicError) -> None:
+            failure.append(exc)
+            reader.cancel()  # its `finally` ends the replies, and the call ends with exc
+
+        session = IngestSession(caller.agent_id, self._ingest, outgoing.put, on_broken=broken)
+        metadata = dict(context.invocation_metadata() or ())
+        correlation = metadata.get(CORRELATION_METADATA_KEY, "")
+        max_run = MAX_REPLIES_PER_RUN if metadata.get(REPLY_RUNS_METADATA_KEY) == "1" else 1
 
         async def pump() -> None:
             try:
@@ -136,9 +174,11 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
 
         reader = asyncio.create_task(pump())
         try:
-            while (item := await outgoing.get()) is not None:
-                yield _outgoing_to_wire(item)
-            await reader
+            async for message in _reply_runs(outgoing, max_run):
+                yield message
+            await asyncio.wait([reader])
+            if not reader.cancelled():
+                reader.result()
         finally:
             reader.cancel()
             await session.close()
@@ -151,8 +191,8 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
     async def _dispatch(self, session: IngestSession, caller: Caller,
                         message: sync_pb2.SyncClientMessage) -> None:
         kind = message.WhichOneof("kind")
-        if kind == "chunk":
-            await session.on_chunk(wire.chunk_from_wire(message.chunk))
+        if kind in ("chunk", "chunks"):
+            await session.on_chunks([wire.chunk_from_wire(c) for c in wire.chunks_in(message)])
         elif kind == "manifest":
             manifest = message.manifest
             if manifest.agent_id and manifest.agent_id != caller.agent_id:

@@ -3,6 +3,7 @@ of hard links, laid out on one local filesystem (an S3-compatible store can repl
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -55,7 +56,10 @@ class PartialUpload:
 
     def _truncate(self, size: int) -> None:
         try:
-            self._file.close()
+            # close() flushes what the failed write left buffered, and fails the same way;
+            # the file descriptor is closed all the same, and those bytes are cut off below.
+            with contextlib.suppress(OSError):
+                self._file.close()
             os.truncate(self.path, size)
         finally:
             self._file = open(self.path, "ab")  # noqa: SIM115

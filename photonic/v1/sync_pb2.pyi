@@ -67,11 +67,14 @@ class RegisterAgentResponse(_message.Message):
     MAX_TRANSFER_SIZE_BYTES_FIELD_NUMBER: _builtins.int
     PAUSED_FIELD_NUMBER: _builtins.int
     SERVER_VERSION_FIELD_NUMBER: _builtins.int
+    ACCEPTS_CHUNK_RUNS_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     max_chunk_bytes: _builtins.int
     max_transfer_size_bytes: _builtins.int
     paused: _builtins.bool
     server_version: _builtins.str
+    accepts_chunk_runs: _builtins.bool
+    """SyncClientMessage.chunks is understood (older servers: false)"""
     @_builtins.property
     def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -83,10 +86,11 @@ class RegisterAgentResponse(_message.Message):
         max_transfer_size_bytes: _builtins.int = ...,
         paused: _builtins.bool = ...,
         server_version: _builtins.str = ...,
+        accepts_chunk_runs: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "max_chunk_bytes", b"max_chunk_bytes", "max_transfer_size_bytes", b"max_transfer_size_bytes", "paused", b"paused", "scopes", b"scopes", "server_version", b"server_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_chunk_runs", b"accepts_chunk_runs", "agent_id", b"agent_id", "max_chunk_bytes", b"max_chunk_bytes", "max_transfer_size_bytes", b"max_transfer_size_bytes", "paused", b"paused", "scopes", b"scopes", "server_version", b"server_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -155,28 +159,59 @@ class SyncClientMessage(_message.Message):
     MANIFEST_FIELD_NUMBER: _builtins.int
     CHUNK_FIELD_NUMBER: _builtins.int
     ABORT_FIELD_NUMBER: _builtins.int
+    CHUNKS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def manifest(self) -> Global___BatchManifest: ...
     @_builtins.property
     def chunk(self) -> Global___Chunk: ...
     @_builtins.property
     def abort(self) -> Global___FileAbort: ...
+    @_builtins.property
+    def chunks(self) -> Global___ChunkRun:
+        """only to servers whose RegisterAgentResponse accepts_chunk_runs"""
+
     def __init__(
         self,
         *,
         manifest: Global___BatchManifest | None = ...,
         chunk: Global___Chunk | None = ...,
         abort: Global___FileAbort | None = ...,
+        chunks: Global___ChunkRun | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "chunk", b"chunk", "kind", b"kind", "manifest", b"manifest"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "chunk", b"chunk", "chunks", b"chunks", "kind", b"kind", "manifest", b"manifest"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "chunk", b"chunk", "kind", b"kind", "manifest", b"manifest"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "chunk", b"chunk", "chunks", b"chunks", "kind", b"kind", "manifest", b"manifest"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["manifest", "chunk", "abort"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["manifest", "chunk", "abort", "chunks"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___SyncClientMessage: _TypeAlias = SyncClientMessage  # noqa: Y015
+
+@_typing.final
+class ChunkRun(_message.Message):
+    """Whole small files, several to a message: per-message costs in grpc.aio (a write, a read,
+    a wake-up on each side) dominated the sync of 150 KB photos one chunk per message.
+    At most MAX_CHUNKS_PER_RUN chunks whose raw sizes add up to at most MAX_CHUNK_BYTES.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def chunks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Chunk]: ...
+    def __init__(
+        self,
+        *,
+        chunks: _abc.Iterable[Global___Chunk] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks", b"chunks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChunkRun: _TypeAlias = ChunkRun  # noqa: Y015
 
 @_typing.final
 class BatchManifest(_message.Message):
@@ -322,28 +357,56 @@ class SyncServerMessage(_message.Message):
     DECISION_FIELD_NUMBER: _builtins.int
     COMMITTED_FIELD_NUMBER: _builtins.int
     FAILED_FIELD_NUMBER: _builtins.int
+    REPLIES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def decision(self) -> Global___FileDecision: ...
     @_builtins.property
     def committed(self) -> Global___FileCommitted: ...
     @_builtins.property
     def failed(self) -> Global___FileFailed: ...
+    @_builtins.property
+    def replies(self) -> Global___ReplyRun:
+        """only to agents that sent the x-photonic-reply-runs metadata"""
+
     def __init__(
         self,
         *,
         decision: Global___FileDecision | None = ...,
         committed: Global___FileCommitted | None = ...,
         failed: Global___FileFailed | None = ...,
+        replies: Global___ReplyRun | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["committed", b"committed", "decision", b"decision", "failed", b"failed", "kind", b"kind"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["committed", b"committed", "decision", b"decision", "failed", b"failed", "kind", b"kind", "replies", b"replies"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["committed", b"committed", "decision", b"decision", "failed", b"failed", "kind", b"kind"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["committed", b"committed", "decision", b"decision", "failed", b"failed", "kind", b"kind", "replies", b"replies"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["decision", "committed", "failed"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["decision", "committed", "failed", "replies"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___SyncServerMessage: _TypeAlias = SyncServerMessage  # noqa: Y015
+
+@_typing.final
+class ReplyRun(_message.Message):
+    """Replies that were ready together, in order, in one message; a run never nests a run."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def replies(self) -> _containers.RepeatedCompositeFieldContainer[Global___SyncServerMessage]: ...
+    def __init__(
+        self,
+        *,
+        replies: _abc.Iterable[Global___SyncServerMessage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["replies", b"replies"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplyRun: _TypeAlias = ReplyRun  # noqa: Y015
 
 @_typing.final
 class FileDecision(_message.Message):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -116,12 +116,14 @@ Reply = sync_pb2.SyncServerMessage
 def exchange(stub: sync_pb2_grpc.PhotonicSyncStub,
              messages: list[sync_pb2.SyncClientMessage] | Callable[[], Iterator[
                  sync_pb2.SyncClientMessage]],
-             timeout_s: float = 20) -> tuple[list[Reply], grpc.StatusCode, str]:
-    """Sends messages on one SyncBatch stream and collects every reply and the final status."""
+             timeout_s: float = 20, metadata: Sequence[tuple[str, str]] | None = None
+             ) -> tuple[list[Reply], grpc.StatusCode, str]:
+    """Sends messages on one SyncBatch stream (with optional call metadata) and collects every
+    reply message, as received, and the final status."""
     source = messages() if callable(messages) else iter(messages)
     replies: list[Reply] = []
     try:
-        for reply in stub.SyncBatch(source, timeout=timeout_s):
+        for reply in stub.SyncBatch(source, timeout=timeout_s, metadata=metadata):
             replies.append(reply)
     except grpc.RpcError as exc:
         return replies, exc.code(), exc.details() or ""

@@ -15,7 +15,13 @@ import grpc
 import lz4.frame
 import pytest
 
-from photonic.grpc_options import CHANNEL_OPTIONS
+from photonic import wire
+from photonic.grpc_options import (
+    CHANNEL_OPTIONS,
+    MAX_CHUNK_BYTES,
+    MAX_CHUNKS_PER_RUN,
+    REPLY_RUNS_METADATA_KEY,
+)
 from photonic.tls import channel_credentials
 from photonic.v1 import sync_pb2, sync_pb2_grpc
 from tests.chaos.hostile import exchange, sync_stub
@@ -86,6 +92,102 @@ def test_malformed_chunks_fail_the_file_and_store_nothing(
     assert code is grpc.StatusCode.OK
     assert "failed" in _kinds(replies), replies
     assert sha not in _stored(server)
+
+
+def _run(*chunks: Msg) -> Msg:
+    """One SyncClientMessage carrying the chunks of several single-chunk messages."""
+    return Msg(chunks=sync_pb2.ChunkRun(chunks=[m.chunk for m in chunks]))
+
+
+def _of_kind(replies: list[sync_pb2.SyncServerMessage], kind: str) -> list[str]:
+    """The SHA-256 of every reply of this kind, in order."""
+    return [getattr(r, kind).sha256 for r in replies if r.WhichOneof("kind") == kind]
+
+
+def test_a_bad_chunk_in_a_run_fails_only_its_own_file(
+        stub: sync_pb2_grpc.PhotonicSyncStub, server: ServerHandle) -> None:
+    """A run of three whole files whose middle chunk starts at a wrong offset: that file
+    fails (retryable), the two others are stored and acknowledged, the stream ends OK."""
+    photos = [f"run photo {i} ".encode() * (200 + i) for i in range(3)]
+    shas = [hashlib.sha256(p).hexdigest() for p in photos]
+    replies, code, details = exchange(stub, [
+        _manifest(*(_entry(p, f"run/{i}.jpg") for i, p in enumerate(photos))),
+        _run(_chunk(shas[0], 0, photos[0]), _chunk(shas[1], 7, photos[1][7:]),
+             _chunk(shas[2], 0, photos[2]))])
+    TALLY.hostile_messages += 1
+    assert code is grpc.StatusCode.OK, details
+    assert sorted(_of_kind(replies, "committed")) == sorted([shas[0], shas[2]])
+    assert _of_kind(replies, "failed") == [shas[1]]
+    assert all(r.failed.retryable for r in replies if r.WhichOneof("kind") == "failed")
+    assert _stored(server) == {shas[0], shas[2]}
+
+
+def test_a_run_of_too_many_chunks_is_refused_and_nothing_is_stored(
+        stub: sync_pb2_grpc.PhotonicSyncStub, server: ServerHandle) -> None:
+    """One chunk more than MAX_CHUNKS_PER_RUN in one message (each one byte of a requested
+    file, all at the right offsets) ends the stream with INVALID_ARGUMENT before any byte
+    is written."""
+    data = (bytes(range(256)) * 2)[:MAX_CHUNKS_PER_RUN + 1]
+    sha = hashlib.sha256(data).hexdigest()
+    replies, code, details = exchange(stub, [
+        _manifest(_entry(data, "many.jpg")),
+        _run(*(_chunk(sha, i, data[i:i + 1]) for i in range(len(data))))])
+    TALLY.hostile_messages += 1
+    assert code is grpc.StatusCode.INVALID_ARGUMENT, details
+    assert f"at most {MAX_CHUNKS_PER_RUN} chunks" in details
+    assert "committed" not in _kinds(replies)
+    assert not _stored(server)
+    assert not (server.storage / "partial" / f"{sha}.part").exists()
+    assert server.daemon.running
+
+
+def test_a_run_over_one_chunk_of_bytes_is_refused(stub: sync_pb2_grpc.PhotonicSyncStub,
+                                                 server: ServerHandle) -> None:
+    """Two requested files of half a chunk plus one byte in one message: their raw sizes
+    add up past MAX_CHUNK_BYTES, so the stream ends with INVALID_ARGUMENT, nothing stored."""
+    photos = [b"a" * (MAX_CHUNK_BYTES // 2 + 1), b"b" * (MAX_CHUNK_BYTES // 2 + 1)]
+    shas = [hashlib.sha256(p).hexdigest() for p in photos]
+    replies, code, details = exchange(stub, [
+        _manifest(*(_entry(p, f"big/{i}.jpg") for i, p in enumerate(photos))),
+        _run(*(_chunk(sha, 0, p) for sha, p in zip(shas, photos, strict=True)))])
+    TALLY.hostile_messages += 1
+    assert code is grpc.StatusCode.INVALID_ARGUMENT, details
+    assert f"at most {MAX_CHUNK_BYTES} bytes" in details
+    assert "committed" not in _kinds(replies)
+    assert not _stored(server)
+    assert not any((server.storage / "partial").iterdir())
+
+
+def test_replies_come_in_runs_only_to_agents_that_ask(stub: sync_pb2_grpc.PhotonicSyncStub,
+                                                      server: ServerHandle) -> None:
+    """With the reply-runs metadata, five HAVE answers ready together share messages and
+    flatten to the five decisions in manifest order; without it (an older agent) every
+    reply is a message of its own and no message is a run."""
+    photos = [f"known photo {i}".encode() * 50 for i in range(5)]
+    shas = [hashlib.sha256(p).hexdigest() for p in photos]
+    manifest = _manifest(*(_entry(p, f"known/{i}.jpg") for i, p in enumerate(photos)))
+    replies, code, details = exchange(stub, [
+        manifest, _run(*(_chunk(sha, 0, p) for sha, p in zip(shas, photos, strict=True)))])
+    assert code is grpc.StatusCode.OK, details
+    assert sorted(_of_kind(replies, "committed")) == sorted(shas)
+    assert "replies" not in _kinds(replies)
+    assert len(replies) == 10  # five SEND, five COMMITTED, one message each
+
+    runs, code, details = exchange(stub, [manifest],
+                                   metadata=[(REPLY_RUNS_METADATA_KEY, "1")])
+    assert code is grpc.StatusCode.OK, details
+    assert len(runs) < len(photos), _kinds(runs)
+    assert "replies" in _kinds(runs)
+    flat = [reply for message in runs for reply in wire.replies_in(message)]
+    assert _kinds(flat) == ["decision"] * len(photos)
+    assert [r.decision.sha256 for r in flat] == shas
+    assert {r.decision.action for r in flat} == {sync_pb2.FileDecision.ACTION_HAVE}
+
+    singles, code, details = exchange(stub, [manifest])
+    assert code is grpc.StatusCode.OK, details
+    assert _kinds(singles) == ["decision"] * len(photos)
+    assert [r.decision.sha256 for r in singles] == shas
+    assert _stored(server) == set(shas)
 
 
 def test_sha256_mismatch_is_discarded(stub: sync_pb2_grpc.PhotonicSyncStub,

@@ -175,7 +175,7 @@ async def _feed(deps: IngestDeps, content: bytes, ops: list[tuple[str, int]]) ->
     for op, step in ops:
         if any(isinstance(s, CommittedFile | FailedFile) for s in sent):
             break
-        await session.on_chunk(_chunk_for(op, step, content, offset, sha))
+        await session.on_chunks([_chunk_for(op, step, content, offset, sha)])
         offset = min(len(content), offset + step) if op == "next" else offset
     await session.close()
     return sent
