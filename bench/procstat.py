@@ -51,6 +51,9 @@ def read_usage(pid: int) -> ProcUsage:
     return ProcUsage(cpu_s, peak_kib * 1024)
 
 
+GNU_TIME = Path("/usr/bin/time")
+
+
 def run_measured(
     argv: Sequence[str],
     *,
@@ -58,10 +61,21 @@ def run_measured(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> CommandResult:
-    """Runs a command to completion; wait4 gives its CPU and peak RSS including descendants."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Runs a command to completion; wait4 gives its CPU, GNU time its peak RSS (both
+    including descendants).
+
+    The peak RSS cannot come from this process's wait4: Linux carries the forking process's
+    own high-water mark into a child's ru_maxrss at exec, so every command would report at
+    least the harness's size (which grows to ~240 MB holding the 200,000-file plan). GNU
+    time forks the command from its own few-MB process instead."""
+    if not GNU_TIME.exists():
+        raise RuntimeError(f"{GNU_TIME} (Debian package `time`) is needed to measure peak "
+                           "memory: run scripts/install-system-deps.sh with PHOTONIC_BENCH=1")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(mode="r") as peak:
         started = time.perf_counter()
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, env=env, cwd=cwd)
+        wrapped = [str(GNU_TIME), "--format=%M", f"--output={peak.name}", *argv]
+        proc = subprocess.Popen(wrapped, stdout=out, stderr=err, env=env, cwd=cwd)
         # A timer kills a hung command, so the blocking wait4 below is still bounded in time.
         killer = threading.Timer(timeout_s, proc.kill)
         killer.start()
@@ -75,7 +89,9 @@ def run_measured(
             raise TimeoutError(f"{argv[0]} did not finish within {timeout_s:.0f} s")
         out.seek(0)
         err.seek(0)
-        usage = ProcUsage(rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss * 1024)
+        lines = peak.read().split()
+        peak_kib = int(lines[-1]) if lines and lines[-1].isdigit() else 0
+        usage = ProcUsage(rusage.ru_utime + rusage.ru_stime, peak_kib * 1024)
         return CommandResult(
             proc.returncode,
             out.read().decode(errors="replace"),

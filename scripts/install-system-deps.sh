@@ -6,6 +6,7 @@ command -v make >/dev/null || want+=(make)
 command -v rsync >/dev/null || want+=(rsync)
 if [ "${PHOTONIC_BENCH:-0}" = 1 ]; then
   command -v syncthing >/dev/null || want+=(syncthing)
+  [ -x /usr/bin/time ] || want+=(time)  # GNU time: peak memory of each measured command
   command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || want+=(openssh-server openssh-client)
 fi
 if [ ${#want[@]} -gt 0 ]; then
