@@ -244,11 +244,11 @@ class Uploader:
                        ) -> list[tuple[PendingFile, FileChanged]]:
         """Files that each fit in one chunk: read in one worker hop, sent in one message.
         Returns the files that changed since they were queued (not sent)."""
-        sources = [(f, self._source(f, offset)) for f, offset in files]
+        sources = [self._source(f, offset) for f, offset in files]
         pieces = await asyncio.to_thread(_read_whole_files, sources)
         chunks: list[ChunkData] = []
         changed: list[tuple[PendingFile, FileChanged]] = []
-        for (f, _source), piece in zip(sources, pieces, strict=True):
+        for (f, _offset), piece in zip(files, pieces, strict=True):
             if isinstance(piece, FileChanged):
                 changed.append((f, piece))
             else:
@@ -388,16 +388,15 @@ class _Exchange:
         return False
 
 
-def _read_whole_files(sources: Sequence[tuple[PendingFile, FileSource]]
+def _read_whole_files(sources: Sequence[FileSource]
                       ) -> list[tuple[int, bytes, bool, int] | FileChanged]:
     """Runs in a worker thread: each file's one chunk, or why it can no longer be sent."""
     out: list[tuple[int, bytes, bool, int] | FileChanged] = []
-    for f, source in sources:
+    for source in sources:
         try:
-            source.open()
+            source.open()  # refuses a file whose size changed since it was queued
             piece = source.next_chunk()
-            if piece is None or source.next_chunk() is not None:
-                raise FileChanged(f"{f.source_path} is not one chunk long any more")
+            assert piece is not None  # plan_sends runs only files with 1..chunk bytes left
             out.append(piece)
         except FileChanged as exc:
             out.append(exc)

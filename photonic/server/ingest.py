@@ -4,7 +4,6 @@ file only after its content is verified, fsynced, in the store and in the catalo
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub, ServerEvent
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
-from photonic.server.store import ContentStore, PartialUpload
+from photonic.server.store import ContentStore, PartialUpload, as_storage_full
 
 log = logging.getLogger("photonic.server.ingest")
 
@@ -357,9 +356,9 @@ class IngestSession:
         """What a failed commit tells the agent; nothing in it was acknowledged."""
         if isinstance(exc, errors.PhotonicError):
             return exc
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if (full := as_storage_full(exc)) is not None:
             self._d.metrics.storage_full.set(1)
-            return errors.StorageFull("the server's storage is full; intake paused")
+            return full
         event(log, "commit_failed", logging.ERROR, agent=self._agent,
               error=f"{type(exc).__name__}: {exc}")
         return errors.Transient(f"the server could not commit a photo ({type(exc).__name__}); "

@@ -18,6 +18,13 @@ from photonic.models import ContentHash, is_content_hash
 READ_ONLY = 0o444
 
 
+def as_storage_full(exc: BaseException) -> StorageFull | None:
+    """StorageFull when exc is the kernel saying the disk (or the quota) is full, else None."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull("the server's storage is full; intake paused")
+    return None
+
+
 class PartialUpload:
     """One upload in progress: appends chunks to partial/<sha>.part and hashes as it goes.
 
@@ -49,8 +56,8 @@ class PartialUpload:
             self._file.flush()
         except OSError as exc:
             self._truncate(before)
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StorageFull("the server's storage is full; intake paused") from exc
+            if (full := as_storage_full(exc)) is not None:
+                raise full from exc
             raise
         self._verifier.update(data)
 
@@ -153,8 +160,8 @@ class ContentStore:
         try:
             os.link(self.object_path(sha256), tmp)
         except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StorageFull("the server's storage is full; intake paused") from exc
+            if (full := as_storage_full(exc)) is not None:
+                raise full from exc
             raise
         os.replace(tmp, library_file)
         # rename() between two links of one inode does nothing and leaves tmp behind; that is
