@@ -281,16 +281,18 @@ class AgentApp:
         if queued:
             self._wake.set()
 
-    async def _rescan(self, f: PendingFile) -> None:
+    async def _rescan(self, f: PendingFile) -> bool:
         watch = next((w for w in self.config.watches if w.name == f.watch_name), None)
         if watch is None:
-            return
+            return False
         original = watch.path / f.relative_path
         if not original.exists() and not f.source_path.exists():
             await asyncio.to_thread(self.db.drop_pending, f.id, "file vanished before upload")
-            return
-        if await self.scanner.scan_path(f.watch_name, original):
+            return True
+        if await self.scanner.scan_path(f.watch_name, original, force=True):
             self._wake.set()
+            return True
+        return False
 
     # status and metrics ------------------------------------------------------------------
 

@@ -179,8 +179,11 @@ class Scanner:
             files_skipped=tally.files_skipped,
         )
 
-    async def scan_path(self, watch_name: str, abs_path: Path, *, incomplete: bool = False) -> bool:
-        """Handles one settled file reported by the watcher; True if it was queued."""
+    async def scan_path(self, watch_name: str, abs_path: Path, *, incomplete: bool = False,
+                        force: bool = False) -> bool:
+        """Handles one settled file reported by the watcher; True if it was queued. force
+        hashes it even when size, mtime and inode match the index (the server found other
+        bytes than were queued)."""
         watch = self._watches.get(watch_name)
         if watch is None:
             log.warning("scan_path for unknown watch", extra={"watch": watch_name})
@@ -189,7 +192,7 @@ class Scanner:
             await self._refresh_buffer_bytes()
         tally = _Tally()
         try:
-            candidate = await asyncio.to_thread(self._probe_file, watch, abs_path)
+            candidate = await asyncio.to_thread(self._probe_file, watch, abs_path, force)
         except FileNotFoundError:
             return False
         except (Skip, OSError) as exc:
@@ -281,7 +284,8 @@ class Scanner:
             else:
                 listing.candidates.append(Candidate(rel, path, st.st_size))
 
-    def _probe_file(self, watch: WatchLike, abs_path: Path) -> Candidate | None:
+    def _probe_file(self, watch: WatchLike, abs_path: Path, force: bool = False
+                    ) -> Candidate | None:
         """The watcher's single-file version of _list_directory: None when nothing is to be done."""
         probed = self._lister.probe(os.path.realpath(watch.path), abs_path)
         if probed is None:
@@ -291,7 +295,7 @@ class Scanner:
         queued_source = self._db.queued_source(watch.name, rel)
         # A queued copy that vanished (a pruned or lost ingest copy) must be made again.
         source_lost = queued_source is not None and not queued_source.exists()
-        if known == (st.st_size, st.st_mtime_ns, st.st_ino) and not source_lost:
+        if known == (st.st_size, st.st_mtime_ns, st.st_ino) and not (source_lost or force):
             self._db.touch_unchanged(
                 watch.name, rel, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino
             )

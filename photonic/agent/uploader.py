@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections import defaultdict, deque
@@ -23,6 +24,7 @@ from photonic.agent.statedb import AgentStateDB, PendingFile
 from photonic.grpc_options import MAX_CHUNKS_PER_RUN
 from photonic.logfmt import event
 from photonic.media.chunks import AdaptiveCompressor
+from photonic.media.hashing import sha256_file
 from photonic.models import (
     ChunkData,
     CommittedFile,
@@ -70,7 +72,9 @@ class SyncTotals:
         return self.files_uploaded + self.files_deduplicated
 
 
-Rescan = Callable[[PendingFile], Awaitable[None]]
+Rescan = Callable[[PendingFile], Awaitable[bool]]
+"""Hashes a queued file again, even if its size and mtime look unchanged; True if it was
+queued anew or dropped from the queue."""
 
 
 class Uploader:
@@ -200,6 +204,12 @@ class Uploader:
                 f.source_path.unlink(missing_ok=True)
 
     async def failed(self, f: PendingFile, reason: str, *, permanent: bool) -> None:
+        # The server refused bytes that are no longer what was queued (a rewrite that kept
+        # size and mtime is seen only by the server's SHA-256): queue them anew. If the
+        # rescan finds nothing to queue, this counts as a failed attempt.
+        if (not permanent and await asyncio.to_thread(_differs_from_queued, f)
+                and await self.changed(f)):
+            return
         attempts = 1 if permanent else self._s.retry_attempts
         await asyncio.to_thread(self._db.mark_failed, f.id, reason, max_attempts=attempts)
         if permanent:
@@ -212,7 +222,7 @@ class Uploader:
               path=f.relative_path, watch=f.watch_name, reason=reason, permanent=permanent)
 
     def _source(self, f: PendingFile, offset: int) -> FileSource:
-        return FileSource(f.source_path, sha256=f.sha256, size=f.size, mtime_ns=f.mtime_ns,
+        return FileSource(f.source_path, size=f.size, mtime_ns=f.mtime_ns,
                           offset=offset, chunk_bytes=self._s.chunk_size_bytes,
                           compressor=AdaptiveCompressor(
                               self._s.compression, min_saving=self._s.compression_min_saving))
@@ -279,10 +289,11 @@ class Uploader:
         self._metrics.bytes_sent.inc(wire_bytes)
         self._metrics.raw_bytes_sent.inc(raw_bytes)
 
-    async def changed(self, f: PendingFile) -> None:
+    async def changed(self, f: PendingFile) -> bool:
+        """Hashes f again and queues what it holds now; True if it was queued or dropped."""
         self.totals.files_changed += 1
         event(log, "file_changed_during_upload", agent=self._s.agent_id, path=f.relative_path)
-        await self._rescan(f)
+        return await self._rescan(f)
 
 
 class _Exchange:
@@ -403,6 +414,18 @@ def _read_whole_files(sources: Sequence[FileSource]
         finally:
             source.close()
     return out
+
+
+def _differs_from_queued(f: PendingFile) -> bool:
+    """Runs in a worker thread: whether f's source no longer holds the queued content."""
+    try:
+        st = os.stat(f.source_path)
+        if (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns):
+            return True
+        sha256, _size = sha256_file(f.source_path)
+    except OSError:
+        return True  # vanished or unreadable: the rescan finds out which
+    return sha256 != f.sha256
 
 
 def _spread(files: Sequence[PendingFile], lanes: int) -> list[list[PendingFile]]:

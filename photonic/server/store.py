@@ -3,17 +3,16 @@ of hard links, laid out on one local filesystem (an S3-compatible store can repl
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
 import uuid
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
 
 from photonic.errors import IntegrityError, StorageFull
 from photonic.media.hashing import StreamingVerifier, durable_replace, fsync_directory
 from photonic.models import ContentHash, is_content_hash
+from photonic.server.direct_io import DirectAppender
 
 READ_ONLY = 0o444
 
@@ -30,7 +29,8 @@ class PartialUpload:
 
     Methods do blocking I/O and are called from worker threads."""
 
-    def __init__(self, path: Path, sha256: ContentHash, size: int) -> None:
+    def __init__(self, path: Path, sha256: ContentHash, size: int, *,
+                 direct_io: bool = True) -> None:
         self.path = path
         self.sha256 = sha256
         self.size = size
@@ -40,7 +40,7 @@ class PartialUpload:
             self._verifier = None
         if self._verifier is None:
             self._verifier = StreamingVerifier()
-        self._file: BinaryIO = open(path, "ab")  # noqa: SIM115 - closed by close()
+        self._out = DirectAppender(path, self._verifier.size, direct=direct_io)
 
     @property
     def offset(self) -> int:
@@ -48,28 +48,16 @@ class PartialUpload:
         return self._verifier.size
 
     def append(self, data: bytes) -> None:
-        """Appends at the current end; on a failed write, cuts back so offset stays truthful."""
+        """Appends at the current end; on a failed write the file is cut back and offset
+        stays truthful."""
         assert self._verifier is not None
-        before = self.offset
         try:
-            self._file.write(data)
-            self._file.flush()
+            self._out.append(data)
         except OSError as exc:
-            self._truncate(before)
             if (full := as_storage_full(exc)) is not None:
                 raise full from exc
             raise
         self._verifier.update(data)
-
-    def _truncate(self, size: int) -> None:
-        try:
-            # close() flushes what the failed write left buffered, and fails the same way;
-            # the file descriptor is closed all the same, and those bytes are cut off below.
-            with contextlib.suppress(OSError):
-                self._file.close()
-            os.truncate(self.path, size)
-        finally:
-            self._file = open(self.path, "ab")  # noqa: SIM115
 
     def finish(self) -> None:
         """Verifies size and SHA-256, then fsyncs; raises IntegrityError (and discards) on a
@@ -83,13 +71,11 @@ class PartialUpload:
                 f"content {self.sha256[:12]} arrived as {self.offset} bytes hashing to "
                 f"{digest[:12]}; discarded, the agent will send it again"
             )
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        self._out.fsync()
         self.close()
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        self._out.close()
 
 
 class ContentStore:

@@ -4,6 +4,7 @@ uploads, idle restarts, files rewritten mid-upload, and conflict handling."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -173,6 +174,40 @@ def test_file_rewritten_during_upload_is_stored_whole_never_mixed(
     versions = library_versions(library, target.name)
     assert set(versions.values()) <= {sha_a, sha_b}, versions
     assert versions[target.name] == sha256_of(target) == sha_b
+
+
+def test_rewrite_that_keeps_size_and_mtime_is_caught_by_the_server_and_sent_again(
+        tmp_path: Path, pki: TestPki, server: ServerHandle, daemons: list[Daemon]) -> None:
+    """A file rewritten in place mid-upload with the same size, then given back its old mtime
+    (as some tools do): the agent's size/mtime check cannot see it, the server's SHA-256 does
+    and refuses the mix; the agent hashes the file again and the head becomes version B."""
+    agent = make_agent(tmp_path / "laptop", pki, "laptop", server,
+                       extra={"network": {"max_bandwidth": "20MB/s"}})
+    target = agent.watches["photos"] / "IMG_7100.jpg"
+    make_corrupt_jpeg(target, seed=7100, size_bytes=30 * MB)
+    other = make_corrupt_jpeg(tmp_path / "staging" / "b.jpg", seed=7101, size_bytes=30 * MB)
+    version_b = other.read_bytes()
+    sha_a, sha_b = sha256_of(target), sha256_of(other)
+    assert target.stat().st_size == len(version_b) and sha_a != sha_b
+    before = target.stat()
+    part_a = server.storage / "partial" / f"{sha_a}.part"
+    daemons.append(agent.daemon)
+    agent.start()
+    wait_until(lambda: part_a.exists() and part_a.stat().st_size > 4 * MB, 60, 0.02,
+               f"version A to be uploading; agent log:\n{agent.daemon.log()[-2000:]}")
+    with open(target, "r+b") as f:
+        f.write(version_b)
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (target.stat().st_size, target.stat().st_mtime_ns, target.stat().st_ino) == (
+        before.st_size, before.st_mtime_ns, before.st_ino)
+    library = server.library("laptop", "photos")
+    wait_until(lambda: (library / target.name).exists()
+               and sha256_of(library / target.name) == sha_b
+               and queued_count(agent.buffer) == 0, 90, 0.2,
+               f"version B to become the head; agent log:\n{agent.daemon.log()[-3000:]}")
+    assert library_versions(library, target.name) == {target.name: sha_b}
+    assert "file_changed_during_upload" in agent.daemon.log()
+    assert not part_a.exists()
 
 
 def _change_after_losing_the_index(agent: AgentHandle, name: str, seed: int) -> tuple[str, str]:

@@ -1,0 +1,166 @@
+"""Appends received photo bytes to a file with O_DIRECT where the filesystem allows it.
+
+Every byte the server receives is written once, fsynced before it is acknowledged, and not
+read again soon. Through the page cache each byte is first copied into a freshly allocated
+cache page, and allocating those pages was the server's largest single cost on the bench
+machine (28% of its samples in a 1.2 GB sync). With O_DIRECT the disk reads from one reused,
+aligned buffer instead, and the photos being stored do not push the catalog and the agents'
+working files out of the cache.
+
+O_DIRECT writes must start at aligned file offsets and cover whole aligned blocks, so the
+bytes past the last whole block wait in memory until more arrive or the file is flushed;
+then they are written through the page cache. Where O_DIRECT is missing (macOS) or refused
+(some network and FUSE filesystems), every write goes through the page cache. Durability is
+the same either way: the caller fsyncs before anything is acknowledged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import mmap
+import os
+import threading
+from pathlib import Path
+
+ALIGN_BYTES = 4096
+"""Covers the logical block sizes of the disks photonic runs on (512 and 4096 bytes)."""
+
+_BUFFER_STEP_BYTES = 1 << 20
+_O_DIRECT: int = getattr(os, "O_DIRECT", 0)
+
+
+class _AlignedScratch(threading.local):
+    """One page-aligned buffer per worker thread, reused for every write it makes."""
+
+    buffer: mmap.mmap | None = None
+
+    def view(self, size: int) -> memoryview:
+        if self.buffer is None or len(self.buffer) < size:
+            if self.buffer is not None:
+                self.buffer.close()
+            rounded = -(-size // _BUFFER_STEP_BYTES) * _BUFFER_STEP_BYTES
+            self.buffer = mmap.mmap(-1, rounded)  # anonymous maps are page-aligned
+        return memoryview(self.buffer)[:size]
+
+
+_scratch = _AlignedScratch()
+
+
+def _set_direct(fd: int, on: bool) -> bool:
+    """Turns O_DIRECT on or off for fd; False where the platform or filesystem refuses it."""
+    if not _O_DIRECT:
+        return False
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, (flags | _O_DIRECT) if on else (flags & ~_O_DIRECT))
+    except OSError:
+        return False
+    return True
+
+
+class DirectAppender:
+    """Appends to one file from the position `start` on; blocking, used from worker threads.
+
+    The bytes before `start` are kept: a resumed upload continues where its partial file ends.
+    """
+
+    def __init__(self, path: Path, start: int, *, direct: bool = True) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        self._written = start
+        """Where the pending bytes will go: everything before it is in the file."""
+        self._pending = b""
+        try:
+            if direct and start % ALIGN_BYTES:
+                # The partial block already in the file is written again with the next
+                # block, so that every O_DIRECT write starts aligned.
+                aligned = start - start % ALIGN_BYTES
+                self._pending = os.pread(self._fd, start - aligned, aligned)
+                self._written = aligned
+            self._direct = direct and _set_direct(self._fd, True)
+            if not self._direct:
+                self._written, self._pending = start, b""
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    @property
+    def direct(self) -> bool:
+        """Whether whole blocks still bypass the page cache."""
+        return self._direct
+
+    @property
+    def end(self) -> int:
+        """The file's length once everything appended so far is written."""
+        return self._written + len(self._pending)
+
+    def append(self, data: bytes | memoryview) -> None:
+        """Writes data after everything before it. On failure, the file is cut back to what
+        it held before, and `end` is unchanged, so the caller may report a truthful offset."""
+        if not self._direct:
+            self._write_at(memoryview(data), self._written)
+            self._written += len(data)
+            return
+        total = len(self._pending) + len(data)
+        whole = total - total % ALIGN_BYTES
+        if not whole:
+            self._pending += bytes(data)
+            return
+        block = _scratch.view(whole)
+        taken = whole - len(self._pending)
+        block[:len(self._pending)] = self._pending
+        block[len(self._pending):] = memoryview(data)[:taken]
+        try:
+            self._write_at(block, self._written)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            # The filesystem took the flag but refuses these writes: use the page cache.
+            self._direct = False
+            _set_direct(self._fd, False)
+            self._write_at(block, self._written)
+        finally:
+            block.release()
+        self._written += whole
+        self._pending = bytes(memoryview(data)[taken:])
+
+    def flush(self) -> None:
+        """Writes the bytes that wait for a whole block, through the page cache."""
+        if not self._pending:
+            return
+        if self._direct:
+            self._direct = not _set_direct(self._fd, False)
+            if self._direct:  # O_DIRECT cannot be turned off: write a whole, padded block
+                raise OSError(errno.EINVAL, "cannot turn off O_DIRECT to write the last bytes")
+        self._write_at(memoryview(self._pending), self._written)
+        self._written += len(self._pending)
+        self._pending = b""
+
+    def fsync(self) -> None:
+        self.flush()
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Flushes what it can (a resumed upload then continues from there) and closes."""
+        if self._fd < 0:
+            return
+        try:
+            with contextlib.suppress(OSError):  # a disk full now only shortens the partial
+                self.flush()
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _write_at(self, view: memoryview, offset: int) -> None:
+        done = 0
+        try:
+            while done < len(view):
+                written = os.pwrite(self._fd, view[done:], offset + done)
+                if written <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                done += written
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, offset)
+            raise
