@@ -30,7 +30,8 @@ from photonic.grpc_options import CHANNEL_OPTIONS, SERVER_OPTIONS
 from photonic.memtune import keep_freed_buffers
 
 _METHOD = "/bench.RawUpload/Upload"
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 4 << 20
+"""photonic's default chunk size, so both move the same message sizes."""
 DEFAULT_CONCURRENCY = 4
 _AGENT = "raw-client"
 

@@ -187,7 +187,7 @@ def _build_agent(config_path: Path, sections: Mapping[str, cp.Section],
     """Reads every agent key; wrong values are recorded and replaced by their defaults."""
     base = config_path.parent
     agent, network, sync = sections["agent"], sections["network"], sections["sync"]
-    chunk_size = _size("a size from 64KiB to 4MiB, like 1MiB", 64 * _KIB, 4 * _MIB)
+    chunk_size = _size("a size from 64KiB to 4MiB, like 4MiB", 64 * _KIB, 4 * _MIB)
     return AgentConfig(
         config_path=config_path,
         agent_id=agent.require("id", _AGENT_ID, ""),
@@ -205,7 +205,7 @@ def _build_agent(config_path: Path, sections: Mapping[str, cp.Section],
         compression=network.get("compression", _COMPRESSION, "adaptive"),
         compression_min_saving=network.get("compression_min_saving", cp.number(0.0, 0.9), 0.05),
         parallel_transfers=network.get("parallel_transfers", cp.integer(1, 64), 4),
-        chunk_size_bytes=network.get("chunk_size", chunk_size, _MIB),
+        chunk_size_bytes=network.get("chunk_size", chunk_size, 4 * _MIB),
         batch_size=sync.get("batch_size", cp.integer(1, 10000), 200),
         retry_attempts=sync.get("retry_attempts", cp.integer(1, 1000), 10),
         conflict_resolution=sync.get(

@@ -112,7 +112,7 @@ def test_minimal_agent_config_gets_every_documented_default(tmp_path: Path) -> N
     assert config.metrics_port == 0
     assert config.max_bandwidth_bytes_per_s == 0
     assert (config.compression, config.compression_min_saving) == ("adaptive", 0.05)
-    assert (config.parallel_transfers, config.chunk_size_bytes) == (4, 1024 * 1024)
+    assert (config.parallel_transfers, config.chunk_size_bytes) == (4, 4 * 1024 * 1024)
     assert (config.batch_size, config.retry_attempts) == (200, 10)
     assert config.conflict_resolution is ConflictPolicy.AUTO
     assert config.security.revocation_list_path is None
