@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -33,6 +34,21 @@ _TIME_TAGS = (
     ("EXIF DateTimeDigitized", "EXIF OffsetTimeDigitized", "EXIF SubSecTimeDigitized"),
     ("Image DateTime", "EXIF OffsetTime", "EXIF SubSecTime"),
 )
+
+TagValues = Mapping[str, str | int]
+"""exifread's tag names ("EXIF DateTimeOriginal") -> the text of a text tag as exifread gives
+it, or the first value of a number tag when that is an integer. Of a GPS tag only its presence
+counts. Both EXIF readers (exifread, photonic.media.jpeg_exif) produce this for summarise()."""
+
+TEXT_TAGS = ("Image Make", "Image Model", "EXIF LensModel", *(k for t in _TIME_TAGS for k in t))
+NUMBER_TAGS = (
+    "Image Orientation",
+    "Image ImageWidth",
+    "Image ImageLength",
+    "EXIF ExifImageWidth",
+    "EXIF ExifImageLength",
+)
+PRESENCE_TAGS = ("GPS GPSLatitude", "GPS GPSLongitude")
 
 
 class ReadBudgetExceeded(Exception):
@@ -81,21 +97,39 @@ class BoundedExifReader:
         return self._handle.tell()
 
 
-def read_exif_summary(path: Path) -> ExifSummary:
+def read_exif_summary(path: Path, head: bytes | memoryview | None = None) -> ExifSummary:
     """Summarise a photo's EXIF; any field that cannot be read is left empty, nothing raises.
 
     A capture time without an offset tag is taken as UTC. The camera's real zone is unknown,
     and any fixed choice works for grouping shoots, but it must be the same on every machine:
     the local zone of whichever agent reads the file would split or merge shoots differently
     per agent and shift them with daylight saving.
+
+    head, the file's first bytes when the caller has already read them (the hasher has), lets a
+    JPEG be summarised from memory by photonic.media.jpeg_exif, which gives exactly what
+    exifread and Pillow would or declines; only then are the file, exifread and Pillow used.
     """
+    if head is not None and not is_raw(path):
+        # Imported here: jpeg_exif builds on this module's summarise(), so it cannot be
+        # imported while this module is still loading.
+        from photonic.media.jpeg_exif import summary_from_jpeg_head
+
+        try:
+            summary = summary_from_jpeg_head(head)
+        except Exception as exc:  # a bug there must cost speed, never the summary
+            log.warning("fast exif reader failed path=%s error=%r", path, exc)
+            summary = None
+        if summary is not None:
+            return summary
     tags: dict[str, Any] = {}
     try:
         tags = _read_tags(path)
     except Exception as exc:  # exifread's failure modes on hostile input are open-ended
         log.debug("exif unreadable path=%s error=%r", path, exc)
     try:
-        return _summarise(path, tags)
+        # RAW files often open in Pillow as TIFF and report their embedded preview's size.
+        pixel_size = (0, 0) if is_raw(path) else image_dimensions(path)
+        return summarise(_plain_tags(tags), pixel_size)
     except Exception as exc:
         log.debug("exif summary failed path=%s error=%r", path, exc)
         return ExifSummary()
@@ -112,54 +146,66 @@ def _read_tags(path: Path) -> dict[str, Any]:
     return dict(tags)
 
 
-def _summarise(path: Path, tags: dict[str, Any]) -> ExifSummary:
-    width, height = _dimensions(path, tags)
+def _plain_tags(tags: dict[str, Any]) -> TagValues:
+    """exifread's IfdTag objects reduced to what summarise() reads."""
+    plain: dict[str, str | int] = {}
+    for key in TEXT_TAGS:
+        if key in tags:
+            tag = tags[key]
+            values = getattr(tag, "values", tag)
+            plain[key] = values if isinstance(values, str) else str(getattr(tag, "printable", ""))
+    for key in NUMBER_TAGS:
+        values = getattr(tags.get(key), "values", None)
+        if isinstance(values, list) and values and isinstance(values[0], int):
+            plain[key] = values[0]
+    for key in PRESENCE_TAGS:
+        if key in tags:
+            plain[key] = 1
+    return plain
+
+
+def summarise(tags: TagValues, pixel_size: tuple[int, int]) -> ExifSummary:
+    """The summary of a photo from its tag values and the size its image header gives.
+
+    pixel_size is (0, 0) when the header gave none (or for RAW files, whose header describes
+    a preview); the EXIF dimension tags stand in then.
+    """
+    width, height = pixel_size
+    if not (width and height):
+        width = _first_int(tags, "EXIF ExifImageWidth") or _first_int(tags, "Image ImageWidth")
+        height = _first_int(tags, "EXIF ExifImageLength") or _first_int(tags, "Image ImageLength")
+    if not (0 < width <= MAX_DIMENSION_PX and 0 < height <= MAX_DIMENSION_PX):
+        width, height = 0, 0
     return ExifSummary(
         capture_time_unix_ms=_capture_time_ms(tags),
         camera_make=_text(tags, "Image Make"),
         camera_model=_text(tags, "Image Model"),
         lens_model=_text(tags, "EXIF LensModel"),
-        has_gps="GPS GPSLatitude" in tags and "GPS GPSLongitude" in tags,
+        has_gps=all(key in tags for key in PRESENCE_TAGS),
         width=width,
         height=height,
         orientation=_orientation(tags),
     )
 
 
-def _text(tags: dict[str, Any], key: str) -> str:
-    tag = tags.get(key)
-    if tag is None:
+def _text(tags: TagValues, key: str) -> str:
+    value = tags.get(key)
+    if not isinstance(value, str):
         return ""
-    values = getattr(tag, "values", tag)
-    text = values if isinstance(values, str) else str(getattr(tag, "printable", ""))
-    return text.replace("\x00", "").strip()[:_MAX_TEXT_CHARS]
+    return value.replace("\x00", "").strip()[:_MAX_TEXT_CHARS]
 
 
-def _first_int(tags: dict[str, Any], key: str) -> int:
-    tag = tags.get(key)
-    values = getattr(tag, "values", None)
-    if isinstance(values, list) and values and isinstance(values[0], int):
-        return values[0]
-    return 0
+def _first_int(tags: TagValues, key: str) -> int:
+    value = tags.get(key)
+    return value if isinstance(value, int) else 0
 
 
-def _orientation(tags: dict[str, Any]) -> int:
+def _orientation(tags: TagValues) -> int:
     value = _first_int(tags, "Image Orientation")
     return value if 1 <= value <= 8 else 0
 
 
-def _dimensions(path: Path, tags: dict[str, Any]) -> tuple[int, int]:
-    # RAW files often open in Pillow as TIFF and report their embedded preview's size.
-    width, height = (0, 0) if is_raw(path) else image_dimensions(path)
-    if not (width and height):
-        width = _first_int(tags, "EXIF ExifImageWidth") or _first_int(tags, "Image ImageWidth")
-        height = _first_int(tags, "EXIF ExifImageLength") or _first_int(tags, "Image ImageLength")
-    if not (0 < width <= MAX_DIMENSION_PX and 0 < height <= MAX_DIMENSION_PX):
-        return 0, 0
-    return width, height
-
-
-def _capture_time_ms(tags: dict[str, Any]) -> int:
+def _capture_time_ms(tags: TagValues) -> int:
     for time_key, offset_key, subsec_key in _TIME_TAGS:
         moment = _parse_datetime(_text(tags, time_key))
         if moment is None:

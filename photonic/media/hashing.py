@@ -6,12 +6,16 @@ import errno
 import hashlib
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from photonic.models import ContentHash
 
 READ_BLOCK_BYTES = 1 << 20
+
+FirstBlockSink = Callable[[memoryview], None]
+"""Shown the first block a hashing pass reads, so a caller can parse a file's header without
+reading it again. The view is valid only during the call (the read buffer is reused)."""
 
 # fsync on a directory fails with these where the platform or filesystem cannot do it; that is
 # "unsupported", not an error worth stopping a write for.
@@ -31,18 +35,31 @@ def _blocks(handle: io.BufferedIOBase, block_bytes: int) -> Iterator[memoryview]
         yield view[:count]
 
 
-def sha256_file(path: Path, *, block_bytes: int = READ_BLOCK_BYTES) -> tuple[ContentHash, int]:
+def sha256_file(
+    path: Path,
+    *,
+    block_bytes: int = READ_BLOCK_BYTES,
+    on_first_block: FirstBlockSink | None = None,
+) -> tuple[ContentHash, int]:
     """Return (hex SHA-256, size in bytes) of a file, reading it block by block."""
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb") as handle:
         for block in _blocks(handle, block_bytes):
+            if on_first_block is not None and not size:
+                on_first_block(block)
             digest.update(block)
             size += len(block)
     return ContentHash(digest.hexdigest()), size
 
 
-def copy_and_hash(src: Path, dst_tmp: Path, *, fsync: bool = True) -> tuple[ContentHash, int]:
+def copy_and_hash(
+    src: Path,
+    dst_tmp: Path,
+    *,
+    fsync: bool = True,
+    on_first_block: FirstBlockSink | None = None,
+) -> tuple[ContentHash, int]:
     """Copy src to dst_tmp while hashing, in one read pass; the caller renames dst_tmp.
 
     One pass matters for ingest from memory cards: the card is the slowest device involved and
@@ -52,6 +69,8 @@ def copy_and_hash(src: Path, dst_tmp: Path, *, fsync: bool = True) -> tuple[Cont
     size = 0
     with open(src, "rb") as source, open(dst_tmp, "wb") as target:
         for block in _blocks(source, READ_BLOCK_BYTES):
+            if on_first_block is not None and not size:
+                on_first_block(block)
             digest.update(block)
             target.write(block)
             size += len(block)
