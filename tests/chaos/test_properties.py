@@ -16,7 +16,6 @@ import pytest
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry
 
 from photonic import wire
 from photonic.errors import IntegrityError, InvalidInput
@@ -32,15 +31,11 @@ from photonic.models import (
     ManifestEntry,
 )
 from photonic.paths import safe_relative_path
-from photonic.server.catalog import SqliteCatalog
-from photonic.server.events import EventHub
-from photonic.server.ingest import IngestDeps, IngestLimits, IngestSession, UploadClaims
-from photonic.server.library import Library
-from photonic.server.metrics import ServerMetrics
-from photonic.server.store import ContentStore
+from photonic.server.ingest import IngestDeps, IngestSession
 from photonic.v1 import sync_pb2
 from tests.chaos.tally import TALLY
 from tests.support.daemons import PYTHON, _env
+from tests.support.ingest import real_ingest_deps
 
 pytestmark = pytest.mark.chaos
 
@@ -139,18 +134,6 @@ CHUNK_OPS = st.lists(st.tuples(st.sampled_from(["next", "skip", "repeat", "overr
                                st.integers(1, 3000)), min_size=1, max_size=12)
 
 
-def _deps(root: Path) -> IngestDeps:
-    store = ContentStore(root)
-    catalog = SqliteCatalog(root / "catalog.db")
-
-    async def audit(*_: str) -> None:
-        return None
-
-    return IngestDeps(store, catalog, Library(store, catalog), UploadClaims(),
-                      ServerMetrics(CollectorRegistry()), EventHub(),
-                      IngestLimits(10**12, 0, True), audit)
-
-
 def _chunk_for(op: str, step: int, content: bytes, offset: int, sha: str) -> ChunkData:
     start = {"skip": offset + 1, "repeat": max(0, offset - step)}.get(op, offset)
     piece = content[start:start + step]
@@ -190,7 +173,7 @@ def test_chunk_sequences_store_only_verified_content(content: bytes,
     once stored, and a hostile chunk fails the file without storing anything."""
     TALLY.fuzz_inputs += 1
     with tempfile.TemporaryDirectory() as tmp:
-        deps = _deps(Path(tmp))
+        deps = real_ingest_deps(Path(tmp))
         try:
             sent = asyncio.run(_feed(deps, content, ops))
             sha = hashlib.sha256(content).hexdigest()

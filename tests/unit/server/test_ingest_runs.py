@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from photonic import errors
 from photonic.grpc_options import MAX_CHUNK_BYTES, MAX_CHUNKS_PER_RUN
@@ -25,34 +24,15 @@ from photonic.models import (
     FileDecision,
     ManifestEntry,
 )
-from photonic.server.catalog import SqliteCatalog
-from photonic.server.events import EventHub
-from photonic.server.ingest import (
-    IngestDeps,
-    IngestLimits,
-    IngestSession,
-    Outgoing,
-    UploadClaims,
-)
-from photonic.server.library import Library
-from photonic.server.metrics import ServerMetrics
-from photonic.server.store import ContentStore
+from photonic.server.ingest import IngestDeps, IngestSession, Outgoing
+from tests.support.ingest import real_ingest_deps
 
 
 @pytest.fixture
 def deps(tmp_path: Path) -> Iterator[IngestDeps]:
-    """The server's real ingest dependencies on a temporary storage root (as in
-    tests/chaos/test_properties.py), closed at the end."""
-    store = ContentStore(tmp_path)
-    catalog = SqliteCatalog(tmp_path / "catalog.db")
-
-    async def audit(*_: str) -> None:
-        return None
-
-    yield IngestDeps(store, catalog, Library(store, catalog), UploadClaims(),
-                     ServerMetrics(CollectorRegistry()), EventHub(),
-                     IngestLimits(10**12, 0, True), audit)
-    catalog.close()
+    deps = real_ingest_deps(tmp_path)
+    yield deps
+    deps.catalog.close()
 
 
 def _sha(content: bytes) -> ContentHash:
