@@ -38,9 +38,7 @@ class FileSource:
             self._file = open(self._path, "rb")  # noqa: SIM115 - closed by close()
         except FileNotFoundError as exc:
             raise FileChanged(f"{self._path} vanished before upload") from exc
-        st = os.fstat(self._file.fileno())
-        if st.st_size != self._size or st.st_mtime_ns != self._mtime_ns:
-            raise FileChanged(f"{self._path} changed since it was queued")
+        self._check_unchanged("changed since it was queued")
         self._file.seek(self.offset)  # the server resumes mid-file
 
     def next_chunk(self) -> tuple[int, bytes, bool, int] | None:
@@ -54,15 +52,15 @@ class FileSource:
         start = self.offset
         self.offset += len(raw)
         if self.offset >= self._size:
-            self._check_unchanged()
+            self._check_unchanged("was rewritten during upload")
         data, lz4 = self._compressor.encode(raw)
         return start, data, lz4, len(raw)
 
-    def _check_unchanged(self) -> None:
+    def _check_unchanged(self, what: str) -> None:
         assert self._file is not None
         st = os.fstat(self._file.fileno())
         if st.st_size != self._size or st.st_mtime_ns != self._mtime_ns:
-            raise FileChanged(f"{self._path} was rewritten during upload")
+            raise FileChanged(f"{self._path} {what}")
 
     def close(self) -> None:
         if self._file is not None:

@@ -148,7 +148,7 @@ class DirectAppender:
             return
         if self._direct:
             self._direct = not _set_direct(self._fd, False)
-            if self._direct:  # O_DIRECT cannot be turned off: write a whole, padded block
+            if self._direct:  # never seen on Linux, where F_SETFL turns it off as it turned it on
                 raise OSError(errno.EINVAL, "cannot turn off O_DIRECT to write the last bytes")
         self._write_at(memoryview(self._pending), self._written)
         self._written += len(self._pending)

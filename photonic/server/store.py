@@ -29,8 +29,7 @@ class PartialUpload:
 
     Methods do blocking I/O and are called from worker threads."""
 
-    def __init__(self, path: Path, sha256: ContentHash, size: int, *,
-                 direct_io: bool = True) -> None:
+    def __init__(self, path: Path, sha256: ContentHash, size: int) -> None:
         self.path = path
         self.sha256 = sha256
         self.size = size
@@ -40,7 +39,7 @@ class PartialUpload:
             self._verifier = None
         if self._verifier is None:
             self._verifier = StreamingVerifier()
-        self._out = DirectAppender(path, self._verifier.size, direct=direct_io)
+        self._out = DirectAppender(path, self._verifier.size)
 
     @property
     def offset(self) -> int:
