@@ -23,6 +23,7 @@ from pathlib import Path
 
 import grpc
 
+from bench import trash
 from bench.peers.base import SyncRun, free_port, port_open
 from bench.procstat import read_usage, run_measured, wait_until
 from photonic import pki, tls
@@ -175,9 +176,7 @@ class RawGrpcCeiling:
         return SyncRun(result.wall_s, files, payload_bytes, None, result.usage, receiver)
 
     def close(self) -> None:
-        import shutil
-
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        trash.discard(self._tmp)
 
 
 def _self_argv(command: str, port: int, directory: Path, certs: Path) -> list[str]:

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import datagen, scale
+from bench import datagen, scale, trash
 from bench.datagen import DataSet
 from bench.figures import RAW_GRPC, RSYNC_DAEMON, RSYNC_SSH, SYNCTHING, figure_specs
 from bench.peers.base import SyncPeer, SyncRun, link_tree
@@ -91,7 +91,7 @@ class Bench:
                 self.record(tool, "second_agent.bytes", float(second.bytes_sent or 0))
         finally:
             peer.close()
-            shutil.rmtree(run_dir, ignore_errors=True)
+            trash.discard(run_dir)
 
     def _record_first(self, tool: str, name: str, run: SyncRun) -> None:
         self.record(tool, f"{name}.first.mbps", run.payload_bytes / _MB / run.seconds)
@@ -138,7 +138,7 @@ class Bench:
             self.samples[(PHOTONIC, "latency.all")].extend(latencies)
         finally:
             peer.close()
-            shutil.rmtree(run_dir, ignore_errors=True)
+            trash.discard(run_dir)
 
     def restart_over_index(self) -> None:
         dataset = self.sets["scale"]
@@ -153,7 +153,7 @@ class Bench:
             self.record(PHOTONIC, "scale.restart.rss_mb", figure.restart_usage.peak_rss_bytes / _MB)
         finally:
             peer.close()
-            shutil.rmtree(run_dir, ignore_errors=True)
+            trash.discard(run_dir)
 
     def manifest_check(self, catalog_photos: int, rounds: int) -> None:
         run_dir = self.work_dir / "scale-manifest"
@@ -165,7 +165,7 @@ class Bench:
             self.samples[(PHOTONIC, "scale.manifest.stored_ms")].extend(figure.stored_files_ms)
         finally:
             peer.close()
-            shutil.rmtree(run_dir, ignore_errors=True)
+            trash.discard(run_dir)
 
 
 def ensure_peers_installed() -> None:
@@ -241,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     catalog_photos = 100_000 if args.quick else 1_000_000
     scale_args = None if args.no_scale else (catalog_photos, 3 if args.quick else 5)
     try:
-        _run_all(bench, runs, scale_args)
+        with trash.deferred_deletion(work_dir / "trash"):
+            _run_all(bench, runs, scale_args)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     counts = {name: ds.count for name, ds in sets.items()}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from bench import trash
 from bench.peers.base import SyncRun, free_port, port_open
 from bench.procstat import CommandResult, ProcUsage, read_usage, run_measured, wait_until
 
@@ -283,7 +283,7 @@ class PhotonicPeer:
     def close(self) -> None:
         if self._server is not None:
             stop_process(self._server)
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        trash.discard(self._tmp)
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 30) -> None:

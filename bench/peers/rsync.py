@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import trash
 from bench.peers.base import SyncRun, free_port, port_open
 from bench.procstat import ProcUsage, read_usage, run_measured, wait_until
 
@@ -71,7 +71,7 @@ class _RsyncPeer:
             except subprocess.TimeoutExpired:
                 self._daemon.kill()
                 self._daemon.wait(timeout=10)
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        trash.discard(self._tmp)
 
 
 class RsyncDaemonPeer(_RsyncPeer):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -18,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench import trash
 from bench.peers.base import SyncRun, count_files, free_port
 from bench.procstat import ProcUsage, read_usage, wait_until
 
@@ -245,7 +245,7 @@ class SyncthingPeer:
 
     def close(self) -> None:
         self._stop()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        trash.discard(self._tmp)
 
 
 def _tree_usage(node: _Node) -> ProcUsage:
