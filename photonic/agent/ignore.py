@@ -50,6 +50,7 @@ class _Rule:
     negate: bool
     dir_only: bool
     ignore_case: bool
+    anywhere: bool = False  # no slash in the pattern: it may match below any folder
 
 
 @dataclass(frozen=True)
@@ -108,15 +109,21 @@ def parse_pattern(line: str, *, ignore_case: bool = False) -> _Rule | None:
     # A slash anywhere but the end anchors the pattern to the watch root, as in git.
     anchored = "/" in text
     text = text.lstrip("/")
-    prefix = "" if anchored or text.startswith("**/") else "(?:.*/)?"
-    return _Rule(prefix + _translate_glob(text), negate, dir_only, ignore_case)
+    anywhere = not (anchored or text.startswith("**/"))
+    return _Rule(_translate_glob(text), negate, dir_only, ignore_case, anywhere)
 
 
 def _compile(rules: Sequence[_Rule]) -> re.Pattern[str] | None:
+    """One regex for rules of one kind. The "any folder" prefix is written once for all the
+    rules that need it, not once per rule: with it repeated, every rule retried every split
+    of the path, and matching was a tenth of a 5,000-file re-scan."""
     if not rules:
         return None
     flags = re.IGNORECASE if rules[0].ignore_case else 0
-    return re.compile("|".join(f"(?:{r.regex})" for r in rules), flags)
+    anywhere = "|".join(f"(?:{r.regex})" for r in rules if r.anywhere)
+    parts = [f"(?:.*/)?(?:{anywhere})"] if anywhere else []
+    parts += [f"(?:{r.regex})" for r in rules if not r.anywhere]
+    return re.compile("|".join(parts), flags)
 
 
 def _group(rules: Sequence[_Rule]) -> list[_RuleGroup]:

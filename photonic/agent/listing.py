@@ -43,18 +43,20 @@ class Candidate:
 @dataclass(frozen=True)
 class Listing:
     """What one directory holds: the lister fills subdirs, files and skipped, then the scanner
-    sorts the files into its piles (candidates, unchanged, in_flight) against the index."""
+    sorts the files into its piles (candidates, unchanged, present, in_flight) against the
+    index."""
 
     subdirs: list[tuple[str, str]] = field(default_factory=list)  # (absolute, relative)
     candidates: list[Candidate] = field(default_factory=list)
     unchanged: list[tuple[str, int, int, int]] = field(default_factory=list)  # for touch_many
+    present: list[str] = field(default_factory=list)  # unchanged, and the index row needs no write
     skipped: list[tuple[str, str]] = field(default_factory=list)
     files: list[ListedFile] = field(default_factory=list)  # before sorting
     in_flight: list[str] = field(default_factory=list)  # absolute paths still being written
 
     @property
     def files_seen(self) -> int:
-        return len(self.candidates) + len(self.unchanged)
+        return len(self.candidates) + len(self.unchanged) + len(self.present)
 
 
 def is_utf8(name: str) -> bool:

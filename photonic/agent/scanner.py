@@ -64,6 +64,9 @@ class _Tally:
     bytes_hashed: int = 0
     files_skipped: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # Unchanged files whose index rows this scan did not write: a 5,000-file re-sync with
+    # nothing changed writes nothing, and vanished files are the indexed ones not in here.
+    seen: set[str] = field(default_factory=set)
 
     def skip(self, rel_path: str, reason: str) -> None:
         self.files_skipped += 1
@@ -79,6 +82,15 @@ class _RecordSink:
     tally: _Tally
     flush_rows: int
     records: list[FileRecord] = field(default_factory=list)
+
+
+def _seen_unchanged(listing: Listing, rel: str, signature: tuple[int, int, int],
+                    marked_missing: bool) -> None:
+    """Only a row marked missing needs a write (it is back); the others are merely seen."""
+    if marked_missing:
+        listing.unchanged.append((rel, *signature))
+    else:
+        listing.present.append(rel)
 
 
 def _groups(candidates: list[Candidate], *, ingest: bool) -> Iterator[list[Candidate]]:
@@ -229,6 +241,7 @@ class Scanner:
                 for rel, reason in listing.skipped:
                     tally.skip(rel, reason)
                 pending_touch.extend(listing.unchanged)
+                tally.seen.update(listing.present)
                 if len(pending_touch) >= _TOUCH_BATCH_ROWS:
                     await asyncio.to_thread(
                         self._db.touch_unchanged_many, watch.name, pending_touch
@@ -268,19 +281,19 @@ class Scanner:
 
     def _sort_by_index(self, watch: WatchLike, listing: Listing) -> None:
         """Splits the listed files into unchanged and to-be-hashed with one index lookup."""
-        known = self._db.get_signatures(watch.name, [rel for rel, _, _ in listing.files])
+        known = self._db.get_index_states(watch.name, [rel for rel, _, _ in listing.files])
         now_s = time.time()
         for rel, path, st in listing.files:
             signature = (st.st_size, st.st_mtime_ns, st.st_ino)
-            previous = known.get(rel)
+            previous, marked_missing = known.get(rel, (None, False))
             if previous == signature:
-                listing.unchanged.append((rel, *signature))
+                _seen_unchanged(listing, rel, signature, marked_missing)
             elif self._in_flight(path, st, now_s):
                 # Seen (so never judged missing) but with its old signature kept, so the
                 # file is hashed once it has settled.
                 listing.in_flight.append(path)
                 if previous is not None:
-                    listing.unchanged.append((rel, *previous))
+                    _seen_unchanged(listing, rel, previous, marked_missing)
             else:
                 listing.candidates.append(Candidate(rel, path, st.st_size))
 
@@ -348,8 +361,8 @@ class Scanner:
 
     def _conclude(self, watch: WatchLike, gen: int, indexed_before: int, tally: _Tally) -> bool:
         """Marks vanished files missing, unless so many vanished that the volume looks unmounted."""
-        unseen = self._db.count_unseen(watch.name, gen)
-        present = indexed_before - unseen
+        unseen = self._db.unseen_paths(watch.name, gen, tally.seen)
+        present = indexed_before - len(unseen)
         emptied = indexed_before > 0 and tally.files_seen == 0
         mostly_gone = indexed_before >= self._freeze_min_files and present < (
             (1 - self._freeze_ratio) * indexed_before
@@ -360,7 +373,7 @@ class Scanner:
             log.warning("watch frozen", extra={"watch": watch.name, "reason": reason})
             self._db.set_watch_state(watch.name, watch.path, WatchStatus.FROZEN, reason)
             return True
-        self._db.mark_unseen_missing(watch.name, gen)
+        self._db.mark_unseen_missing(watch.name, gen, unseen)
         count = self._db.indexed_count(watch.name)
         self._db.set_watch_state(watch.name, watch.path, WatchStatus.OK, file_count=count)
         return False

@@ -6,7 +6,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -205,15 +205,22 @@ class AgentStateDB:
         self, watch_name: str, rel_paths: Sequence[str]
     ) -> dict[str, tuple[int, int, int]]:
         """(size, mtime_ns, inode) of the given indexed paths: one query per 500, not per file."""
-        found: dict[str, tuple[int, int, int]] = {}
+        return {rel: sig for rel, (sig, _missing) in
+                self.get_index_states(watch_name, rel_paths).items()}
+
+    def get_index_states(
+        self, watch_name: str, rel_paths: Sequence[str]
+    ) -> dict[str, tuple[tuple[int, int, int], bool]]:
+        """get_signatures, with whether each row is marked missing."""
+        found: dict[str, tuple[tuple[int, int, int], bool]] = {}
         for start in range(0, len(rel_paths), 500):
             chunk = rel_paths[start : start + 500]
             for row in self._read(
-                "SELECT rel_path, size, mtime_ns, inode FROM files WHERE watch_name = ? "
+                "SELECT rel_path, size, mtime_ns, inode, missing FROM files WHERE watch_name = ? "
                 f"AND rel_path IN ({_marks(len(chunk))})",
                 (watch_name, *chunk),
             ):
-                found[row[0]] = (row[1], row[2], row[3])
+                found[row[0]] = ((row[1], row[2], row[3]), bool(row[4]))
         return found
 
     def record_file(
@@ -340,19 +347,25 @@ class AgentStateDB:
             row = c.execute("SELECT scan_gen FROM watches WHERE name = ?", (watch_name,))
             return int(row.fetchone()[0])
 
-    def count_unseen(self, watch_name: str, scan_gen: int) -> int:
+    def unseen_paths(self, watch_name: str, scan_gen: int, seen: Container[str]) -> list[str]:
+        """Present rows that neither this scan's walk (seen) nor a write during it (which
+        stamps the generation) has met: the files that vanished."""
         rows = self._read(
-            "SELECT COUNT(*) FROM files WHERE watch_name = ? AND missing = 0 AND seen_gen < ?",
+            "SELECT rel_path FROM files WHERE watch_name = ? AND missing = 0 AND seen_gen < ?",
             (watch_name, scan_gen),
         )
-        return int(rows[0][0])
+        return [str(r[0]) for r in rows if r[0] not in seen]
 
-    def mark_unseen_missing(self, watch_name: str, scan_gen: int) -> int:
+    def mark_unseen_missing(self, watch_name: str, scan_gen: int,
+                            rel_paths: Iterable[str]) -> int:
+        """Marks unseen_paths missing, except a row written since (a file the watcher
+        recorded meanwhile carries the generation)."""
+        now = self._clock_ms()
         with self._tx(durable=False) as c:
-            cur = c.execute(
+            cur = c.executemany(
                 "UPDATE files SET missing = 1, updated_ms = ? "
-                "WHERE watch_name = ? AND missing = 0 AND seen_gen < ?",
-                (self._clock_ms(), watch_name, scan_gen),
+                "WHERE watch_name = ? AND rel_path = ? AND missing = 0 AND seen_gen < ?",
+                [(now, watch_name, rel, scan_gen) for rel in rel_paths],
             )
             return cur.rowcount
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
+import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,6 +255,42 @@ def test_most_files_gone_freezes_few_gone_marks_missing(db: AgentStateDB, tmp_pa
     report = _scan(scanner, watch)
     assert report.frozen
     assert db.indexed_count("cam") == 27
+
+
+def test_a_file_that_comes_back_unchanged_is_present_again(db: AgentStateDB, tmp_path: Path,
+                                                          watch: Watch) -> None:
+    """Moved out and back (same inode, size, mtime): not rehashed, no longer missing."""
+    photo = _write(watch.path / "a.jpg", b"a")
+    _write(watch.path / "b.jpg", b"b")
+    scanner = _scanner(db, tmp_path, watch)
+    _scan(scanner, watch)
+    aside = photo.rename(tmp_path / "aside.jpg")
+    _scan(scanner, watch)
+    assert [e.rel_path for e in db.iter_index("cam") if e.missing] == ["a.jpg"]
+    aside.rename(photo)
+    report = _scan(scanner, watch)
+    assert (report.files_seen, report.files_hashed) == (2, 0)
+    assert not [e.rel_path for e in db.iter_index("cam") if e.missing]
+
+
+def test_an_unchanged_rescan_writes_no_index_row(db: AgentStateDB, tmp_path: Path,
+                                                 watch: Watch) -> None:
+    """Nothing changed, nothing written: rows keep the time of their last real change."""
+    for i in range(5):
+        _write(watch.path / f"{i}.jpg", str(i).encode())
+    scanner = _scanner(db, tmp_path, watch)
+    _scan(scanner, watch)
+    before = _row_stamps(tmp_path / "buffer" / "agent.db")
+    time.sleep(0.01)
+    report = _scan(scanner, watch)
+    assert (report.files_seen, report.files_hashed) == (5, 0)
+    assert _row_stamps(tmp_path / "buffer" / "agent.db") == before
+
+
+def _row_stamps(db_file: Path) -> dict[str, tuple[int, int]]:
+    with contextlib.closing(sqlite3.connect(db_file)) as conn:
+        return {r[0]: (r[1], r[2]) for r in
+                conn.execute("SELECT rel_path, updated_ms, seen_gen FROM files")}
 
 
 def test_scan_path_queues_a_settled_file_once(db: AgentStateDB, tmp_path: Path,

@@ -124,17 +124,32 @@ def test_drop_pending_forces_rehash_if_file_returns(db: AgentStateDB) -> None:
 
 
 def test_scan_generation_finds_unseen_files(db: AgentStateDB) -> None:
-    """Files not touched during a scan generation are counted and marked missing."""
+    """Present rows neither seen by the walk nor written during the scan are the vanished."""
     _record(db, "keep.jpg", SHA_A)
+    _record(db, "seen.jpg", SHA_A)
     _record(db, "gone.jpg", SHA_B)
     gen = db.begin_scan("cam", Path("/photos"))
     db.touch_unchanged_many("cam", [("keep.jpg", 10, 5, 7)])
-    assert db.count_unseen("cam", gen) == 1
-    assert db.mark_unseen_missing("cam", gen) == 1
+    unseen = db.unseen_paths("cam", gen, {"seen.jpg"})
+    assert unseen == ["gone.jpg"]
+    assert db.mark_unseen_missing("cam", gen, unseen) == 1
     assert [e.rel_path for e in db.iter_index("cam") if e.missing] == ["gone.jpg"]
-    assert db.indexed_count("cam") == 1
-    db.touch_unchanged("cam", "gone.jpg", size=10, mtime_ns=5, inode=7)
     assert db.indexed_count("cam") == 2
+    assert db.get_index_states("cam", ["gone.jpg", "keep.jpg"]) == {
+        "gone.jpg": ((10, 5, 7), True), "keep.jpg": ((10, 5, 7), False)}
+    db.touch_unchanged("cam", "gone.jpg", size=10, mtime_ns=5, inode=7)
+    assert db.indexed_count("cam") == 3
+
+
+def test_a_row_written_during_the_scan_is_not_marked_missing(db: AgentStateDB) -> None:
+    """The watcher may record a file between the unseen query and the update."""
+    _record(db, "late.jpg", SHA_A)
+    gen = db.begin_scan("cam", Path("/photos"))
+    unseen = db.unseen_paths("cam", gen, set())
+    assert unseen == ["late.jpg"]
+    _record(db, "late.jpg", SHA_B)  # stamps this scan's generation
+    assert db.mark_unseen_missing("cam", gen, unseen) == 0
+    assert db.indexed_count("cam") == 1
 
 
 def test_record_files_batch_and_signatures(db: AgentStateDB) -> None:
