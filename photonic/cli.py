@@ -167,21 +167,29 @@ def _stderr_tap() -> StderrTap | None:
     return tap
 
 
-def _preflight_tls(cert: Path, key: Path, ca: Path) -> None:
-    """Refuses to start on broken TLS files with a sentence, not a gRPC stack trace."""
+def _preflight_tls(cert: Path, key: Path, ca: Path, memo_dir: Path | None = None) -> None:
+    """Refuses to start on broken TLS files with a sentence, not a gRPC stack trace. With
+    memo_dir, files that passed unchanged before are not checked again (photonic.tls_memo)."""
     from photonic import tls
+    from photonic.tls_memo import TlsMemo
 
+    memo = TlsMemo(memo_dir) if memo_dir is not None else None
+    files = (cert, key, ca)
+    if memo is not None and memo.passed(files, tls.utc_now()):
+        return
     problems = tls.certificate_problems(cert, key, ca)
     for p in problems:
         print(f"photonic: {p}", file=sys.stderr)
     if tls.problems_fatal(problems):
         raise PhotonicError("cannot start: fix the TLS files above")
+    if memo is not None and not problems:
+        memo.remember(files, *tls.validity_window(cert, ca))
 
 
 def _agent(args: argparse.Namespace) -> int:
     config = load_agent_config(args.config)
     sec = config.security
-    _preflight_tls(sec.cert_path, sec.key_path, sec.ca_path)
+    _preflight_tls(sec.cert_path, sec.key_path, sec.ca_path, memo_dir=config.buffer_path)
     configure_logging(args.log_level, component="agent", agent=config.agent_id)
     from photonic.agent.app import AgentApp
 

@@ -12,15 +12,17 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import NameOID
 
 from photonic.errors import InvalidInput, NotFound, PhotonicError
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+# cryptography is imported where it is used: an agent whose TLS files passed their check
+# before (photonic.tls_memo) never loads it, which is ~40 ms of each `agent --once`.
 
 
 def utc_now() -> dt.datetime:
@@ -112,11 +114,15 @@ def _ssl_auth_context(context: Any) -> Mapping[str, list[bytes]] | None:
 
 
 def _peer_cert(auth: Mapping[str, list[bytes]]) -> x509.Certificate | None:
+    from cryptography import x509
+
     pems = auth.get("x509_pem_cert") or []
     return x509.load_pem_x509_certificate(pems[0]) if pems else None
 
 
 def _common_name(name: x509.Name) -> str:
+    from cryptography.x509.oid import NameOID
+
     attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not attrs:
         return ""
@@ -129,6 +135,9 @@ def _common_name(name: x509.Name) -> str:
 
 def certificate_info(path: Path) -> CertInfo:
     """Read one PEM certificate: subject, issuer, serial, validity and SANs."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
     cert = load_certificate(path)
     try:
         san_ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
@@ -180,6 +189,12 @@ def certificate_problems(
     return problems
 
 
+def validity_window(cert: Path, ca: Path) -> tuple[dt.datetime, dt.datetime]:
+    """When both the certificate and its CA are valid: (latest start, earliest end)."""
+    both = [load_certificate(cert), load_certificate(ca)]
+    return (max(c.not_valid_before_utc for c in both), min(c.not_valid_after_utc for c in both))
+
+
 def problems_fatal(problems: Sequence[CertProblem]) -> bool:
     """True when any problem (not merely a warning) should stop a daemon from starting."""
     return any(p.fatal for p in problems)
@@ -198,6 +213,8 @@ def _key_mode_problems(key: Path) -> list[CertProblem]:
 
 
 def _cert_problems(cert_path: Path, ca_path: Path, now: dt.datetime) -> list[CertProblem]:
+    from cryptography.exceptions import InvalidSignature
+
     try:
         cert, ca = load_certificate(cert_path), load_certificate(ca_path)
     except PhotonicError as exc:
@@ -230,6 +247,8 @@ def _validity_problem(path: Path, cert: x509.Certificate, now: dt.datetime) -> C
 
 
 def _key_match_problems(cert_path: Path, key_path: Path, key_pem: bytes) -> list[CertProblem]:
+    from cryptography.hazmat.primitives import serialization
+
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except (ValueError, TypeError):
@@ -247,6 +266,8 @@ def _key_match_problems(cert_path: Path, key_path: Path, key_pem: bytes) -> list
 
 def load_certificate(path: Path) -> x509.Certificate:
     """One PEM certificate, or an error that names the command which makes the file."""
+    from cryptography import x509
+
     data = read_tls_file(path, hint_for(path))
     try:
         return x509.load_pem_x509_certificate(data)

@@ -8,10 +8,9 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
-from prometheus_client import CollectorRegistry, generate_latest
 
 from photonic import errors
 from photonic.agent.backoff import Backoff
@@ -30,6 +29,9 @@ from photonic.httpserve import HttpEndpoint, Response
 from photonic.logfmt import event
 from photonic.models import AgentState
 from photonic.tls import channel_credentials
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("photonic.agent")
 
@@ -61,7 +63,11 @@ class RunSummary:
 class AgentApp:
     def __init__(self, config: AgentConfig, registry: CollectorRegistry | None = None) -> None:
         self.config = config
-        self.metrics = AgentMetrics(registry or CollectorRegistry(), config.agent_id)
+        if registry is None and config.metrics_port:
+            from prometheus_client import CollectorRegistry
+
+            registry = CollectorRegistry()
+        self.metrics = AgentMetrics(registry, config.agent_id)
         config.buffer_path.mkdir(parents=True, exist_ok=True)
         self.db = AgentStateDB(config.buffer_path / "agent.db")
         self.ignore = IgnoreRules(config.ignore_patterns)
@@ -318,6 +324,9 @@ class AgentApp:
             await _wait(stop, STATUS_INTERVAL_S)
 
     async def _metrics_page(self) -> Response:
+        from prometheus_client import generate_latest
+
+        assert self.metrics.registry is not None  # the page is served only with a registry
         return Response(200, generate_latest(self.metrics.registry),
                         "text/plain; version=0.0.4; charset=utf-8")
 

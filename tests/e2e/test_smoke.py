@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemons import ServerHandle, make_agent, tree_hashes
+from tests.support.daemons import ServerHandle, make_agent, run_cli, tree_hashes
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
 
@@ -23,3 +24,34 @@ def test_once_syncs_a_folder_byte_identical(tmp_path: Path, pki: TestPki,
     summary = agent.once()
     assert summary["files_uploaded"] == 3
     assert tree_hashes(server.library("laptop", "photos")) == tree_hashes(photos)
+
+
+def test_tls_files_that_go_bad_after_a_good_run_are_caught_at_the_next_start(
+        tmp_path: Path, pki: TestPki, server: ServerHandle) -> None:
+    """The agent remembers TLS files that passed its start-up check (and skips it while they
+    are unchanged); replaced by an expired pair, or a key opened to other users, the next
+    start checks them again and says what is wrong, in a sentence."""
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    cert, key = tls / "laptop.crt", tls / "laptop.key"
+    shutil.copy2(pki.agent_cert("laptop"), cert)
+    shutil.copy2(pki.agent_key("laptop"), key)
+    agent = make_agent(tmp_path / "laptop", pki, "laptop", server, extra={
+        "security": {"cert_path": str(cert), "key_path": str(key)}})
+    make_jpeg(agent.watches["photos"] / "IMG_1.jpg", seed=1)
+    assert agent.once()["files_uploaded"] == 1
+    assert (agent.buffer / "tls-check.json").exists()
+
+    key.chmod(0o644)
+    proc = run_cli("agent", "--config", str(agent.config_path), "--once")
+    assert proc.returncode == 0, proc.stderr
+    assert "can be read by other users" in proc.stderr and "chmod 600" in proc.stderr
+    key.chmod(0o600)
+
+    shutil.copy2(pki.expired_cert, cert)
+    shutil.copy2(pki.expired_key, key)
+    proc = run_cli("agent", "--config", str(agent.config_path), "--once")
+    assert proc.returncode == 1, proc.stderr
+    assert f"{cert} expired on" in proc.stderr
+    assert "cannot start: fix the TLS files above" in proc.stderr
+    assert "Traceback" not in proc.stderr

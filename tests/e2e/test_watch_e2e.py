@@ -3,7 +3,9 @@ queueing, a server crash mid-batch, slowly written files, vanished and emptied f
 
 from __future__ import annotations
 
+import json
 import shutil
+import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -188,3 +190,31 @@ def test_emptied_watch_folder_is_frozen_and_deletes_nothing(
     assert status["running"], status
     assert tree_hashes(library) == before
     assert agent.daemon.running
+
+
+def test_agent_metrics_port_serves_prometheus_text_and_health(
+        tmp_path: Path, pki: TestPki, server: ServerHandle, daemons: list[Daemon]) -> None:
+    """With agent.metrics_port set, a running agent serves its counters to Prometheus and a
+    JSON health page on loopback."""
+    port = free_port()
+    agent = make_agent(tmp_path / "a", pki, "laptop", server, extra={"agent": {
+        "metrics_port": port}})
+    make_jpeg(agent.watches["photos"] / "IMG_1.jpg", seed=7, capture_time=SHOOT)
+    _start(agent, daemons)
+    wait_until(lambda: len(acknowledged_files(agent.buffer)) == 1, 30, 0.2, "photo synced")
+
+    def scrape(path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+            body: bytes = reply.read()
+            return body.decode()
+
+    def uploaded() -> float:
+        for line in scrape("/metrics").splitlines():
+            if line.startswith("photonic_photos_processed_total{") and "uploaded" in line:
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    wait_until(lambda: uploaded() == 1.0, 10, 0.2, "uploaded counter")
+    assert 'photonic_agent_state{state="monitoring"} 1.0' in scrape("/metrics")
+    health = json.loads(scrape("/healthz"))
+    assert (health["state"], health["queue_files"], health["errored"]) == ("monitoring", 0, 0)
