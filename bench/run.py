@@ -181,7 +181,7 @@ def ensure_peers_installed() -> None:
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small sets, one run: a few minutes")
-    p.add_argument("--runs", type=int, help="runs per figure (default 3, quick 1)")
+    p.add_argument("--runs", type=int, help="runs per figure (default 3, quick 1; 0: scale only)")
     p.add_argument(
         "--tools",
         default=",".join(_FACTORIES),
@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(message)s",
         stream=sys.stderr,
     )
-    runs = args.runs or (1 if args.quick else 3)
+    runs = args.runs if args.runs is not None else (1 if args.quick else 3)
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = set(tools) - _FACTORIES.keys()
     if unknown:
