@@ -173,9 +173,8 @@ def _preflight_tls(cert: Path, key: Path, ca: Path, memo_dir: Path | None = None
     from photonic import tls
     from photonic.tls_memo import TlsMemo
 
-    memo = TlsMemo(memo_dir) if memo_dir is not None else None
-    files = (cert, key, ca)
-    if memo is not None and memo.passed(files, tls.utc_now()):
+    memo = TlsMemo(memo_dir, (cert, key, ca)) if memo_dir is not None else None
+    if memo is not None and memo.passed(tls.utc_now()):
         return
     problems = tls.certificate_problems(cert, key, ca)
     for p in problems:
@@ -183,7 +182,7 @@ def _preflight_tls(cert: Path, key: Path, ca: Path, memo_dir: Path | None = None
     if tls.problems_fatal(problems):
         raise PhotonicError("cannot start: fix the TLS files above")
     if memo is not None and not problems:
-        memo.remember(files, *tls.validity_window(cert, ca))
+        memo.remember(*tls.validity_window(cert, ca))
 
 
 def _agent(args: argparse.Namespace) -> int:

@@ -18,24 +18,34 @@ from pathlib import Path
 MEMO_NAME = "tls-check.json"
 
 
-def _fingerprint(paths: tuple[Path, ...]) -> list[list[object]]:
+def _fingerprint(paths: tuple[Path, ...]) -> list[list[object]] | None:
     out: list[list[object]] = []
     for path in paths:
-        st = os.stat(path)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
         out.append([os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns,
                     st.st_ino, st.st_mode])
     return out
 
 
 class TlsMemo:
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / MEMO_NAME
+    """The memo in one directory, for the files as they are when this object is made: what
+    is remembered is what was there before the check ran, so a file replaced during the check
+    is checked again next time."""
 
-    def passed(self, files: tuple[Path, ...], now: dt.datetime) -> bool:
+    def __init__(self, directory: Path, files: tuple[Path, ...]) -> None:
+        self.path = directory / MEMO_NAME
+        self._files = _fingerprint(files)
+
+    def passed(self, now: dt.datetime) -> bool:
         """True when these very files passed before and their certificates are valid now."""
+        if self._files is None:
+            return False
         try:
             memo = json.loads(self.path.read_text(encoding="utf-8"))
-            if memo["files"] != _fingerprint(files):
+            if memo["files"] != self._files:
                 return False
             start = dt.datetime.fromisoformat(memo["valid_from"])
             end = dt.datetime.fromisoformat(memo["valid_until"])
@@ -43,10 +53,11 @@ class TlsMemo:
             return False
         return start <= now <= end
 
-    def remember(self, files: tuple[Path, ...], valid_from: dt.datetime,
-                 valid_until: dt.datetime) -> None:
+    def remember(self, valid_from: dt.datetime, valid_until: dt.datetime) -> None:
         """Best effort: a memo that cannot be written only means the check runs next time."""
-        memo = {"files": _fingerprint(files), "valid_from": valid_from.isoformat(),
+        if self._files is None:
+            return
+        memo = {"files": self._files, "valid_from": valid_from.isoformat(),
                 "valid_until": valid_until.isoformat()}
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
