@@ -21,8 +21,15 @@ def _quote(value: object) -> str:
 class KeyValueFormatter(logging.Formatter):
     """Formats records as `ts=... level=... logger=... msg=... key=value ...` for grep and Loki."""
 
+    _second: tuple[int, str] = (-1, "")
+    """The last whole second formatted: a busy server logs many lines in each."""
+
     def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        second = int(record.created)
+        cached, ts = self._second
+        if cached != second:
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, ts)
         parts = [
             f"ts={ts}.{int(record.msecs):03d}Z",
             f"level={record.levelname.lower()}",

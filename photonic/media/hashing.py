@@ -88,7 +88,7 @@ class StreamingVerifier:
         self._size = 0
 
     @classmethod
-    def resume_from_file(cls, path: Path) -> StreamingVerifier:
+    def resume_from_file(cls, path: str | Path) -> StreamingVerifier:
         """Start from the bytes already in a partial file, so an upload can resume at its end."""
         verifier = cls()
         with open(path, "rb") as handle:
@@ -110,7 +110,7 @@ class StreamingVerifier:
         return self._digest.hexdigest()
 
 
-def fsync_directory(path: Path) -> None:
+def fsync_directory(path: str | os.PathLike[str]) -> None:
     """Make a rename or create inside path durable; a no-op where directories cannot be fsynced."""
     if os.name == "nt":
         return

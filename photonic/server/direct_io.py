@@ -80,8 +80,13 @@ class DirectAppender:
     The bytes before `start` are kept: a resumed upload continues where its partial file ends.
     """
 
-    def __init__(self, path: Path, start: int, *, direct: bool = True) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    def __init__(self, path: str | Path, start: int, *, direct: bool = True,
+                 truncate: bool = False) -> None:
+        """truncate: the file starts empty (start must then be 0)."""
+        if truncate and start:
+            raise ValueError("a truncated file starts at 0")
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        self._fd = os.open(path, flags | (os.O_TRUNC if truncate else 0), 0o666)
         self._written = start
         """Where the pending bytes will go: everything before it is in the file."""
         self._pending = b""

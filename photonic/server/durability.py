@@ -12,9 +12,9 @@ all of them at once: the classic group commit of databases, applied to the files
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 from photonic.media.hashing import fsync_directory
 
@@ -25,7 +25,7 @@ class GroupSync:
     def __init__(self, sync_catalog: Callable[[], None]) -> None:
         self._sync_catalog = sync_catalog
         self._cond = threading.Condition()
-        self._dirty_dirs: set[Path] = set()
+        self._dirty_dirs: set[str] = set()
         self._started = 0  # barrier runs begun
         self._finished = 0  # the newest run that succeeded; every run before it did too
         self._running = False
@@ -33,10 +33,10 @@ class GroupSync:
         self.barriers_run = 0
         self.callers_covered = 0
 
-    def note_dirs(self, dirs: Iterable[Path]) -> None:
+    def note_dirs(self, dirs: Iterable[str | os.PathLike[str]]) -> None:
         """Records folders whose entries changed; the next barrier fsyncs them."""
         with self._cond:
-            self._dirty_dirs.update(dirs)
+            self._dirty_dirs.update(os.fspath(d) for d in dirs)
 
     def wait_durable(self) -> None:
         """Returns once every folder noted and every catalog commit made before this call is

@@ -54,6 +54,9 @@ class UploadClaims:
     def __init__(self) -> None:
         self._released: dict[str, asyncio.Event] = {}
 
+    def held(self, sha256: str) -> bool:
+        return sha256 in self._released
+
     def try_claim(self, sha256: str) -> bool:
         if sha256 in self._released:
             return False
@@ -152,7 +155,11 @@ class IngestSession:
         one upload per content however many paths share it."""
         if not offered:
             return
-        stored = await asyncio.to_thread(self._already_stored, offered)
+        stored, offsets, free = await asyncio.to_thread(self._look_up, offered)
+        # Content another stream is still committing may already be in objects/ without
+        # being durable: it is decided once that stream is done, never answered HAVE now.
+        stored = [known and not self._d.claims.held(entry.sha256)
+                  for (entry, _rel), known in zip(offered, stored, strict=True)]
         have = [placed for placed, known in zip(offered, stored, strict=True) if known]
         if have:
             await self._answer_have(have)
@@ -170,7 +177,11 @@ class IngestSession:
         for incoming in wanted.values():
             if self._d.claims.try_claim(incoming.sha256):
                 incoming.claimed = True
-                await self._start_upload(incoming)
+                partial_bytes = offsets.get(incoming.sha256)
+                if partial_bytes is None:  # held, but another stream held its claim (rare)
+                    partial_bytes = await asyncio.to_thread(self._d.store.partial_offset,
+                                                            incoming.sha256)
+                await self._start_upload(incoming, partial_bytes, free)
             else:
                 # Another stream is writing this content: decide once it has finished.
                 self._incoming[incoming.sha256] = incoming
@@ -178,9 +189,12 @@ class IngestSession:
                 self._waiters.add(task)
                 task.add_done_callback(self._waiters.discard)
 
-    def _already_stored(self, offered: Placed) -> list[bool]:
-        """Runs in a worker thread: one hop for a whole manifest, not one per file."""
+    def _look_up(self, offered: Placed) -> tuple[list[bool], dict[str, int], int]:
+        """Runs in a worker thread, one hop for a whole manifest and no file system call on
+        the event loop: whether the server holds each entry, how much of each other content
+        a partial upload already holds, and the free space."""
         present: dict[str, bool] = {}
+        offsets: dict[str, int] = {}
         out = []
         for entry, _rel in offered:
             if entry.sha256 not in present:
@@ -190,8 +204,10 @@ class IngestSession:
                 head = self._d.catalog.get_head(self._agent, entry.watch_name,
                                                 entry.relative_path)
                 known = head is not None and head.head_sha256 == entry.sha256
+            if not known and entry.sha256 not in offsets:
+                offsets[entry.sha256] = self._d.store.partial_offset(entry.sha256)
             out.append(known)
-        return out
+        return out, offsets, self._d.store.free_bytes()
 
     async def _answer_have(self, have: Placed) -> None:
         recorded = await self._record(have)
@@ -209,14 +225,15 @@ class IngestSession:
         self._incoming.pop(incoming.sha256, None)
         await self._decide(incoming.paths)
 
-    async def _start_upload(self, incoming: _Incoming) -> None:
+    async def _start_upload(self, incoming: _Incoming, partial_bytes: int, free: int) -> None:
+        """partial_bytes and free were measured before the claim was taken: if another
+        stream changed the partial since, opening it notices and the file is offered again."""
         sha = incoming.sha256
         self._incoming[sha] = incoming
         try:
-            offset = self._d.store.partial_offset(sha)
             # A partial longer than the content cannot be ours: it is discarded when opened.
-            incoming.offset = offset if offset <= incoming.size else 0
-            self._ensure_room(incoming.size - incoming.offset)
+            incoming.offset = partial_bytes if partial_bytes <= incoming.size else 0
+            self._ensure_room(free, incoming.size - incoming.offset)
         except BaseException:
             self._forget(sha)
             raise
@@ -227,8 +244,7 @@ class IngestSession:
         if incoming.offset == incoming.size:
             await self._finish_soon([incoming])
 
-    def _ensure_room(self, needed: int) -> None:
-        free = self._d.store.free_bytes()
+    def _ensure_room(self, free: int, needed: int) -> None:
         self._d.metrics.storage_free_bytes.set(free)
         if free - max(needed, 0) < self._d.limits.min_free_bytes:
             self._d.metrics.storage_full.set(1)
@@ -315,7 +331,10 @@ class IngestSession:
 
     def _open_upload(self, incoming: _Incoming) -> PartialUpload:
         if incoming.upload is None:
-            upload = self._d.store.open_partial(incoming.sha256, incoming.size)
+            # Offered from 0: whatever a partial holds now is not continued (there was none,
+            # or it was longer than the content).
+            upload = self._d.store.open_partial(incoming.sha256, incoming.size,
+                                                resume=incoming.offset > 0)
             if upload.offset != incoming.offset:
                 upload.close()
                 raise errors.IntegrityError(
@@ -408,11 +427,11 @@ class IngestSession:
         problems: list[errors.IntegrityError | None] = []
         for incoming in complete:
             try:
-                stored = self._d.store.commit(self._open_upload(incoming), sync=False)
+                changed = self._d.store.commit(self._open_upload(incoming), sync=False)
             except errors.IntegrityError as exc:
                 problems.append(exc)
                 continue
-            self._d.library.durability.note_dirs((stored.parent,))
+            self._d.library.durability.note_dirs(changed)
             faults.hit("after_store_rename")
             problems.append(None)
         return problems

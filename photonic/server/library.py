@@ -7,9 +7,10 @@ by a group sync shared with every other writer finishing at the same time."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from photonic.errors import NotFound
 from photonic.models import CommittedFile, ConflictPolicy, ContentHash, ManifestEntry
@@ -53,9 +54,8 @@ class Library:
         self._durability.wait_durable()
         return committed
 
-    def _link(self, sha256: str, library_file: Path) -> None:
-        self._store.link(sha256, library_file, sync=False)
-        self._durability.note_dirs((library_file.parent,))
+    def _link(self, sha256: str, library_file: str) -> None:
+        self._durability.note_dirs(self._store.link(sha256, library_file, sync=False))
 
     def _record(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
                 policy: ConflictPolicy) -> CommittedFile:
@@ -71,8 +71,7 @@ class Library:
             return self._committed(entry, head.head_version, plain)
         retried = self._catalog_version_with(head, entry)
         if retried is not None:
-            return self._committed(entry, retried[0], self._store.root / retried[1],
-                                   conflict=True)
+            return self._committed(entry, retried[0], retried[1], conflict=True)
         conflict = entry.base_sha256 != head.head_sha256
         if conflict and policy is ConflictPolicy.MANUAL:
             self._catalog.park_conflict(agent_id, entry.watch_name, str(rel), head.head_sha256,
@@ -138,32 +137,33 @@ class Library:
         return self._catalog.find_version(head.location_id, entry.sha256, entry.mtime_ns)
 
     def _free_version_file(self, agent_id: str, watch: str, rel: PurePosixPath, version: int,
-                           sha256: ContentHash) -> Path:
+                           sha256: ContentHash) -> str:
         for attempt in range(1000):
             candidate = self._store.library_file(agent_id, watch,
                                                  version_path(rel, version, attempt))
-            if not candidate.exists() or self._store.holds(candidate, sha256):
+            if not os.path.lexists(candidate) or self._store.holds(candidate, sha256):
                 return candidate
         raise NotFound(f"no free version name for {rel}")
 
     def _commit(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath, version: int,
-                where: Path, *, make_head: bool, relocated: Path | None = None,
+                where: str, *, make_head: bool, relocated: str | None = None,
                 conflict_with: str | None = None, resolution: str | None = None) -> None:
         faults.hit("after_library_link")
         self._catalog.commit_version(NewVersion(
             agent_id=agent_id, watch_name=entry.watch_name, rel_path=str(rel),
             sha256=entry.sha256, size=entry.size, exif=entry.exif, version=version,
-            library_path=self._relative(where), make_head=make_head, mtime_ns=entry.mtime_ns,
+            library_path=self._store.relative(where), make_head=make_head,
+            mtime_ns=entry.mtime_ns,
             incomplete=entry.incomplete,
-            relocated_head_path=self._relative(relocated) if relocated is not None else None,
+            relocated_head_path=(self._store.relative(relocated) if relocated is not None
+                                 else None),
             conflict_server_sha256=conflict_with, conflict_resolution=resolution,
         ), durable=False)
 
-    def _relative(self, path: Path) -> str:
-        return path.relative_to(self._store.root).as_posix()
-
-    def _committed(self, entry: ManifestEntry, version: int, where: Path,
+    def _committed(self, entry: ManifestEntry, version: int, where: str,
                    conflict: bool = False) -> CommittedFile:
+        """where: the file's path, absolute or (as the catalog holds it) relative to the root."""
+        relative = self._store.relative(where) if os.path.isabs(where) else where
         return CommittedFile(sha256=entry.sha256, watch_name=entry.watch_name,
                              relative_path=entry.relative_path, version=version,
-                             conflict=conflict, library_path=self._relative(where))
+                             conflict=conflict, library_path=relative)

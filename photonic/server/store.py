@@ -3,6 +3,7 @@ of hard links, laid out on one local filesystem (an S3-compatible store can repl
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -10,7 +11,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 
 from photonic.errors import IntegrityError, StorageFull
-from photonic.media.hashing import StreamingVerifier, durable_replace, fsync_directory
+from photonic.media.hashing import StreamingVerifier, fsync_directory
 from photonic.models import ContentHash, is_content_hash
 from photonic.server.direct_io import DirectAppender
 
@@ -29,17 +30,19 @@ class PartialUpload:
 
     Methods do blocking I/O and are called from worker threads."""
 
-    def __init__(self, path: Path, sha256: ContentHash, size: int) -> None:
+    def __init__(self, path: str, sha256: ContentHash, size: int, *, resume: bool) -> None:
+        """resume: a partial file may exist (its bytes are hashed and kept)."""
         self.path = path
         self.sha256 = sha256
         self.size = size
-        self._verifier = StreamingVerifier.resume_from_file(path) if path.exists() else None
+        self._verifier = _resumed(path) if resume else None
         if self._verifier is not None and self._verifier.size > size:
-            path.unlink()  # longer than the content can be: not ours to resume
+            os.unlink(path)  # longer than the content can be: not ours to resume
             self._verifier = None
         if self._verifier is None:
             self._verifier = StreamingVerifier()
-        self._out = DirectAppender(path, self._verifier.size)
+        # Without resume, bytes a partial file may hold are not ours: the file starts empty.
+        self._out = DirectAppender(path, self._verifier.size, truncate=not resume)
 
     @property
     def offset(self) -> int:
@@ -65,7 +68,8 @@ class PartialUpload:
         digest = self._verifier.hexdigest()
         if self.offset != self.size or digest != self.sha256:
             self.close()
-            self.path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
             raise IntegrityError(
                 f"content {self.sha256[:12]} arrived as {self.offset} bytes hashing to "
                 f"{digest[:12]}; discarded, the agent will send it again"
@@ -77,8 +81,21 @@ class PartialUpload:
         self._out.close()
 
 
+def _resumed(path: str) -> StreamingVerifier | None:
+    """The verifier of the bytes already in a partial file, or None when there is none."""
+    try:
+        return StreamingVerifier.resume_from_file(path)
+    except FileNotFoundError:
+        return None
+
+
 class ContentStore:
-    """objects/ab/cd/<sha256> (read-only, each content once), partial/, library/."""
+    """objects/ab/cd/<sha256> (read-only, each content once), partial/, library/.
+
+    The per-photo methods build paths as strings and remember which folders exist: with
+    thousands of small photos a second, pathlib objects and repeated mkdir calls were a fifth
+    of the server's Python time. A folder removed by hand is noticed (the rename or link into
+    it fails) and made again."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -87,6 +104,11 @@ class ContentStore:
         self.library = root / "library"
         for d in (self.objects, self.partial, self.library):
             d.mkdir(parents=True, exist_ok=True)
+        self._root_str = os.fspath(root)
+        self._objects_str = os.fspath(self.objects)
+        self._partial_str = os.fspath(self.partial)
+        self._library_str = os.fspath(self.library)
+        self._known_dirs: set[str] = set()
         self._sweep_temporary_links()
 
     def _sweep_temporary_links(self) -> None:
@@ -95,70 +117,135 @@ class ContentStore:
             path.unlink(missing_ok=True)
 
     def object_path(self, sha256: str) -> Path:
+        return Path(self.object_file(sha256))
+
+    def object_file(self, sha256: str) -> str:
         if not is_content_hash(sha256):
             raise IntegrityError(f"{sha256!r} is not a SHA-256 hex digest")
-        return self.objects / sha256[:2] / sha256[2:4] / sha256
+        return f"{self._objects_str}/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
     def has_object(self, sha256: str) -> bool:
-        return self.object_path(sha256).is_file()
+        return os.path.isfile(self.object_file(sha256))
+
+    def _partial_file(self, sha256: str) -> str:
+        self.object_file(sha256)  # validates the name before it touches the disk
+        return f"{self._partial_str}/{sha256}.part"
 
     def partial_offset(self, sha256: str) -> int:
-        path = self.partial / f"{sha256}.part"
         try:
-            return path.stat().st_size
+            return os.stat(self._partial_file(sha256)).st_size
         except FileNotFoundError:
             return 0
 
-    def open_partial(self, sha256: ContentHash, size: int) -> PartialUpload:
-        self.object_path(sha256)  # validates the name before it touches the disk
-        return PartialUpload(self.partial / f"{sha256}.part", sha256, size)
+    def open_partial(self, sha256: ContentHash, size: int, *, resume: bool = True
+                     ) -> PartialUpload:
+        """resume=False starts from an empty file whatever a partial holds (the caller saw
+        none, or one it will not continue): one stat and one read fewer per photo. Only the
+        stream holding the content's upload claim opens its partial."""
+        return PartialUpload(self._partial_file(sha256), sha256, size, resume=resume)
 
     def discard_partial(self, sha256: str) -> None:
-        (self.partial / f"{sha256}.part").unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._partial_file(sha256))
 
-    def commit(self, upload: PartialUpload, *, sync: bool = True) -> Path:
+    def commit(self, upload: PartialUpload, *, sync: bool = True) -> list[str]:
         """Verified, fsynced content moves into objects/ atomically and becomes read-only.
+        Returns the folders whose entries changed: the object's, and the parents of folders
+        made for it.
 
-        sync=False leaves the fsync of the object's folder to the caller (a group sync), who
-        must do it before anyone is told the content is stored. The content itself is always
-        fsynced before the rename: a name must never survive a crash that its bytes did not."""
+        sync=False leaves the fsync of those folders to the caller (a group sync), who must do
+        it before anyone is told the content is stored. The content itself is always fsynced
+        before the rename: a name must never survive a crash that its bytes did not."""
         upload.finish()
-        target = self.object_path(upload.sha256)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = self.object_file(upload.sha256)
+        folder = os.path.dirname(target)
+        changed = self._ensure_dir(folder)
         os.chmod(upload.path, READ_ONLY)
-        if sync:
-            durable_replace(upload.path, target)
-        else:
-            os.replace(upload.path, target)
-        return target
-
-    def library_file(self, agent_id: str, watch: str, rel: PurePosixPath) -> Path:
-        return self.library / agent_id / watch / Path(*rel.parts)
-
-    def link(self, sha256: str, library_file: Path, *, sync: bool = True) -> None:
-        """Points library_file at the object, atomically replacing whatever was there.
-
-        sync=False leaves the directory fsync to the caller, who may batch it, but must do it
-        before the link is acknowledged to anyone."""
-        library_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = library_file.parent / f".photonic-tmp-{uuid.uuid4().hex}"
         try:
-            os.link(self.object_path(sha256), tmp)
+            os.replace(upload.path, target)
+        except FileNotFoundError:
+            if not os.path.exists(upload.path):
+                raise
+            self._known_dirs.discard(folder)  # removed by hand since: make it again
+            changed = self._ensure_dir(folder)
+            os.replace(upload.path, target)
+        changed.append(folder)
+        if sync:
+            for d in changed:
+                fsync_directory(d)
+            fsync_directory(self._partial_str)
+        return changed
+
+    def _ensure_dir(self, folder: str) -> list[str]:
+        """Makes folder (and missing parents); returns the parents whose entries changed."""
+        if folder in self._known_dirs:
+            return []
+        made: list[str] = []
+        missing = folder
+        while not os.path.isdir(missing):
+            made.append(missing)
+            missing = os.path.dirname(missing)
+        for d in reversed(made):
+            with contextlib.suppress(FileExistsError):  # another thread made it meanwhile
+                os.mkdir(d)
+        self._known_dirs.add(folder)
+        return [os.path.dirname(d) for d in made]
+
+    def library_file(self, agent_id: str, watch: str, rel: PurePosixPath) -> str:
+        """rel must be a safe relative path (paths.safe_relative_path): it is joined as is."""
+        return f"{self._library_str}/{agent_id}/{watch}/{rel}"
+
+    def relative(self, path: str) -> str:
+        """A path under the store root as the catalog records it (POSIX, relative)."""
+        if not path.startswith(self._root_str + "/"):
+            raise ValueError(f"{path!r} is not inside {self._root_str!r}")
+        return path[len(self._root_str) + 1:]
+
+    def link(self, sha256: str, library_file: str, *, sync: bool = True) -> list[str]:
+        """Points library_file at the object, atomically replacing whatever was there.
+        Returns the folders whose entries changed.
+
+        sync=False leaves the fsync of those folders to the caller, who may batch it, but
+        must do it before the link is acknowledged to anyone."""
+        source = self.object_file(sha256)
+        folder = os.path.dirname(library_file)
+        changed = self._ensure_dir(folder)
+        try:
+            try:
+                # A new name is one link, atomic by itself; an existing one is replaced below.
+                os.link(source, library_file)
+            except FileExistsError:
+                self._replace_with_link(source, library_file)
+            except FileNotFoundError:
+                if not os.path.exists(source):
+                    raise
+                self._known_dirs.discard(folder)  # removed by hand since: make it again
+                changed = self._ensure_dir(folder)
+                self._replace_with_link(source, library_file)
         except OSError as exc:
             if (full := as_storage_full(exc)) is not None:
                 raise full from exc
             raise
+        changed.append(folder)
+        if sync:
+            for d in changed:
+                fsync_directory(d)
+        return changed
+
+    @staticmethod
+    def _replace_with_link(source: str, library_file: str) -> None:
+        tmp = f"{os.path.dirname(library_file)}/.photonic-tmp-{uuid.uuid4().hex}"
+        os.link(source, tmp)
         os.replace(tmp, library_file)
         # rename() between two links of one inode does nothing and leaves tmp behind; that is
         # the case when a retry after a crash links a file that already holds this content.
-        tmp.unlink(missing_ok=True)
-        if sync:
-            fsync_directory(library_file.parent)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
-    def holds(self, library_file: Path, sha256: str) -> bool:
+    def holds(self, library_file: str | Path, sha256: str) -> bool:
         """True when library_file is a link to this content (same inode as the object)."""
         try:
-            return os.path.samefile(library_file, self.object_path(sha256))
+            return os.path.samefile(library_file, self.object_file(sha256))
         except OSError:
             return False
 

@@ -41,7 +41,7 @@ def test_relinking_a_library_file_to_the_same_content_leaves_no_temporary(
     target = store.library_file("laptop", "photos", PurePosixPath("a/IMG_1.jpg"))
     store.link(sha, target)
     store.link(sha, target)
-    assert sorted(p.name for p in target.parent.iterdir()) == ["IMG_1.jpg"]
+    assert sorted(p.name for p in Path(target).parent.iterdir()) == ["IMG_1.jpg"]
     assert store.holds(target, sha)
 
 

@@ -3,6 +3,7 @@ nobody is told "durable" by a barrier that failed, and concurrent writers share 
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from photonic.server.durability import GroupSync
 def test_a_barrier_fsyncs_every_noted_folder_and_then_the_catalog(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     order: list[str] = []
-    monkeypatch.setattr(durability, "fsync_directory", lambda d: order.append(d.name))
+    monkeypatch.setattr(durability, "fsync_directory", lambda d: order.append(os.path.basename(d)))
     sync = GroupSync(lambda: order.append("catalog"))
     sync.note_dirs([tmp_path / "b", tmp_path / "a"])
     sync.note_dirs([tmp_path / "a"])
@@ -29,7 +30,7 @@ def test_a_barrier_fsyncs_every_noted_folder_and_then_the_catalog(
 def test_a_failed_barrier_keeps_its_folders_for_the_next_one(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     synced: list[str] = []
-    monkeypatch.setattr(durability, "fsync_directory", lambda d: synced.append(d.name))
+    monkeypatch.setattr(durability, "fsync_directory", lambda d: synced.append(os.path.basename(d)))
     fail = [True]
 
     def catalog() -> None:

@@ -289,7 +289,7 @@ def test_a_failed_background_commit_breaks_the_stream_at_once(
     """When the store cannot commit a run, on_broken hears it without anyone calling flush
     (the agent would otherwise wait forever for acknowledgements), with StorageFull for a
     full disk or quota and Transient otherwise; nothing is acknowledged or stored."""
-    def commit(*_: object, **__: object) -> Path:
+    def commit(*_: object, **__: object) -> list[str]:
         raise failure
 
     monkeypatch.setattr(deps.store, "commit", commit)
@@ -308,3 +308,33 @@ def test_a_failed_background_commit_breaks_the_stream_at_once(
 
     asyncio.run(body())
     assert not any(deps.store.has_object(_sha(c)) for c in PHOTOS)
+
+
+def test_content_another_stream_is_committing_is_not_answered_have_until_it_is_done(
+        deps: IngestDeps) -> None:
+    """The object may already be in objects/ while its stream still waits for the group sync:
+    a second stream offering the same content is answered once the first is done, not HAVE
+    at once (its HAVE would be acknowledged before the object is durable)."""
+    content = PHOTOS[0]
+
+    async def body() -> None:
+        first = await _open(deps, [content])  # holds the upload claim
+        upload = deps.store.open_partial(_sha(content), len(content))
+        upload.append(content)
+        deps.store.commit(upload, sync=False)  # renamed in, not yet recorded
+        second = _Stream(deps)
+        await second.session.on_manifest(
+            [ManifestEntry(_sha(content), len(content), "photos", "copy.jpg")],
+            ConflictPolicy.AUTO)
+        await asyncio.sleep(0.05)
+        assert second.sent == []
+        await first.session.close()  # releases the claim
+        for _ in range(200):
+            if second.sent:
+                break
+            await asyncio.sleep(0.01)
+        (answer,) = second.sent
+        assert isinstance(answer, FileDecision) and answer.action is Decision.HAVE
+        await second.session.close()
+
+    asyncio.run(body())

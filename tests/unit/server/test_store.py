@@ -1,0 +1,105 @@
+"""ContentStore's per-photo paths: it remembers which folders exist, so these tests remove
+folders behind its back, leave stale partial files, and check which folders a commit or a
+link reports for the group sync (the folders whose entries changed, new parents included)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import shutil
+from pathlib import Path, PurePosixPath
+
+from photonic.models import ContentHash
+from photonic.server.store import ContentStore
+
+
+def _sha(data: bytes) -> ContentHash:
+    return ContentHash(hashlib.sha256(data).hexdigest())
+
+
+def _same_folder_as(data: bytes) -> bytes:
+    """Other content whose object lands in the same objects/ab/cd folder."""
+    prefix = _sha(data)[:4]
+    return next(c for i in itertools.count() if _sha(c := b"photo %d" % i)[:4] == prefix)
+
+
+def _commit(store: ContentStore, data: bytes, *, resume: bool = True) -> list[str]:
+    upload = store.open_partial(_sha(data), len(data), resume=resume)
+    upload.append(data)
+    return store.commit(upload, sync=False)
+
+
+def test_a_first_object_reports_its_folder_and_the_parents_made_for_it(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path)
+    data = b"first photo"
+    sha = _sha(data)
+    changed = _commit(store, data)
+    objects = os.fspath(store.objects)
+    assert sorted(changed) == sorted([objects, f"{objects}/{sha[:2]}",
+                                      f"{objects}/{sha[:2]}/{sha[2:4]}"])
+    assert store.object_path(sha).read_bytes() == data
+    assert store.object_path(sha).stat().st_mode & 0o777 == 0o444
+
+
+def test_an_object_folder_removed_by_hand_is_made_again(tmp_path: Path) -> None:
+    """The store remembers that objects/ab/cd exists; when it is gone, the rename into it
+    fails and the store makes it again instead of failing the photo."""
+    store = ContentStore(tmp_path)
+    first = b"one"
+    _commit(store, first)
+    folder = store.object_path(_sha(first)).parent
+    second = _same_folder_as(first)
+    shutil.rmtree(folder)
+    changed = _commit(store, second)
+    assert os.fspath(folder) in changed
+    assert store.object_path(_sha(second)).read_bytes() == second
+
+
+def test_a_second_object_in_a_known_folder_reports_only_that_folder(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path)
+    first = b"one"
+    _commit(store, first)
+    second = _same_folder_as(first)
+    assert _commit(store, second) == [os.fspath(store.object_path(_sha(first)).parent)]
+
+
+def test_a_fresh_upload_ignores_what_a_stale_partial_holds(tmp_path: Path) -> None:
+    """resume=False: the partial file is emptied first, so a longer leftover cannot leave
+    its tail behind the new bytes."""
+    store = ContentStore(tmp_path)
+    data = b"the photo"
+    (store.partial / f"{_sha(data)}.part").write_bytes(b"x" * 10_000)
+    _commit(store, data, resume=False)
+    assert store.object_path(_sha(data)).read_bytes() == data
+
+
+def test_a_resumed_upload_keeps_the_bytes_already_there(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path)
+    data = b"0123456789" * 1000
+    (store.partial / f"{_sha(data)}.part").write_bytes(data[:4321])
+    upload = store.open_partial(_sha(data), len(data))
+    assert upload.offset == 4321
+    upload.append(data[4321:])
+    store.commit(upload, sync=False)
+    assert store.object_path(_sha(data)).read_bytes() == data
+
+
+def test_links_make_new_names_replace_old_ones_and_survive_a_removed_folder(
+        tmp_path: Path) -> None:
+    store = ContentStore(tmp_path)
+    old, new = b"version one", b"version two"
+    _commit(store, old)
+    _commit(store, new)
+    target = store.library_file("laptop", "photos", PurePosixPath("2024 trip/é x.jpg"))
+    folder = os.path.dirname(target)
+    changed = store.link(_sha(old), target, sync=False)
+    assert folder in changed and os.path.dirname(folder) in changed  # made, with its parent
+    assert Path(target).read_bytes() == old
+    assert store.link(_sha(new), target, sync=False) == [folder]  # replaced in place
+    assert Path(target).read_bytes() == new
+    assert os.listdir(folder) == ["é x.jpg"]  # no temporary left
+    shutil.rmtree(folder)
+    assert folder in store.link(_sha(old), target, sync=False)
+    assert store.holds(target, _sha(old))
+    assert store.relative(target) == "library/laptop/photos/2024 trip/é x.jpg"
