@@ -64,11 +64,11 @@ class Library:
         if head is None:
             self._link(entry.sha256, plain)
             self._commit(agent_id, entry, rel, 1, plain, make_head=True)
-            return self._committed(entry, 1, plain)
+            return self._committed(entry, 1, self._store.relative(plain))
         if head.head_sha256 == entry.sha256:
             if not self._store.holds(plain, entry.sha256):
                 self._link(entry.sha256, plain)
-            return self._committed(entry, head.head_version, plain)
+            return self._committed(entry, head.head_version, self._store.relative(plain))
         retried = self._catalog_version_with(head, entry)
         if retried is not None:
             return self._committed(entry, retried[0], retried[1], conflict=True)
@@ -76,14 +76,15 @@ class Library:
         if conflict and policy is ConflictPolicy.MANUAL:
             self._catalog.park_conflict(agent_id, entry.watch_name, str(rel), head.head_sha256,
                                         entry.sha256, entry.size, entry.exif, entry.mtime_ns)
-            return self._committed(entry, 0, plain, conflict=True)
+            return self._committed(entry, 0, self._store.relative(plain), conflict=True)
         if conflict and policy is ConflictPolicy.SERVER_WINS:
             version = head.max_version + 1
             side = self._free_version_file(agent_id, entry.watch_name, rel, version, entry.sha256)
             self._link(entry.sha256, side)
             self._commit(agent_id, entry, rel, version, side, make_head=False,
                          conflict_with=head.head_sha256, resolution="server_wins")
-            return self._committed(entry, version, side, conflict=True)
+            return self._committed(entry, version, self._store.relative(side),
+                                   conflict=True)
         return self._new_head(agent_id, entry, rel, head,
                               conflict_with=head.head_sha256 if conflict else None)
 
@@ -128,7 +129,8 @@ class Library:
         self._commit(agent_id, entry, rel, version, plain, make_head=True, relocated=old,
                      conflict_with=conflict_with,
                      resolution="auto" if conflict_with else None)
-        return self._committed(entry, version, plain, conflict=conflict_with is not None)
+        return self._committed(entry, version, self._store.relative(plain),
+                               conflict=conflict_with is not None)
 
     def _catalog_version_with(self, head: LocationHead,
                               entry: ManifestEntry) -> tuple[int, str] | None:
@@ -160,10 +162,10 @@ class Library:
             conflict_server_sha256=conflict_with, conflict_resolution=resolution,
         ), durable=False)
 
-    def _committed(self, entry: ManifestEntry, version: int, where: str,
+    @staticmethod
+    def _committed(entry: ManifestEntry, version: int, library_path: str,
                    conflict: bool = False) -> CommittedFile:
-        """where: the file's path, absolute or (as the catalog holds it) relative to the root."""
-        relative = self._store.relative(where) if os.path.isabs(where) else where
+        """library_path: relative to the store root, as the catalog holds it."""
         return CommittedFile(sha256=entry.sha256, watch_name=entry.watch_name,
                              relative_path=entry.relative_path, version=version,
-                             conflict=conflict, library_path=relative)
+                             conflict=conflict, library_path=library_path)
