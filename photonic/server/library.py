@@ -63,8 +63,8 @@ class Library:
         plain = self._store.library_file(agent_id, entry.watch_name, rel)
         if head is None:
             self._link(entry.sha256, plain)
-            self._commit(agent_id, entry, rel, 1, plain, make_head=True)
-            return self._committed(entry, 1, self._store.relative(plain))
+            recorded = self._commit(agent_id, entry, rel, 1, plain, make_head=True)
+            return self._committed(entry, 1, recorded)
         if head.head_sha256 == entry.sha256:
             if not self._store.holds(plain, entry.sha256):
                 self._link(entry.sha256, plain)
@@ -81,10 +81,9 @@ class Library:
             version = head.max_version + 1
             side = self._free_version_file(agent_id, entry.watch_name, rel, version, entry.sha256)
             self._link(entry.sha256, side)
-            self._commit(agent_id, entry, rel, version, side, make_head=False,
-                         conflict_with=head.head_sha256, resolution="server_wins")
-            return self._committed(entry, version, self._store.relative(side),
-                                   conflict=True)
+            recorded = self._commit(agent_id, entry, rel, version, side, make_head=False,
+                                    conflict_with=head.head_sha256, resolution="server_wins")
+            return self._committed(entry, version, recorded, conflict=True)
         return self._new_head(agent_id, entry, rel, head,
                               conflict_with=head.head_sha256 if conflict else None)
 
@@ -126,11 +125,10 @@ class Library:
         self._link(head.head_sha256, old)
         self._link(entry.sha256, plain)
         version = head.max_version + 1
-        self._commit(agent_id, entry, rel, version, plain, make_head=True, relocated=old,
-                     conflict_with=conflict_with,
-                     resolution="auto" if conflict_with else None)
-        return self._committed(entry, version, self._store.relative(plain),
-                               conflict=conflict_with is not None)
+        recorded = self._commit(agent_id, entry, rel, version, plain, make_head=True,
+                                relocated=old, conflict_with=conflict_with,
+                                resolution="auto" if conflict_with else None)
+        return self._committed(entry, version, recorded, conflict=conflict_with is not None)
 
     def _catalog_version_with(self, head: LocationHead,
                               entry: ManifestEntry) -> tuple[int, str] | None:
@@ -149,18 +147,20 @@ class Library:
 
     def _commit(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath, version: int,
                 where: str, *, make_head: bool, relocated: str | None = None,
-                conflict_with: str | None = None, resolution: str | None = None) -> None:
+                conflict_with: str | None = None, resolution: str | None = None) -> str:
+        """Records the version; returns its library path as recorded (relative to the root)."""
         faults.hit("after_library_link")
+        library_path = self._store.relative(where)
         self._catalog.commit_version(NewVersion(
             agent_id=agent_id, watch_name=entry.watch_name, rel_path=str(rel),
             sha256=entry.sha256, size=entry.size, exif=entry.exif, version=version,
-            library_path=self._store.relative(where), make_head=make_head,
-            mtime_ns=entry.mtime_ns,
+            library_path=library_path, make_head=make_head, mtime_ns=entry.mtime_ns,
             incomplete=entry.incomplete,
             relocated_head_path=(self._store.relative(relocated) if relocated is not None
                                  else None),
             conflict_server_sha256=conflict_with, conflict_resolution=resolution,
         ), durable=False)
+        return library_path
 
     @staticmethod
     def _committed(entry: ManifestEntry, version: int, library_path: str,

@@ -8,6 +8,7 @@ import errno
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from photonic.errors import IntegrityError, StorageFull
@@ -79,6 +80,22 @@ class PartialUpload:
 
     def close(self) -> None:
         self._out.close()
+
+
+def _link_over(source: str, library_file: str) -> None:
+    """Makes library_file a link to source, atomically replacing whatever was there."""
+    try:
+        os.link(source, library_file)  # a new name: one link, atomic by itself
+        return
+    except FileExistsError:
+        pass
+    tmp = f"{os.path.dirname(library_file)}/.photonic-tmp-{uuid.uuid4().hex}"
+    os.link(source, tmp)
+    os.replace(tmp, library_file)
+    # rename() between two links of one inode does nothing and leaves tmp behind; that is
+    # the case when a retry after a crash links a file that already holds this content.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
 
 
 def _resumed(path: str) -> StreamingVerifier | None:
@@ -158,23 +175,29 @@ class ContentStore:
         before the rename: a name must never survive a crash that its bytes did not."""
         upload.finish()
         target = self.object_file(upload.sha256)
-        folder = os.path.dirname(target)
-        changed = self._ensure_dir(folder)
         os.chmod(upload.path, READ_ONLY)
-        try:
-            os.replace(upload.path, target)
-        except FileNotFoundError:
-            if not os.path.exists(upload.path):
-                raise
-            self._known_dirs.discard(folder)  # removed by hand since: make it again
-            changed = self._ensure_dir(folder)
-            os.replace(upload.path, target)
-        changed.append(folder)
+        changed = self._put(upload.path, target, lambda: os.replace(upload.path, target))
         if sync:
-            for d in changed:
+            for d in [*changed, self._partial_str]:
                 fsync_directory(d)
-            fsync_directory(self._partial_str)
         return changed
+
+    def _put(self, source: str, destination: str, put: Callable[[], None]) -> list[str]:
+        """Runs put, which makes destination from source (a rename or a link), in a folder
+        made when needed; returns the folders whose entries changed (destination's, and the
+        parents of folders made for it). A folder removed by hand since the store last saw
+        it is made again."""
+        folder = os.path.dirname(destination)
+        changed = self._ensure_dir(folder)
+        try:
+            put()
+        except FileNotFoundError:
+            if not os.path.exists(source):
+                raise
+            self._known_dirs.discard(folder)
+            changed = self._ensure_dir(folder)
+            put()
+        return [*changed, folder]
 
     def _ensure_dir(self, folder: str) -> list[str]:
         """Makes folder (and missing parents); returns the parents whose entries changed."""
@@ -208,39 +231,16 @@ class ContentStore:
         sync=False leaves the fsync of those folders to the caller, who may batch it, but
         must do it before the link is acknowledged to anyone."""
         source = self.object_file(sha256)
-        folder = os.path.dirname(library_file)
-        changed = self._ensure_dir(folder)
         try:
-            try:
-                # A new name is one link, atomic by itself; an existing one is replaced below.
-                os.link(source, library_file)
-            except FileExistsError:
-                self._replace_with_link(source, library_file)
-            except FileNotFoundError:
-                if not os.path.exists(source):
-                    raise
-                self._known_dirs.discard(folder)  # removed by hand since: make it again
-                changed = self._ensure_dir(folder)
-                self._replace_with_link(source, library_file)
+            changed = self._put(source, library_file, lambda: _link_over(source, library_file))
         except OSError as exc:
             if (full := as_storage_full(exc)) is not None:
                 raise full from exc
             raise
-        changed.append(folder)
         if sync:
             for d in changed:
                 fsync_directory(d)
         return changed
-
-    @staticmethod
-    def _replace_with_link(source: str, library_file: str) -> None:
-        tmp = f"{os.path.dirname(library_file)}/.photonic-tmp-{uuid.uuid4().hex}"
-        os.link(source, tmp)
-        os.replace(tmp, library_file)
-        # rename() between two links of one inode does nothing and leaves tmp behind; that is
-        # the case when a retry after a crash links a file that already holds this content.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
     def holds(self, library_file: str | Path, sha256: str) -> bool:
         """True when library_file is a link to this content (same inode as the object)."""
