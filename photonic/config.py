@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from photonic import _configparse as cp
-from photonic.models import ConflictPolicy, Scope, WatchMode, is_agent_id
+from photonic.models import ConflictPolicy, Scope, SyncMethod, WatchMode, is_agent_id
 from photonic.units import (
     DURATION_EXPECTED,
     RATE_EXPECTED,
@@ -26,7 +26,7 @@ from photonic.units import (
 _AGENT_SECTIONS = ("agent", "network", "sync", "security")
 _SERVER_SECTIONS = ("server", "storage", "limits", "security", "agents", "default_scopes")
 _KIB = 1024
-_E = TypeVar("_E", WatchMode, ConflictPolicy, Scope)
+_E = TypeVar("_E", WatchMode, ConflictPolicy, Scope, SyncMethod)
 _MIB = 1024 * 1024
 
 
@@ -91,6 +91,7 @@ class ServerConfig:
     storage_compression: bool  # always False: at-rest compression is refused at load time
     backup_nodes: tuple[str, ...]  # always empty: replication is refused at load time
     min_free_bytes: int
+    sync_method: SyncMethod
     max_agents: int
     max_concurrent_syncs: int
     max_transfer_size_bytes: int
@@ -243,6 +244,7 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
         storage_compression=storage.get("compression", _NO_AT_REST_COMPRESSION, False),
         backup_nodes=storage.get("backup_nodes", _NO_BACKUP_NODES, ()),
         min_free_bytes=storage.get("min_free_space", _size(SIZE_EXPECTED, low=0), 10**9),
+        sync_method=storage.get("sync_method", _enum_choice(SyncMethod), SyncMethod.AUTO),
         max_agents=limits.get("max_agents", cp.integer(1, 1_000_000), 100),
         max_concurrent_syncs=limits.get("max_concurrent_syncs", cp.integer(1, 10_000), 16),
         max_transfer_size_bytes=limits.get("max_transfer_size", _size(SIZE_EXPECTED), 100 * 10**9),

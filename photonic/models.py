@@ -48,6 +48,13 @@ class ConflictPolicy(StrEnum):
     SERVER_WINS = "server_wins"
 
 
+class SyncMethod(StrEnum):
+    """How the server makes stored photos durable (server/fs_sync.py)."""
+
+    AUTO = "auto"  # one syncfs per group of commits where that is safe, else per file
+    PER_FILE = "per-file"  # fsync every file and folder (a disk shared with busy writers)
+
+
 class WatchMode(StrEnum):
     REFERENCE = "reference"
     INGEST = "ingest"

@@ -20,6 +20,7 @@ from photonic.logfmt import event
 from photonic.server.auth import Authorizer, RevocationList
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub
+from photonic.server.fs_sync import FilesystemSync, choose_sync
 from photonic.server.handshake_audit import HandshakeAuditor, StderrTap
 from photonic.server.ingest import IngestDeps, IngestLimits, UploadClaims
 from photonic.server.library import Library
@@ -41,8 +42,12 @@ class ServerApp:
         self.registry = registry or CollectorRegistry()
         self.metrics = ServerMetrics(self.registry)
         self.store = ContentStore(config.storage_path)
+        # Opened before anything is stored: syncfs reports only errors after the opening.
+        self.sync_choice = choose_sync(config.storage_path, config.sync_method)
+        self._filesystem = (FilesystemSync(config.storage_path)
+                            if self.sync_choice.filesystem_wide else None)
         self.catalog = SqliteCatalog(config.storage_path / "catalog.db")
-        self.library = Library(self.store, self.catalog)
+        self.library = Library(self.store, self.catalog, self._filesystem)
         self.events = EventHub()
         self.auth = Authorizer(config.agent_scopes, config.default_scopes,
                                RevocationList(config.security.revocation_list_path),
@@ -97,6 +102,9 @@ class ServerApp:
                                                     self.config.web_ui_port)
         event(log, "server_started", bind=self.config.bind_address, grpc_port=self.grpc_port,
               http_port=self.http_port, storage=str(self.config.storage_path))
+        event(log, "store_sync",
+              method="filesystem" if self.sync_choice.filesystem_wide else "per-file",
+              reason=self.sync_choice.reason)
 
     async def _healthz(self) -> Response:
         free = await asyncio.to_thread(self.store.free_bytes)
@@ -128,6 +136,8 @@ class ServerApp:
         if self._handshakes is not None:
             await asyncio.to_thread(self._handshakes.stop)
         self.catalog.close()
+        if self._filesystem is not None:
+            self._filesystem.close()
         event(log, "server_stopped")
 
 

@@ -109,6 +109,7 @@ class _Incoming:
     claimed: bool = False  # this stream holds the upload claim and must release it
     offset: int = 0  # bytes already received (and verified so far) for this content
     upload: PartialUpload | None = None
+    mark: int = 0  # the group sync's mark taken before the partial was opened
 
 
 class IngestSession:
@@ -333,6 +334,7 @@ class IngestSession:
         if incoming.upload is None:
             # Offered from 0: whatever a partial holds now is not continued (there was none,
             # or it was longer than the content).
+            incoming.mark = self._d.library.durability.mark()
             upload = self._d.store.open_partial(incoming.sha256, incoming.size,
                                                 resume=incoming.offset > 0)
             if upload.offset != incoming.offset:
@@ -421,19 +423,34 @@ class IngestSession:
                 self._forget(incoming.sha256)
 
     def _store_contents(self, complete: list[_Incoming]) -> list[errors.IntegrityError | None]:
-        """Runs in a worker thread: verified, fsynced content renamed into the store, per
-        file; their folders are fsynced by the group sync that the record after this waits
-        for."""
+        """Runs in a worker thread: verified, durable content renamed into the store; the
+        folders are fsynced by the group sync that the record after this waits for.
+
+        Contents are made durable before any rename: each fsynced, or (where a group sync
+        covers contents) all of them by one run. If that run fails, their partial files are
+        dropped: a write-back error may have lost bytes the page cache still shows."""
+        durability = self._d.library.durability
         problems: list[errors.IntegrityError | None] = []
+        finished: list[PartialUpload] = []
         for incoming in complete:
             try:
-                changed = self._d.store.commit(self._open_upload(incoming), sync=False)
+                upload = self._open_upload(incoming)
+                upload.finish(fsync=not durability.covers_contents)
             except errors.IntegrityError as exc:
                 problems.append(exc)
                 continue
-            self._d.library.durability.note_dirs(changed)
-            faults.hit("after_store_rename")
+            finished.append(upload)
             problems.append(None)
+        if finished and durability.covers_contents:
+            try:
+                durability.wait_durable(since=min(i.mark for i in complete))
+            except BaseException:
+                for upload in finished:
+                    self._d.store.discard_partial(upload.sha256)
+                raise
+        for upload in finished:
+            durability.note_dirs(self._d.store.store_finished(upload, sync=False))
+            faults.hit("after_store_rename")
         return problems
 
     async def _record(self, placed: Placed) -> list[CommittedFile]:

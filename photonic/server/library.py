@@ -18,19 +18,22 @@ from photonic.paths import version_path
 from photonic.server import faults
 from photonic.server.catalog import Catalog, LocationHead, NewVersion
 from photonic.server.durability import GroupSync
+from photonic.server.fs_sync import FilesystemSync
 from photonic.server.store import ContentStore
 
 
 class Library:
     """The browsable tree `library/<agent>/<watch>/<path>` kept in step with the catalog."""
 
-    def __init__(self, store: ContentStore, catalog: Catalog) -> None:
+    def __init__(self, store: ContentStore, catalog: Catalog,
+                 filesystem: FilesystemSync | None = None) -> None:
+        """filesystem: the group sync syncs the store's whole filesystem (fs_sync.py)."""
         self._store = store
         self._catalog = catalog
         # One writer at a time per library: version numbering reads then writes, and version
         # names are chosen by looking at the folder. Fsyncs happen outside it, grouped.
         self._lock = threading.Lock()
-        self._durability = GroupSync(catalog.make_durable)
+        self._durability = GroupSync(catalog.make_durable, filesystem)
 
     @property
     def durability(self) -> GroupSync:
@@ -47,11 +50,12 @@ class Library:
         streams' commits; the one sync at the end covers them all. A crash before it completes
         is repaired: the agent got no acknowledgement and offers the files again, and a head
         whose link was lost is re-linked then."""
+        mark = self._durability.mark()
         committed = []
         for entry, rel in items:
             with self._lock:
                 committed.append(self._record(agent_id, entry, rel, policy))
-        self._durability.wait_durable()
+        self._durability.wait_durable(since=mark)
         return committed
 
     def _link(self, sha256: str, library_file: str) -> None:
@@ -95,6 +99,7 @@ class Library:
                        None)
             if row is None:
                 raise NotFound(f"conflict {conflict_id} does not exist or is already resolved")
+            mark = self._durability.mark()
             rel = PurePosixPath(row.rel_path)
             head = self._catalog.get_head(row.agent_id, row.watch_name, row.rel_path)
             assert head is not None
@@ -115,7 +120,7 @@ class Library:
             # The durable commit below also syncs the version rows written before it.
             self._catalog.close_conflict(conflict_id,
                                          "keep_incoming" if keep_incoming else "keep_server")
-        self._durability.wait_durable()
+        self._durability.wait_durable(since=mark)
 
     def _new_head(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
                   head: LocationHead, conflict_with: str | None) -> CommittedFile:

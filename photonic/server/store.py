@@ -44,6 +44,8 @@ class PartialUpload:
             self._verifier = StreamingVerifier()
         # Without resume, bytes a partial file may hold are not ours: the file starts empty.
         self._out = DirectAppender(path, self._verifier.size, truncate=not resume)
+        self.finished = False
+        """Verified, written and closed; durable once fsynced or covered by a group sync."""
 
     @property
     def offset(self) -> int:
@@ -62,9 +64,13 @@ class PartialUpload:
             raise
         self._verifier.update(data)
 
-    def finish(self) -> None:
-        """Verifies size and SHA-256, then fsyncs; raises IntegrityError (and discards) on a
-        mismatch, so content that is not what the agent declared is never stored."""
+    def finish(self, *, fsync: bool = True) -> None:
+        """Verifies size and SHA-256, writes out what waits in memory and closes; raises
+        IntegrityError (and discards) on a mismatch, so content that is not what the agent
+        declared is never stored.
+
+        fsync=False leaves the file's durability to the caller's group sync, which must cover
+        it before the file is renamed into the store (ContentStore.store_finished)."""
         assert self._verifier is not None
         digest = self._verifier.hexdigest()
         if self.offset != self.size or digest != self.sha256:
@@ -75,8 +81,12 @@ class PartialUpload:
                 f"content {self.sha256[:12]} arrived as {self.offset} bytes hashing to "
                 f"{digest[:12]}; discarded, the agent will send it again"
             )
-        self._out.fsync()
+        if fsync:
+            self._out.fsync()
+        else:
+            self._out.flush()
         self.close()
+        self.finished = True
 
     def close(self) -> None:
         self._out.close()
@@ -166,14 +176,20 @@ class ContentStore:
             os.unlink(self._partial_file(sha256))
 
     def commit(self, upload: PartialUpload, *, sync: bool = True) -> list[str]:
-        """Verified, fsynced content moves into objects/ atomically and becomes read-only.
-        Returns the folders whose entries changed: the object's, and the parents of folders
-        made for it.
+        """Verifies and fsyncs the content, then moves it into objects/ (store_finished)."""
+        upload.finish(fsync=True)
+        return self.store_finished(upload, sync=sync)
+
+    def store_finished(self, upload: PartialUpload, *, sync: bool = True) -> list[str]:
+        """Verified content the caller has made durable (fsynced, or covered by a group sync
+        since it finished) moves into objects/ atomically and becomes read-only: a name must
+        never survive a crash that its bytes did not. Returns the folders whose entries
+        changed: the object's, and the parents of folders made for it.
 
         sync=False leaves the fsync of those folders to the caller (a group sync), who must do
-        it before anyone is told the content is stored. The content itself is always fsynced
-        before the rename: a name must never survive a crash that its bytes did not."""
-        upload.finish()
+        it before anyone is told the content is stored."""
+        if not upload.finished:
+            raise ValueError(f"the upload of {upload.sha256[:12]} is not finished")
         target = self.object_file(upload.sha256)
         os.chmod(upload.path, READ_ONLY)
         changed = self._put(upload.path, target, lambda: os.replace(upload.path, target))

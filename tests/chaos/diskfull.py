@@ -75,3 +75,59 @@ def fill_leaving(path: Path, free_bytes: int) -> None:
 def free_ballast(path: Path) -> None:
     """Gives the ballast's space back: the "user freed some disk" moment of a scenario."""
     (path / BALLAST).unlink(missing_ok=True)
+
+
+class FailingDisk:
+    """An ext4 filesystem (no journal, like many data disks) on a loop device whose backing
+    file lives on a small tmpfs: while that tmpfs is full, the loop device fails the writes
+    the kernel makes when it writes dirty pages back, exactly as a failing disk does. write()
+    itself still succeeds (ext4 believes it has room); the error surfaces only in fsync and
+    syncfs, which is the case a durable store must not miss."""
+
+    def __init__(self, mount: Path, backing: Path) -> None:
+        self.mount = mount
+        self._backing = backing
+
+    def break_writes(self) -> None:
+        fill_leaving(self._backing, 0)
+
+    def heal(self) -> None:
+        free_ballast(self._backing)
+
+    def remount(self) -> None:
+        """Unmounts and mounts again: the page cache is dropped, so what is read afterwards
+        is what reached the disk."""
+        for step in (("umount", str(self.mount)),
+                     ("mount", "-o", "loop", str(self._backing / "disk.ext4"), str(self.mount))):
+            proc = _run(*step)
+            assert proc.returncode == 0, f"{' '.join(step)}: {proc.stderr.strip()}"
+
+
+@contextmanager
+def failing_disk(path: Path, size_mib: int = 256, backing_mib: int = 64) -> Iterator[FailingDisk]:
+    """Mounts a FailingDisk at path; skips the test (saying why) where loop mounts are
+    refused (not root, no loop driver, no mkfs.ext4)."""
+    backing = path.with_name(path.name + ".backing")
+    backing.mkdir(parents=True, exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True)
+    problem = _mount_tmpfs(backing, backing_mib)
+    if problem:
+        pytest.skip(f"a failing disk needs a tmpfs for its backing file: {problem}")
+    image = backing / "disk.ext4"
+    with open(image, "wb") as f:
+        f.truncate(size_mib << 20)  # sparse: blocks are taken from the tmpfs as ext4 writes
+    try:
+        for step in (("mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", str(image)),
+                     ("mount", "-o", "loop", str(image), str(path))):
+            if shutil.which(step[0]) is None:
+                pytest.skip(f"a failing disk needs {step[0]}, which is not installed")
+            proc = _run(*step)
+            if proc.returncode != 0:
+                pytest.skip(f"a failing disk cannot be made here: {' '.join(step[:2])}: "
+                            f"{proc.stderr.strip()}")
+        try:
+            yield FailingDisk(path, backing)
+        finally:
+            _run("umount", "-l", str(path))
+    finally:
+        _run("umount", "-l", str(backing))

@@ -4,6 +4,7 @@ fuzz run of the parsing code where atheris is installed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import posixpath
 import re
@@ -31,6 +32,7 @@ from photonic.models import (
     ManifestEntry,
 )
 from photonic.paths import safe_relative_path
+from photonic.server.fs_sync import FilesystemSync
 from photonic.server.ingest import IngestDeps, IngestSession
 from photonic.v1 import sync_pb2
 from tests.chaos.tally import TALLY
@@ -165,15 +167,20 @@ async def _feed(deps: IngestDeps, content: bytes, ops: list[tuple[str, int]]) ->
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(min_size=1, max_size=8000), CHUNK_OPS)
+@given(st.binary(min_size=1, max_size=8000), CHUNK_OPS, st.booleans())
 def test_chunk_sequences_store_only_verified_content(content: bytes,
-                                                     ops: list[tuple[str, int]]) -> None:
+                                                     ops: list[tuple[str, int]],
+                                                     filesystem_wide: bool) -> None:
     """Any sequence of honest and hostile chunks (skipped, repeated, overrunning, flipped
     bytes): the content is stored only when it is complete and verified, acknowledged only
-    once stored, and a hostile chunk fails the file without storing anything."""
+    once stored, and a hostile chunk fails the file without storing anything. Both ways of
+    making a group durable (one syncfs, or fsync per file)."""
     TALLY.fuzz_inputs += 1
-    with tempfile.TemporaryDirectory() as tmp:
-        deps = real_ingest_deps(Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        filesystem = FilesystemSync(Path(tmp)) if filesystem_wide else None
+        if filesystem is not None:
+            stack.callback(filesystem.close)
+        deps = real_ingest_deps(Path(tmp), filesystem)
         try:
             sent = asyncio.run(_feed(deps, content, ops))
             sha = hashlib.sha256(content).hexdigest()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from photonic.models import SyncMethod
+from photonic.server.fs_sync import choose_sync
 from tests.support.daemons import (
     AgentHandle,
     Daemon,
@@ -20,6 +22,7 @@ from tests.support.daemons import (
     queued_count,
     run_cli,
     sha256_of,
+    start_server,
     tree_hashes,
     wait_until,
 )
@@ -261,3 +264,25 @@ def test_auto_policy_keeps_both_versions(
     remote = json.loads(run_cli("status", "--config", str(agent.config_path), "--json",
                                 "--remote", check=True).stdout)["remote"]
     assert remote["open_conflicts"] == []
+
+
+def test_the_server_says_how_it_makes_photos_durable_and_per_file_still_syncs(
+        tmp_path: Path, pki: TestPki, server: ServerHandle, daemons: list[Daemon]) -> None:
+    """The startup log names the method and its reason: one syncfs per group where the
+    storage filesystem allows it (ext4, XFS, btrfs on Linux 5.8+), else fsync per file. With
+    storage.sync_method: per-file the server always fsyncs per file, and photos still land
+    whole."""
+    choice = choose_sync(server.storage, SyncMethod.AUTO)
+    method = "filesystem" if choice.filesystem_wide else "per-file"
+    server.daemon.wait_for_log(f"event=store_sync method={method}")
+    assert choice.reason in server.daemon.log()
+    per_file = start_server(tmp_path / "per-file", pki,
+                            extra={"storage": {"sync_method": "per-file"}})
+    daemons.append(per_file.daemon)
+    per_file.daemon.wait_for_log("event=store_sync method=per-file")
+    assert "storage.sync_method is per-file" in per_file.daemon.log()
+    agent = make_agent(tmp_path / "laptop", pki, "laptop", per_file)
+    for i in range(4):
+        make_jpeg(agent.watches["photos"] / f"IMG_{i:04d}.jpg", seed=700 + i, capture_time=SHOOT)
+    assert agent.once()["files_uploaded"] == 4
+    assert tree_hashes(per_file.library("laptop", "photos")) == tree_hashes(agent.watches["photos"])

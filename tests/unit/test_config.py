@@ -15,7 +15,7 @@ from photonic.config import (
     load_server_config,
 )
 from photonic.errors import ConfigError, ConfigProblem
-from photonic.models import ConflictPolicy, Scope, WatchMode
+from photonic.models import ConflictPolicy, Scope, SyncMethod, WatchMode
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,6 +128,7 @@ def test_minimal_server_config_gets_every_documented_default(tmp_path: Path) -> 
         False, True, False)
     assert config.backup_nodes == ()
     assert config.min_free_bytes == 10**9
+    assert config.sync_method is SyncMethod.AUTO
     assert (config.max_agents, config.max_concurrent_syncs) == (100, 16)
     assert config.max_transfer_size_bytes == 100 * 10**9
     assert config.agent_scopes == {}
@@ -511,6 +512,7 @@ def test_server_values_scopes_and_revocation_list_are_read(tmp_path: Path) -> No
         storage:
           deduplication: false
           min_free_space: 5GiB
+          sync_method: per-file
           backup_nodes: []
           compression: false
         limits: {max_agents: 3, max_concurrent_syncs: 2, max_transfer_size: 2TB}
@@ -529,6 +531,7 @@ def test_server_values_scopes_and_revocation_list_are_read(tmp_path: Path) -> No
     assert (config.bind_address, config.nfs_export, config.web_ui_port) == ("[::]:0", True, 0)
     assert (config.web_ui_bind, config.deduplication) == ("::", False)
     assert config.min_free_bytes == 5 * 1024**3
+    assert config.sync_method is SyncMethod.PER_FILE
     assert (config.max_agents, config.max_concurrent_syncs) == (3, 2)
     assert config.max_transfer_size_bytes == 2 * 10**12
     assert config.agent_scopes == {
@@ -557,6 +560,7 @@ def test_unimplemented_storage_features_are_refused_with_the_reason(tmp_path: Pa
         ("server: {storage_path: s, web_ui_bind: 'a b'}\n", "server.web_ui_bind", "host name"),
         ("storage: {min_free_space: -1GB}\n", "storage.min_free_space", "a size"),
         ("storage: {deduplication: 1}\n", "storage.deduplication", "true or false"),
+        ("storage: {sync_method: syncfs}\n", "storage.sync_method", "one of: auto, per-file"),
         ("limits: {max_agents: 0}\n", "limits.max_agents", "from 1"),
         ("limits: {max_transfer_size: 0}\n", "limits.max_transfer_size", "a size"),
         ("agents: {'bad/id': {scopes: [sync]}}\n", "agents.bad/id", "an agent id"),

@@ -1,16 +1,23 @@
 """GroupSync: one barrier covers every writer that noted its changes before the barrier began,
-nobody is told "durable" by a barrier that failed, and concurrent writers share barriers."""
+nobody is told "durable" by a barrier that failed (nor by a later one, if the failure may have
+lost their writes), and concurrent writers share barriers."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from photonic.errors import Transient
 from photonic.server import durability
 from photonic.server.durability import GroupSync
+from photonic.server.fs_sync import FilesystemSync
+from tests.chaos.diskfull import failing_disk
 
 
 def test_a_barrier_fsyncs_every_noted_folder_and_then_the_catalog(
@@ -113,3 +120,80 @@ def test_a_writer_arriving_during_a_barrier_is_not_covered_by_it(tmp_path: Path)
     second.join(10)
     assert done.is_set()
     assert len(runs) == 2
+
+
+def _syncfs_failing(fail: list[bool], calls: list[int]) -> Callable[[int], int]:
+    """A syncfs that fails with EIO while fail[0] is set (as the kernel reports a lost write)."""
+    def syncfs(_fd: int) -> int:
+        calls.append(1)
+        if fail[0]:
+            ctypes.set_errno(errno.EIO)
+            return -1
+        return 0
+    return syncfs
+
+
+def test_a_filesystem_run_is_one_syncfs_instead_of_a_fsync_per_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folders: list[str] = []
+    monkeypatch.setattr(durability, "fsync_directory", folders.append)
+    calls: list[int] = []
+    order: list[str] = []
+    filesystem = FilesystemSync(tmp_path, _syncfs_failing([False], calls))
+    sync = GroupSync(lambda: order.append(f"catalog after {len(calls)} syncfs"), filesystem)
+    assert sync.covers_contents
+    assert not GroupSync(lambda: None).covers_contents
+    sync.note_dirs([tmp_path / "a", tmp_path / "b"])
+    sync.wait_durable()
+    assert (folders, calls, order) == ([], [1], ["catalog after 1 syncfs"])
+    filesystem.close()
+
+
+def test_a_failed_run_fails_every_writer_whose_writes_it_may_have_lost(tmp_path: Path) -> None:
+    """syncfs reports a write error once, to whichever run asks first. A writer that marked
+    before that run failed is refused even when its own, later run succeeds; a writer that
+    marked after it is not."""
+    fail = [False]
+    filesystem = FilesystemSync(tmp_path, _syncfs_failing(fail, []))
+    sync = GroupSync(lambda: None, filesystem)
+    before = sync.mark()
+    fail[0] = True
+    with pytest.raises(OSError) as raised:
+        sync.wait_durable()  # another writer's run meets the error
+    assert raised.value.errno == errno.EIO
+    assert "syncfs of the store's filesystem failed" in str(raised.value)
+    fail[0] = False
+    with pytest.raises(Transient, match="write error"):
+        sync.wait_durable(since=before)
+    after = sync.mark()
+    sync.wait_durable(since=after)
+    sync.wait_durable()  # no mark: only the run's own outcome counts
+    filesystem.close()
+
+
+def test_a_real_write_error_reported_to_another_run_still_fails_the_writer(
+        tmp_path: Path) -> None:
+    """The same on a real failing disk: a photo written before the disk broke is never
+    reported durable, although the kernel tells only the first syncfs and a later one
+    succeeds; a photo written after the disk recovered is, and is on the disk."""
+    with failing_disk(tmp_path / "disk") as disk:
+        filesystem = FilesystemSync(disk.mount)
+        sync = GroupSync(lambda: None, filesystem)
+        try:
+            before = sync.mark()
+            (disk.mount / "lost.jpg").write_bytes(b"x" * 3000)
+            disk.break_writes()
+            with pytest.raises(OSError) as raised:
+                sync.wait_durable()
+            # The loop device passes its backing store's ENOSPC up; a real disk says EIO.
+            assert raised.value.errno in (errno.EIO, errno.ENOSPC)
+            disk.heal()
+            with pytest.raises(Transient):
+                sync.wait_durable(since=before)
+            after = sync.mark()
+            (disk.mount / "kept.jpg").write_bytes(b"y" * 3000)
+            sync.wait_durable(since=after)
+        finally:
+            filesystem.close()
+        disk.remount()
+        assert (disk.mount / "kept.jpg").read_bytes() == b"y" * 3000

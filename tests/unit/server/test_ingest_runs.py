@@ -24,15 +24,22 @@ from photonic.models import (
     FileDecision,
     ManifestEntry,
 )
+from photonic.server.fs_sync import FilesystemSync
 from photonic.server.ingest import IngestDeps, IngestSession, Outgoing
+from tests.chaos.diskfull import failing_disk
 from tests.support.ingest import real_ingest_deps
 
 
-@pytest.fixture
-def deps(tmp_path: Path) -> Iterator[IngestDeps]:
-    deps = real_ingest_deps(tmp_path)
+@pytest.fixture(params=["per-file", "filesystem"])
+def deps(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[IngestDeps]:
+    """Both ways the server makes a group durable: fsync per file and folder, or one syncfs
+    of the filesystem per group (the default where the store is on ext4, XFS or btrfs)."""
+    filesystem = FilesystemSync(tmp_path) if request.param == "filesystem" else None
+    deps = real_ingest_deps(tmp_path, filesystem)
     yield deps
     deps.catalog.close()
+    if filesystem is not None:
+        filesystem.close()
 
 
 def _sha(content: bytes) -> ContentHash:
@@ -289,10 +296,10 @@ def test_a_failed_background_commit_breaks_the_stream_at_once(
     """When the store cannot commit a run, on_broken hears it without anyone calling flush
     (the agent would otherwise wait forever for acknowledgements), with StorageFull for a
     full disk or quota and Transient otherwise; nothing is acknowledged or stored."""
-    def commit(*_: object, **__: object) -> list[str]:
+    def store_finished(*_: object, **__: object) -> list[str]:
         raise failure
 
-    monkeypatch.setattr(deps.store, "commit", commit)
+    monkeypatch.setattr(deps.store, "store_finished", store_finished)
 
     async def body() -> None:
         stream = await _open(deps, PHOTOS)
@@ -338,3 +345,45 @@ def test_content_another_stream_is_committing_is_not_answered_have_until_it_is_d
         await second.session.close()
 
     asyncio.run(body())
+
+
+def test_photos_whose_bytes_did_not_reach_a_failing_disk_are_never_acknowledged(
+        tmp_path: Path) -> None:
+    """A real failing disk (a loop device whose backing store is full): the photos' bytes
+    sit in the page cache, the group's syncfs reports the write error, and the stream ends
+    with nothing acknowledged, nothing in objects/ and no partial left to resume from (the
+    cache may show bytes the disk lost). Once the disk works again the same photos are
+    stored, and after a remount, which drops the cache, the disk holds them byte for byte."""
+    small = [b"tiny photo %d " % i * 100 for i in range(3)]  # < 4 KiB: written back, not direct
+    with failing_disk(tmp_path / "storage") as disk:
+        filesystem = FilesystemSync(disk.mount)
+        deps = real_ingest_deps(disk.mount, filesystem)
+        try:
+            async def attempt(broken: bool) -> _Stream:
+                stream = await _open(deps, small)
+                if broken:
+                    disk.break_writes()
+                await stream.session.on_chunks([_whole(c) for c in small])
+                if broken:
+                    await asyncio.wait_for(stream.broken_event.wait(), 30)
+                else:
+                    await stream.session.flush()
+                await stream.session.close()
+                return stream
+
+            failed = asyncio.run(attempt(broken=True))
+            (reported,) = failed.broken
+            # EIO on a real disk; the loop device passes its backing store's ENOSPC up.
+            assert isinstance(reported, errors.Transient | errors.StorageFull)
+            assert not failed.committed()
+            assert not any(deps.store.has_object(_sha(c)) for c in small)
+            assert not _partials(deps)
+            disk.heal()
+            stored = asyncio.run(attempt(broken=False))
+            assert stored.committed() == {_sha(c) for c in small}
+        finally:
+            deps.catalog.close()
+            filesystem.close()
+        disk.remount()
+        for content in small:
+            assert deps.store.object_path(_sha(content)).read_bytes() == content
