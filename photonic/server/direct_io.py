@@ -78,7 +78,11 @@ class DirectAppender:
     """Appends to one file from the position `start` on; blocking, used from worker threads.
 
     The bytes before `start` are kept: a resumed upload continues where its partial file ends.
-    """
+
+    Thread-safe: a stream that ends (the agent went away) closes its uploads from the event
+    loop while a worker may still be appending a chunk. Without the lock, the descriptor
+    could be closed mid-write and its number reused by another file, which would then
+    receive this file's bytes."""
 
     def __init__(self, path: str | Path, start: int, *, direct: bool = True,
                  truncate: bool = False) -> None:
@@ -87,6 +91,7 @@ class DirectAppender:
             raise ValueError("a truncated file starts at 0")
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         self._fd = os.open(path, flags | (os.O_TRUNC if truncate else 0), 0o666)
+        self._lock = threading.Lock()
         self._written = start
         """Where the pending bytes will go: everything before it is in the file."""
         self._pending = b""
@@ -117,6 +122,15 @@ class DirectAppender:
     def append(self, data: bytes | memoryview) -> None:
         """Writes data after everything before it. On failure, the file is cut back to what
         it held before, and `end` is unchanged, so the caller may report a truthful offset."""
+        with self._lock:
+            self._refuse_if_closed()
+            self._append(data)
+
+    def _refuse_if_closed(self) -> None:
+        if self._fd < 0:
+            raise OSError(errno.EBADF, "the upload was closed (its stream ended)")
+
+    def _append(self, data: bytes | memoryview) -> None:
         if not self._direct:
             self._write_at(memoryview(data), self._written)
             self._written += len(data)
@@ -149,6 +163,11 @@ class DirectAppender:
 
     def flush(self) -> None:
         """Writes the bytes that wait for a whole block, through the page cache."""
+        with self._lock:
+            self._refuse_if_closed()
+            self._flush()
+
+    def _flush(self) -> None:
         if not self._pending:
             return
         if self._direct:
@@ -160,19 +179,23 @@ class DirectAppender:
         self._pending = b""
 
     def fsync(self) -> None:
-        self.flush()
-        os.fsync(self._fd)
+        with self._lock:
+            self._refuse_if_closed()
+            self._flush()
+            os.fsync(self._fd)
 
     def close(self) -> None:
-        """Flushes what it can (a resumed upload then continues from there) and closes."""
-        if self._fd < 0:
-            return
-        try:
-            with contextlib.suppress(OSError):  # a disk full now only shortens the partial
-                self.flush()
-        finally:
-            os.close(self._fd)
-            self._fd = -1
+        """Flushes what it can (a resumed upload then continues from there) and closes; waits
+        for a write in progress in another thread."""
+        with self._lock:
+            if self._fd < 0:
+                return
+            try:
+                with contextlib.suppress(OSError):  # a disk full now only shortens the partial
+                    self._flush()
+            finally:
+                os.close(self._fd)
+                self._fd = -1
 
     def _write_at(self, view: memoryview, offset: int) -> None:
         done = 0

@@ -9,6 +9,7 @@ import os
 import random
 import resource
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,38 @@ def test_a_failed_write_cuts_the_file_back_and_keeps_the_end(tmp_path: Path) -> 
     out.append(b"c" * 10)
     out.close()
     assert path.read_bytes() == b"a" * ALIGN_BYTES + b"c" * 10
+
+
+def test_closing_while_another_thread_appends_never_writes_into_another_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream that ends closes its upload from the event loop while a worker may be mid
+    write. The close waits for that write; the next append is refused, and a file opened
+    right after the close (which may get the same descriptor number) receives nothing."""
+    inside, release = threading.Event(), threading.Event()
+    real_pwrite = os.pwrite
+
+    def slow_pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
+        inside.set()
+        release.wait(10)
+        return real_pwrite(fd, data, offset)
+
+    out = DirectAppender(tmp_path / "a.part", 0, direct=False)
+    monkeypatch.setattr(direct_io.os, "pwrite", slow_pwrite)
+    writer = threading.Thread(target=out.append, args=(b"a" * 5000,))
+    writer.start()
+    assert inside.wait(10)
+    closer = threading.Thread(target=out.close)
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive(), "close did not wait for the write in progress"
+    release.set()
+    writer.join(10)
+    closer.join(10)
+    monkeypatch.setattr(direct_io.os, "pwrite", real_pwrite)
+    other = tmp_path / "b.part"
+    with open(other, "wb"):
+        with pytest.raises(OSError) as refused:
+            out.append(b"late bytes")
+        assert refused.value.errno == errno.EBADF
+    assert (tmp_path / "a.part").read_bytes() == b"a" * 5000
+    assert other.read_bytes() == b""
