@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import re
 import sys
@@ -87,8 +88,10 @@ def filesystem_type(path: Path, mountinfo: str | None = None) -> str | None:
     return best_type
 
 
+@functools.cache
 def _libc_syncfs() -> Callable[[int], int] | None:
-    """libc's syncfs (called with the GIL released), or None where libc has none (macOS)."""
+    """libc's syncfs (called with the GIL released), or None where libc has none (macOS).
+    Looked up once: the server asks when it chooses its method and again when it opens."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         function = libc.syncfs
@@ -100,8 +103,8 @@ def _libc_syncfs() -> Callable[[int], int] | None:
 
 
 def choose_sync(root: Path, method: SyncMethod, *, platform: str = sys.platform,
-           release: str | None = None, mountinfo: str | None = None,
-           has_syncfs: bool | None = None) -> SyncChoice:
+                release: str | None = None, mountinfo: str | None = None,
+                has_syncfs: bool | None = None) -> SyncChoice:
     """Whether a store at root is synced filesystem-wide, and why (or why not)."""
     if method is SyncMethod.PER_FILE:
         return SyncChoice(False, "storage.sync_method is per-file")
