@@ -6,6 +6,7 @@ import errno
 import hashlib
 import io
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,17 +23,51 @@ reading it again. The view is valid only during the call (the read buffer is reu
 _DIR_FSYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EACCES})
 
 
-def _blocks(handle: io.BufferedIOBase, block_bytes: int) -> Iterator[memoryview]:
+class _BufferPool:
+    """Read buffers kept between files. A first sync hashes thousands of small photos, and a
+    fresh 1 MiB bytearray per file (malloc, then zeroing every byte) cost more CPU than
+    reading most of them; a few threads hash at once, so a handful of buffers is enough."""
+
+    def __init__(self, block_bytes: int, keep: int) -> None:
+        self.block_bytes = block_bytes
+        self._keep = keep
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def take(self, block_bytes: int) -> bytearray:
+        if block_bytes == self.block_bytes:
+            with self._lock:
+                if self._free:
+                    return self._free.pop()
+        return bytearray(block_bytes)
+
+    def give_back(self, buffer: bytearray) -> None:
+        if len(buffer) == self.block_bytes:
+            with self._lock:
+                if len(self._free) < self._keep:
+                    self._free.append(buffer)
+
+
+_READ_BUFFERS = _BufferPool(READ_BLOCK_BYTES, keep=4)
+
+
+def _blocks(handle: io.RawIOBase | io.BufferedIOBase, block_bytes: int) -> Iterator[memoryview]:
     """Yield views into one reused buffer; each view is valid only until the next one."""
     if block_bytes <= 0:
         raise ValueError(f"block_bytes must be positive, got {block_bytes}")
-    buffer = bytearray(block_bytes)
-    view = memoryview(buffer)
-    while True:
-        count = handle.readinto(view)
-        if not count:
-            return
-        yield view[:count]
+    buffer = _READ_BUFFERS.take(block_bytes)
+    try:
+        with memoryview(buffer) as view:
+            while True:
+                count = handle.readinto(view)
+                if not count:
+                    return
+                with view[:count] as block:
+                    yield block
+    finally:
+        # Only once every view on it is released: a bytearray with exports cannot be resized,
+        # and a caller still holding a view would see the next file's bytes.
+        _READ_BUFFERS.give_back(buffer)
 
 
 def sha256_file(
@@ -44,7 +79,7 @@ def sha256_file(
     """Return (hex SHA-256, size in bytes) of a file, reading it block by block."""
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as handle:
+    with open(path, "rb", buffering=0) as handle:  # readinto straight into the buffer
         for block in _blocks(handle, block_bytes):
             if on_first_block is not None and not size:
                 on_first_block(block)

@@ -61,7 +61,10 @@ class GroupSync:
             return self._failures
 
     def note_dirs(self, dirs: Iterable[str | os.PathLike[str]]) -> None:
-        """Records folders whose entries changed; the next barrier fsyncs them."""
+        """Records folders whose entries changed; the next barrier fsyncs them (a filesystem
+        sync covers them without a list)."""
+        if self._filesystem is not None:
+            return
         with self._cond:
             self._dirty_dirs.update(os.fspath(d) for d in dirs)
 

@@ -41,6 +41,84 @@ def test_sha256_file_rejects_non_positive_block_size(tmp_path: Path) -> None:
         sha256_file(tmp_path / "photo.bin", block_bytes=0)
 
 
+def test_many_files_share_a_few_read_buffers_and_stay_correct(tmp_path: Path) -> None:
+    """Consecutive files reuse one pooled buffer (no 1 MiB allocation per small photo), and a
+    leftover tail of a longer file never leaks into the next, shorter file's digest."""
+    sizes = [(1 << 20) + 99, 10, 150_000, 0, 3 << 20, 1]
+    paths = []
+    for i, size in enumerate(sizes):
+        paths.append(tmp_path / f"{i}.jpg")
+        _write_random(paths[-1], size, seed=i)
+    pool = hashing._READ_BUFFERS
+    taken: list[int] = []
+    real_take = pool.take
+
+    def recording_take(block_bytes: int) -> bytearray:
+        buffer = real_take(block_bytes)
+        taken.append(id(buffer))
+        return buffer
+
+    pool.take = recording_take  # type: ignore[method-assign]
+    try:
+        for path in paths:
+            assert sha256_file(path) == (hashlib.sha256(path.read_bytes()).hexdigest(),
+                                         path.stat().st_size)
+    finally:
+        del pool.take
+    assert len(set(taken)) == 1, "one thread hashing one file at a time needs one buffer"
+
+
+def test_a_kept_first_block_view_cannot_show_the_next_files_bytes(tmp_path: Path) -> None:
+    """The first-block view is valid only during the callback; one kept past it is released,
+    so using it fails loudly instead of showing another photo's bytes from the reused buffer."""
+    _write_random(tmp_path / "a.jpg", 5000, seed=1)
+    _write_random(tmp_path / "b.jpg", 5000, seed=2)
+    kept: list[memoryview] = []
+    sha256_file(tmp_path / "a.jpg", on_first_block=kept.append)
+    sha256_file(tmp_path / "b.jpg")
+    with pytest.raises(ValueError, match="released"):
+        bytes(kept[0])
+
+
+def test_a_read_error_gives_the_buffer_back() -> None:
+    """A disk error mid-file (EIO from a failing card) still returns the buffer to the pool,
+    so a scan over many unreadable files does not allocate one per file."""
+    import errno
+    import io
+
+    class FailingCard(io.RawIOBase):
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def readinto(self, buffer: object) -> int:
+            self.reads += 1
+            if self.reads > 1:
+                raise OSError(errno.EIO, "Input/output error")
+            return 4096
+
+    pool = hashing._READ_BUFFERS
+    list(hashing._blocks(io.BytesIO(b"x"), hashing.READ_BLOCK_BYTES))  # one buffer is free
+    free_before = len(pool._free)
+    with pytest.raises(OSError, match="Input/output"):
+        for _block in hashing._blocks(FailingCard(), hashing.READ_BLOCK_BYTES):
+            assert len(pool._free) == free_before - 1  # taken while the file is read
+    assert len(pool._free) == free_before
+
+
+def test_threads_hashing_at_once_get_their_own_buffers(tmp_path: Path) -> None:
+    """Scan threads hash concurrently; each digest is still that of its own file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    datas = {}
+    for i in range(24):
+        datas[tmp_path / f"{i}.jpg"] = _write_random(tmp_path / f"{i}.jpg", 200_000 + i * 997,
+                                                     seed=i)
+    with ThreadPoolExecutor(6) as pool:
+        results = dict(zip(datas, pool.map(sha256_file, datas), strict=True))
+    for path, data in datas.items():
+        assert results[path] == (hashlib.sha256(data).hexdigest(), len(data))
+
+
 def test_copy_and_hash_copies_identically_and_fsyncs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
