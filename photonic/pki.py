@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from photonic.errors import InvalidInput, PhotonicError
+from photonic.media.hashing import fsync_directory, fsync_fd
 from photonic.models import is_agent_id
 from photonic.tls import hint_for, load_certificate, read_tls_file, utc_now
 
@@ -263,14 +264,10 @@ def _write_file(path: Path, data: bytes, mode: int) -> None:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
-            os.fsync(out.fileno())
+            fsync_fd(out.fileno())
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_directory(path.parent)

@@ -18,7 +18,8 @@ def open_database(
     """A connection with WAL, foreign keys and FULL sync, its schema migrated to the newest version.
 
     FULL sync makes every commit durable before it returns: a commit is what lets the server
-    acknowledge a photo, so it must survive power loss, not just a process crash.
+    acknowledge a photo, so it must survive power loss, not just a process crash (on macOS,
+    with F_FULLFSYNC, which flushes the drive's own cache too).
     """
     if read_only:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
@@ -28,6 +29,10 @@ def open_database(
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
+    # On macOS a plain fsync leaves the commit in the drive's cache; these make SQLite use
+    # F_FULLFSYNC for commits and checkpoints. Other platforms ignore them.
+    conn.execute("PRAGMA fullfsync = ON")
+    conn.execute("PRAGMA checkpoint_fullfsync = ON")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA busy_timeout = 10000")
     _migrate(conn, migrations_package)

@@ -42,6 +42,7 @@ class ServerApp:
         self.registry = registry or CollectorRegistry()
         self.metrics = ServerMetrics(self.registry)
         self.store = ContentStore(config.storage_path)
+        self.store.recover()
         # Opened before anything is stored: syncfs reports only errors after the opening.
         self.sync_choice = choose_sync(config.storage_path, config.sync_method)
         self._filesystem = (FilesystemSync(config.storage_path)

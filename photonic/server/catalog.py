@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,9 @@ from typing import Any, Protocol
 
 from photonic.models import ExifSummary
 from photonic.sqlite_db import open_database, transaction
+
+_IN_BATCH = 500
+"""Values per `IN (...)` list: well under SQLite's variable limit."""
 
 
 def now_ms() -> int:
@@ -63,6 +67,15 @@ class ConflictRow:
 
 
 @dataclass(frozen=True)
+class VerifiedObject:
+    """An object's bytes as last verified: trusted while its size and mtime are unchanged."""
+
+    size: int
+    mtime_ns: int
+    verified_ms: int
+
+
+@dataclass(frozen=True)
 class AgentRow:
     agent_id: str
     hostname: str
@@ -89,6 +102,9 @@ class Catalog(Protocol):
                       mtime_ns: int) -> int: ...
     def open_conflicts(self, agent_id: str | None) -> list[ConflictRow]: ...
     def close_conflict(self, conflict_id: int, resolution: str) -> None: ...
+    def library_paths_of(self, sha256: str) -> list[str]: ...
+    def open_quarantine(self, sha256: str) -> list[str]: ...
+    def close_quarantine(self, sha256: str) -> None: ...
 
 
 class SqliteCatalog:
@@ -264,6 +280,80 @@ class SqliteCatalog:
                 "UPDATE conflicts SET resolved_ms = ?, resolution = ? WHERE id = ?",
                 (now_ms(), resolution, conflict_id),
             )
+
+    # object verification and quarantine -----------------------------------------------------
+
+    def verified_objects(self, shas: Sequence[str]) -> dict[str, VerifiedObject]:
+        """The last verification of each of these objects that has one."""
+        out: dict[str, VerifiedObject] = {}
+        unique = list(dict.fromkeys(shas))
+        for start in range(0, len(unique), _IN_BATCH):
+            batch = unique[start:start + _IN_BATCH]
+            marks = ", ".join("?" * len(batch))
+            for sha, size, mtime_ns, verified_ms in self._all(
+                    f"SELECT sha256, size, mtime_ns, verified_ms FROM object_checks "
+                    f"WHERE sha256 IN ({marks})", tuple(batch)):
+                out[str(sha)] = VerifiedObject(int(size), int(mtime_ns), int(verified_ms))
+        return out
+
+    def record_verified(self, checks: Sequence[tuple[str, int, int]], *,
+                        durable: bool = False) -> None:
+        """(sha256, size, mtime_ns) of objects whose bytes were just found to hash to their
+        name. Not durable by default: losing the row costs a re-hash, never a photo; the
+        group sync's next barrier makes it durable anyway."""
+        if not checks:
+            return
+        ts = now_ms()
+        with transaction(self._conn, self._lock, "the server catalog", durable=durable) as c:
+            c.executemany(
+                "INSERT INTO object_checks (sha256, size, mtime_ns, verified_ms) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET size = excluded.size, "
+                "mtime_ns = excluded.mtime_ns, verified_ms = excluded.verified_ms",
+                [(sha, size, mtime_ns, ts) for sha, size, mtime_ns in checks])
+
+    def record_quarantine(self, sha256: str, file: str, reason: str) -> None:
+        """Durable: the object is gone from objects/ and the catalog must say where it went."""
+        with self._tx() as c:
+            c.execute("DELETE FROM object_checks WHERE sha256 = ?", (sha256,))
+            c.execute("INSERT INTO quarantine (sha256, quarantined_ms, file, reason) "
+                      "VALUES (?, ?, ?, ?)", (sha256, now_ms(), file, reason))
+
+    def open_quarantine(self, sha256: str) -> list[str]:
+        """Quarantined files (relative to the store root) of this content not yet repaired."""
+        return [str(r[0]) for r in self._all(
+            "SELECT file FROM quarantine WHERE sha256 = ? AND repaired_ms IS NULL ORDER BY id",
+            (sha256,))]
+
+    def close_quarantine(self, sha256: str) -> None:
+        with transaction(self._conn, self._lock, "the server catalog", durable=False) as c:
+            c.execute("UPDATE quarantine SET repaired_ms = ? WHERE sha256 = ? "
+                      "AND repaired_ms IS NULL", (now_ms(), sha256))
+
+    def quarantine_rows(self) -> list[tuple[str, int, str, str, int | None]]:
+        """(sha256, quarantined_ms, file, reason, repaired_ms), oldest first."""
+        return [(str(a), int(b), str(c), str(d), None if e is None else int(e))
+                for a, b, c, d, e in self._all(
+                    "SELECT sha256, quarantined_ms, file, reason, repaired_ms FROM quarantine "
+                    "ORDER BY id")]
+
+    def library_paths_of(self, sha256: str) -> list[str]:
+        """Every library path (relative to the store root) recorded for this content."""
+        return [str(r[0]) for r in self._all(
+            "SELECT library_path FROM versions WHERE sha256 = ? ORDER BY rowid", (sha256,))]
+
+    def stored_objects(self, since_ms: int = 0) -> Iterator[tuple[str, int]]:
+        """(sha256, size) of every content the catalog holds, stored at or after since_ms,
+        in pages (a million rows never sit in memory at once)."""
+        last = ""
+        while True:
+            page = self._all(
+                "SELECT sha256, size FROM photos WHERE sha256 > ? AND stored_ms >= ? "
+                "ORDER BY sha256 LIMIT 1000", (last, since_ms))
+            if not page:
+                return
+            for sha, size in page:
+                yield str(sha), int(size)
+            last = str(page[-1][0])
 
     # agents ---------------------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ import os
 import threading
 from pathlib import Path
 
+from photonic.media.hashing import fsync_fd
+
 ALIGN_BYTES = 4096
 """Covers the logical block sizes of the disks photonic runs on (512 and 4096 bytes)."""
 
@@ -85,12 +87,20 @@ class DirectAppender:
     receive this file's bytes."""
 
     def __init__(self, path: str | Path, start: int, *, direct: bool = True,
-                 truncate: bool = False) -> None:
-        """truncate: the file starts empty (start must then be 0)."""
+                 truncate: bool = False, fd: int | None = None) -> None:
+        """truncate: the file starts empty (start must then be 0).
+
+        fd: a descriptor on path that the caller opened read-write (it has read the bytes
+        before `start` through it); the appender owns it from now on. Reading and appending
+        through one descriptor means both see one file, even if path is renamed meanwhile."""
         if truncate and start:
             raise ValueError("a truncated file starts at 0")
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-        self._fd = os.open(path, flags | (os.O_TRUNC if truncate else 0), 0o666)
+        if fd is None:
+            flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+            fd = os.open(path, flags | (os.O_TRUNC if truncate else 0), 0o600)
+        elif truncate:
+            os.ftruncate(fd, 0)
+        self._fd = fd
         self._lock = threading.Lock()
         self._written = start
         """Where the pending bytes will go: everything before it is in the file."""
@@ -182,7 +192,7 @@ class DirectAppender:
         with self._lock:
             self._refuse_if_closed()
             self._flush()
-            os.fsync(self._fd)
+            fsync_fd(self._fd)
 
     def close(self) -> None:
         """Flushes what it can (a resumed upload then continues from there) and closes; waits

@@ -60,6 +60,18 @@ class GroupSync:
         with self._cond:
             return self._failures
 
+    def note_failure(self) -> None:
+        """A sync outside a barrier run failed (a file's own fsync, in per-file mode): every
+        writer whose mark predates it is failed as if a run had failed, since the same
+        failing disk may have lost their bytes too."""
+        with self._cond:
+            self._failures += 1
+
+    def failed_since(self, mark: int) -> bool:
+        """Whether any sync failed after `mark` was taken."""
+        with self._cond:
+            return self._failures > mark
+
     def note_dirs(self, dirs: Iterable[str | os.PathLike[str]]) -> None:
         """Records folders whose entries changed; the next barrier fsyncs them (a filesystem
         sync covers them without a list)."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import TypeVar
 
 from photonic import errors
 from photonic.grpc_options import MAX_CHUNK_BYTES, MAX_CHUNKS_PER_RUN
@@ -31,8 +32,10 @@ from photonic.server.events import EventHub, ServerEvent
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
 from photonic.server.store import ContentStore, PartialUpload, as_storage_full
+from photonic.server.verification import ObjectVerifier, TrustReport
 
 log = logging.getLogger("photonic.server.ingest")
+T = TypeVar("T")
 
 Outgoing = FileDecision | CommittedFile | FailedFile
 MAX_MANIFEST_ENTRIES = 10_000
@@ -91,6 +94,10 @@ class IngestDeps:
     events: EventHub
     limits: IngestLimits
     audit: Callable[[str, str, str, str, str], Awaitable[None]]
+    verifier: ObjectVerifier = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.verifier = ObjectVerifier(self.store, self.catalog)
 
 
 Placed = list[tuple[ManifestEntry, PurePosixPath]]
@@ -110,6 +117,8 @@ class _Incoming:
     offset: int = 0  # bytes already received (and verified so far) for this content
     upload: PartialUpload | None = None
     mark: int = 0  # the group sync's mark taken before the partial was opened
+    busy: int = 0  # worker threads working on this content now
+    retired: bool = False  # no longer served by this stream; settled once busy is 0
 
 
 class IngestSession:
@@ -128,6 +137,7 @@ class IngestSession:
         self._commits: set[asyncio.Task[None]] = set()
         self._commit_slots = asyncio.Semaphore(MAX_COMMITS_IN_FLIGHT)
         self._commit_errors: list[errors.PhotonicError] = []
+        self._settling: set[asyncio.Task[None]] = set()
 
     async def on_manifest(self, entries: list[ManifestEntry], policy: ConflictPolicy) -> None:
         check_manifest_size(len(entries))
@@ -156,11 +166,12 @@ class IngestSession:
         one upload per content however many paths share it."""
         if not offered:
             return
-        stored, offsets, free = await asyncio.to_thread(self._look_up, offered)
         # Content another stream is still committing may already be in objects/ without
         # being durable: it is decided once that stream is done, never answered HAVE now.
-        stored = [known and not self._d.claims.held(entry.sha256)
-                  for (entry, _rel), known in zip(offered, stored, strict=True)]
+        held: set[str] = {entry.sha256 for entry, _rel in offered
+                          if self._d.claims.held(entry.sha256)}
+        stored, offsets, free, trust = await asyncio.to_thread(self._look_up, offered, held)
+        await self._report_quarantined(trust)
         have = [placed for placed, known in zip(offered, stored, strict=True) if known]
         if have:
             await self._answer_have(have)
@@ -190,25 +201,39 @@ class IngestSession:
                 self._waiters.add(task)
                 task.add_done_callback(self._waiters.discard)
 
-    def _look_up(self, offered: Placed) -> tuple[list[bool], dict[str, int], int]:
+    def _look_up(self, offered: Placed, held: set[str]
+                 ) -> tuple[list[bool], dict[str, int], int, TrustReport]:
         """Runs in a worker thread, one hop for a whole manifest and no file system call on
-        the event loop: whether the server holds each entry, how much of each other content
-        a partial upload already holds, and the free space."""
-        present: dict[str, bool] = {}
+        the event loop: whether the server holds each entry intact (ObjectVerifier: a HAVE is
+        never answered for damaged bytes), how much of each other content a parked upload
+        already holds, and the free space. Content in `held` is being written by another
+        stream: it is not looked at now."""
+        wanted: dict[str, int] = {entry.sha256: entry.size for entry, _rel in offered
+                                  if entry.sha256 not in held}
+        trust = self._d.verifier.trusted(wanted)
+        self._d.metrics.objects_rehashed.inc(trust.rehashed)
         offsets: dict[str, int] = {}
         out = []
         for entry, _rel in offered:
-            if entry.sha256 not in present:
-                present[entry.sha256] = self._d.store.has_object(entry.sha256)
-            known = present[entry.sha256]
+            known = entry.sha256 in trust.trusted
             if known and not self._d.limits.deduplication:
                 head = self._d.catalog.get_head(self._agent, entry.watch_name,
                                                 entry.relative_path)
                 known = head is not None and head.head_sha256 == entry.sha256
-            if not known and entry.sha256 not in offsets:
+            if not known and entry.sha256 not in offsets and entry.sha256 not in held:
                 offsets[entry.sha256] = self._d.store.partial_offset(entry.sha256)
             out.append(known)
-        return out, offsets, self._d.store.free_bytes()
+        return out, offsets, self._d.store.free_bytes(), trust
+
+    async def _report_quarantined(self, trust: TrustReport) -> None:
+        """Damaged objects found while deciding: counted, audited, and told to watchers; the
+        upload the agent is now asked for repairs the store."""
+        for sha256, reason in trust.quarantined:
+            self._d.metrics.objects_quarantined.inc()
+            await self._d.audit(self._agent, "store.quarantine", sha256, "quarantined", reason)
+            self._d.events.publish(ServerEvent(
+                kind="object_quarantined", agent_id=self._agent, sha256=sha256,
+                watch_name="", relative_path="", detail=reason, size=0))
 
     async def _answer_have(self, have: Placed) -> None:
         recorded = await self._record(have)
@@ -286,7 +311,8 @@ class IngestSession:
         if not accepted:
             return
         try:
-            written = await asyncio.to_thread(self._write_chunks, accepted)
+            written = await self._in_worker([i for i, _c in accepted], self._write_chunks,
+                                            accepted)
         except errors.StorageFull:
             self._d.metrics.storage_full.set(1)
             for incoming, _chunk in accepted:
@@ -338,7 +364,7 @@ class IngestSession:
             upload = self._d.store.open_partial(incoming.sha256, incoming.size,
                                                 resume=incoming.offset > 0)
             if upload.offset != incoming.offset:
-                upload.close()
+                upload.discard()
                 raise errors.IntegrityError(
                     f"the partial upload of {incoming.sha256[:12]} changed since it was "
                     f"offered at {incoming.offset}; it will be offered again")
@@ -395,7 +421,7 @@ class IngestSession:
     async def _finish(self, complete: list[_Incoming]) -> None:
         """Stores every complete file (one worker hop), then records all their paths with
         one group sync before any of them is acknowledged."""
-        problems = await asyncio.to_thread(self._store_contents, complete)
+        problems = await self._in_worker(complete, self._store_contents, complete)
         stored: list[_Incoming] = []
         for incoming, problem in zip(complete, problems, strict=True):
             if problem is not None:
@@ -423,34 +449,50 @@ class IngestSession:
                 self._forget(incoming.sha256)
 
     def _store_contents(self, complete: list[_Incoming]) -> list[errors.IntegrityError | None]:
-        """Runs in a worker thread: verified, durable content renamed into the store; the
-        folders are fsynced by the group sync that the record after this waits for.
+        """Runs in a worker thread: verified, durable content put into the store; the folders
+        are fsynced by the group sync that the record after this waits for.
 
-        Contents are made durable before any rename: each fsynced, or (where a group sync
-        covers contents) all of them by one run. If that run fails, their partial files are
-        dropped: a write-back error may have lost bytes the page cache still shows."""
+        Contents are made durable before any of them enters the store: each fsynced, or
+        (where a group sync covers contents) all of them by one run. If a sync fails, or any
+        sync failed since their bytes began to arrive, their partial files are dropped: a
+        write-back error may have lost bytes the page cache still shows."""
         durability = self._d.library.durability
         problems: list[errors.IntegrityError | None] = []
         finished: list[PartialUpload] = []
-        for incoming in complete:
-            try:
-                upload = self._open_upload(incoming)
-                upload.finish(fsync=not durability.covers_contents)
-            except errors.IntegrityError as exc:
-                problems.append(exc)
-                continue
-            finished.append(upload)
-            problems.append(None)
-        if finished and durability.covers_contents:
-            try:
-                durability.wait_durable(since=min(i.mark for i in complete))
-            except BaseException:
-                for upload in finished:
-                    self._d.store.discard_partial(upload.sha256)
-                raise
+        try:
+            for incoming in complete:
+                try:
+                    upload = self._open_upload(incoming)
+                    upload.finish(fsync=not durability.covers_contents)
+                except errors.IntegrityError as exc:
+                    problems.append(exc)
+                    continue
+                except OSError:
+                    durability.note_failure()  # the partial was discarded by finish
+                    raise
+                finished.append(upload)
+                problems.append(None)
+            if finished:
+                since = min(i.mark for i in complete)
+                if durability.covers_contents:
+                    durability.wait_durable(since=since)
+                elif durability.failed_since(since):
+                    raise errors.Transient(
+                        "the server's disk reported a write error while these photos were "
+                        "being stored; they will be sent again")
+        except BaseException:
+            for upload in finished:
+                self._d.store.discard_partial(upload.sha256)
+            raise
+        verified: list[tuple[str, int, int]] = []
         for upload in finished:
             durability.note_dirs(self._d.store.store_finished(upload, sync=False))
             faults.hit("after_store_rename")
+            st = self._d.store.stat_object(upload.sha256)
+            if st is not None:
+                verified.append((upload.sha256, st.st_size, st.st_mtime_ns))
+            self._d.library.repair_links(upload.sha256)
+        self._d.catalog.record_verified(verified)
         return problems
 
     async def _record(self, placed: Placed) -> list[CommittedFile]:
@@ -490,17 +532,71 @@ class IngestSession:
             relative_path=entry.relative_path, detail=detail, size=entry.size))
 
     def _forget(self, sha256: str) -> None:
+        """Stops serving this content on this stream. Its upload claim is released only once
+        no worker thread works on it any more, and after its partial file is parked for a
+        resume (or dropped): a thread cannot be cancelled, and a claim released while one
+        still writes, renames or links would let another stream work on the same files at
+        the same time."""
         incoming = self._incoming.pop(sha256, None)
         if incoming is None:
             return
-        if incoming.upload is not None:
-            incoming.upload.close()
+        incoming.retired = True
+        if incoming.busy == 0:
+            self._settle(incoming)
+
+    def _settle(self, incoming: _Incoming) -> None:
+        upload = incoming.upload
+        if upload is None or upload.closed:
+            self._release(incoming)
+            return
+        task = asyncio.create_task(self._park(incoming, upload))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _park(self, incoming: _Incoming, upload: PartialUpload) -> None:
+        """Keeps the bytes received so far for a resume, fsynced; drops them instead if a sync
+        failed since they began to arrive (they may be lost whatever the page cache shows)."""
+        try:
+            if self._d.library.durability.failed_since(incoming.mark):
+                await asyncio.to_thread(upload.discard)
+            elif not await asyncio.to_thread(upload.park):
+                self._d.library.durability.note_failure()
+        finally:
+            self._release(incoming)
+
+    def _release(self, incoming: _Incoming) -> None:
         if incoming.claimed:
-            self._d.claims.release(sha256)
+            incoming.claimed = False
+            self._d.claims.release(incoming.sha256)
+
+    async def _in_worker(self, working_on: Iterable[_Incoming], work: Callable[..., T],
+                         *args: object) -> T:
+        """Runs work in a worker thread, counting it against each content it works on (see
+        _forget). If this coroutine is cancelled, the thread runs on to its end all the same,
+        and the contents are settled then."""
+        held = list(working_on)
+        for incoming in held:
+            incoming.busy += 1
+        running = asyncio.ensure_future(asyncio.to_thread(work, *args))
+
+        def returned(done: asyncio.Future[T]) -> None:
+            if not done.cancelled():
+                done.exception()  # retrieved here: the awaiting side may be gone
+            for incoming in held:
+                incoming.busy -= 1
+                if incoming.busy == 0 and incoming.retired:
+                    self._settle(incoming)
+
+        running.add_done_callback(returned)
+        return await asyncio.shield(running)
 
     async def close(self) -> None:
-        # A cancelled commit is safe: every step is idempotent and nothing was acknowledged.
+        """Ends the stream's work. Commits in flight are cancelled (nothing was acknowledged,
+        every step is idempotent); their worker threads finish on their own, and each content's
+        claim is released only then. Waits for the partials that can be parked now."""
         for task in [*self._waiters, *self._commits]:
             task.cancel()
         for sha in list(self._incoming):
             self._forget(sha)
+        while self._settling:
+            await asyncio.gather(*list(self._settling), return_exceptions=True)

@@ -58,6 +58,20 @@ class Library:
         self._durability.wait_durable(since=mark)
         return committed
 
+    def repair_links(self, sha256: str) -> None:
+        """After a quarantined content is stored again: every library entry of it that does
+        not name the new object (it named the damaged one, or is gone) is linked to it; a
+        file a person put at such a path is kept beside it (ContentStore.link). The folders
+        are noted on the group sync, like every link, and made durable before any ack."""
+        if not self._catalog.open_quarantine(sha256):
+            return
+        with self._lock:
+            for library_path in self._catalog.library_paths_of(sha256):
+                library_file = f"{self._store.root}/{library_path}"
+                if not self._store.holds(library_file, sha256):
+                    self._link(sha256, library_file)
+            self._catalog.close_quarantine(sha256)
+
     def _link(self, sha256: str, library_file: str) -> None:
         self._durability.note_dirs(self._store.link(sha256, library_file, sync=False))
 

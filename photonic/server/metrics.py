@@ -38,6 +38,14 @@ class ServerMetrics:
             "photonic_server_integrity_failures_total",
             "Uploads discarded because size or SHA-256 did not match", ["agent_id"],
             registry=registry)
+        self.objects_quarantined = Counter(
+            "photonic_server_objects_quarantined_total",
+            "Stored objects found damaged (size or SHA-256 no longer match) and quarantined",
+            registry=registry)
+        self.objects_rehashed = Counter(
+            "photonic_server_objects_rehashed_total",
+            "Stored objects re-hashed before a HAVE was trusted (unverified or changed)",
+            registry=registry)
         self.refused_calls = Counter(
             "photonic_server_refused_calls_total", "Calls refused, by reason",
             ["reason"], registry=registry)

@@ -1,0 +1,101 @@
+"""Whether a stored object may be trusted: the check behind every HAVE and every verify run.
+
+An object in objects/ is trusted without reading it only when the catalog records that its
+bytes hashed to its name (at commit, at an earlier check, by `photonic verify`) and its size
+and mtime are what they were then. Anything else (no record, a size or mtime that moved: a
+truncation, a write through a library link, a disk that lost blocks) is re-hashed before it
+is trusted; an object that fails is moved to quarantine/, so the next upload of that content
+stores it afresh instead of being told HAVE. Bit rot that leaves size and mtime alone is found
+by a verify run, which re-hashes regardless."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from photonic.logfmt import event
+from photonic.server.catalog import SqliteCatalog
+from photonic.server.store import ContentStore, ObjectCheck
+
+log = logging.getLogger("photonic.server.verification")
+
+
+@dataclass
+class TrustReport:
+    """What a trust check found: objects that may be answered HAVE, and those quarantined."""
+
+    trusted: set[str] = field(default_factory=set)
+    rehashed: int = 0
+    quarantined: list[tuple[str, str]] = field(default_factory=list)  # (sha256, reason)
+
+
+def damage(check: ObjectCheck, expected_size: int) -> str:
+    """Why a re-hashed object is not its content, in words for logs and the audit; '' if it is."""
+    if check.size < 0:
+        return "the object is missing"
+    if check.size != expected_size:
+        return f"the object holds {check.size} bytes, not {expected_size}"
+    if not check.intact:
+        return "the object's bytes no longer hash to its name"
+    return ""
+
+
+class ObjectVerifier:
+    """Trust checks and re-hashes of stored objects; blocking, called from worker threads."""
+
+    def __init__(self, store: ContentStore, catalog: SqliteCatalog) -> None:
+        self._store = store
+        self._catalog = catalog
+
+    def trusted(self, wanted: Mapping[str, int]) -> TrustReport:
+        """Which of these contents (sha256 -> the size the agent declared) the store holds
+        intact. Cheap for verified, unchanged objects (one stat each, one catalog query for
+        all); others are re-hashed, and quarantined when damaged."""
+        report = TrustReport()
+        records = self._catalog.verified_objects(list(wanted))
+        fresh: list[tuple[str, int, int]] = []
+        for sha, declared in wanted.items():
+            st = self._store.stat_object(sha)
+            if st is None:
+                continue
+            record = records.get(sha)
+            if (record is not None and st.st_size == record.size
+                    and st.st_mtime_ns == record.mtime_ns):
+                if declared == st.st_size:
+                    report.trusted.add(sha)
+                continue
+            report.rehashed += 1
+            expected = record.size if record is not None else declared
+            check = self._store.check_object(sha)
+            problem = damage(check, expected)
+            if problem:
+                if self.quarantine(sha, problem):
+                    report.quarantined.append((sha, problem))
+                continue
+            fresh.append((sha, check.size, check.mtime_ns))
+            if declared == check.size:
+                report.trusted.add(sha)
+        self._catalog.record_verified(fresh)
+        return report
+
+    def verify(self, sha256: str, expected_size: int) -> str:
+        """Re-hashes one object whatever its record says (a scrub); records the result.
+        Returns '' when intact, else why it was quarantined."""
+        check = self._store.check_object(sha256)
+        problem = damage(check, expected_size)
+        if problem:
+            self.quarantine(sha256, problem)
+            return problem
+        self._catalog.record_verified([(sha256, check.size, check.mtime_ns)], durable=True)
+        return ""
+
+    def quarantine(self, sha256: str, reason: str) -> bool:
+        """Moves a damaged object aside and records where; False when it was already gone."""
+        moved = self._store.quarantine(sha256)
+        if moved is None:
+            return False
+        self._catalog.record_quarantine(sha256, moved, reason)
+        event(log, "object_quarantined", logging.ERROR, sha256=sha256[:16], reason=reason,
+              file=moved)
+        return True
