@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import atexit
 import contextlib
+import datetime as dt
 import json
 import os
 import signal
@@ -66,7 +67,26 @@ def _parser() -> argparse.ArgumentParser:
     conflicts.add_argument("action", choices=["list", "keep-incoming", "keep-server"])
     conflicts.add_argument("ids", nargs="*", type=int)
     conflicts.add_argument("--all", action="store_true")
+    verify = sub.add_parser(
+        "verify", help="re-hash the server's stored photos, quarantine damaged ones, report")
+    verify.add_argument("--config", type=Path, default=Path("server.yaml"))
+    which = verify.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="every stored photo (the default)")
+    which.add_argument("--since", type=_date_arg, metavar="DATE",
+                       help="only photos stored on or after DATE (YYYY-MM-DD, UTC)")
+    verify.add_argument("--rate", default="100MB/s",
+                        help="read at most this fast, so the server keeps its disk "
+                             "(default 100MB/s; 0 = no limit)")
+    verify.add_argument("--json", action="store_true")
     return p
+
+
+def _date_arg(text: str) -> dt.datetime:
+    try:
+        day = dt.datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-12-31") from None
+    return day.replace(tzinfo=dt.UTC)
 
 
 def run() -> NoReturn:
@@ -139,6 +159,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from photonic.agent.status_view import run_conflicts
 
         return run_conflicts(load_agent_config(args.config), args.action, args.ids, args.all)
+    if args.command == "verify":
+        from photonic.server.verify_cli import run_verify
+
+        return run_verify(load_server_config(args.config), since=args.since,
+                          rate=args.rate, as_json=args.json)
     raise AssertionError(args.command)
 
 

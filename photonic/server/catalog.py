@@ -355,6 +355,19 @@ class SqliteCatalog:
                 yield str(sha), int(size)
             last = str(page[-1][0])
 
+    def library_entries(self, since_ms: int = 0) -> Iterator[tuple[str, str]]:
+        """(library_path, sha256) of every version recorded at or after since_ms, in pages."""
+        last = 0
+        while True:
+            page = self._all(
+                "SELECT rowid, library_path, sha256 FROM versions WHERE rowid > ? AND "
+                "created_ms >= ? ORDER BY rowid LIMIT 1000", (last, since_ms))
+            if not page:
+                return
+            for _rowid, library_path, sha in page:
+                yield str(library_path), str(sha)
+            last = int(page[-1][0])
+
     # agents ---------------------------------------------------------------------------------
 
     def agent_count(self) -> int:

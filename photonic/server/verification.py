@@ -87,7 +87,7 @@ class ObjectVerifier:
         if problem:
             self.quarantine(sha256, problem)
             return problem
-        self._catalog.record_verified([(sha256, check.size, check.mtime_ns)], durable=True)
+        self._catalog.record_verified([(sha256, check.size, check.mtime_ns)])
         return ""
 
     def quarantine(self, sha256: str, reason: str) -> bool:
@@ -99,3 +99,11 @@ class ObjectVerifier:
         event(log, "object_quarantined", logging.ERROR, sha256=sha256[:16], reason=reason,
               file=moved)
         return True
+
+    def describe(self, sha256: str, problem: str) -> str:
+        """problem, with where the damaged bytes went and what repairs the photo."""
+        moved = self._catalog.open_quarantine(sha256)
+        if not moved:
+            return problem
+        return (f"{problem}; quarantined as {moved[-1]}, stored again when an agent next "
+                "sends this photo")
