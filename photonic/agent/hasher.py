@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 from photonic.agent.listing import NOT_REGULAR, PERMISSION_DENIED, Candidate, Skip
+from photonic.agent.signature import signature_of
 from photonic.agent.statedb import FileRecord
 from photonic.media.exif import read_exif_summary
 from photonic.media.hashing import (
@@ -31,11 +32,12 @@ HashOutcome = FileRecord | tuple[str, str] | None  # record, (rel_path, reason) 
 
 
 def _unchanged_since(path: Path, before: os.stat_result, bytes_read: int) -> bool:
-    """False when the file was written to while we read it; the final version comes later."""
+    """False when the file was written to while we read it; the final version comes later.
+    The whole signature is compared: a writer that keeps the size and sets the mtime back
+    still moves the ctime, and the index must never pair a signature with bytes that were
+    not the file's at that signature."""
     after = os.stat(path)
-    return bytes_read == after.st_size and (before.st_size, before.st_mtime_ns, before.st_ino) == (
-        after.st_size, after.st_mtime_ns, after.st_ino
-    )
+    return bytes_read == after.st_size and signature_of(before) == signature_of(after)
 
 
 class _JpegHead:
@@ -111,10 +113,7 @@ class CandidateHasher:
             if not _unchanged_since(path, before, size):
                 return None
         exif = _read_exif(source, head.data)
-        return FileRecord(
-            candidate.rel_path, size, before.st_mtime_ns, before.st_ino, sha, exif, source,
-            incomplete,
-        )
+        return FileRecord(candidate.rel_path, signature_of(before), sha, exif, source, incomplete)
 
     def _copy_into_buffer(
         self, path: Path, before: os.stat_result, keep_head: FirstBlockSink | None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from photonic.agent.ignore import IgnoreRules
+from photonic.agent.signature import FileSignature
 
 # The scanner's logger: a listing is one step of a scan, and log readers filter by that name.
 log = logging.getLogger("photonic.agent.scanner")
@@ -33,7 +34,7 @@ class Skip(Exception):
 
 @dataclass(frozen=True)
 class Candidate:
-    """A file whose (size, mtime, inode) differ from the index: it must be hashed."""
+    """A file whose signature (signature.py) differs from the index: it must be hashed."""
 
     rel_path: str
     abs_path: str
@@ -48,7 +49,7 @@ class Listing:
 
     subdirs: list[tuple[str, str]] = field(default_factory=list)  # (absolute, relative)
     candidates: list[Candidate] = field(default_factory=list)
-    unchanged: list[tuple[str, int, int, int]] = field(default_factory=list)  # for touch_many
+    unchanged: list[tuple[str, FileSignature]] = field(default_factory=list)  # for touch_many
     present: list[str] = field(default_factory=list)  # unchanged, and the index row needs no write
     skipped: list[tuple[str, str]] = field(default_factory=list)
     files: list[ListedFile] = field(default_factory=list)  # before sorting

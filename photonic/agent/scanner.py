@@ -15,6 +15,7 @@ from typing import Protocol
 from photonic.agent.hasher import CandidateHasher
 from photonic.agent.ignore import IgnoreRules
 from photonic.agent.listing import Candidate, DirectoryLister, Listing, Skip, is_inside
+from photonic.agent.signature import FileSignature, signature_of
 from photonic.agent.statedb import AgentStateDB, FileRecord, WatchStatus
 from photonic.media.images import is_structurally_complete
 from photonic.models import WatchMode
@@ -84,11 +85,11 @@ class _RecordSink:
     records: list[FileRecord] = field(default_factory=list)
 
 
-def _seen_unchanged(listing: Listing, rel: str, signature: tuple[int, int, int],
+def _seen_unchanged(listing: Listing, rel: str, signature: FileSignature,
                     marked_missing: bool) -> None:
     """Only a row marked missing needs a write (it is back); the others are merely seen."""
     if marked_missing:
-        listing.unchanged.append((rel, *signature))
+        listing.unchanged.append((rel, signature))
     else:
         listing.present.append(rel)
 
@@ -194,8 +195,8 @@ class Scanner:
     async def scan_path(self, watch_name: str, abs_path: Path, *, incomplete: bool = False,
                         force: bool = False) -> bool:
         """Handles one settled file reported by the watcher; True if it was queued. force
-        hashes it even when size, mtime and inode match the index (the server found other
-        bytes than were queued)."""
+        hashes it even when its signature matches the index (the server found other bytes
+        than were queued)."""
         watch = self._watches.get(watch_name)
         if watch is None:
             log.warning("scan_path for unknown watch", extra={"watch": watch_name})
@@ -223,7 +224,7 @@ class Scanner:
     async def _walk(self, watch: WatchLike, root: str, tally: _Tally) -> None:
         stack = [(root, "")]
         in_flight: set[asyncio.Task[None]] = set()
-        pending_touch: list[tuple[str, int, int, int]] = []
+        pending_touch: list[tuple[str, FileSignature]] = []
         # Ingest commits each copy at once: a crash must not orphan a copy in the buffer.
         ingest = watch.mode == WatchMode.INGEST
         sink = _RecordSink(watch.name, tally, 1 if ingest else _RECORD_BATCH_ROWS)
@@ -280,11 +281,13 @@ class Scanner:
         return listing
 
     def _sort_by_index(self, watch: WatchLike, listing: Listing) -> None:
-        """Splits the listed files into unchanged and to-be-hashed with one index lookup."""
+        """Splits the listed files into unchanged and to-be-hashed with one index lookup. A
+        row from before ctime was recorded never matches (002_index_ctime.sql), so its file is
+        hashed once more."""
         known = self._db.get_index_states(watch.name, [rel for rel, _, _ in listing.files])
         now_s = time.time()
         for rel, path, st in listing.files:
-            signature = (st.st_size, st.st_mtime_ns, st.st_ino)
+            signature = signature_of(st)
             previous, marked_missing = known.get(rel, (None, False))
             if previous == signature:
                 _seen_unchanged(listing, rel, signature, marked_missing)
@@ -308,10 +311,9 @@ class Scanner:
         queued_source = self._db.queued_source(watch.name, rel)
         # A queued copy that vanished (a pruned or lost ingest copy) must be made again.
         source_lost = queued_source is not None and not queued_source.exists()
-        if known == (st.st_size, st.st_mtime_ns, st.st_ino) and not (source_lost or force):
-            self._db.touch_unchanged(
-                watch.name, rel, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino
-            )
+        signature = signature_of(st)
+        if known == signature and not (source_lost or force):
+            self._db.touch_unchanged(watch.name, rel, signature)
             return None
         return Candidate(rel, path, st.st_size)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from photonic.agent.signature import FileSignature
 from photonic.models import ContentHash, ExifSummary
 from photonic.sqlite_db import open_database, transaction
 
@@ -25,7 +26,9 @@ _QUEUE_COLUMNS = (
     "id, watch_name, rel_path, source_path, sha256, size, mtime_ns, "
     f"{_EXIF_COLUMNS}, base_sha256, incomplete, attempts, enqueued_ms"
 )
-_INDEX_COLUMNS = "watch_name, rel_path, size, mtime_ns, inode, sha256, synced_sha256, missing"
+_SIGNATURE_COLUMNS = ", ".join(FileSignature._fields)  # the columns bear the field names
+_SIGNATURE_SET = ", ".join(f"{col} = ?" for col in FileSignature._fields)
+_INDEX_COLUMNS = f"watch_name, rel_path, {_SIGNATURE_COLUMNS}, sha256, synced_sha256, missing"
 _EXIF_NAMES = [c.strip() for c in _EXIF_COLUMNS.split(",")]
 _EXIF_FIELDS = ["capture_time_unix_ms", *_EXIF_NAMES[1:]]  # ExifSummary's names
 
@@ -46,7 +49,7 @@ def _keep_if_same_sha(**fresh: str) -> str:
 
 
 _FILES_UPDATE = _take_new(
-    "size", "mtime_ns", "inode", "sha256", *_EXIF_NAMES, "seen_gen", "updated_ms"
+    *FileSignature._fields, "sha256", *_EXIF_NAMES, "seen_gen", "updated_ms"
 )
 # Same content again keeps its id, attempts and state (idempotent); new content is a fresh
 # entry under the same id, so an in-flight COMMITTED for the old sha cannot drop it.
@@ -76,9 +79,15 @@ class IndexEntry:
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int  # -1 (UNKNOWN_NS) in rows from before ctime was recorded
+    birth_ns: int
     sha256: ContentHash
     synced_sha256: str
     missing: bool
+
+    @property
+    def signature(self) -> FileSignature:
+        return FileSignature(self.size, self.mtime_ns, self.inode, self.ctime_ns, self.birth_ns)
 
 
 @dataclass(frozen=True)
@@ -101,16 +110,23 @@ class PendingFile:
 
 @dataclass(frozen=True)
 class FileRecord:
-    """A freshly hashed file, as record_files takes it."""
+    """A freshly hashed file, as record_files takes it: its signature is the stat taken before
+    hashing, which still held after it."""
 
     rel_path: str
-    size: int
-    mtime_ns: int
-    inode: int
+    signature: FileSignature
     sha256: ContentHash
     exif: ExifSummary
     source_path: Path
     incomplete: bool = False
+
+    @property
+    def size(self) -> int:
+        return self.signature.size
+
+    @property
+    def mtime_ns(self) -> int:
+        return self.signature.mtime_ns
 
 
 @dataclass(frozen=True)
@@ -160,7 +176,8 @@ def _pending_from_row(row: sqlite3.Row) -> PendingFile:
 def _entry_from_row(row: sqlite3.Row) -> IndexEntry:
     # Columns come in the dataclass's field order (_INDEX_COLUMNS).
     r = row
-    return IndexEntry(r[0], r[1], r[2], r[3], r[4], ContentHash(r[5]), r[6], bool(r[7]))
+    return IndexEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], ContentHash(r[7]), r[8],
+                      bool(r[9]))
 
 
 class AgentStateDB:
@@ -203,24 +220,24 @@ class AgentStateDB:
 
     def get_signatures(
         self, watch_name: str, rel_paths: Sequence[str]
-    ) -> dict[str, tuple[int, int, int]]:
-        """(size, mtime_ns, inode) of the given indexed paths: one query per 500, not per file."""
+    ) -> dict[str, FileSignature]:
+        """Signatures of the given indexed paths: one query per 500, not per file."""
         return {rel: sig for rel, (sig, _missing) in
                 self.get_index_states(watch_name, rel_paths).items()}
 
     def get_index_states(
         self, watch_name: str, rel_paths: Sequence[str]
-    ) -> dict[str, tuple[tuple[int, int, int], bool]]:
+    ) -> dict[str, tuple[FileSignature, bool]]:
         """get_signatures, with whether each row is marked missing."""
-        found: dict[str, tuple[tuple[int, int, int], bool]] = {}
+        found: dict[str, tuple[FileSignature, bool]] = {}
         for start in range(0, len(rel_paths), 500):
             chunk = rel_paths[start : start + 500]
             for row in self._read(
-                "SELECT rel_path, size, mtime_ns, inode, missing FROM files WHERE watch_name = ? "
-                f"AND rel_path IN ({_marks(len(chunk))})",
+                f"SELECT rel_path, {_SIGNATURE_COLUMNS}, missing FROM files "
+                f"WHERE watch_name = ? AND rel_path IN ({_marks(len(chunk))})",
                 (watch_name, *chunk),
             ):
-                found[row[0]] = ((row[1], row[2], row[3]), bool(row[4]))
+                found[row[0]] = (FileSignature(*row[1:-1]), bool(row[-1]))
         return found
 
     def record_file(
@@ -228,16 +245,14 @@ class AgentStateDB:
         watch_name: str,
         rel_path: str,
         *,
-        size: int,
-        mtime_ns: int,
-        inode: int,
+        signature: FileSignature,
         sha256: ContentHash,
         exif: ExifSummary,
         source_path: Path,
         incomplete: bool = False,
     ) -> bool:
         """Upserts the index row and queues the content unless the server already has it."""
-        record = FileRecord(rel_path, size, mtime_ns, inode, sha256, exif, source_path, incomplete)
+        record = FileRecord(rel_path, signature, sha256, exif, source_path, incomplete)
         return self.record_files(watch_name, [record])[0]
 
     def record_files(self, watch_name: str, records: Sequence[FileRecord]) -> list[bool]:
@@ -255,12 +270,11 @@ class AgentStateDB:
         synced = str(row[0]) if row else ""
         exif = _exif_values(r.exif)
         c.execute(
-            f"INSERT INTO files (watch_name, rel_path, size, mtime_ns, inode, sha256, "
+            f"INSERT INTO files (watch_name, rel_path, {_SIGNATURE_COLUMNS}, sha256, "
             f"{_EXIF_COLUMNS}, missing, seen_gen, updated_ms) "
-            f"VALUES ({_marks(14)}, 0, {_CURRENT_GEN}, ?) "
+            f"VALUES ({_marks(16)}, 0, {_CURRENT_GEN}, ?) "
             f"ON CONFLICT (watch_name, rel_path) DO UPDATE SET {_FILES_UPDATE}, missing = 0",
-            (watch_name, r.rel_path, r.size, r.mtime_ns, r.inode, r.sha256, *exif,
-             watch_name, now),
+            (watch_name, r.rel_path, *r.signature, r.sha256, *exif, watch_name, now),
         )
         if r.sha256 == synced:
             # Back to what the server holds: an older queued version is no longer wanted.
@@ -277,26 +291,24 @@ class AgentStateDB:
         )
         return True
 
-    def touch_unchanged(
-        self, watch_name: str, rel_path: str, *, size: int, mtime_ns: int, inode: int
-    ) -> None:
-        self.touch_unchanged_many(watch_name, [(rel_path, size, mtime_ns, inode)])
+    def touch_unchanged(self, watch_name: str, rel_path: str, signature: FileSignature) -> None:
+        self.touch_unchanged_many(watch_name, [(rel_path, signature)])
 
     def touch_unchanged_many(
-        self, watch_name: str, rows: Iterable[tuple[str, int, int, int]]
+        self, watch_name: str, rows: Iterable[tuple[str, FileSignature]]
     ) -> None:
-        """Marks files (rel_path, size, mtime_ns, inode) as present and seen by this scan."""
+        """Marks files (rel_path, signature) as present and seen by this scan. The signature
+        written is the one the caller compared, never a fresher stat: a row must not claim a
+        state whose bytes were never hashed."""
         now = self._clock_ms()
-        params = [
-            (size, mtime_ns, inode, watch_name, now, watch_name, rel_path)
-            for rel_path, size, mtime_ns, inode in rows
-        ]
+        params = [(*signature, watch_name, now, watch_name, rel_path)
+                  for rel_path, signature in rows]
         if not params:
             return
         with self._tx(durable=False) as c:
             c.executemany(
-                "UPDATE files SET size = ?, mtime_ns = ?, inode = ?, missing = 0, "
-                f"seen_gen = {_CURRENT_GEN}, updated_ms = ? "
+                f"UPDATE files SET {_SIGNATURE_SET}, missing = 0, seen_gen = {_CURRENT_GEN}, "
+                "updated_ms = ? "
                 "WHERE watch_name = ? AND rel_path = ?",
                 params,
             )

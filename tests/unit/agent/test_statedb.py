@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from photonic.agent.signature import FileSignature
 from photonic.agent.statedb import AgentStateDB, FileRecord, WatchStatus
 from photonic.models import ContentHash, ExifSummary
 
@@ -19,6 +20,7 @@ SHA_A = ContentHash("a" * 64)
 SHA_B = ContentHash("b" * 64)
 SHA_C = ContentHash("c" * 64)
 EXIF = ExifSummary(capture_time_unix_ms=1_700_000_000_000, camera_make="Fuji", has_gps=True)
+SIG = FileSignature(size=10, mtime_ns=5, inode=7, ctime_ns=9, birth_ns=0)
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def db(tmp_path: Path) -> Iterator[AgentStateDB]:
 
 def _record(db: AgentStateDB, rel: str, sha: ContentHash, *, size: int = 10) -> bool:
     return db.record_file(
-        "cam", rel, size=size, mtime_ns=5, inode=7, sha256=sha, exif=EXIF,
+        "cam", rel, signature=SIG._replace(size=size), sha256=sha, exif=EXIF,
         source_path=Path("/photos") / rel,
     )
 
@@ -129,15 +131,15 @@ def test_scan_generation_finds_unseen_files(db: AgentStateDB) -> None:
     _record(db, "seen.jpg", SHA_A)
     _record(db, "gone.jpg", SHA_B)
     gen = db.begin_scan("cam", Path("/photos"))
-    db.touch_unchanged_many("cam", [("keep.jpg", 10, 5, 7)])
+    db.touch_unchanged_many("cam", [("keep.jpg", SIG)])
     unseen = db.unseen_paths("cam", gen, {"seen.jpg"})
     assert unseen == ["gone.jpg"]
     assert db.mark_unseen_missing("cam", gen, unseen) == 1
     assert [e.rel_path for e in db.iter_index("cam") if e.missing] == ["gone.jpg"]
     assert db.indexed_count("cam") == 2
     assert db.get_index_states("cam", ["gone.jpg", "keep.jpg"]) == {
-        "gone.jpg": ((10, 5, 7), True), "keep.jpg": ((10, 5, 7), False)}
-    db.touch_unchanged("cam", "gone.jpg", size=10, mtime_ns=5, inode=7)
+        "gone.jpg": (SIG, True), "keep.jpg": (SIG, False)}
+    db.touch_unchanged("cam", "gone.jpg", SIG)
     assert db.indexed_count("cam") == 3
 
 
@@ -155,14 +157,15 @@ def test_a_row_written_during_the_scan_is_not_marked_missing(db: AgentStateDB) -
 def test_record_files_batch_and_signatures(db: AgentStateDB) -> None:
     """A batch is recorded in one call, and signatures are found for exactly the indexed paths."""
     records = [
-        FileRecord(f"p{i}.jpg", i, 100 + i, 1000 + i, ContentHash(f"{i:064x}"), EXIF,
-                   Path(f"/photos/p{i}.jpg"))
+        FileRecord(f"p{i}.jpg", FileSignature(i, 100 + i, 1000 + i, 2000 + i, 3000 + i),
+                   ContentHash(f"{i:064x}"), EXIF, Path(f"/photos/p{i}.jpg"))
         for i in range(600)
     ]
     assert all(db.record_files("cam", records))
     wanted = [r.rel_path for r in records] + ["absent.jpg"]
     signatures = db.get_signatures("cam", wanted)
-    assert len(signatures) == 600 and signatures["p7.jpg"] == (7, 107, 1007)
+    assert len(signatures) == 600
+    assert signatures["p7.jpg"] == FileSignature(7, 107, 1007, 2007, 3007)
     assert db.queued_source("cam", "p7.jpg") == Path("/photos/p7.jpg")
     assert db.queued_source("cam", "absent.jpg") is None
 
@@ -214,10 +217,11 @@ def test_enqueue_survives_sigkill(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import os
         from pathlib import Path
+        from photonic.agent.signature import FileSignature
         from photonic.agent.statedb import AgentStateDB
         from photonic.models import ContentHash, ExifSummary
         db = AgentStateDB(Path({str(path)!r}))
-        db.record_file("cam", "k.jpg", size=1, mtime_ns=1, inode=1,
+        db.record_file("cam", "k.jpg", signature=FileSignature(1, 1, 1, 1, 0),
                        sha256=ContentHash("d" * 64), exif=ExifSummary(),
                        source_path=Path("/p/k.jpg"))
         os.kill(os.getpid(), 9)
