@@ -313,8 +313,12 @@ class IngestSession:
         try:
             written = await self._in_worker([i for i, _c in accepted], self._write_chunks,
                                             accepted)
-        except errors.StorageFull:
-            self._d.metrics.storage_full.set(1)
+        except (errors.StorageFull, OSError) as exc:
+            # The disk refused a write: whatever else was written meanwhile may be lost too,
+            # so no partial written since is parked for a resume (see _park).
+            self._d.library.durability.note_failure()
+            if isinstance(exc, errors.StorageFull):
+                self._d.metrics.storage_full.set(1)
             for incoming, _chunk in accepted:
                 self._forget(incoming.sha256)
             raise

@@ -93,11 +93,13 @@ class PartialUpload:
         return self._verifier.size
 
     def append(self, data: bytes) -> None:
-        """Appends at the current end; on a failed write the file is cut back and offset
-        stays truthful."""
+        """Appends at the current end. A failed write discards the partial: a disk that
+        refuses a write (full, or failing) leaves the durability of what it took before
+        unknown, and nothing is resumed from bytes of unknown durability."""
         try:
             self._out.append(data)
         except OSError as exc:
+            self.discard()
             if (full := as_storage_full(exc)) is not None:
                 raise full from exc
             raise

@@ -22,6 +22,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("photonic chaos summary")
     for line in TALLY.lines():
         terminalreporter.write_line(line)
-    lost = TALLY.photos_lost + TALLY.photos_corrupted + TALLY.photos_duplicated
+    lost = (TALLY.photos_lost + TALLY.photos_corrupted + TALLY.photos_duplicated
+            + TALLY.objects_mismatched)
     verdict = "NOTHING LOST" if lost == 0 else f"{lost} PHOTOS LOST, CORRUPTED OR DUPLICATED"
     terminalreporter.write_line(f"{'verdict':>18}: {verdict}")

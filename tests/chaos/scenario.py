@@ -101,6 +101,8 @@ def final_verification(server: ServerHandle, agents: Sequence[AgentHandle], *,
 
 def record(report: Verification) -> None:
     TALLY.photos_verified += report.photos_verified
+    TALLY.objects_rehashed += report.objects_checked
+    TALLY.objects_mismatched += report.objects_mismatched
     TALLY.photos_lost += report.photos_lost
     TALLY.photos_corrupted += report.photos_corrupted
     TALLY.photos_duplicated += report.photos_duplicated

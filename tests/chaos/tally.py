@@ -14,11 +14,14 @@ class ChaosTally:
     agent_kills: int = 0
     network_faults: int = 0
     disk_faults: int = 0
+    commit_races: int = 0  # a stream ended mid-commit while another waited for its content
     hostile_files: int = 0
     hostile_messages: int = 0
     identity_attacks: int = 0
     fuzz_inputs: int = 0
     photos_verified: int = 0
+    objects_rehashed: int = 0  # acknowledged objects re-hashed at the end of a scenario
+    objects_mismatched: int = 0  # of those, how many did not hash to their name
     photos_lost: int = 0
     photos_corrupted: int = 0
     photos_duplicated: int = 0

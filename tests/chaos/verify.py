@@ -40,6 +40,7 @@ class Verification:
     photos_corrupted: int = 0
     photos_duplicated: int = 0
     objects_checked: int = 0
+    objects_mismatched: int = 0
     excluded: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -50,7 +51,8 @@ class Verification:
     def summary(self) -> str:
         head = (f"verified={self.photos_verified} lost={self.photos_lost} "
                 f"corrupted={self.photos_corrupted} duplicated={self.photos_duplicated} "
-                f"objects={self.objects_checked} excluded={len(self.excluded)}")
+                f"objects={self.objects_checked} mismatched={self.objects_mismatched} "
+                f"excluded={len(self.excluded)}")
         return "\n".join([head, *self.problems[:40]])
 
 
@@ -163,6 +165,7 @@ def _check_objects(storage: Path, report: Verification) -> None:
         if path.parent.name != name[2:4] or path.parent.parent.name != name[:2]:
             report.problem(f"misplaced object {path}")
         if sha256_of(path) != name:
+            report.objects_mismatched += 1
             report.photos_corrupted += 1
             report.problem(f"CORRUPT object {name[:12]} does not hash to its name")
 

@@ -20,14 +20,13 @@ from photonic.models import (
     ConflictPolicy,
     ContentHash,
     Decision,
-    FailedFile,
     FileDecision,
     ManifestEntry,
 )
 from photonic.server.fs_sync import FilesystemSync
-from photonic.server.ingest import IngestDeps, IngestSession, Outgoing
+from photonic.server.ingest import IngestDeps
 from tests.chaos.diskfull import failing_disk
-from tests.support.ingest import real_ingest_deps
+from tests.support.ingest import IngestStream, open_stream, real_ingest_deps
 
 
 @pytest.fixture(params=["per-file", "filesystem"])
@@ -54,38 +53,12 @@ def _piece(content: bytes, start: int, end: int) -> ChunkData:
     return ChunkData(_sha(content), start, content[start:end], False, end - start)
 
 
-class _Stream:
-    """One session and everything it sent (and told on_broken), in order."""
-
-    def __init__(self, deps: IngestDeps) -> None:
-        self.sent: list[Outgoing] = []
-        self.broken: list[errors.PhotonicError] = []
-        self.broken_event = asyncio.Event()
-        self.session = IngestSession("laptop", deps, self._send, on_broken=self._broke)
-
-    async def _send(self, item: Outgoing) -> None:
-        self.sent.append(item)
-
-    def _broke(self, exc: errors.PhotonicError) -> None:
-        self.broken.append(exc)
-        self.broken_event.set()
-
-    def committed(self) -> set[str]:
-        return {s.sha256 for s in self.sent if isinstance(s, CommittedFile)}
-
-    def failed(self) -> list[FailedFile]:
-        return [s for s in self.sent if isinstance(s, FailedFile)]
+_Stream = IngestStream
 
 
-async def _open(deps: IngestDeps, contents: list[bytes]) -> _Stream:
+async def _open(deps: IngestDeps, contents: list[bytes]) -> IngestStream:
     """A session that has offered every content as photos/<i>.jpg and been told SEND."""
-    stream = _Stream(deps)
-    await stream.session.on_manifest(
-        [ManifestEntry(_sha(c), len(c), "photos", f"{i}.jpg") for i, c in enumerate(contents)],
-        ConflictPolicy.AUTO)
-    decisions = [s for s in stream.sent if isinstance(s, FileDecision)]
-    assert [d.action for d in decisions] == [Decision.SEND] * len(contents)
-    return stream
+    return await open_stream(deps, contents)
 
 
 def _partials(deps: IngestDeps) -> list[Path]:
