@@ -66,9 +66,16 @@ class ChaosProxy:
         return self
 
     def stop(self) -> None:
+        """Closes the listener and every connection's pumps before the loop stops, so no
+        coroutine is left to be finalised after its loop is gone."""
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
+            current = asyncio.current_task()
+            pumps = [t for t in asyncio.all_tasks() if t is not current]
+            for task in pumps:
+                task.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
