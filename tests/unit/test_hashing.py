@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import random
@@ -209,3 +210,43 @@ def test_fsync_directory_on_real_directory_and_missing_one(tmp_path: Path) -> No
     fsync_directory(tmp_path)
     with pytest.raises(FileNotFoundError):
         fsync_directory(tmp_path / "missing")
+
+
+def test_fsync_fd_asks_macos_drives_to_flush_their_cache(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    """On macOS fsync leaves data in the drive's cache; fsync_fd issues F_FULLFSYNC there
+    (the operation is passed in, as this Linux machine has none), and falls back to a plain
+    fsync on a filesystem that does not implement it."""
+
+    calls: list[tuple[int, int]] = []
+    fsyncs: list[int] = []
+    refuse = [False]
+
+    def fake_fcntl(fd: int, op: int) -> int:
+        calls.append((fd, op))
+        if refuse[0]:
+            raise OSError(errno.ENOTSUP, "not on this filesystem")
+        return 0
+
+    monkeypatch.setattr(hashing.fcntl, "fcntl", fake_fcntl)
+    monkeypatch.setattr(hashing.os, "fsync", fsyncs.append)
+    with open(tmp_path / "f", "wb") as f:
+        hashing.fsync_fd(f.fileno(), full_op=51)
+        assert calls == [(f.fileno(), 51)] and fsyncs == []
+        refuse[0] = True
+        hashing.fsync_fd(f.fileno(), full_op=51)
+        assert fsyncs == [f.fileno()]
+    assert hashing.FULLFSYNC_OP is None  # Linux: plain fsync reaches stable storage
+
+
+def test_sqlite_databases_use_full_fsync_where_the_platform_has_it(tmp_path: Path) -> None:
+    """fullfsync and checkpoint_fullfsync are on for every photonic database (ignored where
+    fsync already flushes the drive, used on macOS)."""
+    from photonic.sqlite_db import open_database
+
+    conn = open_database(tmp_path / "catalog.db", "photonic.server.migrations")
+    try:
+        assert conn.execute("PRAGMA fullfsync").fetchone() == (1,)
+        assert conn.execute("PRAGMA checkpoint_fullfsync").fetchone() == (1,)
+    finally:
+        conn.close()
