@@ -92,7 +92,9 @@ class AgentApp:
             config.watches, self._on_settled, settle_delay_s=config.settle_delay_s,
             closed_settle_delay_s=config.closed_settle_delay_s,
             incomplete_timeout_s=config.incomplete_timeout_s,
-            ignore=lambda _watch, rel: self.ignore.is_ignored(rel, is_dir=False))
+            ignore=lambda _watch, rel: self.ignore.is_ignored(rel, is_dir=False),
+            on_root_changed=self._watch_root_changed)
+        self._scan_lock = asyncio.Lock()  # a folder's return is scanned, but not twice at once
         self._initial_scan: asyncio.Task[list[ScanReport]] | None = None
         self._http: HttpEndpoint | None = None
         self._files_hashed = 0
@@ -256,8 +258,14 @@ class AgentApp:
 
     # scanning ------------------------------------------------------------------------------
 
-    async def _scan_all(self) -> list[ScanReport]:
-        reports = await self.scanner.scan_all()
+    async def _scan_all(self, only: str | None = None) -> list[ScanReport]:
+        """Scans every watch (or the one named only) and logs and counts what it found."""
+        async with self._scan_lock:
+            if only is None:
+                reports = await self.scanner.scan_all()
+            else:
+                reports = [await self.scanner.scan_watch(w)
+                           for w in self.config.watches if w.name == only]
         for r in reports:
             self._files_hashed += r.files_hashed
             self._files_seen += r.files_seen
@@ -280,6 +288,11 @@ class AgentApp:
             except Exception:
                 log.exception("reconcile scan failed")
             await _wait(stop, self.config.rescan_interval_s)
+
+    async def _watch_root_changed(self, watch_name: str, _present: bool) -> None:
+        """A watch folder vanished or came back: scanning it now records it missing, or picks
+        up the files copied into it before its new watch existed and brings it back to OK."""
+        await self._scan_all(only=watch_name)
 
     async def _on_settled(self, settled: SettledFile) -> None:
         queued = await self.scanner.scan_path(settled.watch_name, settled.path,

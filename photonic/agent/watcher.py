@@ -9,24 +9,25 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from photonic.media.images import is_structurally_complete
 
 if TYPE_CHECKING:
     from watchdog.events import FileSystemEvent
-    from watchdog.observers.api import BaseObserver
 
-    from photonic.agent.fsevents import WatchLike
+    from photonic.agent.fsevents import RootChange, RootWatches, WatchLike
 
 log = logging.getLogger(__name__)
 
 # A directory moved into a watch is walked this far; the reconcile scan covers anything beyond.
 _MAX_WALK_FILES = 10_000
 _OBSERVER_JOIN_TIMEOUT_S = 5.0
+# How often every root is stat'ed for a change no event reports (a share mounted over it).
+ROOT_CHECK_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,9 @@ class FolderWatcher:
 
     Deletions are ignored (they never propagate). Watchers drop events, so the agent's
     periodic reconcile scan remains the source of truth; this only makes new photos prompt.
+    Watches follow their folders: a root that vanishes, appears, comes back or is replaced
+    is watched again at once, and on_root_changed is told, so the caller can reconcile it
+    (files copied into a returning folder before its new watch existed have no event).
     """
 
     def __init__(
@@ -196,9 +200,13 @@ class FolderWatcher:
         is_complete: Callable[[Path], bool] = is_structurally_complete,
         max_wait_s: float = 1.0,
         closed_settle_delay_s: float | None = None,
+        on_root_changed: Callable[[str, bool], Awaitable[None]] | None = None,
+        root_check_interval_s: float = ROOT_CHECK_INTERVAL_S,
     ) -> None:
         self._watches = list(watches)
         self._on_settled = on_settled
+        self._on_root_changed = on_root_changed
+        self._root_check_interval_s = root_check_interval_s
         self._ignore = ignore
         self._max_wait_s = max_wait_s
         self._tracker = SettleTracker(
@@ -209,33 +217,37 @@ class FolderWatcher:
             closed_settle_delay_s=closed_settle_delay_s,
         )
         self._wake = asyncio.Event()
-        self._observer: BaseObserver | None = None
+        self._roots_stirred = asyncio.Event()
+        self._roots: RootWatches | None = None
         self._task: asyncio.Task[None] | None = None
-        self._walks: set[asyncio.Task[None]] = set()
+        self._follow_task: asyncio.Task[None] | None = None
+        self._side_tasks: set[asyncio.Task[None]] = set()  # directory walks, on_root_changed calls
 
     @property
     def tracked_count(self) -> int:
         return len(self._tracker)
 
     async def start(self) -> None:
-        """Schedules a recursive watch per existing root and starts the settle loop."""
+        """Watches every existing root (and a parent of each) and starts the settle loop."""
         if self._task is not None:
             return
-        from photonic.agent.fsevents import build_observer  # imports watchdog
+        from photonic.agent.fsevents import RootWatches  # imports watchdog
 
-        observer = build_observer(self._watches, asyncio.get_running_loop(), self._on_event)
-        await asyncio.to_thread(observer.start)
-        self._observer = observer
+        roots = RootWatches(self._watches, asyncio.get_running_loop(), self._on_event,
+                            self._roots_stirred.set)
+        await asyncio.to_thread(roots.start)
+        self._roots = roots
         self._task = asyncio.create_task(self._settle_loop(), name="photonic-watcher-settle")
+        self._follow_task = asyncio.create_task(self._follow_roots(roots),
+                                                name="photonic-watcher-roots")
 
     async def stop(self) -> None:
-        """Stops the observer and the settle loop; safe to call twice."""
-        observer, self._observer = self._observer, None
-        if observer is not None:
-            observer.stop()
-            await asyncio.to_thread(observer.join, _OBSERVER_JOIN_TIMEOUT_S)
-        tasks = [t for t in (self._task, *self._walks) if t is not None]
-        self._task = None
+        """Stops the observer, the settle loop and the root checks; safe to call twice."""
+        roots, self._roots = self._roots, None
+        if roots is not None:
+            await asyncio.to_thread(roots.stop, _OBSERVER_JOIN_TIMEOUT_S)
+        tasks = [t for t in (self._task, self._follow_task, *self._side_tasks) if t is not None]
+        self._task = self._follow_task = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -245,9 +257,7 @@ class FolderWatcher:
         path = Path(os.fsdecode(raw))
         if event.is_directory:
             if event.event_type == "moved":
-                walk = asyncio.create_task(self._touch_tree(watch, path))
-                self._walks.add(walk)
-                walk.add_done_callback(self._walks.discard)
+                self._spawn(self._touch_tree(watch, path))
             return
         self._touch(watch, path, closed=event.event_type == "closed")
 
@@ -271,6 +281,35 @@ class FolderWatcher:
         """A directory moved into (or within) a watch: its files are new paths too."""
         for path in await asyncio.to_thread(_walk_files, root, _MAX_WALK_FILES):
             self._touch(watch, path)
+
+    async def _follow_roots(self, roots: RootWatches) -> None:
+        """Refreshes the roots' watches at once when a handler saw a root (or a parent on the
+        way to it) change, and every root_check_interval_s for what no event reports."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._roots_stirred.wait(), self._root_check_interval_s)
+            self._roots_stirred.clear()  # before the look: a change during it wakes us again
+            try:
+                changes = await asyncio.to_thread(roots.refresh)
+            except Exception:
+                log.exception("refreshing the watch roots failed")
+                continue
+            for change in changes:
+                self._spawn(self._root_changed(change))
+
+    async def _root_changed(self, change: RootChange) -> None:
+        if self._on_root_changed is None:
+            return
+        try:
+            await self._on_root_changed(change.watch_name, change.present)
+        except Exception:
+            log.exception("on_root_changed failed", extra={"watch": change.watch_name})
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Runs work beside the loops; stop() cancels it."""
+        task = asyncio.create_task(work)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
 
     async def _settle_loop(self) -> None:
         while True:

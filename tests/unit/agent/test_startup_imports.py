@@ -22,9 +22,9 @@ def test_agent_modules_do_not_import_watchdog_pillow_or_exifread() -> None:
 
 
 def test_watching_and_hashing_still_load_them_when_needed(tmp_path: Path) -> None:
-    from photonic.agent.fsevents import build_observer
+    from photonic.agent.fsevents import RootWatches
     from photonic.media.exif import read_exif_summary
 
     assert read_exif_summary(tmp_path / "missing.jpg") is not None
-    assert build_observer([], None, lambda _w, _e: None) is not None  # type: ignore[arg-type]
+    assert RootWatches([], None, lambda _w, _e: None, lambda: None) is not None  # type: ignore[arg-type]
     assert "watchdog" in sys.modules and "exifread" in sys.modules
