@@ -246,7 +246,10 @@ class AgentApp:
                    if w.state is not WatchStatus.OK]
         self.metrics.queue_files.set(stats.files)
         self.metrics.queue_bytes.set(stats.bytes)
-        return await client.heartbeat(self.sm.state, stats.files, stats.bytes, missing)
+        reply = await client.heartbeat(self.sm.state, stats.files, stats.bytes, missing)
+        if reply.resend_sha256 and await self.scanner.resend(reply.resend_sha256):
+            self._wake.set()  # queued again: sync them now, not at the next heartbeat
+        return reply.paused
 
     async def _wait_wake_or_stop(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]

@@ -24,6 +24,7 @@ from photonic.models import (
     FailedFile,
     FileDecision,
     ManifestEntry,
+    is_content_hash,
 )
 from photonic.v1 import sync_pb2, sync_pb2_grpc
 
@@ -38,6 +39,13 @@ class Registration:
     max_transfer_size_bytes: int
     paused: bool
     accepts_chunk_runs: bool
+
+
+@dataclass(frozen=True)
+class HeartbeatReply:
+    paused: bool
+    resend_sha256: tuple[str, ...]
+    """Contents the server lost (found damaged) and asks this agent to send again."""
 
 
 @dataclass(frozen=True)
@@ -171,13 +179,15 @@ class ServerClient:
                             r.max_transfer_size_bytes, r.paused, r.accepts_chunk_runs)
 
     async def heartbeat(self, state: AgentState, queue_depth: int, bytes_pending: int,
-                        missing_watches: Sequence[str]) -> bool:
-        """Reports the agent's state; returns whether the server asks it to pause."""
+                        missing_watches: Sequence[str]) -> HeartbeatReply:
+        """Reports the agent's state; the server answers whether to pause and what to send
+        again."""
         r = await self._unary("Heartbeat", sync_pb2.HeartbeatRequest(
             agent_id=self.agent_id, state=wire.state_to_wire(state), queue_depth=queue_depth,
             bytes_pending=bytes_pending, missing_watches=list(missing_watches)), 10)
         assert isinstance(r, sync_pb2.HeartbeatResponse)
-        return r.paused
+        resend = tuple(sha for sha in r.resend_sha256 if is_content_hash(sha))
+        return HeartbeatReply(r.paused, resend)
 
     def open_sync(self, correlation_id: str | None = None) -> SyncStream:
         metadata = ((CORRELATION_METADATA_KEY, correlation_id or uuid.uuid4().hex[:16]),

@@ -219,6 +219,22 @@ class Scanner:
         await self._hash_and_record(watch, [candidate], sink, incomplete=incomplete)
         return tally.files_queued > 0
 
+    async def resend(self, shas: Sequence[str]) -> int:
+        """Queues again every file holding one of these contents (the server found its copy
+        damaged): each is hashed afresh, so only a file that still holds the content is sent
+        as it; one that changed since is sent as the new version it is. Returns how many
+        files were queued."""
+        files = await asyncio.to_thread(self._db.forget_synced, shas)
+        queued = 0
+        for watch_name, rel_path in files:
+            watch = self._watches.get(watch_name)
+            if watch is None:
+                continue
+            log.warning("server asks to send again", extra={"watch": watch_name,
+                                                             "path": rel_path})
+            queued += await self.scan_path(watch_name, Path(watch.path) / rel_path, force=True)
+        return queued
+
     # -- walking (directory by directory, each listing in a worker thread) --------------------
 
     async def _walk(self, watch: WatchLike, root: str, tally: _Tally) -> None:

@@ -446,6 +446,23 @@ class AgentStateDB:
             )
         log.info("dropped queued file", extra={"queue_id": queue_id, "reason": reason})
 
+    def forget_synced(self, shas: Sequence[str]) -> list[tuple[str, str]]:
+        """The server lost these contents: every present file that holds one of them, as
+        synced, is marked not synced, so hashing it again queues it. Returns those files as
+        (watch_name, rel_path). A file already marked (an earlier request) is not returned
+        again, so a request repeated by every heartbeat hashes each file once."""
+        if not shas:
+            return []
+        marks = ", ".join("?" * len(shas))
+        with self._tx() as c:
+            rows = c.execute(
+                f"SELECT watch_name, rel_path FROM files WHERE sha256 IN ({marks}) "
+                "AND synced_sha256 = sha256 AND missing = 0", tuple(shas)).fetchall()
+            c.executemany(
+                "UPDATE files SET synced_sha256 = '' WHERE watch_name = ? AND rel_path = ?",
+                rows)
+        return [(str(w), str(r)) for w, r in rows]
+
     def queued_source(self, watch_name: str, rel_path: str) -> Path | None:
         """The source_path of the queue row for this path, if the path is queued."""
         rows = self._read(

@@ -336,6 +336,15 @@ class SqliteCatalog:
                     "SELECT sha256, quarantined_ms, file, reason, repaired_ms FROM quarantine "
                     "ORDER BY id")]
 
+    def wanted_from(self, agent_id: str, limit: int) -> list[str]:
+        """Quarantined contents not yet repaired that this agent holds at one of its paths:
+        what it is asked to send again."""
+        return [str(r[0]) for r in self._all(
+            "SELECT DISTINCT q.sha256 FROM quarantine q "
+            "JOIN versions v ON v.sha256 = q.sha256 "
+            "JOIN locations l ON l.id = v.location_id "
+            "WHERE q.repaired_ms IS NULL AND l.agent_id = ? LIMIT ?", (agent_id, limit))]
+
     def library_paths_of(self, sha256: str) -> list[str]:
         """Every library path (relative to the store root) recorded for this content."""
         return [str(r[0]) for r in self._all(

@@ -27,6 +27,9 @@ from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
 from photonic.v1 import sync_pb2, sync_pb2_grpc
 
+MAX_RESEND_PER_HEARTBEAT = 100
+"""Quarantined contents an agent is asked to send again per heartbeat (see sync.proto)."""
+
 log = logging.getLogger("photonic.server.sync")
 _OUTGOING_QUEUE = 256
 _UNSPECIFIED = sync_pb2.Event.KIND_UNSPECIFIED
@@ -119,8 +122,11 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
         for s in AgentState:
             self._metrics.agent_state.labels(caller.agent_id, s.value).set(int(s is state))
         row = await asyncio.to_thread(self._catalog.get_agent, caller.agent_id)
+        resend = await asyncio.to_thread(self._catalog.wanted_from, caller.agent_id,
+                                         MAX_RESEND_PER_HEARTBEAT)
         return sync_pb2.HeartbeatResponse(paused=bool(row and row.paused),
-                                          server_time_unix_ms=int(time.time() * 1000))
+                                          server_time_unix_ms=int(time.time() * 1000),
+                                          resend_sha256=resend)
 
     async def SyncBatch(self, request_iterator: AsyncIterator[sync_pb2.SyncClientMessage],
                         context: grpc.aio.ServicerContext

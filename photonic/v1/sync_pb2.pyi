@@ -136,17 +136,26 @@ class HeartbeatResponse(_message.Message):
 
     PAUSED_FIELD_NUMBER: _builtins.int
     SERVER_TIME_UNIX_MS_FIELD_NUMBER: _builtins.int
+    RESEND_SHA256_FIELD_NUMBER: _builtins.int
     paused: _builtins.bool
     server_time_unix_ms: _builtins.int
+    @_builtins.property
+    def resend_sha256(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Contents this agent synced whose stored copy the server found damaged and quarantined:
+        the agent checks its own copy (it re-hashes the file) and sends it again, which repairs
+        the store. At most 100 per heartbeat.
+        """
+
     def __init__(
         self,
         *,
         paused: _builtins.bool = ...,
         server_time_unix_ms: _builtins.int = ...,
+        resend_sha256: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["paused", b"paused", "server_time_unix_ms", b"server_time_unix_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["paused", b"paused", "resend_sha256", b"resend_sha256", "server_time_unix_ms", b"server_time_unix_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -97,11 +97,13 @@ def test_the_next_upload_of_damaged_content_is_sent_and_repairs_the_store(
     assert code == 0 and report["intact"] is True and report["objects_checked"] == 1
 
 
-def test_verify_finds_bit_rot_that_kept_size_and_mtime_and_the_next_upload_repairs_it(
+def test_verify_finds_bit_rot_and_the_agent_is_asked_to_send_the_photo_again(
         tmp_path: Path, pki: TestPki, server: ServerHandle) -> None:
     """Bytes that change with size and mtime unchanged pass a HAVE's cheap check; a verify
     run re-hashes regardless: it exits non-zero, names the damaged photo and the library
-    entries it served, and quarantines it, so the next upload is SEND and repairs it."""
+    entries it served, and quarantines it. The agent that synced the photo is asked for it
+    again at its next heartbeat, re-hashes its own copy and sends it: the store is repaired
+    without anyone touching the agent's folder."""
     agent = make_agent(tmp_path / "laptop", pki, "laptop", server)
     photos = agent.watches["photos"]
     make_jpeg(photos / "a" / "IMG_0002.jpg", seed=8)
@@ -123,8 +125,8 @@ def test_verify_finds_bit_rot_that_kept_size_and_mtime_and_the_next_upload_repai
     assert f"DAMAGED {sha}: the object is missing; quarantined as quarantine/{sha}." in text.stdout
     assert "stored again when an agent next sends this photo" in text.stdout
 
-    (photos / "a" / "IMG_0002 again.jpg").write_bytes((photos / "a" / "IMG_0002.jpg")
-                                                      .read_bytes())
+    # Nothing changed on the agent: the server asks for the photo in its heartbeat, the
+    # agent re-hashes its copy and sends it, and the store is whole again.
     summary = agent.once()
     assert summary["files_uploaded"] == 1 and summary["files_deduplicated"] == 0
     assert sha256_of(obj) == sha

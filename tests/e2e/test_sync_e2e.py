@@ -111,8 +111,9 @@ def test_same_photo_from_two_agents_is_stored_once(
 
 def test_agent_killed_mid_upload_resumes_from_the_partial_offset(
         tmp_path: Path, pki: TestPki, server: ServerHandle, daemons: list[Daemon]) -> None:
-    """SIGKILL of the agent during a large upload: on restart the server's partial offset is
-    honoured, so fewer bytes than the file are sent again, and the result is byte-identical."""
+    """SIGKILL of the agent during a large upload: the server parks the partial (fsynced), on
+    restart its offset is honoured, so fewer bytes than the file are sent again, and the
+    result is byte-identical."""
     agent = make_agent(tmp_path / "laptop", pki, "laptop", server,
                        extra={"network": {"max_bandwidth": "20MB/s"}})
     size = 64 * MB
@@ -124,13 +125,16 @@ def test_agent_killed_mid_upload_resumes_from_the_partial_offset(
     wait_until(lambda: part.exists() and part.stat().st_size > 10 * MB, 60, 0.02,
                f"a partial upload over 10 MB; agent log:\n{agent.daemon.log()[-2000:]}")
     agent.daemon.kill()
-    kept = part.stat().st_size
+    # The server sees the stream end and parks the upload: fsynced, renamed to resume.
+    parked = part.with_suffix(".resume")
+    kept = wait_until(lambda: parked.exists() and parked.stat().st_size, 30, 0.02,
+                      "the server to park the partial upload")
     summary = agent.once()
     assert summary["files_uploaded"] == 1, summary
     assert summary["raw_bytes_sent"] <= size - kept, (summary, kept)
     assert summary["raw_bytes_sent"] < size
     assert sha256_of(server.library("laptop", "photos") / "DSC_9000.NEF") == sha
-    assert not part.exists()
+    assert not part.exists() and not parked.exists()
 
 
 def test_restart_on_an_unchanged_folder_hashes_and_sends_nothing(
