@@ -34,6 +34,10 @@ class LocationHead:
     max_version: int
 
 
+ObjectCheckRow = tuple[int, int]
+"""(size, mtime_ns) of an object whose bytes were just found to hash to its name."""
+
+
 @dataclass(frozen=True)
 class NewVersion:
     """A version to record in one transaction, with the library moves it implies."""
@@ -52,6 +56,7 @@ class NewVersion:
     relocated_head_path: str | None = None  # the old head's new home (name.vN.ext)
     conflict_server_sha256: str | None = None
     conflict_resolution: str | None = None  # None: parked, open until an admin resolves it
+    object_check: ObjectCheckRow | None = None  # the object was just verified: (size, mtime_ns)
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,8 @@ class Catalog(Protocol):
     def library_paths_of(self, sha256: str) -> list[str]: ...
     def open_quarantine(self, sha256: str) -> list[str]: ...
     def close_quarantine(self, sha256: str) -> None: ...
+    def record_verified(self, checks: Sequence[tuple[str, int, int]], *,
+                        durable: bool = False) -> None: ...
 
 
 class SqliteCatalog:
@@ -201,6 +208,8 @@ class SqliteCatalog:
         ts = now_ms()
         with transaction(self._conn, self._lock, "the server catalog", durable=durable) as c:
             _insert_photo(c, v.sha256, v.size, v.exif)
+            if v.object_check is not None:
+                _upsert_checks(c, [(v.sha256, *v.object_check)], ts)
             loc_id = _upsert_location(c, v.agent_id, v.watch_name, v.rel_path, v.version)
             if v.relocated_head_path is not None:
                 c.execute(
@@ -305,11 +314,7 @@ class SqliteCatalog:
             return
         ts = now_ms()
         with transaction(self._conn, self._lock, "the server catalog", durable=durable) as c:
-            c.executemany(
-                "INSERT INTO object_checks (sha256, size, mtime_ns, verified_ms) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET size = excluded.size, "
-                "mtime_ns = excluded.mtime_ns, verified_ms = excluded.verified_ms",
-                [(sha, size, mtime_ns, ts) for sha, size, mtime_ns in checks])
+            _upsert_checks(c, checks, ts)
 
     def record_quarantine(self, sha256: str, file: str, reason: str) -> None:
         """Durable: the object is gone from objects/ and the catalog must say where it went."""
@@ -323,6 +328,19 @@ class SqliteCatalog:
         return [str(r[0]) for r in self._all(
             "SELECT file FROM quarantine WHERE sha256 = ? AND repaired_ms IS NULL ORDER BY id",
             (sha256,))]
+
+    def open_quarantine_among(self, shas: Sequence[str]) -> set[str]:
+        """Which of these contents have a quarantined copy not yet repaired (one query per
+        500: a manifest asks once, not once per photo)."""
+        out: set[str] = set()
+        unique = list(dict.fromkeys(shas))
+        for start in range(0, len(unique), _IN_BATCH):
+            batch = unique[start:start + _IN_BATCH]
+            marks = ", ".join("?" * len(batch))
+            out.update(str(r[0]) for r in self._all(
+                f"SELECT DISTINCT sha256 FROM quarantine WHERE repaired_ms IS NULL "
+                f"AND sha256 IN ({marks})", tuple(batch)))
+        return out
 
     def close_quarantine(self, sha256: str) -> None:
         with transaction(self._conn, self._lock, "the server catalog", durable=False) as c:
@@ -437,6 +455,15 @@ class SqliteCatalog:
         )
         return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]))
                 for r in rows]
+
+
+def _upsert_checks(c: sqlite3.Connection, checks: Sequence[tuple[str, int, int]],
+                   ts: int) -> None:
+    c.executemany(
+        "INSERT INTO object_checks (sha256, size, mtime_ns, verified_ms) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (sha256) DO UPDATE SET size = excluded.size, "
+        "mtime_ns = excluded.mtime_ns, verified_ms = excluded.verified_ms",
+        [(sha, size, mtime_ns, ts) for sha, size, mtime_ns in checks])
 
 
 def _insert_photo(c: sqlite3.Connection, sha256: str, size: int, exif: ExifSummary) -> None:

@@ -4,6 +4,8 @@ file only after its content is verified, fsynced, in the store and in the catalo
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from photonic.models import (
 )
 from photonic.paths import safe_name, safe_relative_path
 from photonic.server import faults
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import ObjectCheckRow, SqliteCatalog
 from photonic.server.events import EventHub, ServerEvent
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
@@ -117,6 +119,8 @@ class _Incoming:
     offset: int = 0  # bytes already received (and verified so far) for this content
     upload: PartialUpload | None = None
     mark: int = 0  # the group sync's mark taken before the partial was opened
+    check: ObjectCheckRow | None = None  # the stored object as verified: (size, mtime_ns)
+    repair: bool = False  # a quarantined copy's library entries wait for this content
     busy: int = 0  # worker threads working on this content now
     retired: bool = False  # no longer served by this stream; settled once busy is 0
 
@@ -185,7 +189,8 @@ class IngestSession:
             if joined is not None:
                 joined.paths.append((entry, rel))
             else:
-                wanted[entry.sha256] = _Incoming(entry.sha256, entry.size, [(entry, rel)])
+                wanted[entry.sha256] = _Incoming(entry.sha256, entry.size, [(entry, rel)],
+                                                 repair=entry.sha256 in trust.unrepaired)
         for incoming in wanted.values():
             if self._d.claims.try_claim(incoming.sha256):
                 incoming.claimed = True
@@ -212,6 +217,8 @@ class IngestSession:
                                   if entry.sha256 not in held}
         trust = self._d.verifier.trusted(wanted)
         self._d.metrics.objects_rehashed.inc(trust.rehashed)
+        for sha in trust.unrepaired & trust.trusted:  # stored again since, by another stream
+            self._d.library.repair_links(sha)
         offsets: dict[str, int] = {}
         out = []
         for entry, _rel in offered:
@@ -436,10 +443,13 @@ class IngestSession:
                 stored.append(incoming)
         try:
             # Paths may join while earlier ones are recorded; all are served before forgetting.
+            checks: dict[str, ObjectCheckRow] = {i.sha256: i.check for i in stored
+                                                 if i.check is not None}
             while batch := [placed for incoming in stored for placed in incoming.paths]:
                 for incoming in stored:
                     incoming.paths = []
-                recorded = await self._record(batch)
+                recorded = await self._record(batch, checks)
+                checks = {}  # recorded with the first batch
                 faults.hit("after_catalog_commit")
                 for (entry, _rel), committed in zip(batch, recorded, strict=True):
                     self._d.metrics.photos_processed.labels(self._agent, "stored").inc()
@@ -488,20 +498,23 @@ class IngestSession:
             for upload in finished:
                 self._d.store.discard_partial(upload.sha256)
             raise
-        verified: list[tuple[str, int, int]] = []
-        for upload in finished:
+        for incoming in complete:
+            if incoming.upload is None or not incoming.upload.finished:
+                continue
+            upload = incoming.upload
             durability.note_dirs(self._d.store.store_finished(upload, sync=False))
             faults.hit("after_store_rename")
             st = self._d.store.stat_object(upload.sha256)
-            if st is not None:
-                verified.append((upload.sha256, st.st_size, st.st_mtime_ns))
-            self._d.library.repair_links(upload.sha256)
-        self._d.catalog.record_verified(verified)
+            if st is not None:  # recorded with the version that names it (Library)
+                incoming.check = (st.st_size, st.st_mtime_ns)
+            if incoming.repair:
+                self._d.library.repair_links(upload.sha256)
         return problems
 
-    async def _record(self, placed: Placed) -> list[CommittedFile]:
+    async def _record(self, placed: Placed,
+                      checks: dict[str, ObjectCheckRow] | None = None) -> list[CommittedFile]:
         recorded = await asyncio.to_thread(self._d.library.record_many, self._agent, placed,
-                                           self._policy)
+                                           self._policy, checks)
         for (entry, _rel), committed in zip(placed, recorded, strict=True):
             if committed.conflict:
                 self._d.metrics.photos_processed.labels(self._agent, "conflict").inc()
@@ -581,7 +594,12 @@ class IngestSession:
         held = list(working_on)
         for incoming in held:
             incoming.busy += 1
-        running = asyncio.ensure_future(asyncio.to_thread(work, *args))
+        # The executor's own future, not a task around asyncio.to_thread: one object fewer
+        # per photo on the event loop. The shield keeps a cancellation of this coroutine from
+        # reaching it, so `returned` runs when the thread returns, not before.
+        context = contextvars.copy_context()
+        running: asyncio.Future[T] = asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(context.run, work, *args))
 
         def returned(done: asyncio.Future[T]) -> None:
             if not done.cancelled():

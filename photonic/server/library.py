@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 
 from photonic.errors import NotFound
 from photonic.models import CommittedFile, ConflictPolicy, ContentHash, ManifestEntry
 from photonic.paths import version_path
 from photonic.server import faults
-from photonic.server.catalog import Catalog, LocationHead, NewVersion
+from photonic.server.catalog import Catalog, LocationHead, NewVersion, ObjectCheckRow
 from photonic.server.durability import GroupSync
 from photonic.server.fs_sync import FilesystemSync
 from photonic.server.store import ContentStore
@@ -41,7 +41,9 @@ class Library:
         return self._durability
 
     def record_many(self, agent_id: str, items: Sequence[tuple[ManifestEntry, PurePosixPath]],
-                    policy: ConflictPolicy) -> list[CommittedFile]:
+                    policy: ConflictPolicy,
+                    verified: Mapping[str, ObjectCheckRow] | None = None
+                    ) -> list[CommittedFile]:
         """Makes each entry's content visible at its path, following the conflict policy, and
         returns once all of it is durable, with everything noted on the group sync before (the
         store folder of content just committed, other writers' links and rows).
@@ -49,12 +51,19 @@ class Library:
         The lock is taken per item, so a long manifest of known photos does not stall other
         streams' commits; the one sync at the end covers them all. A crash before it completes
         is repaired: the agent got no acknowledgement and offers the files again, and a head
-        whose link was lost is re-linked then."""
+        whose link was lost is re-linked then.
+
+        verified: (size, mtime_ns) of objects whose bytes were just found to hash to their
+        name (content stored by this commit); recorded in the same catalog transaction as
+        the version that names them, or on their own when no version is written."""
         mark = self._durability.mark()
         committed = []
+        unrecorded = dict(verified or {})
         for entry, rel in items:
             with self._lock:
-                committed.append(self._record(agent_id, entry, rel, policy))
+                committed.append(self._record(agent_id, entry, rel, policy,
+                                              unrecorded.pop(entry.sha256, None)))
+        self._catalog.record_verified([(sha, *check) for sha, check in unrecorded.items()])
         self._durability.wait_durable(since=mark)
         return committed
 
@@ -76,16 +85,18 @@ class Library:
         self._durability.note_dirs(self._store.link(sha256, library_file, sync=False))
 
     def _record(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
-                policy: ConflictPolicy) -> CommittedFile:
+                policy: ConflictPolicy, check: ObjectCheckRow | None) -> CommittedFile:
         head = self._catalog.get_head(agent_id, entry.watch_name, str(rel))
         plain = self._store.library_file(agent_id, entry.watch_name, rel)
         if head is None:
             self._link(entry.sha256, plain)
-            recorded = self._commit(agent_id, entry, rel, 1, plain, make_head=True)
+            recorded = self._commit(agent_id, entry, rel, 1, plain, make_head=True, check=check)
             return self._committed(entry, 1, recorded)
         if head.head_sha256 == entry.sha256:
             if not self._store.holds(plain, entry.sha256):
                 self._link(entry.sha256, plain)
+            if check is not None:
+                self._catalog.record_verified([(entry.sha256, *check)])
             return self._committed(entry, head.head_version, self._store.relative(plain))
         retried = self._catalog_version_with(head, entry)
         if retried is not None:
@@ -100,10 +111,11 @@ class Library:
             side = self._free_version_file(agent_id, entry.watch_name, rel, version, entry.sha256)
             self._link(entry.sha256, side)
             recorded = self._commit(agent_id, entry, rel, version, side, make_head=False,
-                                    conflict_with=head.head_sha256, resolution="server_wins")
+                                    conflict_with=head.head_sha256, resolution="server_wins",
+                                    check=check)
             return self._committed(entry, version, recorded, conflict=True)
         return self._new_head(agent_id, entry, rel, head,
-                              conflict_with=head.head_sha256 if conflict else None)
+                              conflict_with=head.head_sha256 if conflict else None, check=check)
 
     def resolve(self, conflict_id: int, keep_incoming: bool) -> None:
         """Settles a parked conflict: the incoming version becomes head, or is kept beside it.
@@ -137,7 +149,8 @@ class Library:
         self._durability.wait_durable(since=mark)
 
     def _new_head(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
-                  head: LocationHead, conflict_with: str | None) -> CommittedFile:
+                  head: LocationHead, conflict_with: str | None,
+                  check: ObjectCheckRow | None = None) -> CommittedFile:
         plain = self._store.library_file(agent_id, entry.watch_name, rel)
         old = self._free_version_file(agent_id, entry.watch_name, rel, head.head_version,
                                       ContentHash(head.head_sha256))
@@ -146,7 +159,7 @@ class Library:
         version = head.max_version + 1
         recorded = self._commit(agent_id, entry, rel, version, plain, make_head=True,
                                 relocated=old, conflict_with=conflict_with,
-                                resolution="auto" if conflict_with else None)
+                                resolution="auto" if conflict_with else None, check=check)
         return self._committed(entry, version, recorded, conflict=conflict_with is not None)
 
     def _catalog_version_with(self, head: LocationHead,
@@ -166,8 +179,10 @@ class Library:
 
     def _commit(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath, version: int,
                 where: str, *, make_head: bool, relocated: str | None = None,
-                conflict_with: str | None = None, resolution: str | None = None) -> str:
-        """Records the version; returns its library path as recorded (relative to the root)."""
+                conflict_with: str | None = None, resolution: str | None = None,
+                check: ObjectCheckRow | None = None) -> str:
+        """Records the version (and check, the object's verification, in the same
+        transaction); returns its library path as recorded (relative to the root)."""
         faults.hit("after_library_link")
         library_path = self._store.relative(where)
         self._catalog.commit_version(NewVersion(
@@ -178,6 +193,7 @@ class Library:
             relocated_head_path=(self._store.relative(relocated) if relocated is not None
                                  else None),
             conflict_server_sha256=conflict_with, conflict_resolution=resolution,
+            object_check=check,
         ), durable=False)
         return library_path
 

@@ -26,6 +26,8 @@ class TrustReport:
     """What a trust check found: objects that may be answered HAVE, and those quarantined."""
 
     trusted: set[str] = field(default_factory=set)
+    unrepaired: set[str] = field(default_factory=set)
+    """Contents with a quarantined copy whose library entries still wait for a repair."""
     rehashed: int = 0
     quarantined: list[tuple[str, str]] = field(default_factory=list)  # (sha256, reason)
 
@@ -77,6 +79,7 @@ class ObjectVerifier:
             if declared == check.size:
                 report.trusted.add(sha)
         self._catalog.record_verified(fresh)
+        report.unrepaired = self._catalog.open_quarantine_among(list(wanted))
         return report
 
     def verify(self, sha256: str, expected_size: int) -> str:
