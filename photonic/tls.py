@@ -7,6 +7,7 @@ with it, so a missing or unreadable file is reported the same way wherever it is
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import stat
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from photonic.errors import InvalidInput, NotFound, PhotonicError
+from photonic.models import is_agent_id
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -83,23 +85,58 @@ def channel_credentials(cert: Path, key: Path, ca: Path) -> grpc.ChannelCredenti
     )
 
 
-def peer_common_name(context: grpc.aio.ServicerContext | grpc.ServicerContext) -> str | None:
-    """The subject CN of the peer's verified certificate, or None without a verified peer."""
+@dataclass(frozen=True)
+class PeerIdentity:
+    """Who a verified peer certificate says the caller is, or why it cannot say."""
+
+    agent_id: str | None  # None when refused
+    serial: int | None
+    refusal: str = ""  # why the certificate cannot identify an agent; "" when it can
+
+
+def peer_identity(context: grpc.aio.ServicerContext | grpc.ServicerContext) -> PeerIdentity:
+    """The agent a verified client certificate names. Refused: no verified certificate, a
+    CA certificate (CA:TRUE; the CA itself must never act as an agent), a subject with other
+    than exactly one CN (which one would be the agent?), a CN that is not an agent id."""
     auth = _ssl_auth_context(context)
-    if auth is None:
-        return None
-    names = auth.get("x509_common_name") or []
-    if names:
-        return names[0].decode("utf-8")
-    cert = _peer_cert(auth)
-    return _common_name(cert.subject) if cert is not None else None
+    pems = (auth.get("x509_pem_cert") or []) if auth is not None else []
+    if not pems:
+        return PeerIdentity(None, None, "no verified client certificate")
+    return _identity_of(pems[0])
+
+
+@functools.lru_cache(maxsize=1024)
+def _identity_of(pem: bytes) -> PeerIdentity:
+    """Parsed once per certificate: every RPC of a connection presents the same one."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    cert = x509.load_pem_x509_certificate(pem)
+    serial = cert.serial_number
+    try:
+        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return PeerIdentity(None, serial, "a CA certificate cannot be used by an agent")
+    except x509.ExtensionNotFound:
+        pass
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if len(names) != 1:
+        return PeerIdentity(None, serial, f"the certificate's subject must name exactly one "
+                                          f"agent (one CN); it has {len(names)}")
+    name = names[0].value
+    cn = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+    if not is_agent_id(cn):
+        return PeerIdentity(None, serial, "the certificate's CN is not a valid agent id")
+    return PeerIdentity(cn, serial)
+
+
+def peer_common_name(context: grpc.aio.ServicerContext | grpc.ServicerContext) -> str | None:
+    """The agent id of the peer's verified, acceptable certificate, or None."""
+    return peer_identity(context).agent_id
 
 
 def peer_certificate_serial(context: grpc.aio.ServicerContext | grpc.ServicerContext) -> int | None:
     """The serial number of the peer's verified certificate (for revocation), or None."""
-    auth = _ssl_auth_context(context)
-    cert = _peer_cert(auth) if auth is not None else None
-    return cert.serial_number if cert is not None else None
+    return peer_identity(context).serial
 
 
 def _ssl_auth_context(context: Any) -> Mapping[str, list[bytes]] | None:
@@ -111,13 +148,6 @@ def _ssl_auth_context(context: Any) -> Mapping[str, list[bytes]] | None:
     if not auth.get("x509_pem_cert") and not auth.get("x509_common_name"):
         return None
     return auth
-
-
-def _peer_cert(auth: Mapping[str, list[bytes]]) -> x509.Certificate | None:
-    from cryptography import x509
-
-    pems = auth.get("x509_pem_cert") or []
-    return x509.load_pem_x509_certificate(pems[0]) if pems else None
 
 
 def _common_name(name: x509.Name) -> str:

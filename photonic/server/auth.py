@@ -12,10 +12,10 @@ from pathlib import Path
 import grpc
 
 from photonic.logfmt import event
-from photonic.models import AgentId, Scope, is_agent_id
+from photonic.models import AgentId, Scope
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.metrics import ServerMetrics
-from photonic.tls import peer_certificate_serial, peer_common_name
+from photonic.tls import peer_identity
 
 log = logging.getLogger("photonic.server.auth")
 
@@ -31,28 +31,42 @@ class Caller:
 
 class RevocationList:
     """Agent ids and certificate serials (decimal or 0x-hex) that are refused; one per line,
-    `#` comments. The file is re-read when its mtime changes, so revoking needs no restart."""
+    `#` comments. The file is re-read when its mtime changes, so revoking needs no restart.
+
+    Fails closed: once a list is configured, a missing or unreadable file refuses every
+    certificate (deleting the file must not lift every revocation at once)."""
+
+    MISSING = ("the server's revocation list is missing or unreadable; every certificate is "
+               "refused until it is restored")
 
     def __init__(self, path: Path | None) -> None:
         self._path = path
         self._stamp: tuple[int, int] | None = None
         self._ids: frozenset[str] = frozenset()
         self._serials: frozenset[int] = frozenset()
+        self._unreadable = False
+        self.version = 0
+        """Goes up at every change the list sees: streams opened before are checked again."""
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
         if self._path is None:
             return
         try:
             st = self._path.stat()
-        except FileNotFoundError:
-            self._ids, self._serials, self._stamp = frozenset(), frozenset(), None
-            return
-        stamp = (st.st_mtime_ns, st.st_size)
-        if stamp == self._stamp:
+            stamp = (st.st_mtime_ns, st.st_size)
+            if stamp == self._stamp and not self._unreadable:
+                return
+            text = self._path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            if not self._unreadable:
+                self._unreadable, self._stamp = True, None
+                self.version += 1
+                event(log, "revocation_list_missing", logging.ERROR, path=str(self._path),
+                      error=str(exc), effect="every certificate is refused")
             return
         ids: set[str] = set()
         serials: set[int] = set()
-        for raw in self._path.read_text(encoding="utf-8").splitlines():
+        for raw in text.splitlines():
             item = raw.split("#", 1)[0].strip()
             if not item:
                 continue
@@ -61,10 +75,20 @@ class RevocationList:
             except ValueError:
                 ids.add(item)
         self._ids, self._serials, self._stamp = frozenset(ids), frozenset(serials), stamp
+        self._unreadable = False
+        self.version += 1
+
+    def refusal(self, agent_id: str, serial: int | None) -> str:
+        """Why this certificate is refused now, or "" when it is not revoked."""
+        self.refresh()
+        if self._unreadable:
+            return self.MISSING
+        if agent_id in self._ids or (serial is not None and serial in self._serials):
+            return f"the certificate of {agent_id!r} is revoked"
+        return ""
 
     def revoked(self, agent_id: str, serial: int | None) -> bool:
-        self._refresh()
-        return agent_id in self._ids or (serial is not None and serial in self._serials)
+        return bool(self.refusal(agent_id, serial))
 
 
 class Authorizer:
@@ -80,14 +104,14 @@ class Authorizer:
     async def require(self, context: grpc.aio.ServicerContext, scope: Scope, action: str,
                       claimed_agent_id: str = "") -> Caller:
         """The verified caller, or the RPC is aborted (and audited) with the right status."""
-        cn = peer_common_name(context)
-        if cn is None or not is_agent_id(cn):
-            await self._refuse(context, cn or "?", action, grpc.StatusCode.UNAUTHENTICATED,
-                               "no verified client certificate")
-        assert cn is not None
-        if self._revocations.revoked(cn, peer_certificate_serial(context)):
-            await self._refuse(context, cn, action, grpc.StatusCode.PERMISSION_DENIED,
-                               f"the certificate of {cn!r} is revoked")
+        peer = peer_identity(context)
+        if peer.agent_id is None:
+            await self._refuse(context, "?", action, grpc.StatusCode.UNAUTHENTICATED,
+                               peer.refusal)
+        assert peer.agent_id is not None
+        cn = peer.agent_id
+        if refusal := self._revocations.refusal(cn, peer.serial):
+            await self._refuse(context, cn, action, grpc.StatusCode.PERMISSION_DENIED, refusal)
         caller = Caller(AgentId(cn), self._scopes.get(cn, self._default))
         if claimed_agent_id and claimed_agent_id != cn and not caller.may(Scope.ADMIN):
             await self._refuse(context, cn, action, grpc.StatusCode.PERMISSION_DENIED,
