@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,15 +92,51 @@ class RevocationList:
         return bool(self.refusal(agent_id, serial))
 
 
+MAX_AUDIT_FIELD_CHARS = 512
+"""A row's target and detail are cut to this: a caller must not be able to grow the table
+by sending long strings."""
+
+
+class AuditBudget:
+    """Rows per caller: a burst, then one per refill interval; refusals beyond it are counted,
+    not written, so one caller cannot fill the disk or drown everyone else's rows."""
+
+    def __init__(self, burst: int = 60, refill_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._burst = burst
+        self._refill_s = refill_s
+        self._clock = clock
+        self._tokens: dict[str, tuple[float, float]] = {}  # actor -> (tokens, when)
+
+    def take(self, actor: str) -> bool:
+        now = self._clock()
+        tokens, when = self._tokens.get(actor, (float(self._burst), now))
+        tokens = min(float(self._burst), tokens + (now - when) / self._refill_s)
+        if tokens < 1:
+            self._tokens[actor] = (tokens, now)
+            return False
+        self._tokens[actor] = (tokens - 1, now)
+        if len(self._tokens) > 10_000:  # forget the oldest callers, not the newest
+            for stale in sorted(self._tokens, key=lambda a: self._tokens[a][1])[:5_000]:
+                del self._tokens[stale]
+        return True
+
+
 class Authorizer:
     def __init__(self, agent_scopes: Mapping[str, frozenset[Scope]],
                  default_scopes: frozenset[Scope], revocations: RevocationList,
-                 catalog: SqliteCatalog, metrics: ServerMetrics) -> None:
+                 catalog: SqliteCatalog, metrics: ServerMetrics, *,
+                 room_for_audit: Callable[[], bool] = lambda: True,
+                 budget: AuditBudget | None = None) -> None:
+        """room_for_audit: False while the disk is under its reserve (min_free_space): rows
+        are then counted, not written."""
         self._scopes = agent_scopes
         self._default = default_scopes
         self._revocations = revocations
         self._catalog = catalog
         self._metrics = metrics
+        self._room = room_for_audit
+        self._budget = budget or AuditBudget()
 
     async def require(self, context: grpc.aio.ServicerContext, scope: Scope, action: str,
                       claimed_agent_id: str = "") -> Caller:
@@ -130,6 +167,15 @@ class Authorizer:
 
     async def audit(self, actor: str, action: str, target: str, result: str,
                     detail: str = "") -> None:
-        """Appends to the audit table; state-changing calls and refusals both land here."""
-        await asyncio.to_thread(self._catalog.audit, actor, action, target, result, detail)
+        """Appends to the audit table; state-changing calls and refusals both land here,
+        within the caller's budget and while the disk has room (else only counted)."""
+        if not self._budget.take(actor):
+            self._metrics.audit_rows_dropped.labels("rate").inc()
+            return
+        if not await asyncio.to_thread(self._room):
+            self._metrics.audit_rows_dropped.labels("disk").inc()
+            return
+        await asyncio.to_thread(self._catalog.audit, actor[:MAX_AUDIT_FIELD_CHARS], action,
+                                target[:MAX_AUDIT_FIELD_CHARS], result,
+                                detail[:MAX_AUDIT_FIELD_CHARS])
 

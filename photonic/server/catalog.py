@@ -90,7 +90,8 @@ class AgentRow:
     queue_depth: int
     bytes_pending: int
     missing_watches: tuple[str, ...]
-    paused: bool
+    paused: bool  # by the agent itself or by an admin: syncing is refused
+    admin_paused: bool = False  # only an admin clears it
 
 
 class Catalog(Protocol):
@@ -422,21 +423,29 @@ class SqliteCatalog:
                  agent_id),
             )
 
-    def set_paused(self, agent_id: str, paused: bool) -> None:
+    def set_paused(self, agent_id: str, paused: bool, *, by_admin: bool) -> bool | None:
+        """Sets the agent's own pause, or the admin's (which only an admin clears). Returns
+        whether syncing is paused now (either flag), or None when no such agent is known."""
+        column = "admin_paused" if by_admin else "paused"
         with self._tx() as c:
-            c.execute("UPDATE agents SET paused = ? WHERE agent_id = ?", (int(paused), agent_id))
+            c.execute(f"UPDATE agents SET {column} = ? WHERE agent_id = ?",
+                      (int(paused), agent_id))
+            row = c.execute("SELECT paused, admin_paused FROM agents WHERE agent_id = ?",
+                            (agent_id,)).fetchone()
+        return None if row is None else bool(row[0] or row[1])
 
     def get_agent(self, agent_id: str) -> AgentRow | None:
         row = self._one(
             "SELECT agent_id, hostname, last_seen_ms, last_sync_ms, state, queue_depth, "
-            "bytes_pending, missing_watches, paused FROM agents WHERE agent_id = ?",
+            "bytes_pending, missing_watches, paused OR admin_paused, admin_paused "
+            "FROM agents WHERE agent_id = ?",
             (agent_id,),
         )
         if row is None:
             return None
         missing = tuple(m for m in str(row[7]).split("\n") if m)
         return AgentRow(str(row[0]), str(row[1]), int(row[2]), int(row[3]), str(row[4]),
-                        int(row[5]), int(row[6]), missing, bool(row[8]))
+                        int(row[5]), int(row[6]), missing, bool(row[8]), bool(row[9]))
 
     # audit ----------------------------------------------------------------------------------
 

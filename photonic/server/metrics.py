@@ -46,6 +46,10 @@ class ServerMetrics:
             "photonic_server_objects_rehashed_total",
             "Stored objects re-hashed before a HAVE was trusted (unverified or changed)",
             registry=registry)
+        self.audit_rows_dropped = Counter(
+            "photonic_server_audit_rows_dropped_total",
+            "Audit rows not written: a caller over its budget (rate) or the disk under its "
+            "reserve (disk)", ["reason"], registry=registry)
         self.refused_calls = Counter(
             "photonic_server_refused_calls_total", "Calls refused, by reason",
             ["reason"], registry=registry)

@@ -27,6 +27,10 @@ from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
 from photonic.v1 import sync_pb2, sync_pb2_grpc
 
+MAX_HOSTNAME_CHARS = 253  # the longest DNS name
+MAX_VERSION_CHARS = 64
+MAX_NAME_CHARS = 255
+MAX_WATCHES = 1000
 MAX_RESEND_PER_HEARTBEAT = 100
 """Quarantined contents an agent is asked to send again per heartbeat (see sync.proto)."""
 
@@ -76,6 +80,19 @@ async def _reply_runs(outgoing: asyncio.Queue[Outgoing | None], max_run: int
         size += message_size
 
 
+def registration_problem(request: sync_pb2.RegisterAgentRequest) -> str:
+    """Why a registration's strings are refused ("" when they are fine): each is stored and
+    audited, so each is bounded."""
+    if len(request.hostname) > MAX_HOSTNAME_CHARS:
+        return f"hostname is {len(request.hostname)} characters; at most {MAX_HOSTNAME_CHARS}"
+    if len(request.version) > MAX_VERSION_CHARS:
+        return f"version is longer than {MAX_VERSION_CHARS} characters"
+    if len(request.watch_names) > MAX_WATCHES or any(
+            len(w) > MAX_NAME_CHARS for w in request.watch_names):
+        return f"at most {MAX_WATCHES} watch names of at most {MAX_NAME_CHARS} characters"
+    return ""
+
+
 class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
     def __init__(self, auth: Authorizer, catalog: SqliteCatalog, library: Library,
                  ingest: IngestDeps, events: EventHub, metrics: ServerMetrics,
@@ -95,6 +112,9 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
     async def RegisterAgent(self, request: sync_pb2.RegisterAgentRequest,
                             context: grpc.aio.ServicerContext) -> sync_pb2.RegisterAgentResponse:
         caller = await self._auth.require(context, Scope.SYNC, "RegisterAgent", request.agent_id)
+        if problem := registration_problem(request):
+            await self._auth.audit(caller.agent_id, "RegisterAgent", "", "refused", problem)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         known = await asyncio.to_thread(self._catalog.get_agent, caller.agent_id)
         if known is None and await asyncio.to_thread(self._catalog.agent_count) >= self._max_agents:
             await self._auth.audit(caller.agent_id, "RegisterAgent", "", "refused", "max_agents")
@@ -115,6 +135,11 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
     async def Heartbeat(self, request: sync_pb2.HeartbeatRequest,
                         context: grpc.aio.ServicerContext) -> sync_pb2.HeartbeatResponse:
         caller = await self._auth.require(context, Scope.SYNC, "Heartbeat", request.agent_id)
+        if len(request.missing_watches) > MAX_WATCHES or any(
+                len(w) > MAX_NAME_CHARS for w in request.missing_watches):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"at most {MAX_WATCHES} missing watches of at most "
+                                f"{MAX_NAME_CHARS} characters each")
         state = wire.state_from_wire(request.state)
         await asyncio.to_thread(self._catalog.heartbeat, caller.agent_id, state.value,
                                 request.queue_depth, request.bytes_pending,
@@ -122,6 +147,9 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
         for s in AgentState:
             self._metrics.agent_state.labels(caller.agent_id, s.value).set(int(s is state))
         row = await asyncio.to_thread(self._catalog.get_agent, caller.agent_id)
+        if row is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"{caller.agent_id} is not registered; call RegisterAgent first")
         resend = await asyncio.to_thread(self._catalog.wanted_from, caller.agent_id,
                                          MAX_RESEND_PER_HEARTBEAT)
         return sync_pb2.HeartbeatResponse(paused=bool(row and row.paused),
@@ -133,9 +161,13 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
                         ) -> AsyncIterator[sync_pb2.SyncServerMessage]:
         caller = await self._auth.require(context, Scope.SYNC, "SyncBatch")
         row = await asyncio.to_thread(self._catalog.get_agent, caller.agent_id)
-        if row is not None and row.paused:
+        if row is None:  # registration is where max_agents and the audit trail begin
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"syncing is paused for {caller.agent_id}")
+                                f"{caller.agent_id} is not registered; call RegisterAgent first")
+        elif row.paused:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"syncing is paused for {caller.agent_id}"
+                                + (" by an admin" if row.admin_paused else ""))
         if self._sync_slots.locked():
             self._metrics.refused_calls.labels("max_concurrent_syncs").inc()
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -272,12 +304,19 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
 
     async def PauseSyncing(self, request: sync_pb2.PauseSyncingRequest,
                            context: grpc.aio.ServicerContext) -> sync_pb2.PauseSyncingResponse:
-        agent_id = await self._target_agent(context, request.agent_id, "PauseSyncing")
-        await asyncio.to_thread(self._catalog.set_paused, agent_id, request.paused)
-        await self._auth.audit(agent_id, "PauseSyncing", agent_id, "ok",
-                               "paused" if request.paused else "resumed")
-        self._events.publish(ServerEvent("paused", agent_id, detail=str(request.paused)))
-        return sync_pb2.PauseSyncingResponse(paused=request.paused)
+        caller = await self._auth.require(context, Scope.SYNC, "PauseSyncing")
+        agent_id = await self._target_agent(context, request.agent_id, "PauseSyncing", caller)
+        by_admin = caller.may(Scope.ADMIN)
+        paused = await asyncio.to_thread(self._catalog.set_paused, agent_id, request.paused,
+                                         by_admin=by_admin)
+        if paused is None:
+            await self._auth.audit(caller.agent_id, "PauseSyncing", agent_id, "not_found")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no agent {agent_id!r} is known")
+        who = "admin" if by_admin else "agent"
+        await self._auth.audit(caller.agent_id, "PauseSyncing", agent_id, "ok",
+                               f"{'paused' if request.paused else 'resumed'} by {who}")
+        self._events.publish(ServerEvent("paused", agent_id, detail=str(paused)))
+        return sync_pb2.PauseSyncingResponse(paused=bool(paused))
 
     async def StreamEvents(self, request: sync_pb2.StreamEventsRequest,
                            context: grpc.aio.ServicerContext) -> AsyncIterator[sync_pb2.Event]:

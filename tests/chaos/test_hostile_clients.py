@@ -57,6 +57,8 @@ def _chunk(sha: str, offset: int, data: bytes, *, raw_size: int | None = None,
 def stub(server: ServerHandle, pki: TestPki) -> Iterator[sync_pb2_grpc.PhotonicSyncStub]:
     channel, s = sync_stub(server.endpoint, pki.agent_cert("laptop"), pki.agent_key("laptop"),
                            pki.ca, max_send_bytes=64 << 20)
+    # A hostile client with a valid certificate registers first, as syncing requires.
+    s.RegisterAgent(sync_pb2.RegisterAgentRequest(hostname="hostile"), timeout=10)
     yield s
     channel.close()
 
@@ -292,6 +294,7 @@ async def _abandon_streams(endpoint: str, pki: TestPki, files: list[Path], count
     accepted = 0
     async with grpc.aio.secure_channel(endpoint, creds, options=CHANNEL_OPTIONS) as channel:
         stub = sync_pb2_grpc.PhotonicSyncStub(channel)  # type: ignore[no-untyped-call]
+        await stub.RegisterAgent(sync_pb2.RegisterAgentRequest(hostname="hostile"), timeout=10)
 
         async def one(i: int) -> bool:
             path = files[i % len(files)]

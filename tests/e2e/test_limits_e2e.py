@@ -88,6 +88,7 @@ def test_max_concurrent_syncs_refuses_a_second_stream_while_one_is_open(
     once the first ends, a new stream is accepted."""
     with _channel(limited_server, "laptop") as ch:
         stub = _stub(ch)
+        stub.RegisterAgent(sync_pb2.RegisterAgentRequest(hostname="h"), timeout=TIMEOUT_S)
         outgoing: queue.Queue[sync_pb2.SyncClientMessage | None] = queue.Queue()
         first = stub.SyncBatch(iter(outgoing.get, None), timeout=30)
         entry = sync_pb2.ManifestEntry(sha256="ab" * 32, size=10, watch_name="w",

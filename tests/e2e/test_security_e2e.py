@@ -102,6 +102,7 @@ def test_agent_cannot_write_into_another_agents_library(
     entry = ManifestEntry(sha256=ContentHash(hashlib.sha256(data).hexdigest()), size=len(data),
                           watch_name="photos", relative_path="IMG_0001.jpg")
     manifest = wire.manifest_to_wire("batch-1", "desktop", ConflictPolicy.AUTO, [entry])
+    _register(laptop_stub, "laptop")  # registered as itself, as syncing requires
     call = laptop_stub.SyncBatch(iter([manifest]), timeout=CALL_TIMEOUT_S)
     error = _refusal(lambda: list(call))
     assert error.code() is grpc.StatusCode.PERMISSION_DENIED, error
