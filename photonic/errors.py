@@ -35,6 +35,11 @@ class InvalidInput(PhotonicError):
     """A request or file the caller must change: a bad path, a malformed message."""
 
 
+class Unstorable(InvalidInput):
+    """A path the server's storage cannot hold (under an existing file, too long for its
+    filesystem): refused for good, since sending it again cannot help."""
+
+
 class IntegrityError(PhotonicError):
     """Content did not match its SHA-256 or its declared size; nothing was stored."""
 

@@ -57,7 +57,8 @@ _QUEUE_UPDATE = ", ".join([
     _take_new("source_path", "sha256", "size", "mtime_ns", *_EXIF_NAMES, "base_sha256"),
     _take_new("incomplete"),
     _keep_if_same_sha(
-        attempts="0", last_error="''", state="'pending'", enqueued_ms="excluded.enqueued_ms"
+        attempts="0", last_error="''", state="'pending'", enqueued_ms="excluded.enqueued_ms",
+        permanent="0",
     ),
 ])
 # The watch's current scan generation; rows written now count as "seen by this scan".
@@ -413,19 +414,25 @@ class AgentStateDB:
                     (sha256, row["watch_name"], row["rel_path"]),
                 )
 
-    def mark_failed(self, queue_id: int, reason: str, *, max_attempts: int) -> None:
+    def mark_failed(self, queue_id: int, reason: str, *, max_attempts: int,
+                    permanent: bool = False) -> None:
+        """Counts a failed attempt; at max_attempts the file waits in state 'error'.
+        permanent: the server refused it for good; it stays refused across restarts."""
         with self._tx() as c:
             c.execute(
-                "UPDATE queue SET attempts = attempts + 1, last_error = ?, "
+                "UPDATE queue SET attempts = attempts + 1, last_error = ?, permanent = ?, "
                 "state = CASE WHEN attempts + 1 >= ? THEN 'error' ELSE 'pending' END "
                 "WHERE id = ?",
-                (reason, max_attempts, queue_id),
+                (reason, int(permanent), max_attempts, queue_id),
             )
 
     def requeue_errors(self) -> int:
+        """At start: files that ran out of attempts get another round; those the server
+        refused for good do not (they wait for a change)."""
         with self._tx() as c:
             cur = c.execute(
-                "UPDATE queue SET state = 'pending', attempts = 0 WHERE state = 'error'"
+                "UPDATE queue SET state = 'pending', attempts = 0 "
+                "WHERE state = 'error' AND permanent = 0"
             )
             return cur.rowcount
 
@@ -483,6 +490,13 @@ class AgentStateDB:
             "COALESCE(SUM(state = 'error'), 0) FROM queue"
         )
         return QueueStats(files=int(rows[0][0]), bytes=int(rows[0][1]), errored=int(rows[0][2]))
+
+    def failed_files(self, limit: int = 50) -> list[tuple[str, str, str]]:
+        """(watch, path, reason) of files the agent stopped sending (the server refused them
+        for good, or they failed every attempt); each is tried again once it changes."""
+        rows = self._read("SELECT watch_name, rel_path, last_error FROM queue "
+                          "WHERE state = 'error' ORDER BY id LIMIT ?", (limit,))
+        return [(str(w), str(p), str(e)) for w, p, e in rows]
 
     def queued_bytes_under(self, directory: Path) -> int:
         """Bytes of queued files whose source lies under directory (the ingest buffer)."""

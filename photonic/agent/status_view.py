@@ -21,6 +21,10 @@ from photonic.units import format_duration, format_rate, format_size
 STALE_AFTER_S = 5.0
 
 
+MAX_FAILED_SHOWN = 50
+"""Files listed with their reason in `photonic status`; the rest are counted."""
+
+
 def collect(config: AgentConfig) -> dict[str, Any]:
     """Everything `status` shows, as plain data (also the --json output)."""
     db_path = config.buffer_path / "agent.db"
@@ -35,6 +39,7 @@ def collect(config: AgentConfig) -> dict[str, Any]:
         "endpoint": live.get("endpoint", ""),
         "last_sync_unix": live.get("last_sync_unix", 0.0),
         "queue": {"files": 0, "bytes": 0, "errored": 0},
+        "failed_files": [],
         "servers": [],
         "watches": [],
         "progress": {},
@@ -45,6 +50,8 @@ def collect(config: AgentConfig) -> dict[str, Any]:
         try:
             stats = db.queue_stats()
             out["queue"] = {"files": stats.files, "bytes": stats.bytes, "errored": stats.errored}
+            out["failed_files"] = [{"watch": w, "path": p, "reason": r}
+                                   for w, p, r in db.failed_files(MAX_FAILED_SHOWN)]
             states = {w.name: w for w in db.watch_states()}
         except sqlite3.OperationalError as exc:
             # An agent starting right now has created the file but not yet its tables.
@@ -84,7 +91,11 @@ def render(s: dict[str, Any]) -> str:
              + ("" if s["running"] else " (agent not running)")
              + (f" — {s['state_reason']}" if s["state_reason"] and s["running"] else "")]
     lines.append(f"queue: {q['files']} files, {format_size(q['bytes'])} pending"
-                 + (f", {q['errored']} failed (see logs)" if q["errored"] else ""))
+                 + (f", {q['errored']} not sent (below)" if q["errored"] else ""))
+    for f in s["failed_files"]:
+        lines.append(f"  not sent: {f['watch']}/{f['path']}: {f['reason']}")
+    if q["errored"] > len(s["failed_files"]):
+        lines.append(f"  ... and {q['errored'] - len(s['failed_files'])} more")
     for srv in s["servers"]:
         mark = "connected" if srv["connected"] else "not connected"
         lines.append(f"server {srv['endpoint']}: {mark}; {srv['files_pending']} files, "

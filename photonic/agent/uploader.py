@@ -211,7 +211,8 @@ class Uploader:
                 and await self.changed(f)):
             return
         attempts = 1 if permanent else self._s.retry_attempts
-        await asyncio.to_thread(self._db.mark_failed, f.id, reason, max_attempts=attempts)
+        await asyncio.to_thread(self._db.mark_failed, f.id, reason, max_attempts=attempts,
+                                permanent=permanent)
         if permanent:
             self.totals.files_rejected += 1
         else:

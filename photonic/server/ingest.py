@@ -7,6 +7,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -251,6 +252,9 @@ class IngestSession:
             await self._send(FileDecision(
                 sha256=entry.sha256, watch_name=entry.watch_name,
                 relative_path=entry.relative_path, action=Decision.HAVE,
+            if isinstance(committed, errors.Unstorable):
+                await self._reject(entry, str(committed))
+                continue
                 version=committed.version, conflict=committed.conflict))
 
     async def _decide_after_other_stream(self, incoming: _Incoming) -> None:
@@ -418,15 +422,17 @@ class IngestSession:
             self._d.metrics.storage_full.set(1)
             return full
         event(log, "commit_failed", logging.ERROR, agent=self._agent,
-              error=f"{type(exc).__name__}: {exc}")
-        return errors.Transient(f"the server could not commit a photo ({type(exc).__name__}); "
-                                "it will be sent again")
+              correlation_id=correlation, error=f"{type(exc).__name__}: {exc}")
+        return errors.Transient(f"the server could not commit a photo (correlation id "
+                                f"{correlation}; its log has the details); it will be sent "
+                                "again")
 
     async def flush(self) -> None:
         """Waits for every commit in flight; re-raises the first failure (e.g. a full disk)."""
         while self._commits:
             await asyncio.gather(*list(self._commits), return_exceptions=True)
         if self._commit_errors:
+        correlation = uuid.uuid4().hex[:16]
             raise self._commit_errors[0]
 
     async def _finish(self, complete: list[_Incoming]) -> None:
@@ -462,6 +468,9 @@ class IngestSession:
             for incoming in stored:
                 self._forget(incoming.sha256)
 
+                    if isinstance(committed, errors.Unstorable):
+                        await self._reject(entry, str(committed))
+                        continue
     def _store_contents(self, complete: list[_Incoming]) -> list[errors.IntegrityError | None]:
         """Runs in a worker thread: verified, durable content put into the store; the folders
         are fsynced by the group sync that the record after this waits for.
@@ -511,12 +520,12 @@ class IngestSession:
                 self._d.library.repair_links(upload.sha256)
         return problems
 
-    async def _record(self, placed: Placed,
-                      checks: dict[str, ObjectCheckRow] | None = None) -> list[CommittedFile]:
+    async def _record(self, placed: Placed, checks: dict[str, ObjectCheckRow] | None = None
+                      ) -> list[CommittedFile | errors.Unstorable]:
         recorded = await asyncio.to_thread(self._d.library.record_many, self._agent, placed,
                                            self._policy, checks)
         for (entry, _rel), committed in zip(placed, recorded, strict=True):
-            if committed.conflict:
+            if isinstance(committed, CommittedFile) and committed.conflict:
                 self._d.metrics.photos_processed.labels(self._agent, "conflict").inc()
                 self._publish("conflict", entry, self._policy.value)
         return recorded

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 
-from photonic.errors import NotFound
+from photonic.errors import NotFound, Unstorable
 from photonic.models import CommittedFile, ConflictPolicy, ContentHash, ManifestEntry
 from photonic.paths import version_path
 from photonic.server import faults
@@ -43,10 +43,11 @@ class Library:
     def record_many(self, agent_id: str, items: Sequence[tuple[ManifestEntry, PurePosixPath]],
                     policy: ConflictPolicy,
                     verified: Mapping[str, ObjectCheckRow] | None = None
-                    ) -> list[CommittedFile]:
+                    ) -> list[CommittedFile | Unstorable]:
         """Makes each entry's content visible at its path, following the conflict policy, and
         returns once all of it is durable, with everything noted on the group sync before (the
-        store folder of content just committed, other writers' links and rows).
+        store folder of content just committed, other writers' links and rows). A path the
+        storage cannot hold gives its Unstorable in its place.
 
         The lock is taken per item, so a long manifest of known photos does not stall other
         streams' commits; the one sync at the end covers them all. A crash before it completes
@@ -57,12 +58,15 @@ class Library:
         name (content stored by this commit); recorded in the same catalog transaction as
         the version that names them, or on their own when no version is written."""
         mark = self._durability.mark()
-        committed = []
+        committed: list[CommittedFile | Unstorable] = []
         unrecorded = dict(verified or {})
         for entry, rel in items:
             with self._lock:
-                committed.append(self._record(agent_id, entry, rel, policy,
-                                              unrecorded.pop(entry.sha256, None)))
+                try:
+                    committed.append(self._record(agent_id, entry, rel, policy,
+                                                  unrecorded.pop(entry.sha256, None)))
+                except Unstorable as exc:  # that path only; the others are recorded
+                    committed.append(exc)
         self._catalog.record_verified([(sha, *check) for sha, check in unrecorded.items()])
         self._durability.wait_durable(since=mark)
         return committed

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from photonic.errors import IntegrityError, StorageFull
+from photonic.errors import IntegrityError, StorageFull, Unstorable
 from photonic.logfmt import event
 from photonic.media.hashing import StreamingVerifier, fsync_directory, sha256_file
 from photonic.models import ContentHash, is_content_hash
@@ -28,6 +28,14 @@ RESUMABLE_SUFFIX = ".resume"
 """A parked upload's partial file, fsynced when parked; the only kind that is resumed."""
 
 log = logging.getLogger("photonic.server.store")
+
+_UNSTORABLE = {
+    errno.ENOTDIR: "a file of the same name stands where one of its folders would be",
+    errno.EISDIR: "a folder of the same name stands there",
+    errno.ENAMETOOLONG: "it is too long for the server's filesystem",
+    errno.ELOOP: "one of its folders is a symbolic link",
+}
+"""Why a library path cannot be made, by errno: permanent for that path, whatever is sent."""
 
 
 def as_storage_full(exc: BaseException) -> StorageFull | None:
@@ -396,15 +404,18 @@ class ContentStore:
         sync=False leaves the fsync of those folders to the caller, who may batch it, but
         must do it before the link is acknowledged to anyone."""
         source = self.object_file(sha256)
-        kept = os.path.exists(source) and self._keep_aside_if_only_copy(library_file)
         try:
             changed = self._put(source, library_file, lambda: _link_over(source, library_file))
         except OSError as exc:
             if (full := as_storage_full(exc)) is not None:
+            kept = os.path.exists(source) and self._keep_aside_if_only_copy(library_file)
                 raise full from exc
             raise
         if kept:
             changed.append(os.path.dirname(library_file))
+            if (why := _UNSTORABLE.get(exc.errno or 0)) is not None:
+                raise Unstorable(f"the server cannot store a photo at this path: {why}; "
+                                 "rename the file or its folder") from None
         if sync:
             for d in changed:
                 fsync_directory(d)
