@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ def open_database(
         conn.execute("PRAGMA query_only = ON")
         return conn
     path.parent.mkdir(parents=True, exist_ok=True)
+    make_private(path)
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
@@ -37,6 +40,24 @@ def open_database(
     conn.execute("PRAGMA busy_timeout = 10000")
     _migrate(conn, migrations_package)
     return conn
+
+
+PRIVATE_FILE_MODE = 0o600
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def make_private(path: Path) -> None:
+    """Creates the database file 0600 (whatever the umask) and takes an existing one and its
+    side files to 0600: it holds every path and hash the program knows. SQLite creates its
+    -wal and -shm files with the database file's permissions, so those follow."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+    finally:
+        os.close(fd)
+    for suffix in _SIDE_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", PRIVATE_FILE_MODE)
 
 
 def _migrate(conn: sqlite3.Connection, package: str) -> None:

@@ -68,7 +68,9 @@ class AgentApp:
 
             registry = CollectorRegistry()
         self.metrics = AgentMetrics(registry, config.agent_id)
-        config.buffer_path.mkdir(parents=True, exist_ok=True)
+        # Private: the queue, the status and ingest copies of photos live in it.
+        config.buffer_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        config.buffer_path.chmod(0o700)
         self.db = AgentStateDB(config.buffer_path / "agent.db")
         self.ignore = IgnoreRules(config.ignore_patterns)
         self._wake = asyncio.Event()

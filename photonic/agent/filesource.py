@@ -4,7 +4,11 @@ file's size or mtime moved since it was queued.
 The bytes are not hashed again here: the server verifies every file's SHA-256 before it
 stores it, and a second hash on the agent cost ~0.6 CPU-seconds per GB of a sync that is
 CPU-bound on both ends. A rewrite that keeps size and mtime is caught by that server check;
-the uploader then hashes the file again and queues what it holds now."""
+the uploader then hashes the file again and queues what it holds now.
+
+The file is opened beneath its root (its watch folder, or the ingest buffer for an ingest copy)
+through no symlink, as the hasher opened it (beneath.py): a folder swapped for a symlink since
+the file was hashed makes the upload fail, never read a file outside the watch."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+from photonic.agent.beneath import Replaced, is_inside, open_beneath
 from photonic.media.chunks import AdaptiveCompressor
 
 
@@ -19,13 +24,27 @@ class FileChanged(Exception):
     """The file differs from what was queued (rewritten, truncated, vanished)."""
 
 
+def source_root(source_path: Path, rel_path: str, ingest_dir: Path) -> Path | None:
+    """The folder a queued file must be read beneath: the ingest buffer for an ingest copy,
+    else its watch folder, which the scanner's source path is by construction (the watch's
+    resolved root joined with rel_path). None when it is neither: FileSource refuses it."""
+    ingest = os.path.abspath(ingest_dir)
+    if is_inside(str(source_path), ingest):
+        return Path(ingest)
+    text = str(source_path)
+    if text.endswith("/" + rel_path):
+        return Path(text[: -len(rel_path) - 1] or "/")
+    return None
+
+
 class FileSource:
     """Blocking; each method is called in a worker thread (file reads and lz4 release the
-    GIL)."""
+    GIL). root is the folder path must be read beneath (source_root); None refuses it."""
 
-    def __init__(self, path: Path, *, size: int, mtime_ns: int, offset: int,
+    def __init__(self, path: Path, *, root: Path | None, size: int, mtime_ns: int, offset: int,
                  chunk_bytes: int, compressor: AdaptiveCompressor) -> None:
         self._path = path
+        self._root = root
         self._size = size
         self._mtime_ns = mtime_ns
         self.offset = offset
@@ -34,10 +53,20 @@ class FileSource:
         self._file: BinaryIO | None = None
 
     def open(self) -> None:
+        if self._root is None:
+            raise FileChanged(f"{self._path} is in no watch folder nor the ingest buffer")
+        root = str(self._root)
+        rel = os.path.relpath(self._path, root).replace(os.sep, "/")
+        if rel.startswith("../") or not is_inside(str(self._path), root):
+            raise FileChanged(f"{self._path} is not inside {root}")
         try:
-            self._file = open(self._path, "rb")  # noqa: SIM115 - closed by close()
+            # A symlink to a file inside the watch was hashed through its target: so here.
+            fd, _ = open_beneath(root, rel, follow_symlink=True)
         except FileNotFoundError as exc:
             raise FileChanged(f"{self._path} vanished before upload") from exc
+        except Replaced as exc:
+            raise FileChanged(f"{self._path} {exc}") from exc
+        self._file = open(fd, "rb")  # noqa: SIM115 - closed by close()
         self._check_unchanged("changed since it was queued")
         self._file.seek(self.offset)  # the server resumes mid-file
 

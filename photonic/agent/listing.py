@@ -2,7 +2,8 @@
 
 Kept apart from the scanner so the rules for odd entries (symlinks out of the watch, FIFOs,
 devices, names that are not UTF-8, the buffer inside a watch) live in one place, and so that
-nothing here ever opens a file: opening a FIFO would block the scan.
+nothing here ever opens a file: opening a FIFO would block the scan. Folders are opened through
+beneath.py, never by path: a subfolder swapped for a symlink is not listed through.
 """
 
 from __future__ import annotations
@@ -12,20 +13,37 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+from photonic.agent.beneath import (
+    OUTSIDE,
+    FileId,
+    Replaced,
+    file_id,
+    is_inside,
+    open_folder,
+    symlink_target,
+)
 from photonic.agent.ignore import IgnoreRules
 from photonic.agent.signature import FileSignature
 
 # The scanner's logger: a listing is one step of a scan, and log readers filter by that name.
 log = logging.getLogger("photonic.agent.scanner")
 
-OUTSIDE_WATCH = "symlink points outside the watch folder"
+OUTSIDE_WATCH = OUTSIDE
 NOT_UTF8 = "name is not valid UTF-8"
 NOT_REGULAR = "not a regular file"
 SYMLINKED_FOLDER = "symlinked folder is not followed"
 PERMISSION_DENIED = "permission denied"
 
-ListedFile = tuple[str, str, os.stat_result]  # (relative path, absolute path, stat)
+
+class ListedFile(NamedTuple):
+    """A file to sync as the listing saw it."""
+
+    rel_path: str
+    abs_path: str
+    stat: os.stat_result
+    open_rel: str  # what to open beneath the root: rel_path, or a symlink's target inside
 
 
 class Skip(Exception):
@@ -34,11 +52,22 @@ class Skip(Exception):
 
 @dataclass(frozen=True)
 class Candidate:
-    """A file whose signature (signature.py) differs from the index: it must be hashed."""
+    """A file whose signature (signature.py) differs from the index: it must be hashed.
+
+    The hasher opens open_rel beneath root (beneath.py) and reads it only if it is still the
+    file listed (file_id)."""
 
     rel_path: str
     abs_path: str
     size: int
+    root: str
+    open_rel: str
+    file_id: FileId
+
+
+def candidate_of(root: str, listed: ListedFile) -> Candidate:
+    return Candidate(listed.rel_path, listed.abs_path, listed.stat.st_size, root,
+                     listed.open_rel, file_id(listed.stat))
 
 
 @dataclass(frozen=True)
@@ -68,26 +97,33 @@ def is_utf8(name: str) -> bool:
     return True
 
 
-def is_inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def stat_regular(root: str, path: str, *, is_symlink: bool) -> os.stat_result:
-    """Stat of a file to sync, or Skip; never opens anything (a FIFO open would block)."""
-    if is_symlink:
-        if not is_inside(os.path.realpath(path), root):
-            raise Skip(OUTSIDE_WATCH)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise Skip("broken symlink") from None
-        if stat.S_ISDIR(st.st_mode):
-            raise Skip(SYMLINKED_FOLDER)
-    else:
-        st = os.lstat(path)
+def stat_symlinked(root: str, path: str) -> tuple[os.stat_result, str]:
+    """Stat of the file a symlink leads to and its path beneath root, or Skip. The stat is
+    only what the hasher compares the opened target with (beneath.py): this one follows the
+    link by path, so it may describe another file if the folders are being swapped."""
+    target = symlink_target(root, path)
+    if target is None:
+        raise Skip(OUTSIDE_WATCH)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise Skip("broken symlink") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise Skip(SYMLINKED_FOLDER)
     if not stat.S_ISREG(st.st_mode):
         raise Skip(NOT_REGULAR)
-    return st
+    return st, target
+
+
+def stat_regular(root: str, path: str, rel: str, *, is_symlink: bool) -> ListedFile:
+    """A file to sync, or Skip; never opens anything (a FIFO open would block)."""
+    if is_symlink:
+        st, target = stat_symlinked(root, path)
+        return ListedFile(rel, path, st, target)
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise Skip(NOT_REGULAR)
+    return ListedFile(rel, path, st, rel)
 
 
 class DirectoryLister:
@@ -102,14 +138,35 @@ class DirectoryLister:
         self._buffer_real = buffer_real
 
     def list_directory(self, watch_name: str, root: str, dir_abs: str, dir_rel: str) -> Listing:
-        """One folder's subfolders, files and skips; a vanished folder lists as empty."""
+        """One folder's subfolders, files and skips; a vanished folder lists as empty. The
+        folder is opened beneath root (never through a symlink) and its entries are
+        stat-ed relative to that descriptor."""
         listing = Listing()
         try:
-            with os.scandir(dir_abs) as entries:
+            dir_fd = open_folder(root, dir_rel)
+        except FileNotFoundError:
+            return listing
+        except Replaced as exc:
+            listing.skipped.append((dir_rel or ".", str(exc)))
+            return listing
+        except OSError as exc:
+            log.warning("unreadable folder", extra={"watch": watch_name, "path": dir_rel or "."})
+            listing.skipped.append((dir_rel or ".", exc.strerror or str(exc)))
+            return listing
+        try:
+            self._list_entries(watch_name, root, dir_fd, dir_abs, dir_rel, listing)
+        finally:
+            os.close(dir_fd)
+        return listing
+
+    def _list_entries(self, watch_name: str, root: str, dir_fd: int, dir_abs: str,
+                      dir_rel: str, listing: Listing) -> None:
+        try:
+            with os.scandir(dir_fd) as entries:  # scandir works on its own duplicate
                 for entry in entries:
                     rel = f"{dir_rel}/{entry.name}" if dir_rel else entry.name
                     try:
-                        self._list_entry(root, entry, rel, listing)
+                        self._list_entry(root, entry, f"{dir_abs}/{entry.name}", rel, listing)
                     except FileNotFoundError:
                         continue  # vanished between listing and stat: nothing to do
                     except Skip as skip:
@@ -124,19 +181,25 @@ class DirectoryLister:
         except OSError as exc:
             log.warning("unreadable folder", extra={"watch": watch_name, "path": dir_rel or "."})
             listing.skipped.append((dir_rel or ".", exc.strerror or str(exc)))
-        return listing
 
-    def _list_entry(self, root: str, entry: os.DirEntry[str], rel: str, listing: Listing) -> None:
+    def _list_entry(self, root: str, entry: os.DirEntry[str], path: str, rel: str,
+                    listing: Listing) -> None:
         if not is_utf8(entry.name):
             raise Skip(NOT_UTF8)
         if entry.is_dir(follow_symlinks=False):
-            if not self._ignore.matches(rel, is_dir=True) and entry.path != self._buffer_real:
-                listing.subdirs.append((entry.path, rel))
+            if not self._ignore.matches(rel, is_dir=True) and path != self._buffer_real:
+                listing.subdirs.append((path, rel))
             return
         if self._ignore.matches(rel, is_dir=False):
             return
-        st = stat_regular(root, entry.path, is_symlink=entry.is_symlink())
-        listing.files.append((rel, entry.path, st))
+        if entry.is_symlink():
+            st, target = stat_symlinked(root, path)
+            listing.files.append(ListedFile(rel, path, st, target))
+            return
+        st = entry.stat(follow_symlinks=False)  # fstatat on the folder's descriptor
+        if not stat.S_ISREG(st.st_mode):
+            raise Skip(NOT_REGULAR)
+        listing.files.append(ListedFile(rel, path, st, rel))
 
     def probe(self, root: str, abs_path: Path) -> ListedFile | None:
         """The watcher's single-file version of list_directory: the file if it is one to sync,
@@ -153,5 +216,4 @@ class DirectoryLister:
             return None
         if self._ignore.is_ignored(rel, is_dir=False):
             return None
-        st = stat_regular(root, path, is_symlink=os.path.islink(path))
-        return rel, path, st
+        return stat_regular(root, path, rel, is_symlink=os.path.islink(path))

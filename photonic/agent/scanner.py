@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from photonic.agent.beneath import is_inside
 from photonic.agent.hasher import CandidateHasher
 from photonic.agent.ignore import IgnoreRules
-from photonic.agent.listing import Candidate, DirectoryLister, Listing, Skip, is_inside
+from photonic.agent.listing import Candidate, DirectoryLister, Listing, Skip, candidate_of
 from photonic.agent.signature import FileSignature, signature_of
 from photonic.agent.statedb import AgentStateDB, FileRecord, WatchStatus
 from photonic.media.images import is_structurally_complete
@@ -293,16 +294,17 @@ class Scanner:
 
     def _list_directory(self, watch: WatchLike, root: str, dir_abs: str, dir_rel: str) -> Listing:
         listing = self._lister.list_directory(watch.name, root, dir_abs, dir_rel)
-        self._sort_by_index(watch, listing)
+        self._sort_by_index(watch, root, listing)
         return listing
 
-    def _sort_by_index(self, watch: WatchLike, listing: Listing) -> None:
+    def _sort_by_index(self, watch: WatchLike, root: str, listing: Listing) -> None:
         """Splits the listed files into unchanged and to-be-hashed with one index lookup. A
         row from before ctime was recorded never matches (002_index_ctime.sql), so its file is
         hashed once more."""
-        known = self._db.get_index_states(watch.name, [rel for rel, _, _ in listing.files])
+        known = self._db.get_index_states(watch.name, [f.rel_path for f in listing.files])
         now_s = time.time()
-        for rel, path, st in listing.files:
+        for listed in listing.files:
+            rel, path, st, _ = listed
             signature = signature_of(st)
             previous, marked_missing = known.get(rel, (None, False))
             if previous == signature:
@@ -314,15 +316,16 @@ class Scanner:
                 if previous is not None:
                     _seen_unchanged(listing, rel, previous, marked_missing)
             else:
-                listing.candidates.append(Candidate(rel, path, st.st_size))
+                listing.candidates.append(candidate_of(root, listed))
 
     def _probe_file(self, watch: WatchLike, abs_path: Path, force: bool = False
                     ) -> Candidate | None:
         """The watcher's single-file version of _list_directory: None when nothing is to be done."""
-        probed = self._lister.probe(os.path.realpath(watch.path), abs_path)
+        root = os.path.realpath(watch.path)
+        probed = self._lister.probe(root, abs_path)
         if probed is None:
             return None
-        rel, path, st = probed
+        rel, _, st, _ = probed
         known = self._db.get_signatures(watch.name, [rel]).get(rel)
         queued_source = self._db.queued_source(watch.name, rel)
         # A queued copy that vanished (a pruned or lost ingest copy) must be made again.
@@ -331,7 +334,7 @@ class Scanner:
         if known == signature and not (source_lost or force):
             self._db.touch_unchanged(watch.name, rel, signature)
             return None
-        return Candidate(rel, path, st.st_size)
+        return candidate_of(root, probed)
 
     # -- hashing ------------------------------------------------------------------------------
 

@@ -36,7 +36,12 @@ def write_status(buffer_path: Path, status: LiveStatus) -> None:
     status.updated_unix = time.time()
     target = buffer_path / STATUS_FILE
     tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(asdict(status), indent=1), encoding="utf-8")
+    # 0600 whatever the umask: it names the agent's endpoints and what it is doing.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
+                 0o600)
+    with open(fd, "w", encoding="utf-8") as out:
+        os.fchmod(fd, 0o600)  # a temporary left by an older version keeps its mode otherwise
+        out.write(json.dumps(asdict(status), indent=1))
     os.replace(tmp, target)
 
 

@@ -18,7 +18,7 @@ from photonic.agent.acks import Ack, AckRecorder
 from photonic.agent.bandwidth import TokenBucket
 from photonic.agent.batcher import AdaptiveBatchSize, group_units, plan_batches
 from photonic.agent.client import ServerClient, SyncStream
-from photonic.agent.filesource import FileChanged, FileSource
+from photonic.agent.filesource import FileChanged, FileSource, source_root
 from photonic.agent.metrics import AgentMetrics
 from photonic.agent.statedb import AgentStateDB, PendingFile
 from photonic.grpc_options import MAX_CHUNKS_PER_RUN
@@ -223,7 +223,8 @@ class Uploader:
               path=f.relative_path, watch=f.watch_name, reason=reason, permanent=permanent)
 
     def _source(self, f: PendingFile, offset: int) -> FileSource:
-        return FileSource(f.source_path, size=f.size, mtime_ns=f.mtime_ns,
+        root = source_root(f.source_path, f.relative_path, self._s.buffer_path / "ingest")
+        return FileSource(f.source_path, root=root, size=f.size, mtime_ns=f.mtime_ns,
                           offset=offset, chunk_bytes=self._s.chunk_size_bytes,
                           compressor=AdaptiveCompressor(
                               self._s.compression, min_saving=self._s.compression_min_saving))

@@ -97,7 +97,8 @@ class BoundedExifReader:
         return self._handle.tell()
 
 
-def read_exif_summary(path: Path, head: bytes | memoryview | None = None) -> ExifSummary:
+def read_exif_summary(path: Path, head: bytes | memoryview | None = None, *,
+                      source: BinaryIO | None = None) -> ExifSummary:
     """Summarise a photo's EXIF; any field that cannot be read is left empty, nothing raises.
 
     A capture time without an offset tag is taken as UTC. The camera's real zone is unknown,
@@ -108,6 +109,9 @@ def read_exif_summary(path: Path, head: bytes | memoryview | None = None) -> Exi
     head, the file's first bytes when the caller has already read them (the hasher has), lets a
     JPEG be summarised from memory by photonic.media.jpeg_exif, which gives exactly what
     exifread and Pillow would or declines; only then are the file, exifread and Pillow used.
+
+    source, the file already open, is read instead of opening path (whose name still decides
+    the format): the agent reads the very file it hashed, not whatever path leads to now.
     """
     if head is not None and not is_raw(path):
         # Imported here: jpeg_exif builds on this module's summarise(), so it cannot be
@@ -123,26 +127,35 @@ def read_exif_summary(path: Path, head: bytes | memoryview | None = None) -> Exi
             return summary
     tags: dict[str, Any] = {}
     try:
-        tags = _read_tags(path)
+        tags = _read_tags(path if source is None else source)
     except Exception as exc:  # exifread's failure modes on hostile input are open-ended
         log.debug("exif unreadable path=%s error=%r", path, exc)
     try:
         # RAW files often open in Pillow as TIFF and report their embedded preview's size.
-        pixel_size = (0, 0) if is_raw(path) else image_dimensions(path)
+        if source is not None:
+            source.seek(0)
+        pixel_size = (0, 0) if is_raw(path) else image_dimensions(path if source is None
+                                                                   else source)
         return summarise(_plain_tags(tags), pixel_size)
     except Exception as exc:
         log.debug("exif summary failed path=%s error=%r", path, exc)
         return ExifSummary()
 
 
-def _read_tags(path: Path) -> dict[str, Any]:
+def _read_tags(path: Path | BinaryIO) -> dict[str, Any]:
+    if not isinstance(path, Path):
+        path.seek(0)
+        return _process(path)
+    with open(path, "rb") as handle:
+        return _process(handle)
+
+
+def _process(handle: BinaryIO) -> dict[str, Any]:
     import exifread  # here, not at the top: agents that find nothing new never pay for it
 
-    with open(path, "rb") as handle:
-        reader = cast(BinaryIO, BoundedExifReader(handle))
-        tags = exifread.process_file(
-            reader, details=False, extract_thumbnail=False, truncate_tags=True
-        )
+    reader = cast(BinaryIO, BoundedExifReader(handle))
+    tags = exifread.process_file(reader, details=False, extract_thumbnail=False,
+                                 truncate_tags=True)
     return dict(tags)
 
 

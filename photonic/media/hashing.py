@@ -100,14 +100,32 @@ def sha256_file(
     on_first_block: FirstBlockSink | None = None,
 ) -> tuple[ContentHash, int]:
     """Return (hex SHA-256, size in bytes) of a file, reading it block by block."""
+    with open(path, "rb", buffering=0) as handle:  # readinto straight into the buffer
+        return _sha256_handle(handle, block_bytes, on_first_block)
+
+
+def sha256_fd(
+    fd: int,
+    *,
+    block_bytes: int = READ_BLOCK_BYTES,
+    on_first_block: FirstBlockSink | None = None,
+) -> tuple[ContentHash, int]:
+    """sha256_file of an open descriptor, read from its current offset; fd stays open. The
+    agent hashes the file it opened and checked (agent/beneath.py), not whatever a path
+    leads to by the time it is read."""
+    with open(fd, "rb", buffering=0, closefd=False) as handle:
+        return _sha256_handle(handle, block_bytes, on_first_block)
+
+
+def _sha256_handle(handle: io.RawIOBase, block_bytes: int,
+                   on_first_block: FirstBlockSink | None) -> tuple[ContentHash, int]:
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb", buffering=0) as handle:  # readinto straight into the buffer
-        for block in _blocks(handle, block_bytes):
-            if on_first_block is not None and not size:
-                on_first_block(block)
-            digest.update(block)
-            size += len(block)
+    for block in _blocks(handle, block_bytes):
+        if on_first_block is not None and not size:
+            on_first_block(block)
+        digest.update(block)
+        size += len(block)
     return ContentHash(digest.hexdigest()), size
 
 
@@ -123,18 +141,41 @@ def copy_and_hash(
     One pass matters for ingest from memory cards: the card is the slowest device involved and
     may be removed at any moment, so it is read exactly once.
     """
+    with open(src, "rb") as source, open(dst_tmp, "wb") as target:
+        return _copy_handles(source, target, fsync, on_first_block)
+
+
+def copy_and_hash_fd(
+    src_fd: int,
+    dst_tmp: Path,
+    *,
+    mode: int,
+    fsync: bool = True,
+    on_first_block: FirstBlockSink | None = None,
+) -> tuple[ContentHash, int]:
+    """copy_and_hash from an open descriptor (left open) into a new file dst_tmp with the
+    permission bits mode: a copy of a private photo stays private, whatever the umask. The
+    copy is created 0600 and given its mode before its bytes are synced."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    dst_fd = os.open(dst_tmp, flags, 0o600)
+    with open(src_fd, "rb", closefd=False) as source, open(dst_fd, "wb") as target:
+        os.fchmod(dst_fd, mode)
+        return _copy_handles(source, target, fsync, on_first_block)
+
+
+def _copy_handles(source: io.BufferedReader, target: io.BufferedWriter, fsync: bool,
+                  on_first_block: FirstBlockSink | None) -> tuple[ContentHash, int]:
     digest = hashlib.sha256()
     size = 0
-    with open(src, "rb") as source, open(dst_tmp, "wb") as target:
-        for block in _blocks(source, READ_BLOCK_BYTES):
-            if on_first_block is not None and not size:
-                on_first_block(block)
-            digest.update(block)
-            target.write(block)
-            size += len(block)
-        target.flush()
-        if fsync:
-            fsync_fd(target.fileno())
+    for block in _blocks(source, READ_BLOCK_BYTES):
+        if on_first_block is not None and not size:
+            on_first_block(block)
+        digest.update(block)
+        target.write(block)
+        size += len(block)
+    target.flush()
+    if fsync:
+        fsync_fd(target.fileno())
     return ContentHash(digest.hexdigest()), size
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 JPEG_EOI = b"\xff\xd9"
@@ -91,7 +92,7 @@ def is_structurally_complete(path: Path) -> bool:
     return True
 
 
-def image_dimensions(path: Path) -> tuple[int, int]:
+def image_dimensions(path: Path | BinaryIO) -> tuple[int, int]:
     """(width, height) from the image header via Pillow, or (0, 0) if Pillow cannot tell.
 
     Pillow's open() parses headers only; pixel data is never decoded here. Pillow is imported

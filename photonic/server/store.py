@@ -227,6 +227,9 @@ class ContentStore:
         self.partial = root / "partial"
         self.library = root / "library"
         self.quarantine_dir = root / "quarantine"
+        # Created private (README, "Who can read what"): the user running the server browses
+        # library/ as before. An existing root keeps the mode (and ACLs) its admin gave it.
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
         for d in (self.objects, self.partial, self.library):
             d.mkdir(parents=True, exist_ok=True)
         self._root_str = os.fspath(root)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from photonic.agent.hasher import CandidateHasher
-from photonic.agent.listing import Candidate
+from photonic.agent.listing import Candidate, ListedFile, candidate_of
 from photonic.agent.statedb import FileRecord
 from photonic.media.exif import read_exif_summary
 from tests.support.photos import make_jpeg, make_png, make_raw_like
@@ -33,7 +33,8 @@ def _photos(folder: Path) -> list[Path]:
 
 
 def _candidates(paths: list[Path]) -> list[Candidate]:
-    return [Candidate(p.name, str(p), p.stat().st_size) for p in paths]
+    return [candidate_of(str(p.parent), ListedFile(p.name, str(p), p.stat(), p.name))
+            for p in paths]
 
 
 @pytest.mark.parametrize("ingest", [False, True])
@@ -60,9 +61,10 @@ import json, sys
 from dataclasses import asdict
 from pathlib import Path
 from photonic.agent.hasher import CandidateHasher
-from photonic.agent.listing import Candidate
+from photonic.agent.listing import ListedFile, candidate_of
 paths = [Path(p) for p in sys.argv[1:]]
-group = [Candidate(p.name, str(p), p.stat().st_size) for p in paths]
+group = [candidate_of(str(p.parent), ListedFile(p.name, str(p), p.stat(), p.name))
+         for p in paths]
 records = CandidateHasher(paths[0].parent / "ingest").hash_group(group, False, False)
 loaded = [m for m in ("PIL", "exifread") if m in sys.modules]
 print(json.dumps({"loaded": loaded, "exif": [asdict(r.exif) for r in records]}))

@@ -19,11 +19,11 @@ import pytest
 
 from photonic.agent.hasher import CandidateHasher
 from photonic.agent.ignore import IgnoreRules
-from photonic.agent.listing import Candidate
+from photonic.agent.listing import ListedFile, candidate_of
 from photonic.agent.scanner import Scanner, ScanReport
 from photonic.agent.signature import UNKNOWN_NS, signature_of
 from photonic.agent.statedb import AgentStateDB
-from photonic.media.hashing import FirstBlockSink, sha256_file
+from photonic.media.hashing import FirstBlockSink, sha256_fd
 from photonic.models import ContentHash, WatchMode
 from tests.support.daemons import wait_until
 from tests.support.photos import make_jpeg
@@ -161,13 +161,14 @@ def test_a_rewrite_while_hashing_that_kept_size_and_mtime_is_not_recorded(
     otherwise claim the new bytes were hashed, and they would never be sent."""
     photo = make_jpeg(tmp_path / "photos" / "IMG_0001.jpg", seed=1, capture_time=SHOOT)
     new = _same_size_edit(photo)
-    def hash_then_rewrite(path: Path, *, on_first_block: FirstBlockSink | None = None
+    def hash_then_rewrite(fd: int, *, on_first_block: FirstBlockSink | None = None
                           ) -> tuple[ContentHash, int]:
-        result = sha256_file(path, on_first_block=on_first_block)
+        result = sha256_fd(fd, on_first_block=on_first_block)
         _rewrite_in_place(photo, new)
         return result
-    monkeypatch.setattr("photonic.agent.hasher.sha256_file", hash_then_rewrite)
-    candidate = Candidate("IMG_0001.jpg", str(photo), photo.stat().st_size)
+    monkeypatch.setattr("photonic.agent.hasher.sha256_fd", hash_then_rewrite)
+    listed = ListedFile("IMG_0001.jpg", str(photo), photo.stat(), "IMG_0001.jpg")
+    candidate = candidate_of(str(photo.parent), listed)
     outcomes = CandidateHasher(tmp_path / "ingest").hash_group([candidate], False, False)
     assert outcomes == [None]
 
