@@ -4,6 +4,7 @@ protocol clients: raw SyncBatch streams sent with a real (or wrong) certificate.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -126,5 +127,23 @@ def exchange(stub: sync_pb2_grpc.PhotonicSyncStub,
         for reply in stub.SyncBatch(source, timeout=timeout_s, metadata=metadata):
             replies.append(reply)
     except grpc.RpcError as exc:
-        return replies, exc.code(), exc.details() or ""
+        details = exc.details() or ""
+        assert_no_internals(details)
+        return replies, exc.code(), details
+    for reply in replies:
+        kind = reply.WhichOneof("kind")
+        if kind == "failed":
+            assert_no_internals(reply.failed.reason)
+        elif kind == "decision":
+            assert_no_internals(reply.decision.reason)
     return replies, grpc.StatusCode.OK, ""
+
+
+_INTERNALS = re.compile(r"Traceback|\b[A-Z][A-Za-z]*(Error|Exception)\b|<class |/tmp/|/storage/")
+
+
+def assert_no_internals(text: str) -> None:
+    """What the server tells a client names no internal path, class or traceback (a
+    correlation id points to the server's log instead)."""
+    found = _INTERNALS.search(text)
+    assert found is None, f"a reply leaks server internals ({found.group(0)!r}): {text!r}"
