@@ -64,6 +64,7 @@ class Decision(StrEnum):
     HAVE = "have"
     SEND = "send"
     REJECT = "reject"
+    PROVE = "prove"  # show you hold the bytes (a PossessionProof), then HAVE
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,17 @@ class FileDecision:
     reason: str = ""
     version: int = 0
     conflict: bool = False
+    nonce: bytes = b""  # PROVE only
+    ranges: tuple[tuple[int, int], ...] = ()  # PROVE only: (offset, length), in order
+
+
+@dataclass(frozen=True)
+class PossessionProof:
+    """An agent's answer to PROVE: SHA-256 of the nonce and then the bytes of each range."""
+
+    sha256: ContentHash
+    nonce: bytes
+    digest: bytes
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from photonic.models import (
     FailedFile,
     FileDecision,
     ManifestEntry,
+    PossessionProof,
 )
 from photonic.v1 import common_pb2, sync_pb2
 
@@ -43,6 +44,7 @@ _DECISION_TO_WIRE: dict[Decision, sync_pb2.FileDecision.Action.ValueType] = {
     Decision.HAVE: sync_pb2.FileDecision.ACTION_HAVE,
     Decision.SEND: sync_pb2.FileDecision.ACTION_SEND,
     Decision.REJECT: sync_pb2.FileDecision.ACTION_REJECT,
+    Decision.PROVE: sync_pb2.FileDecision.ACTION_PROVE,
 }
 _DECISION_FROM_WIRE = {v: k for k, v in _DECISION_TO_WIRE.items()}
 
@@ -177,6 +179,8 @@ def decision_to_wire(d: FileDecision) -> sync_pb2.SyncServerMessage:
             reason=d.reason,
             version=d.version,
             conflict=d.conflict,
+            nonce=d.nonce,
+            ranges=[sync_pb2.ByteRange(offset=o, length=n) for o, n in d.ranges],
         )
     )
 
@@ -191,7 +195,18 @@ def decision_from_wire(m: sync_pb2.FileDecision) -> FileDecision:
         reason=m.reason,
         version=m.version,
         conflict=m.conflict,
+        nonce=m.nonce,
+        ranges=tuple((r.offset, r.length) for r in m.ranges),
     )
+
+
+def proof_to_wire(p: PossessionProof) -> sync_pb2.SyncClientMessage:
+    return sync_pb2.SyncClientMessage(proof=sync_pb2.PossessionProof(
+        sha256=p.sha256, nonce=p.nonce, digest=p.digest))
+
+
+def proof_from_wire(m: sync_pb2.PossessionProof) -> PossessionProof:
+    return PossessionProof(ContentHash(m.sha256), m.nonce, m.digest)
 
 
 def _varint(value: int) -> bytes:

@@ -24,6 +24,7 @@ from photonic.models import (
     FailedFile,
     FileDecision,
     ManifestEntry,
+    PossessionProof,
     is_content_hash,
 )
 from photonic.v1 import sync_pb2, sync_pb2_grpc
@@ -98,6 +99,9 @@ class SyncStream:
             await self.send_chunk(chunks[0])
         else:
             await self._write(wire.encode_chunk_run(chunks))
+
+    async def send_proof(self, proof: PossessionProof) -> None:
+        await self._write(wire.proof_to_wire(proof))
 
     async def send_abort(self, sha256: str, reason: str) -> None:
         await self._write(wire.abort_to_wire(sha256, reason))

@@ -17,6 +17,7 @@ from photonic import errors
 from photonic.agent.acks import Ack, AckRecorder
 from photonic.agent.bandwidth import TokenBucket
 from photonic.agent.batcher import AdaptiveBatchSize, group_units, plan_batches
+from photonic.agent.beneath import Replaced, open_beneath
 from photonic.agent.client import ServerClient, SyncStream
 from photonic.agent.filesource import FileChanged, FileSource, source_root
 from photonic.agent.metrics import AgentMetrics
@@ -25,6 +26,7 @@ from photonic.grpc_options import MAX_CHUNKS_PER_RUN
 from photonic.logfmt import event
 from photonic.media.chunks import AdaptiveCompressor
 from photonic.media.hashing import sha256_file
+from photonic.media.possession import file_reader, proof_digest
 from photonic.models import (
     ChunkData,
     CommittedFile,
@@ -33,6 +35,7 @@ from photonic.models import (
     FailedFile,
     FileDecision,
     ManifestEntry,
+    PossessionProof,
 )
 
 log = logging.getLogger("photonic.agent.uploader")
@@ -196,12 +199,17 @@ class Uploader:
         """One durable commit for the group, then the ingest copies it no longer needs:
         ingest copies exist only until the server has the photo."""
         self._db.mark_synced_many([(a.file.id, a.file.sha256) for a in acks])
-        ingest = self._s.buffer_path / "ingest"
+        ingest = self.ingest_dir
         for a in acks:
             f = a.file
             if (f.source_path.is_relative_to(ingest)
                     and not self._db.source_in_use(f.source_path)):
                 f.source_path.unlink(missing_ok=True)
+
+    @property
+    def ingest_dir(self) -> Path:
+        """Where ingest copies live: a queued file there is read beneath it."""
+        return self._s.buffer_path / "ingest"
 
     async def failed(self, f: PendingFile, reason: str, *, permanent: bool) -> None:
         # The server refused bytes that are no longer what was queued (a rewrite that kept
@@ -223,7 +231,7 @@ class Uploader:
               path=f.relative_path, watch=f.watch_name, reason=reason, permanent=permanent)
 
     def _source(self, f: PendingFile, offset: int) -> FileSource:
-        root = source_root(f.source_path, f.relative_path, self._s.buffer_path / "ingest")
+        root = source_root(f.source_path, f.relative_path, self.ingest_dir)
         return FileSource(f.source_path, root=root, size=f.size, mtime_ns=f.mtime_ns,
                           offset=offset, chunk_bytes=self._s.chunk_size_bytes,
                           compressor=AdaptiveCompressor(
@@ -353,8 +361,26 @@ class _Exchange:
         elif reply.action is Decision.REJECT:
             if self._close(key):
                 await self._up.failed(f, reply.reason, permanent=True)
+        elif reply.action is Decision.PROVE:
+            await self._prove(f, reply)
         else:
             await self._sends.put((f, reply.offset))
+
+    async def _prove(self, f: PendingFile, reply: FileDecision) -> None:
+        """Answers the server's challenge from the file's own bytes (a few KiB), opened as
+        the upload would open it (confined to its watch folder or the ingest buffer); a file
+        that cannot be read any more fails this attempt like any unreadable source."""
+        root = source_root(f.source_path, f.relative_path, self._up.ingest_dir)
+        try:
+            if root is None:
+                raise ValueError("the queued file is outside its watch folder")
+            digest = await asyncio.to_thread(_possession_digest, f, root, reply)
+        except (OSError, ValueError, Replaced) as exc:
+            if self._close((f.watch_name, f.relative_path)):
+                await self._up.failed(f, f"cannot read the file to prove it holds the photo: "
+                                         f"{exc}", permanent=False)
+            return
+        await self._stream.send_proof(PossessionProof(f.sha256, reply.nonce, digest))
 
     def _close(self, key: tuple[str, str]) -> bool:
         if key in self._open:
@@ -441,3 +467,16 @@ def _spread(files: Sequence[PendingFile], lanes: int) -> list[list[PendingFile]]
         out[i].extend(unit.files)
         load[i] += sum(f.size for f in unit.files)
     return [lane for lane in out if lane]
+
+
+def _possession_digest(f: PendingFile, root: Path, reply: FileDecision) -> bytes:
+    """SHA-256 of the challenge's nonce and ranges, read from the queued file (which must
+    still be the size that was queued), opened beneath root through no symlink."""
+    rel = os.path.relpath(f.source_path, root).replace(os.sep, "/")
+    fd, _st = open_beneath(str(root), rel, follow_symlink=True)
+    try:
+        if os.fstat(fd).st_size != f.size:
+            raise ValueError("the file changed size since it was queued")
+        return proof_digest(reply.nonce, reply.ranges, file_reader(fd))
+    finally:
+        os.close(fd)

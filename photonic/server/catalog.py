@@ -355,6 +355,20 @@ class SqliteCatalog:
                     "SELECT sha256, quarantined_ms, file, reason, repaired_ms FROM quarantine "
                     "ORDER BY id")]
 
+    def held_by(self, agent_id: str, shas: Sequence[str]) -> set[str]:
+        """Which of these contents this agent has at one of its own paths (it uploaded them,
+        or proved it holds them): those need no proof of possession."""
+        out: set[str] = set()
+        unique = list(dict.fromkeys(shas))
+        for start in range(0, len(unique), _IN_BATCH):
+            batch = unique[start:start + _IN_BATCH]
+            marks = ", ".join("?" * len(batch))
+            out.update(str(r[0]) for r in self._all(
+                f"SELECT DISTINCT v.sha256 FROM versions v JOIN locations l "
+                f"ON l.id = v.location_id WHERE l.agent_id = ? AND v.sha256 IN ({marks})",
+                (agent_id, *batch)))
+        return out
+
     def wanted_from(self, agent_id: str, limit: int) -> list[str]:
         """Quarantined contents not yet repaired that this agent holds at one of its paths:
         what it is asked to send again."""

@@ -7,6 +7,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from photonic import errors
 from photonic.grpc_options import MAX_CHUNK_BYTES, MAX_CHUNKS_PER_RUN
 from photonic.logfmt import event
 from photonic.media.chunks import decompress_chunk
+from photonic.media.possession import file_reader, new_challenge, proof_digest, proofs_match
 from photonic.models import (
     ChunkData,
     CommittedFile,
@@ -26,6 +28,7 @@ from photonic.models import (
     FailedFile,
     FileDecision,
     ManifestEntry,
+    PossessionProof,
     is_content_hash,
 )
 from photonic.paths import safe_name, safe_relative_path
@@ -126,6 +129,15 @@ class _Incoming:
     retired: bool = False  # no longer served by this stream; settled once busy is 0
 
 
+@dataclass
+class _Challenge:
+    """A PROVE sent for one content, and every path of this stream waiting on its proof."""
+
+    nonce: bytes
+    ranges: tuple[tuple[int, int], ...]
+    paths: Placed
+
+
 class IngestSession:
     def __init__(self, agent_id: str, deps: IngestDeps,
                  send: Callable[[Outgoing], Awaitable[None]], *,
@@ -143,6 +155,7 @@ class IngestSession:
         self._commit_slots = asyncio.Semaphore(MAX_COMMITS_IN_FLIGHT)
         self._commit_errors: list[errors.PhotonicError] = []
         self._settling: set[asyncio.Task[None]] = set()
+        self._challenges: dict[str, _Challenge] = {}
 
     async def on_manifest(self, entries: list[ManifestEntry], policy: ConflictPolicy) -> None:
         check_manifest_size(len(entries))
@@ -175,11 +188,18 @@ class IngestSession:
         # being durable: it is decided once that stream is done, never answered HAVE now.
         held: set[str] = {entry.sha256 for entry, _rel in offered
                           if self._d.claims.held(entry.sha256)}
-        stored, offsets, free, trust = await asyncio.to_thread(self._look_up, offered, held)
+        stored, offsets, free, trust, owned = await asyncio.to_thread(self._look_up, offered,
+                                                                      held)
         await self._report_quarantined(trust)
         have = [placed for placed, known in zip(offered, stored, strict=True) if known]
+        # Content this agent never held is answered HAVE only once it proves it holds the
+        # bytes: knowing a photo's SHA-256 must not be enough to get it into one's library.
+        to_prove = [placed for placed in have if placed[0].sha256 not in owned]
+        have = [placed for placed in have if placed[0].sha256 in owned]
         if have:
             await self._answer_have(have)
+        if to_prove:
+            await self._challenge(to_prove)
         wanted: dict[str, _Incoming] = {}
         for (entry, rel), known in zip(offered, stored, strict=True):
             if known:
@@ -208,12 +228,13 @@ class IngestSession:
                 task.add_done_callback(self._waiters.discard)
 
     def _look_up(self, offered: Placed, held: set[str]
-                 ) -> tuple[list[bool], dict[str, int], int, TrustReport]:
+                 ) -> tuple[list[bool], dict[str, int], int, TrustReport, set[str]]:
         """Runs in a worker thread, one hop for a whole manifest and no file system call on
         the event loop: whether the server holds each entry intact (ObjectVerifier: a HAVE is
         never answered for damaged bytes), how much of each other content a parked upload
-        already holds, and the free space. Content in `held` is being written by another
-        stream: it is not looked at now."""
+        already holds, the free space, and which stored contents this agent already holds
+        at a path of its own (no proof of possession needed). Content in `held` is being
+        written by another stream: it is not looked at now."""
         wanted: dict[str, int] = {entry.sha256: entry.size for entry, _rel in offered
                                   if entry.sha256 not in held}
         trust = self._d.verifier.trusted(wanted)
@@ -231,7 +252,9 @@ class IngestSession:
             if not known and entry.sha256 not in offsets and entry.sha256 not in held:
                 offsets[entry.sha256] = self._d.store.partial_offset(entry.sha256)
             out.append(known)
-        return out, offsets, self._d.store.free_bytes(), trust
+        owned = (self._d.catalog.held_by(self._agent, list(trust.trusted)) if trust.trusted
+                 else set())
+        return out, offsets, self._d.store.free_bytes(), trust, owned
 
     async def _report_quarantined(self, trust: TrustReport) -> None:
         """Damaged objects found while deciding: counted, audited, and told to watchers; the
@@ -246,16 +269,65 @@ class IngestSession:
     async def _answer_have(self, have: Placed) -> None:
         recorded = await self._record(have)
         for (entry, _rel), committed in zip(have, recorded, strict=True):
+            if isinstance(committed, errors.Unstorable):
+                await self._reject(entry, str(committed))
+                continue
             self._d.metrics.dedup_hits.labels(self._agent).inc()
             self._d.metrics.photos_processed.labels(self._agent, "deduplicated").inc()
             self._publish("file_deduplicated", entry)
             await self._send(FileDecision(
                 sha256=entry.sha256, watch_name=entry.watch_name,
                 relative_path=entry.relative_path, action=Decision.HAVE,
-            if isinstance(committed, errors.Unstorable):
-                await self._reject(entry, str(committed))
-                continue
                 version=committed.version, conflict=committed.conflict))
+
+    async def _challenge(self, placed: Placed) -> None:
+        """PROVE for each path: one challenge per content, answered for all its paths by the
+        first proof that matches."""
+        for entry, rel in placed:
+            pending = self._challenges.get(entry.sha256)
+            if pending is None:
+                if len(self._challenges) >= MAX_MANIFEST_ENTRIES:
+                    raise errors.InvalidInput(
+                        f"more than {MAX_MANIFEST_ENTRIES} proofs of possession unanswered")
+                nonce, ranges = new_challenge(entry.size)
+                pending = self._challenges[entry.sha256] = _Challenge(nonce, ranges, [])
+            pending.paths.append((entry, rel))
+            await self._send(FileDecision(
+                sha256=entry.sha256, watch_name=entry.watch_name,
+                relative_path=entry.relative_path, action=Decision.PROVE,
+                nonce=pending.nonce, ranges=pending.ranges))
+
+    async def on_proof(self, proof: PossessionProof) -> None:
+        """The agent's answer to PROVE: HAVE for every path waiting on it when the digest
+        matches the stored bytes, REJECT (audited) when it does not. A proof nobody asked for
+        (a repeat for another path of the same content) is ignored."""
+        pending = self._challenges.get(proof.sha256)
+        if pending is None or not proofs_match(pending.nonce, proof.nonce):
+            return
+        del self._challenges[proof.sha256]
+        expected = await asyncio.to_thread(self._expected_proof, proof.sha256, pending)
+        if expected is None:  # the object went away meanwhile (quarantined): decide afresh
+            await self._decide(pending.paths)
+        elif proofs_match(expected, proof.digest):
+            await self._answer_have(pending.paths)
+        else:
+            await self._d.audit(self._agent, "sync.proof", proof.sha256, "refused",
+                                "proof of possession did not match the stored bytes")
+            for entry, _rel in pending.paths:
+                await self._reject(entry, "the proof of holding this photo did not match its "
+                                          "bytes; the photo was not linked")
+
+    def _expected_proof(self, sha256: str, pending: _Challenge) -> bytes | None:
+        try:
+            fd = os.open(self._d.store.object_file(sha256), os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            return proof_digest(pending.nonce, pending.ranges, file_reader(fd))
+        except ValueError:  # shorter than the ranges: damaged; the next look re-hashes it
+            return None
+        finally:
+            os.close(fd)
 
     async def _decide_after_other_stream(self, incoming: _Incoming) -> None:
         await self._d.claims.wait_released(incoming.sha256)
@@ -421,6 +493,7 @@ class IngestSession:
         if (full := as_storage_full(exc)) is not None:
             self._d.metrics.storage_full.set(1)
             return full
+        correlation = uuid.uuid4().hex[:16]
         event(log, "commit_failed", logging.ERROR, agent=self._agent,
               correlation_id=correlation, error=f"{type(exc).__name__}: {exc}")
         return errors.Transient(f"the server could not commit a photo (correlation id "
@@ -432,7 +505,6 @@ class IngestSession:
         while self._commits:
             await asyncio.gather(*list(self._commits), return_exceptions=True)
         if self._commit_errors:
-        correlation = uuid.uuid4().hex[:16]
             raise self._commit_errors[0]
 
     async def _finish(self, complete: list[_Incoming]) -> None:
@@ -458,6 +530,9 @@ class IngestSession:
                 checks = {}  # recorded with the first batch
                 faults.hit("after_catalog_commit")
                 for (entry, _rel), committed in zip(batch, recorded, strict=True):
+                    if isinstance(committed, errors.Unstorable):
+                        await self._reject(entry, str(committed))
+                        continue
                     self._d.metrics.photos_processed.labels(self._agent, "stored").inc()
                     self._publish("file_committed", entry, committed.library_path)
                     event(log, "file_committed", agent=self._agent, path=entry.relative_path,
@@ -468,9 +543,6 @@ class IngestSession:
             for incoming in stored:
                 self._forget(incoming.sha256)
 
-                    if isinstance(committed, errors.Unstorable):
-                        await self._reject(entry, str(committed))
-                        continue
     def _store_contents(self, complete: list[_Incoming]) -> list[errors.IntegrityError | None]:
         """Runs in a worker thread: verified, durable content put into the store; the folders
         are fsynced by the group sync that the record after this waits for.

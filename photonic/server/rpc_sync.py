@@ -264,6 +264,9 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
             except errors.NotFound as exc:
                 await self._auth.audit(caller.agent_id, "ResolveConflicts", str(cid),
                                        "not_found")
+        elif kind == "proof":
+            await session.on_proof(wire.proof_from_wire(message.proof))
+            stream.pending.dropped(message.abort.sha256)
                 await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
             resolved.append(cid)
             await self._auth.audit(caller.agent_id, "ResolveConflicts", str(cid), "ok",

@@ -169,6 +169,7 @@ class SyncClientMessage(_message.Message):
     CHUNK_FIELD_NUMBER: _builtins.int
     ABORT_FIELD_NUMBER: _builtins.int
     CHUNKS_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def manifest(self) -> Global___BatchManifest: ...
     @_builtins.property
@@ -179,6 +180,8 @@ class SyncClientMessage(_message.Message):
     def chunks(self) -> Global___ChunkRun:
         """only to servers whose RegisterAgentResponse accepts_chunk_runs"""
 
+    @_builtins.property
+    def proof(self) -> Global___PossessionProof: ...
     def __init__(
         self,
         *,
@@ -186,12 +189,13 @@ class SyncClientMessage(_message.Message):
         chunk: Global___Chunk | None = ...,
         abort: Global___FileAbort | None = ...,
         chunks: Global___ChunkRun | None = ...,
+        proof: Global___PossessionProof | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "chunk", b"chunk", "chunks", b"chunks", "kind", b"kind", "manifest", b"manifest"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "chunk", b"chunk", "chunks", b"chunks", "kind", b"kind", "manifest", b"manifest", "proof", b"proof"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "chunk", b"chunk", "chunks", b"chunks", "kind", b"kind", "manifest", b"manifest"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "chunk", b"chunk", "chunks", b"chunks", "kind", b"kind", "manifest", b"manifest", "proof", b"proof"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["manifest", "chunk", "abort", "chunks"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["manifest", "chunk", "abort", "chunks", "proof"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -434,6 +438,10 @@ class FileDecision(_message.Message):
         """send from offset (offset > 0 resumes a partial upload)"""
         ACTION_REJECT: FileDecision._Action.ValueType  # 3
         """refused; reason says why (bad path, too large, ...)"""
+        ACTION_PROVE: FileDecision._Action.ValueType  # 4
+        """The server holds this content, but this agent never did: before HAVE, it proves it
+        holds the bytes (not just their hash) with a PossessionProof over nonce and ranges.
+        """
 
     class Action(_Action, metaclass=_ActionEnumTypeWrapper): ...
     ACTION_UNSPECIFIED: FileDecision.Action.ValueType  # 0
@@ -443,6 +451,10 @@ class FileDecision(_message.Message):
     """send from offset (offset > 0 resumes a partial upload)"""
     ACTION_REJECT: FileDecision.Action.ValueType  # 3
     """refused; reason says why (bad path, too large, ...)"""
+    ACTION_PROVE: FileDecision.Action.ValueType  # 4
+    """The server holds this content, but this agent never did: before HAVE, it proves it
+    holds the bytes (not just their hash) with a PossessionProof over nonce and ranges.
+    """
 
     SHA256_FIELD_NUMBER: _builtins.int
     WATCH_NAME_FIELD_NUMBER: _builtins.int
@@ -452,6 +464,8 @@ class FileDecision(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     CONFLICT_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    RANGES_FIELD_NUMBER: _builtins.int
     sha256: _builtins.str
     watch_name: _builtins.str
     relative_path: _builtins.str
@@ -461,6 +475,12 @@ class FileDecision(_message.Message):
     version: _builtins.int
     """HAVE answers also carry what COMMITTED carries, since the path was recorded on the spot."""
     conflict: _builtins.bool
+    nonce: _builtins.bytes
+    """PROVE only"""
+    @_builtins.property
+    def ranges(self) -> _containers.RepeatedCompositeFieldContainer[Global___ByteRange]:
+        """PROVE only: which bytes the proof covers, in order"""
+
     def __init__(
         self,
         *,
@@ -472,14 +492,67 @@ class FileDecision(_message.Message):
         reason: _builtins.str = ...,
         version: _builtins.int = ...,
         conflict: _builtins.bool = ...,
+        nonce: _builtins.bytes = ...,
+        ranges: _abc.Iterable[Global___ByteRange] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "conflict", b"conflict", "offset", b"offset", "reason", b"reason", "relative_path", b"relative_path", "sha256", b"sha256", "version", b"version", "watch_name", b"watch_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "conflict", b"conflict", "nonce", b"nonce", "offset", b"offset", "ranges", b"ranges", "reason", b"reason", "relative_path", b"relative_path", "sha256", b"sha256", "version", b"version", "watch_name", b"watch_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FileDecision: _TypeAlias = FileDecision  # noqa: Y015
+
+@_typing.final
+class ByteRange(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OFFSET_FIELD_NUMBER: _builtins.int
+    LENGTH_FIELD_NUMBER: _builtins.int
+    offset: _builtins.int
+    length: _builtins.int
+    def __init__(
+        self,
+        *,
+        offset: _builtins.int = ...,
+        length: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["length", b"length", "offset", b"offset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ByteRange: _TypeAlias = ByteRange  # noqa: Y015
+
+@_typing.final
+class PossessionProof(_message.Message):
+    """The answer to a PROVE decision: digest = SHA-256(nonce || the bytes of each range, in
+    order), read from the agent's own copy of the content.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHA256_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    sha256: _builtins.str
+    nonce: _builtins.bytes
+    digest: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        sha256: _builtins.str = ...,
+        nonce: _builtins.bytes = ...,
+        digest: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "nonce", b"nonce", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PossessionProof: _TypeAlias = PossessionProof  # noqa: Y015
 
 @_typing.final
 class FileCommitted(_message.Message):

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from photonic.grpc_options import MAX_CHUNK_BYTES
-from photonic.models import CommittedFile, Decision
+from photonic.media.possession import proof_digest
+from photonic.models import CommittedFile, Decision, PossessionProof
 from photonic.server.fs_sync import FilesystemSync, _libc_syncfs
 from photonic.server.ingest import IngestDeps
 from tests.support.ingest import IngestStream, chunk_of, real_ingest_deps, sha_of
@@ -121,6 +122,11 @@ async def cancel_mid_commit(deps: IngestDeps, sync: SlowSync, content: bytes, *,
     for decision in second.decisions():
         if decision.action is Decision.SEND:
             await _send_all(second, content, decision.offset)
+        elif decision.action is Decision.PROVE:  # as an honest agent does: from its bytes
+            digest = proof_digest(decision.nonce, decision.ranges,
+                                  lambda o, n: content[o:o + n])
+            await second.session.on_proof(PossessionProof(decision.sha256, decision.nonce,
+                                                          digest))
     await second.session.flush()
     await second.session.close()
     obj = deps.store.object_path(sha_of(content))

@@ -16,8 +16,8 @@ def test_a_stream_ended_mid_commit_keeps_its_claim_until_the_commit_thread_retur
         tmp_path: Path) -> None:
     """The laptop's stream ends while its commit is held in the content sync: the desktop,
     waiting for the same 9 MB photo, is answered nothing until that thread returns, then
-    HAVE for an object that hashes to its name. Nothing empty is acknowledged, no partial
-    is left, and the claim is free again."""
+    (after a proof of possession) HAVE for an object that hashes to its name. Nothing empty
+    is acknowledged, no partial is left, and the claim is free again."""
     deps, sync, filesystem = race_deps(tmp_path)
     content = odd_sized(9 << 20)
     try:
@@ -28,7 +28,8 @@ def test_a_stream_ended_mid_commit_keeps_its_claim_until_the_commit_thread_retur
         deps.catalog.close()
         filesystem.close()
     assert outcome.object_intact
-    assert [d.action for d in outcome.second.decisions()] == [Decision.HAVE]
+    # The desktop never held this photo: it proves it holds the bytes, then gets HAVE.
+    assert [d.action for d in outcome.second.decisions()] == [Decision.PROVE, Decision.HAVE]
     assert outcome.acknowledged() and not outcome.second.broken
     library = tmp_path / "library" / "desktop" / "photos" / "z.jpg"
     assert hashlib.sha256(library.read_bytes()).hexdigest() == outcome.second.decisions()[0].sha256
