@@ -22,7 +22,7 @@ from photonic.errors import ConfigError, PhotonicError
 from photonic.logfmt import configure_logging
 
 if TYPE_CHECKING:
-    from photonic.server.handshake_audit import StderrTap
+    from photonic.server.grpc_log_tap import StderrTap
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -137,17 +137,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _certs(args)
     if args.command == "server":
         config = load_server_config(args.config)
+        _preflight_tls(config.security.cert_path, config.security.key_path,
+                       config.security.ca_path)
         tap = _stderr_tap()
         try:
-            _preflight_tls(config.security.cert_path, config.security.key_path,
-                           config.security.ca_path)
-            configure_logging(args.log_level, component="server")
+            configure_logging(args.log_level, stream=tap.log_stream, component="server")
             from photonic.server.app import run_server
 
-            return _run_daemon(lambda stop: run_server(config, stop, tap))
+            return _run_daemon(lambda stop: run_server(config, stop))
         finally:
-            if tap is not None:
-                tap.close()
+            tap.close()
     if args.command == "agent":
         return _agent(args)
     if args.command == "status":
@@ -180,16 +179,12 @@ def _certs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stderr_tap() -> StderrTap | None:
-    """Routes the server's stderr through the tap that audits refused TLS handshakes. Runs
-    before anything imports grpc, which reads its logging settings once, at import."""
-    from photonic.server.handshake_audit import StderrTap
+def _stderr_tap() -> StderrTap:
+    """Routes what the server's libraries write to stderr (gRPC core logs a peer's TLS server
+    name as it came) through the tap that escapes it; photonic's own records bypass it."""
+    from photonic.server.grpc_log_tap import StderrTap
 
-    tap = StderrTap.install(os.environ)
-    if tap is None:
-        print("photonic: warning: the stderr tap did not start (or grpc was imported first); "
-              "refused TLS handshakes will not be audited", file=sys.stderr)
-    return tap
+    return StderrTap.install("server")
 
 
 def _preflight_tls(cert: Path, key: Path, ca: Path, memo_dir: Path | None = None) -> None:

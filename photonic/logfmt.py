@@ -3,19 +3,41 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
+_SPECIAL = re.compile(r'[ "=]')
+_SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def _quote(value: object) -> str:
+    """A value as one token of a key=value line. Quoted when it holds a space, a quote, an `=`
+    or anything unprintable; every character that is not printable (C0, DEL, C1, line and
+    paragraph separators, bidi and zero-width format characters, lone surrogates) is
+    escaped, so no value can end the line, fake a field, or move a terminal's cursor:
+    file names and peers' text are logged as they are, never as what they pretend to be."""
     text = str(value)
-    if text == "" or any(c in text for c in ' "=\n\t'):
-        escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
-    return text
+    printable = text.isprintable()
+    if text and printable and _SPECIAL.search(text) is None:
+        return text
+    if printable:  # the common case, kept off the per-character path
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + "".join(_escape(c) for c in text) + '"'
+
+
+def _escape(char: str) -> str:
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else (
+        f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -44,9 +66,11 @@ class KeyValueFormatter(logging.Formatter):
         return " ".join(parts)
 
 
-def configure_logging(level: str = "info", **context: str) -> None:
-    """Routes every photonic log line to stderr as key=value; context is added to each line."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(level: str = "info", stream: TextIO | None = None,
+                      **context: str) -> None:
+    """Routes every photonic log line to stream (stderr by default) as key=value; context is
+    added to each line."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(KeyValueFormatter())
     if context:
         handler.addFilter(_ContextFilter(context))

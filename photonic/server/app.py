@@ -21,7 +21,6 @@ from photonic.server.auth import Authorizer, RevocationList
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub
 from photonic.server.fs_sync import FilesystemSync, choose_sync
-from photonic.server.handshake_audit import HandshakeAuditor, StderrTap
 from photonic.server.ingest import IngestDeps, IngestLimits, UploadClaims
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
@@ -36,8 +35,7 @@ IO_THREADS = 32
 
 
 class ServerApp:
-    def __init__(self, config: ServerConfig, registry: CollectorRegistry | None = None,
-                 stderr_tap: StderrTap | None = None) -> None:
+    def __init__(self, config: ServerConfig, registry: CollectorRegistry | None = None) -> None:
         self.config = config
         self.registry = registry or CollectorRegistry()
         self.metrics = ServerMetrics(self.registry)
@@ -56,9 +54,6 @@ class ServerApp:
         self._grpc: grpc.aio.Server | None = None
         self._http: HttpEndpoint | None = None
         self._health = health.aio.HealthServicer()
-        # Handshakes gRPC's core refuses never reach a servicer; the tap reports them.
-        self._handshakes = (HandshakeAuditor(stderr_tap.refusals_fd, self.catalog.audit)
-                            if stderr_tap is not None else None)
         self.grpc_port = 0
         self.http_port = 0
 
@@ -67,8 +62,6 @@ class ServerApp:
         # chunk writes of other streams.
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="photonic-io"))
-        if self._handshakes is not None:
-            self._handshakes.start()
         deps = IngestDeps(
             store=self.store, catalog=self.catalog, library=self.library,
             claims=UploadClaims(), metrics=self.metrics, events=self.events,
@@ -134,17 +127,14 @@ class ServerApp:
             await self._http.stop()
         if self._grpc is not None:
             await self._grpc.stop(grace_s)
-        if self._handshakes is not None:
-            await asyncio.to_thread(self._handshakes.stop)
         self.catalog.close()
         if self._filesystem is not None:
             self._filesystem.close()
         event(log, "server_stopped")
 
 
-async def run_server(config: ServerConfig, stop: asyncio.Event,
-                     stderr_tap: StderrTap | None = None) -> None:
-    app = ServerApp(config, stderr_tap=stderr_tap)
+async def run_server(config: ServerConfig, stop: asyncio.Event) -> None:
+    app = ServerApp(config)
     await app.start()
     try:
         await stop.wait()

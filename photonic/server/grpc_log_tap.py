@@ -1,253 +1,101 @@
-"""The server's stderr tap: a child process that forwards everything the server writes to stderr
-and picks out the TLS handshakes gRPC's core refused, which no Python code ever sees.
+"""The server's stderr tap: whatever reaches fd 2 from outside photonic's logger (gRPC's C core
+above all) is logged as escaped key=value records, never copied through as it came.
 
-gRPC refuses a wrong-CA, expired or plaintext client inside its C core, and the only trace of
-that is its own log: with the `handshaker` tracer on, the failing record carries both the reason
-and `endpoint_peer_address`. The server's fd 2 is a pipe into this process, which copies every
-byte to the real stderr (hiding only the trace records photonic itself turned on, so operators
-see what they asked for) and writes one `R<TAB>peer<TAB>reason` line per refusal to a second
-pipe for the server to audit. It runs as a process, not a thread, so that a server that aborts
-or is killed still gets its last words to the log: this process drains the pipe to EOF.
+gRPC writes text a peer chose into its log unescaped: a client's TLS server name goes out as
+`No match found for server name: <SNI>`, newlines and all, before any certificate is checked.
+Copied through, that lets anyone who can open a TCP connection write log lines of their
+choosing (`caller=admin action=ResolveConflicts`). So the server's fd 2 is a pipe into this
+child process, which logs each line it reads as the `msg` of a `logger=stderr` record (the
+level taken from gRPC's own prefix, when there is one); photonic's logger writes to the real
+stderr directly. Nothing here is parsed into a fact: the text is the peer's as much as gRPC's.
 
-Imports nothing but the standard library: it starts before grpc may be imported.
+It runs as a process, not a thread, so that a server that aborts or is killed still gets its
+last words to the log: this process drains the pipe to EOF.
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
+import contextlib
+import io
+import logging
 import os
 import re
 import select
 import signal
+import subprocess
 import sys
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from urllib.parse import unquote
+from typing import TextIO
 
-# absl's prefix, as gRPC core writes it: `I1121 19:14:59.146417   29773 handshaker.cc:155] `.
-_HEADER = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ ([\w.+-]+):\d+\] ?(.*)")
-# The only shapes that follow a handshaker record on later lines (a status's source trace, the
-# tail of the message, the blank line after a trace); anything else is someone else's output
-# and is always forwarded.
-_CONTINUATION = re.compile(r"=== Source Location Trace: ===.*|\S+\.(?:cc|h):\d+|\s+shutdown=.*|")
-_PEER = re.compile(r"grpc\.internal\.endpoint_peer_address=([^,}\s]+)")
-_SERVER_SIDE = "grpc.internal.server_credentials="
-_FAILED_STEP = "CallNextHandshakerLocked: error="
-# A refusal by the server's TLS policy; a peer that just went away ("Socket closed") is not one.
-_REFUSALS = ("Ssl handshake failed", "Cannot check peer")
-_OPENSSL = re.compile(r"OPENSSL_internal:([A-Z0-9_]+)(?::\s*(.*))?")
-_REASONS = {
-    "WRONG_VERSION_NUMBER": "not TLS (plaintext or another protocol)",
-    "HTTP_REQUEST": "not TLS (a plain HTTP request)",
-    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "no client certificate",
-}
-_NOISE_DETAIL = "Invalid certificate verification context"  # said even when nothing was verified
+from photonic.errors import PhotonicError
+from photonic.logfmt import configure_logging, event
+
+log = logging.getLogger("photonic.server.grpc_log_tap")
+LOGGER_NAME = "stderr"
+
+# absl's prefix, as gRPC core writes it: `E1121 19:14:59.146417   29773 handshaker.cc:155] `.
+_ABSL_PREFIX = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w.+-]+:\d+\]")
+_LEVELS = {"I": logging.INFO, "W": logging.WARNING, "E": logging.ERROR, "F": logging.CRITICAL}
 PARTIAL_LINE_WAIT_S = 0.05
-MAX_LINE_BYTES = 1 << 16  # a longer run without a newline goes out as it is, unparsed
-_MAX_REASON_CHARS = 512  # keeps a report under PIPE_BUF, so it is written whole or not at all
+MAX_RECORD_CHARS = 2048  # a longer line is logged in several records, none of them huge
 
 
-@dataclass(frozen=True)
-class Refusal:
-    """One TLS handshake gRPC's core refused: who connected and why it was turned away."""
-
-    peer: str  # "127.0.0.1:45558", "[::1]:5000", or the raw address when it has another form
-    reason: str
-
-    def to_line(self) -> bytes:
-        clean = [re.sub(r"[\t\r\n]", " ", s)[:_MAX_REASON_CHARS] for s in (self.peer, self.reason)]
-        return ("R\t" + "\t".join(clean) + "\n").encode("utf-8")
-
-    @staticmethod
-    def from_line(line: str) -> Refusal | None:
-        parts = line.rstrip("\n").split("\t")
-        return Refusal(parts[1], parts[2]) if len(parts) == 3 and parts[0] == "R" else None
+def severity(line: str) -> int:
+    """The level of one line: gRPC's own, else WARNING (a traceback, another library's
+    complaint: nothing a healthy server writes there). A peer can fake the prefix, and so
+    choose the level of the record that quotes it, never a record's shape."""
+    found = _ABSL_PREFIX.match(line)
+    return _LEVELS[found.group(1)] if found else logging.WARNING
 
 
-@dataclass(frozen=True)
-class TapPolicy:
-    """What the operator would have seen without photonic's additions to gRPC's log settings."""
+class LineSplitter:
+    """Bytes in, whole lines out; a partial line is let out when the writer pauses, so
+    nothing waits in here for a newline that may never come. Pure: tested without pipes."""
 
-    hide_handshaker_trace: bool = True
-    hide_tracer_banner: bool = True
-    hidden_severities: str = ""  # absl letters ("I", "W") below the operator's GRPC_VERBOSITY
-
-    def to_args(self) -> list[str]:
-        return [f"--hide-trace={int(self.hide_handshaker_trace)}",
-                f"--hide-banner={int(self.hide_tracer_banner)}",
-                f"--hide-severities={self.hidden_severities}"]
-
-
-@dataclass
-class _Record:
-    hidden: bool
-    failed_step: str = ""  # the error text of a failed handshake step, when this is one
-    tail: list[str] = field(default_factory=list)
-
-
-class GrpcLogFilter:
-    """Line by line: what to forward to the real stderr, and which lines complete a refusal.
-    Pure (no I/O), so the parsing is tested on recorded gRPC output."""
-
-    def __init__(self, policy: TapPolicy) -> None:
-        self._policy = policy
-        self._record: _Record | None = None
-
-    def line(self, text: str) -> tuple[bool, list[Refusal]]:
-        """(forward this line?, refusals completed by it). `text` has no trailing newline."""
-        header = _HEADER.fullmatch(text)
-        if header is not None:
-            done = self.idle()
-            severity, source, message = header.groups()
-            failed = message[len(_FAILED_STEP):] if (
-                source == "handshaker.cc" and message.startswith(_FAILED_STEP)
-                and not message.startswith(_FAILED_STEP + "OK")) else ""
-            self._record = _Record(self._hides(severity, source, message), failed)
-            return not self._record.hidden, done
-        record = self._record
-        if record is None or not _CONTINUATION.fullmatch(text):
-            return True, self.idle()
-        if record.failed_step:
-            record.tail.append(text)
-            if _PEER.search(text):  # the last line of a failed step's record
-                return not record.hidden, self.idle()
-        return not record.hidden, []
-
-    def idle(self) -> list[Refusal]:
-        """Ends the record in progress (nothing more came); returns its refusal, if it was one."""
-        record, self._record = self._record, None
-        if record is None or not record.failed_step:
-            return []
-        refusal = _refusal(record.failed_step, "\n".join(record.tail))
-        return [refusal] if refusal is not None else []
-
-    def _hides(self, severity: str, source: str, message: str) -> bool:
-        if severity in self._policy.hidden_severities:
-            return True
-        if source == "trace.cc" and message.startswith("gRPC Tracers:"):
-            return self._policy.hide_tracer_banner
-        is_trace = source == "handshaker.cc" or (
-            source == "channel_trace.h" and message.startswith("handshake manager "))
-        return is_trace and severity == "I" and self._policy.hide_handshaker_trace
-
-
-def _refusal(error: str, tail: str) -> Refusal | None:
-    peer = _PEER.search(tail)
-    if peer is None or _SERVER_SIDE not in tail or not any(r in error for r in _REFUSALS):
-        return None
-    return Refusal(peer_address(peer.group(1)), describe_error(error))
-
-
-def peer_address(uri: str) -> str:
-    """`ipv4:127.0.0.1:5000` -> `127.0.0.1:5000`; `ipv6:%5B::1%5D:5000` -> `[::1]:5000`."""
-    text = unquote(uri)
-    for scheme in ("ipv4:", "ipv6:"):
-        if text.startswith(scheme):
-            return text[len(scheme):]
-    return text
-
-
-def peer_host(address: str) -> str:
-    """The host part of a peer address (ports change with every connection)."""
-    if address.startswith("["):
-        return address.split("]", 1)[0] + "]"
-    host, sep, port = address.rpartition(":")
-    return host if sep and port.isdigit() and host else address
-
-
-def describe_error(error: str) -> str:
-    """A short, stable reason from gRPC core's status text for a failed handshake step."""
-    text = error.strip().removesuffix(": OK")
-    found = _OPENSSL.search(text)
-    if found is None:  # e.g. "UNKNOWN: Cannot check peer: missing selected ALPN property."
-        status, sep, rest = text.partition(": ")
-        return (rest if sep and status.isupper() else text).rstrip(".")
-    code, detail = found.group(1), (found.group(2) or "").strip()
-    if code in _REASONS:
-        return _REASONS[code]
-    if code == "CERTIFICATE_VERIFY_FAILED":
-        return f"certificate verify failed: {detail}" if detail else "certificate verify failed"
-    words = code.lower().replace("_", " ")
-    return f"{words}: {detail}" if detail and detail != _NOISE_DETAIL else words
-
-
-# --- the child process ----------------------------------------------------------------------
-
-
-class _Forwarder:
-    """Copies lines to the real stderr; reports refusals without ever blocking on the server."""
-
-    def __init__(self, out_fd: int, refusals_fd: int, policy: TapPolicy) -> None:
-        self._out = out_fd
-        self._refusals: int | None = refusals_fd
-        self._filter = GrpcLogFilter(policy)
+    def __init__(self) -> None:
         self._buffer = b""
-        self._mid_line = False  # part of this line went out unfiltered after a pause
 
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for raw in lines:
-            if self._mid_line:
-                self._mid_line = False
-                self._write(raw + b"\n")
-                continue
-            forward, refusals = self._filter.line(raw.decode("utf-8", "replace"))
-            if forward:
-                self._write(raw + b"\n")
-            self._report(refusals)
-        if len(self._buffer) > MAX_LINE_BYTES:
-            self.pause()
+    def feed(self, data: bytes) -> list[str]:
+        *lines, self._buffer = (self._buffer + data).split(b"\n")
+        return [piece for raw in lines for piece in _pieces(raw)]
 
-    def pause(self) -> None:
-        """Nothing arrived for a moment: finish the record, let a partial line through."""
-        self._report(self._filter.idle())
-        if self._buffer:
-            self._write(self._buffer)
-            self._buffer, self._mid_line = b"", True
+    def pause(self) -> list[str]:
+        rest, self._buffer = self._buffer, b""
+        return _pieces(rest) if rest else []
 
     @property
     def waiting(self) -> bool:
         return bool(self._buffer)
 
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[os.write(self._out, view):]
-            except OSError:
-                return  # the real stderr is gone: keep draining so the server never blocks
 
-    def _report(self, refusals: Sequence[Refusal]) -> None:
-        for refusal in refusals:
-            if self._refusals is None:
-                return
-            try:
-                os.write(self._refusals, refusal.to_line())
-            except BlockingIOError:
-                pass  # the server is not reading right now; losing a refusal beats stalling
-            except OSError as exc:
-                if exc.errno in (errno.EPIPE, errno.EBADF):
-                    self._refusals = None  # the server is gone; keep forwarding its stderr
+def _pieces(raw: bytes) -> list[str]:
+    text = raw.decode("utf-8", "backslashreplace")
+    return [text[i:i + MAX_RECORD_CHARS] for i in range(0, len(text), MAX_RECORD_CHARS)] or [""]
 
 
-def run(in_fd: int, out_fd: int, refusals_fd: int, policy: TapPolicy) -> None:
-    """Forwards in_fd to out_fd until every writer of in_fd has closed it."""
-    os.set_blocking(refusals_fd, False)
-    forwarder = _Forwarder(out_fd, refusals_fd, policy)
+def run(in_fd: int, out: TextIO, component: str) -> None:
+    """Logs every line read from in_fd to out until every writer of in_fd has closed it."""
+    configure_logging("debug", stream=out, component=component)
+    record = logging.getLogger(LOGGER_NAME)
+    splitter = LineSplitter()
     poller = select.poll()
     poller.register(in_fd, select.POLLIN)
     while True:
-        timeout_ms = int(PARTIAL_LINE_WAIT_S * 1000) if forwarder.waiting else 200
-        if not poller.poll(timeout_ms):
-            forwarder.pause()
-            continue
-        data = os.read(in_fd, 1 << 16)
-        if not data:
-            forwarder.pause()
+        timeout_ms = int(PARTIAL_LINE_WAIT_S * 1000) if splitter.waiting else -1
+        data = os.read(in_fd, 1 << 16) if poller.poll(timeout_ms) else None
+        lines = splitter.pause() if not data else splitter.feed(data)
+        for line in lines:
+            record.log(severity(line), line)
+        if data == b"":
             return
-        forwarder.feed(data)
+
+
+def _line_stream(fd: int) -> TextIO:
+    """A text stream on fd that hands each record to the OS in one write."""
+    return io.TextIOWrapper(io.BufferedWriter(io.FileIO(fd, "w", closefd=False)),
+                            encoding="utf-8", errors="backslashreplace", line_buffering=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -256,14 +104,73 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     p = argparse.ArgumentParser(prog="grpc_log_tap")
-    p.add_argument("--refusals-fd", type=int, required=True)
-    p.add_argument("--hide-trace", type=int, default=1)
-    p.add_argument("--hide-banner", type=int, default=1)
-    p.add_argument("--hide-severities", default="")
+    p.add_argument("--component", default="server")
     args = p.parse_args(argv)
-    policy = TapPolicy(bool(args.hide_trace), bool(args.hide_banner), args.hide_severities)
-    run(sys.stdin.fileno(), sys.stdout.fileno(), args.refusals_fd, policy)
+    run(sys.stdin.fileno(), _line_stream(sys.stdout.fileno()), args.component)
     return 0
+
+
+class StderrTap:
+    """Owns the process's fd 2 while the server runs: a pipe into the tap child. If the child
+    dies, fd 2 goes to /dev/null rather than back to the log: losing gRPC's lines is better
+    than letting a peer's text through unescaped."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], saved_fd: int, stderr_fd: int) -> None:
+        self._proc = proc
+        self._saved_fd = saved_fd
+        self._stderr_fd = stderr_fd
+        self.log_stream = _line_stream(saved_fd)  # the real stderr, for photonic's records
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._watch, name="photonic-stderr-tap", daemon=True).start()
+
+    @classmethod
+    def install(cls, component: str = "server", stderr_fd: int = 2) -> StderrTap:
+        """Starts the child and points stderr_fd at it; PhotonicError when it cannot start
+        (the server does not run with a log a peer can write into)."""
+        pipe_r, pipe_w = os.pipe()
+        saved = os.dup(stderr_fd)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "photonic.server.grpc_log_tap", f"--component={component}"],
+                stdin=pipe_r, stdout=saved, stderr=saved)
+        except OSError as exc:
+            for fd in (pipe_w, saved):
+                os.close(fd)
+            raise PhotonicError(f"cannot start the stderr tap ({exc}); the server does not "
+                                f"run without it") from None
+        finally:
+            os.close(pipe_r)
+        with contextlib.suppress(ValueError, OSError):
+            sys.stderr.flush()
+        os.dup2(pipe_w, stderr_fd)
+        os.close(pipe_w)
+        return cls(proc, saved, stderr_fd)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Gives fd 2 back and lets the child drain what is left in the pipe."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            with contextlib.suppress(ValueError, OSError):
+                sys.stderr.flush()
+            os.dup2(self._saved_fd, self._stderr_fd)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            # A grandchild still holding the pipe keeps the child logging; leave it be.
+            self._proc.wait(timeout_s)
+
+    def _watch(self) -> None:
+        code = self._proc.wait()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stderr_fd)
+            os.close(null)
+        event(log, "stderr_tap_died", logging.ERROR, exit_code=code,
+              consequence="gRPC's own log lines are discarded until the server restarts")
 
 
 if __name__ == "__main__":

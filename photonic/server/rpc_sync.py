@@ -243,6 +243,8 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
                                       wire.policy_from_wire(manifest.conflict_policy))
         elif kind == "abort":
             await session.on_abort(message.abort.sha256, message.abort.reason)
+        elif kind == "proof":
+            await session.on_proof(wire.proof_from_wire(message.proof))
         else:
             raise errors.InvalidInput("empty SyncClientMessage")
 
@@ -264,9 +266,6 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
             except errors.NotFound as exc:
                 await self._auth.audit(caller.agent_id, "ResolveConflicts", str(cid),
                                        "not_found")
-        elif kind == "proof":
-            await session.on_proof(wire.proof_from_wire(message.proof))
-            stream.pending.dropped(message.abort.sha256)
                 await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
             resolved.append(cid)
             await self._auth.audit(caller.agent_id, "ResolveConflicts", str(cid), "ok",

@@ -408,17 +408,17 @@ class ContentStore:
         must do it before the link is acknowledged to anyone."""
         source = self.object_file(sha256)
         try:
+            kept = os.path.exists(source) and self._keep_aside_if_only_copy(library_file)
             changed = self._put(source, library_file, lambda: _link_over(source, library_file))
         except OSError as exc:
             if (full := as_storage_full(exc)) is not None:
-            kept = os.path.exists(source) and self._keep_aside_if_only_copy(library_file)
                 raise full from exc
-            raise
-        if kept:
-            changed.append(os.path.dirname(library_file))
             if (why := _UNSTORABLE.get(exc.errno or 0)) is not None:
                 raise Unstorable(f"the server cannot store a photo at this path: {why}; "
                                  "rename the file or its folder") from None
+            raise
+        if kept:
+            changed.append(os.path.dirname(library_file))
         if sync:
             for d in changed:
                 fsync_directory(d)

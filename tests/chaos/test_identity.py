@@ -1,12 +1,14 @@
-"""Identity attacks: wrong CA, expired certificate, plaintext, a revoked agent (the list is
-re-read without a restart), a sync-only agent calling admin RPCs, and an agent acting as
-another. Each is refused with the right status and written to the audit log, including the
-handshakes gRPC's core refuses before any application code runs (via the server's stderr tap)."""
+"""Identity attacks: wrong CA, expired certificate, plaintext, a hostile TLS server name, a
+revoked agent (the list is re-read without a restart), a sync-only agent calling admin RPCs,
+and an agent acting as another. Each is refused with the right status; refusals of RPCs are
+written to the audit log. Handshakes gRPC's core refuses never become RPCs and are not
+audited: the only record of them is gRPC's own log text, which a peer can write into."""
 
 from __future__ import annotations
 
 import socket
 import sqlite3
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from photonic.v1 import sync_pb2, sync_pb2_grpc
 from tests.chaos.hostile import exchange, sync_stub
 from tests.chaos.tally import TALLY
 from tests.support.daemons import ServerHandle, start_server, wait_until
+from tests.support.logrecords import not_records, record_fields
 from tests.support.pki import TestPki
 
 pytestmark = pytest.mark.chaos
@@ -42,13 +45,11 @@ def _audit(server: ServerHandle, actor: str, action: str) -> list[tuple[str, str
     return [(str(r), str(d)) for r, d in rows]
 
 
-def _handshake_refusals(server: ServerHandle) -> list[tuple[str, str, str, str]]:
-    """(actor, target, result, detail) of every TLS handshake refusal in the audit log."""
+def _all_audit_rows(server: ServerHandle) -> list[str]:
     with sqlite3.connect(server.storage / "catalog.db") as conn:
-        rows = conn.execute("SELECT actor, target, result, detail FROM audit "
-                            "WHERE action = 'tls.handshake' ORDER BY id").fetchall()
+        rows = conn.execute("SELECT actor, action, target, result, detail FROM audit").fetchall()
     conn.close()
-    return [(str(a), str(t), str(r), str(d)) for a, t, r, d in rows]
+    return [" ".join(str(c) for c in row) for row in rows]
 
 
 @pytest.fixture
@@ -59,17 +60,12 @@ def as_laptop(server: ServerHandle, pki: TestPki) -> Iterator[Stub]:
     channel.close()
 
 
-@pytest.mark.parametrize(("who", "reason"), [
-    ("rogue_ca", "certificate verify failed: unable to get local issuer certificate"),
-    ("expired", "certificate verify failed: certificate has expired"),
-    ("plaintext", "not TLS (plaintext or another protocol)"),
-])
+@pytest.mark.parametrize("who", ["rogue_ca", "expired", "plaintext"])
 def test_connections_without_a_valid_certificate_are_refused(
-        who: str, reason: str, server: ServerHandle, pki: TestPki) -> None:
+        who: str, server: ServerHandle, pki: TestPki) -> None:
     """A certificate from another CA (with a legitimate agent's CN), an expired certificate,
-    and a plaintext connection never reach an RPC: UNAVAILABLE at the TLS handshake. The
-    refusal is audited with the peer's address as actor and gRPC core's reason, never in
-    the name the rogue certificate claims; the trace that reveals it stays out of the log."""
+    and a plaintext connection never reach an RPC: UNAVAILABLE at the TLS handshake, and
+    nothing is registered or audited in the name the rogue certificate claims."""
     if who == "plaintext":
         channel = grpc.insecure_channel(server.endpoint)
         stub = sync_pb2_grpc.PhotonicSyncStub(channel)  # type: ignore[no-untyped-call]
@@ -79,35 +75,68 @@ def test_connections_without_a_valid_certificate_are_refused(
         channel, stub = sync_stub(server.endpoint, cert, key, pki.ca)
     TALLY.identity_attacks += 1
     assert _register(stub) is grpc.StatusCode.UNAVAILABLE
+    assert _register(stub, "laptop") is grpc.StatusCode.UNAVAILABLE
     channel.close()
-    rows = wait_until(lambda: _handshake_refusals(server), 20,
-                      message="the refused handshake in the audit log")
-    actor, target, result, detail = rows[0]
-    assert (actor, result, detail) == ("tls:127.0.0.1", "refused", reason)
-    assert target.startswith("127.0.0.1:")
-    assert not _audit(server, "laptop", "RegisterAgent")
-    assert "CallNextHandshakerLocked" not in server.daemon.log()
+    assert not _all_audit_rows(server)
 
 
-def test_a_flood_of_refused_handshakes_is_coalesced(server: ServerHandle) -> None:
-    """Twenty plaintext connections from one host write five audit rows one by one and,
-    when the server stops, one row that counts the rest, so a flood cannot fill the disk."""
-    connections = 20
-    for _ in range(connections):
-        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
-            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            conn.recv(1024)  # the server's TLS alert, or EOF: the handshake is over
-    TALLY.identity_attacks += connections
-    wait_until(lambda: server.daemon.log().count("Handshake failed") >= connections, 20,
-               message="every refused handshake in the server log")
-    wait_until(lambda: len(_handshake_refusals(server)) >= 5, 20, message="five audit rows")
+# gRPC core logs a client's SNI as it came (`No match found for server name: <SNI>`), before
+# any certificate is asked for. Each of these once wrote a log line or an audit row of the
+# sender's choosing; an SNI is at most 255 bytes.
+_FORGED_REFUSAL = ("x\nI1121 19:14:59.1 1 handshaker.cc:1] CallNextHandshakerLocked: error="
+                   "Ssl handshake failed FORGED\n shutdown=0 grpc.internal.endpoint_peer_address"
+                   "=ipv4:10.6.6.6:1 grpc.internal.server_credentials=1")
+HOSTILE_SERVER_NAMES = [
+    _FORGED_REFUSAL,
+    "x\nts=2026-01-01T00:00:00.000Z level=info logger=photonic.server msg=audit "
+    "caller=admin action=ResolveConflicts",
+    "x\r\x1b[2Kts=2026-01-01T00:00:00.000Z level=info caller=admin action=ResolveConflicts",
+]
+
+
+def _hello_with_server_name(port: int, server_name: str) -> None:
+    """A TLS ClientHello carrying server_name, from a client with no certificate at all."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        try:  # bytes skip IDNA, so the name goes out exactly as written
+            with context.wrap_socket(raw, server_hostname=server_name.encode()) as tls:
+                tls.recv(1)
+        except (ssl.SSLError, OSError):
+            pass  # refused: no client certificate
+
+
+def test_a_hostile_tls_server_name_forges_no_audit_row_and_no_log_line(
+        server: ServerHandle, as_laptop: Stub) -> None:
+    """Anyone who can connect chooses the SNI that gRPC writes into its log. Server names
+    with newlines, a fake gRPC handshaker record, a fake photonic record with
+    `caller=admin action=ResolveConflicts`, CR and ESC: the audit table holds none of that
+    text, every line of the server's stderr is exactly one photonic record (the peer's text
+    quoted and escaped inside gRPC's), none carries the peer's `caller`, and real events are
+    still logged and audited."""
+    rounds = 3
+    for _ in range(rounds):
+        for name in HOSTILE_SERVER_NAMES:
+            _hello_with_server_name(server.port, name)
+    TALLY.identity_attacks += rounds * len(HOSTILE_SERVER_NAMES)
+    expected = rounds * len(HOSTILE_SERVER_NAMES)
+    wait_until(lambda: server.daemon.log().count("No match found for server name") >= expected,
+               20, message="gRPC's log of every hostile server name")
+    assert _register(as_laptop) is grpc.StatusCode.OK
     assert server.daemon.terminate() == 0
-    rows = _handshake_refusals(server)
-    singles = [r for r in rows if r[3] == "not TLS (a plain HTTP request)"]
-    summaries = [r for r in rows if "more refused handshakes" in r[3]]
-    assert len(singles) == 5
-    assert len(summaries) == 1 and summaries[0][0] == "tls:127.0.0.1"
-    assert len(rows) == 6
+    rows = _all_audit_rows(server)
+    assert any(row.startswith("laptop RegisterAgent") for row in rows)
+    assert not [row for row in rows if "10.6.6.6" in row or "FORGED" in row
+                or "ResolveConflicts" in row or "tls.handshake" in row]
+    log = server.daemon.log()
+    assert not not_records(log)
+    records = [record_fields(line) for line in log.splitlines()]
+    assert not [r for r in records if "caller" in r or "action" in r]
+    events = [r.get("event") for r in records]
+    assert "server_started" in events and "server_stopped" in events
+    quoting = [r for r in records if "No match found for server name" in r["msg"]]
+    assert len(quoting) >= expected and {r["logger"] for r in quoting} == {"stderr"}
 
 
 def test_revocation_takes_effect_without_restart(tmp_path: Path, pki: TestPki,
@@ -161,6 +190,7 @@ def test_agent_cannot_act_as_another_agent(as_laptop: Stub, server: ServerHandle
     with PERMISSION_DENIED and audited; identity comes from the certificate alone."""
     TALLY.identity_attacks += 3
     assert _register(as_laptop, agent_id="desktop") is grpc.StatusCode.PERMISSION_DENIED
+    assert _register(as_laptop) is grpc.StatusCode.OK  # as itself: then it may sync
     with pytest.raises(grpc.RpcError) as refused:
         as_laptop.Heartbeat(sync_pb2.HeartbeatRequest(agent_id="desktop"), timeout=10)
     assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
