@@ -14,6 +14,7 @@ import pytest
 
 from photonic import errors
 from photonic.grpc_options import MAX_CHUNK_BYTES, MAX_CHUNKS_PER_RUN
+from photonic.media.possession import proof_digest
 from photonic.models import (
     ChunkData,
     CommittedFile,
@@ -22,6 +23,7 @@ from photonic.models import (
     Decision,
     FileDecision,
     ManifestEntry,
+    PossessionProof,
 )
 from photonic.server.fs_sync import FilesystemSync
 from photonic.server.ingest import IngestDeps
@@ -294,7 +296,8 @@ def test_content_another_stream_is_committing_is_not_answered_have_until_it_is_d
         deps: IngestDeps) -> None:
     """The object may already be in objects/ while its stream still waits for the group sync:
     a second stream offering the same content is answered once the first is done, not HAVE
-    at once (its HAVE would be acknowledged before the object is durable)."""
+    at once (its HAVE would be acknowledged before the object is durable), and then only
+    after proving it holds the bytes."""
     content = PHOTOS[0]
 
     async def body() -> None:
@@ -314,7 +317,12 @@ def test_content_another_stream_is_committing_is_not_answered_have_until_it_is_d
                 break
             await asyncio.sleep(0.01)
         (answer,) = second.sent
-        assert isinstance(answer, FileDecision) and answer.action is Decision.HAVE
+        # No path of this agent names the content yet: it proves it holds the bytes first.
+        assert isinstance(answer, FileDecision) and answer.action is Decision.PROVE
+        await second.session.on_proof(PossessionProof(
+            answer.sha256, answer.nonce,
+            proof_digest(answer.nonce, answer.ranges, lambda o, n: content[o:o + n])))
+        assert [d.action for d in second.decisions()] == [Decision.PROVE, Decision.HAVE]
         await second.session.close()
 
     asyncio.run(body())
