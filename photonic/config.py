@@ -95,6 +95,12 @@ class ServerConfig:
     max_agents: int
     max_concurrent_syncs: int
     max_transfer_size_bytes: int
+    max_syncs_per_agent: int  # so that one certificate cannot take every sync slot
+    max_stream_memory_bytes: int  # one stream's chunks, decoder buffers and waiting entries
+    max_sync_memory_bytes: int  # the same for every sync stream together
+    sync_idle_timeout_s: float  # a stream whose client does nothing this long is closed
+    max_connection_age_s: float  # a connection is asked to reconnect after this long
+    max_connection_age_grace_s: float  # and its streams are cut this much later
     security: SecurityConfig
     agent_scopes: Mapping[str, frozenset[Scope]]
     default_scopes: frozenset[Scope]
@@ -164,6 +170,8 @@ _PATTERN = cp.text("a gitignore-style pattern (a non-empty string)")
 _SCOPE = _enum_choice(Scope)
 _RATE = cp.quantity(RATE_EXPECTED, parse_rate, lambda n: n >= 0)
 _COMPRESSION = cp.Field("one of: adaptive, always, never (or true / false)", _compression_mode)
+_STREAM_MEMORY = _size(f"{SIZE_EXPECTED}, at least 32MiB (one stream's largest chunk in flight "
+                       "plus room for a manifest)", low=32 * _MIB)
 
 
 def load_agent_config(path: Path) -> AgentConfig:
@@ -223,6 +231,12 @@ def load_server_config(path: Path) -> ServerConfig:
     sections = {name: root.section(name) for name in _SERVER_SECTIONS if name != "default_scopes"}
     agent_scopes, entry_sections = _read_agent_scopes(sections["agents"])
     config = _build_server(Path(problems.file), root, sections, agent_scopes)
+    limits = sections["limits"]
+    if limits.has("max_sync_memory") and \
+            config.max_sync_memory_bytes < config.max_stream_memory_bytes:
+        problems.add(limits.key("max_sync_memory"), "a size at least limits.max_stream_memory "
+                     f"({config.max_stream_memory_bytes} bytes)",
+                     cp.describe(limits.raw("max_sync_memory")))
     cp.finish([root, *sections.values()])
     cp.finish(entry_sections)
     problems.raise_if_any()
@@ -248,6 +262,12 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
         max_agents=limits.get("max_agents", cp.integer(1, 1_000_000), 100),
         max_concurrent_syncs=limits.get("max_concurrent_syncs", cp.integer(1, 10_000), 16),
         max_transfer_size_bytes=limits.get("max_transfer_size", _size(SIZE_EXPECTED), 100 * 10**9),
+        max_syncs_per_agent=limits.get("max_syncs_per_agent", cp.integer(1, 10_000), 4),
+        max_stream_memory_bytes=limits.get("max_stream_memory", _STREAM_MEMORY, 64 * _MIB),
+        max_sync_memory_bytes=limits.get("max_sync_memory", _STREAM_MEMORY, 512 * _MIB),
+        sync_idle_timeout_s=limits.get("sync_idle_timeout", _duration(1.0), 300.0),
+        max_connection_age_s=limits.get("max_connection_age", _duration(10.0), 3600.0),
+        max_connection_age_grace_s=limits.get("max_connection_age_grace", _duration(), 60.0),
         security=_read_security(sections["security"], config_path.parent, server=True),
         agent_scopes=agent_scopes,
         default_scopes=frozenset(root.get_list("default_scopes", _SCOPE, (Scope.SYNC,))),

@@ -25,11 +25,25 @@ _COMMON: Final[list[tuple[str, int | str]]] = [
     ("grpc.http2.max_pings_without_data", 0),
 ]
 
-SERVER_OPTIONS: Final[list[tuple[str, int | str]]] = [
-    *_COMMON,
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-    ("grpc.max_connection_age_grace_ms", 30_000),
-]
+DEFAULT_MAX_CONNECTION_AGE_S: Final = 3600.0
+DEFAULT_MAX_CONNECTION_AGE_GRACE_S: Final = 60.0
+
+
+def server_options(max_connection_age_s: float = DEFAULT_MAX_CONNECTION_AGE_S,
+                   max_connection_age_grace_s: float = DEFAULT_MAX_CONNECTION_AGE_GRACE_S
+                   ) -> list[tuple[str, int | str]]:
+    """The server's options. A connection older than max_connection_age_s is told to go away
+    (clients reconnect on their own), and its streams are cut max_connection_age_grace_s
+    later: no connection, or what it was allowed when it began, lives forever."""
+    return [
+        *_COMMON,
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.max_connection_age_ms", int(max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(max_connection_age_grace_s * 1000)),
+    ]
+
+
+SERVER_OPTIONS: Final[list[tuple[str, int | str]]] = server_options()
 
 CHANNEL_OPTIONS: Final[list[tuple[str, int | str]]] = [
     *_COMMON,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
 
@@ -107,58 +107,96 @@ def _sample_shrinks(raw: bytes, min_saving: float) -> bool:
     return compress_chunk(raw[start:start + TRIAL_SAMPLE_BYTES], min_saving=min_saving)[1]
 
 
-def _declared_content_size(data: bytes) -> int:
-    """The raw size stored in the frame header, or 0 when the sender did not store one."""
+BLOCK_SIZES_BYTES: tuple[int, ...] = (64 << 10, 256 << 10, 1 << 20, 4 << 20)
+"""The maximum block sizes an LZ4 frame header may name (block size ids 4 to 7)."""
+
+LINKED_BLOCK_WINDOW_BYTES = 128 << 10
+"""What a decoder keeps beside its block buffer for blocks that refer to earlier ones."""
+
+
+def _block_limit(raw_size: int) -> int:
+    """The largest block a frame of raw_size bytes needs: the smallest block size that holds
+    it (64 KiB, what every photonic agent sends, is always allowed)."""
+    return next((b for b in BLOCK_SIZES_BYTES if b >= raw_size), BLOCK_SIZES_BYTES[-1])
+
+
+def decompression_bytes(raw_size: int) -> int:
+    """The most memory decompress_chunk allocates for a chunk of raw_size bytes: the block
+    buffers of the decoder (bounded by the header check), the output and its one copy."""
+    block = _block_limit(raw_size)
+    return 2 * block + LINKED_BLOCK_WINDOW_BYTES + 2 * (raw_size + 1)
+
+
+def _check_header(data: bytes, expected_raw_size: int) -> None:
+    """Refuses a frame whose header would make the decoder allocate more than the chunk
+    needs, before any decoder exists: LZ4 sizes its block buffers by the header's block size
+    (a 4 MiB block for a 16 KiB chunk was how a 4 MB message pinned 1 GB), and a frame
+    without its content size can only be checked once it has been inflated."""
     try:
         info = lz4.frame.get_frame_info(data)
     except Exception as exc:  # lz4 reports a bad header as RuntimeError; trust no type
-        raise IntegrityError(f"chunk is not a valid LZ4 frame: {exc}") from None
+        message = f"chunk is not a valid LZ4 frame: {exc}"
+    else:
+        message = _header_problem(info, expected_raw_size)
+    if message:
+        raise IntegrityError(message)
+
+
+def _header_problem(info: Mapping[str, int], expected_raw_size: int) -> str:
+    """What is wrong with a frame header (get_frame_info's fields; flags are bools), or ""."""
     if info.get("skippable"):
-        raise IntegrityError("chunk is a skippable LZ4 frame, not compressed content")
-    return int(info.get("content_size") or 0)
+        return "chunk is a skippable LZ4 frame, not compressed content"
+    declared = int(info.get("content_size") or 0)
+    if declared == 0:
+        return ("LZ4 frame header does not declare its content size; compress chunks with "
+                "the size stored (store_size=True)")
+    if declared != expected_raw_size:
+        return (f"LZ4 frame header declares {declared} raw bytes but the chunk declares "
+                f"{expected_raw_size}")
+    block = int(info.get("block_size") or 0)
+    if block > _block_limit(expected_raw_size):
+        return (f"LZ4 frame uses blocks of up to {block} bytes for a chunk of "
+                f"{expected_raw_size}; at most {_block_limit(expected_raw_size)} are accepted")
+    return ""
 
 
 def decompress_chunk(data: bytes, *, expected_raw_size: int, max_raw_size: int) -> bytes:
     """Decompress one LZ4 frame into exactly expected_raw_size bytes, or raise IntegrityError.
 
-    Output is produced in steps bounded by what is still expected, so a frame crafted to
-    inflate to gigabytes costs at most expected_raw_size + 1 bytes before it is refused.
+    The header is checked first (content size equal to the chunk's, blocks no larger than
+    the chunk needs), then the frame is inflated into one buffer of expected_raw_size + 1
+    bytes, so a frame crafted to inflate to gigabytes costs at most decompression_bytes()
+    before it is refused. The IntegrityError carries no traceback into the decoder: a
+    refused chunk frees its decoder at once, not at the next garbage collection.
     """
-    if expected_raw_size < 0 or expected_raw_size > max_raw_size:
+    if expected_raw_size <= 0 or expected_raw_size > max_raw_size:
         raise IntegrityError(
             f"chunk declares {expected_raw_size} raw bytes; the limit is {max_raw_size}"
         )
-    declared = _declared_content_size(data)
-    if declared and declared != expected_raw_size:
-        raise IntegrityError(
-            f"LZ4 frame header declares {declared} raw bytes but the chunk declares "
-            f"{expected_raw_size}"
-        )
-    decompressor = lz4.frame.LZ4FrameDecompressor()
-    out = bytearray()
-    pending = data
-    try:
-        while not decompressor.eof:
-            room = expected_raw_size - len(out) + 1  # +1 so overflow is seen, not clipped
-            out += decompressor.decompress(pending, max_length=room)
-            pending = b""
-            if len(out) > expected_raw_size:
-                raise IntegrityError(
-                    f"LZ4 frame inflates beyond the declared {expected_raw_size} raw bytes"
-                )
-            if not decompressor.eof and decompressor.needs_input:
-                raise IntegrityError("LZ4 frame is truncated")
-    except IntegrityError:
-        raise
-    except Exception as exc:  # corrupt blocks raise RuntimeError; garbage must not leak others
-        raise IntegrityError(f"LZ4 frame is corrupt: {exc}") from None
-    if decompressor.unused_data:
-        raise IntegrityError("unexpected bytes after the end of the LZ4 frame")
+    _check_header(data, expected_raw_size)
+    out = _inflate(data, expected_raw_size)
+    if isinstance(out, str):
+        raise IntegrityError(out)
+    return out
+
+
+def _inflate(data: bytes, expected_raw_size: int) -> bytes | str:
+    """The frame's content, or why it was refused: returned, not raised, so no exception
+    (with frames holding the decoder and its buffers) outlives this call."""
+    with lz4.frame.LZ4FrameDecompressor() as decompressor:  # freed on exit, not by the GC
+        try:
+            out: bytes = decompressor.decompress(data, max_length=expected_raw_size + 1)
+        except Exception as exc:  # corrupt blocks raise RuntimeError; garbage must not leak
+            return f"LZ4 frame is corrupt: {exc}"
+        if len(out) > expected_raw_size:
+            return f"LZ4 frame inflates beyond the declared {expected_raw_size} raw bytes"
+        if not decompressor.eof:
+            return "LZ4 frame is truncated"
+        if decompressor.unused_data:
+            return "unexpected bytes after the end of the LZ4 frame (one frame per chunk)"
     if len(out) != expected_raw_size:
-        raise IntegrityError(
-            f"LZ4 frame holds {len(out)} raw bytes but the chunk declares {expected_raw_size}"
-        )
-    return bytes(out)
+        return f"LZ4 frame holds {len(out)} raw bytes but the chunk declares {expected_raw_size}"
+    return out
 
 
 def iter_file_chunks(path: Path, *, offset: int, chunk_bytes: int) -> Iterator[bytes]:

@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, generate_latest
 
 from photonic.config import ServerConfig
-from photonic.grpc_options import SERVER_OPTIONS
+from photonic.grpc_options import server_options
 from photonic.httpserve import HttpEndpoint, Response
 from photonic.logfmt import event
 from photonic.server.auth import Authorizer, RevocationList
@@ -26,6 +26,7 @@ from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
 from photonic.server.rpc_sync import SyncService
 from photonic.server.store import ContentStore
+from photonic.server.sync_limits import SyncBudgets
 from photonic.tls import server_credentials
 from photonic.v1 import jobs_pb2, jobs_pb2_grpc, sync_pb2, sync_pb2_grpc
 
@@ -68,10 +69,12 @@ class ServerApp:
             limits=IngestLimits(self.config.max_transfer_size_bytes,
                                 self.config.min_free_bytes, self.config.deduplication),
             audit=self.auth.audit)
-        server = grpc.aio.server(options=SERVER_OPTIONS)
+        options = server_options(self.config.max_connection_age_s,
+                                 self.config.max_connection_age_grace_s)
+        server = grpc.aio.server(options=options)
         sync_pb2_grpc.add_PhotonicSyncServicer_to_server(SyncService(  # type: ignore[no-untyped-call]
             self.auth, self.catalog, self.library, deps, self.events, self.metrics,
-            self.config.max_agents, self.config.max_concurrent_syncs,
+            self.config.max_agents, self._sync_budgets(),
             self.config.max_transfer_size_bytes), server)
         # The jobs contract is published now; every call answers UNIMPLEMENTED until it lands.
         jobs_pb2_grpc.add_PhotonicJobsServicer_to_server(  # type: ignore[no-untyped-call]
@@ -99,6 +102,12 @@ class ServerApp:
         event(log, "store_sync",
               method="filesystem" if self.sync_choice.filesystem_wide else "per-file",
               reason=self.sync_choice.reason)
+
+    def _sync_budgets(self) -> SyncBudgets:
+        c = self.config
+        return SyncBudgets(c.max_concurrent_syncs, c.max_syncs_per_agent,
+                           c.max_stream_memory_bytes, c.max_sync_memory_bytes,
+                           c.sync_idle_timeout_s)
 
     async def _healthz(self) -> Response:
         free = await asyncio.to_thread(self.store.free_bytes)

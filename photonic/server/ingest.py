@@ -157,6 +157,12 @@ class IngestSession:
         self._settling: set[asyncio.Task[None]] = set()
         self._challenges: dict[str, _Challenge] = {}
 
+    @property
+    def working(self) -> bool:
+        """Whether the server owes this stream's client answers it is working on now (commits
+        in flight, content awaited from another stream): the client may well be silent."""
+        return bool(self._commits or self._waiters)
+
     async def on_manifest(self, entries: list[ManifestEntry], policy: ConflictPolicy) -> None:
         check_manifest_size(len(entries))
         self._policy = policy
@@ -407,8 +413,8 @@ class IngestSession:
             raise
         complete: list[_Incoming] = []
         for incoming, outcome in written.items():
-            if isinstance(outcome, errors.IntegrityError):
-                await self._fail(incoming, str(outcome), retryable=True)
+            if isinstance(outcome, str):
+                await self._fail(incoming, outcome, retryable=True)
                 continue
             incoming.offset = outcome
             if outcome == incoming.size:
@@ -417,16 +423,20 @@ class IngestSession:
             await self._finish_soon(complete)
 
     def _write_chunks(self, accepted: Sequence[tuple[_Incoming, ChunkData]]
-                      ) -> dict[_Incoming, int | errors.IntegrityError]:
-        """Runs in a worker thread: each file's new offset, or why its bytes were refused."""
-        out: dict[_Incoming, int | errors.IntegrityError] = {}
+                      ) -> dict[_Incoming, int | str]:
+        """Runs in a worker thread: each file's new offset, or why its bytes were refused.
+
+        A refusal is kept as its message only: an exception would keep its traceback, and
+        with it the frames (and decoder buffers) of every refused chunk of the message, alive
+        until a garbage collection."""
+        out: dict[_Incoming, int | str] = {}
         for incoming, chunk in accepted:
-            if isinstance(out.get(incoming), errors.IntegrityError):
+            if isinstance(out.get(incoming), str):
                 continue
             try:
                 out[incoming] = self._write_chunk(incoming, chunk)
             except errors.IntegrityError as exc:
-                out[incoming] = exc
+                out[incoming] = str(exc)
         return out
 
     def _write_chunk(self, incoming: _Incoming, chunk: ChunkData) -> int:

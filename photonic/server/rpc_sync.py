@@ -25,6 +25,7 @@ from photonic.server.events import EventHub, ServerEvent
 from photonic.server.ingest import IngestDeps, IngestSession, Outgoing, check_manifest_size
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
+from photonic.server.sync_limits import Refusal, StreamBudget, SyncBudgets, SyncLimits
 from photonic.v1 import sync_pb2, sync_pb2_grpc
 
 MAX_HOSTNAME_CHARS = 253  # the longest DNS name
@@ -96,7 +97,7 @@ def registration_problem(request: sync_pb2.RegisterAgentRequest) -> str:
 class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
     def __init__(self, auth: Authorizer, catalog: SqliteCatalog, library: Library,
                  ingest: IngestDeps, events: EventHub, metrics: ServerMetrics,
-                 max_agents: int, max_concurrent_syncs: int,
+                 max_agents: int, budgets: SyncBudgets,
                  max_transfer_size_bytes: int) -> None:
         self._auth = auth
         self._catalog = catalog
@@ -105,8 +106,7 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
         self._events = events
         self._metrics = metrics
         self._max_agents = max_agents
-        self._sync_slots = asyncio.Semaphore(max_concurrent_syncs)
-        self._max_concurrent = max_concurrent_syncs
+        self._limits = SyncLimits(budgets)
         self._max_transfer = max_transfer_size_bytes
 
     async def RegisterAgent(self, request: sync_pb2.RegisterAgentRequest,
@@ -168,34 +168,39 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"syncing is paused for {caller.agent_id}"
                                 + (" by an admin" if row.admin_paused else ""))
-        if self._sync_slots.locked():
-            self._metrics.refused_calls.labels("max_concurrent_syncs").inc()
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"the server is at max_concurrent_syncs={self._max_concurrent}; "
-                                "retry shortly")
-        async with self._sync_slots:
-            self._metrics.active_syncs.inc()
-            started = time.monotonic()
-            try:
-                async for reply in self._run_batch(caller, request_iterator, context):
-                    yield reply
-            finally:
-                self._metrics.active_syncs.dec()
-                self._metrics.sync_duration.labels(caller.agent_id).observe(
-                    time.monotonic() - started)
+        stream = self._limits.open_stream(caller.agent_id)
+        if isinstance(stream, Refusal):
+            self._metrics.refused_calls.labels(stream.budget).inc()
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, stream.message)
+            return
+        self._metrics.active_syncs.inc()
+        started = time.monotonic()
+        try:
+            async for reply in self._run_batch(caller, request_iterator, context, stream):
+                yield reply
+        finally:
+            stream.close()
+            self._metrics.active_syncs.dec()
+            self._metrics.sync_duration.labels(caller.agent_id).observe(
+                time.monotonic() - started)
 
     async def _run_batch(self, caller: Caller,
                          requests: AsyncIterator[sync_pb2.SyncClientMessage],
-                         context: grpc.aio.ServicerContext
+                         context: grpc.aio.ServicerContext, stream: StreamBudget
                          ) -> AsyncIterator[sync_pb2.SyncServerMessage]:
         outgoing: asyncio.Queue[Outgoing | None] = asyncio.Queue(_OUTGOING_QUEUE)
         failure: list[errors.PhotonicError] = []
+        handler = asyncio.current_task()
 
         def broken(exc: errors.PhotonicError) -> None:
             failure.append(exc)
             reader.cancel()  # its `finally` ends the replies, and the call ends with exc
 
-        session = IngestSession(caller.agent_id, self._ingest, outgoing.put, on_broken=broken)
+        async def send(reply: Outgoing) -> None:
+            stream.pending.answered(reply)
+            await outgoing.put(reply)
+
+        session = IngestSession(caller.agent_id, self._ingest, send, on_broken=broken)
         metadata = dict(context.invocation_metadata() or ())
         correlation = metadata.get(CORRELATION_METADATA_KEY, "")
         max_run = MAX_REPLIES_PER_RUN if metadata.get(REPLY_RUNS_METADATA_KEY) == "1" else 1
@@ -203,31 +208,46 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
         async def pump() -> None:
             try:
                 async for message in requests:
-                    await self._dispatch(session, caller, message)
+                    stream.idle.progressed()
+                    with stream.idle.servers_turn():
+                        await self._dispatch(session, caller, message, stream)
                 await session.flush()
             except errors.PhotonicError as exc:
                 failure.append(exc)
             finally:
                 await outgoing.put(None)
 
+        async def cut_when_idle() -> None:
+            await stream.idle.expired(lambda: session.working)
+            if stream.idle.sending and handler is not None:
+                handler.cancel()  # the client takes no replies: nothing else would end it
+            broken(errors.LimitExceeded(stream.idle.message()))
+
         reader = asyncio.create_task(pump())
+        watchdog = asyncio.create_task(cut_when_idle())
         try:
             async for message in _reply_runs(outgoing, max_run):
+                stream.idle.sending = True
                 yield message
+                stream.idle.sending = False
+                stream.idle.progressed()
             await asyncio.wait([reader])
             if not reader.cancelled():
                 reader.result()
         finally:
+            watchdog.cancel()
             reader.cancel()
             await session.close()
         if failure:
             exc = failure[0]
+            if isinstance(exc, errors.LimitExceeded):
+                self._metrics.refused_calls.labels("sync_budget").inc()
             event(log, "sync_stream_refused", logging.WARNING, agent=caller.agent_id,
                   correlation_id=correlation, reason=str(exc))
             await context.abort(wire.status_for(exc), str(exc))
 
     async def _dispatch(self, session: IngestSession, caller: Caller,
-                        message: sync_pb2.SyncClientMessage) -> None:
+                        message: sync_pb2.SyncClientMessage, stream: StreamBudget) -> None:
         kind = message.WhichOneof("kind")
         if kind in ("chunk", "chunks"):
             await session.on_chunks([wire.chunk_from_wire(c) for c in wire.chunks_in(message)])
@@ -239,12 +259,14 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
                 raise errors.AuthError(f"certificate {caller.agent_id!r} may not write as "
                                        f"agent {manifest.agent_id!r}")
             check_manifest_size(len(manifest.files))  # before converting a million entries
+            await stream.pending.offer([e.sha256 for e in manifest.files], manifest.ByteSize())
             await session.on_manifest([wire.entry_from_wire(e) for e in manifest.files],
                                       wire.policy_from_wire(manifest.conflict_policy))
         elif kind == "abort":
             await session.on_abort(message.abort.sha256, message.abort.reason)
         elif kind == "proof":
             await session.on_proof(wire.proof_from_wire(message.proof))
+            stream.pending.dropped(message.abort.sha256)
         else:
             raise errors.InvalidInput("empty SyncClientMessage")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 import tracemalloc
 from pathlib import Path
@@ -17,6 +18,7 @@ from photonic.media.chunks import (
     CompressionMode,
     compress_chunk,
     decompress_chunk,
+    decompression_bytes,
     iter_file_chunks,
 )
 from tests.support.photos import make_jpeg, make_tiff
@@ -125,7 +127,7 @@ def _zeros_frame(total_bytes: int, *, store_size: bool) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("store_size", "refusal"), [(True, "header declares"), (False, "inflates beyond")]
+    ("store_size", "refusal"), [(True, "header declares"), (False, "content size")]
 )
 def test_decompress_refuses_bomb_without_allocating_it(store_size: bool, refusal: str) -> None:
     """64 MiB of zeros declared as a 1 MiB chunk is refused with little memory allocated."""
@@ -157,11 +159,115 @@ def test_decompress_refuses_header_size_mismatch() -> None:
 def test_decompress_refuses_short_and_truncated_frames() -> None:
     """A frame that inflates to fewer bytes than declared, or is cut off, is refused."""
     raw = _incompressible(50_000) + bytes(50_000)
-    frame = lz4.frame.compress(raw, store_size=False)
+    frame = lz4.frame.compress(raw, store_size=True)
     with pytest.raises(IntegrityError):
         decompress_chunk(frame, expected_raw_size=len(raw) + 1, max_raw_size=MIB)
     with pytest.raises(IntegrityError, match=r"truncated|corrupt"):
         decompress_chunk(frame[:-40], expected_raw_size=len(raw), max_raw_size=MIB)
+
+
+def _frame(raw_bytes: int, *, block_size: int, source_size: int) -> bytes:
+    """A real frame of raw_bytes zeros in blocks of block_size whose header declares
+    source_size raw bytes (0: no content size)."""
+    with lz4.frame.LZ4FrameCompressor(block_size=block_size) as compressor:
+        return b"".join([compressor.begin(source_size=source_size),
+                         compressor.compress(bytes(raw_bytes)), compressor.flush()])
+
+
+@pytest.mark.parametrize(
+    ("raw_bytes", "block_size"),
+    [(16 * 1024, lz4.frame.BLOCKSIZE_MAX64KB), (100 * 1024, lz4.frame.BLOCKSIZE_MAX256KB),
+     (MIB + 1, lz4.frame.BLOCKSIZE_MAX4MB), (4 * MIB, lz4.frame.BLOCKSIZE_MAX4MB),
+     (4 * MIB, lz4.frame.BLOCKSIZE_MAX64KB)])
+def test_decompress_accepts_blocks_up_to_the_size_the_chunk_needs(raw_bytes: int,
+                                                                  block_size: int) -> None:
+    """A frame whose blocks are no larger than the smallest block size holding the chunk
+    (64 KiB always) round-trips: another LZ4 sender's honest 4 MiB blocks are accepted."""
+    frame = _frame(raw_bytes, block_size=block_size, source_size=raw_bytes)
+    assert decompress_chunk(frame, expected_raw_size=raw_bytes, max_raw_size=4 * MIB) == bytes(
+        raw_bytes)
+
+
+@pytest.mark.parametrize(
+    ("raw_bytes", "block_size"),
+    [(16 * 1024, lz4.frame.BLOCKSIZE_MAX4MB), (16 * 1024, lz4.frame.BLOCKSIZE_MAX256KB),
+     (100 * 1024, lz4.frame.BLOCKSIZE_MAX1MB), (MIB, lz4.frame.BLOCKSIZE_MAX4MB)])
+def test_decompress_refuses_a_header_naming_blocks_larger_than_the_chunk(
+        raw_bytes: int, block_size: int) -> None:
+    """A header naming a block size larger than the chunk needs is refused from the header:
+    the decoder would size its buffers by it (a 4 MiB block for a 16 KiB chunk)."""
+    frame = _frame(raw_bytes, block_size=block_size, source_size=raw_bytes)
+    with pytest.raises(IntegrityError, match="blocks of up to"):
+        decompress_chunk(frame, expected_raw_size=raw_bytes, max_raw_size=4 * MIB)
+
+
+def test_decompress_refuses_a_frame_without_its_content_size() -> None:
+    """A frame whose header does not declare the content size is refused from the header,
+    with a message saying how to compress instead."""
+    frame = _frame(1000, block_size=lz4.frame.BLOCKSIZE_MAX64KB, source_size=0)
+    with pytest.raises(IntegrityError, match="store_size=True"):
+        decompress_chunk(frame, expected_raw_size=1000, max_raw_size=MIB)
+
+
+def test_decompress_refuses_a_header_that_lies_about_the_content_size() -> None:
+    """A header declaring the chunk's 16 KiB over 64 KiB blocks holding 4 MiB is refused once
+    the output passes 16 KiB, with at most the chunk's size allocated for output."""
+    header = lz4.frame.LZ4FrameCompressor(block_size=lz4.frame.BLOCKSIZE_MAX64KB).begin(
+        source_size=16 * 1024)
+    body = _frame(4 * MIB, block_size=lz4.frame.BLOCKSIZE_MAX64KB, source_size=0)[7:]
+    tracemalloc.start()
+    try:
+        with pytest.raises(IntegrityError, match=r"inflates beyond|corrupt"):
+            decompress_chunk(header + body, expected_raw_size=16 * 1024, max_raw_size=MIB)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < decompression_bytes(16 * 1024) + len(body)
+
+
+def test_decompress_refuses_concatenated_frames() -> None:
+    """An honest frame followed by a second frame is not one chunk: refused."""
+    one = lz4.frame.compress(bytes(1000), store_size=True)
+    with pytest.raises(IntegrityError, match="one frame per chunk"):
+        decompress_chunk(one + one, expected_raw_size=1000, max_raw_size=MIB)
+
+
+def test_a_refused_chunk_keeps_no_decoder_alive_without_a_garbage_collection() -> None:
+    """The IntegrityError of a corrupt frame, kept by the caller with the collector off,
+    holds no LZ4 decoder: each refused chunk's buffers are freed at once, so a message of
+    256 bombs cannot pin 256 decoders until the next collection."""
+    frame = bytearray(lz4.frame.compress(_incompressible(50_000), store_size=True,
+                                         block_checksum=True))
+    frame[len(frame) // 2] ^= 0xFF  # the block's checksum no longer matches: lz4 raises
+    gc.collect()
+    gc.disable()
+    try:
+        kept = []
+        for _ in range(3):
+            with pytest.raises(IntegrityError) as refused:
+                decompress_chunk(bytes(frame), expected_raw_size=50_000, max_raw_size=MIB)
+            kept.append(refused.value)
+        alive = [o for o in gc.get_objects() if isinstance(o, lz4.frame.LZ4FrameDecompressor)]
+    finally:
+        gc.enable()
+    assert alive == []
+    assert all(e.__context__ is None for e in kept)
+
+
+def test_decompression_bytes_bounds_the_python_side_of_a_refusal() -> None:
+    """decompression_bytes (what the server's memory budget charges) is at least what the
+    output buffers of a maximal bomb take."""
+    header = lz4.frame.LZ4FrameCompressor(block_size=lz4.frame.BLOCKSIZE_MAX4MB).begin(
+        source_size=4 * MIB)
+    bomb = header + _frame(64 * MIB, block_size=lz4.frame.BLOCKSIZE_MAX4MB, source_size=0)[7:]
+    tracemalloc.start()
+    try:
+        with pytest.raises(IntegrityError):
+            decompress_chunk(bomb, expected_raw_size=4 * MIB, max_raw_size=4 * MIB)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= decompression_bytes(4 * MIB)
 
 
 def test_decompress_refuses_trailing_bytes() -> None:

@@ -580,3 +580,64 @@ def test_each_bad_server_value_names_its_key_and_expectation(
     problems = server_problems(tmp_path, base + extra)
     assert key in by_key(problems), problems
     assert expected_fragment in by_key(problems)[key].expected
+
+
+# --- sync stream budgets ----------------------------------------------------------------------
+
+
+def test_sync_budgets_have_documented_defaults(tmp_path: Path) -> None:
+    """Left out, the stream budgets take the defaults server.yaml documents, and the repo's
+    server.yaml states exactly those."""
+    for config in (load_server_config(write(tmp_path, MINIMAL_SERVER)),
+                   load_server_config(REPO_ROOT / "server.yaml")):
+        assert config.max_syncs_per_agent == 4
+        assert config.max_stream_memory_bytes == 64 * 1024**2
+        assert config.max_sync_memory_bytes == 512 * 1024**2
+        assert config.sync_idle_timeout_s == 300.0
+        assert (config.max_connection_age_s, config.max_connection_age_grace_s) == (3600.0, 60.0)
+
+
+def test_sync_budgets_are_read_in_their_units(tmp_path: Path) -> None:
+    """Sizes and durations of the budgets are parsed into bytes and seconds."""
+    config = load_server_config(write(tmp_path, MINIMAL_SERVER + textwrap.dedent("""\
+        limits:
+          max_syncs_per_agent: 2
+          max_stream_memory: 48MiB
+          max_sync_memory: 1GiB
+          sync_idle_timeout: 90s
+          max_connection_age: 30m
+          max_connection_age_grace: 0
+        """)))
+    assert config.max_syncs_per_agent == 2
+    assert (config.max_stream_memory_bytes, config.max_sync_memory_bytes) == (48 << 20, 1 << 30)
+    assert config.sync_idle_timeout_s == 90.0
+    assert (config.max_connection_age_s, config.max_connection_age_grace_s) == (1800.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("limits", "key", "expected_fragment"),
+    [
+        ("{max_syncs_per_agent: 0}", "limits.max_syncs_per_agent", "from 1"),
+        ("{max_syncs_per_agent: many}", "limits.max_syncs_per_agent", "a whole number"),
+        ("{max_stream_memory: 16MiB}", "limits.max_stream_memory", "at least 32MiB"),
+        ("{max_stream_memory: lots}", "limits.max_stream_memory", "a size"),
+        ("{max_sync_memory: 1MB}", "limits.max_sync_memory", "at least 32MiB"),
+        ("{max_stream_memory: 128MiB, max_sync_memory: 64MiB}", "limits.max_sync_memory",
+         "at least limits.max_stream_memory"),
+        ("{sync_idle_timeout: 500ms}", "limits.sync_idle_timeout", "at least 1s"),
+        ("{sync_idle_timeout: soon}", "limits.sync_idle_timeout", "a duration"),
+        ("{max_connection_age: 5s}", "limits.max_connection_age", "at least 10s"),
+        ("{max_connection_age_grace: -1s}", "limits.max_connection_age_grace", "a duration"),
+        ("{max_stream_memori: 64MiB}", "limits.max_stream_memori", "max_stream_memory"),
+    ],
+)
+def test_each_bad_sync_budget_names_its_key_and_expectation(
+    tmp_path: Path, limits: str, key: str, expected_fragment: str
+) -> None:
+    """A wrong budget is reported under its key, in the file, with what was expected (a
+    misspelt key suggests the right one)."""
+    problems = server_problems(tmp_path, MINIMAL_SERVER + f"limits: {limits}\n")
+    assert key in by_key(problems), problems
+    problem = by_key(problems)[key]
+    assert expected_fragment in problem.expected + problem.got, problem
+    assert problem.file.endswith("config.yaml")
