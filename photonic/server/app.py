@@ -21,6 +21,7 @@ from photonic.server.auth import Authorizer, RevocationList
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub
 from photonic.server.fs_sync import FilesystemSync, choose_sync
+from photonic.server.guard import CallGuard
 from photonic.server.ingest import IngestDeps, IngestLimits, UploadClaims
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
@@ -49,9 +50,11 @@ class ServerApp:
         self.catalog = SqliteCatalog(config.storage_path / "catalog.db")
         self.library = Library(self.store, self.catalog, self._filesystem)
         self.events = EventHub()
-        self.auth = Authorizer(config.agent_scopes, config.default_scopes,
-                               RevocationList(config.security.revocation_list_path),
-                               self.catalog, self.metrics)
+        revocations = RevocationList(config.security.revocation_list_path)
+        self.auth = Authorizer(
+            config.agent_scopes, config.default_scopes, revocations, self.catalog, self.metrics,
+            room_for_audit=lambda: self.store.free_bytes() >= config.min_free_bytes)
+        self.guard = CallGuard(revocations, self.metrics, self.auth.audit)
         self._grpc: grpc.aio.Server | None = None
         self._http: HttpEndpoint | None = None
         self._health = health.aio.HealthServicer()
@@ -71,7 +74,7 @@ class ServerApp:
             audit=self.auth.audit)
         options = server_options(self.config.max_connection_age_s,
                                  self.config.max_connection_age_grace_s)
-        server = grpc.aio.server(options=options)
+        server = grpc.aio.server(options=options, interceptors=[self.guard])
         sync_pb2_grpc.add_PhotonicSyncServicer_to_server(SyncService(  # type: ignore[no-untyped-call]
             self.auth, self.catalog, self.library, deps, self.events, self.metrics,
             self.config.max_agents, self._sync_budgets(),
@@ -91,6 +94,7 @@ class ServerApp:
             self.config.bind_address, server_credentials(sec.cert_path, sec.key_path, sec.ca_path))
         await server.start()
         self._grpc = server
+        self.guard.start()
         for name in ("", *names[:2]):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.config.web_ui_port:
@@ -136,6 +140,7 @@ class ServerApp:
             await self._http.stop()
         if self._grpc is not None:
             await self._grpc.stop(grace_s)
+        await self.guard.stop()
         self.catalog.close()
         if self._filesystem is not None:
             self._filesystem.close()
