@@ -124,3 +124,36 @@ def figure_specs(counts: dict[str, int], scale_files: int, catalog_photos: int) 
         ),
     ]
     return specs
+
+
+def load_figure_specs(
+    syncing_agents: int, syncing_files: int, idle_agents: int
+) -> list[FigureSpec]:
+    """The load rows: agents syncing at once, and connected idle agents (issue 15's goals)."""
+    syncing = f"{syncing_agents} agents syncing at once ({syncing_files:,} files)"
+    idle = f"{idle_agents:,} idle agents"
+    return [
+        FigureSpec(f"{syncing}: wall time to all durable", "s", "load.sync.s"),
+        FigureSpec(f"{syncing}: total", "files/s", "load.sync.files_per_s"),
+        FigureSpec(f"{syncing}: server peak RSS", "MB", "load.sync.server_rss_mb"),
+        FigureSpec(f"{syncing}: server CPU", "CPU-s", "load.sync.server_cpu_s"),
+        FigureSpec(f"{syncing}: agents' CPU, all together", "CPU-s", "load.sync.agents_cpu_s"),
+        FigureSpec(f"{syncing}: sync streams refused by the server's limits", "streams",
+                   "load.sync.streams_refused"),
+        FigureSpec(f"{syncing}: photos missing or damaged", "files", "load.sync.missing",
+                   target=_at_most(0)),
+        FigureSpec("server RSS before any agent connects", "MB", "load.idle.server_base_rss_mb"),
+        FigureSpec(f"{idle}: server peak RSS", "MB", "load.idle.server_rss_mb",
+                   target=_at_most(300)),
+        FigureSpec(f"{idle}: server RSS per connected agent", "KB",
+                   "load.idle.rss_per_agent_kb"),
+        FigureSpec(f"{idle}: server CPU", "% of a core", "load.idle.server_cpu_pct"),
+        FigureSpec(f"{idle}: heartbeat round trip, p50", "ms", "load.idle.heartbeat.p50"),
+        FigureSpec(f"{idle}: heartbeat round trip, p95", "ms", "load.idle.heartbeat.p95",
+                   target=_at_most(50)),
+        FigureSpec(f"{idle}: heartbeat round trip, p99", "ms", "load.idle.heartbeat.p99"),
+        FigureSpec(f"{idle}: agents registered", "agents", "load.idle.registered",
+                   target=Target(TargetKind.AT_LEAST, idle_agents)),
+        FigureSpec(f"{idle}: failed registrations and heartbeats", "RPCs", "load.idle.failures",
+                   target=_at_most(0)),
+    ]

@@ -113,3 +113,117 @@ def wait_until(
         if time.perf_counter() > deadline:
             raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(interval_s)
+
+
+def read_rss_bytes(pid: int) -> int:
+    """The process's resident set size now (VmRSS), 0 when /proc does not show it."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def read_open_files_limit(pid: int) -> tuple[int, int]:
+    """(soft, hard) RLIMIT_NOFILE of a live process, from /proc/<pid>/limits; -1 is unlimited."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return _limit(soft), _limit(hard)
+    raise RuntimeError(f"/proc/{pid}/limits has no 'Max open files' line")
+
+
+def _limit(text: str) -> int:
+    return -1 if text == "unlimited" else int(text)
+
+
+class RssSampler:
+    """Samples a process's VmRSS on a thread and keeps the peak, so a figure can report the
+    highest RSS within a window (VmHWM is the peak since the process started)."""
+
+    def __init__(self, pid: int, interval_s: float = 0.2) -> None:
+        self._pid = pid
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self.peak_bytes = 0
+        self.last_bytes = 0
+        self.samples = 0
+
+    def __enter__(self) -> RssSampler:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def sample(self) -> None:
+        try:
+            rss = read_rss_bytes(self._pid)
+        except OSError:  # the process is gone; the peak so far stands
+            return
+        self.last_bytes = rss
+        self.peak_bytes = max(self.peak_bytes, rss)
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.sample()
+
+
+def read_machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat's cpu line;
+    busy is everything but idle and iowait."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(fields[:8])  # guest time is already counted in user and nice
+    idle = fields[3] + fields[4]
+    return (total - idle) / _TICKS_PER_S, total / _TICKS_PER_S
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """One second of a CpuTrace: when it ended (Unix s), and the share of one core the
+    process used and the share of all cores the whole machine used, in percent."""
+
+    unix_s: float
+    process_pct: float
+    machine_pct: float
+
+
+class CpuTrace:
+    """Every `interval_s`, how busy one process and the whole machine were: tells whether a
+    slow moment came from the process itself or from other work on the machine."""
+
+    def __init__(self, pid: int, interval_s: float = 1.0) -> None:
+        self._pid = pid
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-trace", daemon=True)
+        self.samples: list[CpuSample] = []
+
+    def __enter__(self) -> CpuTrace:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            last_proc, last_machine = read_usage(self._pid).cpu_s, read_machine_cpu()
+            last_t = time.perf_counter()
+            while not self._stop.wait(self._interval_s):
+                proc, machine, now = read_usage(self._pid).cpu_s, read_machine_cpu(), \
+                    time.perf_counter()
+                total = machine[1] - last_machine[1]
+                self.samples.append(CpuSample(
+                    time.time(),
+                    100 * (proc - last_proc) / (now - last_t),
+                    100 * (machine[0] - last_machine[0]) / total if total else 0.0,
+                ))
+                last_proc, last_machine, last_t = proc, machine, now
+        except OSError:  # the process is gone: the trace ends there
+            return

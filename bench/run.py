@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import logging
 import os
@@ -16,9 +17,17 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import datagen, scale, trash
+from bench import datagen, load, scale, trash
 from bench.datagen import DataSet
-from bench.figures import RAW_GRPC, RSYNC_DAEMON, RSYNC_SSH, SYNCTHING, figure_specs
+from bench.figures import (
+    RAW_GRPC,
+    RSYNC_DAEMON,
+    RSYNC_SSH,
+    SYNCTHING,
+    figure_specs,
+    load_figure_specs,
+)
+from bench.load import LoadShape
 from bench.peers.base import SyncPeer, SyncRun, link_tree
 from bench.peers.photonic import PhotonicPeer, measure_latency
 from bench.peers.rsync import RsyncDaemonPeer, RsyncSshPeer
@@ -32,6 +41,7 @@ _MB = 1_000_000
 _GB = 1_000_000_000
 _SECOND_AGENT = "bench-agent-2"
 _INCREMENTAL_FILES = 10
+GROUPS = ("sync", "scale", "load")
 
 PeerFactory = Callable[[Path], SyncPeer]
 _FACTORIES: dict[str, PeerFactory] = {
@@ -52,6 +62,7 @@ class Bench:
         self.tools = tools
         self.samples: dict[tuple[str, str], list[float]] = defaultdict(list)
         self.errors: dict[str, str] = {}
+        self.notes: list[str] = []
 
     def record(self, tool: str, key: str, value: float) -> None:
         self.samples[(tool, key)].append(value)
@@ -167,6 +178,43 @@ class Bench:
             peer.close()
             trash.discard(run_dir)
 
+    # --- load figures ------------------------------------------------------------------------
+
+    def load_syncing(self, shape: LoadShape) -> None:
+        certs = load.ensure_pki(datagen.DEFAULT_CACHE_DIR, shape.pki_agents)
+        self.notes.append(f"{shape.syncing_agents} agents syncing at once: {_loadavg()}")
+        figure = load.concurrent_sync(
+            self.work_dir, certs, self.sets["load"], shape.syncing_agents
+        )
+        for key, value in load.syncing_values(figure).items():
+            self.record(PHOTONIC, key, value)
+        if figure.refused_streams:
+            self.notes.append(
+                f"{shape.syncing_agents} agents syncing at once, sync streams the server "
+                f"refused (the agents retried with fewer): {figure.refused_streams}"
+            )
+
+    def load_idle(self, shape: LoadShape) -> None:
+        from photonic.agent.app import HEARTBEAT_INTERVAL_S
+
+        certs = load.ensure_pki(datagen.DEFAULT_CACHE_DIR, shape.pki_agents)
+        self.notes.append(f"{shape.idle_agents:,} idle agents: {_loadavg()}")
+        figure = load.idle_agents(self.work_dir, certs, shape, HEARTBEAT_INTERVAL_S)
+        self.notes.append(load.open_files_note(figure))
+        self.notes.append(load.cpu_trace_note(figure))
+        if figure.failures:
+            self.notes.append(f"{shape.idle_agents:,} idle agents, failed RPCs: {figure.failures}")
+        for key, value in load.idle_values(figure).items():
+            self.record(PHOTONIC, key, value)
+        for key, values in load.idle_raw_samples(figure).items():
+            self.samples[(PHOTONIC, key)].extend(values)
+
+def _loadavg() -> str:
+    try:
+        return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "load average unknown"
+
 
 def ensure_peers_installed() -> None:
     """Runs install-peers.sh when a peer program is missing (it is idempotent anyway)."""
@@ -188,13 +236,22 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="comma-separated subset of: " + ", ".join(_FACTORIES),
     )
     p.add_argument("--no-scale", action="store_true", help="skip the scale figures")
+    p.add_argument("--no-load", action="store_true", help="skip the load figures")
+    p.add_argument(
+        "--only",
+        choices=GROUPS,
+        help="run one group of figures: sync (the sets against the peers, and latency), "
+        "scale, or load (many agents syncing at once, many idle agents)",
+    )
     p.add_argument("--seed", type=int, default=datagen.DEFAULT_SEED)
     p.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
 
-def _run_all(bench: Bench, runs: int, scale_args: tuple[int, int] | None) -> None:
+def _run_all(
+    bench: Bench, runs: int, scale_args: tuple[int, int] | None, shape: LoadShape | None
+) -> None:
     for run in range(runs):
         # Tools interleave within each run, so a noisy minute hurts them all alike.
         for name in ("large", "small", "raw", "tiff"):
@@ -213,6 +270,15 @@ def _run_all(bench: Bench, runs: int, scale_args: tuple[int, int] | None) -> Non
             "photonic: manifest check over a large catalog",
             lambda: bench.manifest_check(*scale_args),
         )
+    if PHOTONIC in bench.tools and shape is not None:
+        bench.attempt(
+            f"photonic: {shape.syncing_agents} agents syncing at once",
+            functools.partial(bench.load_syncing, shape),
+        )
+        bench.attempt(
+            f"photonic: {shape.idle_agents:,} idle agents",
+            functools.partial(bench.load_idle, shape),
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -222,15 +288,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(message)s",
         stream=sys.stderr,
     )
+    groups = _groups(args)
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
+    runs = runs if "sync" in groups else 0
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = set(tools) - _FACTORIES.keys()
     if unknown:
         print(f"unknown tools: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    ensure_peers_installed()
-    specs = datagen.standard_sets(quick=args.quick)
+    shape = load.load_shape(quick=args.quick) if "load" in groups else None
+    specs = {}
+    if groups & {"sync", "scale"}:
+        ensure_peers_installed()
+        specs = datagen.standard_sets(quick=args.quick)
+    if shape is not None:
+        specs["load"] = load.load_set_spec(shape)
     sets = {}
     for name, spec in specs.items():
         log.info("data set %s (%d files) ...", name, spec.count)
@@ -239,22 +312,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     shutil.rmtree(work_dir, ignore_errors=True)
     bench = Bench(work_dir, sets, tools)
     catalog_photos = 100_000 if args.quick else 1_000_000
-    scale_args = None if args.no_scale else (catalog_photos, 3 if args.quick else 5)
+    scale_args = (catalog_photos, 3 if args.quick else 5) if "scale" in groups else None
     try:
         with trash.deferred_deletion(work_dir / "trash"):
-            _run_all(bench, runs, scale_args)
+            _run_all(bench, runs, scale_args, shape)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     counts = {name: ds.count for name, ds in sets.items()}
-    rows = build_rows(figure_specs(counts, counts["scale"], catalog_photos), bench.samples)
+    figure_rows = []
+    if groups & {"sync", "scale"}:
+        figure_rows += figure_specs(counts, counts.get("scale", 0), catalog_photos)
+    if shape is not None:
+        figure_rows += load_figure_specs(
+            shape.syncing_agents, counts["load"], shape.idle_agents
+        )
+    rows = build_rows(figure_rows, bench.samples)
     report = Report(args.quick, rows, bench.samples, bench.errors, _context(args, runs, sets))
     report.context["wall_s"] = round(time.perf_counter() - started, 1)
+    report.context["groups"] = sorted(groups)
+    report.context["notes"] = bench.notes
+    if shape is not None:
+        report.context["load_shape"] = dataclasses.asdict(shape)
     path = write_results(report, args.results_dir)
     print(markdown_table(rows))
+    for note in bench.notes:
+        print(f"\n{note}")
     for what, error in bench.errors.items():
         print(f"\nFAILED {what}: {error}")
     print(f"\nresults: {path}")
     return 0
+
+
+def _groups(args: argparse.Namespace) -> set[str]:
+    """The figure groups to run: --only picks one, --no-scale and --no-load drop one each."""
+    groups = {args.only} if args.only else set(GROUPS)
+    if args.no_scale:
+        groups.discard("scale")
+    if args.no_load:
+        groups.discard("load")
+    return groups
 
 
 def _context(args: argparse.Namespace, runs: int, sets: dict[str, DataSet]) -> dict[str, object]:

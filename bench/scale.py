@@ -138,6 +138,11 @@ async def _manifest_checks(
     stored_ms: list[float] = []
     async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds, options=CHANNEL_OPTIONS) as ch:
         stub = sync_pb2_grpc.PhotonicSyncStub(ch)  # type: ignore[no-untyped-call]
+        # The server serves SyncBatch only to registered agents, as a real agent would be.
+        await stub.RegisterAgent(
+            sync_pb2.RegisterAgentRequest(agent_id=agent, hostname="bench", watch_names=["scale"]),
+            timeout=30,
+        )
         for r in range(rounds):
             unknown = [
                 synthetic_hash(catalog_photos + r * MANIFEST_FILES + i)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,14 +130,27 @@ class PhotonicPeer:
 
     name = "photonic"
 
-    def __init__(self, work_dir: Path, *, agents: Sequence[str] = ("bench-agent",)) -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        agents: Sequence[str] = ("bench-agent",),
+        certs: Path | None = None,
+        limits: Mapping[str, object] | None = None,
+    ) -> None:
+        """certs: an existing PKI folder (ca, server and every agent's files) to use instead of
+        making one with `photonic certs`; limits: the server config's `limits:` section."""
         self._tmp = Path(tempfile.mkdtemp(prefix="photonic-", dir=work_dir))
         self._argv = photonic_argv()
         self._agents = tuple(agents)
-        self._certs = self._tmp / "certs"
-        self._cli("certs", "init", "--dir", str(self._certs))
-        for agent in self._agents:
-            self._cli("certs", "issue", agent, "--dir", str(self._certs))
+        self._limits = dict(limits or {})
+        if certs is None:
+            self._certs = self._tmp / "certs"
+            self._cli("certs", "init", "--dir", str(self._certs))
+            for agent in self._agents:
+                self._cli("certs", "issue", agent, "--dir", str(self._certs))
+        else:
+            self._certs = certs
         self.storage = self._tmp / "server"
         self._port = free_port()
         self._server: subprocess.Popen[bytes] | None = None
@@ -167,6 +180,8 @@ class PhotonicPeer:
             "agents": {agent: {"scopes": ["sync"]} for agent in self._agents},
             "default_scopes": ["sync"],
         }
+        if self._limits:
+            config["limits"] = self._limits
         path = self._tmp / "server.yaml"
         path.write_text(yaml.safe_dump(config))
         return path
@@ -207,12 +222,21 @@ class PhotonicPeer:
             raise RuntimeError(f"photonic server exited: {self.server_log_tail()}")
         return port_open(self._port)
 
+    @property
+    def server_log_path(self) -> Path:
+        return self._tmp / "server.log"
+
     def server_log_tail(self, chars: int = 3000) -> str:
         return (self._tmp / "server.log").read_text(errors="replace")[-chars:]
 
     def server_usage(self) -> ProcUsage:
         assert self._server is not None
         return read_usage(self._server.pid)
+
+    @property
+    def server_pid(self) -> int:
+        assert self._server is not None
+        return self._server.pid
 
     @property
     def server_port(self) -> int:
