@@ -138,6 +138,18 @@ class SqliteCatalog:
         with self._lock:
             return list(self._conn.execute(sql, args).fetchall())
 
+    def _all_in(self, sql: str, values: Sequence[str], leading: tuple[object, ...] = ()
+                ) -> list[tuple[Any, ...]]:
+        """Rows of sql, whose `IN ({marks})` takes the distinct values, _IN_BATCH at a time
+        (under SQLite's variable limit); `leading` binds the placeholders before it."""
+        unique = list(dict.fromkeys(values))
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(unique), _IN_BATCH):
+            batch = unique[start:start + _IN_BATCH]
+            rows += self._all(sql.format(marks=", ".join("?" * len(batch))),
+                              (*leading, *batch))
+        return rows
+
     # photos ---------------------------------------------------------------------------------
 
     def photo_count(self) -> tuple[int, int]:
@@ -295,16 +307,10 @@ class SqliteCatalog:
 
     def verified_objects(self, shas: Sequence[str]) -> dict[str, VerifiedObject]:
         """The last verification of each of these objects that has one."""
-        out: dict[str, VerifiedObject] = {}
-        unique = list(dict.fromkeys(shas))
-        for start in range(0, len(unique), _IN_BATCH):
-            batch = unique[start:start + _IN_BATCH]
-            marks = ", ".join("?" * len(batch))
-            for sha, size, mtime_ns, verified_ms in self._all(
-                    f"SELECT sha256, size, mtime_ns, verified_ms FROM object_checks "
-                    f"WHERE sha256 IN ({marks})", tuple(batch)):
-                out[str(sha)] = VerifiedObject(int(size), int(mtime_ns), int(verified_ms))
-        return out
+        return {str(sha): VerifiedObject(int(size), int(mtime_ns), int(verified_ms))
+                for sha, size, mtime_ns, verified_ms in self._all_in(
+                    "SELECT sha256, size, mtime_ns, verified_ms FROM object_checks "
+                    "WHERE sha256 IN ({marks})", shas)}
 
     def record_verified(self, checks: Sequence[tuple[str, int, int]], *,
                         durable: bool = False) -> None:
@@ -333,41 +339,22 @@ class SqliteCatalog:
     def open_quarantine_among(self, shas: Sequence[str]) -> set[str]:
         """Which of these contents have a quarantined copy not yet repaired (one query per
         500: a manifest asks once, not once per photo)."""
-        out: set[str] = set()
-        unique = list(dict.fromkeys(shas))
-        for start in range(0, len(unique), _IN_BATCH):
-            batch = unique[start:start + _IN_BATCH]
-            marks = ", ".join("?" * len(batch))
-            out.update(str(r[0]) for r in self._all(
-                f"SELECT DISTINCT sha256 FROM quarantine WHERE repaired_ms IS NULL "
-                f"AND sha256 IN ({marks})", tuple(batch)))
-        return out
+        return {str(r[0]) for r in self._all_in(
+            "SELECT DISTINCT sha256 FROM quarantine WHERE repaired_ms IS NULL "
+            "AND sha256 IN ({marks})", shas)}
 
     def close_quarantine(self, sha256: str) -> None:
         with transaction(self._conn, self._lock, "the server catalog", durable=False) as c:
             c.execute("UPDATE quarantine SET repaired_ms = ? WHERE sha256 = ? "
                       "AND repaired_ms IS NULL", (now_ms(), sha256))
 
-    def quarantine_rows(self) -> list[tuple[str, int, str, str, int | None]]:
-        """(sha256, quarantined_ms, file, reason, repaired_ms), oldest first."""
-        return [(str(a), int(b), str(c), str(d), None if e is None else int(e))
-                for a, b, c, d, e in self._all(
-                    "SELECT sha256, quarantined_ms, file, reason, repaired_ms FROM quarantine "
-                    "ORDER BY id")]
-
     def held_by(self, agent_id: str, shas: Sequence[str]) -> set[str]:
         """Which of these contents this agent has at one of its own paths (it uploaded them,
         or proved it holds them): those need no proof of possession."""
-        out: set[str] = set()
-        unique = list(dict.fromkeys(shas))
-        for start in range(0, len(unique), _IN_BATCH):
-            batch = unique[start:start + _IN_BATCH]
-            marks = ", ".join("?" * len(batch))
-            out.update(str(r[0]) for r in self._all(
-                f"SELECT DISTINCT v.sha256 FROM versions v JOIN locations l "
-                f"ON l.id = v.location_id WHERE l.agent_id = ? AND v.sha256 IN ({marks})",
-                (agent_id, *batch)))
-        return out
+        return {str(r[0]) for r in self._all_in(
+            "SELECT DISTINCT v.sha256 FROM versions v JOIN locations l "
+            "ON l.id = v.location_id WHERE l.agent_id = ? AND v.sha256 IN ({marks})",
+            shas, (agent_id,))}
 
     def wanted_from(self, agent_id: str, limit: int) -> list[str]:
         """Quarantined contents not yet repaired that this agent holds at one of its paths:
