@@ -297,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unknown tools: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    shape = load.load_shape(quick=args.quick) if "load" in groups else None
+    shape = load.load_shape(quick=args.quick) if "load" in groups and PHOTONIC in tools else None
     specs = {}
     if groups & {"sync", "scale"}:
         ensure_peers_installed()

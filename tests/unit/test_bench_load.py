@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import load
+from bench import load, run
 from bench.figures import load_figure_specs
 from bench.load_client import Tally, soft_limit_for
 from bench.procstat import (
@@ -211,3 +211,15 @@ def test_syncing_values_use_the_figure_keys() -> None:
     assert values["load.sync.files_per_s"] == pytest.approx(200)
     assert values["load.sync.streams_refused"] == 3
     assert set(values) <= {spec.key for spec in load_figure_specs(20, 1000, 1000)}
+
+
+@pytest.mark.parametrize(("argv", "groups"), [
+    ([], {"sync", "scale", "load"}),
+    (["--only", "load", "--quick"], {"load"}),
+    (["--no-scale"], {"sync", "load"}),
+    (["--no-load", "--no-scale"], {"sync"}),
+    (["--only", "load", "--no-load"], set()),
+])
+def test_figure_groups_follow_only_and_no_flags(argv: list[str], groups: set[str]) -> None:
+    """--only picks one group; --no-scale and --no-load each drop theirs."""
+    assert run._groups(run._parse_args(argv)) == groups
