@@ -7,7 +7,7 @@ PROTOS := $(wildcard protos/photonic/v1/*.proto)
 CERTS ?= certs
 AGENTS ?= laptop
 
-.PHONY: install deps proto proto-check certs run test test-fast chaos lint typecheck check bench bench-quick clean
+.PHONY: install deps proto proto-check certs run test test-fast chaos fuzz lint typecheck check bench bench-quick clean
 
 install: $(BIN)/photonic ## virtualenv in the repo with photonic and its dev tools
 	@# Byte code, as a wheel install has it: an editable install otherwise compiles photonic
@@ -47,6 +47,13 @@ test-fast: ## unit tests only
 
 chaos: install ## fault injection and hostile input
 	$(BIN)/pytest -q -m chaos tests/chaos
+
+FUZZ_EXAMPLES ?= 5000
+FUZZ_SEED ?= $(shell date +%s)
+
+fuzz: install ## the SyncBatch fuzzer at length: FUZZ_EXAMPLES sequences, a new FUZZ_SEED each run
+	PHOTONIC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PHOTONIC_FUZZ_SEED=$(FUZZ_SEED) \
+		$(BIN)/pytest -q tests/chaos/test_fuzz_syncbatch.py
 
 lint: ## ruff + mypy strict on hand-written code
 	$(BIN)/ruff check photonic tests bench

@@ -1,12 +1,15 @@
-"""Crashes: SIGKILL the server or the agent at seeded random moments of a sync, and at the two
-points between "renamed into the store", "catalog committed" and "acknowledgement sent"; after
-each restart, every photo must arrive exactly once, byte-identical."""
+"""Crashes: SIGKILL the server or the agent at seeded random moments of a sync, and the server
+at each named crash point (between "renamed into the store", "linked into the library",
+"catalog committed" and "acknowledgement sent"), many times per run in small waves of photos;
+after each restart, every photo must arrive exactly once, byte-identical, before the next kill."""
 
 from __future__ import annotations
 
 import random
 import sqlite3
 import time
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,7 @@ from tests.support.daemons import (
     AgentHandle,
     Daemon,
     ServerHandle,
+    acknowledged_files,
     make_agent,
     start_server,
     wait_until,
@@ -32,16 +36,23 @@ from tests.support.pki import TestPki
 
 pytestmark = pytest.mark.chaos
 
-PHOTOS = 200
-KILLS = 6
+WAVE = 8
+"""Photos written for each kill: small waves keep a kill, its restart and the convergence
+after it to a few seconds, so that a CI run kills often."""
+SERVER_KILLS = 24
+AGENT_KILLS = 20
+POINT_AFTERS = {"after_store_rename": (1, 3, 5, 8), "after_library_link": (1, 4, 6, 8),
+                "after_catalog_commit": (1, 2, 1, 3)}
+"""For each named crash point, the pass at which each of its kills lands (one server start
+per kill): early and late in a wave (a group commit is one pass of after_catalog_commit)."""
 SEED = 20240601
-THROTTLED = {"network": {"max_bandwidth": "3MB/s", "chunk_size": "64KiB",
+KILL_JITTER_S = 0.2
+THROTTLED = {"network": {"max_bandwidth": "512KB/s", "chunk_size": "64KiB",
                          "parallel_transfers": 2}}
 
 
-def _waves(total: int, count: int) -> list[range]:
-    step = -(-total // count)
-    return [range(start, min(total, start + step)) for start in range(0, total, step)]
+def _waves(count: int) -> list[range]:
+    return [range(i * WAVE, (i + 1) * WAVE) for i in range(count)]
 
 
 def _kill_after_progress(victim: Daemon, server: ServerHandle, rng: random.Random) -> None:
@@ -49,34 +60,34 @@ def _kill_after_progress(victim: Daemon, server: ServerHandle, rng: random.Rando
     the pause chooses where in the transfer the crash lands, it synchronizes nothing."""
     before = commits_logged(server)
     wait_until(lambda: commits_logged(server) > before, 60, message="sync progress")
-    time.sleep(rng.uniform(0.0, 0.5))
+    time.sleep(rng.uniform(0.0, KILL_JITTER_S))
     victim.kill()
 
 
 def test_server_killed_repeatedly_during_sync_loses_nothing(
         tmp_path: Path, pki: TestPki, server: ServerHandle, daemons: list[Daemon]) -> None:
-    """Six SIGKILLs of the server at seeded random points of a 200-photo sync, each followed
-    by a restart: the agent resumes on its own and the library ends complete and exact."""
+    """Twenty-four SIGKILLs of the server, each at a seeded random moment of a fresh wave of
+    eight photos: after each restart the agent resumes on its own and every photo so far is
+    in the library exactly once, intact, before the next kill; the final check at rest agrees."""
     rng = random.Random(SEED)
     agent = make_agent(tmp_path / "laptop", pki, "laptop", server, extra=THROTTLED)
     daemons.append(agent.daemon)
-    waves = _waves(PHOTOS, KILLS)
-    write_photos(agent.watches["photos"], waves[0])
     agent.start()
-    for wave in [*waves[1:], range(0)]:
+    for wave in _waves(SERVER_KILLS):
+        write_photos(agent.watches["photos"], wave)
         _kill_after_progress(server.daemon, server, rng)
         TALLY.server_kills += 1
-        write_photos(agent.watches["photos"], wave)
         server.start()
-    wait_converged(server, [agent])
+        wait_converged(server, [agent])
     report = final_verification(server, [agent])
-    assert report.photos_verified == PHOTOS
+    assert report.photos_verified == SERVER_KILLS * WAVE
 
 
 def test_agent_killed_repeatedly_during_sync_loses_nothing(
         tmp_path: Path, pki: TestPki, server: ServerHandle, daemons: list[Daemon]) -> None:
-    """Six SIGKILLs of the agent (a reference folder and an ingest card) at seeded random
-    points: each restart picks up its durable queue, nothing is lost or recorded twice."""
+    """Twenty SIGKILLs of the agent (a reference folder and an ingest card, alternately fed
+    a wave of eight photos) at seeded random points: each restart picks up its durable queue
+    and the library converges, nothing lost or recorded twice, before the next kill."""
     rng = random.Random(SEED + 1)
     root = tmp_path / "desktop"
     watches = {"photos": root / "photos", "card": root / "card"}
@@ -85,18 +96,16 @@ def test_agent_killed_repeatedly_during_sync_loses_nothing(
                            {"path": str(watches["photos"]), "name": "photos"},
                            {"path": str(watches["card"]), "name": "card", "mode": "ingest"}]}})
     daemons.append(agent.daemon)
-    waves = _waves(PHOTOS, KILLS)
-    for i, wave in enumerate(waves):
+    agent.start()
+    for i, wave in enumerate(_waves(AGENT_KILLS)):
         folder = watches["card"] if i % 2 else watches["photos"]
         write_photos(folder, wave, prefix=f"W{i}")
-    agent.start()
-    for _ in range(KILLS):
         _kill_after_progress(agent.daemon, server, rng)
         TALLY.agent_kills += 1
         agent.start()
-    wait_converged(server, [agent])
+        wait_converged(server, [agent])
     report = final_verification(server, [agent])
-    assert report.photos_verified == PHOTOS
+    assert report.photos_verified == AGENT_KILLS * WAVE
     assert not list((agent.buffer / "ingest").rglob("*.NEF")), "synced ingest copies pruned"
 
 
@@ -111,60 +120,73 @@ def _objects(storage: Path) -> set[str]:
     return {p.name for p in (storage / "objects").rglob("*") if p.is_file()}
 
 
-def _crash_at(point: str, after: int, tmp_path: Path, pki: TestPki,
-              monkeypatch: pytest.MonkeyPatch) -> tuple[ServerHandle, AgentHandle]:
-    """A server armed to SIGKILL itself at `point` on its `after`-th pass, and an agent
-    syncing into it; returns once the server has died there."""
+def _armed_start(server: ServerHandle, point: str, after: int,
+                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starts the server armed to SIGKILL itself at `point` on its `after`-th pass."""
     monkeypatch.setenv(POINT_ENV, point)
     monkeypatch.setenv(AFTER_ENV, str(after))
+    server.start()
+    monkeypatch.delenv(POINT_ENV)
+    monkeypatch.delenv(AFTER_ENV)
+
+
+def _dead_or_synced(server: ServerHandle, agent: AgentHandle, wave: list[Path]) -> bool:
+    if not server.daemon.running:
+        return True
+    acknowledged = acknowledged_files(agent.buffer)
+    folder = agent.watches["photos"]
+    return all(("photos", p.relative_to(folder).as_posix()) in acknowledged for p in wave)
+
+
+def _feed_until_dead(server: ServerHandle, agent: AgentHandle, point: str,
+                     waves: Iterator[range]) -> None:
+    """Writes a wave of photos, and another if the server synced it all without reaching the
+    armed pass (a group commit covers several photos in one pass); returns once it died."""
+    for _ in range(3):
+        wave = write_photos(agent.watches["photos"], next(waves))
+        wait_until(partial(_dead_or_synced, server, agent, wave), 60,
+                   message=f"the server to die at {point} or sync the wave")
+        if not server.daemon.running:
+            return
+    raise AssertionError(f"three waves synced without reaching {point}")
+
+
+def _after_point(point: str, storage: Path, agent: AgentHandle) -> None:
+    """What the server left at the moment it died, which the retry must make whole."""
+    if point == "after_store_rename":
+        assert _objects(storage) - _catalog_shas(storage), "an object no catalog row names"
+    elif point == "after_catalog_commit":
+        assert queue_depth(agent.buffer) > 0, "the agent still holds the unacknowledged file"
+
+
+@pytest.mark.parametrize("point", sorted(POINT_AFTERS))
+def test_server_killed_at_each_crash_point_loses_nothing(
+        point: str, tmp_path: Path, pki: TestPki, monkeypatch: pytest.MonkeyPatch,
+        daemons: list[Daemon]) -> None:
+    """The server SIGKILLs itself at a named point, four times, at early and late passes of a
+    wave: after the content is renamed into objects/ but before its catalog row
+    (the object is there, unrecorded), after the library file is linked but before its row,
+    or after the catalog commit but before COMMITTED is sent (the agent still holds the file).
+    After each restart the agent's retry records every photo exactly once, intact, and no
+    `.photonic-tmp-*` temporary stays visible (regression: a rename between two links of one
+    inode is a no-op and used to leave it behind)."""
+    afters = POINT_AFTERS[point]
+    monkeypatch.setenv(POINT_ENV, point)
+    monkeypatch.setenv(AFTER_ENV, str(afters[0]))
     server = start_server(tmp_path / "server", pki)
     monkeypatch.delenv(POINT_ENV)
     monkeypatch.delenv(AFTER_ENV)
     agent = make_agent(tmp_path / "laptop", pki, "laptop", server, extra=THROTTLED)
-    write_photos(agent.watches["photos"], range(40))
+    daemons.extend([server.daemon, agent.daemon])
     agent.start()
-    wait_until(lambda: not server.daemon.running, 60, message=f"the server to die at {point}")
-    TALLY.server_kills += 1
-    return server, agent
-
-
-@pytest.mark.parametrize("after", [1, 7])
-def test_kill_between_store_rename_and_catalog_commit(
-        tmp_path: Path, pki: TestPki, monkeypatch: pytest.MonkeyPatch, daemons: list[Daemon],
-        after: int) -> None:
-    """A crash after the content is renamed into objects/ but before its catalog row: the
-    object is there, unrecorded; after a restart the agent's retry records it exactly once."""
-    server, agent = _crash_at("after_store_rename", after, tmp_path, pki, monkeypatch)
-    daemons.extend([server.daemon, agent.daemon])
-    assert _objects(server.storage) - _catalog_shas(server.storage), "an unrecorded object"
-    server.start()
-    wait_converged(server, [agent])
-    final_verification(server, [agent])
-
-
-@pytest.mark.parametrize("after", [1, 5])
-def test_kill_between_catalog_commit_and_acknowledgement(
-        tmp_path: Path, pki: TestPki, monkeypatch: pytest.MonkeyPatch, daemons: list[Daemon],
-        after: int) -> None:
-    """A crash after the catalog commit but before COMMITTED is sent: the agent still holds
-    the file in its queue, sends it again, and the server answers without a second version."""
-    server, agent = _crash_at("after_catalog_commit", after, tmp_path, pki, monkeypatch)
-    daemons.extend([server.daemon, agent.daemon])
-    assert len(_catalog_shas(server.storage)) >= after
-    assert queue_depth(agent.buffer) > 0
-    server.start()
-    wait_converged(server, [agent])
-    final_verification(server, [agent])
-
-
-def test_kill_between_library_link_and_catalog_commit(
-        tmp_path: Path, pki: TestPki, monkeypatch: pytest.MonkeyPatch,
-        daemons: list[Daemon]) -> None:
-    """A crash after the library file is linked but before its catalog row: the retry links
-    the same content again, and no `.photonic-tmp-*` temporary stays visible (regression: a
-    rename between two links of one inode is a no-op and used to leave it behind)."""
-    server, agent = _crash_at("after_library_link", 3, tmp_path, pki, monkeypatch)
-    daemons.extend([server.daemon, agent.daemon])
-    server.start()
-    wait_converged(server, [agent])
+    waves = iter(_waves(3 * len(afters)))
+    for i, after in enumerate(afters):
+        if i:
+            server.daemon.terminate()
+            _armed_start(server, point, after, monkeypatch)
+        _feed_until_dead(server, agent, point, waves)
+        TALLY.server_kills += 1
+        _after_point(point, server.storage, agent)
+        server.start()
+        wait_converged(server, [agent])
     final_verification(server, [agent])
