@@ -125,6 +125,7 @@ class _Incoming:
     mark: int = 0  # the group sync's mark taken before the partial was opened
     check: ObjectCheckRow | None = None  # the stored object as verified: (size, mtime_ns)
     repair: bool = False  # a quarantined copy's library entries wait for this content
+    committing: bool = False  # every byte is in and its commit runs: an abort cannot stop it
     busy: int = 0  # worker threads working on this content now
     retired: bool = False  # no longer served by this stream; settled once busy is 0
 
@@ -482,6 +483,8 @@ class IngestSession:
 
     async def _finish_soon(self, incoming: list[_Incoming]) -> None:
         """Commits in the background (bounded), so the stream keeps receiving meanwhile."""
+        for complete in incoming:
+            complete.committing = True
         await self._commit_slots.acquire()
         task = asyncio.create_task(self._finish(incoming))
         self._commits.add(task)
@@ -612,11 +615,16 @@ class IngestSession:
                 self._publish("conflict", entry, self._policy.value)
         return recorded
 
-    async def on_abort(self, sha256: str, reason: str) -> None:
-        """The agent gave up on a file; the partial stays on disk for a later resume."""
-        if sha256 in self._incoming:
-            event(log, "upload_aborted", agent=self._agent, sha256=sha256[:16], reason=reason)
-            self._forget(sha256)
+    async def on_abort(self, sha256: str, reason: str) -> bool:
+        """The agent gave up on a file; the partial stays on disk for a later resume. True
+        when the content was dropped; an abort of content whose last byte is in (its commit
+        runs) changes nothing: the commit goes on and answers as it would have."""
+        incoming = self._incoming.get(sha256)
+        if incoming is None or incoming.committing:
+            return False
+        event(log, "upload_aborted", agent=self._agent, sha256=sha256[:16], reason=reason)
+        self._forget(sha256)
+        return True
 
     async def _fail(self, incoming: _Incoming, reason: str, *, retryable: bool) -> None:
         self._forget(incoming.sha256)

@@ -263,10 +263,10 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
             await session.on_manifest([wire.entry_from_wire(e) for e in manifest.files],
                                       wire.policy_from_wire(manifest.conflict_policy))
         elif kind == "abort":
-            await session.on_abort(message.abort.sha256, message.abort.reason)
+            if await session.on_abort(message.abort.sha256, message.abort.reason):
+                stream.pending.dropped(message.abort.sha256)
         elif kind == "proof":
             await session.on_proof(wire.proof_from_wire(message.proof))
-            stream.pending.dropped(message.abort.sha256)
         else:
             raise errors.InvalidInput("empty SyncClientMessage")
 

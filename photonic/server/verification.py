@@ -68,9 +68,10 @@ class ObjectVerifier:
                     report.trusted.add(sha)
                 continue
             report.rehashed += 1
-            expected = record.size if record is not None else declared
+            # Without a record only the bytes can judge: a size a client declares never
+            # condemns an object (a lying manifest must not get good bytes quarantined).
             check = self._store.check_object(sha)
-            problem = damage(check, expected)
+            problem = damage(check, record.size if record is not None else check.size)
             if problem:
                 if self.quarantine(sha, problem):
                     report.quarantined.append((sha, problem))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import queue
 import resource
 import sqlite3
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from photonic.v1 import sync_pb2, sync_pb2_grpc
 from tests.chaos.hostile import exchange, sync_stub
 from tests.chaos.scenario import final_verification, write_photos
 from tests.chaos.tally import TALLY
-from tests.support.daemons import ServerHandle, make_agent, sha256_of
+from tests.support.daemons import ServerHandle, make_agent, sha256_of, start_server
 from tests.support.pki import TestPki
 
 pytestmark = pytest.mark.chaos
@@ -338,3 +339,58 @@ def test_hundreds_of_abandoned_streams_leave_the_server_healthy(
 
 def _stored_names(server: ServerHandle) -> set[str]:
     return {p.name for p in server.objects()}
+
+
+def test_an_abort_and_a_size_lie_during_a_commit_never_quarantine_good_bytes(
+        stub: sync_pb2_grpc.PhotonicSyncStub, server: ServerHandle) -> None:
+    """Found by the SyncBatch fuzzer: on one stream, a whole photo, an abort of it while it
+    commits, then the same content offered with its size + 1. The abort cannot stop a
+    commit whose last byte is in, a declared size never condemns an object (only its bytes
+    can), so the object stays intact, nothing is quarantined and the stream ends OK."""
+    for i in range(10):
+        data = f"photo {i} ".encode() * 120
+        sha = hashlib.sha256(data).hexdigest()
+        _replies, code, details = exchange(stub, [
+            _manifest(_entry(data, f"a{i}.jpg")),
+            _chunk(sha, 0, data),
+            Msg(abort=sync_pb2.FileAbort(sha256=sha, reason="changed")),
+            _manifest(_entry(data, f"b{i}.jpg", size=len(data) + 1))])
+        TALLY.hostile_messages += 4
+        assert code is grpc.StatusCode.OK, details
+        obj = server.storage / "objects" / sha[:2] / sha[2:4] / sha
+        assert obj.read_bytes() == data
+    quarantine = server.storage / "quarantine"
+    assert not quarantine.exists() or not list(quarantine.iterdir())
+
+
+def test_aborted_files_give_their_stream_budget_back(tmp_path: Path, pki: TestPki) -> None:
+    """Found by the fuzzer's author: an agent whose files keep changing mid-upload aborts
+    them; each abort must free what its manifest entry was charged, or the stream is
+    refused for memory it no longer holds. 12 rounds of 1,000 offered and aborted files on
+    one stream with a 32 MiB stream budget are all answered."""
+    server = start_server(tmp_path / "server", pki,
+                          extra={"limits": {"max_stream_memory": "32MiB"}})
+    try:
+        channel, hostile = sync_stub(server.endpoint, pki.agent_cert("laptop"),
+                                     pki.agent_key("laptop"), pki.ca)
+        hostile.RegisterAgent(sync_pb2.RegisterAgentRequest(hostname="h"), timeout=10)
+        out: queue.Queue[Msg | None] = queue.Queue()
+        call = hostile.SyncBatch(iter(out.get, None), timeout=120)
+        for r in range(12):
+            shas = [hashlib.sha256(f"{r}-{i}".encode()).hexdigest() for i in range(1000)]
+            out.put(_manifest(*[sync_pb2.ManifestEntry(sha256=s, size=10, watch_name="photos",
+                                                       relative_path=f"r{r}/{i}.jpg")
+                                for i, s in enumerate(shas)]))
+            sends = 0
+            while sends < len(shas):
+                reply = next(call)
+                sends += (reply.WhichOneof("kind") == "decision"
+                          and reply.decision.action == sync_pb2.FileDecision.ACTION_SEND)
+            for s in shas:
+                out.put(Msg(abort=sync_pb2.FileAbort(sha256=s, reason="changed")))
+            TALLY.hostile_messages += 1 + len(shas)
+        out.put(None)
+        assert list(call) == []
+        channel.close()
+    finally:
+        server.daemon.terminate()
