@@ -311,7 +311,9 @@ async def _abandon_streams(endpoint: str, pki: TestPki, files: list[Path], count
                 sha = hashlib.sha256(data).hexdigest()
                 await call.write(_chunk(sha, reply.decision.offset, data[:len(data) // 2]))
                 return True
-            except grpc.aio.AioRpcError:
+            except (grpc.aio.AioRpcError, TimeoutError):
+                # Refused (a per-agent slot, a budget), or not answered within 10 s while
+                # earlier abandoned streams are still being torn down: not accepted.
                 return False
             finally:
                 call.cancel()
