@@ -51,6 +51,33 @@ def read_usage(pid: int) -> ProcUsage:
     return ProcUsage(cpu_s, peak_kib * 1024)
 
 
+def child_pids(pid: int) -> list[int]:
+    """The live (or not yet reaped) children of pid, from every thread's children list (a Go
+    program forks from whichever thread it is on)."""
+    pids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            pids += [int(p) for p in task.read_text().split()]
+        except OSError:  # the thread ended between the glob and the read
+            continue
+    return pids
+
+
+def tree_usage(pid: int) -> ProcUsage:
+    """Usage of a process and every descendant alive now: CPU summed (each one's reaped
+    children included, so a child that exits between two readings moves into its parent's
+    figure, not out of the sum), peak RSS the highest of any one process.
+
+    Daemons that fork per connection (sshd, rsync --daemon) or run as a monitor plus a worker
+    (Syncthing) are measured whole this way; a before/after difference is what the tree spent."""
+    try:
+        own = read_usage(pid)
+    except OSError:  # gone between the parent's children list and this read
+        return ProcUsage(0.0, 0)
+    usages = [own, *(tree_usage(child) for child in child_pids(pid))]
+    return ProcUsage(sum(u.cpu_s for u in usages), max(u.peak_rss_bytes for u in usages))
+
+
 GNU_TIME = Path("/usr/bin/time")
 
 

@@ -18,14 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import grpc
 
 from bench import trash
 from bench.peers.base import SyncRun, free_port, port_open
-from bench.procstat import read_usage, run_measured, wait_until
+from bench.procstat import ProcUsage, read_usage, run_measured, wait_until
 from photonic import pki, tls
 from photonic.grpc_options import CHANNEL_OPTIONS, SERVER_OPTIONS
 from photonic.memtune import keep_freed_buffers
@@ -159,12 +159,41 @@ class RawGrpcCeiling:
         self._concurrency = concurrency
 
     def first_sync(self, source: Path, files: int, payload_bytes: int) -> SyncRun:
+        """The server up before the clock, the client process timed from launch to exit."""
+        return self._upload(source, files, payload_bytes, server_in_clock=False)
+
+    def cold_sync(self, source: Path, files: int, payload_bytes: int) -> SyncRun:
+        """Server and client both launched inside the clock."""
+        return self._upload(source, files, payload_bytes, server_in_clock=True)
+
+    def warm_sync(self, incoming: Path, files: int, payload_bytes: int, warmup: Path) -> SyncRun:
+        """The server up; incoming renamed into the client's folder, then the client launched
+        at once (a client process per upload: there is no daemon to keep connected)."""
+        del warmup  # each upload is a fresh process and connection; nothing to warm
+        folder = self._tmp / "source"
+        folder.mkdir()
+        return self._upload(folder, files, payload_bytes, server_in_clock=False,
+                            before_client=lambda: os.rename(incoming, folder / incoming.name))
+
+    def _upload(
+        self,
+        source: Path,
+        files: int,
+        payload_bytes: int,
+        *,
+        server_in_clock: bool,
+        before_client: Callable[[], None] | None = None,
+    ) -> SyncRun:
         port = free_port()
         dest = Path(tempfile.mkdtemp(prefix="dest-", dir=self._tmp))
+        started = time.perf_counter()
         server = subprocess.Popen(_self_argv("serve", port, dest, self._certs))
         try:
             wait_until(lambda: port_open(port), timeout_s=30, what="raw gRPC server to listen")
-            before = read_usage(server.pid)
+            launch_s = time.perf_counter() - started
+            before = read_usage(server.pid) if not server_in_clock else ProcUsage(0.0, 0)
+            if before_client is not None:
+                before_client()
             argv = [*_self_argv("upload", port, source, self._certs), str(self._concurrency)]
             result = run_measured(argv, timeout_s=3600)
             if result.returncode != 0:
@@ -173,7 +202,8 @@ class RawGrpcCeiling:
         finally:
             server.kill()
             server.wait(timeout=30)
-        return SyncRun(result.wall_s, files, payload_bytes, None, result.usage, receiver)
+        seconds = result.wall_s + (launch_s if server_in_clock else 0.0)
+        return SyncRun(seconds, files, payload_bytes, None, result.usage, receiver)
 
     def close(self) -> None:
         trash.discard(self._tmp)

@@ -53,6 +53,7 @@ def ratio(photonic: Stat | None, peer: Stat | None) -> float | None:
 
 class TargetKind(StrEnum):
     RATIO_AT_LEAST = "ratio_at_least"
+    RATIO_AT_MOST = "ratio_at_most"
     AT_MOST = "at_most"
     AT_LEAST = "at_least"
 
@@ -67,6 +68,8 @@ class Target:
     def met(self, photonic: Stat | None, peer_ratio: float | None) -> bool | None:
         if self.kind is TargetKind.RATIO_AT_LEAST:
             return None if peer_ratio is None else peer_ratio >= self.value
+        if self.kind is TargetKind.RATIO_AT_MOST:
+            return None if peer_ratio is None else peer_ratio <= self.value
         if photonic is None:
             return None
         if self.kind is TargetKind.AT_MOST:
@@ -76,6 +79,8 @@ class Target:
     def describe(self, unit: str) -> str:
         if self.kind is TargetKind.RATIO_AT_LEAST:
             return f">= {self.value:g}x"
+        if self.kind is TargetKind.RATIO_AT_MOST:
+            return f"<= {self.value:g}x"
         sign = "<=" if self.kind is TargetKind.AT_MOST else ">="
         return f"{sign} {self.value:g} {unit}"
 

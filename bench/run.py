@@ -15,9 +15,11 @@ import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
-from bench import datagen, load, scale, trash
+from bench import datagen, load, scale, symmetric, trash
 from bench.datagen import DataSet
 from bench.figures import (
     RAW_GRPC,
@@ -28,12 +30,13 @@ from bench.figures import (
     load_figure_specs,
 )
 from bench.load import LoadShape
-from bench.peers.base import SyncPeer, SyncRun, link_tree
+from bench.peers.base import SymmetricPeer, SyncPeer, SyncRun, link_tree
 from bench.peers.photonic import PhotonicPeer, measure_latency
 from bench.peers.rsync import RsyncDaemonPeer, RsyncSshPeer
 from bench.peers.syncthing import SyncthingPeer
 from bench.raw_grpc import RawGrpcCeiling
 from bench.report import PHOTONIC, Report, build_rows, markdown_table, percentile, write_results
+from bench.symmetric import Mode, Step
 
 log = logging.getLogger("bench")
 BENCH_DIR = Path(__file__).resolve().parent
@@ -42,14 +45,15 @@ _GB = 1_000_000_000
 _SECOND_AGENT = "bench-agent-2"
 _INCREMENTAL_FILES = 10
 GROUPS = ("sync", "scale", "load")
+SYNC_SETS = ("large", "small", "raw", "tiff")
 
-PeerFactory = Callable[[Path], SyncPeer]
+PeerFactory = Callable[[Path], SymmetricPeer]
 _FACTORIES: dict[str, PeerFactory] = {
     PHOTONIC: lambda w: PhotonicPeer(w, agents=("bench-agent", _SECOND_AGENT)),
     SYNCTHING: SyncthingPeer,
     RSYNC_SSH: RsyncSshPeer,
     RSYNC_DAEMON: RsyncDaemonPeer,
-    RAW_GRPC: RawGrpcCeiling,  # type: ignore[dict-item]  # first sync only, by design
+    RAW_GRPC: RawGrpcCeiling,
 }
 
 
@@ -63,6 +67,7 @@ class Bench:
         self.samples: dict[tuple[str, str], list[float]] = defaultdict(list)
         self.errors: dict[str, str] = {}
         self.notes: list[str] = []
+        self.loadavg: list[tuple[str, str]] = []
 
     def record(self, tool: str, key: str, value: float) -> None:
         self.samples[(tool, key)].append(value)
@@ -82,20 +87,33 @@ class Bench:
 
     # --- per-set scenarios -------------------------------------------------------------------
 
-    def sync_set(self, tool: str, name: str, run: int) -> None:
+    def step(self, step: Step, runs: int) -> None:
+        """One warm or cold measurement of the plan, with the machine's load beside it."""
+        what = step.describe(runs)
+        self.loadavg.append((what, _loadavg()))
+        if step.mode is Mode.WARM:
+            action = functools.partial(self.warm_set, step.tool, step.set_name, step.run)
+        else:
+            action = functools.partial(self.cold_set, step.tool, step.set_name, step.run)
+        self.attempt(what, action)
+
+    def cold_set(self, tool: str, name: str, run: int) -> None:
+        """Every process of the tool started inside the clock; then, on the small set, the
+        no-change re-sync and the incremental sync, and on the large set a second agent."""
         dataset = self.sets[name]
-        run_dir = self.work_dir / f"{tool}-{name}-{run}"
+        run_dir = self.work_dir / f"{tool}-{name}-cold-{run}"
         source = run_dir / "source"
         run_dir.mkdir(parents=True)
         link_tree(dataset.root, source)
         peer = _FACTORIES[tool](run_dir)
         try:
-            first = peer.first_sync(source, dataset.count, dataset.total_bytes)
-            self._record_first(tool, name, first)
-            if name == "small" and tool != RAW_GRPC:
-                self._record_resync(tool, peer.resync_unchanged())
+            first = peer.cold_sync(source, dataset.count, dataset.total_bytes)
+            self._record_sync(tool, name, Mode.COLD, first)
+            if name == "small" and tool != RAW_GRPC:  # the ceiling has first syncs only
+                follow = cast(SyncPeer, peer)
+                self._record_resync(tool, follow.resync_unchanged())
                 added = functools.partial(self._add_fresh, source, run)
-                self.record(tool, "incremental.s", peer.incremental(added).seconds)
+                self.record(tool, "incremental.s", follow.incremental(added).seconds)
             if name == "large" and isinstance(peer, PhotonicPeer):
                 second = peer.second_agent(_SECOND_AGENT)
                 self.record(tool, "second_agent.s", second.seconds)
@@ -104,19 +122,33 @@ class Bench:
             peer.close()
             trash.discard(run_dir)
 
-    def _record_first(self, tool: str, name: str, run: SyncRun) -> None:
-        self.record(tool, f"{name}.first.mbps", run.payload_bytes / _MB / run.seconds)
-        self.record(tool, f"{name}.first.files_per_s", run.files / run.seconds)
-        self.record(tool, f"{name}.first.s", run.seconds)
-        if run.bytes_sent is not None:
-            self.record(tool, f"{name}.first.bytes_sent", float(run.bytes_sent))
-        gigabytes = run.payload_bytes / _GB
-        for side, usage in (("sender", run.sender), ("receiver", run.receiver)):
-            if usage is None:
-                continue
-            self.record(tool, f"{name}.cpu_per_gb.{side}", usage.cpu_s / gigabytes)
-            if usage.peak_rss_bytes:
-                self.record(tool, f"{name}.rss_mb.{side}", usage.peak_rss_bytes / _MB)
+    def warm_set(self, tool: str, name: str, run: int) -> None:
+        """The tool's daemons up and connected (a warm-up photo went through), then the set
+        appears in the watched folder; timed until every photo is durable at the receiver."""
+        dataset = self.sets[name]
+        run_dir = self.work_dir / f"{tool}-{name}-warm-{run}"
+        incoming = run_dir / "staging" / f"{name}-{run}"
+        run_dir.mkdir(parents=True)
+        link_tree(dataset.root, incoming)
+        fresh = self.sets["fresh"]
+        warmup = fresh.root / fresh.files[-1][0]
+        peer = _FACTORIES[tool](run_dir)
+        try:
+            self._record_sync(
+                tool, name, Mode.WARM,
+                peer.warm_sync(incoming, dataset.count, dataset.total_bytes, warmup),
+            )
+        finally:
+            peer.close()
+            trash.discard(run_dir)
+
+    def _record_sync(self, tool: str, name: str, mode: Mode, run: SyncRun) -> None:
+        for key, value in symmetric.run_values(name, mode, run).items():
+            self.record(tool, key, value)
+        if mode is Mode.COLD:
+            for side, usage in (("sender", run.sender), ("receiver", run.receiver)):
+                if usage is not None and usage.peak_rss_bytes:
+                    self.record(tool, f"{name}.rss_mb.{side}", usage.peak_rss_bytes / _MB)
 
     def _record_resync(self, tool: str, run: SyncRun) -> None:
         self.record(tool, "small.resync.s", run.seconds)
@@ -235,6 +267,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=",".join(_FACTORIES),
         help="comma-separated subset of: " + ", ".join(_FACTORIES),
     )
+    p.add_argument(
+        "--sets",
+        default=",".join(SYNC_SETS),
+        help="comma-separated sets for the warm and cold first syncs: " + ", ".join(SYNC_SETS),
+    )
     p.add_argument("--no-scale", action="store_true", help="skip the scale figures")
     p.add_argument("--no-load", action="store_true", help="skip the load figures")
     p.add_argument(
@@ -250,19 +287,20 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _run_all(
-    bench: Bench, runs: int, scale_args: tuple[int, int] | None, shape: LoadShape | None
+    bench: Bench,
+    runs: int,
+    sync_sets: Sequence[str],
+    scale_args: tuple[int, int] | None,
+    shape: LoadShape | None,
 ) -> None:
-    for run in range(runs):
-        # Tools interleave within each run, so a noisy minute hurts them all alike.
-        for name in ("large", "small", "raw", "tiff"):
-            for tool in bench.tools:
-                bench.attempt(
-                    f"{tool}: {name} set, run {run + 1}/{runs}",
-                    functools.partial(bench.sync_set, tool, name, run),
-                )
-        if PHOTONIC in bench.tools:
+    plan = symmetric.interleaved_plan(runs, sync_sets, symmetric.MODES, bench.tools)
+    for index, step in enumerate(plan):
+        bench.step(step, runs)
+        last_of_run = index + 1 == len(plan) or plan[index + 1].run != step.run
+        if last_of_run and PHOTONIC in bench.tools:
             bench.attempt(
-                f"photonic: latency, run {run + 1}/{runs}", functools.partial(bench.latency, run)
+                f"photonic: latency, run {step.run + 1}/{runs}",
+                functools.partial(bench.latency, step.run),
             )
     if PHOTONIC in bench.tools and scale_args is not None:
         bench.attempt("photonic: restart over a large index", bench.restart_over_index)
@@ -296,12 +334,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         print(f"unknown tools: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
+    sync_sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    if set(sync_sets) - set(SYNC_SETS):
+        print(f"unknown sets: {', '.join(sorted(set(sync_sets) - set(SYNC_SETS)))}",
+              file=sys.stderr)
+        return 2
+    started_utc = datetime.now(UTC).isoformat(timespec="seconds")
+    load_at_start = _loadavg()
     started = time.perf_counter()
     shape = load.load_shape(quick=args.quick) if "load" in groups and PHOTONIC in tools else None
     specs = {}
     if groups & {"sync", "scale"}:
         ensure_peers_installed()
-        specs = datagen.standard_sets(quick=args.quick)
+        wanted = {*(sync_sets if "sync" in groups else ()), "fresh"}
+        if "scale" in groups:
+            wanted.add("scale")
+        # Only the sets this run uses are generated (the full scale set alone takes minutes).
+        specs = {n: s for n, s in datagen.standard_sets(quick=args.quick).items() if n in wanted}
     if shape is not None:
         specs["load"] = load.load_set_spec(shape)
     sets = {}
@@ -315,13 +364,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     scale_args = (catalog_photos, 3 if args.quick else 5) if "scale" in groups else None
     try:
         with trash.deferred_deletion(work_dir / "trash"):
-            _run_all(bench, runs, scale_args, shape)
+            _run_all(bench, runs, sync_sets, scale_args, shape)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     counts = {name: ds.count for name, ds in sets.items()}
     figure_rows = []
     if groups & {"sync", "scale"}:
-        figure_rows += figure_specs(counts, counts.get("scale", 0), catalog_photos)
+        figure_rows += figure_specs(
+            counts, counts.get("scale", 0), catalog_photos, sync_sets if runs else []
+        )
     if shape is not None:
         figure_rows += load_figure_specs(
             shape.syncing_agents, counts["load"], shape.idle_agents
@@ -329,6 +380,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = build_rows(figure_rows, bench.samples)
     report = Report(args.quick, rows, bench.samples, bench.errors, _context(args, runs, sets))
     report.context["wall_s"] = round(time.perf_counter() - started, 1)
+    report.context["started_utc"] = started_utc
+    report.context["sync_sets"] = sync_sets if runs else []
+    report.context["loadavg_start"] = load_at_start
+    report.context["loadavg_end"] = _loadavg()
+    report.context["loadavg_by_step"] = [list(pair) for pair in bench.loadavg]
     report.context["groups"] = sorted(groups)
     report.context["notes"] = bench.notes
     if shape is not None:
@@ -359,10 +415,45 @@ def _context(args: argparse.Namespace, runs: int, sets: dict[str, DataSet]) -> d
         "seed": args.seed,
         "cpus": os.cpu_count(),
         "machine": platform.platform(),
+        "cpu_model": _cpu_model(),
+        "memory": _mem_total(),
         "python": platform.python_version(),
+        "photonic_commit": _git("rev-parse", "HEAD"),
+        "photonic_tree_dirty": bool(_git("status", "--porcelain", "--", "photonic", "bench")),
         "sets": {n: {"files": d.count, "bytes": d.total_bytes} for n, d in sets.items()},
         "versions": _tool_versions(),
     }
+
+
+def _cpu_model() -> str:
+    for line in _read_lines("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def _mem_total() -> str:
+    for line in _read_lines("/proc/meminfo"):
+        if line.startswith("MemTotal:"):
+            return " ".join(line.split()[1:])
+    return "unknown"
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _git(*args: str) -> str:
+    """Output of a git command in the repository, "" when git or the repository is missing."""
+    try:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                              cwd=BENCH_DIR.parent)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def _tool_versions() -> dict[str, str]:
@@ -371,6 +462,7 @@ def _tool_versions() -> dict[str, str]:
         ("rsync", ["rsync", "--version"]),
         ("syncthing", ["syncthing", "--version"]),
         ("ssh", ["ssh", "-V"]),
+        ("grpcio", [sys.executable, "-c", "import grpc; print(grpc.__version__)"]),
     ):
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=10)

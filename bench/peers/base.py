@@ -47,6 +47,50 @@ class SyncPeer(Protocol):
         ...
 
 
+WATCH_DELAY_S = 1
+"""How long a watching tool waits after a change before it acts: Syncthing's fsWatcherDelayS
+(its smallest value; the default is 10) and photonic's settle_delay, alike in the warm runs."""
+
+
+class SymmetricPeer(Protocol):
+    """A tool measured warm and cold alike (bench/symmetric.py says what each means)."""
+
+    name: str
+
+    def cold_sync(self, source: Path, files: int, payload_bytes: int) -> SyncRun:
+        """Starts every process of the tool inside the clock, source already in place; returns
+        when all is durable at the destination. The tool keeps running for later scenarios."""
+        ...
+
+    def warm_sync(self, incoming: Path, files: int, payload_bytes: int, warmup: Path) -> SyncRun:
+        """Starts the tool on an empty folder and syncs the file warmup through it (so it is up
+        and connected); then, inside the clock, renames the tree incoming into that folder and
+        waits until every file of it is durable at the destination."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def relative_files(root: Path, under: str = "") -> list[str]:
+    """The regular files below root as POSIX paths relative to root, each prefixed by under/."""
+    prefix = f"{under}/" if under else ""
+    found = []
+    for dirpath, _dirs, names in os.walk(root):
+        folder = Path(dirpath).relative_to(root).as_posix()
+        for name in names:
+            found.append(prefix + (name if folder == "." else f"{folder}/{name}"))
+    return sorted(found)
+
+
+def place_warmup(warmup: Path, folder: Path) -> str:
+    """Writes a copy of warmup into folder (written and closed, as a camera card copy would)
+    and returns its name there."""
+    name = f"warmup-{warmup.name}"
+    (folder / name).write_bytes(warmup.read_bytes())
+    return name
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (the daemons need it on argv)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -28,7 +29,14 @@ from typing import Any
 import yaml
 
 from bench import trash
-from bench.peers.base import SyncRun, free_port, port_open
+from bench.peers.base import (
+    WATCH_DELAY_S,
+    SyncRun,
+    free_port,
+    place_warmup,
+    port_open,
+    relative_files,
+)
 from bench.procstat import CommandResult, ProcUsage, read_usage, run_measured, wait_until
 
 _WATCH_NAME = "photos"
@@ -186,10 +194,22 @@ class PhotonicPeer:
         path.write_text(yaml.safe_dump(config))
         return path
 
-    def agent_config(self, agent: str, source: Path, *, metrics_port: int = 0) -> Path:
-        """Writes the agent's config: one reference-mode watch on source, defaults elsewhere."""
+    def agent_config(
+        self,
+        agent: str,
+        source: Path,
+        *,
+        metrics_port: int = 0,
+        settle_delay_s: float | None = None,
+    ) -> Path:
+        """Writes the agent's config: one reference-mode watch on source, defaults elsewhere
+        (settle_delay_s: the agent's settle_delay instead of its default)."""
+        agent_section: dict[str, object] = {}
+        if settle_delay_s is not None:
+            agent_section["settle_delay"] = f"{settle_delay_s:g}s"
         config = {
             "agent": {
+                **agent_section,
                 "id": agent,
                 "server_endpoints": [f"127.0.0.1:{self._port}"],
                 "buffer_path": str(self._tmp / f"buffer-{agent}"),
@@ -260,9 +280,11 @@ class PhotonicPeer:
             raise RuntimeError(f"photonic agent --once printed no JSON summary: {result.stdout!r}")
         return OnceResult(result, json.loads(lines[-1]))
 
-    def start_agent(self, agent: str, source: Path) -> subprocess.Popen[bytes]:
+    def start_agent(
+        self, agent: str, source: Path, *, settle_delay_s: float | None = None
+    ) -> subprocess.Popen[bytes]:
         """Starts an agent daemon (watching source); the caller stops it with stop_process."""
-        config = self.agent_config(agent, source)
+        config = self.agent_config(agent, source, settle_delay_s=settle_delay_s)
         log = (self._tmp / f"agent-{agent}.log").open("ab")
         return subprocess.Popen(
             [*self._argv, "agent", "--config", str(config)], stdout=log, stderr=log
@@ -292,6 +314,61 @@ class PhotonicPeer:
             self.start_server()
         self._source, self._files, self._payload = source, files, payload_bytes
         return self._timed_once(files, payload_bytes)
+
+    def cold_sync(self, source: Path, files: int, payload_bytes: int) -> SyncRun:
+        """Server and `agent --once` both started inside the clock (the server first, the agent
+        once it listens), photos in place; done when the agent exits, every photo durable.
+        The receiver's CPU is the server's whole life so far, start-up included."""
+        if self._server is not None:
+            raise RuntimeError("a cold sync needs a peer whose server is not running yet")
+        started = time.perf_counter()
+        self.start_server()
+        self._source, self._files, self._payload = source, files, payload_bytes
+        once = self.run_once(self._agents[0], source)
+        seconds = time.perf_counter() - started
+        if once.files_done < files:
+            raise RuntimeError(f"photonic synced {once.files_done} of {files}: {once.summary}")
+        return SyncRun(
+            seconds, files, payload_bytes, once.bytes_sent, once.command.usage,
+            self.server_usage(),
+        )
+
+    def warm_sync(self, incoming: Path, files: int, payload_bytes: int, warmup: Path) -> SyncRun:
+        """The server and an agent daemon watching an empty folder are up, and one warm-up photo
+        went through them; then incoming is renamed into the folder and the clock runs until
+        the server has logged `file_committed` (after the durable commit) for every photo."""
+        watch = self._tmp / "watch"
+        watch.mkdir()
+        expected = set(relative_files(incoming, incoming.name))
+        if self._server is None:
+            self.start_server()
+        agent = self.start_agent(self._agents[0], watch, settle_delay_s=WATCH_DELAY_S)
+        try:
+            self._wait_committed(agent, {place_warmup(warmup, watch)}, "the warm-up photo")
+            before_agent, before_server = read_usage(agent.pid), self.server_usage()
+            started = time.perf_counter()
+            os.rename(incoming, watch / incoming.name)
+            self._wait_committed(agent, expected, f"{len(expected)} photos")
+            seconds = time.perf_counter() - started
+            sender = read_usage(agent.pid).minus(before_agent)
+            receiver = self.server_usage().minus(before_server)
+        finally:
+            stop_process(agent)
+        return SyncRun(seconds, files, payload_bytes, None, sender, receiver)
+
+    def _wait_committed(
+        self, agent: subprocess.Popen[bytes], paths: set[str], what: str
+    ) -> None:
+        missing = set(paths)
+
+        def all_committed() -> bool:
+            if agent.poll() is not None:
+                raise RuntimeError(f"photonic agent exited with {agent.returncode}")
+            self.log.poll()
+            missing.difference_update(self.log.committed_at.keys() & missing)
+            return not missing
+
+        wait_until(all_committed, timeout_s=_TIMEOUT_S, what=f"the server to commit {what}")
 
     def resync_unchanged(self) -> SyncRun:
         return self._timed_once(0, 0)

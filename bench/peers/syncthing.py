@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import trash
-from bench.peers.base import SyncRun, count_files, free_port
-from bench.procstat import ProcUsage, read_usage, wait_until
+from bench.peers.base import WATCH_DELAY_S, SyncRun, count_files, free_port, place_warmup
+from bench.procstat import ProcUsage, tree_usage, wait_until
 
 _FOLDER_ID = "bench"
 _NANOS = re.compile(r"(\.\d{6})\d+")
@@ -69,7 +69,7 @@ class SyncthingPeer:
 
     name = "syncthing"
 
-    def __init__(self, work_dir: Path, *, fs_watcher_delay_s: int = 1) -> None:
+    def __init__(self, work_dir: Path, *, fs_watcher_delay_s: int = WATCH_DELAY_S) -> None:
         self._tmp = Path(tempfile.mkdtemp(prefix="syncthing-", dir=work_dir))
         self._delay_s = fs_watcher_delay_s
         self._a = self._make_node("a", self._tmp / "a-folder")
@@ -210,6 +210,34 @@ class SyncthingPeer:
         seconds = self._wait_in_sync(started, wall, "Syncthing's first sync")
         return self._run(seconds, files, payload_bytes)
 
+    def cold_sync(self, source: Path, files: int, payload_bytes: int) -> SyncRun:
+        """Both instances launched inside the clock (start-up, connecting, A's first scan and
+        hashing, B's pull and fsyncs); the CPU is each instance's whole life so far."""
+        return self.first_sync(source, files, payload_bytes)
+
+    def warm_sync(self, incoming: Path, files: int, payload_bytes: int, warmup: Path) -> SyncRun:
+        """Both instances up, paired, the folder shared (empty) and one warm-up photo synced;
+        then incoming is renamed into A's folder and the clock runs until B has every file
+        (B's database lists it only once it is written and fsynced), idle, nothing needed."""
+        self._a.folder = self._tmp / "a-watch"
+        self._write_config(self._a, self._b, "sendonly")
+        self._write_config(self._b, self._a, "receiveonly")
+        self._expected_files = 1
+        self._start()
+        place_warmup(warmup, self._a.folder)
+        self._wait_in_sync(time.perf_counter(), 0.0, "Syncthing's warm-up photo")
+        before_a, before_b = self._usage()
+        sent_before = self._bytes_sent()
+        started = time.perf_counter()
+        os.rename(incoming, self._a.folder / incoming.name)
+        self._expected_files += files
+        seconds = self._wait_in_sync(started, 0.0, "Syncthing to sync the photos that appeared")
+        after_a, after_b = self._usage()
+        return SyncRun(
+            seconds, files, payload_bytes, self._bytes_sent() - sent_before,
+            after_a.minus(before_a), after_b.minus(before_b),
+        )
+
     def _run(self, seconds: float, files: int, payload: int) -> SyncRun:
         sender, receiver = self._usage()
         return SyncRun(seconds, files, payload, self._bytes_sent(), sender, receiver)
@@ -251,15 +279,7 @@ class SyncthingPeer:
 def _tree_usage(node: _Node) -> ProcUsage:
     """Syncthing runs as a monitor process plus the worker it forks, even with --no-restart."""
     assert node.proc is not None
-    monitor = read_usage(node.proc.pid)
-    # A Go program forks from whichever thread it is on, so every thread's children count.
-    tasks = Path(f"/proc/{node.proc.pid}/task").glob("*/children")
-    children = [pid for task in tasks for pid in task.read_text().split()]
-    workers = [read_usage(int(pid)) for pid in children]
-    return ProcUsage(
-        monitor.cpu_s + sum(w.cpu_s for w in workers),
-        max([monitor.peak_rss_bytes, *(w.peak_rss_bytes for w in workers)]),
-    )
+    return tree_usage(node.proc.pid)
 
 
 def _set(parent: ET.Element, tag: str, text: str) -> None:
