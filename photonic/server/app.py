@@ -22,7 +22,7 @@ from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub
 from photonic.server.fs_sync import FilesystemSync, choose_sync
 from photonic.server.guard import CallGuard
-from photonic.server.ingest import IngestDeps, IngestLimits, UploadClaims
+from photonic.server.ingest_deps import IngestDeps, IngestLimits, UploadClaims
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
 from photonic.server.rpc_sync import SyncService

@@ -10,20 +10,18 @@ import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TypeVar
 
 from photonic import errors
 from photonic.grpc_options import MAX_CHUNK_BYTES, MAX_CHUNKS_PER_RUN
 from photonic.logfmt import event
-from photonic.media.chunks import decompress_chunk
 from photonic.media.possession import file_reader, new_challenge, proof_digest, proofs_match
 from photonic.models import (
     ChunkData,
     CommittedFile,
     ConflictPolicy,
-    ContentHash,
     Decision,
     FailedFile,
     FileDecision,
@@ -33,101 +31,25 @@ from photonic.models import (
 )
 from photonic.paths import safe_name, safe_relative_path
 from photonic.server import faults
-from photonic.server.catalog import ObjectCheckRow, SqliteCatalog
-from photonic.server.events import EventHub, ServerEvent
-from photonic.server.library import Library
-from photonic.server.metrics import ServerMetrics
-from photonic.server.store import ContentStore, PartialUpload, as_storage_full
-from photonic.server.verification import ObjectVerifier, TrustReport
+from photonic.server.catalog import ObjectCheckRow
+from photonic.server.content_writer import ContentWriter, Incoming
+from photonic.server.events import ServerEvent
+from photonic.server.ingest_deps import (
+    MAX_MANIFEST_ENTRIES,
+    IngestDeps,
+    Placed,
+    check_manifest_size,
+)
+from photonic.server.store import PartialUpload, as_storage_full
+from photonic.server.verification import TrustReport
 
 log = logging.getLogger("photonic.server.ingest")
 T = TypeVar("T")
 
 Outgoing = FileDecision | CommittedFile | FailedFile
-MAX_MANIFEST_ENTRIES = 10_000
 # Files of one stream committing at once while the stream already receives the next ones:
 # the fsyncs of several files overlap instead of queueing behind each other.
 MAX_COMMITS_IN_FLIGHT = 8
-
-
-def check_manifest_size(count: int) -> None:
-    """Refuses an oversized manifest; callers check before converting a million entries."""
-    if count > MAX_MANIFEST_ENTRIES:
-        raise errors.InvalidInput(
-            f"a manifest may list at most {MAX_MANIFEST_ENTRIES} files; split the batch")
-
-
-class UploadClaims:
-    """Which stream is writing each content now, so two agents never append to one partial."""
-
-    def __init__(self) -> None:
-        self._released: dict[str, asyncio.Event] = {}
-
-    def held(self, sha256: str) -> bool:
-        return sha256 in self._released
-
-    def try_claim(self, sha256: str) -> bool:
-        if sha256 in self._released:
-            return False
-        self._released[sha256] = asyncio.Event()
-        return True
-
-    def release(self, sha256: str) -> None:
-        done = self._released.pop(sha256, None)
-        if done is not None:
-            done.set()
-
-    async def wait_released(self, sha256: str) -> None:
-        done = self._released.get(sha256)
-        if done is not None:
-            await done.wait()
-
-
-@dataclass(frozen=True)
-class IngestLimits:
-    max_transfer_size_bytes: int
-    min_free_bytes: int
-    deduplication: bool
-
-
-@dataclass
-class IngestDeps:
-    store: ContentStore
-    catalog: SqliteCatalog
-    library: Library
-    claims: UploadClaims
-    metrics: ServerMetrics
-    events: EventHub
-    limits: IngestLimits
-    audit: Callable[[str, str, str, str, str], Awaitable[None]]
-    verifier: ObjectVerifier = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.verifier = ObjectVerifier(self.store, self.catalog)
-
-
-Placed = list[tuple[ManifestEntry, PurePosixPath]]
-
-
-@dataclass(eq=False)  # identity: a session keys its writes by the object
-class _Incoming:
-    """Content this stream is receiving, and every path waiting for it.
-
-    The partial file is opened at the first chunk, not at the decision: a manifest of
-    thousands of new photos must not hold thousands of open files."""
-
-    sha256: ContentHash
-    size: int
-    paths: Placed = field(default_factory=list)
-    claimed: bool = False  # this stream holds the upload claim and must release it
-    offset: int = 0  # bytes already received (and verified so far) for this content
-    upload: PartialUpload | None = None
-    mark: int = 0  # the group sync's mark taken before the partial was opened
-    check: ObjectCheckRow | None = None  # the stored object as verified: (size, mtime_ns)
-    repair: bool = False  # a quarantined copy's library entries wait for this content
-    committing: bool = False  # every byte is in and its commit runs: an abort cannot stop it
-    busy: int = 0  # worker threads working on this content now
-    retired: bool = False  # no longer served by this stream; settled once busy is 0
 
 
 @dataclass
@@ -150,12 +72,13 @@ class IngestSession:
         self._send = send
         self._on_broken = on_broken
         self._policy = ConflictPolicy.AUTO
-        self._incoming: dict[str, _Incoming] = {}
+        self._incoming: dict[str, Incoming] = {}
         self._waiters: set[asyncio.Task[None]] = set()
         self._commits: set[asyncio.Task[None]] = set()
         self._commit_slots = asyncio.Semaphore(MAX_COMMITS_IN_FLIGHT)
         self._commit_errors: list[errors.PhotonicError] = []
         self._settling: set[asyncio.Task[None]] = set()
+        self._writer = ContentWriter(deps)
         self._challenges: dict[str, _Challenge] = {}
 
     @property
@@ -207,7 +130,7 @@ class IngestSession:
             await self._answer_have(have)
         if to_prove:
             await self._challenge(to_prove)
-        wanted: dict[str, _Incoming] = {}
+        wanted: dict[str, Incoming] = {}
         for (entry, rel), known in zip(offered, stored, strict=True):
             if known:
                 continue
@@ -217,7 +140,7 @@ class IngestSession:
             if joined is not None:
                 joined.paths.append((entry, rel))
             else:
-                wanted[entry.sha256] = _Incoming(entry.sha256, entry.size, [(entry, rel)],
+                wanted[entry.sha256] = Incoming(entry.sha256, entry.size, [(entry, rel)],
                                                  repair=entry.sha256 in trust.unrepaired)
         for incoming in wanted.values():
             if self._d.claims.try_claim(incoming.sha256):
@@ -336,12 +259,12 @@ class IngestSession:
         finally:
             os.close(fd)
 
-    async def _decide_after_other_stream(self, incoming: _Incoming) -> None:
+    async def _decide_after_other_stream(self, incoming: Incoming) -> None:
         await self._d.claims.wait_released(incoming.sha256)
         self._incoming.pop(incoming.sha256, None)
         await self._decide(incoming.paths)
 
-    async def _start_upload(self, incoming: _Incoming, partial_bytes: int, free: int) -> None:
+    async def _start_upload(self, incoming: Incoming, partial_bytes: int, free: int) -> None:
         """partial_bytes and free were measured before the claim was taken: if another
         stream changed the partial since, opening it notices and the file is offered again."""
         sha = incoming.sha256
@@ -378,7 +301,7 @@ class IngestSession:
         if sum(c.raw_size for c in chunks) > MAX_CHUNK_BYTES:
             raise errors.InvalidInput(f"the chunks of one message may add up to at most "
                                       f"{MAX_CHUNK_BYTES} bytes")
-        accepted: list[tuple[_Incoming, ChunkData]] = []
+        accepted: list[tuple[Incoming, ChunkData]] = []
         ends: dict[str, int] = {}  # where each file's chunks accepted so far end
         failed: set[str] = set()  # files this message already failed: their later chunks too
         for chunk in chunks:
@@ -401,7 +324,7 @@ class IngestSession:
         if not accepted:
             return
         try:
-            written = await self._in_worker([i for i, _c in accepted], self._write_chunks,
+            written = await self._in_worker([i for i, _c in accepted], self._writer.write_chunks,
                                             accepted)
         except (errors.StorageFull, OSError) as exc:
             # The disk refused a write: whatever else was written meanwhile may be lost too,
@@ -412,7 +335,7 @@ class IngestSession:
             for incoming, _chunk in accepted:
                 self._forget(incoming.sha256)
             raise
-        complete: list[_Incoming] = []
+        complete: list[Incoming] = []
         for incoming, outcome in written.items():
             if isinstance(outcome, str):
                 await self._fail(incoming, outcome, retryable=True)
@@ -422,52 +345,6 @@ class IngestSession:
                 complete.append(incoming)
         if complete:
             await self._finish_soon(complete)
-
-    def _write_chunks(self, accepted: Sequence[tuple[_Incoming, ChunkData]]
-                      ) -> dict[_Incoming, int | str]:
-        """Runs in a worker thread: each file's new offset, or why its bytes were refused.
-
-        A refusal is kept as its message only: an exception would keep its traceback, and
-        with it the frames (and decoder buffers) of every refused chunk of the message, alive
-        until a garbage collection."""
-        out: dict[_Incoming, int | str] = {}
-        for incoming, chunk in accepted:
-            if isinstance(out.get(incoming), str):
-                continue
-            try:
-                out[incoming] = self._write_chunk(incoming, chunk)
-            except errors.IntegrityError as exc:
-                out[incoming] = str(exc)
-        return out
-
-    def _write_chunk(self, incoming: _Incoming, chunk: ChunkData) -> int:
-        """Opens the partial at the first chunk, decompresses within bounds, appends; returns
-        the new offset."""
-        upload = self._open_upload(incoming)
-        data = chunk.data
-        if chunk.lz4:
-            data = decompress_chunk(chunk.data, expected_raw_size=chunk.raw_size,
-                                    max_raw_size=MAX_CHUNK_BYTES)
-        elif len(data) != chunk.raw_size:
-            raise errors.IntegrityError(
-                f"chunk declares {chunk.raw_size} bytes but carries {len(data)}")
-        upload.append(data)
-        return upload.offset
-
-    def _open_upload(self, incoming: _Incoming) -> PartialUpload:
-        if incoming.upload is None:
-            # Offered from 0: whatever a partial holds now is not continued (there was none,
-            # or it was longer than the content).
-            incoming.mark = self._d.library.durability.mark()
-            upload = self._d.store.open_partial(incoming.sha256, incoming.size,
-                                                resume=incoming.offset > 0)
-            if upload.offset != incoming.offset:
-                upload.discard()
-                raise errors.IntegrityError(
-                    f"the partial upload of {incoming.sha256[:12]} changed since it was "
-                    f"offered at {incoming.offset}; it will be offered again")
-            incoming.upload = upload
-        return incoming.upload
 
     @staticmethod
     def _chunk_problem(chunk: ChunkData, expected_offset: int, size: int) -> str:
@@ -481,7 +358,7 @@ class IngestSession:
             return "empty chunk"
         return ""
 
-    async def _finish_soon(self, incoming: list[_Incoming]) -> None:
+    async def _finish_soon(self, incoming: list[Incoming]) -> None:
         """Commits in the background (bounded), so the stream keeps receiving meanwhile."""
         for complete in incoming:
             complete.committing = True
@@ -520,11 +397,11 @@ class IngestSession:
         if self._commit_errors:
             raise self._commit_errors[0]
 
-    async def _finish(self, complete: list[_Incoming]) -> None:
+    async def _finish(self, complete: list[Incoming]) -> None:
         """Stores every complete file (one worker hop), then records all their paths with
         one group sync before any of them is acknowledged."""
-        problems = await self._in_worker(complete, self._store_contents, complete)
-        stored: list[_Incoming] = []
+        problems = await self._in_worker(complete, self._writer.store_contents, complete)
+        stored: list[Incoming] = []
         for incoming, problem in zip(complete, problems, strict=True):
             if problem is not None:
                 self._d.metrics.integrity_failures.labels(self._agent).inc()
@@ -556,55 +433,6 @@ class IngestSession:
             for incoming in stored:
                 self._forget(incoming.sha256)
 
-    def _store_contents(self, complete: list[_Incoming]) -> list[errors.IntegrityError | None]:
-        """Runs in a worker thread: verified, durable content put into the store; the folders
-        are fsynced by the group sync that the record after this waits for.
-
-        Contents are made durable before any of them enters the store: each fsynced, or
-        (where a group sync covers contents) all of them by one run. If a sync fails, or any
-        sync failed since their bytes began to arrive, their partial files are dropped: a
-        write-back error may have lost bytes the page cache still shows."""
-        durability = self._d.library.durability
-        problems: list[errors.IntegrityError | None] = []
-        finished: list[PartialUpload] = []
-        try:
-            for incoming in complete:
-                try:
-                    upload = self._open_upload(incoming)
-                    upload.finish(fsync=not durability.covers_contents)
-                except errors.IntegrityError as exc:
-                    problems.append(exc)
-                    continue
-                except OSError:
-                    durability.note_failure()  # the partial was discarded by finish
-                    raise
-                finished.append(upload)
-                problems.append(None)
-            if finished:
-                since = min(i.mark for i in complete)
-                if durability.covers_contents:
-                    durability.wait_durable(since=since)
-                elif durability.failed_since(since):
-                    raise errors.Transient(
-                        "the server's disk reported a write error while these photos were "
-                        "being stored; they will be sent again")
-        except BaseException:
-            for upload in finished:
-                self._d.store.discard_partial(upload.sha256)
-            raise
-        for incoming in complete:
-            if incoming.upload is None or not incoming.upload.finished:
-                continue
-            upload = incoming.upload
-            durability.note_dirs(self._d.store.store_finished(upload, sync=False))
-            faults.hit("after_store_rename")
-            st = self._d.store.stat_object(upload.sha256)
-            if st is not None:  # recorded with the version that names it (Library)
-                incoming.check = (st.st_size, st.st_mtime_ns)
-            if incoming.repair:
-                self._d.library.repair_links(upload.sha256)
-        return problems
-
     async def _record(self, placed: Placed, checks: dict[str, ObjectCheckRow] | None = None
                       ) -> list[CommittedFile | errors.Unstorable]:
         recorded = await asyncio.to_thread(self._d.library.record_many, self._agent, placed,
@@ -626,7 +454,7 @@ class IngestSession:
         self._forget(sha256)
         return True
 
-    async def _fail(self, incoming: _Incoming, reason: str, *, retryable: bool) -> None:
+    async def _fail(self, incoming: Incoming, reason: str, *, retryable: bool) -> None:
         self._forget(incoming.sha256)
         self._d.metrics.photos_processed.labels(self._agent, "failed").inc(len(incoming.paths))
         event(log, "upload_failed", logging.WARNING, agent=self._agent,
@@ -660,7 +488,7 @@ class IngestSession:
         if incoming.busy == 0:
             self._settle(incoming)
 
-    def _settle(self, incoming: _Incoming) -> None:
+    def _settle(self, incoming: Incoming) -> None:
         upload = incoming.upload
         if upload is None or upload.closed:
             self._release(incoming)
@@ -669,7 +497,7 @@ class IngestSession:
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
-    async def _park(self, incoming: _Incoming, upload: PartialUpload) -> None:
+    async def _park(self, incoming: Incoming, upload: PartialUpload) -> None:
         """Keeps the bytes received so far for a resume, fsynced; drops them instead if a sync
         failed since they began to arrive (they may be lost whatever the page cache shows)."""
         try:
@@ -680,12 +508,12 @@ class IngestSession:
         finally:
             self._release(incoming)
 
-    def _release(self, incoming: _Incoming) -> None:
+    def _release(self, incoming: Incoming) -> None:
         if incoming.claimed:
             incoming.claimed = False
             self._d.claims.release(incoming.sha256)
 
-    async def _in_worker(self, working_on: Iterable[_Incoming], work: Callable[..., T],
+    async def _in_worker(self, working_on: Iterable[Incoming], work: Callable[..., T],
                          *args: object) -> T:
         """Runs work in a worker thread, counting it against each content it works on (see
         _forget). If this coroutine is cancelled, the thread runs on to its end all the same,

@@ -22,7 +22,8 @@ from photonic.models import AgentState, CommittedFile, FileDecision, Scope
 from photonic.server.auth import Authorizer, Caller
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub, ServerEvent
-from photonic.server.ingest import IngestDeps, IngestSession, Outgoing, check_manifest_size
+from photonic.server.ingest import IngestSession, Outgoing
+from photonic.server.ingest_deps import IngestDeps, check_manifest_size
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
 from photonic.server.sync_limits import Refusal, StreamBudget, SyncBudgets, SyncLimits

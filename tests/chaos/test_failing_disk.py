@@ -18,7 +18,7 @@ import pytest
 from photonic.models import Decision
 from photonic.server import direct_io
 from photonic.server.fs_sync import FilesystemSync
-from photonic.server.ingest import IngestDeps
+from photonic.server.ingest_deps import IngestDeps
 from tests.chaos.diskfull import FailingDisk, failing_disk
 from tests.chaos.tally import TALLY
 from tests.support.ingest import IngestStream, chunk_of, real_ingest_deps, sha_of

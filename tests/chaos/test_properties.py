@@ -33,7 +33,8 @@ from photonic.models import (
 )
 from photonic.paths import safe_relative_path
 from photonic.server.fs_sync import FilesystemSync
-from photonic.server.ingest import IngestDeps, IngestSession
+from photonic.server.ingest import IngestSession
+from photonic.server.ingest_deps import IngestDeps
 from photonic.v1 import sync_pb2
 from tests.chaos.tally import TALLY
 from tests.support.daemons import PYTHON, _env

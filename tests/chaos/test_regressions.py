@@ -13,7 +13,8 @@ from photonic.errors import StorageFull
 from photonic.models import ConflictPolicy, ContentHash, ManifestEntry
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub
-from photonic.server.ingest import IngestDeps, IngestLimits, IngestSession, UploadClaims
+from photonic.server.ingest import IngestSession
+from photonic.server.ingest_deps import IngestDeps, IngestLimits, UploadClaims
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
 from photonic.server.store import ContentStore

@@ -23,7 +23,8 @@ from photonic.models import (
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub
 from photonic.server.fs_sync import FilesystemSync
-from photonic.server.ingest import IngestDeps, IngestLimits, IngestSession, Outgoing, UploadClaims
+from photonic.server.ingest import IngestSession, Outgoing
+from photonic.server.ingest_deps import IngestDeps, IngestLimits, UploadClaims
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
 from photonic.server.store import ContentStore

@@ -17,7 +17,7 @@ from photonic.grpc_options import MAX_CHUNK_BYTES
 from photonic.media.possession import proof_digest
 from photonic.models import CommittedFile, Decision, PossessionProof
 from photonic.server.fs_sync import FilesystemSync, _libc_syncfs
-from photonic.server.ingest import IngestDeps
+from photonic.server.ingest_deps import IngestDeps
 from tests.support.ingest import IngestStream, chunk_of, real_ingest_deps, sha_of
 
 

@@ -26,7 +26,7 @@ from photonic.models import (
     PossessionProof,
 )
 from photonic.server.fs_sync import FilesystemSync
-from photonic.server.ingest import IngestDeps
+from photonic.server.ingest_deps import IngestDeps
 from tests.chaos.diskfull import failing_disk
 from tests.support.ingest import IngestStream, open_stream, real_ingest_deps
 
