@@ -187,15 +187,6 @@ class StreamingVerifier:
         self._size = 0
 
     @classmethod
-    def resume_from_file(cls, path: str | Path) -> StreamingVerifier:
-        """Start from the bytes already in a partial file, so an upload can resume at its end."""
-        verifier = cls()
-        with open(path, "rb") as handle:
-            for block in _blocks(handle, READ_BLOCK_BYTES):
-                verifier.update(block)
-        return verifier
-
-    @classmethod
     def resume_from_fd(cls, fd: int) -> StreamingVerifier:
         """Start from the bytes fd's file holds, read through fd itself (pread: its offset is
         left alone), so what is hashed is exactly the file that will be appended to. Raises

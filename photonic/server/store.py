@@ -164,10 +164,6 @@ class PartialUpload:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
-    def close(self) -> None:
-        """Closes without deciding the file's fate (tests; a finished upload is closed)."""
-        self._out.close()
-
 
 def _link_over(source: str, library_file: str) -> None:
     """Makes library_file a link to source, atomically replacing whatever was there."""

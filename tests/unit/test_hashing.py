@@ -170,12 +170,17 @@ def test_streaming_verifier_hexdigest_does_not_finalise() -> None:
     assert verifier.hexdigest() == hashlib.sha256(b"abcdef").hexdigest()
 
 
-def test_resume_from_file_continues_a_partial_upload(tmp_path: Path) -> None:
-    """A verifier rebuilt from a partial file, fed the rest, equals the hash of the whole file."""
+def test_resume_from_fd_continues_a_partial_upload(tmp_path: Path) -> None:
+    """A verifier rebuilt from a partial file (read through the descriptor that will append
+    to it), fed the rest, equals the hash of the whole file."""
     data = random.Random(3).randbytes((2 << 20) + 99)
     cut = (1 << 20) + 17
     (tmp_path / "upload.partial").write_bytes(data[:cut])
-    verifier = StreamingVerifier.resume_from_file(tmp_path / "upload.partial")
+    fd = os.open(tmp_path / "upload.partial", os.O_RDONLY)
+    try:
+        verifier = StreamingVerifier.resume_from_fd(fd)
+    finally:
+        os.close(fd)
     assert verifier.size == cut
     verifier.update(data[cut:])
     assert verifier.hexdigest() == hashlib.sha256(data).hexdigest()
