@@ -44,13 +44,19 @@ def safe_name(text: str, what: str) -> str:
     return text
 
 
-def version_path(rel: PurePosixPath, version: int, attempt: int = 0) -> PurePosixPath:
-    """Where an older version of rel lives in the library: `name.vN.ext` (`name.vN~k.ext` when
-    a real file already took that name)."""
+def tagged_path(rel: PurePosixPath, tag: str, attempt: int = 0) -> PurePosixPath:
+    """rel with a tag before its extension: `name<tag>.ext` (`name<tag>~k.ext` when a real file
+    already took that name), the stem shortened when the name would be too long to store."""
     suffix = "".join(rel.suffixes[-1:])
     stem = rel.name[: len(rel.name) - len(suffix)] if suffix else rel.name
-    tag = f".v{version}" if attempt == 0 else f".v{version}~{attempt}"
+    tag = tag if attempt == 0 else f"{tag}~{attempt}"
     name = f"{stem}{tag}{suffix}"
     if len(name.encode("utf-8")) > MAX_COMPONENT_BYTES:
         name = f"{stem[: MAX_COMPONENT_BYTES - 40]}{tag}{suffix}"
     return rel.with_name(name)
+
+
+def version_path(rel: PurePosixPath, version: int, attempt: int = 0) -> PurePosixPath:
+    """Where an older version of rel lives in the library: `name.vN.ext` (`name.vN~k.ext` when
+    a real file already took that name)."""
+    return tagged_path(rel, f".v{version}", attempt)

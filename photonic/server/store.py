@@ -19,6 +19,7 @@ from photonic.errors import IntegrityError, StorageFull, Unstorable
 from photonic.logfmt import event
 from photonic.media.hashing import StreamingVerifier, fsync_directory, sha256_file
 from photonic.models import ContentHash, is_content_hash
+from photonic.paths import tagged_path
 from photonic.server.direct_io import DirectAppender
 
 READ_ONLY = 0o444
@@ -184,16 +185,11 @@ def _link_over(source: str, library_file: str) -> None:
 def _free_aside_name(path: str) -> str:
     """A name beside path for a file photonic must keep but not serve there:
     `name.library-edit.ext`, then `name.library-edit~1.ext`, ..."""
-    folder, name = os.path.split(path)
-    stem, dot, suffix = name.rpartition(".")
-    if not dot or not stem:
-        stem, suffix = name, ""
     for attempt in range(1000):
-        tag = ".library-edit" if attempt == 0 else f".library-edit~{attempt}"
-        candidate = f"{folder}/{stem}{tag}{'.' + suffix if suffix else ''}"
+        candidate = str(tagged_path(PurePosixPath(path), ".library-edit", attempt))
         if not os.path.lexists(candidate):
             return candidate
-    raise FileExistsError(f"no free name beside {name}")
+    raise FileExistsError(f"no free name beside {os.path.basename(path)}")
 
 
 @dataclass(frozen=True)
