@@ -52,9 +52,9 @@ class ServerApp:
         self.events = EventHub()
         revocations = RevocationList(config.security.revocation_list_path)
         self.auth = Authorizer(
-            config.agent_scopes, config.default_scopes, revocations, self.catalog, self.metrics,
+            config.agent_scopes, config.default_scopes, self.catalog, self.metrics,
             room_for_audit=lambda: self.store.free_bytes() >= config.min_free_bytes)
-        self.guard = CallGuard(revocations, self.metrics, self.auth.audit)
+        self.guard = CallGuard(revocations, self.auth.refuse)
         self._grpc: grpc.aio.Server | None = None
         self._http: HttpEndpoint | None = None
         self._health = health.aio.HealthServicer()

@@ -124,15 +124,14 @@ class AuditBudget:
 
 class Authorizer:
     def __init__(self, agent_scopes: Mapping[str, frozenset[Scope]],
-                 default_scopes: frozenset[Scope], revocations: RevocationList,
-                 catalog: SqliteCatalog, metrics: ServerMetrics, *,
+                 default_scopes: frozenset[Scope], catalog: SqliteCatalog,
+                 metrics: ServerMetrics, *,
                  room_for_audit: Callable[[], bool] = lambda: True,
                  budget: AuditBudget | None = None) -> None:
         """room_for_audit: False while the disk is under its reserve (min_free_space): rows
         are then counted, not written."""
         self._scopes = agent_scopes
         self._default = default_scopes
-        self._revocations = revocations
         self._catalog = catalog
         self._metrics = metrics
         self._room = room_for_audit
@@ -140,26 +139,28 @@ class Authorizer:
 
     async def require(self, context: grpc.aio.ServicerContext, scope: Scope, action: str,
                       claimed_agent_id: str = "") -> Caller:
-        """The verified caller, or the RPC is aborted (and audited) with the right status."""
+        """The verified caller, or the RPC is aborted (and audited) with the right status.
+        The call guard (guard.py) admitted the certificate before any method runs (one agent,
+        not a CA, not revoked); what is left here is what the method needs: scopes, and not
+        acting as another agent."""
         peer = peer_identity(context)
-        if peer.agent_id is None:
-            await self._refuse(context, "?", action, grpc.StatusCode.UNAUTHENTICATED,
-                               peer.refusal)
+        if peer.agent_id is None:  # only where no guard admitted the call
+            await self.refuse(context, "?", action, grpc.StatusCode.UNAUTHENTICATED,
+                              peer.refusal)
         assert peer.agent_id is not None
         cn = peer.agent_id
-        if refusal := self._revocations.refusal(cn, peer.serial):
-            await self._refuse(context, cn, action, grpc.StatusCode.PERMISSION_DENIED, refusal)
         caller = Caller(AgentId(cn), self._scopes.get(cn, self._default))
         if claimed_agent_id and claimed_agent_id != cn and not caller.may(Scope.ADMIN):
-            await self._refuse(context, cn, action, grpc.StatusCode.PERMISSION_DENIED,
-                               f"certificate {cn!r} may not act as agent {claimed_agent_id!r}")
+            await self.refuse(context, cn, action, grpc.StatusCode.PERMISSION_DENIED,
+                              f"certificate {cn!r} may not act as agent {claimed_agent_id!r}")
         if not caller.may(scope):
-            await self._refuse(context, cn, action, grpc.StatusCode.PERMISSION_DENIED,
-                               f"{cn!r} lacks the {scope.value!r} scope needed for {action}")
+            await self.refuse(context, cn, action, grpc.StatusCode.PERMISSION_DENIED,
+                              f"{cn!r} lacks the {scope.value!r} scope needed for {action}")
         return caller
 
-    async def _refuse(self, context: grpc.aio.ServicerContext, who: str, action: str,
-                      code: grpc.StatusCode, why: str) -> None:
+    async def refuse(self, context: grpc.aio.ServicerContext, who: str, action: str,
+                     code: grpc.StatusCode, why: str) -> None:
+        """Counts, logs and audits a refusal, then aborts the call with it."""
         self._metrics.refused_calls.labels(code.name.lower()).inc()
         event(log, "call_refused", logging.WARNING, caller=who, action=action, reason=why)
         await self.audit(who, action, "", "refused", why)

@@ -21,7 +21,6 @@ import grpc
 from photonic import errors, wire
 from photonic.logfmt import event
 from photonic.server.auth import RevocationList
-from photonic.server.metrics import ServerMetrics
 from photonic.tls import peer_identity
 
 log = logging.getLogger("photonic.server.guard")
@@ -30,6 +29,7 @@ REVOCATION_POLL_S = 1.0
 """How soon a change to the revocation list ends the streams it revokes."""
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+Refuse = Callable[[grpc.aio.ServicerContext, str, str, grpc.StatusCode, str], Awaitable[None]]
 
 
 class _Revoked(Exception):
@@ -41,12 +41,11 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     their certificate is revoked; maps unexpected errors to INTERNAL with a correlation id
     (logged in full here, never sent: no path, class name or traceback reaches a client)."""
 
-    def __init__(self, revocations: RevocationList, metrics: ServerMetrics,
-                 audit: Callable[[str, str, str, str, str], Awaitable[None]]) -> None:
-        """audit(actor, action, target, result, detail): where refusals are recorded."""
+    def __init__(self, revocations: RevocationList, refuse: Refuse) -> None:
+        """refuse(context, caller, action, code, why): counts, logs, audits and aborts
+        (Authorizer.refuse, the one way every refusal is recorded)."""
         self._revocations = revocations
-        self._metrics = metrics
-        self._audit = audit
+        self._refuse_call = refuse
         self._streams: dict[asyncio.Task[Any], tuple[str, int | None]] = {}
         self._watch: asyncio.Task[None] | None = None
 
@@ -103,11 +102,7 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def _refuse(self, context: grpc.aio.ServicerContext, method: str, who: str,
                       code: grpc.StatusCode, why: str) -> None:
-        self._metrics.refused_calls.labels(code.name.lower()).inc()
-        action = method.rsplit("/", 1)[-1]
-        event(log, "call_refused", logging.WARNING, caller=who, action=action, reason=why)
-        await self._audit(who, action, "", "refused", why)
-        await context.abort(code, why)
+        await self._refuse_call(context, who, method.rsplit("/", 1)[-1], code, why)
 
     # behaviours ---------------------------------------------------------------------------
 

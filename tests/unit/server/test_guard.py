@@ -11,13 +11,11 @@ import re
 
 import grpc
 import pytest
-from prometheus_client import CollectorRegistry
 
 from photonic import errors
 from photonic.grpc_options import CHANNEL_OPTIONS
 from photonic.server.auth import RevocationList
 from photonic.server.guard import CallGuard
-from photonic.server.metrics import ServerMetrics
 from photonic.tls import channel_credentials, server_credentials
 from tests.support.pki import TestPki
 
@@ -33,12 +31,11 @@ async def _photonic(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
 
 
 async def _call(pki: TestPki, method: str) -> grpc.aio.AioRpcError:
-    audited: list[tuple[str, ...]] = []
+    async def refuse(context: grpc.aio.ServicerContext, who: str, action: str,
+                     code: grpc.StatusCode, why: str) -> None:
+        await context.abort(code, why)
 
-    async def audit(*row: str) -> None:
-        audited.append(row)
-
-    guard = CallGuard(RevocationList(None), ServerMetrics(CollectorRegistry()), audit)
+    guard = CallGuard(RevocationList(None), refuse)
     server = grpc.aio.server(interceptors=[guard])
     handlers = {"Unexpected": grpc.unary_unary_rpc_method_handler(_unexpected),
                 "Photonic": grpc.unary_unary_rpc_method_handler(_photonic)}
