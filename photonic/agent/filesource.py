@@ -85,6 +85,18 @@ class FileSource:
         data, lz4 = self._compressor.encode(raw)
         return start, data, lz4, len(raw)
 
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Exactly length bytes at offset (pread: the upload position is left alone); fewer
+        only at the end of the file."""
+        assert self._file is not None
+        out = bytearray()
+        while len(out) < length:
+            piece = os.pread(self._file.fileno(), length - len(out), offset + len(out))
+            if not piece:
+                break
+            out += piece
+        return bytes(out)
+
     def _check_unchanged(self, what: str) -> None:
         assert self._file is not None
         st = os.fstat(self._file.fileno())

@@ -17,7 +17,6 @@ from photonic import errors
 from photonic.agent.acks import Ack, AckRecorder
 from photonic.agent.bandwidth import TokenBucket
 from photonic.agent.batcher import AdaptiveBatchSize, group_units, plan_batches
-from photonic.agent.beneath import Replaced, open_beneath
 from photonic.agent.client import ServerClient, SyncStream
 from photonic.agent.filesource import FileChanged, FileSource, source_root
 from photonic.agent.metrics import AgentMetrics
@@ -26,7 +25,7 @@ from photonic.grpc_options import MAX_CHUNKS_PER_RUN
 from photonic.logfmt import event
 from photonic.media.chunks import AdaptiveCompressor
 from photonic.media.hashing import sha256_file
-from photonic.media.possession import file_reader, proof_digest
+from photonic.media.possession import proof_digest
 from photonic.models import (
     ChunkData,
     CommittedFile,
@@ -230,7 +229,9 @@ class Uploader:
         event(log, "file_not_synced", logging.WARNING, agent=self._s.agent_id,
               path=f.relative_path, watch=f.watch_name, reason=reason, permanent=permanent)
 
-    def _source(self, f: PendingFile, offset: int) -> FileSource:
+    def source(self, f: PendingFile, offset: int) -> FileSource:
+        """The queued file as the upload reads it: confined to its watch folder or the ingest
+        buffer, and refused if it changed since it was queued."""
         root = source_root(f.source_path, f.relative_path, self.ingest_dir)
         return FileSource(f.source_path, root=root, size=f.size, mtime_ns=f.mtime_ns,
                           offset=offset, chunk_bytes=self._s.chunk_size_bytes,
@@ -264,7 +265,7 @@ class Uploader:
                        ) -> list[tuple[PendingFile, FileChanged]]:
         """Files that each fit in one chunk: read in one worker hop, sent in one message.
         Returns the files that changed since they were queued (not sent)."""
-        sources = [self._source(f, offset) for f, offset in files]
+        sources = [self.source(f, offset) for f, offset in files]
         pieces = await asyncio.to_thread(_read_whole_files, sources)
         chunks: list[ChunkData] = []
         changed: list[tuple[PendingFile, FileChanged]] = []
@@ -282,7 +283,7 @@ class Uploader:
         return changed
 
     async def send_file(self, stream: SyncStream, f: PendingFile, offset: int) -> None:
-        source = self._source(f, offset)
+        source = self.source(f, offset)
         try:
             await asyncio.to_thread(source.open)
             while (piece := await asyncio.to_thread(source.next_chunk)) is not None:
@@ -367,15 +368,12 @@ class _Exchange:
             await self._sends.put((f, reply.offset))
 
     async def _prove(self, f: PendingFile, reply: FileDecision) -> None:
-        """Answers the server's challenge from the file's own bytes (a few KiB), opened as
-        the upload would open it (confined to its watch folder or the ingest buffer); a file
-        that cannot be read any more fails this attempt like any unreadable source."""
-        root = source_root(f.source_path, f.relative_path, self._up.ingest_dir)
+        """Answers the server's challenge from the file's own bytes (a few KiB), read as the
+        upload would read them (Uploader.source); a file that cannot be read any more, or
+        changed since it was queued, fails this attempt like any unreadable source."""
         try:
-            if root is None:
-                raise ValueError("the queued file is outside its watch folder")
-            digest = await asyncio.to_thread(_possession_digest, f, root, reply)
-        except (OSError, ValueError, Replaced) as exc:
+            digest = await asyncio.to_thread(_possession_digest, self._up.source(f, 0), reply)
+        except (OSError, ValueError, FileChanged) as exc:
             if self._close((f.watch_name, f.relative_path)):
                 await self._up.failed(f, f"cannot read the file to prove it holds the photo: "
                                          f"{exc}", permanent=False)
@@ -469,14 +467,10 @@ def _spread(files: Sequence[PendingFile], lanes: int) -> list[list[PendingFile]]
     return [lane for lane in out if lane]
 
 
-def _possession_digest(f: PendingFile, root: Path, reply: FileDecision) -> bytes:
-    """SHA-256 of the challenge's nonce and ranges, read from the queued file (which must
-    still be the size that was queued), opened beneath root through no symlink."""
-    rel = os.path.relpath(f.source_path, root).replace(os.sep, "/")
-    fd, _st = open_beneath(str(root), rel, follow_symlink=True)
+def _possession_digest(source: FileSource, reply: FileDecision) -> bytes:
+    """SHA-256 of the challenge's nonce and ranges, read from the queued file."""
+    source.open()
     try:
-        if os.fstat(fd).st_size != f.size:
-            raise ValueError("the file changed size since it was queued")
-        return proof_digest(reply.nonce, reply.ranges, file_reader(fd))
+        return proof_digest(reply.nonce, reply.ranges, source.read_at)
     finally:
-        os.close(fd)
+        source.close()
