@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from photonic.agent.beneath import Replaced, is_inside, open_beneath
 from photonic.media.chunks import AdaptiveCompressor
+from photonic.media.possession import pread_exactly
 
 
 class FileChanged(Exception):
@@ -86,16 +87,10 @@ class FileSource:
         return start, data, lz4, len(raw)
 
     def read_at(self, offset: int, length: int) -> bytes:
-        """Exactly length bytes at offset (pread: the upload position is left alone); fewer
-        only at the end of the file."""
+        """Exactly length bytes at offset (the upload position is left alone); fewer only at
+        the end of the file."""
         assert self._file is not None
-        out = bytearray()
-        while len(out) < length:
-            piece = os.pread(self._file.fileno(), length - len(out), offset + len(out))
-            if not piece:
-                break
-            out += piece
-        return bytes(out)
+        return pread_exactly(self._file.fileno(), offset, length)
 
     def _check_unchanged(self, what: str) -> None:
         assert self._file is not None

@@ -129,22 +129,6 @@ def _sha256_handle(handle: io.RawIOBase, block_bytes: int,
     return ContentHash(digest.hexdigest()), size
 
 
-def copy_and_hash(
-    src: Path,
-    dst_tmp: Path,
-    *,
-    fsync: bool = True,
-    on_first_block: FirstBlockSink | None = None,
-) -> tuple[ContentHash, int]:
-    """Copy src to dst_tmp while hashing, in one read pass; the caller renames dst_tmp.
-
-    One pass matters for ingest from memory cards: the card is the slowest device involved and
-    may be removed at any moment, so it is read exactly once.
-    """
-    with open(src, "rb") as source, open(dst_tmp, "wb") as target:
-        return _copy_handles(source, target, fsync, on_first_block)
-
-
 def copy_and_hash_fd(
     src_fd: int,
     dst_tmp: Path,
@@ -153,9 +137,13 @@ def copy_and_hash_fd(
     fsync: bool = True,
     on_first_block: FirstBlockSink | None = None,
 ) -> tuple[ContentHash, int]:
-    """copy_and_hash from an open descriptor (left open) into a new file dst_tmp with the
-    permission bits mode: a copy of a private photo stays private, whatever the umask. The
-    copy is created 0600 and given its mode before its bytes are synced."""
+    """Copy an open descriptor's file (left open) to a new file dst_tmp while hashing, in one
+    read pass; the caller renames dst_tmp. The copy gets the permission bits mode: a copy of
+    a private photo stays private, whatever the umask. It is created 0600 and given its mode
+    before its bytes are synced.
+
+    One pass matters for ingest from memory cards: the card is the slowest device involved and
+    may be removed at any moment, so it is read exactly once."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     dst_fd = os.open(dst_tmp, flags, 0o600)
     with open(src_fd, "rb", closefd=False) as source, open(dst_fd, "wb") as target:

@@ -6,8 +6,10 @@ knows only the hash cannot answer. Both sides compute it here, from any position
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import os
 import secrets
 from collections.abc import Callable, Sequence
 
@@ -45,17 +47,17 @@ def proofs_match(expected: bytes, offered: bytes) -> bool:
     return hmac.compare_digest(expected, offered)
 
 
+def pread_exactly(fd: int, offset: int, length: int) -> bytes:
+    """length bytes of fd's file at offset (pread: no shared offset); fewer only at its end."""
+    out = bytearray()
+    while len(out) < length:
+        chunk = os.pread(fd, length - len(out), offset + len(out))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
 def file_reader(fd: int) -> ReadAt:
-    """read_at over an open descriptor (pread: no shared offset)."""
-    import os
-
-    def read_at(offset: int, length: int) -> bytes:
-        out = bytearray()
-        while len(out) < length:
-            chunk = os.pread(fd, length - len(out), offset + len(out))
-            if not chunk:
-                break
-            out += chunk
-        return bytes(out)
-
-    return read_at
+    """read_at over an open descriptor."""
+    return functools.partial(pread_exactly, fd)

@@ -13,7 +13,7 @@ import pytest
 from photonic.media import hashing
 from photonic.media.hashing import (
     StreamingVerifier,
-    copy_and_hash,
+    copy_and_hash_fd,
     durable_replace,
     fsync_directory,
     sha256_file,
@@ -133,10 +133,18 @@ def test_copy_and_hash_copies_identically_and_fsyncs(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", recording_fsync)
-    digest, size = copy_and_hash(tmp_path / "card.jpg", tmp_path / "buffer.tmp")
+    digest, size = _copy(tmp_path / "card.jpg", tmp_path / "buffer.tmp")
     assert (tmp_path / "buffer.tmp").read_bytes() == data
     assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
     assert synced, "the temporary copy must be fsynced before the caller renames it"
+
+
+def _copy(src: Path, dst: Path, *, fsync: bool = True) -> tuple[str, int]:
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        return copy_and_hash_fd(fd, dst, mode=0o644, fsync=fsync)
+    finally:
+        os.close(fd)
 
 
 def test_copy_and_hash_without_fsync_skips_it(
@@ -146,7 +154,7 @@ def test_copy_and_hash_without_fsync_skips_it(
     data = _write_random(tmp_path / "a.jpg", 1000)
     calls: list[int] = []
     monkeypatch.setattr(os, "fsync", calls.append)
-    copy_and_hash(tmp_path / "a.jpg", tmp_path / "b.tmp", fsync=False)
+    _copy(tmp_path / "a.jpg", tmp_path / "b.tmp", fsync=False)
     assert (tmp_path / "b.tmp").read_bytes() == data
     assert calls == []
 
