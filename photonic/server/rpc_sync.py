@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
@@ -89,9 +89,14 @@ def registration_problem(request: sync_pb2.RegisterAgentRequest) -> str:
         return f"hostname is {len(request.hostname)} characters; at most {MAX_HOSTNAME_CHARS}"
     if len(request.version) > MAX_VERSION_CHARS:
         return f"version is longer than {MAX_VERSION_CHARS} characters"
-    if len(request.watch_names) > MAX_WATCHES or any(
-            len(w) > MAX_NAME_CHARS for w in request.watch_names):
-        return f"at most {MAX_WATCHES} watch names of at most {MAX_NAME_CHARS} characters"
+    return watch_names_problem(request.watch_names, "watch names")
+
+
+def watch_names_problem(names: Sequence[str], what: str) -> str:
+    """Why a list of watch names is refused ("" when it is fine): bounded in count and length,
+    since the catalog stores it."""
+    if len(names) > MAX_WATCHES or any(len(n) > MAX_NAME_CHARS for n in names):
+        return f"at most {MAX_WATCHES} {what} of at most {MAX_NAME_CHARS} characters each"
     return ""
 
 
@@ -136,11 +141,8 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
     async def Heartbeat(self, request: sync_pb2.HeartbeatRequest,
                         context: grpc.aio.ServicerContext) -> sync_pb2.HeartbeatResponse:
         caller = await self._auth.require(context, Scope.SYNC, "Heartbeat", request.agent_id)
-        if len(request.missing_watches) > MAX_WATCHES or any(
-                len(w) > MAX_NAME_CHARS for w in request.missing_watches):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"at most {MAX_WATCHES} missing watches of at most "
-                                f"{MAX_NAME_CHARS} characters each")
+        if problem := watch_names_problem(request.missing_watches, "missing watches"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         state = wire.state_from_wire(request.state)
         await asyncio.to_thread(self._catalog.heartbeat, caller.agent_id, state.value,
                                 request.queue_depth, request.bytes_pending,
