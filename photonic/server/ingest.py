@@ -110,7 +110,8 @@ class IngestSession:
         return rel
 
     async def _decide(self, offered: Placed) -> None:
-        """HAVE for what the server holds (all recorded with one sync), SEND for the rest,
+        """HAVE for what the server holds intact and this agent held before (all recorded
+        with one sync), PROVE for what it holds but this agent never did, SEND for the rest,
         one upload per content however many paths share it."""
         if not offered:
             return
