@@ -39,6 +39,11 @@ class PhotonicJobsStub:
                 request_serializer=photonic_dot_v1_dot_jobs__pb2.SubmitJobRequest.SerializeToString,
                 response_deserializer=photonic_dot_v1_dot_jobs__pb2.Job.FromString,
                 _registered_method=True)
+        self.SubmitZip = channel.stream_unary(
+                '/photonic.v1.PhotonicJobs/SubmitZip',
+                request_serializer=photonic_dot_v1_dot_jobs__pb2.ZipChunk.SerializeToString,
+                response_deserializer=photonic_dot_v1_dot_jobs__pb2.Job.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/photonic.v1.PhotonicJobs/GetJob',
                 request_serializer=photonic_dot_v1_dot_jobs__pb2.GetJobRequest.SerializeToString,
@@ -76,6 +81,15 @@ class PhotonicJobsServicer:
 
     def SubmitJob(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitZip(self, request_iterator, context):
+        """A ZIP of images uploaded by a client: the first message says what to run (its submit),
+        then the archive's bytes follow in order. The archive is checked (paths, sizes, count,
+        compression ratio) before any entry is read; one parent job, one child per image.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -122,6 +136,11 @@ def add_PhotonicJobsServicer_to_server(servicer, server):
             'SubmitJob': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitJob,
                     request_deserializer=photonic_dot_v1_dot_jobs__pb2.SubmitJobRequest.FromString,
+                    response_serializer=photonic_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'SubmitZip': grpc.stream_unary_rpc_method_handler(
+                    servicer.SubmitZip,
+                    request_deserializer=photonic_dot_v1_dot_jobs__pb2.ZipChunk.FromString,
                     response_serializer=photonic_dot_v1_dot_jobs__pb2.Job.SerializeToString,
             ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
@@ -181,6 +200,33 @@ class PhotonicJobs:
             target,
             '/photonic.v1.PhotonicJobs/SubmitJob',
             photonic_dot_v1_dot_jobs__pb2.SubmitJobRequest.SerializeToString,
+            photonic_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitZip(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/photonic.v1.PhotonicJobs/SubmitZip',
+            photonic_dot_v1_dot_jobs__pb2.ZipChunk.SerializeToString,
             photonic_dot_v1_dot_jobs__pb2.Job.FromString,
             options,
             channel_credentials,

@@ -873,6 +873,8 @@ class Event(_message.Message):
         KIND_CONFLICT: Event._Kind.ValueType  # 5
         KIND_AGENT_STATE: Event._Kind.ValueType  # 6
         KIND_PAUSED: Event._Kind.ValueType  # 7
+        KIND_JOB: Event._Kind.ValueType  # 8
+        """a job changed state (job_id, job_state; detail carries the error)"""
 
     class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
     KIND_UNSPECIFIED: Event.Kind.ValueType  # 0
@@ -883,6 +885,8 @@ class Event(_message.Message):
     KIND_CONFLICT: Event.Kind.ValueType  # 5
     KIND_AGENT_STATE: Event.Kind.ValueType  # 6
     KIND_PAUSED: Event.Kind.ValueType  # 7
+    KIND_JOB: Event.Kind.ValueType  # 8
+    """a job changed state (job_id, job_state; detail carries the error)"""
 
     KIND_FIELD_NUMBER: _builtins.int
     AGENT_ID_FIELD_NUMBER: _builtins.int
@@ -892,6 +896,8 @@ class Event(_message.Message):
     RELATIVE_PATH_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
     SIZE_FIELD_NUMBER: _builtins.int
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    JOB_STATE_FIELD_NUMBER: _builtins.int
     kind: Global___Event.Kind.ValueType
     agent_id: _builtins.str
     time_unix_ms: _builtins.int
@@ -900,6 +906,10 @@ class Event(_message.Message):
     relative_path: _builtins.str
     detail: _builtins.str
     size: _builtins.int
+    job_id: _builtins.str
+    """KIND_JOB: the job that changed"""
+    job_state: _builtins.str
+    """KIND_JOB: PENDING | READING | PROCESSING | COMPLETED | FAILED | CANCELLED"""
     def __init__(
         self,
         *,
@@ -911,10 +921,12 @@ class Event(_message.Message):
         relative_path: _builtins.str = ...,
         detail: _builtins.str = ...,
         size: _builtins.int = ...,
+        job_id: _builtins.str = ...,
+        job_state: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "detail", b"detail", "kind", b"kind", "relative_path", b"relative_path", "sha256", b"sha256", "size", b"size", "time_unix_ms", b"time_unix_ms", "watch_name", b"watch_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "detail", b"detail", "job_id", b"job_id", "job_state", b"job_state", "kind", b"kind", "relative_path", b"relative_path", "sha256", b"sha256", "size", b"size", "time_unix_ms", b"time_unix_ms", "watch_name", b"watch_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
