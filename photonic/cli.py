@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="read at most this fast, so the server keeps its disk "
                              "(default 100MB/s; 0 = no limit)")
     verify.add_argument("--json", action="store_true")
+
+    from photonic.agent.executors.models_cli import add_models_parser
+    from photonic.jobs_cli import add_jobs_parser
+
+    add_jobs_parser(sub)
+    add_models_parser(sub)
     return p
 
 
@@ -163,6 +169,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_verify(load_server_config(args.config), since=args.since,
                           rate=args.rate, as_json=args.json)
+    if args.command == "jobs":
+        from photonic.jobs_cli import run_jobs
+
+        return run_jobs(args)
+    if args.command == "models":
+        from photonic.agent.executors.models_cli import run_models
+
+        return run_models(args)
     raise AssertionError(args.command)
 
 
