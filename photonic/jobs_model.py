@@ -180,8 +180,15 @@ class WorkHeartbeat:
     pass
 
 
+@dataclass(frozen=True)
+class WorkCapacity:
+    """How many jobs the stream may hold now (0..Hello.max_concurrent)."""
+
+    slots: int
+
+
 WorkerReport = (WorkerHello | WorkProgress | WorkDone | WorkFailed | WorkReleased
-                | WorkCancelled | WorkHeartbeat)
+                | WorkCancelled | WorkHeartbeat | WorkCapacity)
 
 
 # The server's side of a Work stream ---------------------------------------------------------

@@ -21,6 +21,7 @@ from photonic.jobs_model import (
     ServerOrder,
     StreamTerms,
     WorkCancelled,
+    WorkCapacity,
     WorkDone,
     WorkerHello,
     WorkerReport,
@@ -180,6 +181,8 @@ def report_to_wire(r: WorkerReport) -> jobs_pb2.WorkerMessage:
         return W(release=W.Release(job_id=r.job_id, attempt=r.attempt, reason=r.reason))
     if isinstance(r, WorkCancelled):
         return W(cancelled=W.Cancelled(job_id=r.job_id, attempt=r.attempt))
+    if isinstance(r, WorkCapacity):
+        return W(capacity=W.Capacity(slots=r.slots))
     return W(heartbeat=W.Heartbeat())
 
 
@@ -208,6 +211,8 @@ def report_from_wire(m: jobs_pb2.WorkerMessage) -> WorkerReport | None:
         return WorkCancelled(m.cancelled.job_id, m.cancelled.attempt)
     if kind == "heartbeat":
         return WorkHeartbeat()
+    if kind == "capacity":
+        return WorkCapacity(m.capacity.slots)
     return None
 
 

@@ -637,6 +637,28 @@ class WorkerMessage(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class Capacity(_message.Message):
+        """How many jobs this stream may hold now (at most Hello.max_concurrent). A worker that
+        serves several servers lowers it on the others while its slots are busy, so it never
+        holds more jobs in all than it said it can run.
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        SLOTS_FIELD_NUMBER: _builtins.int
+        slots: _builtins.int
+        def __init__(
+            self,
+            *,
+            slots: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["slots", b"slots"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     HELLO_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
@@ -644,6 +666,7 @@ class WorkerMessage(_message.Message):
     RELEASE_FIELD_NUMBER: _builtins.int
     CANCELLED_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___WorkerMessage.Hello: ...
     @_builtins.property
@@ -658,6 +681,8 @@ class WorkerMessage(_message.Message):
     def cancelled(self) -> Global___WorkerMessage.Cancelled: ...
     @_builtins.property
     def heartbeat(self) -> Global___WorkerMessage.Heartbeat: ...
+    @_builtins.property
+    def capacity(self) -> Global___WorkerMessage.Capacity: ...
     def __init__(
         self,
         *,
@@ -668,12 +693,13 @@ class WorkerMessage(_message.Message):
         release: Global___WorkerMessage.Release | None = ...,
         cancelled: Global___WorkerMessage.Cancelled | None = ...,
         heartbeat: Global___WorkerMessage.Heartbeat | None = ...,
+        capacity: Global___WorkerMessage.Capacity | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "done", b"done", "failed", b"failed", "heartbeat", b"heartbeat", "hello", b"hello", "kind", b"kind", "progress", b"progress", "release", b"release"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "capacity", b"capacity", "done", b"done", "failed", b"failed", "heartbeat", b"heartbeat", "hello", b"hello", "kind", b"kind", "progress", b"progress", "release", b"release"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "done", b"done", "failed", b"failed", "heartbeat", b"heartbeat", "hello", b"hello", "kind", b"kind", "progress", b"progress", "release", b"release"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "capacity", b"capacity", "done", b"done", "failed", b"failed", "heartbeat", b"heartbeat", "hello", b"hello", "kind", b"kind", "progress", b"progress", "release", b"release"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "progress", "done", "failed", "release", "cancelled", "heartbeat"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "progress", "done", "failed", "release", "cancelled", "heartbeat", "capacity"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
