@@ -7,12 +7,16 @@ raises ConfigError listing each problem with the file, the dotted key and what w
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
 
 from photonic import _configparse as cp
+from photonic._configjobs import EXECUTOR_NAMES as EXECUTOR_NAMES
+from photonic._configjobs import JobsConfig as JobsConfig
+from photonic._configjobs import WorkConfig as WorkConfig
+from photonic._configjobs import read_jobs, read_work
 from photonic.models import ConflictPolicy, Scope, SyncMethod, WatchMode, is_agent_id
 from photonic.units import (
     DURATION_EXPECTED,
@@ -23,8 +27,9 @@ from photonic.units import (
     parse_size,
 )
 
-_AGENT_SECTIONS = ("agent", "network", "sync", "security")
-_SERVER_SECTIONS = ("server", "storage", "limits", "security", "agents", "default_scopes")
+_AGENT_SECTIONS = ("agent", "network", "sync", "security", "work")
+_SERVER_SECTIONS = ("server", "storage", "limits", "security", "jobs", "agents",
+                    "default_scopes")
 _KIB = 1024
 _E = TypeVar("_E", WatchMode, ConflictPolicy, Scope, SyncMethod)
 _MIB = 1024 * 1024
@@ -75,6 +80,7 @@ class AgentConfig:
     conflict_resolution: ConflictPolicy
     shoot_gap_s: float
     security: SecurityConfig
+    work: WorkConfig = field(default_factory=WorkConfig)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,7 @@ class ServerConfig:
     security: SecurityConfig
     agent_scopes: Mapping[str, frozenset[Scope]]
     default_scopes: frozenset[Scope]
+    jobs: JobsConfig = field(default_factory=JobsConfig)
 
 
 def _enum_choice(enum: type[_E]) -> cp.Field[_E]:
@@ -222,6 +229,7 @@ def _build_agent(config_path: Path, sections: Mapping[str, cp.Section],
         ),
         shoot_gap_s=sync.get("shoot_gap", _duration(1.0), 7200.0),
         security=_read_security(sections["security"], base, server=False),
+        work=read_work(sections["work"], base, watch_sections),
     )
 
 
@@ -271,6 +279,7 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
         security=_read_security(sections["security"], config_path.parent, server=True),
         agent_scopes=agent_scopes,
         default_scopes=frozenset(root.get_list("default_scopes", _SCOPE, (Scope.SYNC,))),
+        jobs=read_jobs(sections["jobs"]),
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from photonic.config import (
     AgentConfig,
+    JobsConfig,
     ServerConfig,
     load_agent_config,
     load_server_config,
@@ -641,3 +642,159 @@ def test_each_bad_sync_budget_names_its_key_and_expectation(
     problem = by_key(problems)[key]
     assert expected_fragment in problem.expected + problem.got, problem
     assert problem.file.endswith("config.yaml")
+
+
+# --- jobs (server) and work (agent) sections ------------------------------------------------
+
+
+def test_jobs_section_defaults_match_the_documented_ones(tmp_path: Path) -> None:
+    """Without a jobs: section the server gets the lease, timeout and ZIP limits it documents."""
+    jobs = load_server_config(write(tmp_path, MINIMAL_SERVER)).jobs
+    assert jobs == JobsConfig()
+    assert (jobs.heartbeat_s, jobs.lease_s, jobs.max_attempts) == (5.0, 15.0, 3)
+    assert (jobs.timeout_floor_s, jobs.timeout_ceiling_s, jobs.timeout_p95_factor) == (
+        60.0, 3600.0, 3.0)
+    assert (jobs.timeout_per_megabyte_s, jobs.timeout_per_megapixel_s) == (2.0, 1.0)
+    assert (jobs.max_zip_bytes, jobs.max_zip_entries) == (2 * 1024**3, 5000)
+    assert (jobs.max_zip_uncompressed_bytes, jobs.max_zip_ratio) == (8 * 1024**3, 200.0)
+    assert (jobs.max_batch_children, jobs.cancel_grace_s) == (100_000, 10.0)
+
+
+def test_jobs_values_are_read_in_their_units(tmp_path: Path) -> None:
+    """Every jobs: key is read, durations and sizes in the units the other sections use."""
+    jobs = load_server_config(write(tmp_path, MINIMAL_SERVER + """\
+jobs:
+  heartbeat: 2s
+  lease: 1m
+  max_attempts: 5
+  timeout_floor: 30s
+  timeout_ceiling: 2h
+  timeout_p95_factor: 4
+  timeout_per_megabyte: 500ms
+  timeout_per_megapixel: 3s
+  max_zip_size: 1GB
+  max_zip_entries: 10
+  max_zip_uncompressed: 4GiB
+  max_zip_ratio: 50
+  max_batch_children: 7
+  cancel_grace: 20s
+""")).jobs
+    assert jobs == JobsConfig(
+        heartbeat_s=2.0, lease_s=60.0, max_attempts=5, timeout_floor_s=30.0,
+        timeout_ceiling_s=7200.0, timeout_p95_factor=4.0, timeout_per_megabyte_s=0.5,
+        timeout_per_megapixel_s=3.0, max_zip_bytes=10**9, max_zip_entries=10,
+        max_zip_uncompressed_bytes=4 * 1024**3, max_zip_ratio=50.0, max_batch_children=7,
+        cancel_grace_s=20.0)
+
+
+def test_bad_jobs_values_are_all_reported_with_their_keys(tmp_path: Path) -> None:
+    """Each wrong jobs: value, a lease not longer than the beat and an unknown key are
+    reported together, each under its dotted key."""
+    problems = by_key(server_problems(tmp_path, MINIMAL_SERVER + """\
+jobs:
+  heartbeat: 20s
+  max_attempts: 0
+  max_zip_size: lots
+  max_zip_ratio: -1
+  timeout_floor: 2h
+  timeout_ceiling: 1h
+  leese: 30s
+"""))
+    assert set(problems) == {"jobs.heartbeat", "jobs.max_attempts", "jobs.max_zip_size",
+                             "jobs.max_zip_ratio", "jobs.timeout_ceiling", "jobs.leese"}
+    assert "longer than jobs.heartbeat" in problems["jobs.heartbeat"].expected
+    assert "a whole number from 1" in problems["jobs.max_attempts"].expected
+    assert "a size" in problems["jobs.max_zip_size"].expected
+    assert "at least jobs.timeout_floor" in problems["jobs.timeout_ceiling"].expected
+    assert "did you mean lease?" in problems["jobs.leese"].expected
+
+
+def test_work_section_defaults_leave_work_off(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without work: an agent takes no jobs; models live in ~/.local/share/photonic/models."""
+    monkeypatch.delenv("PHOTONIC_MODELS_DIR", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    work = load_agent_config(write(tmp_path, MINIMAL_AGENT)).work
+    assert (work.enabled, work.executors, work.max_concurrent) == (False, None, 1)
+    assert work.models_dir == Path.home() / ".local" / "share" / "photonic" / "models"
+    assert (work.tags, work.memory_limit_bytes, work.grace_s) == ((), None, 10.0)
+    assert work.options == {}
+
+
+def test_models_dir_defaults_to_the_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$PHOTONIC_MODELS_DIR, the folder `photonic models fetch` uses, is the default too."""
+    monkeypatch.setenv("PHOTONIC_MODELS_DIR", str(tmp_path / "m"))
+    assert load_agent_config(write(tmp_path, MINIMAL_AGENT)).work.models_dir == tmp_path / "m"
+
+
+def test_work_values_and_executor_options_are_read(tmp_path: Path) -> None:
+    """Every work: key is read; executor subsections become options, their model path
+    resolved against the config file's folder."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "seg.tflite").write_bytes(b"x")
+    work = load_agent_config(write(tmp_path, MINIMAL_AGENT + """\
+work:
+  enabled: true
+  executors: [bgremove, facecrop]
+  max_concurrent: 3
+  models_dir: models
+  tags: [gpu, os=macos]
+  memory_limit: 2GiB
+  grace: 30s
+  bgremove:
+    model: models/seg.tflite
+    threshold: 0.6
+  facecrop:
+    padding: [1, 2]
+""")).work
+    assert work.enabled and work.executors == ("bgremove", "facecrop")
+    assert (work.max_concurrent, work.models_dir) == (3, tmp_path / "models")
+    assert (work.tags, work.memory_limit_bytes, work.grace_s) == (
+        ("gpu", "os=macos"), 2 * 1024**3, 30.0)
+    assert work.options == {
+        "bgremove": {"model": tmp_path / "models" / "seg.tflite", "threshold": 0.6},
+        "facecrop": {"padding": [1, 2]},
+    }
+
+
+def test_bad_work_values_are_all_reported_with_their_keys(tmp_path: Path) -> None:
+    """Unknown executors (in the list or as a subsection) get a did-you-mean; a missing model
+    file stops an enabled worker; bad values name their keys; all reported together."""
+    problems = by_key(agent_problems(tmp_path, MINIMAL_AGENT + """\
+work:
+  enabled: yes please
+  executors: [bgremove, upscale]
+  max_concurrent: 0
+  tags: ["has space"]
+  grace: soon
+  facecrap: {padding: 1}
+  bgremove:
+    model: missing.tflite
+    nested: {a: 1}
+"""))
+    assert set(problems) == {"work.enabled", "work.executors[1]", "work.max_concurrent",
+                             "work.tags[0]", "work.grace", "work.facecrap",
+                             "work.bgremove.nested"}
+    assert "one of: bgremove, facecrop, lightroom" in problems["work.executors[1]"].expected
+    assert "did you mean facecrop?" in problems["work.facecrap"].expected
+    assert "capability tag" in problems["work.tags[0]"].expected
+
+
+def test_a_missing_model_file_is_refused_only_when_work_is_enabled(tmp_path: Path) -> None:
+    """A model path must exist before the worker starts; a disabled worker may name one
+    that is not fetched yet."""
+    text = MINIMAL_AGENT + "work:\n  enabled: {}\n  bgremove: {{model: m/seg.tflite}}\n"
+    problems = agent_problems(tmp_path, text.format("true"))
+    assert [p.key for p in problems] == ["work.bgremove.model"]
+    assert "an existing model file" in problems[0].expected
+    work = load_agent_config(write(tmp_path, text.format("false"))).work
+    assert work.options["bgremove"]["model"] == tmp_path / "m" / "seg.tflite"
+
+
+def test_repo_yaml_files_document_the_jobs_and_work_defaults() -> None:
+    """The example files' jobs: and work: sections state exactly the defaults."""
+    assert load_server_config(REPO_ROOT / "server.yaml").jobs == JobsConfig()
+    work = load_agent_config(REPO_ROOT / "agent.yaml").work
+    assert (work.enabled, work.max_concurrent, work.tags, work.grace_s) == (False, 1, (), 10.0)
