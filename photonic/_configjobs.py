@@ -87,8 +87,9 @@ class WorkConfig:
     """On SIGTERM, how long running jobs may finish before they are handed back."""
     options: Mapping[str, Mapping[str, object]] = field(
         default_factory=lambda: MappingProxyType({}))
-    """Per-executor options (`work.bgremove.threshold`); a `model` path is resolved against
-    the config file's folder and must exist when the work is enabled."""
+    """Per-executor options (`work.bgremove.threshold`), JSON values only; a `model` path is
+    resolved against the config file's folder (kept as text) and must exist when the work is
+    enabled."""
 
 
 def _size(low: int = 1) -> cp.Field[int]:
@@ -186,7 +187,8 @@ def _read_options(work: cp.Section, base: Path, enabled: bool,
         for key in section.names():
             value = section.raw(key)
             if key == "model":
-                value = _read_model(section, base, enabled)
+                # Text, not a Path: options travel to the executor's child process as JSON.
+                value = str(_read_model(section, base, enabled))
             elif not _is_scalar_or_list(value):
                 section.problems.add(section.key(key), "a number, text, true/false or a list "
                                      "of those", cp.describe(value))

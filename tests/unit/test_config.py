@@ -754,7 +754,7 @@ work:
     assert (work.tags, work.memory_limit_bytes, work.grace_s) == (
         ("gpu", "os=macos"), 2 * 1024**3, 30.0)
     assert work.options == {
-        "bgremove": {"model": tmp_path / "models" / "seg.tflite", "threshold": 0.6},
+        "bgremove": {"model": str(tmp_path / "models" / "seg.tflite"), "threshold": 0.6},
         "facecrop": {"padding": [1, 2]},
     }
 
@@ -790,7 +790,7 @@ def test_a_missing_model_file_is_refused_only_when_work_is_enabled(tmp_path: Pat
     assert [p.key for p in problems] == ["work.bgremove.model"]
     assert "an existing model file" in problems[0].expected
     work = load_agent_config(write(tmp_path, text.format("false"))).work
-    assert work.options["bgremove"]["model"] == tmp_path / "m" / "seg.tflite"
+    assert work.options["bgremove"]["model"] == str(tmp_path / "m" / "seg.tflite")
 
 
 def test_repo_yaml_files_document_the_jobs_and_work_defaults() -> None:
