@@ -17,14 +17,23 @@ from photonic.config import ServerConfig
 from photonic.grpc_options import server_options
 from photonic.httpserve import HttpEndpoint, Response
 from photonic.logfmt import event
+from photonic.media.safezip import ZipLimits
 from photonic.server.auth import Authorizer, RevocationList
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub
 from photonic.server.fs_sync import FilesystemSync, choose_sync
 from photonic.server.guard import CallGuard
 from photonic.server.ingest_deps import IngestDeps, IngestLimits, UploadClaims
+from photonic.server.jobs.dispatch import Dispatcher
+from photonic.server.jobs.inputs import InputResolver
+from photonic.server.jobs.results import ResultStore
+from photonic.server.jobs.service import JobsService
+from photonic.server.jobs.sqlite_queue import SqliteJobQueue
+from photonic.server.jobs.timeouts import TimeoutPolicy
+from photonic.server.jobs.zip_intake import ZipIntake
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
+from photonic.server.rpc_jobs import JobsRpc
 from photonic.server.rpc_sync import SyncService
 from photonic.server.store import ContentStore
 from photonic.server.sync_limits import SyncBudgets
@@ -34,6 +43,9 @@ from photonic.v1 import jobs_pb2, jobs_pb2_grpc, sync_pb2, sync_pb2_grpc
 log = logging.getLogger("photonic.server")
 
 IO_THREADS = 32
+SHOOT_GAP_MS = 2 * 3600 * 1000
+"""A `--shoot` submit takes the photos of a folder within this gap of each other (the
+agent's default `sync.shoot_gap`)."""
 
 
 class ServerApp:
@@ -49,6 +61,8 @@ class ServerApp:
                             if self.sync_choice.filesystem_wide else None)
         self.catalog = SqliteCatalog(config.storage_path / "catalog.db")
         self.library = Library(self.store, self.catalog, self._filesystem)
+        self.job_queue = SqliteJobQueue(config.storage_path / "jobs.db")
+        self.jobs: JobsService | None = None
         self.events = EventHub()
         revocations = RevocationList(config.security.revocation_list_path)
         self.auth = Authorizer(
@@ -66,9 +80,10 @@ class ServerApp:
         # chunk writes of other streams.
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="photonic-io"))
+        claims = UploadClaims()
         deps = IngestDeps(
             store=self.store, catalog=self.catalog, library=self.library,
-            claims=UploadClaims(), metrics=self.metrics, events=self.events,
+            claims=claims, metrics=self.metrics, events=self.events,
             limits=IngestLimits(self.config.max_transfer_size_bytes,
                                 self.config.min_free_bytes, self.config.deduplication),
             audit=self.auth.audit)
@@ -79,10 +94,9 @@ class ServerApp:
             self.auth, self.catalog, self.library, deps, self.events, self.metrics,
             self.config.max_agents, self._sync_budgets(),
             self.config.max_transfer_size_bytes), server)
-        # The jobs contract is published now; every call answers UNIMPLEMENTED until it lands.
+        self.jobs = self._jobs_service(claims)
         jobs_pb2_grpc.add_PhotonicJobsServicer_to_server(  # type: ignore[no-untyped-call]
-            jobs_pb2_grpc.PhotonicJobsServicer(),
-                                                         server)
+            JobsRpc(self.auth, self.jobs, self._zip_intake(self.jobs, claims)), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (sync_pb2.DESCRIPTOR.services_by_name["PhotonicSync"].full_name,
                  jobs_pb2.DESCRIPTOR.services_by_name["PhotonicJobs"].full_name,
@@ -92,6 +106,7 @@ class ServerApp:
         sec = self.config.security
         self.grpc_port = server.add_secure_port(
             self.config.bind_address, server_credentials(sec.cert_path, sec.key_path, sec.ca_path))
+        await self.jobs.start()
         await server.start()
         self._grpc = server
         self.guard.start()
@@ -106,6 +121,33 @@ class ServerApp:
         event(log, "store_sync",
               method="filesystem" if self.sync_choice.filesystem_wide else "per-file",
               reason=self.sync_choice.reason)
+
+    def _jobs_service(self, claims: UploadClaims) -> JobsService:
+        jc = self.config.jobs
+        queue = self.job_queue
+        policy = TimeoutPolicy(jc.timeout_floor_s, jc.timeout_ceiling_s, jc.timeout_p95_factor,
+                               jc.timeout_per_megabyte_s, jc.timeout_per_megapixel_s)
+
+        def dispatcher_of(service: JobsService) -> Dispatcher:
+            return Dispatcher(queue, self.catalog.held_by, policy,
+                              heartbeat_ms=int(jc.heartbeat_s * 1000),
+                              lease_ms=int(jc.lease_s * 1000), changed=service.changed,
+                              waited=self.metrics.job_dispatch_latency.observe)
+
+        return JobsService(
+            queue, dispatcher_of,
+            InputResolver(self.catalog, max_inputs=jc.max_batch_children,
+                          shoot_gap_ms=SHOOT_GAP_MS),
+            ResultStore(self.store, self.library, claims, self.config.max_transfer_size_bytes),
+            self.events, self.metrics, self.auth.audit, max_attempts=jc.max_attempts,
+            cancel_grace_s=jc.cancel_grace_s)
+
+    def _zip_intake(self, jobs: JobsService, claims: UploadClaims) -> ZipIntake:
+        jc = self.config.jobs
+        limits = ZipLimits(jc.max_zip_entries, jc.max_zip_uncompressed_bytes, jc.max_zip_ratio,
+                           self.config.max_transfer_size_bytes)
+        return ZipIntake(jobs, self.store, self.library, claims, limits, jc.max_zip_bytes,
+                         jc.max_batch_children)
 
     def _sync_budgets(self) -> SyncBudgets:
         c = self.config
@@ -130,18 +172,24 @@ class ServerApp:
 
     async def _metrics(self) -> Response:
         self.metrics.storage_free_bytes.set(await asyncio.to_thread(self.store.free_bytes))
+        if self.jobs is not None:
+            for state, count in (await self.jobs.counts_by_state()).items():
+                self.metrics.jobs_by_state.labels(state).set(count)
         return Response(200, generate_latest(self.registry),
                         "text/plain; version=0.0.4; charset=utf-8")
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Drains in-flight streams for grace_s, then closes the stores last."""
         await self._health.enter_graceful_shutdown()
+        if self.jobs is not None:
+            await self.jobs.stop()  # ends the Work streams, so the drain below is quick
         if self._http is not None:
             await self._http.stop()
         if self._grpc is not None:
             await self._grpc.stop(grace_s)
         await self.guard.stop()
         self.catalog.close()
+        self.job_queue.close()
         if self._filesystem is not None:
             self._filesystem.close()
         event(log, "server_stopped")

@@ -158,6 +158,17 @@ class Authorizer:
                               f"{cn!r} lacks the {scope.value!r} scope needed for {action}")
         return caller
 
+    async def require_any(self, context: grpc.aio.ServicerContext, scopes: tuple[Scope, ...],
+                          action: str) -> Caller:
+        """The caller, when it holds at least one of scopes (FetchBlob: a worker for its
+        job's input, or an admin for anything)."""
+        for scope in scopes[:-1]:
+            peer = peer_identity(context)
+            if peer.agent_id is not None and scope in self._scopes.get(peer.agent_id,
+                                                                       self._default):
+                return await self.require(context, scope, action)
+        return await self.require(context, scopes[-1], action)
+
     async def refuse(self, context: grpc.aio.ServicerContext, who: str, action: str,
                      code: grpc.StatusCode, why: str) -> None:
         """Counts, logs and audits a refusal, then aborts the call with it."""

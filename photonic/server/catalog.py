@@ -39,6 +39,17 @@ ObjectCheckRow = tuple[int, int]
 
 
 @dataclass(frozen=True)
+class HeadPhoto:
+    """A path's current content, as jobs choose their inputs."""
+
+    rel_path: str
+    sha256: str
+    size: int
+    pixels: int
+    capture_time_ms: int
+
+
+@dataclass(frozen=True)
 class NewVersion:
     """A version to record in one transaction, with the library moves it implies."""
 
@@ -192,6 +203,21 @@ class SqliteCatalog:
             return None
         loc, head, sha, path, max_version = row
         return LocationHead(int(loc), int(head), str(sha), str(path), int(max_version))
+
+    def heads_beneath(self, agent_id: str, watch_name: str, folder: str, limit: int
+                      ) -> list[HeadPhoto]:
+        """The head version of every path in folder and below ('' = the whole watch), with
+        what jobs need of each photo: size, pixels and capture time (for shoots)."""
+        prefix = folder.strip("/")
+        rows = self._all(
+            "SELECT l.rel_path, v.sha256, p.size, p.width * p.height, p.capture_time_ms "
+            "FROM locations l "
+            "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
+            "JOIN photos p ON p.sha256 = v.sha256 "
+            "WHERE l.agent_id = ? AND l.watch_name = ? "
+            "AND (? = '' OR substr(l.rel_path, 1, ?) = ?) ORDER BY l.rel_path LIMIT ?",
+            (agent_id, watch_name, prefix, len(prefix) + 1, prefix + "/", limit))
+        return [HeadPhoto(str(r), str(s), int(n), int(px), int(t)) for r, s, n, px, t in rows]
 
     def find_version(self, location_id: int, sha256: str, mtime_ns: int) -> tuple[int, str] | None:
         """(version, library_path) of a version with this content and mtime, if recorded."""

@@ -17,6 +17,8 @@ class ServerEvent:
     relative_path: str = ""
     detail: str = ""
     size: int = 0
+    job_id: str = ""
+    job_state: str = ""
     time_unix_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
 

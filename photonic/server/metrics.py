@@ -56,3 +56,25 @@ class ServerMetrics:
         self.agent_state = Gauge(
             "photonic_agent_state_info", "1 for the state each agent last reported",
             ["agent_id", "state"], registry=registry)
+        self.job_transitions = Counter(
+            "photonic_jobs_transitions_total", "Jobs entering each state, by kind",
+            ["kind", "state"], registry=registry)
+        self.jobs_by_state = Gauge(
+            "photonic_jobs", "Jobs in each state now (read at each scrape)", ["state"],
+            registry=registry)
+        self.job_dispatch_latency = Histogram(
+            "photonic_jobs_dispatch_latency_seconds",
+            "From a job becoming runnable (submitted or handed back) to its lease",
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5, 30))
+        self.job_duration = Histogram(
+            "photonic_jobs_duration_seconds", "From lease to completion, by kind", ["kind"],
+            registry=registry, buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800))
+        self.blob_bytes_sent = Counter(
+            "photonic_jobs_fetch_blob_bytes_total", "Input bytes streamed to workers by "
+            "FetchBlob", registry=registry)
+        self.result_bytes_received = Counter(
+            "photonic_jobs_result_bytes_total", "Output bytes received by UploadResult",
+            registry=registry)
+        self.workers_connected = Gauge(
+            "photonic_jobs_workers_connected", "Work streams open now", registry=registry)

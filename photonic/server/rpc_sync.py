@@ -47,6 +47,7 @@ _EVENT_KINDS: dict[str, sync_pb2.Event.Kind.ValueType] = {
     "conflict": sync_pb2.Event.KIND_CONFLICT,
     "agent_state": sync_pb2.Event.KIND_AGENT_STATE,
     "paused": sync_pb2.Event.KIND_PAUSED,
+    "job": sync_pb2.Event.KIND_JOB,
 }
 
 
@@ -358,5 +359,6 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
             yield sync_pb2.Event(kind=_EVENT_KINDS.get(ev.kind, _UNSPECIFIED), agent_id=ev.agent_id,
                                  time_unix_ms=ev.time_unix_ms, sha256=ev.sha256,
                                  watch_name=ev.watch_name, relative_path=ev.relative_path,
-                                 detail=ev.detail, size=ev.size)
+                                 detail=ev.detail, size=ev.size, job_id=ev.job_id,
+                                 job_state=ev.job_state)
 

@@ -1,0 +1,154 @@
+"""Job inputs out and outputs in: FetchBlob reads a stored object from an offset;
+UploadResult stores an output under the same rule as sync (verified SHA-256, durable before
+it is acknowledged, nothing half-written visible); a finished job's outputs are linked into
+the library under `_derived/<kind>/<input's library path>.<ext>`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from photonic import errors
+from photonic.jobs_model import Job, JobOutput
+from photonic.models import ConflictPolicy, ContentHash, ManifestEntry, is_content_hash
+from photonic.server.ingest_deps import UploadClaims
+from photonic.server.library import Library
+from photonic.server.store import ContentStore, PartialUpload
+
+BLOB_CHUNK_BYTES = 1 << 20
+DERIVED_AGENT = "_derived"
+MAX_OUTPUT_NAME_CHARS = 200
+
+
+@dataclass(frozen=True)
+class ResultHeader:
+    """What the first ResultChunk of an upload declares."""
+
+    job_id: str
+    attempt: int
+    sha256: str
+    size: int
+    name: str
+
+
+def check_output_name(name: str) -> str:
+    """An output's name is one plain file name: it becomes part of a library path."""
+    if (not name or "/" in name or "\\" in name or "\x00" in name or name in (".", "..")
+            or len(name) > MAX_OUTPUT_NAME_CHARS):
+        raise errors.InvalidInput(f"output name {name[:80]!r} is not a plain file name")
+    return name
+
+
+class ResultStore:
+    def __init__(self, store: ContentStore, library: Library, claims: UploadClaims,
+                 max_size_bytes: int) -> None:
+        self._store = store
+        self._library = library
+        self._claims = claims
+        self._max_size = max_size_bytes
+
+    # FetchBlob ------------------------------------------------------------------------------
+
+    async def read(self, sha256: str, offset: int) -> AsyncIterator[tuple[int, bytes, int]]:
+        """(offset, data, total size) chunks of a stored object from offset on."""
+        if not is_content_hash(sha256) or not self._store.has_object(sha256):
+            raise errors.NotFound(f"the server holds no object {sha256[:12]}")
+        fd = await asyncio.to_thread(os.open, self._store.object_file(sha256), os.O_RDONLY)
+        try:
+            total = os.fstat(fd).st_size
+            if offset > total:
+                raise errors.InvalidInput(f"offset {offset} is past the end ({total} bytes)")
+            while offset < total:
+                data = await asyncio.to_thread(os.pread, fd, BLOB_CHUNK_BYTES, offset)
+                if not data:
+                    raise errors.IntegrityError("the stored object ended early")
+                yield offset, data, total
+                offset += len(data)
+        finally:
+            os.close(fd)
+
+    # UploadResult ---------------------------------------------------------------------------
+
+    def check_header(self, h: ResultHeader) -> None:
+        if not is_content_hash(h.sha256):
+            raise errors.InvalidInput("an output's sha256 must be 64 lowercase hex digits")
+        if h.size <= 0 or h.size > self._max_size:
+            raise errors.InvalidInput(f"an output must be 1 to {self._max_size} bytes")
+        check_output_name(h.name)
+
+    async def receive(self, h: ResultHeader, first: bytes, first_offset: int,
+                      rest: AsyncIterator[tuple[int, bytes]]) -> None:
+        """Stores the output's bytes as an object once they hash to h.sha256 and are durable;
+        raises IntegrityError (nothing kept) when they do not. An object already stored
+        intact is not written again: the bytes are read and dropped."""
+        if not self._claims.try_claim(h.sha256):
+            raise errors.Transient("this content is being stored by another upload; retry")
+        upload: PartialUpload | None = None
+        try:
+            if not await asyncio.to_thread(self._stored_intact, h.sha256):
+                upload = await asyncio.to_thread(
+                    self._store.open_partial, ContentHash(h.sha256), h.size, resume=False)
+            await self._append(upload, h, first_offset, first)
+            async for offset, data in rest:
+                await self._append(upload, h, offset, data)
+            if upload is not None:
+                await asyncio.to_thread(self._store.commit, upload)
+        finally:
+            if upload is not None and not upload.closed:
+                await asyncio.to_thread(upload.discard)
+            self._claims.release(h.sha256)
+
+    def _stored_intact(self, sha256: str) -> bool:
+        return self._store.has_object(sha256) and self._store.check_object(sha256).intact
+
+    async def _append(self, upload: PartialUpload | None, h: ResultHeader, offset: int,
+                      data: bytes) -> None:
+        if upload is None or not data:
+            return
+        if offset != upload.offset:
+            raise errors.InvalidInput(f"output chunk at offset {offset}; expected "
+                                      f"{upload.offset}")
+        if offset + len(data) > h.size:
+            raise errors.IntegrityError(f"output {h.sha256[:12]} is longer than the declared "
+                                        f"{h.size} bytes")
+        await asyncio.to_thread(upload.append, data)
+
+    # Done -----------------------------------------------------------------------------------
+
+    async def publish(self, job: Job, outputs: Sequence[JobOutput]) -> list[JobOutput]:
+        """Links each verified output into the library beside its input's path, durable
+        before it returns; a second run keeps the earlier output as a version."""
+        items = []
+        for o in outputs:
+            rel = derived_path(job, o.name)
+            items.append((ManifestEntry(ContentHash(o.sha256), o.size, job.kind, rel),
+                          PurePosixPath(rel)))
+        committed = await asyncio.to_thread(self._library.record_many, DERIVED_AGENT, items,
+                                            ConflictPolicy.AUTO)
+        published: list[JobOutput] = []
+        for o, result in zip(outputs, committed, strict=True):
+            if isinstance(result, errors.Unstorable):
+                raise result
+            published.append(JobOutput(o.sha256, o.name, o.size,
+                                       result.library_path.removeprefix("library/"), o.recipe))
+        return published
+
+    def object_size(self, sha256: str) -> int | None:
+        with contextlib.suppress(OSError):
+            st = self._store.stat_object(sha256)
+            return None if st is None else st.st_size
+        return None
+
+
+def derived_path(job: Job, output_name: str) -> str:
+    """`<input's library path>.<what the output adds>`: `a.jpg` + `a.png` -> `a.jpg.png`,
+    `a.jpg` + `a.face2.jpg` -> `a.jpg.face2.jpg`; an input with no library path is named by
+    its hash."""
+    base = job.input_path or f"by-hash/{job.input_sha256[0] if job.input_sha256 else job.job_id}"
+    stem = PurePosixPath(base).stem
+    suffix = output_name[len(stem) + 1:] if output_name.startswith(stem + ".") else output_name
+    return f"{base}.{suffix}"

@@ -1,0 +1,354 @@
+"""The embedded JobQueue: one SQLite file (jobs.db) beside the catalog, WAL, every commit
+durable on return, so a server restart finds every job where it was."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from photonic.jobs_model import BATCH_KIND, BatchCounts, Job, JobFilter, JobId, JobOutput, JobState
+from photonic.server.jobs.queue import Lease, NewJob
+from photonic.sqlite_db import open_database, transaction
+
+_COLUMNS = ("job_id, parent_id, kind, batch_kind, state, input_sha256, input_path, input_size, "
+            "params_json, requires, priority, submitter, worker_id, attempts, max_attempts, "
+            "error, progress, progress_message, lease_expires_ms, timeout_ms, created_ms, "
+            "updated_ms, started_ms, finished_ms")
+_RUNNING_STATES = "('READING', 'PROCESSING')"
+_MAX_ERROR_CHARS = 2000
+
+
+def _params(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class SqliteJobQueue:
+    def __init__(self, path: Path) -> None:
+        self._conn = open_database(path, "photonic.server.jobs.migrations")
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._conn, self._lock, "the job queue")
+
+    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._conn.execute(sql, args).fetchall())
+
+    # reading --------------------------------------------------------------------------------
+
+    def _job(self, row: tuple[Any, ...], outputs: Sequence[JobOutput] = (),
+             batch: BatchCounts | None = None) -> Job:
+        (job_id, parent_id, kind, batch_kind, state, sha, path, size, params, requires,
+         priority, submitter, worker, attempts, max_attempts, error, progress, message,
+         lease_ms, timeout_ms, created, updated, started, finished) = row
+        return Job(
+            job_id=JobId(job_id), kind=kind, state=JobState(state),
+            input_sha256=(sha,) if sha else (), params=_params(params), worker_id=worker,
+            attempts=attempts, max_attempts=max_attempts, error=error,
+            created_unix_ms=created, updated_unix_ms=updated, parent_id=parent_id,
+            requires=tuple(t for t in requires.split(",") if t), priority=priority,
+            submitter=submitter, progress=progress, progress_message=message, batch=batch,
+            batch_kind=batch_kind, outputs=tuple(outputs), input_path=path, input_size=size,
+            lease_expires_unix_ms=lease_ms, timeout_ms=timeout_ms, started_unix_ms=started,
+            finished_unix_ms=finished)
+
+    def _load(self, c: sqlite3.Connection, job_id: str) -> Job | None:
+        row = c.execute(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if row is None:
+            return None
+        outputs = [JobOutput(sha, name, size, lib, _params(recipe)) for sha, name, size, lib,
+                   recipe in c.execute("SELECT sha256, name, size, library_path, recipe_json "
+                                       "FROM job_outputs WHERE job_id = ? ORDER BY rowid",
+                                       (job_id,))]
+        batch = _counts(c, job_id) if row[2] == BATCH_KIND else None
+        return self._job(row, outputs, batch)
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._load(self._conn, job_id)
+
+    def find(self, f: JobFilter) -> list[Job]:
+        where, args = ["1 = 1"], []
+        if f.state is not None:
+            where.append("state = ?")
+            args.append(f.state.value)
+        if f.kind:
+            where.append("(kind = ? OR batch_kind = ?)")
+            args += [f.kind, f.kind]
+        if f.parent_id:
+            where.append("parent_id = ?")
+            args.append(f.parent_id)
+        elif f.top_level:
+            where.append("parent_id = ''")
+        order = "created_ms, rowid" if f.parent_id else "created_ms DESC, rowid DESC"
+        with self._lock:
+            ids = [r[0] for r in self._conn.execute(
+                f"SELECT job_id FROM jobs WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
+                (*args, max(1, min(f.limit, 10_000))))]
+            return [j for j in (self._load(self._conn, i) for i in ids) if j is not None]
+
+    def batch_counts(self, parent_id: str) -> BatchCounts:
+        with self._lock:
+            return _counts(self._conn, parent_id)
+
+    def input_pixels(self, job_id: str) -> int:
+        rows = self._rows("SELECT input_pixels FROM jobs WHERE job_id = ?", (job_id,))
+        return int(rows[0][0]) if rows else 0
+
+    def pending(self, limit: int) -> list[Job]:
+        return [self._job(r) for r in self._rows(
+            f"SELECT {_COLUMNS} FROM jobs WHERE state = 'PENDING' AND kind != ? "
+            "ORDER BY priority DESC, created_ms, rowid LIMIT ?", (BATCH_KIND, limit))]
+
+    def leased_by(self, worker_id: str) -> list[Job]:
+        return [self._job(r) for r in self._rows(
+            f"SELECT {_COLUMNS} FROM jobs WHERE worker_id = ? AND state IN {_RUNNING_STATES}",
+            (worker_id,))]
+
+    def durations_ms(self, kind: str, limit: int) -> list[int]:
+        return [int(r[0]) for r in self._rows(
+            "SELECT duration_ms FROM job_durations WHERE kind = ? ORDER BY recorded_ms DESC "
+            "LIMIT ?", (kind, limit))]
+
+    def uploads(self, lease: Lease) -> dict[str, int]:
+        return {str(s): int(n) for s, n in self._rows(
+            "SELECT sha256, size FROM job_uploads WHERE job_id = ? AND attempt = ?",
+            (lease.job_id, lease.attempt))}
+
+    def state_counts(self) -> dict[str, int]:
+        return {str(s): int(n) for s, n in self._rows(
+            "SELECT state, COUNT(*) FROM jobs GROUP BY state")}
+
+    def outputs_of_sha(self, sha256: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM job_outputs WHERE sha256 = ? LIMIT 1", (sha256,)))
+
+    # writing --------------------------------------------------------------------------------
+
+    def add(self, jobs: Sequence[NewJob], now_ms: int) -> None:
+        with self._tx() as c:
+            c.executemany(
+                "INSERT INTO jobs (job_id, parent_id, kind, batch_kind, state, input_sha256, "
+                "input_path, input_size, input_pixels, params_json, requires, priority, "
+                "submitter, max_attempts, created_ms, updated_ms) "
+                "VALUES (?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(j.job_id, j.parent_id, j.kind, j.batch_kind, j.input_sha256, j.input_path,
+                  j.input_size, j.input_pixels, j.params_json, ",".join(j.requires),
+                  j.priority, j.submitter, j.max_attempts, now_ms, now_ms) for j in jobs])
+
+    def lease(self, job_id: str, worker_id: str, lease_until_ms: int, timeout_ms: int,
+              now_ms: int) -> Job | None:
+        with self._tx() as c:
+            changed = c.execute(
+                "UPDATE jobs SET state = 'READING', attempts = attempts + 1, worker_id = ?, "
+                "lease_expires_ms = ?, timeout_ms = ?, started_ms = ?, updated_ms = ?, "
+                "progress = 0, progress_message = '' "
+                "WHERE job_id = ? AND state = 'PENDING' AND cancel_requested = 0",
+                (worker_id, lease_until_ms, timeout_ms, now_ms, now_ms, job_id)).rowcount
+            return self._load(c, job_id) if changed else None
+
+    def renew(self, worker_id: str, leases: Sequence[Lease], lease_until_ms: int
+              ) -> list[str]:
+        renewed: list[str] = []
+        with self._tx() as c:
+            for lease in leases:
+                if c.execute(
+                        "UPDATE jobs SET lease_expires_ms = MAX(lease_expires_ms, ?) "
+                        f"WHERE job_id = ? AND attempts = ? AND worker_id = ? "
+                        f"AND state IN {_RUNNING_STATES}",
+                        (lease_until_ms, lease.job_id, lease.attempt, worker_id)).rowcount:
+                    renewed.append(lease.job_id)
+        return renewed
+
+    def progress(self, lease: Lease, fraction: float, message: str, processing: bool,
+                 lease_until_ms: int, now_ms: int) -> Job | None:
+        with self._tx() as c:
+            changed = c.execute(
+                "UPDATE jobs SET progress = ?, progress_message = ?, updated_ms = ?, "
+                "lease_expires_ms = MAX(lease_expires_ms, ?), "
+                "state = CASE WHEN ? THEN 'PROCESSING' ELSE state END "
+                f"WHERE job_id = ? AND attempts = ? AND state IN {_RUNNING_STATES}",
+                (max(0.0, min(1.0, fraction)), message[:200], now_ms, lease_until_ms,
+                 processing, lease.job_id, lease.attempt)).rowcount
+            return self._load(c, lease.job_id) if changed else None
+
+    def record_upload(self, lease: Lease, sha256: str, size: int) -> bool:
+        with self._tx() as c:
+            if not _current(c, lease):
+                return False
+            c.execute("INSERT OR REPLACE INTO job_uploads (job_id, attempt, sha256, size) "
+                      "VALUES (?, ?, ?, ?)", (lease.job_id, lease.attempt, sha256, size))
+            return True
+
+    def complete(self, lease: Lease, outputs: Sequence[JobOutput], duration_ms: int,
+                 now_ms: int) -> Job | None:
+        with self._tx() as c:
+            row = _current(c, lease)
+            if row is None:
+                return None
+            c.executemany(
+                "INSERT OR REPLACE INTO job_outputs (job_id, sha256, name, size, library_path, "
+                "recipe_json) VALUES (?, ?, ?, ?, ?, ?)",
+                [(lease.job_id, o.sha256, o.name, o.size, o.library_path,
+                  json.dumps(dict(o.recipe), sort_keys=True)) for o in outputs])
+            c.execute("UPDATE jobs SET state = 'COMPLETED', progress = 1, error = '', "
+                      "lease_expires_ms = 0, finished_ms = ?, updated_ms = ? WHERE job_id = ?",
+                      (now_ms, now_ms, lease.job_id))
+            c.execute("INSERT INTO job_durations (kind, duration_ms, recorded_ms) "
+                      "VALUES (?, ?, ?)", (row[0], max(0, duration_ms), now_ms))
+            c.execute("DELETE FROM job_uploads WHERE job_id = ?", (lease.job_id,))
+            return self._load(c, lease.job_id)
+
+    def fail_attempt(self, lease: Lease, error: str, retryable: bool, now_ms: int
+                     ) -> Job | None:
+        with self._tx() as c:
+            if _current(c, lease) is None:
+                return None
+            _fail(c, lease.job_id, error, retryable, now_ms)
+            return self._load(c, lease.job_id)
+
+    def release(self, lease: Lease, reason: str, now_ms: int) -> Job | None:
+        with self._tx() as c:
+            if _current(c, lease) is None:
+                return None
+            c.execute("UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'CANCELLED' "
+                      "ELSE 'PENDING' END, worker_id = '', lease_expires_ms = 0, "
+                      "progress_message = ?, updated_ms = ?, "
+                      "finished_ms = CASE WHEN cancel_requested THEN ? ELSE 0 END "
+                      "WHERE job_id = ?",
+                      (f"handed back: {reason}"[:200], now_ms, now_ms, lease.job_id))
+            return self._load(c, lease.job_id)
+
+    def cancelled(self, lease: Lease, now_ms: int) -> Job | None:
+        with self._tx() as c:
+            if _current(c, lease) is None:
+                return None
+            _end(c, lease.job_id, JobState.CANCELLED, "cancelled", now_ms)
+            return self._load(c, lease.job_id)
+
+    def request_cancel(self, job_id: str, now_ms: int) -> list[Job]:
+        """A pending job (or a batch's pending children) ends CANCELLED now; a leased one is
+        flagged, to end when its worker confirms or its lease runs out. Returns every job
+        whose row changed, the flagged leased ones included."""
+        with self._tx() as c:
+            ids = [job_id, *(r[0] for r in c.execute(
+                "SELECT job_id FROM jobs WHERE parent_id = ? AND state IN "
+                "('PENDING', 'READING', 'PROCESSING')", (job_id,)))]
+            changed: list[str] = []
+            for jid in ids:
+                row = c.execute("SELECT state, kind FROM jobs WHERE job_id = ?",
+                                (jid,)).fetchone()
+                if row is None or JobState(row[0]).terminal:
+                    continue
+                if row[0] == "PENDING" and row[1] != BATCH_KIND:
+                    _end(c, jid, JobState.CANCELLED, "cancelled", now_ms)
+                else:
+                    c.execute("UPDATE jobs SET cancel_requested = 1, updated_ms = ? "
+                              "WHERE job_id = ?", (now_ms, jid))
+                changed.append(jid)
+            return [j for j in (self._load(c, i) for i in changed) if j is not None]
+
+    def expired(self, now_ms: int) -> list[Job]:
+        """Leases past their expiry: the job is PENDING again (one more failure counted), or
+        FAILED once it has failed max_attempts times, or CANCELLED if a cancel waits."""
+        with self._tx() as c:
+            ids = [r[0] for r in c.execute(
+                f"SELECT job_id FROM jobs WHERE state IN {_RUNNING_STATES} "
+                "AND lease_expires_ms < ?", (now_ms,))]
+            for jid in ids:
+                worker = c.execute("SELECT worker_id FROM jobs WHERE job_id = ?",
+                                   (jid,)).fetchone()[0]
+                _fail(c, jid, f"lease expired: worker {worker!r} stopped answering", True,
+                      now_ms)
+            return [j for j in (self._load(c, i) for i in ids) if j is not None]
+
+    def overdue(self, now_ms: int) -> list[Job]:
+        return [self._job(r) for r in self._rows(
+            f"SELECT {_COLUMNS} FROM jobs WHERE state IN {_RUNNING_STATES} "
+            "AND timeout_ms > 0 AND started_ms + timeout_ms < ?", (now_ms,))]
+
+    def extend_leases(self, lease_until_ms: int) -> int:
+        with self._tx() as c:
+            return int(c.execute(
+                "UPDATE jobs SET lease_expires_ms = MAX(lease_expires_ms, ?) "
+                f"WHERE state IN {_RUNNING_STATES}", (lease_until_ms,)).rowcount)
+
+    def settle_parent(self, parent_id: str, now_ms: int) -> Job | None:
+        """A batch parent follows its children: PROCESSING once one runs or ended, and at the
+        end COMPLETED, or FAILED when a child failed, or CANCELLED. Returns it when its state
+        changed."""
+        with self._tx() as c:
+            row = c.execute("SELECT state FROM jobs WHERE job_id = ? AND kind = ?",
+                            (parent_id, BATCH_KIND)).fetchone()
+            if row is None or JobState(row[0]).terminal:
+                return None
+            n = _counts(c, parent_id)
+            state, error = JobState(row[0]), ""
+            if n.total and n.finished == n.total:
+                if n.failed:
+                    state, error = JobState.FAILED, f"{n.failed} of {n.total} failed"
+                elif n.cancelled:
+                    state = JobState.CANCELLED
+                else:
+                    state = JobState.COMPLETED
+            elif n.running or n.finished:
+                state = JobState.PROCESSING
+            progress = n.finished / n.total if n.total else 0.0
+            c.execute("UPDATE jobs SET state = ?, error = ?, progress = ?, updated_ms = ?, "
+                      "finished_ms = CASE WHEN ? THEN ? ELSE 0 END WHERE job_id = ?",
+                      (state.value, error, progress, now_ms, state.terminal, now_ms,
+                       parent_id))
+            return self._load(c, parent_id) if state.value != row[0] else None
+
+
+def _current(c: sqlite3.Connection, lease: Lease) -> tuple[Any, ...] | None:
+    """(kind,) when this attempt holds the job's lease now; None when it is stale."""
+    row: tuple[Any, ...] | None = c.execute(
+        f"SELECT kind FROM jobs WHERE job_id = ? AND attempts = ? AND state IN {_RUNNING_STATES}",
+        (lease.job_id, lease.attempt)).fetchone()
+    return row
+
+
+def _fail(c: sqlite3.Connection, job_id: str, error: str, retryable: bool, now_ms: int) -> None:
+    failures, max_attempts, cancel = c.execute(
+        "SELECT failures + 1, max_attempts, cancel_requested FROM jobs WHERE job_id = ?",
+        (job_id,)).fetchone()
+    if cancel:
+        _end(c, job_id, JobState.CANCELLED, "cancelled", now_ms)
+    elif retryable and failures < max_attempts:
+        c.execute("UPDATE jobs SET state = 'PENDING', failures = ?, error = ?, worker_id = '', "
+                  "lease_expires_ms = 0, updated_ms = ? WHERE job_id = ?",
+                  (failures, error[:_MAX_ERROR_CHARS], now_ms, job_id))
+    else:
+        c.execute("UPDATE jobs SET failures = ? WHERE job_id = ?", (failures, job_id))
+        _end(c, job_id, JobState.FAILED, error, now_ms)
+
+
+def _end(c: sqlite3.Connection, job_id: str, state: JobState, error: str, now_ms: int) -> None:
+    c.execute("UPDATE jobs SET state = ?, error = ?, lease_expires_ms = 0, finished_ms = ?, "
+              "updated_ms = ? WHERE job_id = ?",
+              (state.value, "" if state is JobState.CANCELLED and error == "cancelled"
+               else error[:_MAX_ERROR_CHARS], now_ms, now_ms, job_id))
+    c.execute("DELETE FROM job_uploads WHERE job_id = ?", (job_id,))
+
+
+def _counts(c: sqlite3.Connection, parent_id: str) -> BatchCounts:
+    by_state = dict(c.execute("SELECT state, COUNT(*) FROM jobs WHERE parent_id = ? "
+                              "GROUP BY state", (parent_id,)).fetchall())
+    return BatchCounts(
+        total=sum(by_state.values()), pending=by_state.get("PENDING", 0),
+        running=by_state.get("READING", 0) + by_state.get("PROCESSING", 0),
+        completed=by_state.get("COMPLETED", 0), failed=by_state.get("FAILED", 0),
+        cancelled=by_state.get("CANCELLED", 0))
