@@ -23,6 +23,10 @@ from photonic.agent.executors.registry import KINDS
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">I")
+DEFAULT_MEMORY_LIMIT_BYTES = 2 * 1024**3
+"""A suggested RLIMIT_AS for a child. Measured (mediapipe 1.2.3, x86_64): a loaded child
+reserves ~1.1-1.3 GB of address space (RSS ~230 MB); a 24 MP bgremove peaks at 1.65 GB
+(RSS 670 MB). 1 GiB fails that photo with "out of memory"; 2 GiB runs it."""
 _STDERR_LINES = 20
 
 
