@@ -13,6 +13,7 @@ install: $(BIN)/photonic ## virtualenv in the repo with photonic and its dev too
 	@# Byte code, as a wheel install has it: an editable install otherwise compiles photonic
 	@# from source at every start when PYTHONDONTWRITEBYTECODE is set (~50 ms per command).
 	$(PYTHON) -m compileall -q photonic
+	$(BIN)/photonic models fetch
 
 $(BIN)/photonic: pyproject.toml
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
