@@ -288,11 +288,12 @@ def download_plan(jobs: Sequence[Job]) -> list[tuple[Job, JobOutput, str]]:
     input), with the job's id added to every name two outputs share."""
     named = [(job, out, safe_file_name(out.name, out.sha256)) for job in jobs
              for out in job.outputs]
-    for tag in (lambda j, o: j.job_id, lambda j, o: f"{j.job_id}-{o.sha256[:8]}"):
-        counts = Counter(name for _, _, name in named)
-        named = [(job, out, _tagged(name, tag(job, out)) if counts[name] > 1 else name)
-                 for job, out, name in named]
-    return named
+    shared = Counter(name for _, _, name in named)
+    by_job = [_tagged(name, job.job_id) if shared[name] > 1 else name
+              for job, _, name in named]
+    still = Counter(by_job)  # one job with two outputs of one name: add the hash too
+    return [(job, out, _tagged(name, f"{job.job_id}-{out.sha256[:8]}") if still[mine] > 1
+             else mine) for (job, out, name), mine in zip(named, by_job, strict=True)]
 
 
 def _tagged(name: str, tag: str) -> str:
