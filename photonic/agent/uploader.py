@@ -8,7 +8,7 @@ import logging
 import os
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,25 +17,14 @@ from photonic import errors
 from photonic.agent.acks import Ack, AckRecorder
 from photonic.agent.bandwidth import TokenBucket
 from photonic.agent.batcher import AdaptiveBatchSize, group_units, plan_batches
-from photonic.agent.client import ServerClient, SyncStream
-from photonic.agent.filesource import FileChanged, FileSource, source_root
+from photonic.agent.chunksender import ChunkSender, ChunkSettings
+from photonic.agent.exchange import BatchHeader, ExchangeReport, FileFailure, SyncExchange
 from photonic.agent.metrics import AgentMetrics
 from photonic.agent.statedb import AgentStateDB, PendingFile
-from photonic.grpc_options import MAX_CHUNKS_PER_RUN
+from photonic.agent.sync_api import BatchOpener
 from photonic.logfmt import event
-from photonic.media.chunks import AdaptiveCompressor
 from photonic.media.hashing import sha256_file
-from photonic.media.possession import proof_digest
-from photonic.models import (
-    ChunkData,
-    CommittedFile,
-    ConflictPolicy,
-    Decision,
-    FailedFile,
-    FileDecision,
-    ManifestEntry,
-    PossessionProof,
-)
+from photonic.models import ConflictPolicy, ManifestEntry
 
 log = logging.getLogger("photonic.agent.uploader")
 
@@ -80,19 +69,25 @@ queued anew or dropped from the queue."""
 
 
 class Uploader:
+    """Drains the queue over one connection at a time (drain(client)); owns the lanes, the
+    batch sizing, the acknowledgements' group commit and the recording of failures."""
+
     def __init__(self, db: AgentStateDB, settings: UploaderSettings, bucket: TokenBucket,
                  metrics: AgentMetrics, rescan: Rescan) -> None:
         self._db = db
         self._s = settings
-        self._bucket = bucket
         self._metrics = metrics
         self._rescan = rescan
         self._batch_size = AdaptiveBatchSize()
         self._lanes = settings.parallel_transfers
         self._acks = AckRecorder(self._record_acks)
+        self._ingest_dir = settings.buffer_path / "ingest"
+        self.sender = ChunkSender(ChunkSettings(
+            settings.chunk_size_bytes, settings.compression, settings.compression_min_saving,
+            self._ingest_dir), bucket, self._count_sent)
         self.totals = SyncTotals()
 
-    async def drain(self, client: ServerClient) -> SyncTotals:
+    async def drain(self, client: BatchOpener) -> SyncTotals:
         """Uploads until the queue holds nothing new; files that failed this round wait for the
         next drain, so one stubborn file can never spin the loop."""
         tried: set[int] = set()
@@ -112,7 +107,7 @@ class Uploader:
             self._batch_size.observe(self.totals.raw_bytes_sent - before, elapsed)
             self._metrics.sync_duration.labels(self._s.agent_id).observe(elapsed)
 
-    async def _send_batches(self, client: ServerClient,
+    async def _send_batches(self, client: BatchOpener,
                             batches: Sequence[Sequence[PendingFile]]) -> None:
         """Streams batches, in order, over up to `lanes` parallel SyncBatch calls.
 
@@ -153,17 +148,21 @@ class Uploader:
         if limited and len(limited) == len(results):
             raise limited[0]
 
-    async def _stream(self, client: ServerClient, files: Sequence[PendingFile]) -> None:
-        batch_id = uuid.uuid4().hex[:16]
-        stream = client.open_sync(batch_id)
+    async def _stream(self, client: BatchOpener, files: Sequence[PendingFile]) -> None:
+        """One SyncBatch call for files; its per-file outcomes are recorded however it ends,
+        and a failure of the call itself is raised as it came."""
+        header = BatchHeader(uuid.uuid4().hex[:16], self._s.agent_id, self._s.conflict_policy)
+        entries = await self._manifest_entries(files)
+        stream = client.open_sync(header.batch_id)
+        exchange = SyncExchange(stream, header, files, entries, sender=self.sender,
+                                on_ack=self._acks.add)
         try:
-            await _Exchange(self, stream, files, batch_id).run()
+            await exchange.run()
         finally:
             stream.cancel()
+            await self._settle(exchange.report)
 
-    # callbacks used by _Exchange ---------------------------------------------------------
-
-    async def manifest_entries(self, files: Sequence[PendingFile]) -> list[ManifestEntry]:
+    async def _manifest_entries(self, files: Sequence[PendingFile]) -> list[ManifestEntry]:
         def build() -> list[ManifestEntry]:
             out = []
             for f in files:
@@ -177,10 +176,6 @@ class Uploader:
                     base_sha256=base, incomplete=f.incomplete))
             return out
         return await asyncio.to_thread(build)
-
-    def synced(self, f: PendingFile, dedup: bool, conflict: bool) -> None:
-        """The server holds f durably; its queue entry is released with the next group."""
-        self._acks.add(Ack(f, dedup, conflict))
 
     async def _record_acks(self, acks: list[Ack]) -> None:
         await asyncio.to_thread(self._release, acks)
@@ -198,24 +193,28 @@ class Uploader:
         """One durable commit for the group, then the ingest copies it no longer needs:
         ingest copies exist only until the server has the photo."""
         self._db.mark_synced_many([(a.file.id, a.file.sha256) for a in acks])
-        ingest = self.ingest_dir
+        ingest = self._ingest_dir
         for a in acks:
             f = a.file
             if (f.source_path.is_relative_to(ingest)
                     and not self._db.source_in_use(f.source_path)):
                 f.source_path.unlink(missing_ok=True)
 
-    @property
-    def ingest_dir(self) -> Path:
-        """Where ingest copies live: a queued file there is read beneath it."""
-        return self._s.buffer_path / "ingest"
+    async def _settle(self, report: ExchangeReport) -> None:
+        """Records what one call did not deliver: changed files are hashed again, failed
+        ones count an attempt (or, refused for good, wait for a change)."""
+        for f in report.changed:
+            await self._changed(f)
+        for failure in report.failed:
+            await self._failed(failure)
 
-    async def failed(self, f: PendingFile, reason: str, *, permanent: bool) -> None:
+    async def _failed(self, failure: FileFailure) -> None:
+        f, reason, permanent = failure.file, failure.reason, failure.permanent
         # The server refused bytes that are no longer what was queued (a rewrite that kept
         # size and mtime is seen only by the server's SHA-256): queue them anew. If the
         # rescan finds nothing to queue, this counts as a failed attempt.
         if (not permanent and await asyncio.to_thread(_differs_from_queued, f)
-                and await self.changed(f)):
+                and await self._changed(f)):
             return
         attempts = 1 if permanent else self._s.retry_attempts
         await asyncio.to_thread(self._db.mark_failed, f.id, reason, max_attempts=attempts,
@@ -229,217 +228,17 @@ class Uploader:
         event(log, "file_not_synced", logging.WARNING, agent=self._s.agent_id,
               path=f.relative_path, watch=f.watch_name, reason=reason, permanent=permanent)
 
-    def source(self, f: PendingFile, offset: int) -> FileSource:
-        """The queued file as the upload reads it: confined to its watch folder or the ingest
-        buffer, and refused if it changed since it was queued."""
-        root = source_root(f.source_path, f.relative_path, self.ingest_dir)
-        return FileSource(f.source_path, root=root, size=f.size, mtime_ns=f.mtime_ns,
-                          offset=offset, chunk_bytes=self._s.chunk_size_bytes,
-                          compressor=AdaptiveCompressor(
-                              self._s.compression, min_saving=self._s.compression_min_saving))
-
-    def plan_sends(self, ready: Sequence[tuple[PendingFile, int]], runs: bool
-                   ) -> list[tuple[bool, list[tuple[PendingFile, int]]]]:
-        """Groups the files to send, each as (is a run, files). With runs, files whose rest
-        fits in one chunk share messages (up to one chunk's bytes and MAX_CHUNKS_PER_RUN
-        each); any other file is a group of its own, streamed chunk by chunk."""
-        limit = self._s.chunk_size_bytes
-        groups: list[tuple[bool, list[tuple[PendingFile, int]]]] = []
-        run: list[tuple[PendingFile, int]] = []
-        run_bytes = 0
-        for f, offset in ready:
-            rest = f.size - offset
-            if not runs or not 0 < rest <= limit:
-                groups.append((False, [(f, offset)]))
-                continue
-            if run and (run_bytes + rest > limit or len(run) >= MAX_CHUNKS_PER_RUN):
-                groups.append((True, run))
-                run, run_bytes = [], 0
-            run.append((f, offset))
-            run_bytes += rest
-        if run:
-            groups.append((True, run))
-        return groups
-
-    async def send_run(self, stream: SyncStream, files: Sequence[tuple[PendingFile, int]]
-                       ) -> list[tuple[PendingFile, FileChanged]]:
-        """Files that each fit in one chunk: read in one worker hop, sent in one message.
-        Returns the files that changed since they were queued (not sent)."""
-        sources = [self.source(f, offset) for f, offset in files]
-        pieces = await asyncio.to_thread(_read_whole_files, sources)
-        chunks: list[ChunkData] = []
-        changed: list[tuple[PendingFile, FileChanged]] = []
-        for (f, _offset), piece in zip(files, pieces, strict=True):
-            if isinstance(piece, FileChanged):
-                changed.append((f, piece))
-            else:
-                start, data, lz4, raw_size = piece
-                chunks.append(ChunkData(f.sha256, start, data, lz4, raw_size))
-        if chunks:
-            await self._bucket.take(sum(len(c.data) for c in chunks))
-            await stream.send_chunk_run(chunks)
-            for c in chunks:
-                self._count_sent(len(c.data), c.raw_size)
-        return changed
-
-    async def send_file(self, stream: SyncStream, f: PendingFile, offset: int) -> None:
-        source = self.source(f, offset)
-        try:
-            await asyncio.to_thread(source.open)
-            while (piece := await asyncio.to_thread(source.next_chunk)) is not None:
-                start, data, lz4, raw_size = piece
-                await self._bucket.take(len(data))
-                await stream.send_chunk(ChunkData(f.sha256, start, data, lz4, raw_size))
-                self._count_sent(len(data), raw_size)
-        finally:
-            source.close()
-
     def _count_sent(self, wire_bytes: int, raw_bytes: int) -> None:
         self.totals.bytes_sent += wire_bytes
         self.totals.raw_bytes_sent += raw_bytes
         self._metrics.bytes_sent.inc(wire_bytes)
         self._metrics.raw_bytes_sent.inc(raw_bytes)
 
-    async def changed(self, f: PendingFile) -> bool:
+    async def _changed(self, f: PendingFile) -> bool:
         """Hashes f again and queues what it holds now; True if it was queued or dropped."""
         self.totals.files_changed += 1
         event(log, "file_changed_during_upload", agent=self._s.agent_id, path=f.relative_path)
         return await self._rescan(f)
-
-
-class _Exchange:
-    """One SyncBatch call from the agent's side: manifest out, replies in, chunks out."""
-
-    def __init__(self, up: Uploader, stream: SyncStream, files: Sequence[PendingFile],
-                 batch_id: str) -> None:
-        self._up = up
-        self._stream = stream
-        self._batch_id = batch_id
-        self._by_key = {(f.watch_name, f.relative_path): f for f in files}
-        self._by_sha: dict[str, list[PendingFile]] = defaultdict(list)
-        for f in files:
-            self._by_sha[f.sha256].append(f)
-        self._open = set(self._by_key)
-        self._sends: asyncio.Queue[tuple[PendingFile, int] | None] = asyncio.Queue()
-
-    async def run(self) -> None:
-        entries = await self._up.manifest_entries(list(self._by_key.values()))
-        await self._stream.send_manifest(self._batch_id, self._up._s.agent_id,
-                                         self._up._s.conflict_policy, entries)
-        sender = asyncio.create_task(self._send_loop())
-        try:
-            async for reply in self._stream.replies():
-                await self._handle(reply)
-                if not self._open:
-                    break
-            if self._open:
-                raise errors.Transient(
-                    f"server closed the batch with {len(self._open)} files unanswered")
-            await self._sends.put(None)
-            await sender
-            await self._stream.done_writing()
-        finally:
-            sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
-
-    async def _handle(self, reply: FileDecision | CommittedFile | FailedFile) -> None:
-        if isinstance(reply, FailedFile):
-            for f in self._by_sha.get(reply.sha256, []):
-                if self._close((f.watch_name, f.relative_path)):
-                    await self._up.failed(f, reply.reason, permanent=not reply.retryable)
-            return
-        key = (reply.watch_name, reply.relative_path)
-        found = self._by_key.get(key)
-        if found is None:
-            return
-        f = found
-        if isinstance(reply, CommittedFile):
-            if self._close(key):
-                self._up.synced(f, dedup=False, conflict=reply.conflict)
-        elif reply.action is Decision.HAVE:
-            if self._close(key):
-                self._up.synced(f, dedup=True, conflict=reply.conflict)
-        elif reply.action is Decision.REJECT:
-            if self._close(key):
-                await self._up.failed(f, reply.reason, permanent=True)
-        elif reply.action is Decision.PROVE:
-            await self._prove(f, reply)
-        else:
-            await self._sends.put((f, reply.offset))
-
-    async def _prove(self, f: PendingFile, reply: FileDecision) -> None:
-        """Answers the server's challenge from the file's own bytes (a few KiB), read as the
-        upload would read them (Uploader.source); a file that cannot be read any more, or
-        changed since it was queued, fails this attempt like any unreadable source."""
-        try:
-            digest = await asyncio.to_thread(_possession_digest, self._up.source(f, 0), reply)
-        except (OSError, ValueError, FileChanged) as exc:
-            if self._close((f.watch_name, f.relative_path)):
-                await self._up.failed(f, f"cannot read the file to prove it holds the photo: "
-                                         f"{exc}", permanent=False)
-            return
-        await self._stream.send_proof(PossessionProof(f.sha256, reply.nonce, digest))
-
-    def _close(self, key: tuple[str, str]) -> bool:
-        if key in self._open:
-            self._open.discard(key)
-            return True
-        return False
-
-    async def _send_loop(self) -> None:
-        while (item := await self._sends.get()) is not None:
-            ready = [item]
-            ended = False
-            while not self._sends.empty():  # decisions that arrived together go together
-                more = self._sends.get_nowait()
-                if more is None:
-                    ended = True
-                    break
-                ready.append(more)
-            for as_run, group in self._up.plan_sends(ready, self._stream.accepts_chunk_runs):
-                changed = (await self._up.send_run(self._stream, group) if as_run
-                           else await self._send_one(*group[0]))
-                for f, exc in changed:
-                    if await self._gave_up(f, exc):
-                        return
-            if ended:
-                return
-
-    async def _send_one(self, f: PendingFile, offset: int) -> list[tuple[PendingFile, FileChanged]]:
-        try:
-            await self._up.send_file(self._stream, f, offset)
-        except FileChanged as exc:
-            return [(f, exc)]
-        return []
-
-    async def _gave_up(self, f: PendingFile, exc: FileChanged) -> bool:
-        """Tells the server f changed and rescans it; True once nothing is left to await."""
-        await self._stream.send_abort(f.sha256, str(exc))
-        for same in self._by_sha.get(f.sha256, []):
-            self._close((same.watch_name, same.relative_path))
-        await self._up.changed(f)
-        if not self._open:
-            # Nothing else is awaited: wake the reader so the stream can finish.
-            await self._stream.done_writing()
-            return True
-        return False
-
-
-def _read_whole_files(sources: Sequence[FileSource]
-                      ) -> list[tuple[int, bytes, bool, int] | FileChanged]:
-    """Runs in a worker thread: each file's one chunk, or why it can no longer be sent."""
-    out: list[tuple[int, bytes, bool, int] | FileChanged] = []
-    for source in sources:
-        try:
-            source.open()  # refuses a file whose size changed since it was queued
-            piece = source.next_chunk()
-            assert piece is not None  # plan_sends runs only files with 1..chunk bytes left
-            out.append(piece)
-        except FileChanged as exc:
-            out.append(exc)
-        finally:
-            source.close()
-    return out
 
 
 def _differs_from_queued(f: PendingFile) -> bool:
@@ -465,12 +264,3 @@ def _spread(files: Sequence[PendingFile], lanes: int) -> list[list[PendingFile]]
         out[i].extend(unit.files)
         load[i] += sum(f.size for f in unit.files)
     return [lane for lane in out if lane]
-
-
-def _possession_digest(source: FileSource, reply: FileDecision) -> bytes:
-    """SHA-256 of the challenge's nonce and ranges, read from the queued file."""
-    source.open()
-    try:
-        return proof_digest(reply.nonce, reply.ranges, source.read_at)
-    finally:
-        source.close()

@@ -1,23 +1,20 @@
-"""Uploader.plan_sends: files whose rest fits in one chunk share messages (runs) bounded by one
+"""ChunkSender.plan_sends: files whose rest fits in one chunk share messages (runs) bounded by one
 chunk's bytes and MAX_CHUNKS_PER_RUN; anything else, and everything for a server without
 runs, goes alone, so no message ever grows past what the server accepts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry
 
 from photonic.agent.bandwidth import TokenBucket
-from photonic.agent.metrics import AgentMetrics
-from photonic.agent.statedb import AgentStateDB, PendingFile
-from photonic.agent.uploader import Uploader, UploaderSettings
+from photonic.agent.chunksender import ChunkSender, ChunkSettings
+from photonic.agent.statedb import PendingFile
 from photonic.grpc_options import MAX_CHUNKS_PER_RUN
-from photonic.models import ConflictPolicy, ContentHash, ExifSummary
+from photonic.models import ContentHash, ExifSummary
 
 CHUNK = 1000
 
@@ -25,26 +22,13 @@ Ready = list[tuple[PendingFile, int]]
 Groups = list[tuple[bool, Ready]]
 
 
-def _uploader(db: AgentStateDB, buffer: Path) -> Uploader:
-    settings = UploaderSettings(
-        agent_id="laptop", chunk_size_bytes=CHUNK, compression="adaptive",
-        compression_min_saving=0.0, parallel_transfers=1, batch_size=100, retry_attempts=3,
-        conflict_policy=ConflictPolicy.AUTO, shoot_gap_s=60.0, buffer_path=buffer)
-
-    async def rescan(_: PendingFile) -> None:
-        return None
-
-    return Uploader(db, settings, TokenBucket(0), AgentMetrics(CollectorRegistry(), "laptop"),
-                    rescan)
-
-
 @pytest.fixture(scope="module")
-def uploader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uploader]:
-    """plan_sends keeps no state, so one uploader serves every test (and every example)."""
-    buffer = tmp_path_factory.mktemp("agent")
-    db = AgentStateDB(buffer / "agent.db")
-    yield _uploader(db, buffer)
-    db.close()
+def uploader(tmp_path_factory: pytest.TempPathFactory) -> ChunkSender:
+    """plan_sends keeps no state, so one sender serves every test (and every example)."""
+    settings = ChunkSettings(chunk_size_bytes=CHUNK, compression="adaptive",
+                             compression_min_saving=0.0,
+                             ingest_dir=tmp_path_factory.mktemp("agent") / "ingest")
+    return ChunkSender(settings, TokenBucket(0), lambda _wire, _raw: None)
 
 
 def _file(i: int, size: int) -> PendingFile:
@@ -63,21 +47,21 @@ def _ids(groups: Groups) -> list[tuple[bool, list[int]]]:
     return [(is_run, [f.id for f, _ in files]) for is_run, files in groups]
 
 
-def test_small_files_are_packed_up_to_one_chunk(uploader: Uploader) -> None:
+def test_small_files_are_packed_up_to_one_chunk(uploader: ChunkSender) -> None:
     """400 + 600 fills a chunk exactly (the limit is inclusive); the next 400 + 300 do not
     fit with them and start the next run."""
     groups = uploader.plan_sends(_ready(400, 600, 400, 300), runs=True)
     assert _ids(groups) == [(True, [0, 1]), (True, [2, 3])]
 
 
-def test_the_rest_after_a_resume_offset_is_what_counts(uploader: Uploader) -> None:
+def test_the_rest_after_a_resume_offset_is_what_counts(uploader: ChunkSender) -> None:
     """A 5,000-byte file resumed at 4,500 has 500 bytes left: it fits in a run, and is sent
     from its offset."""
     resumed, small = (_file(0, 5000), 4500), (_file(1, 500), 0)
     assert uploader.plan_sends([resumed, small], runs=True) == [(True, [resumed, small])]
 
 
-def test_a_file_larger_than_a_chunk_goes_alone_and_not_as_a_run(uploader: Uploader) -> None:
+def test_a_file_larger_than_a_chunk_goes_alone_and_not_as_a_run(uploader: ChunkSender) -> None:
     """One byte over the chunk size needs two chunks: it is streamed on its own, and the
     small files around it still share a run."""
     groups = uploader.plan_sends(_ready(100, CHUNK + 1, 200), runs=True)
@@ -87,7 +71,7 @@ def test_a_file_larger_than_a_chunk_goes_alone_and_not_as_a_run(uploader: Upload
 
 
 def test_a_file_with_nothing_left_to_send_goes_alone_and_not_as_a_run(
-        uploader: Uploader) -> None:
+        uploader: ChunkSender) -> None:
     """A file the server already holds whole (offset == size), or an empty file, would be an
     empty chunk in a run, which the server refuses: each goes alone."""
     complete = (_file(0, 700), 700)
@@ -100,7 +84,7 @@ def test_a_file_with_nothing_left_to_send_goes_alone_and_not_as_a_run(
     assert len(groups) == 3
 
 
-def test_more_than_the_most_chunks_per_run_are_split(uploader: Uploader) -> None:
+def test_more_than_the_most_chunks_per_run_are_split(uploader: ChunkSender) -> None:
     """300 one-byte files fit in one chunk's bytes but not in one run: 256, then 44."""
     ready = _ready(*[1] * 300)
     groups = uploader.plan_sends(ready, runs=True)
@@ -109,14 +93,14 @@ def test_more_than_the_most_chunks_per_run_are_split(uploader: Uploader) -> None
     assert [pair for _, files in groups for pair in files] == ready
 
 
-def test_without_runs_every_file_goes_alone(uploader: Uploader) -> None:
+def test_without_runs_every_file_goes_alone(uploader: ChunkSender) -> None:
     """A server that does not accept runs gets one file per group, in order."""
     ready = _ready(1, 2, CHUNK, CHUNK + 1, 0)
     groups = uploader.plan_sends(ready, runs=False)
     assert groups == [(False, [pair]) for pair in ready]
 
 
-def test_nothing_ready_plans_nothing(uploader: Uploader) -> None:
+def test_nothing_ready_plans_nothing(uploader: ChunkSender) -> None:
     """No empty run is ever planned (it would be an empty message)."""
     assert uploader.plan_sends([], runs=True) == []
 
@@ -128,7 +112,7 @@ READY = st.lists(st.tuples(st.integers(0, 3 * CHUNK), st.integers(0, 3 * CHUNK))
 
 
 @given(ready=READY)
-def test_every_plan_respects_the_servers_limits(uploader: Uploader, ready: Ready) -> None:
+def test_every_plan_respects_the_servers_limits(uploader: ChunkSender, ready: Ready) -> None:
     """Whatever is ready: every file is planned exactly once, in order within its kind; a run
     holds 1 to MAX_CHUNKS_PER_RUN files, each with 1 to CHUNK bytes left, adding up to at
     most CHUNK; a file that could not join a run goes alone."""
