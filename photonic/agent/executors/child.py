@@ -3,7 +3,7 @@ executor (mediapipe's import and the model, once) and then serves jobs one at a 
 stdin/stdout, so a model that crashes, hangs or eats memory takes down only this process.
 
 Framing, both ways: a 4-byte big-endian length, then that many bytes of JSON.
-  agent -> child, first:  {"kind", "models_dir", "options", "memory_limit_bytes"}
+  agent -> child, first:  {"kind", "models_dir", "options", "memory_limit_bytes", "agent_pid"}
   child -> agent:         {"ready": ExecutorInfo} | {"failed": message}
   agent -> child, then:   {"input", "output_dir", "params"}   (one at a time)
   child -> agent:         {"ok": {"outputs": [[path, name]...], "details": {...}}}
@@ -58,13 +58,13 @@ def read_message(stream: BinaryIO) -> dict[str, object] | None:
     return decoded
 
 
-def _isolate(memory_limit_bytes: int | None) -> None:
+def _isolate(memory_limit_bytes: int | None, agent_pid: int | None) -> None:
     """Die with the agent (no orphaned model eating a core), and cap the address space."""
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() == 1:  # the agent died before prctl took effect
-            os._exit(1)
+        if agent_pid is not None and os.getppid() != agent_pid:
+            os._exit(1)  # the agent died before prctl took effect
     if memory_limit_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
 
@@ -78,8 +78,9 @@ def _serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
     setup = read_message(stdin)
     if setup is None:
         return 0
-    limit = setup.get("memory_limit_bytes")
-    _isolate(limit if isinstance(limit, int) else None)
+    limit, agent_pid = setup.get("memory_limit_bytes"), setup.get("agent_pid")
+    _isolate(limit if isinstance(limit, int) else None,
+             agent_pid if isinstance(agent_pid, int) else None)
     options = setup.get("options")
     try:
         executor = load_executor(str(setup["kind"]), Path(str(setup["models_dir"])),

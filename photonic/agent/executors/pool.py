@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import signal
 import struct
 import sys
@@ -271,7 +272,7 @@ class ExecutorPool:
     def _setup(self, kind: str) -> dict[str, object]:
         return {"kind": kind, "models_dir": str(self._models_dir),
                 "options": self._options[kind],
-                "memory_limit_bytes": self._memory_limit_bytes}
+                "memory_limit_bytes": self._memory_limit_bytes, "agent_pid": os.getpid()}
 
 
 def _max_concurrent(kind: str, options: Mapping[str, object]) -> int:
