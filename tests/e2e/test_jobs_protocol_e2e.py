@@ -1,0 +1,278 @@
+"""The jobs protocol against a real server over mutual TLS, with the test playing the worker
+message by message: push assignment, slots, leases and their expiry, fencing of stale
+attempts, cancel, restart, results under the durability rule, and scope refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from photonic.jobs_model import (
+    CancelOrder,
+    Held,
+    JobState,
+    ReportRefused,
+    WorkCancelled,
+    WorkDone,
+    WorkFailed,
+    WorkHeartbeat,
+    WorkProgress,
+    WorkReleased,
+)
+from photonic.v1 import jobs_pb2
+from tests.support.daemons import (
+    ServerHandle,
+    make_agent,
+    sqlite_rows,
+    start_server,
+)
+from tests.support.jobs import Admin, ScriptedWorker
+from tests.support.photos import make_jpeg
+from tests.support.pki import TestPki
+
+pytestmark = pytest.mark.e2e
+
+SCOPES = {"agents": {"admin": {"scopes": ["admin"]}, "worker": {"scopes": ["sync", "work"]},
+                     "desktop": {"scopes": ["sync", "work"]}}}
+SHORT_LEASE = {"jobs": {"heartbeat": "300ms", "lease": "1500ms", "max_attempts": 2}}
+
+
+def _server(root: Path, pki: TestPki, **jobs: object) -> ServerHandle:
+    extra: dict[str, object] = {**SCOPES}
+    if jobs:
+        extra["jobs"] = jobs
+    return start_server(root, pki, extra=extra)  # type: ignore[arg-type]
+
+
+def _photos(server: ServerHandle, root: Path, pki: TestPki, count: int,
+            agent_id: str = "laptop") -> list[str]:
+    """count photos synced by agent_id; their SHA-256s in name order."""
+    agent = make_agent(root / agent_id, pki, agent_id, server)
+    for i in range(count):
+        make_jpeg(agent.watches["photos"] / f"p{i:02d}.jpg", seed=1000 + i)
+    agent.once()
+    return [hashlib.sha256((agent.watches["photos"] / f"p{i:02d}.jpg").read_bytes()).hexdigest()
+            for i in range(count)]
+
+
+@pytest.fixture
+def jobs_server(tmp_path: Path, pki: TestPki) -> Iterator[ServerHandle]:
+    server = _server(tmp_path / "server", pki, heartbeat="300ms", lease="1500ms",
+                     max_attempts=2)
+    yield server
+    server.daemon.terminate()
+
+
+def _no_more_orders(worker: ScriptedWorker, within_s: float = 0.5) -> bool:
+    try:
+        order = worker.orders.get(timeout=within_s)
+    except queue.Empty:
+        return True
+    raise AssertionError(f"unexpected order {order!r}")
+
+
+def test_push_starts_an_idle_worker_at_once_and_never_past_its_slots(
+        jobs_server: ServerHandle, tmp_path: Path, pki: TestPki) -> None:
+    """A job submitted to an idle connected worker is assigned within 100 ms (push, not
+    poll); with one slot the worker holds one job while the rest wait PENDING."""
+    shas = _photos(jobs_server, tmp_path, pki, 3)
+    admin = Admin(jobs_server)
+    worker = ScriptedWorker(jobs_server, "worker", ["facecrop"], max_concurrent=1)
+    try:
+        worker.next_order()  # the stream's terms
+        job = admin.submit("facecrop", [shas[0]])
+        assignment = worker.next_assignment()
+        # Measured on the server's clock: from the job's creation to its lease.
+        assert assignment.job.started_unix_ms - job.created_unix_ms <= 100
+        assert assignment.job.job_id == job.job_id and assignment.job.attempts == 1
+        batch = admin.submit("facecrop", shas[1:])
+        assert _no_more_orders(worker)
+        states = sorted(c.state.value for c in admin.children(batch.job_id))
+        assert states == ["PENDING", "PENDING"]
+        worker.send(WorkReleased(job.job_id, 1, "test"))
+        nxt = worker.next_assignment()
+        assert nxt.job.parent_id == batch.job_id or nxt.job.job_id == job.job_id
+    finally:
+        worker.close()
+        admin.close()
+
+
+def test_expired_lease_goes_to_another_worker_and_the_stale_attempt_is_refused(
+        jobs_server: ServerHandle, tmp_path: Path, pki: TestPki) -> None:
+    """A worker that stops answering loses its lease: the job is PENDING again and a second
+    worker gets attempt 2; the first attempt's upload and result are refused; after the
+    attempt limit the job FAILS with the last error."""
+    [sha] = _photos(jobs_server, tmp_path, pki, 1)
+    admin = Admin(jobs_server)
+    first = ScriptedWorker(jobs_server, "worker", ["bgremove"])
+    job = admin.submit("bgremove", [sha])
+    a1 = first.next_assignment()
+    first.close()  # dies: no heartbeat, no report
+    second = ScriptedWorker(jobs_server, "desktop", ["bgremove"])
+    try:
+        a2 = second.next_assignment(timeout_s=10)
+        assert a2.job.job_id == job.job_id and a2.job.attempts == 2
+        stale = ScriptedWorker(jobs_server, "worker", ["bgremove"])
+        with pytest.raises(grpc.RpcError) as refused:
+            stale.upload(a1.job, b"late output", "late.png")
+        assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        stale.send(WorkDone(job.job_id, 1, ()))
+        order = stale.next_order()
+        while not isinstance(order, ReportRefused):
+            order = stale.next_order()
+        assert order.job_id == job.job_id
+        stale.close()
+        second.send(WorkFailed(job.job_id, 2, "model ran out of memory", True))
+        failed = admin.wait_state(job.job_id, "FAILED")
+        assert failed.error == "model ran out of memory" and failed.attempts == 2
+        assert not list((jobs_server.storage / "library").glob("_derived/**/*.png"))
+    finally:
+        second.close()
+        admin.close()
+
+
+def test_done_stores_verified_outputs_in_the_library_with_their_recipe(
+        jobs_server: ServerHandle, tmp_path: Path, pki: TestPki) -> None:
+    """An output whose bytes do not match its SHA-256 is refused and nothing is stored;
+    a verified one becomes an object, is linked under _derived/<kind>/<input path>.<ext>,
+    and is recorded with its recipe."""
+    [sha] = _photos(jobs_server, tmp_path, pki, 1)
+    admin = Admin(jobs_server)
+    worker = ScriptedWorker(jobs_server, "worker", ["bgremove"])
+    try:
+        job = admin.submit("bgremove", [sha])
+        a = worker.next_assignment().job
+        worker.send(WorkProgress(job.job_id, 1, 0.1, "reading", processing=True))
+        admin.wait_state(job.job_id, "PROCESSING")
+        objects_before = len(jobs_server.objects())
+        lying = [jobs_pb2.ResultChunk(job_id=a.job_id, attempt=1, sha256="0" * 64,
+                                      total_size=5, name="p00.png", data=b"hello")]
+        with pytest.raises(grpc.RpcError) as mismatch:
+            worker.stub.UploadResult(iter(lying), timeout=10)
+        assert mismatch.value.code() is grpc.StatusCode.DATA_LOSS
+        assert len(jobs_server.objects()) == objects_before
+        output = worker.upload(a, b"\x89PNG not really" * 1000, "p00.png")
+        worker.send(WorkDone(job.job_id, 1, (output,), duration_ms=42))
+        done = admin.wait_state(job.job_id, "COMPLETED")
+        [stored] = done.outputs
+        assert stored.sha256 == output.sha256
+        assert stored.library_path == "_derived/bgremove/laptop/photos/p00.jpg.png"
+        linked = jobs_server.storage / "library" / stored.library_path
+        assert hashlib.sha256(linked.read_bytes()).hexdigest() == output.sha256
+        assert stored.recipe["worker_id"] == "worker"
+        assert stored.recipe["executor"] == "scripted"
+    finally:
+        worker.close()
+        admin.close()
+
+
+def test_cancel_reaches_the_running_worker_and_a_gone_worker_still_ends_cancelled(
+        jobs_server: ServerHandle, tmp_path: Path, pki: TestPki) -> None:
+    """Cancelling a pending job ends it at once; a running one gets a CancelOrder on the Work
+    stream and ends CANCELLED when the worker confirms; a job whose worker is gone ends
+    CANCELLED within the lease."""
+    shas = _photos(jobs_server, tmp_path, pki, 3)
+    admin = Admin(jobs_server)
+    try:
+        pending = admin.submit("facecrop", [shas[0]])
+        assert admin.cancel(pending.job_id).state is JobState.CANCELLED
+        worker = ScriptedWorker(jobs_server, "worker", ["facecrop"])
+        running = admin.submit("facecrop", [shas[1]])
+        worker.next_assignment()
+        admin.cancel(running.job_id)
+        order = worker.next_order()
+        while not isinstance(order, CancelOrder):
+            order = worker.next_order()
+        assert order.job_id == running.job_id
+        worker.send(WorkCancelled(running.job_id, order.attempt))
+        admin.wait_state(running.job_id, "CANCELLED")
+        orphan = admin.submit("facecrop", [shas[2]])
+        worker.next_assignment()
+        worker.close()
+        admin.cancel(orphan.job_id)
+        assert admin.wait_state(orphan.job_id, "CANCELLED", timeout_s=5).state \
+            is JobState.CANCELLED
+    finally:
+        admin.close()
+
+
+def test_restart_keeps_every_job_and_honours_the_lease_of_a_reconnecting_worker(
+        tmp_path: Path, pki: TestPki) -> None:
+    """A server killed mid-job finds every job where it was; the worker that reconnects
+    naming its lease keeps it (not handed to anyone else), and completes it."""
+    server = _server(tmp_path / "server", pki, heartbeat="300ms", lease="1500ms")
+    try:
+        shas = _photos(server, tmp_path, pki, 2)
+        admin = Admin(server)
+        worker = ScriptedWorker(server, "worker", ["facecrop"])
+        job = admin.submit("facecrop", [shas[0]])
+        waiting = admin.submit("facecrop", [shas[1]])
+        a = worker.next_assignment().job
+        worker.close()
+        admin.close()
+        server.daemon.kill()
+        server.start()
+        admin = Admin(server)
+        assert admin.get(job.job_id).state is JobState.READING
+        assert admin.get(waiting.job_id).state is JobState.PENDING
+        back = ScriptedWorker(server, "worker", ["facecrop"], held=[Held(a.job_id, 1)])
+        other = ScriptedWorker(server, "desktop", ["facecrop"])
+        given = other.next_assignment()
+        assert given.job.job_id == waiting.job_id  # the held job is not handed out again
+        back.send(WorkHeartbeat())
+        output = back.upload(a, b"face" * 100, "p00.jpg")
+        back.send(WorkDone(a.job_id, 1, (output,)))
+        done = admin.wait_state(job.job_id, "COMPLETED")
+        assert done.attempts == 1
+        rows = sqlite_rows(server.storage / "jobs.db", "SELECT COUNT(*) FROM jobs")
+        assert rows[0][0] == 2
+        back.close()
+        other.close()
+        admin.close()
+    finally:
+        server.daemon.terminate()
+
+
+def test_sync_only_agent_may_neither_work_nor_submit_and_is_audited(
+        jobs_server: ServerHandle) -> None:
+    """An agent with only the sync scope opening Work or submitting a job is refused with
+    PERMISSION_DENIED, and both refusals are in the audit log."""
+    intruder = Admin(jobs_server, "laptop")
+    with pytest.raises(grpc.RpcError) as submit:
+        intruder.submit("bgremove", ["a" * 64])
+    assert submit.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    worker = ScriptedWorker(jobs_server, "laptop", ["bgremove"])
+    with pytest.raises(grpc.RpcError) as work:
+        worker.next_order()
+    assert work.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    worker.close()
+    intruder.close()
+    audit = {(str(a), str(b), str(c)) for a, b, c in sqlite_rows(
+        jobs_server.storage / "catalog.db", "SELECT actor, action, result FROM audit")}
+    assert ("laptop", "SubmitJob", "refused") in audit
+    assert ("laptop", "Work", "refused") in audit
+
+
+def test_bad_submits_are_refused_with_what_is_wrong(jobs_server: ServerHandle) -> None:
+    """Unknown job type and bad parameters: INVALID_ARGUMENT naming them; a photo the server
+    does not hold: NOT_FOUND."""
+    admin = Admin(jobs_server)
+    try:
+        with pytest.raises(grpc.RpcError) as unknown:
+            admin.submit("sharpen", ["a" * 64])
+        assert unknown.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "sharpen" in (unknown.value.details() or "")
+        with pytest.raises(grpc.RpcError) as param:
+            admin.submit("facecrop", ["a" * 64], params={"which": "biggest"})
+        assert param.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "which" in (param.value.details() or "")
+        with pytest.raises(grpc.RpcError) as missing:
+            admin.submit("facecrop", ["a" * 64])
+        assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+    finally:
+        admin.close()
