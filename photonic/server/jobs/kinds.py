@@ -1,4 +1,5 @@
-"""The job kinds the server accepts and the parameters each takes: a submit naming an
+"""The job kinds the server accepts and the parameters each takes (the same bounds as the
+agent's executors, photonic/agent/executors): a submit naming an
 unknown kind or a bad parameter is refused before anything is queued."""
 
 from __future__ import annotations
@@ -11,16 +12,12 @@ from photonic import errors
 Check = Callable[[object], bool]
 
 
-def _fraction(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1
-
-
-def _margin(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 5
+def _number(low: float, high: float) -> Check:
+    return lambda v: isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high
 
 
 def _side(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 8192
+    return isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 4096
 
 
 @dataclass(frozen=True)
@@ -49,11 +46,11 @@ class JobKind:
 
 KINDS: dict[str, JobKind] = {k.name: k for k in (
     JobKind("bgremove", "cut the subject out: a PNG with a transparent background",
-            params={"threshold": (_fraction, "a number from 0 to 1"),
-                    "feather": (_margin, "a number of pixels from 0 to 5")}),
+            params={"threshold": (_number(0, 1), "a number from 0 to 1"),
+                    "feather": (_number(0, 50), "a number of pixels from 0 to 50")}),
     JobKind("facecrop", "crop to the face (the largest, or each one)",
-            params={"margin": (_margin, "a fraction of the face box from 0 to 5"),
-                    "size": (_side, "an output side in pixels from 16 to 8192"),
+            params={"margin": (_number(0, 2), "a fraction of the face box from 0 to 2"),
+                    "size": (_side, "an output side in pixels from 16 to 4096"),
                     "which": (lambda v: v in ("largest", "all"), "'largest' or 'all'")}),
 )}
 
