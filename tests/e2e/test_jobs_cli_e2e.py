@@ -12,8 +12,18 @@ from typing import Any
 
 import pytest
 
+from photonic.jobs_model import WorkDone, WorkFailed
 from photonic.v1 import jobs_pb2
-from tests.support.daemons import AgentHandle, ServerHandle, make_agent, run_cli, sha256_of
+from tests.support.daemons import (
+    AgentHandle,
+    Daemon,
+    ServerHandle,
+    make_agent,
+    run_cli,
+    sha256_of,
+    start_server,
+)
+from tests.support.jobs import ScriptedWorker
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
 
@@ -184,3 +194,40 @@ def test_a_sync_scoped_certificate_cannot_submit(
                          "--cert", str(pki.agent_cert("laptop")),
                          "--key", str(pki.agent_key("laptop")), "--ca", str(pki.ca))
     assert code == 1 and err.startswith("photonic: ") and "admin" in err, err
+
+
+def test_wait_reports_a_failed_child_and_download_saves_the_outputs(
+        tmp_path: Path, pki: TestPki, daemons: list[Daemon]) -> None:
+    """A batch of two photos with --wait, worked by a scripted worker that completes one child
+    and fails the other: --wait exits 1 saying 1 of 2 failed; download writes the completed
+    child's output under the name the worker gave it, byte for byte."""
+    server = start_server(tmp_path / "server", pki, extra={"agents": {
+        "admin": {"scopes": ["admin"]}, "worker": {"scopes": ["sync", "work"]}}})
+    daemons.append(server.daemon)
+    admin = _admin(tmp_path, pki, server)
+    _, shas = _synced_photos(tmp_path, pki, server)
+    waiting = Daemon("jobs-wait", ["jobs", "submit", "bgremove", "--photo", shas[0],
+                                   "--photo", shas[1], "--wait", *admin],
+                     tmp_path / "wait.log").start()
+    daemons.append(waiting)
+    worker = ScriptedWorker(server, "worker", ["bgremove"], max_concurrent=2)
+    result = b"\x89PNG cut out" * 2000
+    try:
+        for _ in range(2):
+            job = worker.next_assignment().job
+            if job.input_sha256 == (shas[0],):
+                output = worker.upload(job, result, "IMG_0.png")
+                worker.send(WorkDone(job.job_id, job.attempts, (output,), duration_ms=5))
+            else:
+                worker.send(WorkFailed(job.job_id, job.attempts, "no subject found", False))
+        assert waiting.proc is not None and waiting.proc.wait(60) == 1, waiting.log()
+    finally:
+        worker.close()
+    assert "1 failed of 2 jobs" in waiting.log(), waiting.log()
+    [batch] = _json("list", "--json", *admin)
+    out_dir = tmp_path / "results"
+    code, out, err = _jobs("download", batch["jobId"], "-o", str(out_dir), *admin)
+    assert code == 0, err
+    assert (out_dir / "IMG_0.png").read_bytes() == result
+    assert sorted(p.name for p in out_dir.iterdir()) == ["IMG_0.png"]
+    assert f"wrote {out_dir / 'IMG_0.png'}" in out and "1 FAILED" in err
