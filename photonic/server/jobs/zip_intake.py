@@ -71,13 +71,20 @@ class ZipIntake:
                 if len(images) > self._max_children:
                     raise errors.InvalidInput(f"the archive holds {len(images)} images; a "
                                               f"batch may have at most {self._max_children}")
-                folder = _folder_name(file_name, token)
-                inputs = [await self._store_image(archive, image, folder, token)
-                          for image in images]
+                # Every entry is copied out and checked before any is stored: an entry that
+                # proves to be a bomb halfway leaves no object, library entry or job.
+                copies = [await asyncio.to_thread(_copy_out, archive, image,
+                                                  self._spool / f"{token}.{i}.entry")
+                          for i, image in enumerate(images)]
             finally:
                 archive.close()
+            folder = _folder_name(file_name, token)
+            inputs = [await self._store_image(image, temp, sha, size, folder)
+                      for image, (temp, sha, size) in zip(images, copies, strict=True)]
         finally:
             await asyncio.to_thread(_remove, spooled)
+            for temp in self._spool.glob(f"{token}.*.entry"):
+                await asyncio.to_thread(_remove, temp)
         job = await self._jobs.enqueue(submitter, request, inputs, batch=True)
         return job
 
@@ -97,20 +104,15 @@ class ZipIntake:
         if total == 0:
             raise errors.InvalidInput("the upload is empty, not a ZIP archive")
 
-    async def _store_image(self, archive: SafeZip, image: ZipImage, folder: str,
-                           token: str) -> JobInput:
-        """The entry copied out (hashing as it goes), made an object, placed in the library."""
-        temp = self._spool / f"{token}.entry"
+    async def _store_image(self, image: ZipImage, temp: Path, sha: str, size: int,
+                           folder: str) -> JobInput:
+        """An entry's checked copy made an object and placed in the library."""
+        while not self._claims.try_claim(sha):
+            await asyncio.sleep(0.05)
         try:
-            sha, size = await asyncio.to_thread(_copy_out, archive, image, temp)
-            while not self._claims.try_claim(sha):
-                await asyncio.sleep(0.05)
-            try:
-                await asyncio.to_thread(self._put_object, temp, sha, size)
-            finally:
-                self._claims.release(sha)
+            await asyncio.to_thread(self._put_object, temp, sha, size)
         finally:
-            await asyncio.to_thread(_remove, temp)
+            self._claims.release(sha)
         rel = PurePosixPath(image.name)
         entry = ManifestEntry(ContentHash(sha), size, folder, str(rel))
         await asyncio.to_thread(self._library.record_many, UPLOADS_AGENT, [(entry, rel)],
@@ -131,11 +133,12 @@ class ZipIntake:
                 upload.discard()
 
 
-def _copy_out(archive: SafeZip, image: ZipImage, temp: Path) -> tuple[str, int]:
-    with open(temp, "wb") as out:
+def _copy_out(archive: SafeZip, image: ZipImage, temp: Path) -> tuple[Path, str, int]:
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "wb") as out:
         hashing = _HashingFile(out)
         size = archive.copy(image, hashing)  # type: ignore[arg-type]
-    return hashing.digest.hexdigest(), size
+    return temp, hashing.digest.hexdigest(), size
 
 
 def _folder_name(file_name: str, token: str) -> str:
