@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
-from bench import datagen, load, scale, symmetric, trash
+from bench import datagen, jobs, load, scale, symmetric, trash
 from bench.datagen import DataSet
 from bench.figures import (
     RAW_GRPC,
@@ -44,7 +44,7 @@ _MB = 1_000_000
 _GB = 1_000_000_000
 _SECOND_AGENT = "bench-agent-2"
 _INCREMENTAL_FILES = 10
-GROUPS = ("sync", "scale", "load")
+GROUPS = ("sync", "scale", "load", "jobs")
 SYNC_SETS = ("large", "small", "raw", "tiff")
 
 PeerFactory = Callable[[Path], SymmetricPeer]
@@ -241,6 +241,17 @@ class Bench:
         for key, values in load.idle_raw_samples(figure).items():
             self.samples[(PHOTONIC, key)].extend(values)
 
+    # --- jobs figures ------------------------------------------------------------------------
+
+    def jobs_figures(self, quick: bool) -> None:
+        self.notes.append(f"jobs figures: {_loadavg()}")
+        figure = jobs.measure(self.work_dir, quick=quick)
+        for key, values in jobs.jobs_values(figure).items():
+            self.samples[(PHOTONIC, key)].extend(values)
+        self.samples[(PHOTONIC, "jobs.dispatch.all")].extend(figure.dispatch_ms)
+        self.samples[(PHOTONIC, "jobs.agent_start.all")].extend(figure.agent_processing_ms)
+
+
 def _loadavg() -> str:
     try:
         return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -274,11 +285,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-scale", action="store_true", help="skip the scale figures")
     p.add_argument("--no-load", action="store_true", help="skip the load figures")
+    p.add_argument("--no-jobs", action="store_true", help="skip the jobs figures")
     p.add_argument(
         "--only",
         choices=GROUPS,
         help="run one group of figures: sync (the sets against the peers, and latency), "
-        "scale, or load (many agents syncing at once, many idle agents)",
+        "scale, load (many agents syncing at once, many idle agents), or jobs (dispatch "
+        "latency, a facecrop batch, recovery from a killed worker)",
     )
     p.add_argument("--seed", type=int, default=datagen.DEFAULT_SEED)
     p.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
@@ -365,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with trash.deferred_deletion(work_dir / "trash"):
             _run_all(bench, runs, sync_sets, scale_args, shape)
+            if "jobs" in groups and PHOTONIC in tools:
+                bench.attempt("photonic: jobs", functools.partial(bench.jobs_figures, args.quick))
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     counts = {name: ds.count for name, ds in sets.items()}
@@ -377,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         figure_rows += load_figure_specs(
             shape.syncing_agents, counts["load"], shape.idle_agents
         )
+    if "jobs" in groups and PHOTONIC in tools:
+        figure_rows += jobs.figure_specs(jobs.jobs_shape(quick=args.quick))
     rows = build_rows(figure_rows, bench.samples)
     report = Report(args.quick, rows, bench.samples, bench.errors, _context(args, runs, sets))
     report.context["wall_s"] = round(time.perf_counter() - started, 1)
@@ -406,6 +423,8 @@ def _groups(args: argparse.Namespace) -> set[str]:
         groups.discard("scale")
     if args.no_load:
         groups.discard("load")
+    if args.no_jobs:
+        groups.discard("jobs")
     return groups
 
 

@@ -214,12 +214,13 @@ def test_syncing_values_use_the_figure_keys() -> None:
 
 
 @pytest.mark.parametrize(("argv", "groups"), [
-    ([], {"sync", "scale", "load"}),
+    ([], {"sync", "scale", "load", "jobs"}),
     (["--only", "load", "--quick"], {"load"}),
-    (["--no-scale"], {"sync", "load"}),
-    (["--no-load", "--no-scale"], {"sync"}),
+    (["--no-scale"], {"sync", "load", "jobs"}),
+    (["--no-load", "--no-scale", "--no-jobs"], {"sync"}),
     (["--only", "load", "--no-load"], set()),
+    (["--only", "jobs"], {"jobs"}),
 ])
 def test_figure_groups_follow_only_and_no_flags(argv: list[str], groups: set[str]) -> None:
-    """--only picks one group; --no-scale and --no-load each drop theirs."""
+    """--only picks one group; --no-scale, --no-load and --no-jobs each drop theirs."""
     assert run._groups(run._parse_args(argv)) == groups
