@@ -256,13 +256,15 @@ class JobsService:
 
     async def fetch(self, caller: str, admin: bool, sha256: str, offset: int, job_id: str,
                     attempt: int) -> AsyncIterator[tuple[int, bytes, int]]:
-        """A stored object for a worker whose leased job reads it, or for an admin."""
-        if not admin:
+        """A stored object for a worker whose leased job reads it (counted as input sent to
+        workers), or, named without a job, for an admin (a download of outputs)."""
+        for_job = bool(job_id) or not admin
+        if for_job:
             job = await self._require_lease(caller, job_id, attempt)
             if sha256 not in job.input_sha256:
                 raise errors.AuthError("that object is not an input of the job")
         async for chunk in self.results.read(sha256, offset):
-            if not admin:  # the metric counts inputs sent to workers, not admins' downloads
+            if for_job:
                 self._metrics.blob_bytes_sent.inc(len(chunk[1]))
             yield chunk
 
