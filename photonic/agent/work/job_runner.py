@@ -141,6 +141,7 @@ class JobRun:
             return await self._process(input_path, work_dir, started)
         finally:
             self._deps.inputs.release(sha)
+            await self._deps.inputs.prune()
 
     async def _process(self, input_path: Path, work_dir: Path, started: float) -> Outcome:
         job = self.job

@@ -6,6 +6,7 @@ leased to a worker that has gone."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import sys
@@ -27,6 +28,8 @@ from photonic.logfmt import event
 
 log = logging.getLogger("photonic.agent.work")
 
+RELEASE_WAIT_S = 15.0
+
 
 def os_tag() -> str:
     """The `os=` capability tag of this machine, as jobs require it (`os=macos`)."""
@@ -40,8 +43,8 @@ def os_tag() -> str:
 class WorkService:
     """A service of the agent's runtime: run(stop) until stop is set, then drain and return.
 
-    rpcs holds one JobsRpc per server endpoint; the service closes them and the pool when it
-    returns (it is their only user)."""
+    rpcs holds one JobsRpc per server endpoint; the service closes them and the pool at its
+    final stop (it is their only user)."""
 
     def __init__(self, *, agent_id: str, rpcs: Sequence[JobsRpc], pool: ExecutorPool,
                  local_copies: LocalCopies, config: WorkConfig, buffer_path: Path,
@@ -57,8 +60,12 @@ class WorkService:
         self.slots = SlotBook(config.max_concurrent)
         self.inputs = InputStore(self._work_dir / "inputs", local_copies, self._metrics)
         self.sessions: list[EndpointSession] = []
+        self._finished = asyncio.Event()
+        self._closed = False
         self.ready = asyncio.Event()
         """Set once the executors are probed and every endpoint has its session (tests)."""
+
+    name = "work"
 
     @property
     def running(self) -> int:
@@ -66,13 +73,42 @@ class WorkService:
         return self.slots.running
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.to_thread(shutil.rmtree, self._work_dir / "jobs", True)  # a crash's
+        """Serves every endpoint until stop is set, then drains. A crash (or the runtime's
+        cancel) still hands every running job back first. The pool and the channels are
+        closed only at the final stop, so the runtime may run the service again after a
+        crash."""
+        self._finished.clear()
+        try:
+            await self._serve(stop)
+        finally:
+            if stop.is_set():
+                await self.close()
+            self._finished.set()
+
+    async def stop(self, grace_s: float) -> None:
+        """The runtime's graceful stop (after the stop event is set): returns once the
+        drain is over, or after grace_s."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._finished.wait(), grace_s)
+
+    async def close(self) -> None:
+        """Closes the channels and the executor pool (their only user); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.gather(*(rpc.close() for rpc in self._rpcs), return_exceptions=True)
+        await self._pool.close()
+
+    async def _serve(self, stop: asyncio.Event) -> None:
+        # A crash's leftover job folders; fetched inputs stay (a resume or a cache hit).
+        await asyncio.to_thread(shutil.rmtree, self._work_dir / "jobs", True)
         executors = await self._executors()
         deps = RunnerDeps(pool=self._pool, inputs=self.inputs,
                           executors={info.name: info for info in executors},
                           jobs_dir=self._work_dir / "jobs", agent_id=self._agent_id,
                           metrics=self._metrics)
         hello = self._hello_maker(executors)
+        self.slots = SlotBook(self._config.max_concurrent)
         self.sessions = [EndpointSession(rpc, hello, self.slots, deps, self._backoff())
                          for rpc in self._rpcs]
         closing = asyncio.Event()
@@ -83,11 +119,9 @@ class WorkService:
             await stop.wait()
             await self._drain()
         finally:
+            await self._release_all()
             closing.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.gather(*(rpc.close() for rpc in self._rpcs),
-                                 return_exceptions=True)
-            await self._pool.close()
 
     async def _executors(self) -> list[ExecutorInfo]:
         """What the pool loads, narrowed to work.executors when that lists some."""
@@ -125,6 +159,13 @@ class WorkService:
             return
         event(log, "work_draining", running=len(tasks), grace_s=self._config.grace_s)
         await asyncio.wait(tasks, timeout=self._config.grace_s)
+
+    async def _release_all(self) -> None:
+        """Stops every job still running, each reporting Released, and waits (bounded by
+        RELEASE_WAIT_S: the pool kills a child that ignores SIGTERM well within it)."""
+        tasks = [run.task for s in self.sessions for run in s.jobs.values()
+                 if run.task is not None]
         for session in self.sessions:
             session.stop_jobs(StopReason.SHUTDOWN)
-        await asyncio.wait(tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=RELEASE_WAIT_S)

@@ -75,7 +75,8 @@ async def running(pki: TestPki, tmp_path: Path, *, endpoints: int = 1,
         stop.set()
         if pool.gate is not None:
             pool.gate.set()
-        await asyncio.wait_for(task, 20)
+        await asyncio.wait({task}, timeout=20)
+        assert task.done(), "the service did not stop"
         for s in servers:
             await s.stop()
 
@@ -131,6 +132,7 @@ def test_a_verified_local_copy_is_used_and_nothing_is_fetched(pki: TestPki,
             assert recipe["details"] == {"mask_fraction": 0.25}
             progress = [r for r in h.server.stream.reports if isinstance(r, WorkProgress)]
             assert [p.processing for p in progress[:2]] == [False, True]
+            await wait_until(lambda: h.service.running == 0, message="the job ended")
             assert not list((h.buffer / "work" / "jobs").iterdir())
     run(main)
 
@@ -337,4 +339,23 @@ def test_an_output_is_uploaded_in_chunks_of_one_mebibyte(pki: TestPki, tmp_path:
             await wait_until(lambda: final_reports(h), message="a final report")
             [upload] = h.server.uploads
             assert upload.messages == 3 and len(upload.data) == RESULT_CHUNK_BYTES * 2 + 5
+    run(main)
+
+
+def test_a_cancelled_service_still_hands_its_running_job_back(pki: TestPki,
+                                                              tmp_path: Path) -> None:
+    """If the runtime gives up on the drain and cancels the service, the running job is
+    still stopped and Released before the streams close."""
+    src = tmp_path / "p.jpg"
+    src.write_bytes(PHOTO)
+
+    async def main() -> None:
+        pool = _held_pool()
+        async with running(pki, tmp_path, pool=pool, local=lambda sha: [src]) as h:
+            h.server.assign(make_job("j1", PHOTO_SHA))
+            await wait_until(lambda: pool.running == 1, message="the job running")
+            h.task.cancel()
+            await asyncio.wait({h.task})
+            assert final_reports(h) == [WorkReleased("j1", 1, "worker shutting down")]
+            assert h.service.running == 0
     run(main)
