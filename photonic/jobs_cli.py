@@ -274,12 +274,13 @@ async def _download(client: JobsClient, args: argparse.Namespace) -> int:
     plan = download_plan(jobs)
     args.output.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    for child, output, name in plan:
+    for _job, output, name in plan:
         dest = args.output / name
         if dest.is_file() and (await asyncio.to_thread(sha256_file, dest))[0] == output.sha256:
             print(f"{dest} already there")
             continue
-        size = await client.fetch_blob(output.sha256, dest, job_id=child.job_id)
+        # By hash alone: a fetch naming a job is a worker's, and needs that job's lease.
+        size = await client.fetch_blob(output.sha256, dest)
         print(f"wrote {dest} ({format_size(size)})")
     without = [j for j in jobs if not j.outputs]
     if without:
