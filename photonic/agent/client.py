@@ -227,13 +227,7 @@ class ServerClient:
 async def connect_first(endpoints: Sequence[str], credentials: grpc.ChannelCredentials,
                         agent_id: str, timeout_s: float = 5.0) -> ServerClient:
     """The first endpoint that answers, tried in order; Transient when none does."""
-    problems: list[str] = []
-    for endpoint in endpoints:
-        client = ServerClient(endpoint, credentials, agent_id)
-        try:
-            await client.ready(timeout_s)
-            return client
-        except errors.Transient as exc:
-            problems.append(str(exc))
-            await client.close()
-    raise errors.Transient("; ".join(problems) or "no server endpoints configured")
+    from photonic.agent.endpoints import Endpoints  # endpoints.py builds on this module
+
+    return await Endpoints(endpoints, credentials, agent_id,
+                           connect_timeout_s=timeout_s).connect_first()

@@ -34,7 +34,7 @@ class IllegalTransition(Exception):
 
 class AgentStateMachine:
     def __init__(self, agent_id: str, metrics: AgentMetrics,
-                 on_change: Callable[[AgentState], None] | None = None) -> None:
+                 on_change: Callable[[AgentState, str], None] | None = None) -> None:
         self._agent_id = agent_id
         self._metrics = metrics
         self._on_change = on_change
@@ -55,4 +55,4 @@ class AgentStateMachine:
         event(log, "agent_state", agent=self._agent_id, from_state=old.value,
               to_state=new.value, reason=reason)
         if self._on_change is not None:
-            self._on_change(new)
+            self._on_change(new, reason)
