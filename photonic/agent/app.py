@@ -110,8 +110,9 @@ class AgentApp:
         watcher before the first sync, sync (essential: its end ends the run) last.
 
         A service that takes jobs plugs in here, before sync, when config.work.enabled:
-        `runtime.add(WorkService(self.endpoints, ...))`; it gets every endpoint's client from
-        self.endpoints.clients() and the local copies of photos from self.db.local_copy_of."""
+        `runtime.add(build_work_service(self.config, self.db, self.metrics.registry),
+        grace_s=self.config.work.grace_s)` (agent/work/wiring.py); it reads local copies of
+        photos through self.db.local_copy_of and may dial every server (self.endpoints)."""
         runtime = AgentRuntime()
         if self.metrics.registry is not None:
             runtime.add(MetricsEndpointService(self.metrics.registry, self._health,

@@ -11,7 +11,8 @@ The policy, in one place:
   has stayed up a while; one that returns is simply done.
 - Stopping (the caller's stop event, set by SIGTERM, or an essential service's end) goes in
   reverse order, one service at a time: its own stop event is set, its `stop(grace_s)` is
-  awaited if it has one, and it has grace_s to return before it is cancelled. The caller
+  awaited (up to grace_s) if it has one, then it has grace_s to return before it is
+  cancelled. The grace is the runtime's, or the one given to add(). The caller
   closes what the services share (the state database) only after run() returns.
 """
 
@@ -65,6 +66,7 @@ class GracefullyStoppable(Protocol):
 class _Entry:
     service: Service
     essential: bool
+    grace_s: float
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
@@ -84,9 +86,12 @@ class AgentRuntime:
     def services(self) -> list[str]:
         return [e.service.name for e in self._entries]
 
-    def add(self, service: Service, *, essential: bool = False) -> None:
-        """Adds a service; it starts after, and stops before, those added earlier."""
-        self._entries.append(_Entry(service, essential))
+    def add(self, service: Service, *, essential: bool = False,
+            grace_s: float | None = None) -> None:
+        """Adds a service; it starts after, and stops before, those added earlier. grace_s
+        overrides the runtime's grace for this one (the work service's is configured)."""
+        self._entries.append(_Entry(service, essential,
+                                    self._grace_s if grace_s is None else grace_s))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Starts every service, waits for stop or an essential service's end, stops them
@@ -142,19 +147,20 @@ class AgentRuntime:
     async def _stop(self, entry: _Entry) -> None:
         """Sets the service's stop event, gives it grace_s to return, then cancels it."""
         entry.stop.set()
+        grace_s = entry.grace_s
         task = entry.task
         if task is None:
             return
         if isinstance(entry.service, GracefullyStoppable) and not task.done():
             try:
-                await asyncio.wait_for(entry.service.stop(self._grace_s), self._grace_s)
+                await asyncio.wait_for(entry.service.stop(grace_s), grace_s)
             except Exception:
                 log.exception("service stop failed", extra={"service": entry.service.name})
         if not task.done():
-            await asyncio.wait([task], timeout=self._grace_s)
+            await asyncio.wait([task], timeout=grace_s)
         if not task.done():
             event(log, "service_cancelled", logging.WARNING, service=entry.service.name,
-                  grace_s=self._grace_s)
+                  grace_s=grace_s)
             task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 

@@ -149,3 +149,29 @@ async def test_unless_stopped_cancels_the_work_when_stop_is_set() -> None:
     assert await unless_stopped(asyncio.sleep(0, result=7), stop) == 7
     stop.set()
     assert await unless_stopped(asyncio.Event().wait(), stop) is None
+
+
+class GracefulRecorder(Recorder):
+    """A service with stop(grace_s), like the work service: notes the grace it was given."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        super().__init__(name, log)
+        self.graces: list[float] = []
+
+    async def stop(self, grace_s: float) -> None:
+        self.graces.append(grace_s)
+
+
+@in_loop
+async def test_stop_is_called_with_the_grace_given_to_add() -> None:
+    """A service's own grace (work.grace_s) reaches its stop(); others use the runtime's."""
+    log: list[str] = []
+    work, other = GracefulRecorder("work", log), GracefulRecorder("other", log)
+    runtime = AgentRuntime(grace_s=1)
+    runtime.add(other)
+    runtime.add(work, grace_s=2.5)
+    runtime.add(Recorder("sync", log), essential=True)
+    stop = asyncio.Event()
+    stop.set()
+    await asyncio.wait_for(runtime.run(stop), 5)
+    assert (work.graces, other.graces) == ([2.5], [1])
