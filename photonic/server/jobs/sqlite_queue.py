@@ -264,9 +264,9 @@ class SqliteJobQueue:
         """Leases past their expiry: the job is PENDING again (one more failure counted), or
         FAILED once it has failed max_attempts times, or CANCELLED if a cancel waits."""
         with self._tx() as c:
-            ids = [r[0] for r in c.execute(
+            ids = [r[0] for r in c.execute(  # a batch parent runs on no lease: never expires
                 f"SELECT job_id FROM jobs WHERE state IN {_RUNNING_STATES} "
-                "AND lease_expires_ms < ?", (now_ms,))]
+                "AND lease_expires_ms < ? AND kind != ?", (now_ms, BATCH_KIND))]
             for jid in ids:
                 worker = c.execute("SELECT worker_id FROM jobs WHERE job_id = ?",
                                    (jid,)).fetchone()[0]

@@ -104,6 +104,7 @@ def test_batch_parent_follows_its_children(q: SqliteJobQueue) -> None:
     q.lease("c0", "w", 9000, 60_000, 1000)
     parent = q.settle_parent("p", 1001)
     assert parent is not None and parent.state is JobState.PROCESSING
+    assert q.expired(5000) == []  # a running parent holds no lease to expire
     q.fail_attempt(Lease("c0", 1), "corrupt image", False, 1100)
     for child in ("c1", "c2"):
         q.lease(child, "w", 9000, 60_000, 1100)
