@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from photonic import errors
 from photonic.agent.executors.base import Execution, ExecutorError, ExecutorInfo
@@ -148,8 +148,9 @@ class JobRun:
         await self._send(WorkProgress(job.job_id, self.attempt, 0.1, "processing",
                                       processing=True))
         timeout_s = job.timeout_ms / 1000 if job.timeout_ms > 0 else DEFAULT_TIMEOUT_S
+        named = await asyncio.to_thread(self._named_input, input_path, work_dir)
         try:
-            execution = await self._deps.pool.run(job.kind, input_path, work_dir / "out",
+            execution = await self._deps.pool.run(job.kind, named, work_dir / "out",
                                                   job.params, timeout_s=timeout_s)
         except ExecutorError as exc:
             return await self._fail(str(exc), retryable=exc.retryable)
@@ -199,6 +200,18 @@ class JobRun:
             await self._send(WorkReleased(job_id, attempt, SHUTDOWN_REASON))
             return Outcome.RELEASED
         return Outcome.DROPPED
+
+    def _named_input(self, input_path: Path, work_dir: Path) -> Path:
+        """The input under its library name (a symlink in the attempt's folder): executors
+        name their outputs after the file they read, and a fetched input's cached file is
+        named by its hash."""
+        name = PurePosixPath(self.job.input_path).name
+        if not name or name.startswith(".") or name == input_path.name:
+            return input_path
+        link = work_dir / "in" / name
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to(input_path.resolve())
+        return link
 
     def _make_work_dir(self) -> Path:
         self._deps.jobs_dir.mkdir(parents=True, exist_ok=True)

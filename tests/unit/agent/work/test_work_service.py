@@ -5,6 +5,7 @@ slots are shared between servers, and how a stop drains."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -152,6 +153,23 @@ def test_a_cut_fetch_resumes_from_its_offset(pki: TestPki, tmp_path: Path) -> No
             assert h.service.inputs.fetched_bytes == len(PHOTO)
             [(path, data)] = h.pool.inputs
             assert data == PHOTO and path == h.buffer / "work" / "inputs" / PHOTO_SHA
+    run(main)
+
+
+def test_a_fetched_input_reaches_the_executor_under_its_library_name(
+        pki: TestPki, tmp_path: Path) -> None:
+    """Executors name outputs after the file they read: a fetched input (cached under its
+    hash) is handed to them as the job's input file name, so outputs are not named by hash."""
+    async def main() -> None:
+        async with running(pki, tmp_path) as h:
+            h.server.blobs[PHOTO_SHA] = PHOTO
+            job = dataclasses.replace(make_job("j1", PHOTO_SHA),
+                                      input_path="laptop/photos/portrait.jpg")
+            h.server.assign(job)
+            await wait_until(lambda: final_reports(h), message="a final report")
+            assert isinstance(final_reports(h)[0], WorkDone)
+            [(path, data)] = h.pool.inputs
+            assert path.name == "portrait.jpg" and data == PHOTO
     run(main)
 
 
