@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import logging
 import queue
@@ -66,6 +67,8 @@ JOB_TIMEOUT_S = 600.0
 WARMUP_JOBS = 5
 ASTRONAUT_FACE = (177, 82, 95, 95)
 """x, y, width, height of the face in skimage's astronaut (512 x 512)."""
+CAMERA_SIDE_PX = 3000
+"""The camera-size batch: each portrait scaled up to 9 MP, as a phone or camera photo."""
 BIG_SIZE = (6000, 4000)
 """The recovery job's photo: bgremove takes seconds on 24 MP, so it is mid-run when killed."""
 PHOTONIC = "photonic"
@@ -75,21 +78,33 @@ PHOTONIC = "photonic"
 class JobsShape:
     single_jobs: int  # submit -> Assignment, in-process worker
     agent_jobs: int  # submit -> PROCESSING, real worker agent
-    batch_photos: int  # the facecrop batch
+    batch_photos: int  # the facecrop batch of small portraits (300..512 px)
+    camera_photos: int  # the facecrop batch of camera-size portraits (CAMERA_SIDE_PX square)
 
 
 def jobs_shape(*, quick: bool) -> JobsShape:
-    return JobsShape(30, 10, 50) if quick else JobsShape(100, 30, 200)
+    return JobsShape(30, 10, 50, 5) if quick else JobsShape(100, 30, 200, 20)
+
+
+@dataclass
+class BatchFigure:
+    photos: int = 0
+    completed: int = 0
+    wall_s: float = 0.0
+    executor_s: float = 0.0
+    """The sum of the children's recipe durations (each attempt: input, executor)."""
+    outside_attempt_ms: list[float] = field(default_factory=list)
+    """Per child: lease -> COMPLETED minus its recipe's duration (output upload, Done)."""
+    between_jobs_ms: list[float] = field(default_factory=list)
+    """Per child but the last: its COMPLETED -> the next child's lease."""
 
 
 @dataclass
 class JobsFigure:
     dispatch_ms: list[float] = field(default_factory=list)
     agent_processing_ms: list[float] = field(default_factory=list)
-    batch_photos: int = 0
-    batch_completed: int = 0
-    batch_wall_s: float = 0.0
-    batch_executor_s: float = 0.0
+    batches: dict[str, BatchFigure] = field(default_factory=dict)
+    """"batch" (small portraits) and "camera" (camera-size ones)."""
     recovery_s: float | None = None
 
 
@@ -126,12 +141,19 @@ def jobs_values(figure: JobsFigure) -> dict[str, list[float]]:
     if figure.agent_processing_ms:
         values["jobs.agent_start.p50"] = [percentile(figure.agent_processing_ms, 50)]
         values["jobs.agent_start.p95"] = [percentile(figure.agent_processing_ms, 95)]
-    if figure.batch_wall_s > 0:
-        values["jobs.batch.jobs_per_s"] = [figure.batch_completed / figure.batch_wall_s]
-        values["jobs.batch.s"] = [figure.batch_wall_s]
-        values["jobs.batch.overhead_pct"] = [
-            100 * overhead_share(figure.batch_wall_s, figure.batch_executor_s)]
-        values["jobs.batch.failed"] = [float(figure.batch_photos - figure.batch_completed)]
+    for name, batch in figure.batches.items():
+        if batch.wall_s <= 0:
+            continue
+        values[f"jobs.{name}.jobs_per_s"] = [batch.completed / batch.wall_s]
+        values[f"jobs.{name}.s"] = [batch.wall_s]
+        values[f"jobs.{name}.overhead_pct"] = [
+            100 * overhead_share(batch.wall_s, batch.executor_s)]
+        values[f"jobs.{name}.failed"] = [float(batch.photos - batch.completed)]
+        if batch.outside_attempt_ms:
+            values[f"jobs.{name}.outside_attempt_ms"] = [
+                percentile(batch.outside_attempt_ms, 50)]
+        if batch.between_jobs_ms:
+            values[f"jobs.{name}.between_jobs_ms"] = [percentile(batch.between_jobs_ms, 50)]
     if figure.recovery_s is not None:
         values["jobs.recovery.s"] = [figure.recovery_s]
     return values
@@ -140,8 +162,7 @@ def jobs_values(figure: JobsFigure) -> dict[str, list[float]]:
 def figure_specs(shape: JobsShape) -> list[FigureSpec]:
     """The jobs rows and the issue's goals."""
     single = f"{shape.single_jobs} single jobs, one idle worker"
-    batch = f"{shape.batch_photos}-photo facecrop batch, one worker agent"
-    return [
+    rows = [
         FigureSpec(f"{single}: submit -> Assignment, p50", "ms", "jobs.dispatch.p50",
                    target=Target(TargetKind.AT_MOST, 20)),
         FigureSpec(f"{single}: submit -> Assignment, p95", "ms", "jobs.dispatch.p95",
@@ -150,12 +171,24 @@ def figure_specs(shape: JobsShape) -> list[FigureSpec]:
                    " p50", "ms", "jobs.agent_start.p50"),
         FigureSpec(f"{shape.agent_jobs} single jobs, real worker agent: submit -> PROCESSING,"
                    " p95", "ms", "jobs.agent_start.p95"),
-        FigureSpec(f"{batch}: wall time", "s", "jobs.batch.s"),
-        FigureSpec(f"{batch}: throughput", "jobs/s", "jobs.batch.jobs_per_s"),
-        FigureSpec(f"{batch}: dispatch overhead (wall time not in attempts)", "%",
-                   "jobs.batch.overhead_pct", target=Target(TargetKind.AT_MOST, 5)),
-        FigureSpec(f"{batch}: jobs failed", "jobs", "jobs.batch.failed",
-                   target=Target(TargetKind.AT_MOST, 0)),
+    ]
+    for name, what in (("batch", f"{shape.batch_photos}-photo facecrop batch (300-512 px)"),
+                       ("camera", f"{shape.camera_photos}-photo facecrop batch "
+                                  f"({CAMERA_SIDE_PX}x{CAMERA_SIDE_PX} px)")):
+        rows += [
+            FigureSpec(f"{what}: wall time", "s", f"jobs.{name}.s"),
+            FigureSpec(f"{what}: throughput", "jobs/s", f"jobs.{name}.jobs_per_s"),
+            FigureSpec(f"{what}: dispatch overhead (wall time not in attempts)", "%",
+                       f"jobs.{name}.overhead_pct", target=Target(TargetKind.AT_MOST, 5)),
+            FigureSpec(f"{what}: per job, leased but not in the attempt (upload, Done), p50",
+                       "ms", f"jobs.{name}.outside_attempt_ms"),
+            FigureSpec(f"{what}: per job, COMPLETED -> next lease, p50", "ms",
+                       f"jobs.{name}.between_jobs_ms"),
+            FigureSpec(f"{what}: jobs failed", "jobs", f"jobs.{name}.failed",
+                       target=Target(TargetKind.AT_MOST, 0)),
+        ]
+    return [
+        *rows,
         FigureSpec("worker SIGKILLed mid-job: until its job runs elsewhere (default lease)", "s",
                    "jobs.recovery.s", target=Target(TargetKind.AT_MOST, 20)),
     ]
@@ -183,6 +216,15 @@ def portrait_variants(count: int, seed: int) -> Iterator[bytes]:
         out = io.BytesIO()
         crop.save(out, "JPEG", quality=rng.randint(85, 95))
         yield out.getvalue()
+
+
+def scaled_up(jpeg: bytes, side_px: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    with Image.open(io.BytesIO(jpeg)) as image:
+        image.resize((side_px, side_px)).save(out, "JPEG", quality=90)
+    return out.getvalue()
 
 
 def big_portrait() -> bytes:
@@ -424,16 +466,25 @@ def agent_start(cluster: JobsCluster, admin: JobsAdmin, paths: Sequence[str]) ->
     return [(processing[j] - at) * 1000 for j, at in submitted.items()][WARMUP_JOBS // 2:]
 
 
-def facecrop_batch(admin: JobsAdmin, folder: str, figure: JobsFigure) -> None:
+def facecrop_batch(admin: JobsAdmin, folder: str) -> BatchFigure:
+    """Submits facecrop over a library folder and reads, once it ended, its wall time (the
+    parent's created -> finished) and its children's times."""
     parent = admin.submit(JobRequest("facecrop", library_folder=folder))
     parent = admin.wait_ended(parent.job_id, interval_s=0.1)
     children = admin.children(parent.job_id)
-    figure.batch_photos = len(children)
-    figure.batch_completed = sum(c.state.value == "COMPLETED" for c in children)
-    figure.batch_wall_s = (parent.finished_unix_ms - parent.created_unix_ms) / 1000
-    figure.batch_executor_s = sum(
-        float(str(c.outputs[0].recipe.get("duration_ms", 0))) for c in children if c.outputs
-    ) / 1000
+    durations = {c.job_id: float(str(c.outputs[0].recipe.get("duration_ms", 0)))
+                 for c in children if c.outputs}
+    ran = sorted((c for c in children if c.job_id in durations),
+                 key=lambda c: c.started_unix_ms)
+    return BatchFigure(
+        photos=len(children),
+        completed=sum(c.state.value == "COMPLETED" for c in children),
+        wall_s=(parent.finished_unix_ms - parent.created_unix_ms) / 1000,
+        executor_s=sum(durations.values()) / 1000,
+        outside_attempt_ms=[c.finished_unix_ms - c.started_unix_ms - durations[c.job_id]
+                            for c in ran],
+        between_jobs_ms=[float(b.started_unix_ms - a.finished_unix_ms)
+                         for a, b in itertools.pairwise(ran)])
 
 
 def recovery(cluster: JobsCluster, admin: JobsAdmin, path: str) -> float:
@@ -475,6 +526,10 @@ def measure(work_dir: Path, *, quick: bool, seed: int = datagen.DEFAULT_SEED) ->
         batch.mkdir(parents=True)
         for i, data in enumerate(portrait_variants(shape.batch_photos, seed)):
             (batch / f"portrait_{i:04d}.jpg").write_bytes(data)
+        camera = cluster.watch(HOLDER) / "camera"
+        camera.mkdir()
+        for i, data in enumerate(portrait_variants(shape.camera_photos, seed + 1)):
+            (camera / f"portrait_{i:04d}.jpg").write_bytes(scaled_up(data, CAMERA_SIDE_PX))
         (cluster.watch(HOLDER) / "big.jpg").write_bytes(big_portrait())
         cluster.start_server()
         cluster.sync_once(HOLDER)
@@ -491,7 +546,9 @@ def measure(work_dir: Path, *, quick: bool, seed: int = datagen.DEFAULT_SEED) ->
             log.info("jobs: %d jobs on the worker agent ...", len(singles))
             figure.agent_processing_ms = agent_start(cluster, admin, singles)
             log.info("jobs: a %d-photo facecrop batch ...", shape.batch_photos)
-            facecrop_batch(admin, f"{HOLDER}/{WATCH}/batch", figure)
+            figure.batches["batch"] = facecrop_batch(admin, f"{HOLDER}/{WATCH}/batch")
+            log.info("jobs: a %d-photo camera-size facecrop batch ...", shape.camera_photos)
+            figure.batches["camera"] = facecrop_batch(admin, f"{HOLDER}/{WATCH}/camera")
             cluster.start_worker(SPARE, executors=("bgremove",))
             cluster.wait_worker_ready(SPARE)
             log.info("jobs: a worker killed mid-job ...")

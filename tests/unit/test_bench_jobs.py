@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from bench.jobs import JobsFigure, jobs_values, overhead_share, state_times
+from bench.jobs import (
+    BatchFigure,
+    JobsFigure,
+    figure_specs,
+    jobs_shape,
+    jobs_values,
+    overhead_share,
+    state_times,
+)
 
 LOG = "\n".join([
     'ts=2026-12-06T10:00:00.100Z level=info logger=photonic.server.jobs msg=job_state '
@@ -41,12 +49,16 @@ def test_state_times_take_the_first_line_per_job_and_filter_by_worker() -> None:
 def test_jobs_values_summarise_each_measured_part_only() -> None:
     """Percentiles of the latencies, throughput and overhead of the batch, failures counted;
     a part not measured (no recovery) leaves its key out."""
-    figure = JobsFigure(dispatch_ms=[1.0, 2.0, 3.0, 4.0, 5.0], batch_photos=200,
-                        batch_completed=198, batch_wall_s=20.0, batch_executor_s=19.0)
+    batch = BatchFigure(photos=200, completed=198, wall_s=20.0, executor_s=19.0,
+                        outside_attempt_ms=[3.0, 5.0, 4.0], between_jobs_ms=[1.0, 2.0])
+    figure = JobsFigure(dispatch_ms=[1.0, 2.0, 3.0, 4.0, 5.0], batches={"batch": batch})
     values = jobs_values(figure)
     assert values["jobs.dispatch.p50"] == [3.0]
     assert values["jobs.dispatch.p95"] == [pytest.approx(4.8)]
     assert values["jobs.batch.jobs_per_s"] == [pytest.approx(9.9)]
     assert values["jobs.batch.overhead_pct"] == [pytest.approx(5.0)]
     assert values["jobs.batch.failed"] == [2.0]
+    assert values["jobs.batch.outside_attempt_ms"] == [4.0]
+    assert values["jobs.batch.between_jobs_ms"] == [1.5]
+    assert set(values) <= {spec.key for spec in figure_specs(jobs_shape(quick=False))}
     assert "jobs.recovery.s" not in values and "jobs.agent_start.p50" not in values
