@@ -57,6 +57,10 @@ class RunSummary:
         }
 
 
+WORK_HANDBACK_S = 10.0
+"""Beyond work.grace_s: an executor's kill (SIGTERM, then SIGKILL) and the Released reports."""
+
+
 class AgentApp:
     """Wires the agent's parts; run() supervises its services until stop (or, with once,
     until the first scan is synced)."""
@@ -109,10 +113,9 @@ class AgentApp:
         """The services, in start order (they stop in reverse): metrics first and last, the
         watcher before the first sync, sync (essential: its end ends the run) last.
 
-        A service that takes jobs plugs in here, before sync, when config.work.enabled:
-        `runtime.add(build_work_service(self.config, self.db, self.metrics.registry),
-        grace_s=self.config.work.grace_s)` (agent/work/wiring.py); it reads local copies of
-        photos through self.db.local_copy_of and may dial every server (self.endpoints)."""
+        With work.enabled (and not `--once`) the work service takes jobs from every server;
+        it stops after sync, and its grace covers letting running jobs finish (work.grace_s)
+        plus killing an executor that does not and handing its job back."""
         runtime = AgentRuntime()
         if self.metrics.registry is not None:
             runtime.add(MetricsEndpointService(self.metrics.registry, self._health,
@@ -121,6 +124,11 @@ class AgentApp:
             # The watcher owns files still being written; `--once` means "sync it now".
             runtime.add(self._watch_service())
             runtime.add(StatusFileService(self.reporter))
+        if self.config.work.enabled and not once:
+            from photonic.agent.work.wiring import build_work_service
+
+            runtime.add(build_work_service(self.config, self.db, self.metrics.registry),
+                        grace_s=self.config.work.grace_s + WORK_HANDBACK_S)
         runtime.add(self._sync_service(once), essential=True)
         return runtime
 
