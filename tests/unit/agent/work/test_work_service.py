@@ -69,8 +69,10 @@ async def running(pki: TestPki, tmp_path: Path, *, endpoints: int = 1,
     task = asyncio.create_task(service.run(stop))
     harness = Harness(servers, pool, service, stop, task, tmp_path / "buffer")
     try:
+        # Open on both sides: the worker sent its Hello and each server has read it.
         await wait_until(lambda: service.ready.is_set() and all(
-            s.connected.is_set() for s in service.sessions), message="streams open")
+            s.connected.is_set() for s in service.sessions) and all(
+            srv.streams for srv in servers), message="streams open")
         yield harness
     finally:
         stop.set()
