@@ -144,6 +144,8 @@ class WorkProgress:
     fraction: float = 0.0
     message: str = ""
     processing: bool = False
+    finishing: bool = False
+    """The executor is done; the outputs are being uploaded (the slot is free again)."""
 
 
 @dataclass(frozen=True)

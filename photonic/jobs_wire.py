@@ -168,7 +168,8 @@ def report_to_wire(r: WorkerReport) -> jobs_pb2.WorkerMessage:
                                version=r.version, executors=list(r.executors)))
     if isinstance(r, WorkProgress):
         return W(progress=W.Progress(job_id=r.job_id, attempt=r.attempt, fraction=r.fraction,
-                                     message=r.message, processing=r.processing))
+                                     message=r.message, processing=r.processing,
+                                     finishing=r.finishing))
     if isinstance(r, WorkDone):
         return W(done=W.Done(job_id=r.job_id, attempt=r.attempt,
                              output_sha256=[o.sha256 for o in r.outputs],
@@ -196,7 +197,8 @@ def report_from_wire(m: jobs_pb2.WorkerMessage) -> WorkerReport | None:
                            tuple(h.executors))
     if kind == "progress":
         p = m.progress
-        return WorkProgress(p.job_id, p.attempt, p.fraction, p.message, p.processing)
+        return WorkProgress(p.job_id, p.attempt, p.fraction, p.message, p.processing,
+                            p.finishing)
     if kind == "done":
         d = m.done
         outputs = tuple(output_from_wire(o) for o in d.outputs) or tuple(

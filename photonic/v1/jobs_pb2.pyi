@@ -490,12 +490,18 @@ class WorkerMessage(_message.Message):
         MESSAGE_FIELD_NUMBER: _builtins.int
         ATTEMPT_FIELD_NUMBER: _builtins.int
         PROCESSING_FIELD_NUMBER: _builtins.int
+        FINISHING_FIELD_NUMBER: _builtins.int
         job_id: _builtins.str
         fraction: _builtins.float
         message: _builtins.str
         attempt: _builtins.int
         processing: _builtins.bool
         """the input is in hand and the executor runs (READING -> PROCESSING)"""
+        finishing: _builtins.bool
+        """The executor is done and the outputs are being uploaded: the job no longer takes one
+        of the worker's slots, so the next job can run while this one's outputs travel. Up to
+        max_concurrent jobs may be finishing at once; beyond that they count as running.
+        """
         def __init__(
             self,
             *,
@@ -504,10 +510,11 @@ class WorkerMessage(_message.Message):
             message: _builtins.str = ...,
             attempt: _builtins.int = ...,
             processing: _builtins.bool = ...,
+            finishing: _builtins.bool = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "fraction", b"fraction", "job_id", b"job_id", "message", b"message", "processing", b"processing"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "finishing", b"finishing", "fraction", b"fraction", "job_id", b"job_id", "message", b"message", "processing", b"processing"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 

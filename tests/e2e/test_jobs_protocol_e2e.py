@@ -276,3 +276,33 @@ def test_bad_submits_are_refused_with_what_is_wrong(jobs_server: ServerHandle) -
         assert missing.value.code() is grpc.StatusCode.NOT_FOUND
     finally:
         admin.close()
+
+
+def test_a_finishing_job_frees_its_slot_while_its_outputs_upload(
+        jobs_server: ServerHandle, tmp_path: Path, pki: TestPki) -> None:
+    """Once a worker says a job's executor is done (finishing), its one slot takes the next
+    job while the first one's outputs upload; the first still completes under its lease, and
+    uploads that pile up past max_concurrent hold the slot again."""
+    shas = _photos(jobs_server, tmp_path, pki, 3)
+    admin = Admin(jobs_server)
+    worker = ScriptedWorker(jobs_server, "worker", ["facecrop"], max_concurrent=1)
+    try:
+        batch = admin.submit("facecrop", shas)
+        first = worker.next_assignment().job
+        assert _no_more_orders(worker, 0.3)
+        worker.send(WorkProgress(first.job_id, 1, 0.9, "uploading", processing=True,
+                                 finishing=True))
+        second = worker.next_assignment().job
+        assert second.job_id != first.job_id
+        worker.send(WorkProgress(second.job_id, 1, 0.9, "uploading", processing=True,
+                                 finishing=True))
+        assert _no_more_orders(worker, 0.3)  # two uploads for one slot: the third waits
+        output = worker.upload(first, b"crop" * 50, "p00.jpg")
+        worker.send(WorkDone(first.job_id, 1, (output,)))
+        admin.wait_state(first.job_id, "COMPLETED")
+        third = worker.next_assignment().job
+        assert third.job_id not in (first.job_id, second.job_id)
+        assert third.parent_id == batch.job_id
+    finally:
+        worker.close()
+        admin.close()

@@ -76,12 +76,18 @@ class JobRun:
     """One attempt; the service runs run() as a task and stops it with stop()."""
 
     def __init__(self, assignment: Assignment, rpc: JobsRpc, send: Send,
-                 deps: RunnerDeps) -> None:
+                 deps: RunnerDeps, executed: Callable[[JobRun], None] = lambda _run: None
+                 ) -> None:
+        """executed: told when the executor is done and only the outputs' upload is left
+        (the session may then give the job's slot to the next job)."""
         self.job: Job = assignment.job
         self.attempt = assignment.job.attempts
         self._rpc = rpc
         self._send = send
         self._deps = deps
+        self._executed = executed
+        self.slot_returned = False
+        """Set by the session when it gave this job's slot back before the job ended."""
         self._stop_reason: StopReason | None = None
         self.task: asyncio.Task[Outcome] | None = None
 
@@ -155,6 +161,9 @@ class JobRun:
         except ExecutorError as exc:
             return await self._fail(str(exc), retryable=exc.retryable)
         duration_ms = round((self._deps.clock() - started) * 1000)
+        await self._send(WorkProgress(job.job_id, self.attempt, 0.9, "uploading outputs",
+                                      processing=True, finishing=True))
+        self._executed(self)
         try:
             outputs = await self._upload(execution, duration_ms)
         except errors.PhotonicError as exc:

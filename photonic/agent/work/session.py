@@ -152,17 +152,28 @@ class EndpointSession:
             return
         if running is not None:
             running.stop(StopReason.REFUSED)  # a newer attempt supersedes the one here
-        run = JobRun(order, self.rpc, self.send, self._deps)
+        run = JobRun(order, self.rpc, self.send, self._deps, self._executed)
         self.jobs[job.job_id] = run
         self._deps.metrics.running_jobs.set(self._slots.running)
         run.start().add_done_callback(lambda _task: self._ended(run))
         event(log, "job_started", endpoint=self.endpoint, job=job.job_id,
               attempt=job.attempts, kind=job.kind)
 
+    def _executed(self, run: JobRun) -> None:
+        """The run's executor is done: its slot goes to the next job while its outputs
+        upload (it said `finishing`), unless max_concurrent uploads already run here, so
+        uploads that fall behind hold the executors back instead of piling up."""
+        uploading = sum(1 for r in self.jobs.values() if r.slot_returned)
+        if uploading < self._slots.max_concurrent and not run.slot_returned:
+            run.slot_returned = True
+            self._slots.give_back(self.endpoint)
+            self._deps.metrics.running_jobs.set(self._slots.running)
+
     def _ended(self, run: JobRun) -> None:
         if self.jobs.get(run.job.job_id) is run:
             del self.jobs[run.job.job_id]
-        self._slots.give_back(self.endpoint)
+        if not run.slot_returned:
+            self._slots.give_back(self.endpoint)
         self._deps.metrics.running_jobs.set(self._slots.running)
 
     async def _cancel(self, order: CancelOrder, stream: WorkChannel) -> None:

@@ -52,14 +52,28 @@ class WorkerSession:
     max_concurrent: int
     slots: int
     running: dict[str, int] = field(default_factory=dict)  # job_id -> attempt
+    finishing: dict[str, int] = field(default_factory=dict)
+    """Jobs whose executor is done and whose outputs are being uploaded."""
     orders: asyncio.Queue[ServerOrder | None] = field(default_factory=asyncio.Queue)
     assigned_total: int = 0
 
     def free(self) -> int:
-        return max(0, min(self.slots, self.max_concurrent) - len(self.running))
+        """Slots for more jobs: the worker's slots less its running jobs, and less its
+        finishing ones beyond max_concurrent (uploads overlap the next job's run, but a
+        worker whose uploads fall behind is not fed more)."""
+        busy = len(self.running) + max(0, len(self.finishing) - self.max_concurrent)
+        return max(0, min(self.slots, self.max_concurrent) - busy)
+
+    def holds(self, job_id: str) -> int | None:
+        """The attempt of job_id this stream holds, running or finishing."""
+        return self.running.get(job_id, self.finishing.get(job_id))
+
+    def drop(self, job_id: str) -> None:
+        self.running.pop(job_id, None)
+        self.finishing.pop(job_id, None)
 
     def leases(self) -> list[Lease]:
-        return [Lease(j, a) for j, a in self.running.items()]
+        return [Lease(j, a) for j, a in (*self.running.items(), *self.finishing.items())]
 
     def send(self, order: ServerOrder | None) -> None:
         """None ends the stream's writer."""
@@ -138,7 +152,7 @@ class Dispatcher:
         for other in self._sessions:  # an older stream of the same worker gives them up
             if other.worker_id == worker_id:
                 for job_id in kept:
-                    other.running.pop(job_id, None)
+                    other.drop(job_id)
         self._sessions.append(session)
         self.kick()
         return session
@@ -154,16 +168,23 @@ class Dispatcher:
         session.slots = max(0, min(slots, session.max_concurrent))
         self.kick()
 
+    def executed(self, session: WorkerSession, job_id: str, attempt: int) -> None:
+        """The job's executor is done and its outputs travel: its slot runs the next job."""
+        if session.running.get(job_id) == attempt:
+            del session.running[job_id]
+            session.finishing[job_id] = attempt
+            self.kick()
+
     def finished(self, session: WorkerSession, job_id: str) -> None:
         """The session's job ended (done, failed, released, cancelled): its slot is free."""
-        session.running.pop(job_id, None)
+        session.drop(job_id)
         self.kick()
 
     def cancel(self, jobs: Sequence[Job]) -> None:
         """Tells the worker running each of these leased jobs to stop it."""
         for job in jobs:
             for s in self._sessions:
-                if s.running.get(job.job_id) == job.attempts:
+                if s.holds(job.job_id) == job.attempts:
                     s.send(CancelOrder(job.job_id, job.attempts))
 
     async def renew(self, session: WorkerSession) -> None:
@@ -176,7 +197,7 @@ class Dispatcher:
                                            now_ms() + self.lease_ms))
         for lease in leases:
             if lease.job_id not in kept:
-                session.running.pop(lease.job_id, None)
+                session.drop(lease.job_id)
                 session.send(ReportRefused(lease.job_id, "the lease ended"))
                 self.kick()
 
@@ -281,7 +302,7 @@ class Dispatcher:
 
     def _forget(self, job_id: str) -> None:
         for s in self._sessions:
-            s.running.pop(job_id, None)
+            s.drop(job_id)
 
 
 def _fair_order(pending: Sequence[Job]) -> list[Job]:

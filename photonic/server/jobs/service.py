@@ -136,7 +136,7 @@ class JobsService:
                                         Lease(job.job_id, job.attempts), now_ms())
         if ended is not None:
             for s in self.dispatcher.sessions:
-                s.running.pop(job.job_id, None)
+                s.drop(job.job_id)
             await self._changed([ended])
             self.dispatcher.kick()
 
@@ -177,6 +177,9 @@ class JobsService:
                 now_ms())
             if job is None:
                 self._refuse(session, report.job_id, "that attempt is no longer current")
+                return
+            if report.finishing:
+                self.dispatcher.executed(session, report.job_id, report.attempt)
             elif report.processing:
                 await self._changed([job])
         elif isinstance(report, WorkDone):
@@ -228,7 +231,7 @@ class JobsService:
         await self._changed([job])
 
     def _refuse(self, session: WorkerSession, job_id: str, why: str) -> None:
-        session.running.pop(job_id, None)
+        session.drop(job_id)
         session.send(ReportRefused(job_id, why))
         event(log, "job_report_refused", logging.WARNING, worker=session.worker_id,
               job=job_id, reason=why)
