@@ -18,6 +18,7 @@ from photonic.grpc_options import server_options
 from photonic.httpserve import HttpEndpoint, Response
 from photonic.logfmt import event
 from photonic.media.safezip import ZipLimits
+from photonic.server.agents_service import AgentsService
 from photonic.server.auth import Authorizer, RevocationList
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub
@@ -69,6 +70,8 @@ class ServerApp:
             config.agent_scopes, config.default_scopes, self.catalog, self.metrics,
             room_for_audit=lambda: self.store.free_bytes() >= config.min_free_bytes)
         self.guard = CallGuard(revocations, self.auth.refuse)
+        self.agents = AgentsService(self.catalog, self.library, self.events, self.metrics,
+                                    self.auth.audit, max_agents=config.max_agents)
         self._grpc: grpc.aio.Server | None = None
         self._http: HttpEndpoint | None = None
         self._health = health.aio.HealthServicer()
@@ -91,8 +94,7 @@ class ServerApp:
                                  self.config.max_connection_age_grace_s)
         server = grpc.aio.server(options=options, interceptors=[self.guard])
         sync_pb2_grpc.add_PhotonicSyncServicer_to_server(SyncService(  # type: ignore[no-untyped-call]
-            self.auth, self.catalog, self.library, deps, self.events, self.metrics,
-            self.config.max_agents, self._sync_budgets(),
+            self.auth, self.agents, self.catalog, deps, self.metrics, self._sync_budgets(),
             self.config.max_transfer_size_bytes), server)
         self.jobs = self._jobs_service(claims)
         jobs_pb2_grpc.add_PhotonicJobsServicer_to_server(  # type: ignore[no-untyped-call]

@@ -1,11 +1,13 @@
-"""The PhotonicSync servicer: thin; authorizes, translates with wire.py, delegates."""
+"""The PhotonicSync servicer: thin. It authorizes, translates with wire.py, and calls the
+agents application layer (agents_service.py) or, for SyncBatch, the ingest session."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 
@@ -18,25 +20,26 @@ from photonic.grpc_options import (
     REPLY_RUNS_METADATA_KEY,
 )
 from photonic.logfmt import event
-from photonic.models import AgentState, CommittedFile, FileDecision, Scope
+from photonic.models import CommittedFile, FileDecision, Scope
+from photonic.server.agents_service import (
+    AgentReport,
+    AgentsService,
+    AgentStatus,
+    Keep,
+    NotRegistered,
+    Registration,
+)
 from photonic.server.auth import Authorizer, Caller
 from photonic.server.catalog import SqliteCatalog
-from photonic.server.events import EventHub, ServerEvent
+from photonic.server.events import ServerEvent
 from photonic.server.ingest import IngestSession, Outgoing
 from photonic.server.ingest_deps import IngestDeps, check_manifest_size
-from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
 from photonic.server.sync_limits import Refusal, StreamBudget, SyncBudgets, SyncLimits
 from photonic.v1 import sync_pb2, sync_pb2_grpc
 
-MAX_HOSTNAME_CHARS = 253  # the longest DNS name
-MAX_VERSION_CHARS = 64
-MAX_NAME_CHARS = 255
-MAX_WATCHES = 1000
-MAX_RESEND_PER_HEARTBEAT = 100
-"""Quarantined contents an agent is asked to send again per heartbeat (see sync.proto)."""
-
 log = logging.getLogger("photonic.server.sync")
+T = TypeVar("T")
 _OUTGOING_QUEUE = 256
 _UNSPECIFIED = sync_pb2.Event.KIND_UNSPECIFIED
 _EVENT_KINDS: dict[str, sync_pb2.Event.Kind.ValueType] = {
@@ -83,82 +86,80 @@ async def _reply_runs(outgoing: asyncio.Queue[Outgoing | None], max_run: int
         size += message_size
 
 
-def registration_problem(request: sync_pb2.RegisterAgentRequest) -> str:
-    """Why a registration's strings are refused ("" when they are fine): each is stored and
-    audited, so each is bounded."""
-    if len(request.hostname) > MAX_HOSTNAME_CHARS:
-        return f"hostname is {len(request.hostname)} characters; at most {MAX_HOSTNAME_CHARS}"
-    if len(request.version) > MAX_VERSION_CHARS:
-        return f"version is longer than {MAX_VERSION_CHARS} characters"
-    return watch_names_problem(request.watch_names, "watch names")
+async def _answer(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable[T]]) -> T:
+    """Runs call; a photonic error becomes its status code and message (NotRegistered is a
+    precondition the agent meets by registering, which the shared mapping has no kind for)."""
+    try:
+        return await call()
+    except NotRegistered as exc:
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        raise AssertionError("abort returned") from exc
+    except errors.PhotonicError as exc:
+        await context.abort(wire.status_for(exc), str(exc))
+        raise AssertionError("abort returned") from exc
 
 
-def watch_names_problem(names: Sequence[str], what: str) -> str:
-    """Why a list of watch names is refused ("" when it is fine): bounded in count and length,
-    since the catalog stores it."""
-    if len(names) > MAX_WATCHES or any(len(n) > MAX_NAME_CHARS for n in names):
-        return f"at most {MAX_WATCHES} {what} of at most {MAX_NAME_CHARS} characters each"
-    return ""
+def _event_to_wire(ev: ServerEvent) -> sync_pb2.Event:
+    return sync_pb2.Event(kind=_EVENT_KINDS.get(ev.kind, _UNSPECIFIED), agent_id=ev.agent_id,
+                          time_unix_ms=ev.time_unix_ms, sha256=ev.sha256,
+                          watch_name=ev.watch_name, relative_path=ev.relative_path,
+                          detail=ev.detail, size=ev.size, job_id=ev.job_id,
+                          job_state=ev.job_state)
+
+
+def _status_to_wire(status: AgentStatus) -> sync_pb2.GetSyncStatusResponse:
+    return sync_pb2.GetSyncStatusResponse(
+        agent_id=status.agent_id, state=wire.state_to_wire(status.state),
+        photos=status.photos, bytes_stored=status.bytes_stored,
+        last_seen_unix_ms=status.last_seen_ms, last_sync_unix_ms=status.last_sync_ms,
+        paused=status.paused, queue_depth=status.queue_depth,
+        bytes_pending=status.bytes_pending, missing_watches=list(status.missing_watches),
+        open_conflicts=[sync_pb2.Conflict(
+            id=c.id, agent_id=c.agent_id, watch_name=c.watch_name, relative_path=c.rel_path,
+            server_sha256=c.server_sha256, incoming_sha256=c.incoming_sha256,
+            created_unix_ms=c.created_ms) for c in status.open_conflicts])
+
+
+def _keep_from_wire(value: int) -> Keep | None:
+    """None for KEEP_UNSPECIFIED (refused by the service); any other value but KEEP_INCOMING
+    keeps the server's version, as it always has."""
+    if value == sync_pb2.ResolveConflictsRequest.KEEP_UNSPECIFIED:
+        return None
+    return Keep.INCOMING if value == sync_pb2.ResolveConflictsRequest.KEEP_INCOMING else Keep.SERVER
 
 
 class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
-    def __init__(self, auth: Authorizer, catalog: SqliteCatalog, library: Library,
-                 ingest: IngestDeps, events: EventHub, metrics: ServerMetrics,
-                 max_agents: int, budgets: SyncBudgets,
+    def __init__(self, auth: Authorizer, agents: AgentsService, catalog: SqliteCatalog,
+                 ingest: IngestDeps, metrics: ServerMetrics, budgets: SyncBudgets,
                  max_transfer_size_bytes: int) -> None:
         self._auth = auth
+        self._agents = agents
         self._catalog = catalog
-        self._library = library
         self._ingest = ingest
-        self._events = events
         self._metrics = metrics
-        self._max_agents = max_agents
         self._limits = SyncLimits(budgets)
         self._max_transfer = max_transfer_size_bytes
 
     async def RegisterAgent(self, request: sync_pb2.RegisterAgentRequest,
                             context: grpc.aio.ServicerContext) -> sync_pb2.RegisterAgentResponse:
         caller = await self._auth.require(context, Scope.SYNC, "RegisterAgent", request.agent_id)
-        if problem := registration_problem(request):
-            await self._auth.audit(caller.agent_id, "RegisterAgent", "", "refused", problem)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        known = await asyncio.to_thread(self._catalog.get_agent, caller.agent_id)
-        if known is None and await asyncio.to_thread(self._catalog.agent_count) >= self._max_agents:
-            await self._auth.audit(caller.agent_id, "RegisterAgent", "", "refused", "max_agents")
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"the server already serves max_agents={self._max_agents} agents")
-        await asyncio.to_thread(self._catalog.register_agent, caller.agent_id,
-                                request.hostname, request.version)
-        await self._auth.audit(caller.agent_id, "RegisterAgent", request.hostname, "ok")
-        self._events.publish(ServerEvent("agent_registered", caller.agent_id,
-                                         detail=request.hostname))
-        row = await asyncio.to_thread(self._catalog.get_agent, caller.agent_id)
+        registration = Registration(request.hostname, request.version,
+                                    tuple(request.watch_names))
+        done = await _answer(context, lambda: self._agents.register(caller, registration))
         return sync_pb2.RegisterAgentResponse(
-            agent_id=caller.agent_id, scopes=sorted(s.value for s in caller.scopes),
+            agent_id=done.agent_id, scopes=sorted(s.value for s in done.scopes),
             max_chunk_bytes=MAX_CHUNK_BYTES, max_transfer_size_bytes=self._max_transfer,
-            paused=bool(row and row.paused), server_version=__version__,
-            accepts_chunk_runs=True)
+            paused=done.paused, server_version=__version__, accepts_chunk_runs=True)
 
     async def Heartbeat(self, request: sync_pb2.HeartbeatRequest,
                         context: grpc.aio.ServicerContext) -> sync_pb2.HeartbeatResponse:
         caller = await self._auth.require(context, Scope.SYNC, "Heartbeat", request.agent_id)
-        if problem := watch_names_problem(request.missing_watches, "missing watches"):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        state = wire.state_from_wire(request.state)
-        await asyncio.to_thread(self._catalog.heartbeat, caller.agent_id, state.value,
-                                request.queue_depth, request.bytes_pending,
-                                tuple(request.missing_watches))
-        for s in AgentState:
-            self._metrics.agent_state.labels(caller.agent_id, s.value).set(int(s is state))
-        row = await asyncio.to_thread(self._catalog.get_agent, caller.agent_id)
-        if row is None:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"{caller.agent_id} is not registered; call RegisterAgent first")
-        resend = await asyncio.to_thread(self._catalog.wanted_from, caller.agent_id,
-                                         MAX_RESEND_PER_HEARTBEAT)
-        return sync_pb2.HeartbeatResponse(paused=bool(row and row.paused),
+        report = AgentReport(wire.state_from_wire(request.state), request.queue_depth,
+                             request.bytes_pending, tuple(request.missing_watches))
+        reply = await _answer(context, lambda: self._agents.heartbeat(caller, report))
+        return sync_pb2.HeartbeatResponse(paused=reply.paused,
                                           server_time_unix_ms=int(time.time() * 1000),
-                                          resend_sha256=resend)
+                                          resend_sha256=reply.resend_sha256)
 
     async def SyncBatch(self, request_iterator: AsyncIterator[sync_pb2.SyncClientMessage],
                         context: grpc.aio.ServicerContext
@@ -278,87 +279,26 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
                                context: grpc.aio.ServicerContext
                                ) -> sync_pb2.ResolveConflictsResponse:
         caller = await self._auth.require(context, Scope.ADMIN, "ResolveConflicts")
-        if request.keep == sync_pb2.ResolveConflictsRequest.KEEP_UNSPECIFIED:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "say which version to keep: incoming or server")
-        ids = list(request.conflict_ids)
-        if request.all:
-            ids = [c.id for c in await asyncio.to_thread(self._catalog.open_conflicts, None)]
-        keep_incoming = request.keep == sync_pb2.ResolveConflictsRequest.KEEP_INCOMING
-        resolved: list[int] = []
-        for cid in ids:
-            try:
-                await asyncio.to_thread(self._library.resolve, cid, keep_incoming)
-            except errors.NotFound as exc:
-                await self._auth.audit(caller.agent_id, "ResolveConflicts", str(cid),
-                                       "not_found")
-                await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-            resolved.append(cid)
-            await self._auth.audit(caller.agent_id, "ResolveConflicts", str(cid), "ok",
-                                   "keep_incoming" if keep_incoming else "keep_server")
+        resolved = await _answer(context, lambda: self._agents.resolve_conflicts(
+            caller, _keep_from_wire(request.keep), list(request.conflict_ids), request.all))
         return sync_pb2.ResolveConflictsResponse(resolved_ids=resolved)
-
-    async def _target_agent(self, context: grpc.aio.ServicerContext, requested: str,
-                            action: str, caller: Caller | None = None) -> str:
-        """The agent a call is about: the caller itself, or another one for an admin."""
-        caller = caller or await self._auth.require(context, Scope.SYNC, action)
-        if requested and requested != caller.agent_id and not caller.may(Scope.ADMIN):
-            await self._auth.audit(caller.agent_id, action, requested, "refused",
-                                   "another agent needs the admin scope")
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                                f"{caller.agent_id!r} may only see or change itself; "
-                                f"{requested!r} needs the admin scope")
-        return requested or caller.agent_id
 
     async def GetSyncStatus(self, request: sync_pb2.GetSyncStatusRequest,
                             context: grpc.aio.ServicerContext) -> sync_pb2.GetSyncStatusResponse:
-        agent_id = await self._target_agent(context, request.agent_id, "GetSyncStatus")
-        row = await asyncio.to_thread(self._catalog.get_agent, agent_id)
-        if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no agent {agent_id!r} is known")
-        assert row is not None
-        photos, stored = await asyncio.to_thread(self._catalog.agent_totals, agent_id)
-        conflicts = await asyncio.to_thread(self._catalog.open_conflicts, agent_id)
-        return sync_pb2.GetSyncStatusResponse(
-            agent_id=agent_id, state=wire.state_to_wire(AgentState(row.state)),
-            photos=photos, bytes_stored=stored, last_seen_unix_ms=row.last_seen_ms,
-            last_sync_unix_ms=row.last_sync_ms, paused=row.paused, queue_depth=row.queue_depth,
-            bytes_pending=row.bytes_pending, missing_watches=list(row.missing_watches),
-            open_conflicts=[sync_pb2.Conflict(
-                id=c.id, agent_id=c.agent_id, watch_name=c.watch_name,
-                relative_path=c.rel_path, server_sha256=c.server_sha256,
-                incoming_sha256=c.incoming_sha256, created_unix_ms=c.created_ms)
-                for c in conflicts])
+        caller = await self._auth.require(context, Scope.SYNC, "GetSyncStatus")
+        status = await _answer(context, lambda: self._agents.status(caller, request.agent_id))
+        return _status_to_wire(status)
 
     async def PauseSyncing(self, request: sync_pb2.PauseSyncingRequest,
                            context: grpc.aio.ServicerContext) -> sync_pb2.PauseSyncingResponse:
         caller = await self._auth.require(context, Scope.SYNC, "PauseSyncing")
-        agent_id = await self._target_agent(context, request.agent_id, "PauseSyncing", caller)
-        by_admin = caller.may(Scope.ADMIN)
-        paused = await asyncio.to_thread(self._catalog.set_paused, agent_id, request.paused,
-                                         by_admin=by_admin)
-        if paused is None:
-            await self._auth.audit(caller.agent_id, "PauseSyncing", agent_id, "not_found")
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no agent {agent_id!r} is known")
-        who = "admin" if by_admin else "agent"
-        await self._auth.audit(caller.agent_id, "PauseSyncing", agent_id, "ok",
-                               f"{'paused' if request.paused else 'resumed'} by {who}")
-        self._events.publish(ServerEvent("paused", agent_id, detail=str(paused)))
-        return sync_pb2.PauseSyncingResponse(paused=bool(paused))
+        paused = await _answer(context, lambda: self._agents.pause(caller, request.agent_id,
+                                                                   request.paused))
+        return sync_pb2.PauseSyncingResponse(paused=paused)
 
     async def StreamEvents(self, request: sync_pb2.StreamEventsRequest,
                            context: grpc.aio.ServicerContext) -> AsyncIterator[sync_pb2.Event]:
         caller = await self._auth.require(context, Scope.SYNC, "StreamEvents")
-        if caller.may(Scope.ADMIN):
-            only = request.agent_id or None
-        else:
-            only = await self._target_agent(context, request.agent_id, "StreamEvents", caller)
-        async for ev in self._events.subscribe():
-            if only is not None and ev.agent_id != only:
-                continue
-            yield sync_pb2.Event(kind=_EVENT_KINDS.get(ev.kind, _UNSPECIFIED), agent_id=ev.agent_id,
-                                 time_unix_ms=ev.time_unix_ms, sha256=ev.sha256,
-                                 watch_name=ev.watch_name, relative_path=ev.relative_path,
-                                 detail=ev.detail, size=ev.size, job_id=ev.job_id,
-                                 job_state=ev.job_state)
-
+        feed = await _answer(context, lambda: self._agents.events(caller, request.agent_id))
+        async for ev in feed:
+            yield _event_to_wire(ev)
