@@ -24,12 +24,13 @@ from photonic.jobs_model import (
     WorkProgress,
     WorkReleased,
 )
-from photonic.v1 import jobs_pb2
+from photonic.v1 import jobs_pb2, sync_pb2, sync_pb2_grpc
 from tests.support.daemons import (
     ServerHandle,
     make_agent,
     sqlite_rows,
     start_server,
+    wait_until,
 )
 from tests.support.jobs import Admin, ScriptedWorker
 from tests.support.photos import make_jpeg
@@ -306,3 +307,55 @@ def test_a_finishing_job_frees_its_slot_while_its_outputs_upload(
     finally:
         worker.close()
         admin.close()
+
+
+def test_every_transition_is_an_event_and_a_vanished_upload_leaves_nothing(
+        jobs_server: ServerHandle, tmp_path: Path, pki: TestPki) -> None:
+    """StreamEvents carries each job transition (KIND_JOB with its state); an upload cut
+    mid-stream leaves no object and no partial file, and the attempt can upload again."""
+    [sha] = _photos(jobs_server, tmp_path, pki, 1)
+    admin = Admin(jobs_server)
+    channel, sync = _sync_stub(jobs_server)
+    events = sync.StreamEvents(sync_pb2.StreamEventsRequest(), timeout=30)
+    worker = ScriptedWorker(jobs_server, "worker", ["bgremove"])
+    try:
+        job = admin.submit("bgremove", [sha])
+        a = worker.next_assignment().job
+        data = b"partial output " * 20_000
+        digest = hashlib.sha256(data).hexdigest()
+
+        def cut() -> Iterator[jobs_pb2.ResultChunk]:
+            yield jobs_pb2.ResultChunk(job_id=a.job_id, attempt=1, sha256=digest,
+                                       total_size=len(data), name="p00.png", data=data[:65536])
+            raise RuntimeError("the worker vanished")
+
+        with pytest.raises(grpc.RpcError):
+            worker.stub.UploadResult(cut(), timeout=10)
+        partial = jobs_server.storage / "partial"
+        wait_until(lambda: not [p for p in partial.glob("*") if p.is_file()],
+                   message="no partial file left")
+        assert not (jobs_server.storage / "objects" / digest[:2] / digest[2:4] / digest).exists()
+        output = worker.upload(a, data, "p00.png")
+        worker.send(WorkDone(a.job_id, 1, (output,)))
+        admin.wait_state(job.job_id, "COMPLETED")
+        seen: list[str] = []
+        for ev in events:
+            if ev.kind == sync_pb2.Event.KIND_JOB and ev.job_id == job.job_id:
+                seen.append(ev.job_state)
+            if seen[-1:] == ["COMPLETED"]:
+                break
+        assert seen == ["PENDING", "READING", "COMPLETED"]
+    finally:
+        events.cancel()
+        channel.close()
+        worker.close()
+        admin.close()
+
+
+def _sync_stub(server: ServerHandle) -> tuple[grpc.Channel, sync_pb2_grpc.PhotonicSyncStub]:
+    from photonic.tls import channel_credentials
+
+    pki = server.pki
+    channel = grpc.secure_channel(server.endpoint, channel_credentials(
+        pki.agent_cert("admin"), pki.agent_key("admin"), pki.ca))
+    return channel, sync_pb2_grpc.PhotonicSyncStub(channel)  # type: ignore[no-untyped-call]
