@@ -23,6 +23,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for line in TALLY.lines():
         terminalreporter.write_line(line)
     lost = (TALLY.photos_lost + TALLY.photos_corrupted + TALLY.photos_duplicated
-            + TALLY.objects_mismatched)
+            + TALLY.objects_mismatched + TALLY.job_results_lost
+            + TALLY.job_results_duplicated)
     verdict = "NOTHING LOST" if lost == 0 else f"{lost} PHOTOS LOST, CORRUPTED OR DUPLICATED"
     terminalreporter.write_line(f"{'verdict':>18}: {verdict}")

@@ -25,6 +25,10 @@ class ChaosTally:
     photos_lost: int = 0
     photos_corrupted: int = 0
     photos_duplicated: int = 0
+    worker_kills: int = 0  # worker agents SIGKILLed with jobs running
+    jobs_verified: int = 0  # jobs whose outputs were checked at the end of a scenario
+    job_results_lost: int = 0  # a job acknowledged COMPLETED whose output is missing/damaged
+    job_results_duplicated: int = 0  # a job with outputs recorded by two attempts
 
     def lines(self) -> list[str]:
         return [f"{f.name:>18}: {getattr(self, f.name)}" for f in fields(self)]
