@@ -17,6 +17,7 @@ from photonic.jobs_model import (
     Held,
     JobState,
     ReportRefused,
+    StreamTerms,
     WorkCancelled,
     WorkDone,
     WorkFailed,
@@ -32,7 +33,7 @@ from tests.support.daemons import (
     start_server,
     wait_until,
 )
-from tests.support.jobs import Admin, ScriptedWorker
+from tests.support.jobs import Admin, ScriptedWorker, jobs_stub
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
 
@@ -359,3 +360,40 @@ def _sync_stub(server: ServerHandle) -> tuple[grpc.Channel, sync_pb2_grpc.Photon
     channel = grpc.secure_channel(server.endpoint, channel_credentials(
         pki.agent_cert("admin"), pki.agent_key("admin"), pki.ca))
     return channel, sync_pb2_grpc.PhotonicSyncStub(channel)  # type: ignore[no-untyped-call]
+
+
+def test_hostile_worker_messages_are_refused_without_harm(jobs_server: ServerHandle) -> None:
+    """A Work stream that does not start with Hello is refused; reports about jobs the
+    worker does not hold are refused on the stream; an output named like a path, sized
+    absurdly, or for a job not leased to the caller is INVALID_ARGUMENT or
+    PERMISSION_DENIED; the server keeps serving."""
+    channel, stub = jobs_stub(jobs_server, "worker")
+    no_hello = stub.Work(iter([jobs_pb2.WorkerMessage(heartbeat=jobs_pb2.WorkerMessage
+                                                      .Heartbeat())]))
+    with pytest.raises(grpc.RpcError) as refused:
+        list(no_hello)
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    worker = ScriptedWorker(jobs_server, "worker", ["bgremove"], max_concurrent=10_000)
+    try:
+        worker.send(WorkDone("no-such-job", 1, ()))
+        worker.send(WorkFailed("x" * 5000, 7, "boom", True))
+        worker.send(WorkProgress("no-such-job", 3, 2.5, "\x00" * 300, processing=True))
+        orders = [worker.next_order() for _ in range(4)]  # the terms, then the refusals
+        assert isinstance(orders[0], StreamTerms)
+        assert all(isinstance(o, ReportRefused) for o in orders[1:])
+        assert {o.job_id for o in orders[1:] if isinstance(o, ReportRefused)} == {
+            "no-such-job", "x" * 5000}
+        for name, size, code in (("../../etc/passwd", 10, grpc.StatusCode.INVALID_ARGUMENT),
+                                 ("ok.png", 1 << 60, grpc.StatusCode.INVALID_ARGUMENT),
+                                 ("ok.png", 10, grpc.StatusCode.PERMISSION_DENIED)):
+            chunk = jobs_pb2.ResultChunk(job_id="nope", attempt=1, sha256="a" * 64,
+                                         total_size=size, name=name, data=b"0123456789")
+            with pytest.raises(grpc.RpcError) as bad:
+                worker.stub.UploadResult(iter([chunk]), timeout=10)
+            assert bad.value.code() is code, name
+    finally:
+        worker.close()
+        channel.close()
+    admin = Admin(jobs_server)
+    assert admin.children("none") == []
+    admin.close()
