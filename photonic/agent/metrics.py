@@ -39,10 +39,10 @@ class LabelledHistogram(Protocol):
     def labels(self, *labelvalues: str) -> HistogramLike: ...
 
 
-class _Unrecorded:
+class Unrecorded:
     """Every metric when there is no registry: accepts all updates and keeps none."""
 
-    def labels(self, *_labelvalues: str) -> _Unrecorded:
+    def labels(self, *_labelvalues: str) -> Unrecorded:
         return self
 
     def inc(self, amount: float = 1) -> None:
@@ -71,7 +71,7 @@ class AgentMetrics:
         self.registry = registry
         self.agent_id = agent_id
         if registry is None:
-            off = _Unrecorded()
+            off = Unrecorded()
             self.bytes_sent = self.raw_bytes_sent = self.files_hashed = self.reconnects = off
             self.queue_files = self.queue_bytes = off
             self.files = self.state_transitions = off

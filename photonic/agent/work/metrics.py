@@ -5,24 +5,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from photonic.agent.metrics import CounterLike, GaugeLike, LabelledCounter, LabelledHistogram
+from photonic.agent.metrics import (
+    CounterLike,
+    GaugeLike,
+    LabelledCounter,
+    LabelledHistogram,
+    Unrecorded,
+)
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
-
-
-class _Unrecorded:
-    def labels(self, *_labelvalues: str) -> _Unrecorded:
-        return self
-
-    def inc(self, amount: float = 1) -> None:
-        pass
-
-    def set(self, value: float) -> None:
-        pass
-
-    def observe(self, amount: float) -> None:
-        pass
 
 
 class WorkerMetrics:
@@ -33,7 +25,7 @@ class WorkerMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         if registry is None:
-            off = _Unrecorded()
+            off = Unrecorded()
             self.jobs = self.job_duration = off
             self.fetched_bytes = self.running_jobs = off
             return
