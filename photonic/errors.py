@@ -52,6 +52,11 @@ class NotFound(PhotonicError):
     """The thing named does not exist."""
 
 
+class NotReady(PhotonicError):
+    """The call comes before what it needs (an agent that has not registered): the caller
+    meets the precondition first, then calls again."""
+
+
 class LimitExceeded(PhotonicError):
     """A configured limit (agents, concurrent syncs, transfer size) refuses the call for now."""
 

@@ -57,6 +57,7 @@ _STATUS_BY_ERROR: list[tuple[type[errors.PhotonicError], grpc.StatusCode]] = [
     (errors.Transient, grpc.StatusCode.UNAVAILABLE),
     (errors.InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.ConfigError, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.NotReady, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.Unimplemented, grpc.StatusCode.UNIMPLEMENTED),
 ]
 

@@ -31,10 +31,10 @@ Audit = Callable[[str, str, str, str, str], Awaitable[None]]
 """(actor, action, target, result, detail): Authorizer.audit, budgeted and bounded."""
 
 
-class NotRegistered(errors.PhotonicError):
+class NotRegistered(errors.NotReady):
     """The agent has no catalog row yet: it must call RegisterAgent first (which is where
     max_agents and the audit trail begin). Not the caller's input at fault, and not missing
-    for good: the gRPC servicer sends it as FAILED_PRECONDITION."""
+    for good (FAILED_PRECONDITION on the wire)."""
 
 
 class Keep(StrEnum):

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -19,19 +18,10 @@ from photonic.server.auth import Authorizer
 from photonic.server.jobs.results import ResultHeader
 from photonic.server.jobs.service import JobsService
 from photonic.server.jobs.zip_intake import ZipIntake
+from photonic.server.rpc_errors import answer
 from photonic.v1 import jobs_pb2, jobs_pb2_grpc
 
 log = logging.getLogger("photonic.server.jobs")
-T = TypeVar("T")
-
-
-async def _answer(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable[T]]) -> T:
-    """Runs call; a photonic error becomes its status code and message."""
-    try:
-        return await call()
-    except errors.PhotonicError as exc:
-        await context.abort(wire.status_for(exc), str(exc))
-        raise AssertionError("abort returned") from exc
 
 
 class JobsRpc(jobs_pb2_grpc.PhotonicJobsServicer):
@@ -48,7 +38,7 @@ class JobsRpc(jobs_pb2_grpc.PhotonicJobsServicer):
             job = await self._jobs.submit(caller.agent_id, jobs_wire.request_from_wire(request))
             return jobs_wire.job_to_wire(job)
 
-        return await _answer(context, submit)
+        return await answer(context, submit)
 
     async def SubmitZip(self, request_iterator: AsyncIterator[jobs_pb2.ZipChunk],
                         context: grpc.aio.ServicerContext) -> jobs_pb2.Job:
@@ -68,12 +58,12 @@ class JobsRpc(jobs_pb2_grpc.PhotonicJobsServicer):
             job = await self._zips.submit(caller.agent_id, request, first.file_name, data())
             return jobs_wire.job_to_wire(job)
 
-        return await _answer(context, submit)
+        return await answer(context, submit)
 
     async def GetJob(self, request: jobs_pb2.GetJobRequest,
                      context: grpc.aio.ServicerContext) -> jobs_pb2.Job:
         await self._auth.require(context, Scope.ADMIN, "GetJob")
-        return await _answer(context, lambda: self._wire_job(request.job_id))
+        return await answer(context, lambda: self._wire_job(request.job_id))
 
     async def _wire_job(self, job_id: str) -> jobs_pb2.Job:
         return jobs_wire.job_to_wire(await self._jobs.get(job_id))
@@ -86,7 +76,7 @@ class JobsRpc(jobs_pb2_grpc.PhotonicJobsServicer):
             jobs = await self._jobs.find(jobs_wire.filter_from_wire(request))
             return jobs_pb2.ListJobsResponse(jobs=[jobs_wire.job_to_wire(j) for j in jobs])
 
-        return await _answer(context, find)
+        return await answer(context, find)
 
     async def CancelJob(self, request: jobs_pb2.CancelJobRequest,
                         context: grpc.aio.ServicerContext) -> jobs_pb2.Job:
@@ -96,7 +86,7 @@ class JobsRpc(jobs_pb2_grpc.PhotonicJobsServicer):
             return jobs_wire.job_to_wire(await self._jobs.cancel(caller.agent_id,
                                                                  request.job_id))
 
-        return await _answer(context, cancel)
+        return await answer(context, cancel)
 
     async def Work(self, request_iterator: AsyncIterator[jobs_pb2.WorkerMessage],
                    context: grpc.aio.ServicerContext
@@ -174,4 +164,4 @@ class JobsRpc(jobs_pb2_grpc.PhotonicJobsServicer):
                                                   first.offset, rest())
             return jobs_pb2.UploadResultResponse(sha256=header.sha256, size=size)
 
-        return await _answer(context, upload)
+        return await answer(context, upload)

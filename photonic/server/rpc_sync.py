@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -26,7 +25,6 @@ from photonic.server.agents_service import (
     AgentsService,
     AgentStatus,
     Keep,
-    NotRegistered,
     Registration,
 )
 from photonic.server.auth import Authorizer, Caller
@@ -35,11 +33,11 @@ from photonic.server.events import ServerEvent
 from photonic.server.ingest import IngestSession, Outgoing
 from photonic.server.ingest_deps import IngestDeps, check_manifest_size
 from photonic.server.metrics import ServerMetrics
+from photonic.server.rpc_errors import answer
 from photonic.server.sync_limits import Refusal, StreamBudget, SyncBudgets, SyncLimits
 from photonic.v1 import sync_pb2, sync_pb2_grpc
 
 log = logging.getLogger("photonic.server.sync")
-T = TypeVar("T")
 _OUTGOING_QUEUE = 256
 _UNSPECIFIED = sync_pb2.Event.KIND_UNSPECIFIED
 _EVENT_KINDS: dict[str, sync_pb2.Event.Kind.ValueType] = {
@@ -84,19 +82,6 @@ async def _reply_runs(outgoing: asyncio.Queue[Outgoing | None], max_run: int
             run, size = [], 0
         run.append(message)
         size += message_size
-
-
-async def _answer(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable[T]]) -> T:
-    """Runs call; a photonic error becomes its status code and message (NotRegistered is a
-    precondition the agent meets by registering, which the shared mapping has no kind for)."""
-    try:
-        return await call()
-    except NotRegistered as exc:
-        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        raise AssertionError("abort returned") from exc
-    except errors.PhotonicError as exc:
-        await context.abort(wire.status_for(exc), str(exc))
-        raise AssertionError("abort returned") from exc
 
 
 def _event_to_wire(ev: ServerEvent) -> sync_pb2.Event:
@@ -145,7 +130,7 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
         caller = await self._auth.require(context, Scope.SYNC, "RegisterAgent", request.agent_id)
         registration = Registration(request.hostname, request.version,
                                     tuple(request.watch_names))
-        done = await _answer(context, lambda: self._agents.register(caller, registration))
+        done = await answer(context, lambda: self._agents.register(caller, registration))
         return sync_pb2.RegisterAgentResponse(
             agent_id=done.agent_id, scopes=sorted(s.value for s in done.scopes),
             max_chunk_bytes=MAX_CHUNK_BYTES, max_transfer_size_bytes=self._max_transfer,
@@ -156,7 +141,7 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
         caller = await self._auth.require(context, Scope.SYNC, "Heartbeat", request.agent_id)
         report = AgentReport(wire.state_from_wire(request.state), request.queue_depth,
                              request.bytes_pending, tuple(request.missing_watches))
-        reply = await _answer(context, lambda: self._agents.heartbeat(caller, report))
+        reply = await answer(context, lambda: self._agents.heartbeat(caller, report))
         return sync_pb2.HeartbeatResponse(paused=reply.paused,
                                           server_time_unix_ms=int(time.time() * 1000),
                                           resend_sha256=reply.resend_sha256)
@@ -279,26 +264,26 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
                                context: grpc.aio.ServicerContext
                                ) -> sync_pb2.ResolveConflictsResponse:
         caller = await self._auth.require(context, Scope.ADMIN, "ResolveConflicts")
-        resolved = await _answer(context, lambda: self._agents.resolve_conflicts(
+        resolved = await answer(context, lambda: self._agents.resolve_conflicts(
             caller, _keep_from_wire(request.keep), list(request.conflict_ids), request.all))
         return sync_pb2.ResolveConflictsResponse(resolved_ids=resolved)
 
     async def GetSyncStatus(self, request: sync_pb2.GetSyncStatusRequest,
                             context: grpc.aio.ServicerContext) -> sync_pb2.GetSyncStatusResponse:
         caller = await self._auth.require(context, Scope.SYNC, "GetSyncStatus")
-        status = await _answer(context, lambda: self._agents.status(caller, request.agent_id))
+        status = await answer(context, lambda: self._agents.status(caller, request.agent_id))
         return _status_to_wire(status)
 
     async def PauseSyncing(self, request: sync_pb2.PauseSyncingRequest,
                            context: grpc.aio.ServicerContext) -> sync_pb2.PauseSyncingResponse:
         caller = await self._auth.require(context, Scope.SYNC, "PauseSyncing")
-        paused = await _answer(context, lambda: self._agents.pause(caller, request.agent_id,
+        paused = await answer(context, lambda: self._agents.pause(caller, request.agent_id,
                                                                    request.paused))
         return sync_pb2.PauseSyncingResponse(paused=paused)
 
     async def StreamEvents(self, request: sync_pb2.StreamEventsRequest,
                            context: grpc.aio.ServicerContext) -> AsyncIterator[sync_pb2.Event]:
         caller = await self._auth.require(context, Scope.SYNC, "StreamEvents")
-        feed = await _answer(context, lambda: self._agents.events(caller, request.agent_id))
+        feed = await answer(context, lambda: self._agents.events(caller, request.agent_id))
         async for ev in feed:
             yield _event_to_wire(ev)
