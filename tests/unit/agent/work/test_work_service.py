@@ -135,7 +135,11 @@ def test_a_verified_local_copy_is_used_and_nothing_is_fetched(pki: TestPki,
             assert recipe["details"] == {"mask_fraction": 0.25}
             progress = [r for r in h.server.stream.reports if isinstance(r, WorkProgress)]
             assert [p.processing for p in progress[:2]] == [False, True]
-            await wait_until(lambda: h.service.running == 0, message="the job ended")
+            assert [p.finishing for p in progress] == [False, False, True]  # before the upload
+            # Its slot is free once it says `finishing`; the attempt ends after the upload.
+            await wait_until(lambda: not any(s.jobs for s in h.service.sessions),
+                             message="the job ended")
+            assert h.service.running == 0
             assert not list((h.buffer / "work" / "jobs").iterdir())
     run(main)
 
