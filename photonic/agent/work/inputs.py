@@ -50,6 +50,7 @@ class InputStore:
         self._in_use: Counter[str] = Counter()
         self.fetched_bytes = 0
         """Bytes fetched from servers so far (what the metric counts), for tests and status."""
+        self._verified_as: dict[Path, tuple[int, int, int]] = {}
 
     async def obtain(self, sha256: str, job_id: str, attempt: int, fetch: BlobFetcher) -> Path:
         """A path holding exactly the content sha256. Raises InputMismatch when the server's
@@ -82,13 +83,27 @@ class InputStore:
         candidates = await asyncio.to_thread(self._local_copies, sha256)
         for path in candidates:
             try:
+                before = await asyncio.to_thread(_signature, path)
                 digest, _ = await asyncio.to_thread(sha256_file, path)
+                after = await asyncio.to_thread(_signature, path)
             except OSError:
                 continue
-            if digest == sha256:
+            if digest == sha256 and before == after:
                 event(log, "input_local", sha256=sha256[:12], path=str(path))
+                self._verified_as[path] = after
                 return path
         return None
+
+    async def unchanged(self, path: Path) -> bool:
+        """Whether a local copy is still as it was when it hashed right (size, mtime, inode):
+        a photo edited while the executor read it must not pass for the job's input."""
+        expected = self._verified_as.get(path)
+        if expected is None:
+            return True  # a fetched input: our own file in the cache
+        try:
+            return await asyncio.to_thread(_signature, path) == expected
+        except OSError:
+            return False
 
     async def _fetched(self, sha256: str, job_id: str, attempt: int, fetch: BlobFetcher
                        ) -> Path:
@@ -150,3 +165,8 @@ class InputStore:
                 return
             path.unlink(missing_ok=True)
             total -= size
+
+
+def _signature(path: Path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns, st.st_ino

@@ -160,6 +160,10 @@ class JobRun:
                                                   job.params, timeout_s=timeout_s)
         except ExecutorError as exc:
             return await self._fail(str(exc), retryable=exc.retryable)
+        if not await self._deps.inputs.unchanged(input_path):
+            return await self._fail("the local copy of the input changed while it was "
+                                    "processed; another attempt reads it again",
+                                    retryable=True)
         duration_ms = round((self._deps.clock() - started) * 1000)
         await self._send(WorkProgress(job.job_id, self.attempt, 0.9, "uploading outputs",
                                       processing=True, finishing=True))

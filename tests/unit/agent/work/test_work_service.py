@@ -144,6 +144,29 @@ def test_a_verified_local_copy_is_used_and_nothing_is_fetched(pki: TestPki,
     run(main)
 
 
+def test_a_local_copy_edited_while_processed_fails_the_attempt(pki: TestPki,
+                                                                tmp_path: Path) -> None:
+    """A photo rewritten while the executor reads it does not pass for the job's input: the
+    attempt fails (retryably) instead of reporting an output of other bytes as its result."""
+    good = tmp_path / "good.jpg"
+    good.write_bytes(PHOTO)
+
+    async def main() -> None:
+        pool = _held_pool()
+        async with running(pki, tmp_path, pool=pool, local=lambda sha: [good]) as h:
+            h.server.assign(make_job("j1", PHOTO_SHA))
+            await wait_until(lambda: pool.running == 1, message="the job running")
+            good.write_bytes(PHOTO + b" edited")
+            assert pool.gate is not None
+            pool.gate.set()
+            await wait_until(lambda: final_reports(h), message="a final report")
+            [failed] = final_reports(h)
+            assert isinstance(failed, WorkFailed) and failed.retryable
+            assert "changed while it was processed" in failed.error
+            assert h.server.uploads == []
+    run(main)
+
+
 def test_a_cut_fetch_resumes_from_its_offset(pki: TestPki, tmp_path: Path) -> None:
     """A FetchBlob cut after two chunks resumes from there (not from 0), LZ4 chunks are
     inflated, and the executor gets exactly the server's bytes."""
