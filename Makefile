@@ -7,7 +7,7 @@ PROTOS := $(wildcard protos/photonic/v1/*.proto)
 CERTS ?= certs
 AGENTS ?= laptop
 
-.PHONY: install deps proto proto-check certs run test test-fast chaos fuzz lint typecheck check bench bench-quick clean
+.PHONY: install deps test-deps proto proto-check certs run test test-fast chaos fuzz lint typecheck check bench bench-quick clean
 
 install: $(BIN)/photonic ## virtualenv in the repo with photonic and its dev tools
 	@# Byte code, as a wheel install has it: an editable install otherwise compiles photonic
@@ -39,7 +39,10 @@ certs: ## development PKI: CA, server certificate, and one agent certificate per
 run: install ## server + agent on loopback with the repo's server.yaml and agent.yaml
 	bash scripts/run-demo.sh
 
-test: install ## the whole suite, as CI runs it
+test-deps: ## Debian programs the tests need: lua5.1 and lua-socket (no-op when present)
+	PHOTONIC_TESTS=1 bash scripts/install-system-deps.sh
+
+test: install test-deps ## the whole suite, as CI runs it
 	$(MAKE) proto-check lint
 	$(BIN)/pytest -q tests
 

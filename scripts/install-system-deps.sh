@@ -4,6 +4,11 @@ set -euo pipefail
 want=()
 command -v make >/dev/null || want+=(make)
 command -v rsync >/dev/null || want+=(rsync)
+if [ "${PHOTONIC_TESTS:-0}" = 1 ]; then
+  # The Lightroom plugin's own Lua runs under lua5.1 in the tests, its HTTP on lua-socket.
+  command -v lua5.1 >/dev/null || want+=(lua5.1)
+  lua5.1 -e 'require("socket.http")' >/dev/null 2>&1 || want+=(lua-socket)
+fi
 if [ "${PHOTONIC_BENCH:-0}" = 1 ]; then
   command -v syncthing >/dev/null || want+=(syncthing)
   [ -x /usr/bin/time ] || want+=(time)  # GNU time: peak memory of each measured command
