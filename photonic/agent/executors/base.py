@@ -3,7 +3,7 @@ into outputs. The work service knows nothing of models; an executor knows nothin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -16,6 +16,15 @@ class ExecutorError(Exception):
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class HandBack(Exception):  # noqa: N818 - it is an outcome, not an error of the job
+    """The executor cannot run this job here now (its Lightroom quit): the job goes back to
+    the server, not failed, and runs when the executor returns or elsewhere."""
+
+
+Progress = Callable[[float, str], None]
+"""An executor's report of how far a job is (0..1, a short message); renews the lease."""
 
 
 @dataclass(frozen=True)
