@@ -18,7 +18,7 @@ class ExecutorError(Exception):
         self.retryable = retryable
 
 
-class HandBack(Exception):  # noqa: N818 - it is an outcome, not an error of the job
+class HandBack(Exception):
     """The executor cannot run this job here now (its Lightroom quit): the job goes back to
     the server, not failed, and runs when the executor returns or elsewhere."""
 
