@@ -124,7 +124,7 @@ class JobsRpc(jobs_pb2_grpc.PhotonicJobsServicer):
         assert isinstance(session, WorkerSession)
         async for message in request_iterator:
             report = jobs_wire.report_from_wire(message)
-            if report is None or isinstance(report, WorkerHello):
+            if report is None:
                 continue
             try:
                 await self._jobs.worker_report(session, report)

@@ -421,7 +421,9 @@ class WorkerMessage(_message.Message):
 
     @_typing.final
     class Hello(_message.Message):
-        """First message of a Work stream."""
+        """First message of a Work stream. A later Hello on the same stream updates the worker's
+        capabilities (a Lightroom plugin came or went); its held list is then ignored.
+        """
 
         DESCRIPTOR: _descriptor.Descriptor
 

@@ -20,6 +20,7 @@ from photonic.jobs_model import (
     StreamTerms,
     WorkCancelled,
     WorkDone,
+    WorkerHello,
     WorkFailed,
     WorkHeartbeat,
     WorkProgress,
@@ -397,3 +398,21 @@ def test_hostile_worker_messages_are_refused_without_harm(jobs_server: ServerHan
     admin = Admin(jobs_server)
     assert admin.children("none") == []
     admin.close()
+
+
+def test_a_later_hello_changes_what_the_worker_is_given(
+        jobs_server: ServerHandle, tmp_path: Path, pki: TestPki) -> None:
+    """A worker whose capabilities change mid-stream (Lightroom opened) says Hello again and
+    is given the jobs it can run now; before, they waited."""
+    [sha] = _photos(jobs_server, tmp_path, pki, 1)
+    admin = Admin(jobs_server)
+    worker = ScriptedWorker(jobs_server, "worker", ["bgremove"])
+    try:
+        worker.next_order()  # the stream's terms
+        job = admin.submit("facecrop", [sha])
+        assert _no_more_orders(worker, 0.3)
+        worker.send(WorkerHello(("bgremove", "facecrop"), 1))
+        assert worker.next_assignment().job.job_id == job.job_id
+    finally:
+        worker.close()
+        admin.close()

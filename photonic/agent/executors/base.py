@@ -28,6 +28,16 @@ Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
+class JobTicket:
+    """Which job attempt a run serves, for executors that talk about it to someone else (the
+    Lightroom plugin), and where they report progress."""
+
+    job_id: str
+    attempt: int
+    progress: Progress
+
+
+@dataclass(frozen=True)
 class ExecutorInfo:
     """What a worker advertises: the executor's name (its capability tag and job kind), its
     version, and the model it loaded (file name and SHA-256) for every output's recipe."""

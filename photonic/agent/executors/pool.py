@@ -15,10 +15,16 @@ import signal
 import struct
 import sys
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from photonic.agent.executors.base import Execution, ExecutorError, ExecutorInfo, Output
+from photonic.agent.executors.base import (
+    Execution,
+    ExecutorError,
+    ExecutorInfo,
+    JobTicket,
+    Output,
+)
 from photonic.agent.executors.registry import KINDS
 
 log = logging.getLogger(__name__)
@@ -142,6 +148,9 @@ class ExecutorPool:
         self._reaping: set[asyncio.Task[None]] = set()
         self._closed = False
 
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """What loads is found once (probe): nothing changes while the pool runs."""
+
     async def probe(self) -> list[ExecutorInfo]:
         """The executors that import and load their models, in the order enabled; cached.
         Each is loaded in its first child, which stays up to serve the first job."""
@@ -151,10 +160,12 @@ class ExecutorPool:
         return list(self._probed)
 
     async def run(self, kind: str, input_path: Path, output_dir: Path,
-                  params: Mapping[str, object], *, timeout_s: float) -> Execution:
+                  params: Mapping[str, object], *, timeout_s: float,
+                  ticket: JobTicket | None = None) -> Execution:
         """Runs one job in a child of kind; raises ExecutorError. Cancelling the awaiting
         task kills that child (SIGTERM, SIGKILL after grace_s) before the cancel completes;
-        the next job gets a fresh child. timeout_s bounds the job, not the child's start."""
+        the next job gets a fresh child. timeout_s bounds the job, not the child's start.
+        ticket is not needed: these executors report nothing while they run."""
         if self._closed:
             raise ExecutorError("the executor pool is closed", retryable=True)
         if kind not in self._idle:

@@ -16,7 +16,13 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 
 from photonic import errors
-from photonic.agent.executors.base import Execution, ExecutorError, ExecutorInfo
+from photonic.agent.executors.base import (
+    Execution,
+    ExecutorError,
+    ExecutorInfo,
+    HandBack,
+    JobTicket,
+)
 from photonic.agent.work.inputs import InputMismatch, InputStore
 from photonic.agent.work.metrics import WorkerMetrics
 from photonic.agent.work.seams import ExecutorPool, JobsRpc
@@ -155,11 +161,21 @@ class JobRun:
                                       processing=True))
         timeout_s = job.timeout_ms / 1000 if job.timeout_ms > 0 else DEFAULT_TIMEOUT_S
         named = await asyncio.to_thread(self._named_input, input_path, work_dir)
+        reports: list[asyncio.Task[None]] = []
+        ticket = JobTicket(job.job_id, self.attempt, lambda fraction, message: reports.append(
+            asyncio.ensure_future(self._progress(fraction, message))))
         try:
             execution = await self._deps.pool.run(job.kind, named, work_dir / "out",
-                                                  job.params, timeout_s=timeout_s)
+                                                  job.params, timeout_s=timeout_s,
+                                                  ticket=ticket)
         except ExecutorError as exc:
             return await self._fail(str(exc), retryable=exc.retryable)
+        except HandBack as exc:
+            await self._send(WorkReleased(job.job_id, self.attempt, str(exc)))
+            return Outcome.RELEASED
+        finally:
+            # Progress goes out before the attempt's next report, in order.
+            await asyncio.gather(*reports, return_exceptions=True)
         if not await self._deps.inputs.unchanged(input_path):
             return await self._fail("the local copy of the input changed while it was "
                                     "processed; another attempt reads it again",
@@ -185,6 +201,13 @@ class JobRun:
                                           output.name)
             outputs.append(JobOutput(sha, output.name, size, recipe=recipe))
         return tuple(outputs)
+
+    async def _progress(self, fraction: float, message: str) -> None:
+        """An executor's progress (the Lightroom plugin's per rendition), which renews the
+        lease: the input was in hand, so the job is PROCESSING, between 0.1 and 0.9."""
+        await self._send(WorkProgress(self.job.job_id, self.attempt,
+                                      0.1 + 0.8 * max(0.0, min(1.0, fraction)), message[:200],
+                                      processing=True))
 
     def _recipe(self, execution: Execution, duration_ms: int) -> dict[str, object]:
         """How every output was made, enough to tell whether two outputs are comparable."""

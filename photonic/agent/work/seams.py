@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from photonic.agent.executors.base import Execution, ExecutorInfo
+from photonic.agent.executors.base import Execution, ExecutorInfo, JobTicket
 from photonic.jobs_model import ServerOrder, WorkerReport
 
 LocalCopies = Callable[[str], Sequence[Path]]
@@ -23,8 +23,14 @@ class ExecutorPool(Protocol):
         ...
 
     async def run(self, kind: str, input_path: Path, output_dir: Path,
-                  params: Mapping[str, object], *, timeout_s: float) -> Execution:
-        """Runs one input; raises ExecutorError (with retryable) when the job fails."""
+                  params: Mapping[str, object], *, timeout_s: float,
+                  ticket: JobTicket | None = None) -> Execution:
+        """Runs one input; raises ExecutorError (with retryable) when the job fails, HandBack
+        when the job must go back to the server unfailed."""
+        ...
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """callback runs whenever probe() may answer differently (a plugin came or went)."""
         ...
 
     async def close(self) -> None: ...

@@ -10,8 +10,9 @@ import contextlib
 import logging
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from photonic import __version__
 from photonic.agent.backoff import Backoff
@@ -61,6 +62,7 @@ class WorkService:
         self.inputs = InputStore(self._work_dir / "inputs", local_copies, self._metrics)
         self.sessions: list[EndpointSession] = []
         self._finished = asyncio.Event()
+        self._background: set[asyncio.Future[None]] = set()
         self._closed = False
         self.ready = asyncio.Event()
         """Set once the executors are probed and every endpoint has its session (tests)."""
@@ -103,11 +105,12 @@ class WorkService:
         # A crash's leftover job folders; fetched inputs stay (a resume or a cache hit).
         await asyncio.to_thread(shutil.rmtree, self._work_dir / "jobs", True)
         executors = await self._executors()
-        deps = RunnerDeps(pool=self._pool, inputs=self.inputs,
-                          executors={info.name: info for info in executors},
+        known: dict[str, ExecutorInfo] = {info.name: info for info in executors}
+        deps = RunnerDeps(pool=self._pool, inputs=self.inputs, executors=known,
                           jobs_dir=self._work_dir / "jobs", agent_id=self._agent_id,
                           metrics=self._metrics)
         hello = self._hello_maker(executors)
+        self._pool.on_change(lambda: self._later(self._executors_changed(known)))
         self.slots = SlotBook(self._config.max_concurrent)
         self.sessions = [EndpointSession(rpc, hello, self.slots, deps, self._backoff())
                          for rpc in self._rpcs]
@@ -122,6 +125,22 @@ class WorkService:
             await self._release_all()
             closing.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _executors_changed(self, known: dict[str, ExecutorInfo]) -> None:
+        """Probes again and says Hello anew on every stream with what runs now."""
+        executors = await self._executors()
+        known.clear()
+        known.update({info.name: info for info in executors})
+        hello = self._hello_maker(executors)
+        event(log, "executors_changed", agent=self._agent_id,
+              executors=",".join(f"{i.name}={i.version}" for i in executors))
+        for session in self.sessions:
+            await session.rehello(hello)
 
     async def _executors(self) -> list[ExecutorInfo]:
         """What the pool loads, narrowed to work.executors when that lists some."""

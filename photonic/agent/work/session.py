@@ -80,6 +80,15 @@ class EndpointSession:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(closing.wait(), self._backoff.next_delay_s())
 
+    async def rehello(self, hello: HelloFor) -> None:
+        """The executors changed (a Lightroom plugin came or went): the stream says Hello
+        again with the new capabilities, and every later reconnect uses them."""
+        self._hello = hello
+        stream = self._stream
+        if stream is not None:
+            with contextlib.suppress(errors.PhotonicError):
+                await stream.send(hello(self._held()))
+
     async def send(self, report: WorkerReport) -> None:
         """Writes report on the open stream. Never raises: progress with no stream is dropped
         (a beat renews the lease anyway), a final report is kept for the next stream."""

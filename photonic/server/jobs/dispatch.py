@@ -157,6 +157,14 @@ class Dispatcher:
         self.kick()
         return session
 
+    def update(self, session: WorkerSession, hello: WorkerHello) -> None:
+        """A Hello later on the stream: the worker's capabilities changed (a Lightroom plugin
+        came or went). Its leases stay as they are; new assignments follow the new tags."""
+        session.capabilities = parse_tags(hello.capabilities)
+        session.max_concurrent = max(1, min(hello.max_concurrent or 1, 64))
+        session.slots = min(session.slots, session.max_concurrent)
+        self.kick()
+
     def detach(self, session: WorkerSession) -> None:
         """The stream ended. Its leases stay until they expire: the worker may reconnect
         and keep them; if it is gone, the expiry loop hands the jobs out again."""

@@ -168,6 +168,10 @@ class JobsService:
     async def worker_report(self, session: WorkerSession, report: WorkerReport) -> None:
         if isinstance(report, WorkHeartbeat):
             await self.dispatcher.renew(session)
+        elif isinstance(report, WorkerHello):
+            self.dispatcher.update(session, report)
+            event(log, "worker_capabilities", worker=session.worker_id,
+                  capabilities=",".join(report.capabilities))
         elif isinstance(report, WorkCapacity):
             self.dispatcher.set_capacity(session, report.slots)
         elif isinstance(report, WorkProgress):

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import grpc
 
-from photonic.agent.executors.base import Execution, ExecutorError, ExecutorInfo, Output
+from photonic.agent.executors.base import (
+    Execution,
+    ExecutorError,
+    ExecutorInfo,
+    HandBack,
+    JobTicket,
+    Output,
+)
 from photonic.jobs_model import (
     Assignment,
     Job,
@@ -174,13 +181,25 @@ class FakePool:
         self.most_running = 0
         self.cancelled: list[str] = []
         self.closed = False
+        self.listeners: list[Callable[[], None]] = []
+        self.report_progress = False
+        self.hand_back: str | None = None
+        self.infos = [INFO]
 
     async def probe(self) -> list[ExecutorInfo]:
-        return [INFO]
+        return list(self.infos)
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        self.listeners.append(callback)
 
     async def run(self, kind: str, input_path: Path, output_dir: Path,
-                  params: Mapping[str, object], *, timeout_s: float) -> Execution:
+                  params: Mapping[str, object], *, timeout_s: float,
+                  ticket: JobTicket | None = None) -> Execution:
         self.inputs.append((input_path, input_path.read_bytes()))
+        if ticket is not None and self.report_progress:
+            ticket.progress(0.5, "rendition 1 of 2")
+        if self.hand_back is not None:
+            raise HandBack(self.hand_back)
         self.running += 1
         self.most_running = max(self.most_running, self.running)
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from photonic.agent.backoff import Backoff
-from photonic.agent.executors.base import ExecutorError
+from photonic.agent.executors.base import ExecutorError, ExecutorInfo
 from photonic.agent.work.jobs_channel import RESULT_CHUNK_BYTES, JobsChannel
 from photonic.agent.work.service import WorkService, os_tag
 from photonic.config import WorkConfig
@@ -25,6 +25,7 @@ from photonic.jobs_model import (
     WorkCancelled,
     WorkCapacity,
     WorkDone,
+    WorkerHello,
     WorkFailed,
     WorkProgress,
     WorkReleased,
@@ -405,4 +406,45 @@ def test_a_cancelled_service_still_hands_its_running_job_back(pki: TestPki,
             await asyncio.wait({h.task})
             assert final_reports(h) == [WorkReleased("j1", 1, "worker shutting down")]
             assert h.service.running == 0
+    run(main)
+
+
+def test_executor_progress_renews_and_a_hand_back_releases_the_job(pki: TestPki,
+                                                                   tmp_path: Path) -> None:
+    """Progress an executor reports reaches the server (PROCESSING, renewing the lease) before
+    the attempt's last report; an executor that hands the job back (its Lightroom quit)
+    makes the attempt Released, not Failed."""
+    src = tmp_path / "p.jpg"
+    src.write_bytes(PHOTO)
+
+    async def main() -> None:
+        pool = FakePool()
+        pool.report_progress = True
+        pool.hand_back = "the Lightroom plugin disconnected"
+        async with running(pki, tmp_path, pool=pool, local=lambda sha: [src]) as h:
+            h.server.assign(make_job("j1", PHOTO_SHA))
+            await wait_until(lambda: final_reports(h), message="a final report")
+            assert final_reports(h) == [WorkReleased("j1", 1,
+                                                     "the Lightroom plugin disconnected")]
+            messages = [r.message for r in h.server.stream.reports
+                        if isinstance(r, WorkProgress)]
+            assert "rendition 1 of 2" in messages
+    run(main)
+
+
+def test_changed_executors_say_hello_again(pki: TestPki, tmp_path: Path) -> None:
+    """When the pool's executors change (a plugin connected), every stream gets a new Hello
+    with the new capability tags."""
+    async def main() -> None:
+        pool = FakePool()
+        async with running(pki, tmp_path, pool=pool) as h:
+            pool.infos = [INFO, ExecutorInfo("lightroom", "13.2")]
+            for listener in pool.listeners:
+                listener()
+            await wait_until(lambda: len([r for r in h.server.stream.reports
+                                          if isinstance(r, WorkerHello)]) >= 2,
+                             message="a second Hello")
+            hellos = [r for r in h.server.stream.reports if isinstance(r, WorkerHello)]
+            assert "lightroom" in hellos[-1].capabilities
+            assert "lightroom" not in hellos[0].capabilities
     run(main)
