@@ -88,3 +88,19 @@ def test_refusals_say_what_is_wrong() -> None:
         _resolve(input_sha256=("a" * 64,), library_folder="laptop/photos/day")
     with pytest.raises(errors.InvalidInput, match="name the input once"):
         _resolve()
+
+
+def test_lightroom_parameters_are_checked_before_anything_is_queued() -> None:
+    """A develop preset or settings and export settings within what Lightroom takes; anything
+    else is refused naming the parameter."""
+    from photonic.server.jobs.kinds import job_kind
+
+    kind = job_kind("lightroom")
+    kind.check({"develop": {"preset": "Vivid"}, "export": {
+        "format": "JPEG", "long_edge": 2048, "quality": 85, "color_space": "sRGB",
+        "sharpening": "screen", "metadata": "copyright"}})
+    kind.check({"develop": {"settings": {"Exposure2012": 0.5}}})
+    for bad in ({"export": {"format": "GIF"}}, {"export": {"quality": 101}},
+                {"develop": {"preset": 3}}, {"develop": {}}, {"rotate": 90}):
+        with pytest.raises(errors.InvalidInput, match=next(iter(bad))):
+            kind.check(bad)
