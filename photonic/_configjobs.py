@@ -183,6 +183,9 @@ def _read_options(work: cp.Section, base: Path, enabled: bool,
             continue
         section = work.section(name)
         option_sections.append(section)
+        if name == "lightroom":
+            options[name] = _lightroom_options(section)
+            continue
         values: dict[str, object] = {}
         for key in section.names():
             value = section.raw(key)
@@ -196,6 +199,18 @@ def _read_options(work: cp.Section, base: Path, enabled: bool,
             values[key] = value
         options[name] = MappingProxyType(values)
     return MappingProxyType(options)
+
+
+LIGHTROOM_PORT = 7777
+"""Where the bridge listens on 127.0.0.1 unless `work.lightroom.port` says otherwise."""
+
+
+def _lightroom_options(section: cp.Section) -> Mapping[str, object]:
+    """`work.lightroom`: the bridge's loopback port and how long a silent plugin is kept."""
+    return MappingProxyType({
+        "port": section.get("port", cp.integer(1, 65535), LIGHTROOM_PORT),
+        "client_timeout_s": section.get("client_timeout", _duration(1.0), 300.0),
+    })
 
 
 def _read_model(section: cp.Section, base: Path, enabled: bool) -> Path:

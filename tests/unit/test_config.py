@@ -798,3 +798,23 @@ def test_repo_yaml_files_document_the_jobs_and_work_defaults() -> None:
     assert load_server_config(REPO_ROOT / "server.yaml").jobs == JobsConfig()
     work = load_agent_config(REPO_ROOT / "agent.yaml").work
     assert (work.enabled, work.max_concurrent, work.tags, work.grace_s) == (False, 1, (), 10.0)
+
+
+def test_work_lightroom_section_sets_the_bridge_port_and_client_timeout(tmp_path: Path) -> None:
+    """`work.lightroom` takes the bridge's loopback port and how long a silent plugin is kept;
+    other keys and bad values are reported with what was expected."""
+    config = load_agent_config(write(tmp_path, MINIMAL_AGENT + textwrap.dedent("""\
+        work:
+          lightroom:
+            port: 7788
+            client_timeout: 2m
+        """)))
+    assert dict(config.work.options["lightroom"]) == {"port": 7788, "client_timeout_s": 120.0}
+    problems = by_key(agent_problems(tmp_path, MINIMAL_AGENT + textwrap.dedent("""\
+        work:
+          lightroom:
+            port: 0
+            bogus: 1
+        """)))
+    assert "1 to 65535" in problems["work.lightroom.port"].expected
+    assert "client_timeout" in problems["work.lightroom.bogus"].expected
