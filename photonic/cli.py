@@ -81,9 +81,11 @@ def _parser() -> argparse.ArgumentParser:
 
     from photonic.agent.executors.models_cli import add_models_parser
     from photonic.jobs_cli import add_jobs_parser
+    from photonic.lightroom.install_cli import add_lightroom_parser
 
     add_jobs_parser(sub)
     add_models_parser(sub)
+    add_lightroom_parser(sub)
     return p
 
 
@@ -177,6 +179,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from photonic.agent.executors.models_cli import run_models
 
         return run_models(args)
+    if args.command == "lightroom":
+        from photonic.lightroom.install_cli import run_lightroom
+
+        return run_lightroom(args)
     raise AssertionError(args.command)
 
 
