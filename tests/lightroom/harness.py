@@ -90,10 +90,10 @@ class LuaPlugin:
     """Photonic.lrplugin installed into a folder of its own and run by lua5.1."""
 
     def __init__(self, root: Path, port: int, render_delay_s: float = 0.0,
-                 exit_after_jobs: int | None = None) -> None:
+                 exit_after_jobs: int | None = None, secret: str = SECRET) -> None:
         assert LUA is not None
         root.mkdir(parents=True, exist_ok=True)
-        installed = install_plugin(root / "Modules", f"http://127.0.0.1:{port}", SECRET,
+        installed = install_plugin(root / "Modules", f"http://127.0.0.1:{port}", secret,
                                    TEST_SETTINGS)
         self.stderr_path = root / "stderr.log"
         self.stdout_path = root / "stdout.log"
