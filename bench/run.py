@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
-from bench import datagen, jobs, load, scale, symmetric, trash
+from bench import datagen, jobs, lightroom, load, scale, symmetric, trash
 from bench.datagen import DataSet
 from bench.figures import (
     RAW_GRPC,
@@ -44,7 +44,7 @@ _MB = 1_000_000
 _GB = 1_000_000_000
 _SECOND_AGENT = "bench-agent-2"
 _INCREMENTAL_FILES = 10
-GROUPS = ("sync", "scale", "load", "jobs")
+GROUPS = ("sync", "scale", "load", "jobs", "lightroom")
 SYNC_SETS = ("large", "small", "raw", "tiff")
 
 PeerFactory = Callable[[Path], SymmetricPeer]
@@ -251,6 +251,16 @@ class Bench:
         self.samples[(PHOTONIC, "jobs.dispatch.all")].extend(figure.dispatch_ms)
         self.samples[(PHOTONIC, "jobs.agent_start.all")].extend(figure.agent_processing_ms)
 
+    # --- Lightroom bridge figures ------------------------------------------------------------
+
+    def lightroom_figures(self, quick: bool) -> None:
+        self.notes.append(f"lightroom figures: {_loadavg()}")
+        figure = lightroom.measure(self.work_dir, quick=quick)
+        for key, values in lightroom.lightroom_values(figure).items():
+            self.samples[(PHOTONIC, key)].extend(values)
+        for key, values in lightroom.raw_samples(figure).items():
+            self.samples[(PHOTONIC, key)].extend(values)
+
 
 def _loadavg() -> str:
     try:
@@ -286,12 +296,15 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-scale", action="store_true", help="skip the scale figures")
     p.add_argument("--no-load", action="store_true", help="skip the load figures")
     p.add_argument("--no-jobs", action="store_true", help="skip the jobs figures")
+    p.add_argument("--no-lightroom", action="store_true",
+                   help="skip the Lightroom bridge figures")
     p.add_argument(
         "--only",
         choices=GROUPS,
         help="run one group of figures: sync (the sets against the peers, and latency), "
-        "scale, load (many agents syncing at once, many idle agents), or jobs (dispatch "
-        "latency, a facecrop batch, recovery from a killed worker)",
+        "scale, load (many agents syncing at once, many idle agents), jobs (dispatch "
+        "latency, a facecrop batch, recovery from a killed worker), or lightroom (job leased "
+        "on the server -> a long-polling plugin receives it)",
     )
     p.add_argument("--seed", type=int, default=datagen.DEFAULT_SEED)
     p.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
@@ -380,6 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _run_all(bench, runs, sync_sets, scale_args, shape)
             if "jobs" in groups and PHOTONIC in tools:
                 bench.attempt("photonic: jobs", functools.partial(bench.jobs_figures, args.quick))
+            if "lightroom" in groups and PHOTONIC in tools:
+                bench.attempt("photonic: lightroom bridge",
+                              functools.partial(bench.lightroom_figures, args.quick))
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     counts = {name: ds.count for name, ds in sets.items()}
@@ -394,6 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if "jobs" in groups and PHOTONIC in tools:
         figure_rows += jobs.figure_specs(jobs.jobs_shape(quick=args.quick))
+    if "lightroom" in groups and PHOTONIC in tools:
+        figure_rows += lightroom.figure_specs(lightroom.lightroom_shape(quick=args.quick))
     rows = build_rows(figure_rows, bench.samples)
     report = Report(args.quick, rows, bench.samples, bench.errors, _context(args, runs, sets))
     report.context["wall_s"] = round(time.perf_counter() - started, 1)
@@ -417,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _groups(args: argparse.Namespace) -> set[str]:
-    """The figure groups to run: --only picks one, --no-scale and --no-load drop one each."""
+    """The figure groups to run: --only picks one, each --no-<group> drops its group."""
     groups = {args.only} if args.only else set(GROUPS)
     if args.no_scale:
         groups.discard("scale")
@@ -425,6 +443,8 @@ def _groups(args: argparse.Namespace) -> set[str]:
         groups.discard("load")
     if args.no_jobs:
         groups.discard("jobs")
+    if args.no_lightroom:
+        groups.discard("lightroom")
     return groups
 
 

@@ -214,13 +214,15 @@ def test_syncing_values_use_the_figure_keys() -> None:
 
 
 @pytest.mark.parametrize(("argv", "groups"), [
-    ([], {"sync", "scale", "load", "jobs"}),
+    ([], {"sync", "scale", "load", "jobs", "lightroom"}),
     (["--only", "load", "--quick"], {"load"}),
-    (["--no-scale"], {"sync", "load", "jobs"}),
-    (["--no-load", "--no-scale", "--no-jobs"], {"sync"}),
+    (["--no-scale"], {"sync", "load", "jobs", "lightroom"}),
+    (["--no-load", "--no-scale", "--no-jobs", "--no-lightroom"], {"sync"}),
     (["--only", "load", "--no-load"], set()),
     (["--only", "jobs"], {"jobs"}),
+    (["--only", "lightroom"], {"lightroom"}),
 ])
 def test_figure_groups_follow_only_and_no_flags(argv: list[str], groups: set[str]) -> None:
-    """--only picks one group; --no-scale, --no-load and --no-jobs each drop theirs."""
+    """--only picks one group; --no-scale, --no-load, --no-jobs and --no-lightroom each drop
+    theirs."""
     assert run._groups(run._parse_args(argv)) == groups
