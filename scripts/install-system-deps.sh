@@ -8,6 +8,8 @@ if [ "${PHOTONIC_TESTS:-0}" = 1 ]; then
   # The Lightroom plugin's own Lua runs under lua5.1 in the tests, its HTTP on lua-socket.
   command -v lua5.1 >/dev/null || want+=(lua5.1)
   lua5.1 -e 'require("socket.http")' >/dev/null 2>&1 || want+=(lua-socket)
+  # A real Prometheus scrapes the daemons in tests/e2e/test_prometheus_e2e.py.
+  command -v prometheus >/dev/null || want+=(prometheus)
 fi
 if [ "${PHOTONIC_BENCH:-0}" = 1 ]; then
   command -v syncthing >/dev/null || want+=(syncthing)

@@ -114,3 +114,16 @@ class AgentMetrics:
             registry=registry)
         for s in AgentState:
             state.labels(s.value).set(0)
+        build_info(registry)
+
+
+def build_info(registry: CollectorRegistry) -> None:
+    """`photonic_build_info{version, python} 1`, the same on every daemon."""
+    import platform
+
+    from prometheus_client import Gauge
+
+    import photonic
+
+    Gauge("photonic_build_info", "The running photonic version and Python", ["version", "python"],
+          registry=registry).labels(photonic.__version__, platform.python_version()).set(1)

@@ -149,6 +149,8 @@ class AgentsService:
         for s in AgentState:
             self._metrics.agent_state.labels(caller.agent_id, s.value).set(
                 int(s is report.state))
+        self._metrics.agent_queue_depth.labels(caller.agent_id).set(report.queue_depth)
+        self._metrics.agent_bytes_pending.labels(caller.agent_id).set(report.bytes_pending)
         row = await asyncio.to_thread(self._catalog.get_agent, caller.agent_id)
         if row is None:
             raise NotRegistered(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -24,6 +23,7 @@ from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub
 from photonic.server.fs_sync import FilesystemSync, choose_sync
 from photonic.server.guard import CallGuard
+from photonic.server.health import ServerHealth, watch_health
 from photonic.server.ingest_deps import IngestDeps, IngestLimits, UploadClaims
 from photonic.server.jobs.dispatch import Dispatcher
 from photonic.server.jobs.inputs import InputResolver
@@ -33,7 +33,7 @@ from photonic.server.jobs.sqlite_queue import SqliteJobQueue
 from photonic.server.jobs.timeouts import TimeoutPolicy
 from photonic.server.jobs.zip_intake import ZipIntake
 from photonic.server.library import Library
-from photonic.server.metrics import ServerMetrics
+from photonic.server.metrics import ScrapeReadings, ServerMetrics
 from photonic.server.rpc_jobs import JobsRpc
 from photonic.server.rpc_sync import SyncService
 from photonic.server.store import ContentStore
@@ -75,6 +75,12 @@ class ServerApp:
         self._grpc: grpc.aio.Server | None = None
         self._http: HttpEndpoint | None = None
         self._health = health.aio.HealthServicer()
+        self.health = ServerHealth(self.catalog, self.job_queue, config.storage_path,
+                                   self.store.free_bytes, config.min_free_bytes)
+        self.scrape = ScrapeReadings(self.metrics, self.job_queue,
+                                     self.catalog.open_conflict_count, self.store.free_bytes)
+        self._health_task: asyncio.Task[None] | None = None
+        self._health_names: tuple[str, ...] = ()
         self.grpc_port = 0
         self.http_port = 0
 
@@ -112,8 +118,9 @@ class ServerApp:
         await server.start()
         self._grpc = server
         self.guard.start()
-        for name in ("", *names[:2]):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._health_names = ("", *names[:2])
+        await self._set_serving(True)
+        self._health_task = asyncio.create_task(watch_health(self.health, self._set_serving))
         if self.config.web_ui_port:
             self._http = HttpEndpoint({"/healthz": self._healthz, "/metrics": self._metrics})
             self.http_port = await self._http.start(self.config.web_ui_bind,
@@ -134,7 +141,8 @@ class ServerApp:
             return Dispatcher(queue, self.catalog.held_by, policy,
                               heartbeat_ms=int(jc.heartbeat_s * 1000),
                               lease_ms=int(jc.lease_s * 1000), changed=service.changed,
-                              waited=self.metrics.job_dispatch_latency.observe)
+                              waited=self.metrics.job_dispatch_latency.observe,
+                              expired=self.metrics.count_lease_expiries)
 
         return JobsService(
             queue, dispatcher_of,
@@ -157,31 +165,25 @@ class ServerApp:
                            c.max_stream_memory_bytes, c.max_sync_memory_bytes,
                            c.sync_idle_timeout_s)
 
+    async def _set_serving(self, ok: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if ok
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name in self._health_names:
+            await self._health.set(name, status)
+
     async def _healthz(self) -> Response:
-        free = await asyncio.to_thread(self.store.free_bytes)
-        try:
-            photos, stored = await asyncio.to_thread(self.catalog.photo_count)
-            catalog_ok = True
-        except Exception:
-            photos, stored, catalog_ok = 0, 0, False
-        disk_ok = free >= self.config.min_free_bytes
-        ok = catalog_ok and disk_ok
-        return Response.json({
-            "status": "ok" if ok else "degraded", "catalog_reachable": catalog_ok,
-            "storage_free_bytes": free, "storage_ok": disk_ok, "photos": photos,
-            "bytes_stored": stored, "time_unix_ms": int(time.time() * 1000),
-        }, 200 if ok else 503)
+        report = await self.health.report()
+        return Response.json(report.as_json(), 200 if report.ok else 503)
 
     async def _metrics(self) -> Response:
-        self.metrics.storage_free_bytes.set(await asyncio.to_thread(self.store.free_bytes))
-        if self.jobs is not None:
-            for state, count in (await self.jobs.counts_by_state()).items():
-                self.metrics.jobs_by_state.labels(state).set(count)
+        await self.scrape.refresh()
         return Response(200, generate_latest(self.registry),
                         "text/plain; version=0.0.4; charset=utf-8")
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Drains in-flight streams for grace_s, then closes the stores last."""
+        if self._health_task is not None:
+            self._health_task.cancel()
         await self._health.enter_graceful_shutdown()
         if self.jobs is not None:
             await self.jobs.stop()  # ends the Work streams, so the drain below is quick

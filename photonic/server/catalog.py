@@ -322,6 +322,10 @@ class SqliteCatalog:
         return [ConflictRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]),
                             str(r[5]), int(r[6]), int(r[7])) for r in rows]
 
+    def open_conflict_count(self) -> int:
+        row = self._one("SELECT COUNT(*) FROM conflicts WHERE resolved_ms IS NULL")
+        return int(row[0]) if row else 0
+
     def close_conflict(self, conflict_id: int, resolution: str) -> None:
         with self._tx() as c:
             c.execute(
@@ -424,6 +428,11 @@ class SqliteCatalog:
             last = int(page[-1][0])
 
     # agents ---------------------------------------------------------------------------------
+
+    def last_sync_ms(self) -> int:
+        """When any agent last had a version recorded (0: never)."""
+        row = self._one("SELECT COALESCE(MAX(last_sync_ms), 0) FROM agents")
+        return int(row[0]) if row else 0
 
     def agent_count(self) -> int:
         row = self._one("SELECT COUNT(*) FROM agents")

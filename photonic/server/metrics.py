@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import platform
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+import photonic
+from photonic.jobs_model import Job, JobState
 
 
 class ServerMetrics:
@@ -60,8 +68,12 @@ class ServerMetrics:
             "photonic_jobs_transitions_total", "Jobs entering each state, by kind",
             ["kind", "state"], registry=registry)
         self.jobs_by_state = Gauge(
-            "photonic_jobs", "Jobs in each state now (read at each scrape)", ["state"],
-            registry=registry)
+            "photonic_jobs", "Jobs in each state now, by kind (read at each scrape)",
+            ["state", "kind"], registry=registry)
+        self.lease_expiries = Counter(
+            "photonic_jobs_lease_expiries_total",
+            "Leases that expired (the worker stopped answering) and were handed back, by kind",
+            ["kind"], registry=registry)
         self.job_dispatch_latency = Histogram(
             "photonic_jobs_dispatch_latency_seconds",
             "From a job becoming runnable (submitted or handed back) to its lease",
@@ -78,3 +90,50 @@ class ServerMetrics:
             registry=registry)
         self.workers_connected = Gauge(
             "photonic_jobs_workers_connected", "Work streams open now", registry=registry)
+        self.conflicts_open = Gauge(
+            "photonic_conflicts_open", "Conflicts parked for an admin (read at each scrape)",
+            registry=registry)
+        self.agent_bytes_pending = Gauge(
+            "photonic_agent_bytes_pending", "Bytes each agent last reported waiting to sync",
+            ["agent_id"], registry=registry)
+        self.agent_queue_depth = Gauge(
+            "photonic_agent_queue_depth_files",
+            "Files each agent last reported waiting to sync", ["agent_id"], registry=registry)
+        build_info(registry)
+
+    def count_lease_expiries(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            self.lease_expiries.labels(job.kind).inc()
+
+
+def build_info(registry: CollectorRegistry) -> None:
+    """`photonic_build_info{version, python} 1`, the same on every daemon."""
+    Gauge("photonic_build_info", "The running photonic version and Python", ["version", "python"],
+          registry=registry).labels(photonic.__version__, platform.python_version()).set(1)
+
+
+class ScrapeSources(Protocol):
+    def state_counts_by_kind(self) -> dict[tuple[str, str], int]: ...
+
+
+class ScrapeReadings:
+    """The gauges that are read, not counted: set just before each scrape, reading SQLite
+    and the disk in threads."""
+
+    def __init__(self, metrics: ServerMetrics, jobs: ScrapeSources,
+                 conflicts_open: Callable[[], int], free_bytes: Callable[[], int]) -> None:
+        self._m = metrics
+        self._jobs = jobs
+        self._conflicts_open = conflicts_open
+        self._free_bytes = free_bytes
+        self._kinds: set[str] = set()
+
+    async def refresh(self) -> None:
+        self._m.storage_free_bytes.set(await asyncio.to_thread(self._free_bytes))
+        self._m.conflicts_open.set(await asyncio.to_thread(self._conflicts_open))
+        counts = await asyncio.to_thread(self._jobs.state_counts_by_kind)
+        self._kinds.update(kind for _state, kind in counts)
+        for kind in self._kinds:  # a kind seen once keeps reporting, 0 when it has no jobs
+            for state in JobState:
+                self._m.jobs_by_state.labels(state.value, kind).set(
+                    counts.get((state.value, kind), 0))

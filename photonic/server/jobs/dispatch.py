@@ -89,9 +89,11 @@ HeldBy = Callable[[str, Sequence[str]], set[str]]
 class Dispatcher:
     def __init__(self, queue: JobQueue, held_by: HeldBy, timeouts: TimeoutPolicy, *,
                  heartbeat_ms: int, lease_ms: int, changed: Changed,
-                 waited: Callable[[float], None] = lambda _s: None) -> None:
+                 waited: Callable[[float], None] = lambda _s: None,
+                 expired: Callable[[Sequence[Job]], None] = lambda _jobs: None) -> None:
         """waited: told, at each lease, how long the job waited to run since it became
-        runnable (submitted or handed back): the dispatch latency."""
+        runnable (submitted or handed back): the dispatch latency. expired: told of the
+        jobs whose lease expired and that were handed back (or failed, out of attempts)."""
         self._queue = queue
         self._held_by = held_by
         self._timeouts = timeouts
@@ -99,6 +101,7 @@ class Dispatcher:
         self.lease_ms = lease_ms
         self._changed = changed
         self._waited = waited
+        self._expired = expired
         self._sessions: list[WorkerSession] = []
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -304,6 +307,7 @@ class Dispatcher:
         for job in expired:
             self._forget(job.job_id)
         if expired:
+            self._expired(expired)
             await self._changed(expired)
         if overdue or expired:
             self.kick()

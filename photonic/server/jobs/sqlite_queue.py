@@ -132,6 +132,11 @@ class SqliteJobQueue:
         return {str(s): int(n) for s, n in self._rows(
             "SELECT state, COUNT(*) FROM jobs GROUP BY state")}
 
+    def state_counts_by_kind(self) -> dict[tuple[str, str], int]:
+        """{(state, kind): jobs}; kinds are the registered job kinds, a bounded set."""
+        return {(str(s), str(k)): int(n) for s, k, n in self._rows(
+            "SELECT state, kind, COUNT(*) FROM jobs GROUP BY state, kind")}
+
     def outputs_of_sha(self, sha256: str) -> bool:
         return bool(self._rows("SELECT 1 FROM job_outputs WHERE sha256 = ? LIMIT 1", (sha256,)))
 
