@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from photonic.config import ServerConfig
 from photonic.grpc_options import server_options
-from photonic.httpserve import HttpEndpoint, Response
+from photonic.httpserve import Response
 from photonic.logfmt import event
 from photonic.media.safezip import ZipLimits
 from photonic.server.agents_service import AgentsService
@@ -40,6 +40,8 @@ from photonic.server.store import ContentStore
 from photonic.server.sync_limits import SyncBudgets
 from photonic.tls import server_credentials
 from photonic.v1 import jobs_pb2, jobs_pb2_grpc, sync_pb2, sync_pb2_grpc
+from photonic.web.server import WebServer, build_app
+from photonic.web.site import web_ssl_context
 
 log = logging.getLogger("photonic.server")
 
@@ -73,7 +75,7 @@ class ServerApp:
         self.agents = AgentsService(self.catalog, self.library, self.events, self.metrics,
                                     self.auth.audit, max_agents=config.max_agents)
         self._grpc: grpc.aio.Server | None = None
-        self._http: HttpEndpoint | None = None
+        self._http: WebServer | None = None
         self._health = health.aio.HealthServicer()
         self.health = ServerHealth(self.catalog, self.job_queue, config.storage_path,
                                    self.store.free_bytes, config.min_free_bytes)
@@ -89,6 +91,9 @@ class ServerApp:
         # chunk writes of other streams.
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="photonic-io"))
+        sec = self.config.security  # refused before anything listens: no HTTPS beyond loopback
+        web_tls = (web_ssl_context(self.config.web_ui_bind, sec.cert_path, sec.key_path)
+                   if self.config.web_ui_port else None)
         claims = UploadClaims()
         deps = IngestDeps(
             store=self.store, catalog=self.catalog, library=self.library,
@@ -122,7 +127,9 @@ class ServerApp:
         await self._set_serving(True)
         self._health_task = asyncio.create_task(watch_health(self.health, self._set_serving))
         if self.config.web_ui_port:
-            self._http = HttpEndpoint({"/healthz": self._healthz, "/metrics": self._metrics})
+            self._http = WebServer(build_app(
+                health=self._healthz, metrics=self._metrics, agents=self.agents, jobs=self.jobs,
+                catalog=self.catalog, events=self.events, secure=web_tls is not None), web_tls)
             self.http_port = await self._http.start(self.config.web_ui_bind,
                                                     self.config.web_ui_port)
         event(log, "server_started", bind=self.config.bind_address, grpc_port=self.grpc_port,

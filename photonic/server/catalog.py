@@ -485,6 +485,46 @@ class SqliteCatalog:
 
     # audit ----------------------------------------------------------------------------------
 
+    # web tokens and library browsing ----------------------------------------------------------
+
+    def add_web_token(self, name: str, sha256: str) -> bool:
+        """Stores a token's digest under name; False when the name is taken."""
+        with self._tx() as c:
+            cur = c.execute("INSERT OR IGNORE INTO web_tokens (name, sha256, created_ms) "
+                            "VALUES (?, ?, ?)", (name, sha256, now_ms()))
+            return cur.rowcount == 1
+
+    def web_token_name(self, sha256: str) -> str | None:
+        row = self._one("SELECT name FROM web_tokens WHERE sha256 = ?", (sha256,))
+        return None if row is None else str(row[0])
+
+    def agent_ids(self) -> list[str]:
+        return [str(r[0]) for r in self._all("SELECT agent_id FROM agents ORDER BY agent_id")]
+
+    def library_agents(self) -> list[str]:
+        return [str(r[0]) for r in self._all(
+            "SELECT DISTINCT agent_id FROM locations ORDER BY agent_id")]
+
+    def library_watches(self, agent_id: str) -> list[str]:
+        return [str(r[0]) for r in self._all(
+            "SELECT DISTINCT watch_name FROM locations WHERE agent_id = ? ORDER BY watch_name",
+            (agent_id,))]
+
+    def heads_with_ids(self, agent_id: str, watch_name: str, folder: str, limit: int
+                       ) -> list[tuple[int, HeadPhoto]]:
+        """heads_beneath with each path's location id (the id the web layer shows)."""
+        prefix = folder.strip("/")
+        rows = self._all(
+            "SELECT l.id, l.rel_path, v.sha256, p.size, p.width * p.height, p.capture_time_ms "
+            "FROM locations l "
+            "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
+            "JOIN photos p ON p.sha256 = v.sha256 "
+            "WHERE l.agent_id = ? AND l.watch_name = ? "
+            "AND (? = '' OR substr(l.rel_path, 1, ?) = ?) ORDER BY l.rel_path LIMIT ?",
+            (agent_id, watch_name, prefix, len(prefix) + 1, prefix + "/", limit))
+        return [(int(i), HeadPhoto(str(r), str(s), int(n), int(px or 0), int(t or 0)))
+                for i, r, s, n, px, t in rows]
+
     def audit(self, actor: str, action: str, target: str, result: str, detail: str = "") -> None:
         with self._tx() as c:
             c.execute(

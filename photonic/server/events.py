@@ -1,11 +1,18 @@
-"""Fan-out of server events to StreamEvents subscribers, with bounded per-subscriber queues."""
+"""Fan-out of server events: bounded per-subscriber queues for StreamEvents, and a bounded
+ring of numbered events that the web layer reads from (long-poll and WebSocket), so a client
+resumes after the last id it saw and no client can make the server hold more than the ring."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+
+RING_SIZE = 1000
+"""Numbered events kept for resuming clients; one that falls further behind sees a gap."""
 
 
 @dataclass(frozen=True)
@@ -22,18 +29,60 @@ class ServerEvent:
     time_unix_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
 
+@dataclass(frozen=True)
+class NumberedEvent:
+    """An event with its place in the hub's sequence (ids start at 1 and only go up)."""
+
+    event_id: int
+    event: ServerEvent
+
+
 class EventHub:
     """A slow subscriber loses its oldest events rather than slowing ingest down."""
 
-    def __init__(self, queue_size: int = 1000) -> None:
+    def __init__(self, queue_size: int = 1000, ring_size: int = RING_SIZE) -> None:
         self._queue_size = queue_size
         self._subscribers: set[asyncio.Queue[ServerEvent]] = set()
+        self._ring: deque[NumberedEvent] = deque(maxlen=ring_size)
+        self._last_id = 0
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    @property
+    def last_id(self) -> int:
+        return self._last_id
 
     def publish(self, event: ServerEvent) -> None:
+        self._last_id += 1
+        self._ring.append(NumberedEvent(self._last_id, event))
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         for q in self._subscribers:
             if q.full():
                 q.get_nowait()
             q.put_nowait(event)
+
+    def since(self, after: int, limit: int = RING_SIZE) -> list[NumberedEvent]:
+        """The ring's events with an id above after, oldest first, at most limit."""
+        if after >= self._last_id:
+            return []
+        out = [n for n in self._ring if n.event_id > after]
+        return out[:limit]
+
+    async def wait_since(self, after: int, timeout_s: float,
+                         limit: int = RING_SIZE) -> list[NumberedEvent]:
+        """since(after), waiting up to timeout_s for the first one when there is none yet."""
+        found = self.since(after, limit)
+        if found or timeout_s <= 0:
+            return found
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, timeout_s)
+        finally:
+            self._waiters.discard(waiter)
+        return self.since(after, limit)
 
     async def subscribe(self) -> AsyncIterator[ServerEvent]:
         q: asyncio.Queue[ServerEvent] = asyncio.Queue(self._queue_size)

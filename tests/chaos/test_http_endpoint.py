@@ -1,5 +1,6 @@
-"""The server's /metrics and /healthz endpoint under a flood of idle connections: it holds a
-bounded number of them, so the server keeps file descriptors for gRPC and for the probe."""
+"""The server's web endpoint (/metrics, /healthz, the API) under a flood of idle connections:
+it holds a bounded number of them, so the server keeps file descriptors for gRPC and for the
+probe."""
 
 from __future__ import annotations
 
@@ -62,6 +63,9 @@ def _idle_connections(port: int, count: int) -> Iterator[list[socket.socket]]:
 
 
 def _http(port: int, request: bytes) -> bytes:
+    """The whole answer to request (its request line; Host and Connection: close are added)."""
+    request = request.replace(
+        b"\r\n\r\n", b"\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
         conn.sendall(request)
         chunks = []

@@ -1,0 +1,1 @@
+"""The server's web layer: aiohttp on the daemon's loop, /healthz, /metrics and the JSON API."""

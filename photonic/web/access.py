@@ -1,0 +1,128 @@
+"""Who may use the web API: a Bearer token, or the session cookie a login opens (whose
+state-changing requests must also carry the session's CSRF token); and how photonic's errors
+become HTTP statuses, in one place."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from photonic import errors
+from photonic.models import AgentId, Scope
+from photonic.server.auth import Caller
+from photonic.web.credentials import TokenBook, csrf_matches
+
+log = logging.getLogger("photonic.web")
+
+COOKIE = "photonic_session"
+CSRF_HEADER = "X-CSRF-Token"
+PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/login"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+BOOK: web.AppKey[TokenBook] = web.AppKey("token_book", TokenBook)
+SECURE_COOKIE: web.AppKey[bool] = web.AppKey("secure_cookie", bool)
+ACTOR = "photonic_actor"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_STATUS: tuple[tuple[type[errors.PhotonicError], int], ...] = (
+    (errors.InvalidInput, 400), (errors.AuthError, 403), (errors.NotFound, 404),
+    (errors.NotReady, 409), (errors.LimitExceeded, 429), (errors.StorageFull, 507),
+    (errors.Transient, 503), (errors.Unimplemented, 501),
+)
+
+
+def problem(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def caller_of(request: web.Request) -> Caller:
+    """The admin caller a request acts as: `web:<token name>` in the audit log."""
+    return Caller(AgentId(f"web:{request[ACTOR]}"), frozenset({Scope.ADMIN}))
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except errors.PhotonicError as exc:
+        status = next((s for kind, s in _STATUS if isinstance(exc, kind)), 500)
+        return problem(status, str(exc) if status != 500 else "internal error")
+    except Exception:
+        cid = uuid.uuid4().hex[:12]
+        log.exception("web handler failed", extra={"correlation_id": cid})
+        return problem(500, f"internal error (correlation id {cid})")
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in PUBLIC_PATHS:
+        return await handler(request)
+    book = request.app[BOOK]
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        name = await book.token_name(auth[len("Bearer "):].strip())
+        if name is None:
+            return problem(401, "the Bearer token is not known; make one with "
+                                "`photonic web token create`")
+        request[ACTOR] = name
+        return await handler(request)
+    session = book.session(request.cookies.get(COOKIE, ""))
+    if session is None:
+        return problem(401, "log in (POST /login) or send Authorization: Bearer TOKEN")
+    if request.method not in SAFE_METHODS and not csrf_matches(
+            session, request.headers.get(CSRF_HEADER, "")):
+        return problem(403, f"a state-changing request needs the session's {CSRF_HEADER}")
+    request[ACTOR] = session.name
+    return await handler(request)
+
+
+async def login(request: web.Request) -> web.Response:
+    """Exchanges a token (form field or JSON "token") for a session cookie; answers the CSRF
+    token that every POST of the session must send."""
+    token = ""
+    if request.content_type == "application/json":
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return problem(400, "the body is not JSON")
+        token = str(body.get("token", "")) if isinstance(body, dict) else ""
+    else:
+        token = str((await request.post()).get("token", ""))
+    book = request.app[BOOK]
+    name = await book.token_name(token.strip())
+    if name is None:
+        return problem(401, "that token is not known")
+    cookie, session = book.open_session(name)
+    response = web.json_response({"name": name, "csrf_token": session.csrf})
+    response.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", path="/",
+                        secure=request.app[SECURE_COOKIE])
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    request.app[BOOK].close_session(request.cookies.get(COOKIE, ""))
+    response = web.json_response({"ok": True})
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+async def session_info(request: web.Request) -> web.Response:
+    session = request.app[BOOK].session(request.cookies.get(COOKIE, ""))
+    return web.json_response({"name": request[ACTOR],
+                              "csrf_token": session.csrf if session else ""})
+
+
+LOGIN_FORM = b"""<!doctype html><meta charset="utf-8"><title>photonic login</title>
+<form method="post" action="/login"><label>Admin token <input name="token" type="password"
+autocomplete="off"></label> <button>Log in</button></form>
+"""
+
+
+async def login_form(request: web.Request) -> web.Response:
+    return web.Response(body=LOGIN_FORM, content_type="text/html")

@@ -1,0 +1,95 @@
+"""Live events for the web: a long-poll (`GET /api/v1/events?after=ID&timeout=S`) and a
+WebSocket (`/api/v1/ws?after=ID`) that both read the hub's numbered ring, so they carry the
+same messages in the same order and resume after the last id a client saw. Nothing is queued
+per client: a WebSocket that cannot take a message within SEND_TIMEOUT_S is closed."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from photonic import errors
+from photonic.server.events import EventHub, NumberedEvent
+
+HUB: web.AppKey[EventHub] = web.AppKey("event_hub", EventHub)
+MAX_POLL_S = 60.0
+WS_WAIT_S = 25.0
+"""How long a WebSocket waits for news before it sends a keep-alive ping."""
+SEND_TIMEOUT_S = 5.0
+MAX_BATCH = 200
+LIVE_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("live_sockets", set)
+
+
+def message(n: NumberedEvent) -> dict[str, Any]:
+    return {"id": n.event_id, **dataclasses.asdict(n.event)}
+
+
+def _after(request: web.Request, hub: EventHub) -> int:
+    """The id to resume after: ?after=ID, or the newest one (only what comes next)."""
+    text = request.query.get("after", "")
+    if not text:
+        return hub.last_id
+    try:
+        return max(0, int(text))
+    except ValueError:
+        raise errors.InvalidInput("after is an event id (a number)") from None
+
+
+async def poll_events(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    after = _after(request, hub)
+    try:
+        timeout_s = min(MAX_POLL_S, max(0.0, float(request.query.get("timeout", "25"))))
+    except ValueError:
+        raise errors.InvalidInput("timeout is in seconds") from None
+    found = await hub.wait_since(after, timeout_s, MAX_BATCH)
+    last = found[-1].event_id if found else max(after, 0)
+    gap = bool(found) and found[0].event_id > after + 1
+    return web.json_response({"events": [message(n) for n in found], "last_id": last,
+                              "gap": gap})
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    hub = request.app[HUB]
+    after = _after(request, hub)
+    ws = web.WebSocketResponse(heartbeat=WS_WAIT_S, max_msg_size=4096)
+    await ws.prepare(request)
+    sockets = request.app[LIVE_SOCKETS]
+    sockets.add(ws)
+    reader = asyncio.create_task(_drain_incoming(ws))
+    try:
+        while not ws.closed and not reader.done():
+            for n in await hub.wait_since(after, WS_WAIT_S, MAX_BATCH):
+                await asyncio.wait_for(ws.send_json(message(n)), SEND_TIMEOUT_S)
+                after = n.event_id
+    except (TimeoutError, ConnectionError):
+        pass  # too slow or gone: dropped, never buffered
+    finally:
+        sockets.discard(ws)
+        reader.cancel()
+        await _close(ws, request)
+    return ws
+
+
+async def _drain_incoming(ws: web.WebSocketResponse) -> None:
+    """Reads (and ignores) what the client sends, so pings are answered and a close is seen."""
+    async for msg in ws:
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+            break
+
+
+async def _close(ws: web.WebSocketResponse, request: web.Request) -> None:
+    try:
+        await asyncio.wait_for(ws.close(), 1.0)
+    except (TimeoutError, ConnectionError):
+        if request.transport is not None:
+            request.transport.abort()
+
+
+def add_routes(app: web.Application) -> None:
+    app[LIVE_SOCKETS] = set()
+    app.router.add_get("/api/v1/events", poll_events)
+    app.router.add_get("/api/v1/ws", websocket)

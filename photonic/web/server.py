@@ -1,0 +1,77 @@
+"""The server's web layer on the daemon's own event loop: /healthz and /metrics (public, as
+before), the login exchange and the JSON API (admin only)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from photonic.httpserve import Response
+from photonic.server.agents_service import AgentsService
+from photonic.server.catalog import SqliteCatalog
+from photonic.server.events import EventHub
+from photonic.server.jobs.service import JobsService
+from photonic.server.library_browse import LibraryBrowser
+from photonic.web import access, api, live
+from photonic.web.credentials import TokenBook
+from photonic.web.site import BoundedSite
+
+MAX_BODY_BYTES = 64 * 1024
+KEEPALIVE_S = 5.0
+MAX_LINE_BYTES = 8190
+SHUTDOWN_S = 1.0
+
+Page = Callable[[], Awaitable[Response]]
+
+
+def _page(produce: Page) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        page = await produce()
+        return web.Response(status=page.status, body=page.body,
+                            headers={"Content-Type": page.content_type})
+    return handler
+
+
+def build_app(*, health: Page, metrics: Page, agents: AgentsService, jobs: JobsService,
+              catalog: SqliteCatalog, events: EventHub, secure: bool) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES,
+                          middlewares=[access.errors_middleware, access.access_middleware])
+    app[access.BOOK] = TokenBook(catalog)
+    app[access.SECURE_COOKIE] = secure
+    app[api.AGENTS] = agents
+    app[api.JOBS] = jobs
+    app[api.LIBRARY] = LibraryBrowser(catalog)
+    app[live.HUB] = events
+    app.router.add_get("/healthz", _page(health))
+    app.router.add_get("/metrics", _page(metrics))
+    app.router.add_get("/login", access.login_form)
+    app.router.add_post("/login", access.login)
+    app.router.add_post("/api/v1/logout", access.logout)
+    app.router.add_get("/api/v1/session", access.session_info)
+    api.add_routes(app)
+    live.add_routes(app)
+    return app
+
+
+class WebServer:
+    """start() binds host:port (0 = any free port) and answers the port; stop() ends it."""
+
+    def __init__(self, app: web.Application, ssl_context: ssl.SSLContext | None) -> None:
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                                     keepalive_timeout=KEEPALIVE_S,
+                                     shutdown_timeout=SHUTDOWN_S, max_line_size=MAX_LINE_BYTES,
+                                     max_field_size=MAX_LINE_BYTES)
+        self._ssl = ssl_context
+        self._site: BoundedSite | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        await self._runner.setup()
+        self._site = BoundedSite(self._runner, host, port, ssl_context=self._ssl)
+        await self._site.start()
+        return self._site.port
+
+    async def stop(self) -> None:
+        # Open WebSockets and long-polls are cancelled after SHUTDOWN_S.
+        await self._runner.cleanup()
