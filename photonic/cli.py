@@ -82,10 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     from photonic.agent.executors.models_cli import add_models_parser
     from photonic.jobs_cli import add_jobs_parser
     from photonic.lightroom.install_cli import add_lightroom_parser
+    from photonic.web.cli import add_web_parser
 
     add_jobs_parser(sub)
     add_models_parser(sub)
     add_lightroom_parser(sub)
+    add_web_parser(sub)
     return p
 
 
@@ -183,6 +185,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from photonic.lightroom.install_cli import run_lightroom
 
         return run_lightroom(args)
+    if args.command == "web":
+        from photonic.web.cli import run_web
+
+        return run_web(args)
     raise AssertionError(args.command)
 
 
