@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from photonic import __version__
 from photonic.config import load_agent_config, load_server_config
 from photonic.errors import ConfigError, PhotonicError
-from photonic.logfmt import configure_logging
+from photonic.logfmt import LOG_FORMAT_ENV, LOG_FORMATS, configure_logging
 
 if TYPE_CHECKING:
     from photonic.server.grpc_log_tap import StderrTap
@@ -28,48 +28,47 @@ EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
 
+DESCRIPTION = """\
+photonic keeps photo folders on your machines in one library on a server, over mutual TLS,
+and runs processing jobs on agents. Run `photonic server` on the machine that keeps the
+library and `photonic agent` on each machine with photos; each reads a YAML config
+(server.yaml, agent.yaml). `photonic COMMAND --help` explains each command."""
+
+CONFIG_HELP = {
+    "server": "the server's YAML config (default: server.yaml in the current folder)",
+    "agent": "the agent's YAML config (default: agent.yaml in the current folder)",
+}
+JSON_HELP = "print machine-readable JSON instead of text"
+
+
+def _command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+             summary: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand with a one-line summary for the parent's list and its own description."""
+    return sub.add_parser(name, help=summary, description=description)
+
+
+def _config_arg(p: argparse.ArgumentParser, role: str, help_text: str | None = None) -> None:
+    p.add_argument("--config", type=Path, default=Path(f"{role}.yaml"),
+                   help=help_text or CONFIG_HELP[role])
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="photonic", description=__doc__)
+    p = argparse.ArgumentParser(prog="photonic", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"photonic {__version__}")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    sub = p.add_subparsers(dest="command", required=True)
-
-    certs = sub.add_parser("certs", help="make the CA, server and agent certificates")
-    csub = certs.add_subparsers(dest="certs_command", required=True)
-    init = csub.add_parser("init", help="make a CA and a server certificate")
-    init.add_argument("--dir", type=Path, default=Path("certs"))
-    init.add_argument("--san", action="append", default=[],
-                      help="an extra host name or IP for the server certificate")
-    init.add_argument("--force", action="store_true", help="replace existing files")
-    issue = csub.add_parser("issue", help="make an agent certificate (CN = AGENT_ID)")
-    issue.add_argument("agent_id")
-    issue.add_argument("--dir", type=Path, default=Path("certs"))
-    issue.add_argument("--force", action="store_true", help="replace existing files")
-
-    server = sub.add_parser("server", help="run the server daemon")
-    server.add_argument("--config", type=Path, default=Path("server.yaml"))
-
-    agent = sub.add_parser("agent", help="run the agent daemon")
-    agent.add_argument("--config", type=Path, default=Path("agent.yaml"))
-    agent.add_argument("--once", action="store_true",
-                       help="scan, sync everything queued, print a JSON summary and exit")
-
-    status = sub.add_parser("status", help="the agent's state, queue and progress")
-    status.add_argument("--config", type=Path, default=Path("agent.yaml"))
-    status.add_argument("--json", action="store_true")
-    status.add_argument("--watch", action="store_true", help="live progress view")
-    status.add_argument("--remote", action="store_true",
-                        help="also ask the server (photos stored, open conflicts)")
-
-    conflicts = sub.add_parser("conflicts", help="list or resolve conflicts (admin scope)")
-    conflicts.add_argument("--config", type=Path, default=Path("agent.yaml"),
-                           help="an agent config whose certificate has the admin scope")
-    conflicts.add_argument("action", choices=["list", "keep-incoming", "keep-server"])
-    conflicts.add_argument("ids", nargs="*", type=int)
-    conflicts.add_argument("--all", action="store_true")
-    verify = sub.add_parser(
-        "verify", help="re-hash the server's stored photos, quarantine damaged ones, report")
-    verify.add_argument("--config", type=Path, default=Path("server.yaml"))
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="the least severe log lines the daemons write (default: info)")
+    p.add_argument("--log-format", default="logfmt", choices=list(LOG_FORMATS),
+                   help="log lines as key=value (logfmt, the default) or as one JSON object "
+                        "per line (json); the fields are the same")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _certs_parser(sub)
+    _daemon_parsers(sub)
+    _agent_tool_parsers(sub)
+    verify = _command(sub, "verify", "re-hash the server's stored photos, quarantine damaged "
+                      "ones, report", "Reads every stored photo (or those stored since DATE), "
+                      "checks its hash, moves a damaged one to quarantine and reports.")
+    _config_arg(verify, "server")
     which = verify.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="every stored photo (the default)")
     which.add_argument("--since", type=_date_arg, metavar="DATE",
@@ -77,18 +76,89 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--rate", default="100MB/s",
                         help="read at most this fast, so the server keeps its disk "
                              "(default 100MB/s; 0 = no limit)")
-    verify.add_argument("--json", action="store_true")
+    verify.add_argument("--json", action="store_true", help=JSON_HELP)
+    _audit_parser(sub)
 
     from photonic.agent.executors.models_cli import add_models_parser
     from photonic.jobs_cli import add_jobs_parser
     from photonic.lightroom.install_cli import add_lightroom_parser
-    from photonic.web.cli import add_web_parser
+    from photonic.service.command import add_service_parser
 
     add_jobs_parser(sub)
     add_models_parser(sub)
     add_lightroom_parser(sub)
-    add_web_parser(sub)
+    add_service_parser(sub)
     return p
+
+
+def _certs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    certs = _command(sub, "certs", "make the CA, server and agent certificates",
+                     "Makes the private CA, the server's certificate and one certificate per "
+                     "agent (its common name is the agent's id, agent.id in agent.yaml).")
+    csub = certs.add_subparsers(dest="certs_command", required=True, metavar="ACTION")
+    dir_help = "the folder that holds the CA and the certificates (default: ./certs)"
+    init = _command(csub, "init", "make a CA and a server certificate",
+                    "Makes ca.crt/ca.key and server.crt/server.key in --dir.")
+    init.add_argument("--dir", type=Path, default=Path("certs"), help=dir_help)
+    init.add_argument("--san", action="append", default=[],
+                      help="an extra host name or IP for the server certificate")
+    init.add_argument("--force", action="store_true", help="replace existing files")
+    issue = _command(csub, "issue", "make an agent certificate (CN = AGENT_ID)",
+                     "Makes AGENT_ID.crt/AGENT_ID.key signed by the CA in --dir.")
+    issue.add_argument("agent_id", metavar="AGENT_ID",
+                       help="the agent's id, as agent.id in its agent.yaml")
+    issue.add_argument("--dir", type=Path, default=Path("certs"), help=dir_help)
+    issue.add_argument("--force", action="store_true", help="replace existing files")
+
+
+def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    server = _command(sub, "server", "run the server daemon",
+                      "Serves the library to agents until SIGTERM or Ctrl-C, then drains "
+                      "in-flight uploads and exits.")
+    _config_arg(server, "server")
+    agent = _command(sub, "agent", "run the agent daemon",
+                     "Watches the configured folders and syncs them to the server (and runs "
+                     "jobs when work is enabled) until SIGTERM or Ctrl-C, then drains.")
+    _config_arg(agent, "agent")
+    agent.add_argument("--once", action="store_true",
+                       help="scan, sync everything queued, print a JSON summary and exit")
+
+
+def _agent_tool_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    status = _command(sub, "status", "the agent's state, queue and progress",
+                      "Reads the agent's state database and live status file, so it works "
+                      "whether or not the agent is running.")
+    _config_arg(status, "agent")
+    status.add_argument("--json", action="store_true", help=JSON_HELP)
+    status.add_argument("--watch", action="store_true", help="live progress view")
+    status.add_argument("--remote", action="store_true",
+                        help="also ask the server (photos stored, open conflicts)")
+    conflicts = _command(sub, "conflicts", "list or resolve conflicts (admin scope)",
+                         "Lists the server's open conflicts, or settles them by keeping the "
+                         "incoming or the server's version. Needs a certificate with the "
+                         "admin scope (server.yaml, agents:).")
+    _config_arg(conflicts, "agent", "an agent config whose certificate has the admin scope "
+                                    "(default: agent.yaml)")
+    conflicts.add_argument("action", choices=["list", "keep-incoming", "keep-server"])
+    conflicts.add_argument("ids", nargs="*", type=int, help="the conflicts to settle")
+    conflicts.add_argument("--all", action="store_true",
+                           help="settle every open conflict instead of the listed IDS")
+
+
+def _audit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    audit = _command(sub, "audit", "read the server's audit trail",
+                     "Who (by certificate identity) did what, read from the server's "
+                     "catalog; works while the server runs.")
+    asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    tail = _command(asub, "tail", "print the newest audit rows",
+                    "Prints the newest rows (time, actor, action, target, result, detail), "
+                    "oldest first, as escaped key=value lines or JSON lines.")
+    _config_arg(tail, "server")
+    tail.add_argument("-n", "--lines", type=int, default=20, metavar="N",
+                      help="how many of the newest rows to print first (default 20)")
+    tail.add_argument("--follow", "-f", action="store_true",
+                      help="keep printing new rows as they are written, until Ctrl-C")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
 def _date_arg(text: str) -> dt.datetime:
@@ -127,6 +197,7 @@ def exit_now(code: int) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    os.environ[LOG_FORMAT_ENV] = args.log_format  # also for the processes the daemons start
     try:
         return _dispatch(args)
     except ConfigError as exc:
@@ -146,17 +217,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "certs":
         return _certs(args)
     if args.command == "server":
-        config = load_server_config(args.config)
-        _preflight_tls(config.security.cert_path, config.security.key_path,
-                       config.security.ca_path)
-        tap = _stderr_tap()
-        try:
-            configure_logging(args.log_level, stream=tap.log_stream, component="server")
-            from photonic.server.app import run_server
-
-            return _run_daemon(lambda stop: run_server(config, stop))
-        finally:
-            tap.close()
+        return _server(args)
     if args.command == "agent":
         return _agent(args)
     if args.command == "status":
@@ -185,10 +246,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         from photonic.lightroom.install_cli import run_lightroom
 
         return run_lightroom(args)
-    if args.command == "web":
-        from photonic.web.cli import run_web
+    if args.command == "service":
+        from photonic.service.command import run_service
 
-        return run_web(args)
+        return run_service(args)
+    if args.command == "audit":
+        from photonic.server.audit_cli import run_audit_tail
+
+        return run_audit_tail(load_server_config(args.config), count=args.lines,
+                              follow=args.follow, as_json=args.json)
     raise AssertionError(args.command)
 
 
@@ -213,16 +279,18 @@ def _stderr_tap() -> StderrTap:
     return StderrTap.install("server")
 
 
-def _preflight_tls(cert: Path, key: Path, ca: Path, memo_dir: Path | None = None) -> None:
+def _preflight_tls(cert: Path, key: Path, ca: Path, memo_dir: Path | None = None,
+                   agent_id: str | None = None) -> None:
     """Refuses to start on broken TLS files with a sentence, not a gRPC stack trace. With
-    memo_dir, files that passed unchanged before are not checked again (photonic.tls_memo)."""
+    memo_dir, files that passed unchanged before are not checked again (photonic.tls_memo).
+    agent_id names the certificate a hint tells the user to issue (not the file's stem)."""
     from photonic import tls
     from photonic.tls_memo import TlsMemo
 
     memo = TlsMemo(memo_dir, (cert, key, ca)) if memo_dir is not None else None
     if memo is not None and memo.passed(tls.utc_now()):
         return
-    problems = tls.certificate_problems(cert, key, ca)
+    problems = tls.certificate_problems(cert, key, ca, agent_id=agent_id)
     for p in problems:
         print(f"photonic: {p}", file=sys.stderr)
     if tls.problems_fatal(problems):
@@ -231,17 +299,41 @@ def _preflight_tls(cert: Path, key: Path, ca: Path, memo_dir: Path | None = None
         memo.remember(*tls.validity_window(cert, ca))
 
 
+def _server(args: argparse.Namespace) -> int:
+    config = load_server_config(args.config)
+    _preflight_tls(config.security.cert_path, config.security.key_path,
+                   config.security.ca_path)
+    tap = _stderr_tap()
+    try:
+        configure_logging(args.log_level, stream=tap.log_stream, component="server")
+        from photonic.server.app import ServerApp
+
+        async def serve(stop: asyncio.Event, ready: Callable[[], object]) -> None:
+            app = ServerApp(config)
+            await app.start()
+            try:
+                ready()
+                await stop.wait()
+            finally:
+                await app.stop()
+
+        return _run_daemon(serve)
+    finally:
+        tap.close()
+
+
 def _agent(args: argparse.Namespace) -> int:
     config = load_agent_config(args.config)
     sec = config.security
-    _preflight_tls(sec.cert_path, sec.key_path, sec.ca_path, memo_dir=config.buffer_path)
+    _preflight_tls(sec.cert_path, sec.key_path, sec.ca_path, memo_dir=config.buffer_path,
+                   agent_id=config.agent_id)
     configure_logging(args.log_level, component="agent", agent=config.agent_id)
     from photonic.agent.app import AgentApp
 
     summary: list[dict[str, object]] = []
 
-    async def run(stop: asyncio.Event) -> None:
-        result = await AgentApp(config).run(stop, once=args.once)
+    async def run(stop: asyncio.Event, ready: Callable[[], object]) -> None:
+        result = await AgentApp(config).run(stop, once=args.once, on_started=ready)
         summary.append(result.as_json())
 
     code = _run_daemon(run)
@@ -250,22 +342,43 @@ def _agent(args: argparse.Namespace) -> int:
     return code
 
 
-def _run_daemon(make: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> int:
-    """Runs a daemon until SIGTERM or SIGINT, which set its stop event for a graceful drain."""
+Daemon = Callable[[asyncio.Event, Callable[[], object]], Coroutine[Any, Any, None]]
+"""A daemon's body: runs until its stop event is set, calling ready() once it serves."""
+
+
+def _run_daemon(make: Daemon) -> int:
+    """Runs a daemon until SIGTERM or SIGINT, which set its stop event for a graceful drain.
+    Under systemd (NOTIFY_SOCKET) it reports READY=1 when the daemon calls ready(),
+    WATCHDOG=1 while its event loop runs, and STOPPING=1 when the drain begins."""
     from photonic.memtune import keep_freed_buffers
+    from photonic.service.notify import Notifier
 
     keep_freed_buffers()
+    notifier = Notifier.from_env()
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def stop_requested() -> None:
+            if not stop.is_set():
+                notifier.stopping()
+            stop.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await make(stop)
+            loop.add_signal_handler(sig, stop_requested)
+        watchdog_done = asyncio.Event()
+        watchdog = asyncio.create_task(notifier.watchdog(watchdog_done))
+        try:
+            await make(stop, notifier.ready)
+        finally:
+            if not stop.is_set():
+                notifier.stopping()  # the daemon ended on its own (--once, a crash)
+            watchdog_done.set()
+            await watchdog
 
     asyncio.run(main())
     return 0
-
 
 if __name__ == "__main__":
     run()

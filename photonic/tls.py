@@ -199,21 +199,24 @@ def check_files_readable(
 
 
 def certificate_problems(
-    cert: Path, key: Path, ca: Path, *, now: dt.datetime | None = None
+    cert: Path, key: Path, ca: Path, *, now: dt.datetime | None = None,
+    agent_id: str | None = None,
 ) -> list[CertProblem]:
-    """Like check_files_readable, with warnings (fatal=False) told apart from errors."""
+    """Like check_files_readable, with warnings (fatal=False) told apart from errors. With
+    agent_id (an agent's files), a hint to make the certificate names that id."""
     at = now if now is not None else utc_now()
     problems: list[CertProblem] = []
     loaded: dict[Path, bytes] = {}
     for path in (cert, key, ca):
         try:
-            loaded[path] = read_tls_file(path, hint_for(path))
+            loaded[path] = read_tls_file(
+                path, hint_for(path, agent_id=None if path == ca else agent_id))
         except PhotonicError as exc:
             problems.append(CertProblem(str(exc)))
     if key in loaded:
         problems += _key_mode_problems(key)
     if cert in loaded and ca in loaded:
-        problems += _cert_problems(cert, ca, at)
+        problems += _cert_problems(cert, ca, at, agent_id)
     if cert in loaded and key in loaded and not problems_fatal(problems):
         problems += _key_match_problems(cert, key, loaded[key])
     return problems
@@ -242,14 +245,16 @@ def _key_mode_problems(key: Path) -> list[CertProblem]:
     return []
 
 
-def _cert_problems(cert_path: Path, ca_path: Path, now: dt.datetime) -> list[CertProblem]:
+def _cert_problems(cert_path: Path, ca_path: Path, now: dt.datetime,
+                   agent_id: str | None = None) -> list[CertProblem]:
     from cryptography.exceptions import InvalidSignature
 
     try:
         cert, ca = load_certificate(cert_path), load_certificate(ca_path)
     except PhotonicError as exc:
         return [CertProblem(str(exc))]
-    problems = [_validity_problem(path, c, now) for path, c in ((ca_path, ca), (cert_path, cert))]
+    problems = [_validity_problem(ca_path, ca, now),
+                _validity_problem(cert_path, cert, now, agent_id)]
     try:
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature):
@@ -262,11 +267,12 @@ def _cert_problems(cert_path: Path, ca_path: Path, now: dt.datetime) -> list[Cer
     return [p for p in problems if p is not None]
 
 
-def _validity_problem(path: Path, cert: x509.Certificate, now: dt.datetime) -> CertProblem | None:
+def _validity_problem(path: Path, cert: x509.Certificate, now: dt.datetime,
+                      agent_id: str | None = None) -> CertProblem | None:
     if now > cert.not_valid_after_utc:
         return CertProblem(
             f"{path} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: "
-            f"{hint_for(path, replace=True)}"
+            f"{hint_for(path, replace=True, agent_id=agent_id)}"
         )
     if now < cert.not_valid_before_utc:
         return CertProblem(
@@ -319,9 +325,17 @@ def read_tls_file(path: Path, hint: str) -> bytes:
         raise InvalidInput(f"{path} is a directory, not a file: {hint}") from exc
 
 
-def hint_for(path: Path, *, replace: bool = False) -> str:
-    """The `photonic certs` command that makes this file, guessed from its name."""
+def hint_for(path: Path, *, replace: bool = False, agent_id: str | None = None) -> str:
+    """The `photonic certs` command that makes this file: for an agent's certificate or key
+    (agent_id given) the one for that agent, whatever the file is called; otherwise guessed
+    from the file's name. (The --dir is the file's folder, where the CA usually is too.)"""
     force = " --force" if replace else ""
+    if agent_id is not None:
+        hint = f"run `photonic certs issue {agent_id} --dir {path.parent}{force}`"
+        if path.stem != agent_id:  # issue names its files after the agent
+            hint += (f" and point security.cert_path and key_path at {agent_id}.crt and "
+                     f"{agent_id}.key there")
+        return hint
     if path.stem in {"ca", "server"}:
         return f"run `photonic certs init --dir {path.parent}{force}`"
     return f"run `photonic certs issue {path.stem} --dir {path.parent}{force}`"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -94,15 +95,17 @@ class AgentApp:
         self.endpoints = Endpoints.from_config(config)
         self.reporter.write()
 
-    async def run(self, stop: asyncio.Event, *, once: bool = False) -> RunSummary:
-        """Runs until stop is set (or, with once, until the queue is empty)."""
+    async def run(self, stop: asyncio.Event, *, once: bool = False,
+                  on_started: Callable[[], object] | None = None) -> RunSummary:
+        """Runs until stop is set (or, with once, until the queue is empty); on_started is
+        called once every service has started."""
         started = time.monotonic()
         try:
             await asyncio.to_thread(self._sweep_ingest_temporaries)
             requeued = await asyncio.to_thread(self.db.requeue_errors)
             if requeued:
                 event(log, "requeued_failed_files", count=requeued)
-            await self._runtime(once).run(stop)
+            await self._runtime(once).run(stop, on_started)
         finally:
             self.reporter.finished()
             self.db.close()  # last: every service that used it has stopped

@@ -93,9 +93,11 @@ class AgentRuntime:
         self._entries.append(_Entry(service, essential,
                                     self._grace_s if grace_s is None else grace_s))
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Starts every service, waits for stop or an essential service's end, stops them
-        all (reverse order, with grace), and raises an essential service's crash."""
+    async def run(self, stop: asyncio.Event,
+                  on_started: Callable[[], object] | None = None) -> None:
+        """Starts every service (then calls on_started: readiness for systemd), waits for
+        stop or an essential service's end, stops them all (reverse order, with grace), and
+        raises an essential service's crash."""
         started: list[_Entry] = []
         try:
             for entry in self._entries:
@@ -104,6 +106,8 @@ class AgentRuntime:
                 entry.task = asyncio.create_task(self._supervise(entry),
                                                  name=f"photonic-{entry.service.name}")
                 started.append(entry)
+            if on_started is not None:
+                on_started()
             await self._until_stop_or_essential_end(stop, started)
         finally:
             for entry in reversed(started):

@@ -156,6 +156,10 @@ def run_conflicts(config: AgentConfig, action: str, ids: list[int], resolve_all:
             sec.cert_path, sec.key_path, sec.ca_path), config.agent_id)
         try:
             if action == "list":
+                # Settling no conflicts changes nothing and audits nothing, but the server
+                # checks the admin scope first: a non-admin gets the same refusal as
+                # keep-server, not an empty list that looks like "no conflicts".
+                await client.resolve_conflicts([], keep_incoming=False)
                 st = await client.status()
                 for c in st.open_conflicts:
                     print(f"{c.id}\t{c.agent_id}/{c.watch_name}/{c.relative_path}\t"

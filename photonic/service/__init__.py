@@ -1,0 +1,1 @@
+"""Running photonic under a service manager: unit files, installation and sd_notify."""
