@@ -4,6 +4,7 @@ while they run, and on SIGTERM STOPPING=1, then drain and exit 0 with nothing lo
 
 from __future__ import annotations
 
+import json
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -13,8 +14,10 @@ import pytest
 
 from tests.support.daemons import (
     Daemon,
+    ServerHandle,
     acknowledged_files,
     make_agent,
+    run_cli,
     start_server,
     tree_hashes,
     wait_until,
@@ -104,3 +107,17 @@ def test_ready_watchdog_and_stopping_then_a_clean_drain(
     server_note.wait_for("STOPPING=1", 5)
     for note in (server_note, agent_note):
         note.close()
+
+
+def test_log_format_json_makes_every_daemon_line_a_json_object(
+        tmp_path: Path, pki: TestPki, server: ServerHandle) -> None:
+    """`photonic --log-format json agent --once`: every line the agent logs is one JSON
+    object with the key=value line's fields (ts, level, logger, msg) and its agent id."""
+    agent = make_agent(tmp_path / "laptop", pki, "laptop", server)
+    make_jpeg(agent.watches["photos"] / "IMG_1.jpg", seed=1)
+    proc = run_cli("--log-format", "json", "agent", "--config", str(agent.config_path),
+                   "--once", check=True)
+    lines = [json.loads(line) for line in proc.stderr.splitlines()]
+    assert lines and all({"ts", "level", "logger", "msg"} <= set(r) for r in lines)
+    assert all(r["agent"] == "laptop" for r in lines)
+    assert any(r.get("event") for r in lines)
