@@ -65,18 +65,22 @@ def render(spec: ServiceSpec, platform: Platform) -> tuple[str, bytes]:
 
 
 def install(spec: ServiceSpec, platform: Platform) -> tuple[Path, list[str]]:
-    """Writes the unit (replacing an older one); returns its path and the commands to run."""
+    """Writes the unit (replacing an older one) and makes its writable folders, since systemd
+    refuses to start a unit whose ReadWritePaths= do not exist; returns the unit's path and
+    the commands to run."""
     name, body = render(spec, platform)
     target = platform.unit_dir(spec.user_mode) / name
     try:
+        for folder in spec.writable_paths:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{name}.tmp")
         tmp.write_bytes(body)
         tmp.chmod(0o644)
         os.replace(tmp, target)
     except PermissionError:
-        raise InvalidInput(f"cannot write {target}: run as root, or pass --user for a "
-                           "per-user service") from None
+        raise InvalidInput(f"cannot write {target} or make {list(map(str, spec.writable_paths))}"
+                           ": run as root, or pass --user for a per-user service") from None
     return target, next_commands(spec, platform, target, installing=True)
 
 

@@ -89,6 +89,7 @@ def test_install_then_uninstall(tmp_path: Path, kind: str, user_mode: bool,
     target, commands = install(spec, platform)
     assert target == tmp_path / where
     assert target.read_bytes() == render(spec, platform)[1]
+    assert (tmp_path / "s").is_dir()  # systemd will not start a unit with a missing RW path
     assert commands and ("systemctl" in commands[-1] or "launchctl" in commands[-1])
     wants = target.parent / "multi-user.target.wants" / target.name
     if kind == "systemd":
