@@ -83,10 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     from photonic.jobs_cli import add_jobs_parser
     from photonic.lightroom.install_cli import add_lightroom_parser
     from photonic.service.command import add_service_parser
+    from photonic.web.cli import add_web_parser
 
     add_jobs_parser(sub)
     add_models_parser(sub)
     add_lightroom_parser(sub)
+    add_web_parser(sub)
     add_service_parser(sub)
     return p
 
@@ -246,6 +248,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from photonic.lightroom.install_cli import run_lightroom
 
         return run_lightroom(args)
+    if args.command == "web":
+        from photonic.web.cli import run_web
+
+        return run_web(args)
     if args.command == "service":
         from photonic.service.command import run_service
 
