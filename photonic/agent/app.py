@@ -29,6 +29,7 @@ from photonic.agent.watch_service import WatchService
 from photonic.agent.watcher import FolderWatcher
 from photonic.config import AgentConfig
 from photonic.logfmt import event
+from photonic.writeprobe import write_problem
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -162,9 +163,19 @@ class AgentApp:
             tmp.unlink(missing_ok=True)
 
     async def _health(self) -> dict[str, object]:
-        stats = await asyncio.to_thread(self.db.queue_stats)
-        return {"state": self.sm.state.value, "queue_files": stats.files,
-                "queue_bytes": stats.bytes, "errored": stats.errored,
+        """ok is False (503) when the buffer folder takes no write or its database fails."""
+        problems: dict[str, str] = {}
+        if problem := await asyncio.to_thread(write_problem, self.config.buffer_path):
+            problems["buffer_writable"] = f"the buffer folder does not take writes: {problem}"
+        try:
+            stats = await asyncio.to_thread(self.db.queue_stats)
+        except Exception as e:  # sqlite3 errors of any kind: the buffer database is broken
+            problems["buffer_database"] = f"{type(e).__name__}: {e}"
+            files = size = errored = -1
+        else:
+            files, size, errored = stats.files, stats.bytes, stats.errored
+        return {"ok": not problems, "problems": problems, "state": self.sm.state.value,
+                "queue_files": files, "queue_bytes": size, "errored": errored,
                 "last_sync_unix": self.reporter.status.last_sync_unix}
 
 

@@ -50,4 +50,5 @@ class MetricsEndpointService:
                         "text/plain; version=0.0.4; charset=utf-8")
 
     async def _healthz(self) -> Response:
-        return Response.json(await self._health())
+        report = await self._health()
+        return Response.json(report, 503 if report.get("ok") is False else 200)
