@@ -160,7 +160,7 @@ def run_conflicts(config: AgentConfig, action: str, ids: list[int], resolve_all:
                 # checks the admin scope first: a non-admin gets the same refusal as
                 # keep-server, not an empty list that looks like "no conflicts".
                 await client.resolve_conflicts([], keep_incoming=False)
-                st = await client.status()
+                st = await client.status("*")  # every agent's, not only this one's
                 for c in st.open_conflicts:
                     print(f"{c.id}\t{c.agent_id}/{c.watch_name}/{c.relative_path}\t"
                           f"server={c.server_sha256[:12]} incoming={c.incoming_sha256[:12]}")

@@ -75,6 +75,10 @@ class HeartbeatReply:
     """Quarantined contents this agent holds and should send again."""
 
 
+EVERY_AGENT = "*"
+"""GetSyncStatus's agent_id for an admin's view of every agent's open conflicts."""
+
+
 @dataclass(frozen=True)
 class AgentStatus:
     agent_id: str
@@ -195,13 +199,22 @@ class AgentsService:
         return requested or caller.agent_id
 
     async def status(self, caller: Caller, requested: str = "") -> AgentStatus:
-        """An agent's row, library totals and open conflicts (its own, or any for an admin)."""
+        """An agent's row, library totals and open conflicts (its own, or any for an admin).
+        EVERY_AGENT ("*", admin only) answers every agent's open conflicts, beside the
+        caller's own row or an empty one: what `photonic conflicts list` shows."""
+        overview = requested == EVERY_AGENT
         agent_id = await self.target_agent(caller, requested, "GetSyncStatus")
+        if overview:
+            agent_id = caller.agent_id
         row = await asyncio.to_thread(self._catalog.get_agent, agent_id)
+        conflicts = await asyncio.to_thread(self._catalog.open_conflicts,
+                                            None if overview else agent_id)
         if row is None:
-            raise errors.NotFound(f"no agent {agent_id!r} is known")
+            if not overview:
+                raise errors.NotFound(f"no agent {agent_id!r} is known")
+            return AgentStatus(agent_id, AgentState.OFFLINE, 0, 0, 0, 0, False, 0, 0, (),
+                               tuple(conflicts))
         photos, stored = await asyncio.to_thread(self._catalog.agent_totals, agent_id)
-        conflicts = await asyncio.to_thread(self._catalog.open_conflicts, agent_id)
         return AgentStatus(
             agent_id=agent_id, state=AgentState(row.state), photos=photos, bytes_stored=stored,
             last_seen_ms=row.last_seen_ms, last_sync_ms=row.last_sync_ms, paused=row.paused,

@@ -691,7 +691,9 @@ class GetSyncStatusRequest(_message.Message):
 
     AGENT_ID_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
-    """empty: the caller itself; another agent needs the admin scope"""
+    """empty: the caller itself; another agent needs the admin scope. "*" (admin only): the
+    open conflicts of every agent, with the caller's own row when it has one.
+    """
     def __init__(
         self,
         *,

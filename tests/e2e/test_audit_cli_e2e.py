@@ -41,6 +41,8 @@ def test_sync_submit_and_resolution_are_audited_under_their_certificates(
     new_sha = sha256_of(photo)
     job = json.loads(run_cli("jobs", "submit", "bgremove", "--photo", new_sha, "--json",
                              *admin_cfg, check=True).stdout)
+    listed = run_cli("conflicts", "list", *admin_cfg, check=True).stdout
+    assert "laptop/photos/IMG_1.jpg" in listed  # every agent's, the admin never registered
     run_cli("conflicts", "keep-server", "--all", *admin_cfg, check=True)
 
     rows = _audit(server)

@@ -232,3 +232,16 @@ def test_events_are_filtered_by_who_is_watching(world: World) -> None:
         asyncio.run(world.service.events(LAPTOP, "desktop"))
     assert world.audit("StreamEvents") == [
         ("laptop", "desktop", "refused", "another agent needs the admin scope")]
+
+
+def test_an_admin_sees_every_agents_conflicts_without_being_registered(world: World) -> None:
+    """`photonic conflicts list`: an admin asking for every agent ("*") gets each agent's
+    open conflicts even when it never registered itself; an agent asking so is refused."""
+    _park_conflicts(world, ["a.jpg", "b.jpg"])
+    overview = asyncio.run(world.service.status(ADMIN, "*"))
+    assert overview.agent_id == "admin"
+    assert sorted(c.rel_path for c in overview.open_conflicts) == ["a.jpg", "b.jpg"]
+    with pytest.raises(errors.AuthError):
+        asyncio.run(world.service.status(LAPTOP, "*"))
+    with pytest.raises(errors.NotFound):
+        asyncio.run(world.service.status(ADMIN))  # its own row: it has none
