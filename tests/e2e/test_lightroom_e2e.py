@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,10 @@ from tests.support.daemons import (
     AgentHandle,
     Daemon,
     ServerHandle,
-    free_port,
-    make_agent,
     sqlite_rows,
-    start_server,
-    wait_until,
 )
 from tests.support.jobs import Admin
-from tests.support.photos import make_jpeg
+from tests.support.lightroom import start_lightroom_worker
 from tests.support.pki import TestPki
 
 pytestmark = pytest.mark.e2e
@@ -41,29 +36,10 @@ EXPORT = {"format": "JPEG", "long_edge": 256, "quality": 80, "color_space": "sRG
 
 @pytest.fixture
 def lightroom(tmp_path: Path, pki: TestPki, daemons: list[Daemon]
-              ) -> Iterator[tuple[ServerHandle, AgentHandle, str, list[str]]]:
-    """A server, and the Lightroom machine's agent ("desktop": sync + work) with a bridge
-    port; two photos synced by it. Yields the bridge URL too."""
-    server = start_server(tmp_path / "server", pki, extra={
-        "agents": {"admin": {"scopes": ["admin"]}, "desktop": {"scopes": ["sync", "work"]}},
-        "jobs": {"heartbeat": "500ms", "lease": "3s"}})
-    daemons.append(server.daemon)
-    port = free_port()
-    agent = make_agent(tmp_path / "desktop", pki, "desktop", server, extra={
-        "work": {"enabled": True, "executors": ["lightroom"],
-                 "lightroom": {"port": port, "client_timeout": "3s"}}})
-    for i in range(2):
-        make_jpeg(agent.watches["photos"] / f"IMG_{i}.jpg", seed=40 + i)
-    daemons.append(agent.daemon)
-    agent.start()
-    wait_until(lambda: len(sqlite_rows(server.storage / "catalog.db",
-                                       "SELECT 1 FROM versions")) == 2, 60,
-               message="two photos synced")
-    shas = [hashlib.sha256((agent.watches["photos"] / f"IMG_{i}.jpg").read_bytes()).hexdigest()
-            for i in range(2)]
-    wait_until(lambda: (agent.buffer / "lightroom.secret").exists(), 30,
-               message="the bridge's secret")
-    yield server, agent, f"http://127.0.0.1:{port}", shas
+              ) -> tuple[ServerHandle, AgentHandle, str, list[str]]:
+    """A server and the Lightroom machine's agent with two photos; the bridge URL too."""
+    w = start_lightroom_worker(tmp_path, pki, daemons, client_timeout="3s", seed=40)
+    return w.server, w.agent, w.url, w.shas
 
 
 def _jpeg(path: Path, size: int = 200) -> Path:

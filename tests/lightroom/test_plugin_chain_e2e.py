@@ -5,8 +5,6 @@ Lightroom killed mid-job hands the job back and a restarted plugin completes it,
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +16,11 @@ from tests.support.daemons import (
     AgentHandle,
     Daemon,
     ServerHandle,
-    free_port,
-    make_agent,
     sqlite_rows,
-    start_server,
     wait_until,
 )
 from tests.support.jobs import Admin
-from tests.support.photos import make_jpeg
+from tests.support.lightroom import start_lightroom_worker
 from tests.support.pki import TestPki
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
@@ -37,28 +32,9 @@ EXPORT = {"format": "JPEG", "long_edge": 320, "quality": 85}
 
 @pytest.fixture
 def chain(tmp_path: Path, pki: TestPki, daemons: list[Daemon]
-          ) -> Iterator[tuple[ServerHandle, AgentHandle, int, list[str]]]:
-    server = start_server(tmp_path / "server", pki, extra={
-        "agents": {"admin": {"scopes": ["admin"]}, "desktop": {"scopes": ["sync", "work"]}},
-        "jobs": {"heartbeat": "500ms", "lease": "3s"}})
-    daemons.append(server.daemon)
-    port = free_port()
-    agent = make_agent(tmp_path / "desktop", pki, "desktop", server, extra={
-        "work": {"enabled": True, "executors": ["lightroom"],
-                 "lightroom": {"port": port, "client_timeout": "2s"}}})
-    for i in range(2):
-        make_jpeg(agent.watches["photos"] / f"IMG_{i}.jpg", seed=70 + i, width=640,
-                  height=480)
-    daemons.append(agent.daemon)
-    agent.start()
-    wait_until(lambda: len(sqlite_rows(server.storage / "catalog.db",
-                                       "SELECT 1 FROM versions")) == 2, 60,
-               message="two photos synced")
-    wait_until(lambda: (agent.buffer / "lightroom.secret").exists(), 30,
-               message="the bridge's secret")
-    shas = [hashlib.sha256((agent.watches["photos"] / f"IMG_{i}.jpg").read_bytes()).hexdigest()
-            for i in range(2)]
-    yield server, agent, port, shas
+          ) -> tuple[ServerHandle, AgentHandle, int, list[str]]:
+    w = start_lightroom_worker(tmp_path, pki, daemons, client_timeout="2s", seed=70)
+    return w.server, w.agent, w.port, w.shas
 
 
 def _submit(server: ServerHandle, sha: str, preset: str) -> str:
