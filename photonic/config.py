@@ -22,6 +22,7 @@ from photonic.units import (
     DURATION_EXPECTED,
     RATE_EXPECTED,
     SIZE_EXPECTED,
+    SizeIsNotARate,
     parse_duration,
     parse_rate,
     parse_size,
@@ -175,7 +176,17 @@ _NO_BACKUP_NODES = cp.Field(
 )
 _PATTERN = cp.text("a gitignore-style pattern (a non-empty string)")
 _SCOPE = _enum_choice(Scope)
-_RATE = cp.quantity(RATE_EXPECTED, parse_rate, lambda n: n >= 0)
+
+
+def _parse_rate_key(value: str | int | float) -> int:
+    """parse_rate, with a bare size ("100MB") reported as such and its "/s" form suggested."""
+    try:
+        return parse_rate(value)
+    except SizeIsNotARate as exc:
+        raise cp.Invalid(f"{RATE_EXPECTED}, not a size: did you mean {exc.suggestion}?") from None
+
+
+_RATE = cp.quantity(RATE_EXPECTED, _parse_rate_key, lambda n: n >= 0)
 _COMPRESSION = cp.Field("one of: adaptive, always, never (or true / false)", _compression_mode)
 _STREAM_MEMORY = _size(f"{SIZE_EXPECTED}, at least 32MiB (one stream's largest chunk in flight "
                        "plus room for a manifest)", low=32 * _MIB)

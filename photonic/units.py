@@ -70,6 +70,14 @@ def parse_size(text: str | int | float) -> int:
     return round(Decimal(match.group(1)) * _SIZE_UNITS[unit])
 
 
+class SizeIsNotARate(ValueError):
+    """A rate was given as a bare size ("100MB"): it reads as a size, so it is refused."""
+
+    def __init__(self, text: str) -> None:
+        self.suggestion = f"{text.strip()}/s"
+        super().__init__(f"{text.strip()!r} is a size, not a rate: write {self.suggestion}")
+
+
 def parse_rate(text: str | int | float) -> int:
     """Bytes per second in `text`: "100MB/s", "1Gbit/s"; 0 or "unlimited" mean no limit (0)."""
     if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
@@ -80,11 +88,14 @@ def parse_rate(text: str | int | float) -> int:
     if cleaned in {"unlimited", "none", "0"}:
         return 0
     # Only "/s": "Mbps" vs "MBps" differ by case alone, and units here are case-insensitive.
-    cleaned = cleaned.removesuffix("/s")
-    match = _NUMBER_UNIT_RE.match(cleaned)
+    per_second = cleaned.endswith("/s")
+    match = _NUMBER_UNIT_RE.match(cleaned.removesuffix("/s"))
     if match is None:
         raise ValueError(f"expected {RATE_EXPECTED}, got {text!r}")
     number, unit = Decimal(match.group(1)), match.group(2)
+    if unit and not per_second and (unit in _BIT_UNITS or unit in _SIZE_UNITS):
+        # "100MB" is a size; reading it as a rate silently hid typos in config (issue 19).
+        raise SizeIsNotARate(text)
     if unit in _BIT_UNITS:
         return round(number * _BIT_UNITS[unit])
     if unit in _SIZE_UNITS:

@@ -258,6 +258,8 @@ def test_watch_defaults_name_to_folder_and_accepts_bare_paths(tmp_path: Path) ->
         ("  metrics_port: 70000\n", "agent", "agent.metrics_port", "from 0 to 65535"),
         ("  ignore: ['']\n", "agent", "agent.ignore[0]", "gitignore-style pattern"),
         ("  max_bandwidth: fast\n", "network", "network.max_bandwidth", "a rate like 100MB/s"),
+        ("  max_bandwidth: 100MB\n", "network", "network.max_bandwidth",
+         "not a size: did you mean 100MB/s?"),
         ("  compression: 'yes'\n", "network", "network.compression",
          "one of: adaptive, always, never"),
         ("  compression_min_saving: 0.95\n", "network", "network.compression_min_saving",

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from photonic.units import (
+    SizeIsNotARate,
     format_duration,
     format_rate,
     format_size,
@@ -74,7 +75,8 @@ def test_parse_size_of_byte_count_round_trips(n: int) -> None:
         ("1Gbit/s", 125_000_000),
         ("8 kbit/s", 1000),
         ("100Mbit/s", 12_500_000),
-        ("5MB", 5_000_000),
+        ("5MB/s", 5_000_000),
+        ("2048", 2048),
         ("unlimited", 0),
         ("Unlimited", 0),
         ("0", 0),
@@ -94,6 +96,14 @@ def test_parse_rate_rejects_nonsense_naming_the_expectation(text: str | bool) ->
     """Anything but a size per second, a plain number or "unlimited" raises a helpful error."""
     with pytest.raises(ValueError, match="a rate like 100MB/s"):
         parse_rate(text)
+
+
+@pytest.mark.parametrize("text", ["100MB", " 10MiB ", "1Gbit", "64kb"])
+def test_parse_rate_refuses_a_bare_size_and_suggests_per_second(text: str) -> None:
+    """ "100MB" is a size: read as a rate it hid a missing "/s" (issue 19)."""
+    with pytest.raises(SizeIsNotARate, match=f"write {text.strip()}/s") as info:
+        parse_rate(text)
+    assert info.value.suggestion == f"{text.strip()}/s"
 
 
 @pytest.mark.parametrize(
