@@ -45,6 +45,7 @@ def collect(config: AgentConfig) -> dict[str, Any]:
         "progress": {},
     }
     states: dict[str, WatchState] = {}
+    indexed: dict[str, int] = {}
     if db_path.exists():
         db = AgentStateDB(db_path, read_only=True)
         try:
@@ -53,6 +54,8 @@ def collect(config: AgentConfig) -> dict[str, Any]:
             out["failed_files"] = [{"watch": w, "path": p, "reason": r}
                                    for w, p, r in db.failed_files(MAX_FAILED_SHOWN)]
             states = {w.name: w for w in db.watch_states()}
+            # The index, not the last full scan's count: files the watcher added since count.
+            indexed = {w.name: db.indexed_count(w.name) for w in config.watches}
         except sqlite3.OperationalError as exc:
             # An agent starting right now has created the file but not yet its tables.
             if "no such table" not in str(exc):
@@ -66,7 +69,7 @@ def collect(config: AgentConfig) -> dict[str, Any]:
             "name": w.name, "path": str(w.path), "mode": w.mode.value,
             "state": ("missing" if not exists else st.state.value if st else "not scanned"),
             "reason": (st.reason if st else "") or ("" if exists else "folder not found"),
-            "files": st.file_count if st else 0,
+            "files": indexed.get(w.name, st.file_count if st else 0),
         })
     for endpoint in config.server_endpoints:
         active = running and live.get("endpoint") == endpoint
@@ -74,15 +77,20 @@ def collect(config: AgentConfig) -> dict[str, Any]:
                                "files_pending": out["queue"]["files"],
                                "bytes_pending": out["queue"]["bytes"]})
     if running:
-        elapsed = max(time.time() - float(live.get("session_started_unix", time.time())), 1e-6)
-        done_bytes = int(live.get("session_bytes_done", 0))
-        rate = done_bytes / elapsed
-        out["progress"] = {
-            "files_done": int(live.get("session_files_done", 0)), "bytes_done": done_bytes,
-            "rate_bytes_per_s": rate,
-            "eta_s": out["queue"]["bytes"] / rate if rate > 0 else None,
-        }
+        out["progress"] = _progress(live, pending_bytes=out["queue"]["bytes"])
     return out
+
+
+def _progress(live: dict[str, Any], *, pending_bytes: int) -> dict[str, Any]:
+    """This session's totals and the recent rate; eta_s is None (null) when it is unknown:
+    nothing pending, or nothing sent over the recent window."""
+    rate = float(live.get("recent_rate_bytes_per_s", 0.0))
+    return {
+        "files_done": int(live.get("session_files_done", 0)),
+        "bytes_done": int(live.get("session_bytes_done", 0)),
+        "rate_bytes_per_s": rate,
+        "eta_s": pending_bytes / rate if rate > 0 and pending_bytes > 0 else None,
+    }
 
 
 def render(s: dict[str, Any]) -> str:
@@ -102,13 +110,13 @@ def render(s: dict[str, Any]) -> str:
                      f"{format_size(srv['bytes_pending'])} pending")
     p = s["progress"]
     if p:
-        eta = format_duration(p["eta_s"]) if p.get("eta_s") else "-"
+        eta = "-" if p["eta_s"] is None else format_duration(p["eta_s"])
         lines.append(f"progress: {p['files_done']} files, {format_size(p['bytes_done'])} done "
                      f"at {format_rate(p['rate_bytes_per_s'])}; ETA {eta}")
     for w in s["watches"]:
         note = f" — {w['reason']}" if w["reason"] else ""
-        lines.append(f"watch {w['name']} ({w['path']}, {w['mode']}): {w['state'].upper()}"
-                     f"{note}")
+        lines.append(f"watch {w['name']} ({w['path']}, {w['mode']}): {w['state'].upper()}, "
+                     f"{w['files']} files{note}")
     if "remote" in s:
         r = s["remote"]
         lines.append(f"server says: {r['photos']} photos, {format_size(r['bytes_stored'])} "

@@ -28,6 +28,7 @@ class LiveStatus:
     session_bytes_done: int = 0
     session_started_unix: float = field(default_factory=time.time)
     bytes_sent: int = 0
+    recent_rate_bytes_per_s: float = 0.0  # over the last RECENT_RATE_WINDOW_S; 0 when idle
     conflicts: int = 0
     updated_unix: float = field(default_factory=time.time)
 
