@@ -3,6 +3,11 @@ the file, the dotted key and what was expected on stderr, and exit code 2."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.daemons import run_cli, write_agent_config, write_server_config
+from photonic.config import load_agent_config
+from tests.support.daemons import free_port, run_cli, write_agent_config, write_server_config
 from tests.support.pki import TestPki
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
 
@@ -113,3 +121,60 @@ def test_config_error_names_file_key_and_expectation(
     assert case.expected in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     assert not made_by_a_start.exists(), f"{made_by_a_start} exists: a daemon started"
+
+
+def _demo_tree(root: Path) -> Path:
+    """A copy of what `make run` uses, on free ports, sharing this interpreter's virtualenv."""
+    (root / "scripts").mkdir(parents=True)
+    for name in ("scripts/run-demo.sh", "scripts/make-sample-photos.py", "agent.yaml"):
+        shutil.copy(REPO_ROOT / name, root / name)
+    grpc_port, web_port = free_port(), free_port()
+    server = (REPO_ROOT / "server.yaml").read_text(encoding="utf-8")
+    (root / "server.yaml").write_text(
+        server.replace("127.0.0.1:50051", f"127.0.0.1:{grpc_port}")
+        .replace("web_ui_port: 8080", f"web_ui_port: {web_port}"), encoding="utf-8")
+    agent = root / "agent.yaml"
+    agent.write_text(agent.read_text(encoding="utf-8")
+                     .replace("127.0.0.1:50051", f"127.0.0.1:{grpc_port}"), encoding="utf-8")
+    (root / ".venv").symlink_to(Path(sys.prefix))
+    (root / "tests").symlink_to(REPO_ROOT / "tests")  # the sample photo maker uses its helpers
+    return root
+
+
+def test_make_run_writes_admin_agent_yaml_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the whole group, as a terminal sends it) stops both daemons and the
+    script exits 0 with a clean-stop line; admin-agent.yaml names the admin certificate and
+    agent.yaml's server."""
+    if not (Path(sys.prefix) / "bin" / "photonic").exists():
+        pytest.skip("photonic is not installed in this interpreter's environment")
+    root = _demo_tree(tmp_path / "repo")
+    proc = subprocess.Popen(
+        ["bash", "scripts/run-demo.sh"], cwd=root, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "Admin commands" in line:
+                break
+        assert seen and "Admin commands" in seen[-1], "".join(seen)
+        for line in proc.stdout:  # the agent has synced the sample photos: a running daemon
+            seen.append(line)
+            if "to_state=monitoring" in line:
+                break
+        assert "to_state=monitoring" in seen[-1], "".join(seen)
+        os.killpg(proc.pid, signal.SIGINT)
+        rest = proc.stdout.read()
+        assert proc.wait(timeout=60) == 0, rest
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert rest.rstrip().endswith("photonic stopped cleanly."), rest
+    admin = load_agent_config(root / "admin-agent.yaml")
+    laptop = load_agent_config(root / "agent.yaml")
+    assert admin.agent_id == "admin"
+    assert admin.security.cert_path == root / "certs" / "admin.crt"
+    assert admin.server_endpoints == laptop.server_endpoints
