@@ -86,21 +86,42 @@ class SyncExchange:
         await self._stream.send_manifest(h.batch_id, h.agent_id, h.conflict_policy,
                                          self._entries)
         sender = asyncio.create_task(self._send_loop())
+        reader = asyncio.create_task(self._read_replies())
         try:
-            async for reply in self._stream.replies():
-                await self._handle(reply)
-                if not self._open:
-                    break
-            if self._open:
-                raise errors.Transient(
-                    f"server closed the batch with {len(self._open)} files unanswered")
+            await self._until_read(reader, sender)
             await self._sends.put(None)
             await sender
             await self._stream.done_writing()
         finally:
-            sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
+            for task in (reader, sender):
+                task.cancel()
+            await asyncio.gather(reader, sender, return_exceptions=True)
         return self.report
+
+    async def _until_read(self, reader: asyncio.Task[None], sender: asyncio.Task[None]
+                          ) -> None:
+        """Waits for the replies to end. A sender that fails (a chunk it could not read or
+        write) ends the exchange with its error at once: the replies for the files it did
+        not send would never come, and the batch would wait on the server's idle timeout."""
+        while not reader.done():
+            await asyncio.wait({reader, sender} if not sender.done() else {reader},
+                               return_when=asyncio.FIRST_COMPLETED)
+            failure = sender.exception() if sender.done() and not sender.cancelled() else None
+            if failure is not None and not reader.done():
+                self._stream.cancel()
+                if isinstance(failure, OSError):  # a file it could not read: retry later
+                    raise errors.Transient(f"could not send a file: {failure}") from failure
+                raise failure
+        reader.result()
+
+    async def _read_replies(self) -> None:
+        async for reply in self._stream.replies():
+            await self._handle(reply)
+            if not self._open:
+                break
+        if self._open:
+            raise errors.Transient(
+                f"server closed the batch with {len(self._open)} files unanswered")
 
     async def _handle(self, reply: FileDecision | CommittedFile | FailedFile) -> None:
         if isinstance(reply, FailedFile):

@@ -137,3 +137,24 @@ def test_a_stream_closed_early_raises_and_keeps_the_outcomes_so_far(tmp_path: Pa
     with pytest.raises(errors.Transient, match="1 files unanswered"):
         asyncio.run(exchange.run())
     assert [x.file.id for x in exchange.report.failed] == [refused.id]
+
+
+class BrokenWrites(FakeStream):
+    """A stream whose chunk writes fail: the server never sees the bytes it asked for."""
+
+    async def send_chunk_run(self, chunks: Sequence[ChunkData]) -> None:
+        raise errors.Transient("the sync stream closed")
+
+
+def test_a_sender_that_fails_ends_the_exchange_instead_of_waiting_for_replies(
+        tmp_path: Path) -> None:
+    """When sending a file's chunks fails, its COMMITTED will never come: the exchange ends
+    at once with the sender's error (the caller retries the batch), not after the server's
+    idle timeout; the HAVE decided before is still acknowledged."""
+    sent, had = _file(tmp_path, 20), _file(tmp_path, 21)
+    stream = BrokenWrites([_decision(had, Decision.HAVE), _decision(sent, Decision.SEND)])
+    acks: list[Ack] = []
+    exchange = _exchange(stream, [sent, had], acks, tmp_path)
+    with pytest.raises(errors.Transient, match="stream closed"):
+        asyncio.run(asyncio.wait_for(exchange.run(), 10))
+    assert [a.file.id for a in acks] == [had.id]
