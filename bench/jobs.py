@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
-import json
 import logging
 import queue
 import random
@@ -24,7 +23,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +35,11 @@ from bench.peers.photonic import parse_log_ts, parse_logfmt, photonic_argv, stop
 from bench.procstat import wait_until
 from bench.report import (
     FigureSpec,
-    Report,
     Target,
     TargetKind,
     build_rows,
-    markdown_table,
     percentile,
+    report_group_run,
 )
 from photonic import jobs_wire
 from photonic.jobs_model import (
@@ -580,14 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     samples[(PHOTONIC, "jobs.dispatch.all")] = figure.dispatch_ms
     samples[(PHOTONIC, "jobs.agent_start.all")] = figure.agent_processing_ms
     rows = build_rows(figure_specs(jobs_shape(quick=args.quick)), samples)
-    report = Report(args.quick, rows, samples, context={
-        "groups": ["jobs"], "wall_s": round(time.perf_counter() - started, 1),
-        "started_utc": datetime.now(UTC).isoformat(timespec="seconds")})
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"{report.finished:%Y%m%dT%H%M%SZ}-jobs.json"
-    path.write_text(json.dumps(report.as_json(), indent=2) + "\n")
-    print(markdown_table(rows))
-    print(f"\nresults: {path}")
+    report_group_run("jobs", args.quick, rows, samples, started, args.results_dir)
     return 0
 
 

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import hashlib
 import io
-import json
 import logging
 import re
 import subprocess
@@ -26,7 +25,6 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +38,11 @@ from bench.peers.photonic import parse_log_ts, parse_logfmt
 from bench.procstat import wait_until
 from bench.report import (
     FigureSpec,
-    Report,
     Target,
     TargetKind,
     build_rows,
-    markdown_table,
     percentile,
+    report_group_run,
 )
 from photonic.jobs_model import JobRequest
 
@@ -351,14 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     samples = {(PHOTONIC, k): v for k, v in lightroom_values(figure).items()}
     samples.update({(PHOTONIC, k): v for k, v in raw_samples(figure).items()})
     rows = build_rows(figure_specs(lightroom_shape(quick=args.quick)), samples)
-    report = Report(args.quick, rows, samples, context={
-        "groups": ["lightroom"], "wall_s": round(time.perf_counter() - started, 1),
-        "started_utc": datetime.now(UTC).isoformat(timespec="seconds")})
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"{report.finished:%Y%m%dT%H%M%SZ}-lightroom.json"
-    path.write_text(json.dumps(report.as_json(), indent=2) + "\n")
-    print(markdown_table(rows))
-    print(f"\nresults: {path}")
+    report_group_run("lightroom", args.quick, rows, samples, started, args.results_dir)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -219,6 +220,21 @@ def write_results(report: Report, results_dir: Path) -> Path:
         tmp.write_text(text)
         tmp.replace(path)
     return stamped
+
+
+def report_group_run(group: str, quick: bool, rows: list[Row], samples: Samples,
+                     started_s: float, results_dir: Path) -> Path:
+    """A group run on its own (`python -m bench.jobs`): writes `<timestamp>-<group>.json`
+    only (latest.json stays the whole suite's run), prints the table and the file's path."""
+    report = Report(quick, rows, samples, context={
+        "groups": [group], "wall_s": round(time.perf_counter() - started_s, 1),
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds")})
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{report.finished:%Y%m%dT%H%M%SZ}-{group}.json"
+    path.write_text(json.dumps(report.as_json(), indent=2) + "\n")
+    print(markdown_table(rows))
+    print(f"\nresults: {path}")
+    return path
 
 
 def _stat_json(stat: Stat | None) -> dict[str, float | int] | None:
