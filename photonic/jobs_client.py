@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -16,6 +15,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from photonic import errors, jobs_wire, wire
+from photonic.dialing import first_reachable, wait_ready
 from photonic.grpc_options import CHANNEL_OPTIONS, MAX_CHUNK_BYTES
 from photonic.jobs_model import Job, JobFilter, JobRequest
 from photonic.media.chunks import decompress_chunk
@@ -29,9 +29,6 @@ FETCH_ATTEMPTS = 4
 FETCH_RETRY_DELAY_S = 0.5
 _SERVICE = "/photonic.v1.PhotonicJobs/"
 
-
-def _translate(exc: grpc.aio.AioRpcError) -> errors.PhotonicError:
-    return wire.error_from_status(exc.code(), exc.details() or str(exc.code()))
 
 
 def job_to_dict(job: Job) -> dict[str, Any]:
@@ -64,10 +61,7 @@ class JobsClient:
                        response_deserializer=response.FromString)
 
     async def ready(self, timeout_s: float) -> None:
-        try:
-            await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
-        except TimeoutError as exc:
-            raise errors.Transient(f"server {self.endpoint} is not reachable") from exc
+        await wait_ready(self._channel, self.endpoint, timeout_s)
 
     async def close(self) -> None:
         await self._channel.close()
@@ -77,7 +71,7 @@ class JobsClient:
             return await self._method("unary_unary", name, response)(
                 request, timeout=UNARY_TIMEOUT_S)
         except grpc.aio.AioRpcError as exc:
-            raise _translate(exc) from exc
+            raise wire.error_from_rpc(exc) from exc
 
     async def submit(self, request: JobRequest) -> Job:
         m = await self._unary("SubmitJob", jobs_wire.request_to_wire(request), jobs_pb2.Job)
@@ -94,7 +88,7 @@ class JobsClient:
         try:
             m = await call(_zip_chunks(source, path.name, request))
         except grpc.aio.AioRpcError as exc:
-            raise _translate(exc) from exc
+            raise wire.error_from_rpc(exc) from exc
         finally:
             source.close()
         return jobs_wire.job_from_wire(m)
@@ -151,7 +145,7 @@ class JobsClient:
                 async for chunk in call:
                     offset = _append_chunk(out, chunk, offset)
             except grpc.aio.AioRpcError as exc:
-                raise _translate(exc) from exc
+                raise wire.error_from_rpc(exc) from exc
             finally:
                 out.flush()
                 fsync_fd(out.fileno())
@@ -204,14 +198,4 @@ def _append_chunk(out: BinaryIO, chunk: jobs_pb2.BlobChunk, offset: int) -> int:
 async def connect_first(endpoints: Sequence[str], credentials: grpc.ChannelCredentials,
                         timeout_s: float = 5.0) -> JobsClient:
     """The first endpoint that answers, tried in order; Transient when none does."""
-    problems: builtins.list[str] = []
-    for endpoint in endpoints:
-        client = JobsClient(endpoint, credentials)
-        try:
-            await client.ready(timeout_s)
-            return client
-        except errors.Transient as exc:
-            problems.append(str(exc))
-            with contextlib.suppress(Exception):
-                await client.close()
-    raise errors.Transient("; ".join(problems) or "no server endpoints configured")
+    return await first_reachable(endpoints, lambda e: JobsClient(e, credentials), timeout_s)

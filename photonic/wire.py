@@ -88,6 +88,11 @@ def error_from_status(code: grpc.StatusCode | None, message: str) -> errors.Phot
     return (kind or errors.Transient)(message)
 
 
+def error_from_rpc(exc: grpc.aio.AioRpcError) -> errors.PhotonicError:
+    """The photonic error a failed call raised on the client side stands for."""
+    return error_from_status(exc.code(), exc.details() or str(exc.code()))
+
+
 def state_to_wire(state: AgentState) -> common_pb2.AgentState.ValueType:
     return _STATE_TO_WIRE[state]
 

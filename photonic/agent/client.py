@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import grpc
 
 from photonic import __version__, errors, wire
+from photonic.dialing import wait_ready
 from photonic.grpc_options import (
     CHANNEL_OPTIONS,
     CORRELATION_METADATA_KEY,
@@ -71,9 +72,6 @@ class RemoteStatus:
     open_conflicts: tuple[ConflictInfo, ...]
 
 
-def _translate(exc: grpc.aio.AioRpcError) -> errors.PhotonicError:
-    return wire.error_from_status(exc.code(), exc.details() or str(exc.code()))
-
 
 SYNC_BATCH_METHOD = "/photonic.v1.PhotonicSync/SyncBatch"
 
@@ -114,13 +112,13 @@ class SyncStream:
         try:
             await self._call.done_writing()
         except grpc.aio.AioRpcError as exc:
-            raise _translate(exc) from exc
+            raise wire.error_from_rpc(exc) from exc
 
     async def _write(self, message: sync_pb2.SyncClientMessage | bytes) -> None:
         try:
             await self._call.write(message)
         except grpc.aio.AioRpcError as exc:
-            raise _translate(exc) from exc
+            raise wire.error_from_rpc(exc) from exc
         except asyncio.InvalidStateError as exc:
             raise errors.Transient("the sync stream closed") from exc
 
@@ -139,7 +137,7 @@ class SyncStream:
                     elif kind == "failed":
                         yield wire.failed_from_wire(message.failed)
         except grpc.aio.AioRpcError as exc:
-            raise _translate(exc) from exc
+            raise wire.error_from_rpc(exc) from exc
 
     def cancel(self) -> None:
         self._call.cancel()
@@ -159,10 +157,7 @@ class ServerClient:
             response_deserializer=sync_pb2.SyncServerMessage.FromString)
 
     async def ready(self, timeout_s: float) -> None:
-        try:
-            await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
-        except TimeoutError as exc:
-            raise errors.Transient(f"server {self.endpoint} is not reachable") from exc
+        await wait_ready(self._channel, self.endpoint, timeout_s)
 
     async def close(self) -> None:
         await self._channel.close()
@@ -171,7 +166,7 @@ class ServerClient:
         try:
             return await getattr(self._stub, method)(request, timeout=timeout_s)
         except grpc.aio.AioRpcError as exc:
-            raise _translate(exc) from exc
+            raise wire.error_from_rpc(exc) from exc
 
     async def register(self, watch_names: Sequence[str]) -> Registration:
         r = await self._unary("RegisterAgent", sync_pb2.RegisterAgentRequest(

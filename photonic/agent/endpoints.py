@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
-from photonic import errors
 from photonic.agent.client import ServerClient
 from photonic.config import AgentConfig
+from photonic.dialing import first_reachable
 from photonic.tls import channel_credentials
 
 ClientFactory = Callable[[str, grpc.ChannelCredentials, str], ServerClient]
@@ -54,13 +54,4 @@ class Endpoints:
     async def connect_first(self) -> ServerClient:
         """The first endpoint that answers within the timeout, tried in configured order;
         Transient naming every endpoint's problem when none does."""
-        problems: list[str] = []
-        for endpoint in self._endpoints:
-            client = self.client(endpoint)
-            try:
-                await client.ready(self._connect_timeout_s)
-                return client
-            except errors.Transient as exc:
-                problems.append(str(exc))
-                await client.close()
-        raise errors.Transient("; ".join(problems) or "no server endpoints configured")
+        return await first_reachable(self._endpoints, self.client, self._connect_timeout_s)

@@ -24,9 +24,6 @@ RESULT_CHUNK_BYTES = 1 << 20
 _SERVICE = "/photonic.v1.PhotonicJobs/"
 
 
-def _translate(exc: grpc.aio.AioRpcError) -> errors.PhotonicError:
-    return wire.error_from_status(exc.code(), exc.details() or str(exc.code()))
-
 
 class WorkStream:
     """One open Work call: reports go out through send(), orders come in through orders().
@@ -47,7 +44,7 @@ class WorkStream:
             try:
                 await self._call.write(report_to_wire(report))
             except grpc.aio.AioRpcError as exc:
-                raise _translate(exc) from exc
+                raise wire.error_from_rpc(exc) from exc
             except asyncio.InvalidStateError as exc:
                 raise errors.Transient("the Work stream closed") from exc
 
@@ -64,7 +61,7 @@ class WorkStream:
                 if order is not None:
                     yield order
         except grpc.aio.AioRpcError as exc:
-            raise _translate(exc) from exc
+            raise wire.error_from_rpc(exc) from exc
 
     async def done_writing(self) -> None:
         """Half-closes the call, so the server sees the worker leave cleanly; idempotent."""
@@ -131,7 +128,7 @@ class JobsChannel:
                 expected += len(data)
                 yield data
         except grpc.aio.AioRpcError as exc:
-            raise _translate(exc) from exc
+            raise wire.error_from_rpc(exc) from exc
         finally:
             call.cancel()
 
@@ -143,7 +140,7 @@ class JobsChannel:
         try:
             reply = await self._upload(_result_chunks(job_id, attempt, path, sha256, name, size))
         except grpc.aio.AioRpcError as exc:
-            raise _translate(exc) from exc
+            raise wire.error_from_rpc(exc) from exc
         assert isinstance(reply, jobs_pb2.UploadResultResponse)
         if reply.sha256 != sha256 or reply.size != size:
             raise errors.IntegrityError(f"the server stored {reply.sha256[:12]} ({reply.size} "
