@@ -17,7 +17,6 @@ from photonic.jobs_model import (
     JobFilter,
     JobOutput,
     JobRequest,
-    JobState,
     ReportRefused,
     WorkCancelled,
     WorkCapacity,
@@ -298,7 +297,3 @@ class JobsService:
             parent = await asyncio.to_thread(self._queue.settle_parent, parent_id, now_ms())
             if parent is not None:
                 await self._changed([parent])
-
-    async def counts_by_state(self) -> dict[str, int]:
-        counts = await asyncio.to_thread(self._queue.state_counts)
-        return {s.value: counts.get(s.value, 0) for s in JobState}
