@@ -105,6 +105,7 @@ class HeartbeatRequest(_message.Message):
     QUEUE_DEPTH_FIELD_NUMBER: _builtins.int
     BYTES_PENDING_FIELD_NUMBER: _builtins.int
     MISSING_WATCHES_FIELD_NUMBER: _builtins.int
+    PENDING_SHOOTS_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     state: _common_pb2.AgentState.ValueType
     queue_depth: _builtins.int
@@ -112,6 +113,12 @@ class HeartbeatRequest(_message.Message):
     @_builtins.property
     def missing_watches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """watch folders that vanished or emptied (frozen)"""
+
+    @_builtins.property
+    def pending_shoots(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingShoot]:
+        """What is still only on the agent (its queue), by shoot: the 50 most recent by end time,
+        grouped per watch folder as the agent batches them (capture time gap, camera change).
+        """
 
     def __init__(
         self,
@@ -121,14 +128,61 @@ class HeartbeatRequest(_message.Message):
         queue_depth: _builtins.int = ...,
         bytes_pending: _builtins.int = ...,
         missing_watches: _abc.Iterable[_builtins.str] | None = ...,
+        pending_shoots: _abc.Iterable[Global___PendingShoot] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "bytes_pending", b"bytes_pending", "missing_watches", b"missing_watches", "queue_depth", b"queue_depth", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "bytes_pending", b"bytes_pending", "missing_watches", b"missing_watches", "pending_shoots", b"pending_shoots", "queue_depth", b"queue_depth", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HeartbeatRequest: _TypeAlias = HeartbeatRequest  # noqa: Y015
+
+@_typing.final
+class PendingShoot(_message.Message):
+    """One shoot's photos still in the agent's queue. Sidecars travel with their photo and are
+    not counted in files (they are in bytes). At most 255 characters in watch_name and camera,
+    1024 in folder; the server refuses a heartbeat beyond these bounds.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WATCH_NAME_FIELD_NUMBER: _builtins.int
+    FOLDER_FIELD_NUMBER: _builtins.int
+    START_UNIX_MS_FIELD_NUMBER: _builtins.int
+    END_UNIX_MS_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    BYTES_FIELD_NUMBER: _builtins.int
+    CAMERA_FIELD_NUMBER: _builtins.int
+    watch_name: _builtins.str
+    folder: _builtins.str
+    """the folder within the watch ("" for the watch's top level)"""
+    start_unix_ms: _builtins.int
+    """capture time (EXIF, else the file's mtime) of the first photo"""
+    end_unix_ms: _builtins.int
+    """... and of the last"""
+    files: _builtins.int
+    bytes: _builtins.int
+    camera: _builtins.str
+    """"" when unknown"""
+    def __init__(
+        self,
+        *,
+        watch_name: _builtins.str = ...,
+        folder: _builtins.str = ...,
+        start_unix_ms: _builtins.int = ...,
+        end_unix_ms: _builtins.int = ...,
+        files: _builtins.int = ...,
+        bytes: _builtins.int = ...,
+        camera: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "camera", b"camera", "end_unix_ms", b"end_unix_ms", "files", b"files", "folder", b"folder", "start_unix_ms", b"start_unix_ms", "watch_name", b"watch_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingShoot: _TypeAlias = PendingShoot  # noqa: Y015
 
 @_typing.final
 class HeartbeatResponse(_message.Message):
