@@ -40,6 +40,11 @@ class Unstorable(InvalidInput):
     filesystem): refused for good, since sending it again cannot help."""
 
 
+class TooLarge(InvalidInput):
+    """An upload larger than its configured cap: refused while it streams in, before the rest
+    is read (HTTP 413; over gRPC still INVALID_ARGUMENT)."""
+
+
 class IntegrityError(PhotonicError):
     """Content did not match its SHA-256 or its declared size; nothing was stored."""
 
