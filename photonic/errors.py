@@ -45,6 +45,11 @@ class TooLarge(InvalidInput):
     is read (HTTP 413; over gRPC still INVALID_ARGUMENT)."""
 
 
+class UnsupportedMedia(InvalidInput):
+    """Stored content that is not an image photonic can decode (or is too large to): a
+    thumbnail of it cannot be made; the content itself is kept and downloadable."""
+
+
 class IntegrityError(PhotonicError):
     """Content did not match its SHA-256 or its declared size; nothing was stored."""
 
