@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from photonic.httpserve import HttpEndpoint, Response
-
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+
+    from photonic.web.page import Page
+    from photonic.web.probe_server import ProbeServer
 
 HealthReport = Callable[[], Awaitable[dict[str, object]]]
 
@@ -25,13 +26,18 @@ class MetricsEndpointService:
         self._health = health
         self._host = host
         self._port = port
-        self._http: HttpEndpoint | None = None
+        self._http: ProbeServer | None = None
+        self.bound_port = 0
+        """The port it listens on once started (the configured one, or the free one 0 got)."""
 
     async def start(self) -> None:
         """Binds the port before the agent goes on: a port in use fails the start."""
+        # aiohttp is imported only by an agent that serves metrics, as prometheus_client is.
+        from photonic.web.probe_server import ProbeServer
+
         if self._http is None:
-            http = HttpEndpoint({"/metrics": self._metrics_page, "/healthz": self._healthz})
-            await http.start(self._host, self._port)
+            http = ProbeServer({"/metrics": self._metrics_page, "/healthz": self._healthz})
+            self.bound_port = await http.start(self._host, self._port)
             self._http = http
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -43,12 +49,16 @@ class MetricsEndpointService:
             if http is not None:
                 await http.stop()
 
-    async def _metrics_page(self) -> Response:
+    async def _metrics_page(self) -> Page:
         from prometheus_client import generate_latest
 
-        return Response(200, generate_latest(self._registry),
-                        "text/plain; version=0.0.4; charset=utf-8")
+        from photonic.web.page import Page
 
-    async def _healthz(self) -> Response:
+        return Page(200, generate_latest(self._registry),
+                    "text/plain; version=0.0.4; charset=utf-8")
+
+    async def _healthz(self) -> Page:
+        from photonic.web.page import Page
+
         report = await self._health()
-        return Response.json(report, 503 if report.get("ok") is False else 200)
+        return Page.json(report, 503 if report.get("ok") is False else 200)

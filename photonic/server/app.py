@@ -14,7 +14,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from photonic.config import ServerConfig
 from photonic.grpc_options import server_options
-from photonic.httpserve import Response
 from photonic.logfmt import event
 from photonic.media.safezip import ZipLimits
 from photonic.server.agents_service import AgentsService
@@ -40,6 +39,7 @@ from photonic.server.store import ContentStore
 from photonic.server.sync_limits import SyncBudgets
 from photonic.tls import server_credentials
 from photonic.v1 import jobs_pb2, jobs_pb2_grpc, sync_pb2, sync_pb2_grpc
+from photonic.web.page import Page
 from photonic.web.server import WebServer, build_app
 from photonic.web.site import web_ssl_context
 
@@ -178,14 +178,14 @@ class ServerApp:
         for name in self._health_names:
             await self._health.set(name, status)
 
-    async def _healthz(self) -> Response:
+    async def _healthz(self) -> Page:
         report = await self.health.report()
-        return Response.json(report.as_json(), 200 if report.ok else 503)
+        return Page.json(report.as_json(), 200 if report.ok else 503)
 
-    async def _metrics(self) -> Response:
+    async def _metrics(self) -> Page:
         await self.scrape.refresh()
-        return Response(200, generate_latest(self.registry),
-                        "text/plain; version=0.0.4; charset=utf-8")
+        return Page(200, generate_latest(self.registry),
+                    "text/plain; version=0.0.4; charset=utf-8")
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Drains in-flight streams for grace_s, then closes the stores last."""

@@ -4,11 +4,9 @@ before), the login exchange and the JSON API (admin only)."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from photonic.httpserve import Response
 from photonic.server.agents_service import AgentsService
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub
@@ -16,6 +14,7 @@ from photonic.server.jobs.service import JobsService
 from photonic.server.library_browse import LibraryBrowser
 from photonic.web import access, api, live
 from photonic.web.credentials import TokenBook
+from photonic.web.page import PageSource, page_handler
 from photonic.web.site import BoundedSite
 
 MAX_BODY_BYTES = 64 * 1024
@@ -23,19 +22,10 @@ KEEPALIVE_S = 5.0
 MAX_LINE_BYTES = 8190
 SHUTDOWN_S = 1.0
 
-Page = Callable[[], Awaitable[Response]]
 
-
-def _page(produce: Page) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handler(request: web.Request) -> web.Response:
-        page = await produce()
-        return web.Response(status=page.status, body=page.body,
-                            headers={"Content-Type": page.content_type})
-    return handler
-
-
-def build_app(*, health: Page, metrics: Page, agents: AgentsService, jobs: JobsService,
-              catalog: SqliteCatalog, events: EventHub, secure: bool) -> web.Application:
+def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
+              jobs: JobsService, catalog: SqliteCatalog, events: EventHub,
+              secure: bool) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           middlewares=[access.errors_middleware, access.access_middleware])
     app[access.BOOK] = TokenBook(catalog)
@@ -44,8 +34,8 @@ def build_app(*, health: Page, metrics: Page, agents: AgentsService, jobs: JobsS
     app[api.JOBS] = jobs
     app[api.LIBRARY] = LibraryBrowser(catalog)
     app[live.HUB] = events
-    app.router.add_get("/healthz", _page(health))
-    app.router.add_get("/metrics", _page(metrics))
+    app.router.add_get("/healthz", page_handler(health))
+    app.router.add_get("/metrics", page_handler(metrics))
     app.router.add_get("/login", access.login_form)
     app.router.add_post("/login", access.login)
     app.router.add_post("/api/v1/logout", access.logout)
