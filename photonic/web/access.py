@@ -30,6 +30,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _STATUS: tuple[tuple[type[errors.PhotonicError], int], ...] = (
     (errors.UnsupportedMedia, 415),  # before InvalidInput, its base: the first match wins
+    (errors.TooLarge, 413),
     (errors.InvalidInput, 400), (errors.AuthError, 403), (errors.NotFound, 404),
     (errors.NotReady, 409), (errors.LimitExceeded, 429), (errors.StorageFull, 507),
     (errors.Transient, 503), (errors.Unimplemented, 501),
