@@ -129,6 +129,7 @@ class ServerApp:
         if self.config.web_ui_port:
             self._http = WebServer(build_app(
                 health=self._healthz, metrics=self._metrics, agents=self.agents, jobs=self.jobs,
+                web_clients=self.metrics.web_clients,
                 catalog=self.catalog, events=self.events, secure=web_tls is not None), web_tls)
             self.http_port = await self._http.start(self.config.web_ui_bind,
                                                     self.config.web_ui_port)

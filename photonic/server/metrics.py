@@ -99,6 +99,11 @@ class ServerMetrics:
         self.agent_queue_depth = Gauge(
             "photonic_agent_queue_depth_files",
             "Files each agent last reported waiting to sync", ["agent_id"], registry=registry)
+        self.web_clients = Gauge(
+            "photonic_web_clients", "Dashboard live connections open now, by transport "
+            "(websocket, longpoll)", ["transport"], registry=registry)
+        for transport in ("websocket", "longpoll"):  # shown as 0 before the first one
+            self.web_clients.labels(transport)
         build_info(registry)
 
     def count_lease_expiries(self, jobs: Sequence[Job]) -> None:

@@ -6,13 +6,18 @@ per client: a WebSocket that cannot take a message within SEND_TIMEOUT_S is clos
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
 from photonic import errors
 from photonic.server.events import EventHub, NumberedEvent
+
+if TYPE_CHECKING:
+    from prometheus_client import Gauge
 
 HUB: web.AppKey[EventHub] = web.AppKey("event_hub", EventHub)
 MAX_POLL_S = 60.0
@@ -21,6 +26,10 @@ WS_WAIT_S = 25.0
 SEND_TIMEOUT_S = 5.0
 MAX_BATCH = 200
 LIVE_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("live_sockets", set)
+CLIENTS: web.AppKey[Gauge] = web.AppKey("live_clients")
+"""photonic_web_clients{transport}: the live connections open now, a WebSocket from its
+upgrade to its close, a long-poll while it waits."""
+WEBSOCKET, LONGPOLL = "websocket", "longpoll"
 
 
 def message(n: NumberedEvent) -> dict[str, Any]:
@@ -45,7 +54,8 @@ async def poll_events(request: web.Request) -> web.Response:
         timeout_s = min(MAX_POLL_S, max(0.0, float(request.query.get("timeout", "25"))))
     except ValueError:
         raise errors.InvalidInput("timeout is in seconds") from None
-    found = await hub.wait_since(after, timeout_s, MAX_BATCH)
+    with _counted(request, LONGPOLL):
+        found = await hub.wait_since(after, timeout_s, MAX_BATCH)
     last = found[-1].event_id if found else max(after, 0)
     gap = bool(found) and found[0].event_id > after + 1
     return web.json_response({"events": [message(n) for n in found], "last_id": last,
@@ -57,12 +67,26 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     after = _after(request, hub)
     ws = web.WebSocketResponse(heartbeat=WS_WAIT_S, max_msg_size=4096)
     await ws.prepare(request)
+    with _counted(request, WEBSOCKET):
+        await _stream(ws, request, hub, after)
+    return ws
+
+
+async def _stream(ws: web.WebSocketResponse, request: web.Request, hub: EventHub,
+                  after: int) -> None:
     sockets = request.app[LIVE_SOCKETS]
     sockets.add(ws)
     reader = asyncio.create_task(_drain_incoming(ws))
     try:
         while not ws.closed and not reader.done():
-            for n in await hub.wait_since(after, WS_WAIT_S, MAX_BATCH):
+            # A client that closes while nothing happens ends the handler now, not at the
+            # next event or keep-alive (it holds a connection slot and a count till then).
+            news = asyncio.ensure_future(hub.wait_since(after, WS_WAIT_S, MAX_BATCH))
+            await asyncio.wait({news, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not news.done():
+                news.cancel()
+                break
+            for n in news.result():
                 await asyncio.wait_for(ws.send_json(message(n)), SEND_TIMEOUT_S)
                 after = n.event_id
     except (TimeoutError, ConnectionError):
@@ -71,7 +95,21 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         sockets.discard(ws)
         reader.cancel()
         await _close(ws, request)
-    return ws
+
+
+@contextlib.contextmanager
+def _counted(request: web.Request, transport: str) -> Iterator[None]:
+    """Counts one open connection of transport for as long as the block runs (when the
+    app has a gauge: tests may build one without)."""
+    gauge = request.app.get(CLIENTS)
+    if gauge is None:
+        yield
+        return
+    gauge.labels(transport).inc()
+    try:
+        yield
+    finally:
+        gauge.labels(transport).dec()
 
 
 async def _drain_incoming(ws: web.WebSocketResponse) -> None:

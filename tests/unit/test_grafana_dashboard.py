@@ -55,7 +55,7 @@ def test_dashboard_is_grafana_json_with_a_prometheus_datasource_variable() -> No
 
 
 BOUNDED_LABELS = {"agent_id", "kind", "state", "operation", "reason", "from_state", "to_state",
-                  "version", "python"}
+                  "version", "python", "transport"}
 
 
 def test_labels_are_bounded_sets_never_paths_or_hashes() -> None:
