@@ -10,6 +10,9 @@ if [ "${PHOTONIC_TESTS:-0}" = 1 ]; then
   lua5.1 -e 'require("socket.http")' >/dev/null 2>&1 || want+=(lua-socket)
   # A real Prometheus scrapes the daemons in tests/e2e/test_prometheus_e2e.py.
   command -v prometheus >/dev/null || want+=(prometheus)
+  # The dashboard's browser tests (tests/browser/) drive Debian's headless Chromium through
+  # Playwright (never Playwright's own browser download).
+  command -v chromium >/dev/null || want+=(chromium)
 fi
 if [ "${PHOTONIC_BENCH:-0}" = 1 ]; then
   command -v syncthing >/dev/null || want+=(syncthing)

@@ -23,6 +23,9 @@ CSRF_HEADER = "X-CSRF-Token"
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/login"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 BOOK: web.AppKey[TokenBook] = web.AppKey("token_book", TokenBook)
+PUBLIC_ROUTES: web.AppKey[frozenset[str]] = web.AppKey("public_routes", frozenset)
+"""Names of routes served without a credential (the dashboard's shell and static files, which
+hold no data); matched by route, not by path, so no spelling of a path reaches past them."""
 SECURE_COOKIE: web.AppKey[bool] = web.AppKey("secure_cookie", bool)
 ACTOR = "photonic_actor"
 
@@ -63,7 +66,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 @web.middleware
 async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC_PATHS:
+    if request.path in PUBLIC_PATHS or _public_route(request):
         return await handler(request)
     book = request.app[BOOK]
     auth = request.headers.get("Authorization", "")
@@ -82,6 +85,11 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         return problem(403, f"a state-changing request needs the session's {CSRF_HEADER}")
     request[ACTOR] = session.name
     return await handler(request)
+
+
+def _public_route(request: web.Request) -> bool:
+    name = request.match_info.route.name
+    return name is not None and name in request.app.get(PUBLIC_ROUTES, frozenset())
 
 
 async def login(request: web.Request) -> web.Response:
@@ -119,12 +127,3 @@ async def session_info(request: web.Request) -> web.Response:
     return web.json_response({"name": request[ACTOR],
                               "csrf_token": session.csrf if session else ""})
 
-
-LOGIN_FORM = b"""<!doctype html><meta charset="utf-8"><title>photonic login</title>
-<form method="post" action="/login"><label>Admin token <input name="token" type="password"
-autocomplete="off"></label> <button>Log in</button></form>
-"""
-
-
-async def login_form(request: web.Request) -> web.Response:
-    return web.Response(body=LOGIN_FORM, content_type="text/html")

@@ -4,7 +4,6 @@ before), the login exchange and the JSON API (admin only)."""
 from __future__ import annotations
 
 import ssl
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -13,13 +12,10 @@ from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub
 from photonic.server.jobs.service import JobsService
 from photonic.server.library_browse import LibraryBrowser
-from photonic.web import access, api, live
+from photonic.web import access, api, live, pages
 from photonic.web.credentials import TokenBook
 from photonic.web.page import PageSource, page_handler
 from photonic.web.site import BoundedSite
-
-if TYPE_CHECKING:
-    from prometheus_client import Gauge
 
 MAX_BODY_BYTES = 64 * 1024
 KEEPALIVE_S = 5.0
@@ -29,8 +25,7 @@ SHUTDOWN_S = 1.0
 
 def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
               jobs: JobsService, catalog: SqliteCatalog, events: EventHub,
-              secure: bool, web_clients: Gauge | None = None) -> web.Application:
-    """web_clients: photonic_web_clients, counted by live.py."""
+              secure: bool) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           middlewares=[access.errors_middleware, access.access_middleware])
     app[access.BOOK] = TokenBook(catalog)
@@ -39,16 +34,14 @@ def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
     app[api.JOBS] = jobs
     app[api.LIBRARY] = LibraryBrowser(catalog)
     app[live.HUB] = events
-    if web_clients is not None:
-        app[live.CLIENTS] = web_clients
     app.router.add_get("/healthz", page_handler(health))
     app.router.add_get("/metrics", page_handler(metrics))
-    app.router.add_get("/login", access.login_form)
     app.router.add_post("/login", access.login)
     app.router.add_post("/api/v1/logout", access.logout)
     app.router.add_get("/api/v1/session", access.session_info)
     api.add_routes(app)
     live.add_routes(app)
+    pages.add_routes(app)
     return app
 
 

@@ -1,0 +1,217 @@
+"""The dashboard in a real headless Chromium against real daemons: login, the overview of the
+connected agent, a new photo reaching the library page live (by WebSocket, and by long-poll
+when WebSockets are blocked), a conflict settled from the page, a ZIP processed by a real
+face-crop worker and its results downloaded, and cross-site POSTs refused."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.browser.conftest import LIVE_S, Dashboard
+from tests.support.daemons import run_cli
+from tests.support.models import astronaut_jpeg
+from tests.support.photos import make_jpeg
+
+pytestmark = pytest.mark.e2e
+
+MS = 1000
+JOB_S = 180.0
+BLOCK_WEBSOCKET = """
+window.WebSocket = function () { throw new Error("WebSocket blocked by the test"); };
+"""
+
+
+def test_the_dashboard_needs_a_login_and_opens_with_the_token(dashboard: Dashboard) -> None:
+    """Without a credential / sends the browser to /login and the API answers 401; a wrong
+    token is refused with a message; the right one opens the dashboard, live by WebSocket."""
+    context = dashboard.context()
+    try:
+        page = context.new_page()
+        page.goto(dashboard.base + "/")
+        assert page.url == dashboard.base + "/login"
+        assert context.request.get(dashboard.base + "/api/v1/agents").status == 401
+        page.get_by_label("Admin token").fill("not-a-token")
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_role("alert").get_by_text("not known").wait_for()
+        assert page.url == dashboard.base + "/login"
+        dashboard.shot(page, "login")
+        page.get_by_label("Admin token").fill(dashboard.token)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(dashboard.base + "/")
+        page.get_by_role("heading", name="Overview").wait_for()
+        page.locator("#live", has_text="live (websocket)").wait_for(timeout=LIVE_S * MS)
+        assert context.request.get(dashboard.base + "/api/v1/agents").status == 200
+    finally:
+        context.close()
+
+
+def test_the_overview_shows_the_connected_agent_and_pauses_it(dashboard: Dashboard) -> None:
+    """The laptop's row shows its state and what it has on the server; its pause button
+    pauses it in the catalog and resume undoes it. The worker is listed with face crop."""
+    context = dashboard.context()
+    try:
+        page = dashboard.logged_in(context, "#/overview")
+        row = page.locator("tr[data-agent=laptop]")
+        row.wait_for()
+        assert "photo" in row.inner_text()
+        page.locator("#workers", has_text="facecrop").or_(
+            page.locator(".notice-unavailable")).first.wait_for(timeout=LIVE_S * MS)
+        dashboard.shot(page, "overview")
+        row.get_by_role("button", name="Pause uploads from laptop").click()
+        row.get_by_text("Paused").wait_for()
+        assert dashboard.api("/api/v1/agents/laptop")[1]["paused"] is True
+        row.get_by_role("button", name="Resume uploads from laptop").click()
+        row.get_by_role("button", name="Pause uploads from laptop").wait_for()
+        assert dashboard.api("/api/v1/agents/laptop")[1]["paused"] is False
+    finally:
+        context.close()
+
+
+def _tile_appears_live(dashboard: Dashboard, init_script: str, name: str, seed: int,
+                       mode: str, shot: str = "") -> list[str]:
+    context = dashboard.context(init_script=init_script)
+    sockets: list[str] = []
+    try:
+        page = dashboard.logged_in(context, "#/library?folder=laptop/photos")
+        page.on("websocket", lambda ws: sockets.append(ws.url))
+        page.locator("#live", has_text=f"live ({mode})").wait_for(timeout=LIVE_S * MS)
+        page.locator("#photos img[alt='beach.jpg']").wait_for()
+        page.evaluate("window.__notReloaded = true")
+        make_jpeg(dashboard.laptop.watches["photos"] / name, seed=seed)
+        tile = page.locator(f"#photos img[alt='{name}']")
+        tile.wait_for(timeout=LIVE_S * MS)
+        assert page.evaluate("window.__notReloaded") is True
+        page.wait_for_function(
+            f"document.querySelector(\"#photos img[alt='{name}']\").complete", timeout=10 * MS)
+        assert tile.evaluate("img => img.naturalWidth") > 0, "the thumbnail did not load"
+        if shot:
+            dashboard.shot(page, shot)
+        return sockets
+    finally:
+        context.close()
+
+
+def test_a_new_photo_appears_in_the_library_without_a_reload(dashboard: Dashboard) -> None:
+    """A photo dropped into the laptop's watch folder shows up as a thumbnail in the open
+    library folder, carried by the WebSocket."""
+    _tile_appears_live(dashboard, "", "sunset.jpg", 11, "websocket", shot="library")
+
+
+def test_with_websockets_blocked_the_page_updates_by_long_polling(
+        dashboard: Dashboard) -> None:
+    """With WebSocket made to throw in the page, the indicator says polling and a new photo
+    still appears, through /api/v1/events long-polls; no WebSocket was opened."""
+    sockets = _tile_appears_live(dashboard, BLOCK_WEBSOCKET, "harbour.jpg", 12, "polling")
+    assert sockets == []
+
+
+def test_a_conflict_resolved_on_the_page_changes_the_catalog(dashboard: Dashboard) -> None:
+    """The parked conflict shows both versions; "keep the new version" makes the laptop's
+    rewrite the current version, as the API and `photonic conflicts list` then say."""
+    [conflict] = dashboard.api("/api/v1/conflicts")[1]["conflicts"]
+    context = dashboard.context()
+    try:
+        page = dashboard.logged_in(context, "#/conflicts")
+        card = page.locator(f"article[data-conflict='{conflict['id']}']")
+        card.wait_for()
+        assert card.get_by_role("heading", name="2024/IMG_1.jpg").is_visible()
+        assert card.locator("img, .thumb-missing").count() == 2
+        dashboard.shot(page, "conflicts")
+        card.get_by_role("button", name="Keep the new version from laptop").click()
+        page.get_by_text("No conflicts").wait_for(timeout=LIVE_S * MS)
+    finally:
+        context.close()
+    assert dashboard.api("/api/v1/conflicts")[1]["conflicts"] == []
+    level = dashboard.api("/api/v1/library?folder=laptop/photos/2024")[1]
+    heads = {p["name"]: p["sha256"] for p in level["photos"]}
+    assert heads["IMG_1.jpg"] == conflict["incoming_sha256"]
+    admin = Path(dashboard.server.root).parent / "admin"
+    listed = run_cli("conflicts", "list", "--config", str(_admin_config(dashboard, admin)))
+    assert listed.returncode == 0, listed.stderr
+    assert "IMG_1.jpg" not in listed.stdout
+
+
+def _admin_config(dashboard: Dashboard, root: Path) -> Path:
+    from tests.support.daemons import make_agent
+
+    return make_agent(root, dashboard.server.pki, "admin", dashboard.server).config_path
+
+
+def _portraits_zip(folder: Path) -> Path:
+    photo = astronaut_jpeg(folder / "astronaut.jpg")
+    archive = folder / "portraits.zip"
+    with Image.open(photo) as image, zipfile.ZipFile(archive, "w") as zf:
+        zf.write(photo, "portraits/astronaut.jpg")
+        image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "mirrored.jpg")
+        zf.write(folder / "mirrored.jpg", "portraits/mirrored.jpg")
+    return archive
+
+
+def test_a_zip_uploaded_on_the_processing_page_is_processed_and_downloads(
+        dashboard: Dashboard, tmp_path: Path) -> None:
+    """A ZIP of two portraits, face crop at 128 px: the page uploads it, shows each photo's
+    job until done, and "download all" gives a ZIP whose every file Pillow opens as a
+    128 x 128 image."""
+    archive = _portraits_zip(tmp_path)
+    context = dashboard.context()
+    try:
+        page = dashboard.logged_in(context, "#/processing")
+        page.get_by_label("Crop to the face").check()
+        page.get_by_label("Output size (pixels, 16 to 4096)").fill("128")
+        page.locator("#files").set_input_files(str(archive))
+        page.get_by_text("1 file chosen").wait_for()
+        page.get_by_role("button", name="Upload and start").click()
+        page.locator("#watch .notice, #download-all").first.wait_for(timeout=LIVE_S * MS)
+        if page.locator(".notice-unavailable").count():
+            dashboard.shot(page, "processing-unavailable")
+            pytest.skip("this server has no POST /api/v1/uploads: the page says so")
+        page.locator("#download-all[aria-disabled=false]").wait_for(timeout=JOB_S * MS)
+        assert page.locator("#upload-files li").count() == 2
+        assert page.get_by_text("Finished: 2 of 2 photos done.").is_visible(), \
+            page.locator("#watch").inner_text()
+        dashboard.shot(page, "processing")
+        with page.expect_download() as download:
+            page.locator("#download-all").click()
+        data = Path(download.value.path()).read_bytes()
+    finally:
+        context.close()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = [n for n in zf.namelist() if not n.endswith("/")]
+        assert len(names) == 2, names
+        for name in names:
+            with Image.open(io.BytesIO(zf.read(name))) as image:
+                image.load()
+                assert image.size == (128, 128), (name, image.size)
+
+
+def test_a_cross_site_post_or_one_without_the_csrf_token_is_refused(
+        dashboard: Dashboard) -> None:
+    """Logged in, a form on another origin that posts to the pause endpoint gets 403 (the
+    session cookie alone is not enough), and so does a POST from the dashboard's own origin
+    that leaves out X-CSRF-Token; the agent stays unpaused."""
+    evil = "http://127.0.0.1:9/evil.html"  # never reached: the page is served by the route
+    context = dashboard.context()
+    try:
+        page = dashboard.logged_in(context, "#/overview")
+        status = page.evaluate("""async () => (await fetch('/api/v1/agents/laptop/pause', {
+            method: 'POST', headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify({paused: true})})).status""")
+        assert status == 403
+        context.route(evil, lambda route: route.fulfill(content_type="text/html", body=(
+            f'<form method="post" enctype="text/plain" '
+            f'action="{dashboard.base}/api/v1/agents/laptop/pause">'
+            '<input name=\'{"paused": true, "x": "\' value=\'"}\'>'
+            '<button>win a prize</button></form>')))
+        attacker = context.new_page()
+        attacker.goto(evil)
+        with attacker.expect_navigation() as landed:
+            attacker.get_by_role("button", name="win a prize").click()
+        assert landed.value is not None and landed.value.status == 403
+    finally:
+        context.close()
+    assert dashboard.api("/api/v1/agents/laptop")[1]["paused"] is False
