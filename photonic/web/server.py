@@ -4,6 +4,7 @@ before), the login exchange and the JSON API (admin only)."""
 from __future__ import annotations
 
 import ssl
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -17,6 +18,9 @@ from photonic.web.credentials import TokenBook
 from photonic.web.page import PageSource, page_handler
 from photonic.web.site import BoundedSite
 
+if TYPE_CHECKING:
+    from prometheus_client import Gauge
+
 MAX_BODY_BYTES = 64 * 1024
 KEEPALIVE_S = 5.0
 MAX_LINE_BYTES = 8190
@@ -25,7 +29,8 @@ SHUTDOWN_S = 1.0
 
 def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
               jobs: JobsService, catalog: SqliteCatalog, events: EventHub,
-              secure: bool) -> web.Application:
+              secure: bool, web_clients: Gauge | None = None) -> web.Application:
+    """web_clients: photonic_web_clients, counted by live.py."""
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           middlewares=[access.errors_middleware, access.access_middleware])
     app[access.BOOK] = TokenBook(catalog)
@@ -34,6 +39,8 @@ def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
     app[api.JOBS] = jobs
     app[api.LIBRARY] = LibraryBrowser(catalog)
     app[live.HUB] = events
+    if web_clients is not None:
+        app[live.CLIENTS] = web_clients
     app.router.add_get("/healthz", page_handler(health))
     app.router.add_get("/metrics", page_handler(metrics))
     app.router.add_post("/login", access.login)
