@@ -146,6 +146,10 @@ class IngestSession:
         for incoming in wanted.values():
             if self._d.claims.try_claim(incoming.sha256):
                 incoming.claimed = True
+                # Registered at once: if this stream ends during the await below, close()
+                # finds the content and releases its claim (else it is held for good, and
+                # every later stream offered it waits on it forever).
+                self._incoming[incoming.sha256] = incoming
                 partial_bytes = offsets.get(incoming.sha256)
                 if partial_bytes is None:  # held, but another stream held its claim (rare)
                     partial_bytes = await asyncio.to_thread(self._d.store.partial_offset,
