@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from pathlib import Path
 
-from photonic.models import Decision
+import pytest
+
+from photonic.models import ConflictPolicy, Decision, ManifestEntry
+from photonic.server.ingest import Placed
+from tests.support.ingest import IngestStream, real_ingest_deps, sha_of
 from tests.support.races import cancel_mid_commit, committed_library_files, odd_sized, race_deps
 
 
@@ -36,3 +41,60 @@ def test_a_stream_ended_mid_commit_keeps_its_claim_until_the_commit_thread_retur
     assert committed_library_files(deps, outcome) == []
     assert not deps.claims.held(outcome.second.decisions()[0].sha256)
     assert sorted(p.name for p in deps.store.partial.iterdir()) == []
+
+
+PHOTO = b"a photo whose upload is interrupted " * 100
+
+
+def test_a_stream_ended_while_it_reads_a_partials_offset_releases_the_claim(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim is taken after the look-up (another stream held it then and let go of it
+    meanwhile), so the partial's offset is read after the claim; the stream ends right
+    there, as when the agent behind it is killed."""
+    sha = sha_of(PHOTO)
+    deps = real_ingest_deps(tmp_path)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        deps.claims.try_claim(sha)  # another stream is writing the content
+        stream = IngestStream(deps)
+        looked_up = stream.session._look_up
+
+        def look_up_then_other_stream_lets_go(offered: Placed, held: set[str]
+                                              ) -> object:
+            found = looked_up(offered, held)
+            loop.call_soon_threadsafe(deps.claims.release, sha)
+            return found
+
+        reading = threading.Event()
+        finish_reading = threading.Event()
+        partial_offset = deps.store.partial_offset
+
+        def slow_partial_offset(content: str) -> int:
+            reading.set()
+            finish_reading.wait(10)
+            return partial_offset(content)
+
+        monkeypatch.setattr(stream.session, "_look_up", look_up_then_other_stream_lets_go)
+        monkeypatch.setattr(deps.store, "partial_offset", slow_partial_offset)
+        entry = ManifestEntry(sha, len(PHOTO), "photos", "a.jpg")
+        manifest = asyncio.create_task(
+            stream.session.on_manifest([entry], ConflictPolicy.AUTO))
+        await asyncio.to_thread(reading.wait, 10)
+        assert reading.is_set(), "the stream never read the partial's offset"
+        assert deps.claims.held(sha), "the stream took the claim"
+        manifest.cancel()  # the handler is cancelled: its agent is gone
+        finish_reading.set()
+        await asyncio.gather(manifest, return_exceptions=True)
+        await stream.session.close()
+        assert not deps.claims.held(sha), "the ended stream still holds the upload claim"
+
+        later = IngestStream(deps)
+        await later.session.on_manifest([entry], ConflictPolicy.AUTO)
+        assert [s.sha256 for s in later.sent] == [sha], "a later stream is asked for it"
+        await later.session.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        deps.catalog.close()
