@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from photonic.models import ConflictPolicy, Decision, ManifestEntry
-from photonic.server.ingest import Placed
+from photonic.server.ingest_deps import Placed
 from tests.support.ingest import IngestStream, real_ingest_deps, sha_of
 from tests.support.races import cancel_mid_commit, committed_library_files, odd_sized, race_deps
 
