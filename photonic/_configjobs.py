@@ -51,6 +51,11 @@ class JobsConfig:
     """An entry whose uncompressed/compressed ratio exceeds this is a ZIP bomb: refused."""
     max_batch_children: int = 100_000
     """Most child jobs one batch (a folder, a shoot, a ZIP) may create."""
+    web_upload_max_bytes: int = 2 * _GIB
+    """Most bytes one upload to the web processing page (POST /api/v1/uploads) may carry, all
+    its files together; each ZIP in it is also held to max_zip_bytes."""
+    web_upload_max_files: int = 1000
+    """Most files (photos and ZIPs) one web upload may carry."""
     cancel_grace_s: float = 10.0
     """After a CancelOrder, how long a worker has to report Cancelled before the server
     counts the job cancelled anyway."""
@@ -125,6 +130,9 @@ def read_jobs(jobs: cp.Section) -> JobsConfig:
         max_batch_children=jobs.get("max_batch_children", cp.integer(1, 100_000_000),
                                     d.max_batch_children),
         cancel_grace_s=jobs.get("cancel_grace", _duration(), d.cancel_grace_s),
+        web_upload_max_bytes=jobs.get("web_upload_max", _size(), d.web_upload_max_bytes),
+        web_upload_max_files=jobs.get("web_upload_max_files", cp.integer(1, 1_000_000),
+                                      d.web_upload_max_files),
     )
     _check_jobs_order(jobs, config)
     return config

@@ -30,7 +30,8 @@ from photonic.server.jobs.results import ResultStore
 from photonic.server.jobs.service import JobsService
 from photonic.server.jobs.sqlite_queue import SqliteJobQueue
 from photonic.server.jobs.timeouts import TimeoutPolicy
-from photonic.server.jobs.zip_intake import ZipIntake
+from photonic.server.jobs.web_intake import WebUploadLimits, WebUploads
+from photonic.server.jobs.zip_intake import IntakeLimits, UploadIntake
 from photonic.server.library import Library
 from photonic.server.metrics import ScrapeReadings, ServerMetrics
 from photonic.server.rpc_jobs import JobsRpc
@@ -108,8 +109,9 @@ class ServerApp:
             self.auth, self.agents, self.catalog, deps, self.metrics, self._sync_budgets(),
             self.config.max_transfer_size_bytes), server)
         self.jobs = self._jobs_service(claims)
+        intake = self._upload_intake(self.jobs, claims)
         jobs_pb2_grpc.add_PhotonicJobsServicer_to_server(  # type: ignore[no-untyped-call]
-            JobsRpc(self.auth, self.jobs, self._zip_intake(self.jobs, claims)), server)
+            JobsRpc(self.auth, self.jobs, intake), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (sync_pb2.DESCRIPTOR.services_by_name["PhotonicSync"].full_name,
                  jobs_pb2.DESCRIPTOR.services_by_name["PhotonicJobs"].full_name,
@@ -130,7 +132,10 @@ class ServerApp:
             self._http = WebServer(build_app(
                 health=self._healthz, metrics=self._metrics, agents=self.agents, jobs=self.jobs,
                 web_clients=self.metrics.web_clients,
-                catalog=self.catalog, events=self.events, secure=web_tls is not None), web_tls)
+                catalog=self.catalog, events=self.events, secure=web_tls is not None,
+                uploads=WebUploads(intake, WebUploadLimits(
+                    self.config.jobs.web_upload_max_bytes,
+                    self.config.jobs.web_upload_max_files))), web_tls)
             self.http_port = await self._http.start(self.config.web_ui_bind,
                                                     self.config.web_ui_port)
         event(log, "server_started", bind=self.config.bind_address, grpc_port=self.grpc_port,
@@ -160,12 +165,13 @@ class ServerApp:
             self.events, self.metrics, self.auth.audit, max_attempts=jc.max_attempts,
             cancel_grace_s=jc.cancel_grace_s)
 
-    def _zip_intake(self, jobs: JobsService, claims: UploadClaims) -> ZipIntake:
+    def _upload_intake(self, jobs: JobsService, claims: UploadClaims) -> UploadIntake:
+        """The one intake of uploaded photos and ZIPs, for SubmitZip and the web page."""
         jc = self.config.jobs
         limits = ZipLimits(jc.max_zip_entries, jc.max_zip_uncompressed_bytes, jc.max_zip_ratio,
                            self.config.max_transfer_size_bytes)
-        return ZipIntake(jobs, self.store, self.library, claims, limits, jc.max_zip_bytes,
-                         jc.max_batch_children)
+        return UploadIntake(jobs, self.store, self.library, claims, self.auth.audit,
+                            IntakeLimits(limits, jc.max_zip_bytes, jc.max_batch_children))
 
     def _sync_budgets(self) -> SyncBudgets:
         c = self.config

@@ -17,7 +17,7 @@ from photonic.models import Scope
 from photonic.server.auth import Authorizer
 from photonic.server.jobs.results import ResultHeader
 from photonic.server.jobs.service import JobsService
-from photonic.server.jobs.zip_intake import ZipIntake
+from photonic.server.jobs.zip_intake import UploadIntake
 from photonic.server.rpc_errors import answer
 from photonic.v1 import jobs_pb2, jobs_pb2_grpc
 
@@ -25,7 +25,7 @@ log = logging.getLogger("photonic.server.jobs")
 
 
 class JobsRpc(jobs_pb2_grpc.PhotonicJobsServicer):
-    def __init__(self, auth: Authorizer, jobs: JobsService, zips: ZipIntake) -> None:
+    def __init__(self, auth: Authorizer, jobs: JobsService, zips: UploadIntake) -> None:
         self._auth = auth
         self._jobs = jobs
         self._zips = zips
@@ -55,7 +55,8 @@ class JobsRpc(jobs_pb2_grpc.PhotonicJobsServicer):
                 async for chunk in request_iterator:
                     yield chunk.data
 
-            job = await self._zips.submit(caller.agent_id, request, first.file_name, data())
+            job = await self._zips.submit_zip(caller.agent_id, request, first.file_name,
+                                              data())
             return jobs_wire.job_to_wire(job)
 
         return await answer(context, submit)

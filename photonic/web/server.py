@@ -11,9 +11,11 @@ from aiohttp import web
 from photonic.server.agents_service import AgentsService
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub
+from photonic.server.jobs.results_archive import ResultsArchive
 from photonic.server.jobs.service import JobsService
+from photonic.server.jobs.web_intake import WebUploads
 from photonic.server.library_browse import LibraryBrowser
-from photonic.web import access, api, live, pages
+from photonic.web import access, api, live, pages, processing_routes
 from photonic.web.credentials import TokenBook
 from photonic.web.page import PageSource, page_handler
 from photonic.web.site import BoundedSite
@@ -29,6 +31,7 @@ SHUTDOWN_S = 1.0
 
 def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
               jobs: JobsService, catalog: SqliteCatalog, events: EventHub,
+              uploads: WebUploads,
               secure: bool, web_clients: Gauge | None = None) -> web.Application:
     """web_clients: photonic_web_clients, counted by live.py."""
     app = web.Application(client_max_size=MAX_BODY_BYTES,
@@ -48,6 +51,7 @@ def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
     app.router.add_get("/api/v1/session", access.session_info)
     api.add_routes(app)
     live.add_routes(app)
+    processing_routes.add_routes(app, uploads, ResultsArchive(jobs))
     pages.add_routes(app)
     return app
 

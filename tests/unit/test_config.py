@@ -711,6 +711,27 @@ jobs:
     assert "did you mean lease?" in problems["jobs.leese"].expected
 
 
+def test_web_upload_caps_are_read_and_a_wrong_one_names_its_key(tmp_path: Path) -> None:
+    """jobs.web_upload_max (a size) and jobs.web_upload_max_files default to 2 GiB and 1000;
+    a wrong value is reported under its key, in the file, with what was expected."""
+    assert (JobsConfig().web_upload_max_bytes, JobsConfig().web_upload_max_files) == (
+        2 * 1024**3, 1000)
+    jobs = load_server_config(write(tmp_path, MINIMAL_SERVER + """\
+jobs:
+  web_upload_max: 512MiB
+  web_upload_max_files: 20
+""")).jobs
+    assert (jobs.web_upload_max_bytes, jobs.web_upload_max_files) == (512 * 1024**2, 20)
+    problems = by_key(server_problems(tmp_path, MINIMAL_SERVER + """\
+jobs:
+  web_upload_max: huge
+  web_upload_max_files: 0
+"""))
+    assert "a size" in problems["jobs.web_upload_max"].expected
+    assert "a whole number from 1" in problems["jobs.web_upload_max_files"].expected
+    assert problems["jobs.web_upload_max"].file.endswith("config.yaml")
+
+
 def test_work_section_defaults_leave_work_off(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Without work: an agent takes no jobs; models live in ~/.local/share/photonic/models."""
