@@ -129,6 +129,14 @@ def _identity_of(pem: bytes) -> PeerIdentity:
     return PeerIdentity(cn, serial)
 
 
+def certificate_identity(der: bytes) -> PeerIdentity:
+    """What a verified certificate (DER, as a TLS socket gives it) says, by the rules
+    peer_identity applies to gRPC callers: the web layer's client certificates obey them too."""
+    import ssl
+
+    return _identity_of(ssl.DER_cert_to_PEM_cert(der).encode())
+
+
 def peer_common_name(context: grpc.aio.ServicerContext | grpc.ServicerContext) -> str | None:
     """The agent id of the peer's verified, acceptable certificate, or None."""
     return peer_identity(context).agent_id

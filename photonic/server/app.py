@@ -40,6 +40,7 @@ from photonic.server.store import ContentStore
 from photonic.server.sync_limits import SyncBudgets
 from photonic.tls import server_credentials
 from photonic.v1 import jobs_pb2, jobs_pb2_grpc, sync_pb2, sync_pb2_grpc
+from photonic.web.cert_access import CertificateGate
 from photonic.web.page import Page
 from photonic.web.server import WebServer, build_app
 from photonic.web.site import web_ssl_context
@@ -73,6 +74,7 @@ class ServerApp:
             config.agent_scopes, config.default_scopes, self.catalog, self.metrics,
             room_for_audit=lambda: self.store.free_bytes() >= config.min_free_bytes)
         self.guard = CallGuard(revocations, self.auth.refuse)
+        self.web_certs = CertificateGate(self.auth.scopes_of, revocations, self.auth.audit)
         self.agents = AgentsService(self.catalog, self.library, self.events, self.metrics,
                                     self.auth.audit, max_agents=config.max_agents)
         self._grpc: grpc.aio.Server | None = None
@@ -93,7 +95,8 @@ class ServerApp:
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="photonic-io"))
         sec = self.config.security  # refused before anything listens: no HTTPS beyond loopback
-        web_tls = (web_ssl_context(self.config.web_ui_bind, sec.cert_path, sec.key_path)
+        web_tls = (web_ssl_context(self.config.web_ui_bind, sec.cert_path, sec.key_path,
+                                   sec.ca_path)
                    if self.config.web_ui_port else None)
         claims = UploadClaims()
         deps = IngestDeps(
@@ -131,7 +134,7 @@ class ServerApp:
         if self.config.web_ui_port:
             self._http = WebServer(build_app(
                 health=self._healthz, metrics=self._metrics, agents=self.agents, jobs=self.jobs,
-                web_clients=self.metrics.web_clients,
+                web_clients=self.metrics.web_clients, certs=self.web_certs,
                 catalog=self.catalog, events=self.events, secure=web_tls is not None,
                 uploads=WebUploads(intake, WebUploadLimits(
                     self.config.jobs.web_upload_max_bytes,

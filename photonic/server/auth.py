@@ -137,6 +137,11 @@ class Authorizer:
         self._room = room_for_audit
         self._budget = budget or AuditBudget()
 
+    def scopes_of(self, agent_id: str) -> frozenset[Scope]:
+        """The scopes server.yaml gives this certificate identity (the default ones when it
+        names none); the web layer's client certificates are judged by it too."""
+        return self._scopes.get(agent_id, self._default)
+
     async def require(self, context: grpc.aio.ServicerContext, scope: Scope, action: str,
                       claimed_agent_id: str = "") -> Caller:
         """The verified caller, or the RPC is aborted (and audited) with the right status.
@@ -190,4 +195,3 @@ class Authorizer:
         await asyncio.to_thread(self._catalog.audit, actor[:MAX_AUDIT_FIELD_CHARS], action,
                                 target[:MAX_AUDIT_FIELD_CHARS], result,
                                 detail[:MAX_AUDIT_FIELD_CHARS])
-

@@ -14,6 +14,7 @@ from aiohttp import web
 from photonic import errors
 from photonic.models import AgentId, Scope
 from photonic.server.auth import Caller
+from photonic.web.cert_access import CertificateGate, CertVerdict, peer_certificate
 from photonic.web.credentials import TokenBook, csrf_matches
 
 log = logging.getLogger("photonic.web")
@@ -28,6 +29,9 @@ PUBLIC_ROUTES: web.AppKey[frozenset[str]] = web.AppKey("public_routes", frozense
 hold no data); matched by route, not by path, so no spelling of a path reaches past them."""
 SECURE_COOKIE: web.AppKey[bool] = web.AppKey("secure_cookie", bool)
 ACTOR = "photonic_actor"
+CERTS: web.AppKey[CertificateGate] = web.AppKey("cert_gate", CertificateGate)
+"""Set when the dashboard is served over HTTPS: client certificates are then credentials."""
+CERT_ID = "photonic_cert_id"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -45,8 +49,10 @@ def problem(status: int, message: str) -> web.Response:
 
 
 def caller_of(request: web.Request) -> Caller:
-    """The admin caller a request acts as: `web:<token name>` in the audit log."""
-    return Caller(AgentId(f"web:{request[ACTOR]}"), frozenset({Scope.ADMIN}))
+    """The admin caller a request acts as: `web:<token name>` or `cert:<certificate
+    identity>` in the audit log."""
+    actor = request[ACTOR] if CERT_ID in request else f"web:{request[ACTOR]}"
+    return Caller(AgentId(actor), frozenset({Scope.ADMIN}))
 
 
 @web.middleware
@@ -68,6 +74,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in PUBLIC_PATHS or _public_route(request):
         return await handler(request)
+    verdict = _certificate(request)
+    if verdict is not None and verdict.admitted:
+        return await _as_certificate(request, handler, verdict)
     book = request.app[BOOK]
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):
@@ -79,11 +88,34 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     session = book.session(request.cookies.get(COOKIE, ""))
     if session is None:
+        if verdict is not None:  # a certificate that may not administer, and nothing else
+            await request.app[CERTS].refused(verdict, request)
+            return problem(403, verdict.refusal)
         return problem(401, "log in (POST /login) or send Authorization: Bearer TOKEN")
     if request.method not in SAFE_METHODS and not csrf_matches(
             session, request.headers.get(CSRF_HEADER, "")):
         return problem(403, f"a state-changing request needs the session's {CSRF_HEADER}")
     request[ACTOR] = session.name
+    return await handler(request)
+
+
+def _certificate(request: web.Request) -> CertVerdict | None:
+    """The verdict on the client certificate the request's TLS connection verified, or None
+    when there is none (or certificates are not credentials here)."""
+    gate = request.app.get(CERTS)
+    der = peer_certificate(request) if gate is not None else None
+    return gate.judge(der) if gate is not None and der is not None else None
+
+
+async def _as_certificate(request: web.Request, handler: Handler,
+                          verdict: CertVerdict) -> web.StreamResponse:
+    gate = request.app[CERTS]
+    if request.method not in SAFE_METHODS and not gate.csrf_matches(
+            verdict.agent_id, request.headers.get(CSRF_HEADER, "")):
+        return problem(403, f"a state-changing request made with a client certificate needs "
+                            f"the {CSRF_HEADER} that GET /api/v1/session answers")
+    request[ACTOR] = verdict.actor
+    request[CERT_ID] = verdict.agent_id
     return await handler(request)
 
 
@@ -124,6 +156,7 @@ async def logout(request: web.Request) -> web.Response:
 
 async def session_info(request: web.Request) -> web.Response:
     session = request.app[BOOK].session(request.cookies.get(COOKIE, ""))
-    return web.json_response({"name": request[ACTOR],
-                              "csrf_token": session.csrf if session else ""})
-
+    csrf = session.csrf if session else ""
+    if CERT_ID in request:  # the POSTs of a certificate carry its own token
+        csrf = request.app[CERTS].csrf_token(request[CERT_ID])
+    return web.json_response({"name": request[ACTOR], "csrf_token": csrf})

@@ -16,6 +16,7 @@ from photonic.server.jobs.service import JobsService
 from photonic.server.jobs.web_intake import WebUploads
 from photonic.server.library_browse import LibraryBrowser
 from photonic.web import access, api, live, pages, processing_routes
+from photonic.web.cert_access import CertificateGate
 from photonic.web.credentials import TokenBook
 from photonic.web.page import PageSource, page_handler
 from photonic.web.site import BoundedSite
@@ -32,7 +33,8 @@ SHUTDOWN_S = 1.0
 def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
               jobs: JobsService, catalog: SqliteCatalog, events: EventHub,
               uploads: WebUploads,
-              secure: bool, web_clients: Gauge | None = None) -> web.Application:
+              secure: bool, web_clients: Gauge | None = None,
+              certs: CertificateGate | None = None) -> web.Application:
     """web_clients: photonic_web_clients, counted by live.py."""
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           middlewares=[access.errors_middleware, access.access_middleware])
@@ -44,6 +46,8 @@ def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
     app[live.HUB] = events
     if web_clients is not None:
         app[live.CLIENTS] = web_clients
+    if certs is not None:  # client certificates are credentials (over HTTPS)
+        app[access.CERTS] = certs
     app.router.add_get("/healthz", page_handler(health))
     app.router.add_get("/metrics", page_handler(metrics))
     app.router.add_post("/login", access.login)

@@ -28,9 +28,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def web_ssl_context(bind: str, cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+def web_ssl_context(bind: str, cert: Path | None, key: Path | None,
+                    ca: Path | None = None) -> ssl.SSLContext | None:
     """None (plain HTTP) on loopback; an HTTPS context with the server's certificate anywhere
-    else, and a refusal when there is none: the admin token must not cross a network in clear."""
+    else, and a refusal when there is none: the admin token must not cross a network in clear.
+
+    With ca, the context asks for an optional client certificate signed by it (an admin's
+    certificate is a credential, see web/cert_access.py); a client without one still
+    connects, and one with a certificate the CA did not sign fails the handshake."""
     if is_loopback(bind):
         return None
     if cert is None or key is None or not cert.is_file() or not key.is_file():
@@ -41,6 +46,9 @@ def web_ssl_context(bind: str, cert: Path | None, key: Path | None) -> ssl.SSLCo
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)
+    if ca is not None:
+        context.load_verify_locations(cafile=ca)
+        context.verify_mode = ssl.CERT_OPTIONAL
     return context
 
 
