@@ -402,3 +402,18 @@ def test_the_refusals_left_the_idle_server_answering(idle: Web) -> None:
     """After every refusal above the server still answers and its upload spool is empty."""
     assert idle.call("GET", "/api/v1/session")[0] == 200
     assert idle.stored()[3] == []
+
+
+def test_a_results_zip_that_cannot_be_finished_is_cut_off_not_short(
+        working: Web, photos: dict[str, bytes]) -> None:
+    """When an output's object vanishes from the store after the download started, the
+    transfer ends without its last chunk: the client sees a broken download, never a
+    smaller archive that looks complete."""
+    status, batch = working.upload("bgremove", "{}", [("gone.jpg", photos["smaller.jpg"])])
+    assert status == 201, batch
+    assert working.wait_done(batch["jobId"])["state"] == "JOB_STATE_COMPLETED"
+    [child] = working.call("GET", f"/api/v1/jobs?parent_id={batch['jobId']}")[1]["jobs"]
+    sha = child["outputs"][0]["sha256"]
+    (working.server.storage / "objects" / sha[:2] / sha[2:4] / sha).unlink()
+    with pytest.raises(aiohttp.ClientPayloadError):
+        working.call("GET", f"/api/v1/jobs/{batch['jobId']}/results.zip")
