@@ -127,7 +127,7 @@ def read_exif_summary(path: Path, head: bytes | memoryview | None = None, *,
             return summary
     tags: dict[str, Any] = {}
     try:
-        tags = _read_tags(path if source is None else source)
+        tags = read_tags(path if source is None else source)
     except Exception as exc:  # exifread's failure modes on hostile input are open-ended
         log.debug("exif unreadable path=%s error=%r", path, exc)
     try:
@@ -136,13 +136,15 @@ def read_exif_summary(path: Path, head: bytes | memoryview | None = None, *,
             source.seek(0)
         pixel_size = (0, 0) if is_raw(path) else image_dimensions(path if source is None
                                                                    else source)
-        return summarise(_plain_tags(tags), pixel_size)
+        return summarise(plain_tags(tags), pixel_size)
     except Exception as exc:
         log.debug("exif summary failed path=%s error=%r", path, exc)
         return ExifSummary()
 
 
-def _read_tags(path: Path | BinaryIO) -> dict[str, Any]:
+def read_tags(path: Path | BinaryIO) -> dict[str, Any]:
+    """exifread's tags of a file (a path, or a file open for reading), its reads bounded by
+    BoundedExifReader; raises whatever exifread raises on a hostile file."""
     if not isinstance(path, Path):
         path.seek(0)
         return _process(path)
@@ -159,7 +161,7 @@ def _process(handle: BinaryIO) -> dict[str, Any]:
     return dict(tags)
 
 
-def _plain_tags(tags: dict[str, Any]) -> TagValues:
+def plain_tags(tags: dict[str, Any]) -> TagValues:
     """exifread's IfdTag objects reduced to what summarise() reads."""
     plain: dict[str, str | int] = {}
     for key in TEXT_TAGS:

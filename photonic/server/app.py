@@ -33,6 +33,7 @@ from photonic.server.jobs.timeouts import TimeoutPolicy
 from photonic.server.jobs.web_intake import WebUploadLimits, WebUploads
 from photonic.server.jobs.zip_intake import IntakeLimits, UploadIntake
 from photonic.server.library import Library
+from photonic.server.media.service import MediaService
 from photonic.server.metrics import ScrapeReadings, ServerMetrics
 from photonic.server.rpc_jobs import JobsRpc
 from photonic.server.rpc_sync import SyncService
@@ -136,6 +137,8 @@ class ServerApp:
                 health=self._healthz, metrics=self._metrics, agents=self.agents, jobs=self.jobs,
                 web_clients=self.metrics.web_clients, certs=self.web_certs,
                 catalog=self.catalog, events=self.events, secure=web_tls is not None,
+                media=MediaService(self.store, self.catalog, self.job_queue,
+                                   self.config.storage_path),
                 uploads=WebUploads(intake, WebUploadLimits(
                     self.config.jobs.web_upload_max_bytes,
                     self.config.jobs.web_upload_max_files))), web_tls)

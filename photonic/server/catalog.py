@@ -105,6 +105,29 @@ class AgentRow:
     admin_paused: bool = False  # only an admin clears it
 
 
+@dataclass(frozen=True)
+class VersionRow:
+    """One version of a library path, as the photo details show it."""
+
+    version: int
+    sha256: str
+    size: int
+    created_ms: int
+    capture_time_ms: int
+
+
+@dataclass(frozen=True)
+class LocationRow:
+    """A library path with every version it has had (oldest first)."""
+
+    location_id: int
+    agent_id: str
+    watch_name: str
+    rel_path: str
+    head_version: int
+    versions: tuple[VersionRow, ...]
+
+
 class Catalog(Protocol):
     """What the library needs from a catalog: the seam where PostgreSQL would plug in."""
 
@@ -540,6 +563,32 @@ class SqliteCatalog:
         )
         return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]))
                 for r in rows]
+
+    # media: what thumbnails, downloads and photo details read -------------------------------
+
+    def location(self, location_id: int) -> LocationRow | None:
+        """A library path by its id (the web layer's photo id) with all its versions."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT agent_id, watch_name, rel_path, head_version FROM locations "
+                "WHERE id = ?", (location_id,)).fetchone()
+            if row is None:
+                return None
+            versions = self._conn.execute(
+                "SELECT v.version, v.sha256, p.size, v.created_ms, p.capture_time_ms "
+                "FROM versions v JOIN photos p ON p.sha256 = v.sha256 "
+                "WHERE v.location_id = ? ORDER BY v.version", (location_id,)).fetchall()
+        return LocationRow(location_id, str(row[0]), str(row[1]), str(row[2]), int(row[3]),
+                           tuple(VersionRow(int(n), str(s), int(z), int(c), int(t or 0))
+                                 for n, s, z, c, t in versions))
+
+    def conflict_paths_of(self, sha256: str) -> list[str]:
+        """"<agent>/<watch>/<rel_path>" of every conflict, open or resolved, with this content
+        on either side."""
+        return [f"{a}/{w}/{r}" for a, w, r in self._all(
+            "SELECT l.agent_id, l.watch_name, l.rel_path FROM conflicts c "
+            "JOIN locations l ON l.id = c.location_id "
+            "WHERE c.server_sha256 = ? OR c.incoming_sha256 = ? ORDER BY c.id", (sha256, sha256))]
 
 
 def _upsert_checks(c: sqlite3.Connection, checks: Sequence[tuple[str, int, int]],

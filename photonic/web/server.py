@@ -15,7 +15,8 @@ from photonic.server.jobs.results_archive import ResultsArchive
 from photonic.server.jobs.service import JobsService
 from photonic.server.jobs.web_intake import WebUploads
 from photonic.server.library_browse import LibraryBrowser
-from photonic.web import access, api, live, pages, processing_routes
+from photonic.server.media.service import MediaService
+from photonic.web import access, api, live, media_routes, pages, processing_routes
 from photonic.web.cert_access import CertificateGate
 from photonic.web.credentials import TokenBook
 from photonic.web.page import PageSource, page_handler
@@ -34,8 +35,10 @@ def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
               jobs: JobsService, catalog: SqliteCatalog, events: EventHub,
               uploads: WebUploads,
               secure: bool, web_clients: Gauge | None = None,
-              certs: CertificateGate | None = None) -> web.Application:
-    """web_clients: photonic_web_clients, counted by live.py."""
+              certs: CertificateGate | None = None,
+              media: MediaService | None = None) -> web.Application:
+    """web_clients: photonic_web_clients, counted by live.py. media: thumbnails, downloads
+    and photo details (their routes exist only with it)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           middlewares=[access.errors_middleware, access.access_middleware])
     app[access.BOOK] = TokenBook(catalog)
@@ -55,6 +58,8 @@ def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
     app.router.add_get("/api/v1/session", access.session_info)
     api.add_routes(app)
     live.add_routes(app)
+    if media is not None:
+        media_routes.add_routes(app, media)
     processing_routes.add_routes(app, uploads, ResultsArchive(jobs))
     pages.add_routes(app)
     return app

@@ -100,6 +100,18 @@ class SqliteJobQueue:
                 (*args, max(1, min(f.limit, 10_000))))]
             return [j for j in (self._load(self._conn, i) for i in ids) if j is not None]
 
+    def jobs_taking(self, shas: Sequence[str], limit: int) -> list[Job]:
+        """Jobs, newest first, whose input is one of these contents (a few: a photo's
+        versions); migration 002's index answers it."""
+        unique = list(dict.fromkeys(shas))[:500]
+        if not unique:
+            return []
+        with self._lock:
+            ids = [r[0] for r in self._conn.execute(
+                f"SELECT job_id FROM jobs WHERE input_sha256 IN ({', '.join('?' * len(unique))})"
+                " ORDER BY created_ms DESC, rowid DESC LIMIT ?", (*unique, max(1, limit)))]
+            return [j for j in (self._load(self._conn, i) for i in ids) if j is not None]
+
     def batch_counts(self, parent_id: str) -> BatchCounts:
         with self._lock:
             return _counts(self._conn, parent_id)

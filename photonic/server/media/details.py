@@ -1,0 +1,89 @@
+"""What the dashboard shows beside one photo or one content: where it lives, its versions,
+its EXIF (read from the stored bytes, with exposure, ISO and focal length that the catalog
+does not keep), the jobs that took it as input and what they made."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from photonic import errors
+from photonic.jobs_model import Job, JobState
+from photonic.media.exif_details import ExifDetails, read_exif_details
+from photonic.server.catalog import LocationRow
+
+MAX_JOBS = 100
+
+
+@dataclass(frozen=True)
+class VersionView:
+    version: int
+    sha256: str
+    size: int
+    committed_ms: int
+    agent_id: str
+    current: bool
+
+
+@dataclass(frozen=True)
+class DerivedView:
+    """An output of a completed job that took the photo as input."""
+
+    sha256: str
+    name: str
+    library_path: str
+    job_id: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class PhotoView:
+    id: int
+    library_path: str
+    agent_id: str
+    watch_name: str
+    rel_path: str
+    sha256: str
+    size: int
+    capture_time_ms: int
+    exif: ExifDetails
+    versions: tuple[VersionView, ...]
+    jobs: tuple[Job, ...]
+    derived: tuple[DerivedView, ...]
+
+
+@dataclass(frozen=True)
+class ContentView:
+    sha256: str
+    size: int
+    exif: ExifDetails
+
+
+def location_id_of(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise errors.InvalidInput("a photo id is a number (the library listing's id)")
+    return int(text)
+
+
+def photo_view(row: LocationRow, exif: ExifDetails, jobs: list[Job]) -> PhotoView:
+    """The view of a library path whose head's EXIF and jobs were read."""
+    head = next((v for v in row.versions if v.version == row.head_version), None)
+    if head is None:
+        raise errors.NotFound(f"photo {row.location_id} has no current version")
+    derived = tuple(DerivedView(o.sha256, o.name, o.library_path, str(j.job_id), j.kind)
+                    for j in jobs if j.state is JobState.COMPLETED for o in j.outputs)
+    versions = tuple(VersionView(v.version, v.sha256, v.size, v.created_ms, row.agent_id,
+                                 v.version == row.head_version) for v in row.versions)
+    return PhotoView(row.location_id, f"{row.agent_id}/{row.watch_name}/{row.rel_path}",
+                     row.agent_id, row.watch_name, row.rel_path, head.sha256, head.size,
+                     head.capture_time_ms, exif, versions, tuple(jobs), derived)
+
+
+def read_exif_of(object_file: str) -> tuple[int, ExifDetails]:
+    """(size, EXIF details) of a stored object. Blocking: call it from a thread."""
+    try:
+        with open(object_file, "rb") as source:
+            return os.fstat(source.fileno()).st_size, read_exif_details(source)
+    except FileNotFoundError:
+        raise errors.NotFound("that content is not in the store (quarantined until an agent "
+                              "sends it again)") from None
