@@ -16,8 +16,10 @@ import pytest
 from PIL import Image
 
 from photonic import errors
+from photonic.jobs_model import JobOutput, JobState
 from photonic.models import ConflictPolicy, ContentHash, ManifestEntry
 from photonic.server.catalog import SqliteCatalog
+from photonic.server.jobs.queue import Lease, NewJob
 from photonic.server.jobs.sqlite_queue import SqliteJobQueue
 from photonic.server.library import Library
 from photonic.server.media.service import MediaService
@@ -31,6 +33,7 @@ class World:
     store: ContentStore
     catalog: SqliteCatalog
     library: Library
+    queue: SqliteJobQueue
     media: MediaService
 
     def put(self, content: bytes, rel: str = "", agent: str = "laptop") -> str:
@@ -50,7 +53,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     store = ContentStore(tmp_path / "storage")
     catalog = SqliteCatalog(tmp_path / "storage" / "catalog.db")
     queue = SqliteJobQueue(tmp_path / "storage" / "jobs.db")
-    yield World(tmp_path, store, catalog, Library(store, catalog, None),
+    yield World(tmp_path, store, catalog, Library(store, catalog, None), queue,
                 MediaService(store, catalog, queue, tmp_path / "storage"))
     queue.close()
     catalog.close()
@@ -144,5 +147,31 @@ def test_photo_details_list_versions_and_exif(world: World) -> None:
                 await world.media.photo(bad)
         with pytest.raises(errors.NotFound):
             await world.media.photo("999999")
+
+    asyncio.run(scenario())
+
+
+def test_jobs_on_any_version_are_listed_and_completed_outputs_derived(world: World) -> None:
+    """A completed job on the old version and a pending one on the current: both listed,
+    newest first; only the completed one's output is derived, and that output (named by the
+    job's outputs only) is servable."""
+    old = world.put(jpeg(world.root, 8), "e.jpg")
+    new = world.put(jpeg(world.root, 9), "e.jpg")
+    output = world.put(b"a derived png")
+    world.queue.add([NewJob("job-old", "bgremove", "web:ops", 3, input_sha256=old)], 1000)
+    world.queue.add([NewJob("job-new", "facecrop", "web:ops", 3, input_sha256=new)], 2000)
+    leased = world.queue.lease("job-old", "w1", 10**13, 60_000, 1500)
+    assert leased is not None
+    world.queue.complete(Lease("job-old", leased.attempts), [JobOutput(
+        output, "e.png", 13, "_derived/bgremove/laptop/photos/e.jpg.png")], 10, 1600)
+
+    async def scenario() -> None:
+        location = world.catalog.heads_with_ids("laptop", "photos", "", 10)[0][0]
+        view = await world.media.photo(str(location))
+        assert [(j.job_id, j.state) for j in view.jobs] == [
+            ("job-new", JobState.PENDING), ("job-old", JobState.COMPLETED)]
+        assert [(d.sha256, d.name, d.job_id, d.kind) for d in view.derived] == [
+            (output, "e.png", "job-old", "bgremove")]
+        assert await world.media.servable(output) == output
 
     asyncio.run(scenario())
