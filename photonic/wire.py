@@ -21,6 +21,7 @@ from photonic.models import (
     ManifestEntry,
     PossessionProof,
 )
+from photonic.shoots import PendingShoot
 from photonic.v1 import common_pb2, sync_pb2
 
 _STATE_TO_WIRE: dict[AgentState, common_pb2.AgentState.ValueType] = {
@@ -341,3 +342,14 @@ def replies_in(message: sync_pb2.SyncServerMessage) -> list[sync_pb2.SyncServerM
 
 def failed_from_wire(m: sync_pb2.FileFailed) -> FailedFile:
     return FailedFile(sha256=ContentHash(m.sha256), reason=m.reason, retryable=m.retryable)
+
+
+def pending_shoot_to_wire(s: PendingShoot) -> sync_pb2.PendingShoot:
+    return sync_pb2.PendingShoot(watch_name=s.watch_name, folder=s.folder,
+                                 start_unix_ms=s.start_ms, end_unix_ms=s.end_ms,
+                                 files=s.files, bytes=s.bytes, camera=s.camera)
+
+
+def pending_shoot_from_wire(m: sync_pb2.PendingShoot) -> PendingShoot:
+    return PendingShoot(m.watch_name, m.folder, m.start_unix_ms, m.end_unix_ms, m.files,
+                        m.bytes, m.camera)

@@ -16,6 +16,7 @@ from photonic.agent.endpoints import Endpoints
 from photonic.agent.ignore import IgnoreRules
 from photonic.agent.metrics import AgentMetrics
 from photonic.agent.metrics_service import MetricsEndpointService
+from photonic.agent.pending_report import PendingShootReport
 from photonic.agent.runtime import AgentRuntime
 from photonic.agent.scan_runner import ScanRunner
 from photonic.agent.scanner import Scanner
@@ -155,7 +156,8 @@ class AgentApp:
                                 retry_attempts=c.retry_attempts, once=once)
         return SyncService(settings, connector=self.endpoints, uploader=self.uploader,
                            db=self.db, sm=self.sm, metrics=self.metrics,
-                           status=self.reporter.status, scans=self.scans, queued=self.queued)
+                           status=self.reporter.status, scans=self.scans, queued=self.queued,
+                           pending=PendingShootReport(self.db, shoot_gap_s=c.shoot_gap_s))
 
     def _sweep_ingest_temporaries(self) -> None:
         """Half-copied ingest files from a crash are never queued; remove them."""

@@ -28,6 +28,7 @@ from photonic.models import (
     PossessionProof,
     is_content_hash,
 )
+from photonic.shoots import PendingShoot
 from photonic.v1 import sync_pb2, sync_pb2_grpc
 
 ServerReply = FileDecision | CommittedFile | FailedFile
@@ -178,12 +179,14 @@ class ServerClient:
                             r.max_transfer_size_bytes, r.paused, r.accepts_chunk_runs)
 
     async def heartbeat(self, state: AgentState, queue_depth: int, bytes_pending: int,
-                        missing_watches: Sequence[str]) -> HeartbeatReply:
-        """Reports the agent's state; the server answers whether to pause and what to send
-        again."""
+                        missing_watches: Sequence[str],
+                        pending_shoots: Sequence[PendingShoot] = ()) -> HeartbeatReply:
+        """Reports the agent's state and what is still only here, by shoot; the server answers
+        whether to pause and what to send again."""
         r = await self._unary("Heartbeat", sync_pb2.HeartbeatRequest(
             agent_id=self.agent_id, state=wire.state_to_wire(state), queue_depth=queue_depth,
-            bytes_pending=bytes_pending, missing_watches=list(missing_watches)), 10)
+            bytes_pending=bytes_pending, missing_watches=list(missing_watches),
+            pending_shoots=[wire.pending_shoot_to_wire(s) for s in pending_shoots]), 10)
         assert isinstance(r, sync_pb2.HeartbeatResponse)
         resend = tuple(sha for sha in r.resend_sha256 if is_content_hash(sha))
         return HeartbeatReply(r.paused, resend)

@@ -260,6 +260,21 @@ class QueueTable(StateConnection):
         )
         return QueueStats(files=int(rows[0][0]), bytes=int(rows[0][1]), errored=int(rows[0][2]))
 
+    def queued_for_shoots(self, limit: int) -> list[PendingFile]:
+        """Every queued file (pending or waiting after errors: none is on the server yet), up
+        to limit, with only what shoot grouping reads filled in (no source path or hash):
+        the heartbeat's report of what is still only here."""
+        rows = self._read(
+            "SELECT id, watch_name, rel_path, size, mtime_ns, capture_time_ms, camera_make, "
+            "camera_model, enqueued_ms FROM queue ORDER BY id LIMIT ?", (limit,))
+        return [PendingFile(
+            id=r["id"], watch_name=r["watch_name"], relative_path=r["rel_path"],
+            source_path=Path(), sha256=ContentHash(""), size=r["size"], mtime_ns=r["mtime_ns"],
+            exif=ExifSummary(capture_time_unix_ms=r["capture_time_ms"],
+                             camera_make=r["camera_make"], camera_model=r["camera_model"]),
+            base_sha256="", incomplete=False, attempts=0, enqueued_unix_ms=r["enqueued_ms"],
+        ) for r in rows]
+
     def failed_files(self, limit: int = 50) -> list[tuple[str, str, str]]:
         """(watch, path, reason) of files the agent stopped sending (the server refused them
         for good, or they failed every attempt); each is tried again once it changes."""

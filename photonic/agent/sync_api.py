@@ -9,6 +9,7 @@ from typing import Protocol
 
 from photonic.agent.client import HeartbeatReply, Registration, RemoteStatus, ServerReply
 from photonic.models import AgentState, ChunkData, ConflictPolicy, ManifestEntry, PossessionProof
+from photonic.shoots import PendingShoot
 
 
 class BatchStream(Protocol):
@@ -50,7 +51,8 @@ class SyncServerApi(BatchOpener, Protocol):
     async def register(self, watch_names: Sequence[str]) -> Registration: ...
 
     async def heartbeat(self, state: AgentState, queue_depth: int, bytes_pending: int,
-                        missing_watches: Sequence[str]) -> HeartbeatReply: ...
+                        missing_watches: Sequence[str],
+                        pending_shoots: Sequence[PendingShoot] = ()) -> HeartbeatReply: ...
 
     async def status(self, agent_id: str = "") -> RemoteStatus: ...
 

@@ -15,6 +15,7 @@ import grpc
 from photonic import errors
 from photonic.agent.backoff import Backoff
 from photonic.agent.metrics import AgentMetrics
+from photonic.agent.pending_report import PendingShootReport
 from photonic.agent.scan_runner import ScanRunner
 from photonic.agent.scanner import ScanReport
 from photonic.agent.state import AgentStateMachine
@@ -58,7 +59,8 @@ class SyncService:
 
     def __init__(self, settings: SyncSettings, *, connector: Connector, uploader: Uploader,
                  db: AgentStateDB, sm: AgentStateMachine, metrics: AgentMetrics,
-                 status: LiveStatus, scans: ScanRunner, queued: asyncio.Event) -> None:
+                 status: LiveStatus, scans: ScanRunner, queued: asyncio.Event,
+                 pending: PendingShootReport) -> None:
         self._s = settings
         self._connector = connector
         self._uploader = uploader
@@ -68,6 +70,7 @@ class SyncService:
         self._status = status
         self._scans = scans
         self._wake = queued
+        self._pending = pending
         self._initial_scan: asyncio.Task[list[ScanReport]] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -172,7 +175,9 @@ class SyncService:
                    if w.state is not WatchStatus.OK]
         self._metrics.queue_files.set(stats.files)
         self._metrics.queue_bytes.set(stats.bytes)
-        reply = await client.heartbeat(self._sm.state, stats.files, stats.bytes, missing)
+        shoots = await asyncio.to_thread(self._pending.shoots, stats.files)
+        reply = await client.heartbeat(self._sm.state, stats.files, stats.bytes, missing,
+                                       shoots)
         if reply.resend_sha256:
             await self._scans.resend(reply.resend_sha256)
         return reply.paused

@@ -19,6 +19,7 @@ from photonic.server.catalog import ConflictRow, SqliteCatalog
 from photonic.server.events import EventHub, ServerEvent
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
+from photonic.shoots import PendingShoot, pending_shoots_problem
 
 MAX_HOSTNAME_CHARS = 253  # the longest DNS name
 MAX_VERSION_CHARS = 64
@@ -66,6 +67,8 @@ class AgentReport:
     queue_depth: int = 0
     bytes_pending: int = 0
     missing_watches: tuple[str, ...] = ()
+    pending_shoots: tuple[PendingShoot, ...] = ()
+    """What is still only on the agent, by shoot (bounded: photonic.shoots)."""
 
 
 @dataclass(frozen=True)
@@ -145,11 +148,12 @@ class AgentsService:
     async def heartbeat(self, caller: Caller, report: AgentReport) -> HeartbeatReply:
         """Records what the agent says of itself (catalog row, state gauge) and answers
         whether it is paused and which quarantined contents it should send again."""
-        if problem := watch_names_problem(report.missing_watches, "missing watches"):
+        if problem := (watch_names_problem(report.missing_watches, "missing watches")
+                       or pending_shoots_problem(report.pending_shoots)):
             raise errors.InvalidInput(problem)
         await asyncio.to_thread(self._catalog.heartbeat, caller.agent_id, report.state.value,
                                 report.queue_depth, report.bytes_pending,
-                                report.missing_watches)
+                                report.missing_watches, report.pending_shoots)
         for s in AgentState:
             self._metrics.agent_state.labels(caller.agent_id, s.value).set(
                 int(s is report.state))

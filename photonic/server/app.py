@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, generate_latest
 
+from photonic import __version__
 from photonic.config import ServerConfig
 from photonic.grpc_options import server_options
 from photonic.logfmt import event
@@ -37,11 +38,14 @@ from photonic.server.media.service import MediaService
 from photonic.server.metrics import ScrapeReadings, ServerMetrics
 from photonic.server.rpc_jobs import JobsRpc
 from photonic.server.rpc_sync import SyncService
+from photonic.server.safety import SafetyView
 from photonic.server.store import ContentStore
 from photonic.server.sync_limits import SyncBudgets
-from photonic.tls import server_credentials
+from photonic.server.topology import ServerNode, Topology
+from photonic.tls import certificate_info, server_credentials
 from photonic.v1 import jobs_pb2, jobs_pb2_grpc, sync_pb2, sync_pb2_grpc
 from photonic.web.cert_access import CertificateGate
+from photonic.web.overview_routes import Overview
 from photonic.web.page import Page
 from photonic.web.server import WebServer, build_app
 from photonic.web.site import web_ssl_context
@@ -135,6 +139,7 @@ class ServerApp:
         if self.config.web_ui_port:
             self._http = WebServer(build_app(
                 health=self._healthz, metrics=self._metrics, agents=self.agents, jobs=self.jobs,
+                overview=self._overview(self.jobs),
                 web_clients=self.metrics.web_clients, certs=self.web_certs,
                 catalog=self.catalog, events=self.events, secure=web_tls is not None,
                 media=MediaService(self.store, self.catalog, self.job_queue,
@@ -178,6 +183,14 @@ class ServerApp:
                            self.config.max_transfer_size_bytes)
         return UploadIntake(jobs, self.store, self.library, claims, self.auth.audit,
                             IntakeLimits(limits, jc.max_zip_bytes, jc.max_batch_children))
+
+    def _overview(self, jobs: JobsService) -> Overview:
+        """Safety by shoot and the topology, for the web API: this server is named by its
+        certificate's subject, as agents see it."""
+        this = ServerNode(certificate_info(self.config.security.cert_path).subject_cn,
+                          self.config.bind_address, __version__)
+        return Overview(SafetyView(self.catalog, self.job_queue, shoot_gap_ms=SHOOT_GAP_MS),
+                        Topology(this, self.catalog, jobs.dispatcher.snapshot))
 
     def _sync_budgets(self) -> SyncBudgets:
         c = self.config

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from photonic.models import ExifSummary
+from photonic.server.catalog_shoots import ShootTables, replace_pending_shoots
+from photonic.shoots import PendingShoot
 from photonic.sqlite_db import open_database, transaction
 
 _IN_BATCH = 500
@@ -149,7 +151,7 @@ class Catalog(Protocol):
                         durable: bool = False) -> None: ...
 
 
-class SqliteCatalog:
+class SqliteCatalog(ShootTables):
     """The embedded catalog: one SQLite file in WAL mode; every commit is durable on return."""
 
     def __init__(self, path: Path) -> None:
@@ -473,14 +475,18 @@ class SqliteCatalog:
             )
 
     def heartbeat(self, agent_id: str, state: str, queue_depth: int, bytes_pending: int,
-                  missing_watches: tuple[str, ...]) -> None:
+                  missing_watches: tuple[str, ...],
+                  pending_shoots: Sequence[PendingShoot] = ()) -> None:
+        """Records the agent's report; its pending shoots replace its last ones."""
+        ts = now_ms()
         with self._tx() as c:
             c.execute(
                 "UPDATE agents SET last_seen_ms = ?, state = ?, queue_depth = ?, "
                 "bytes_pending = ?, missing_watches = ? WHERE agent_id = ?",
-                (now_ms(), state, queue_depth, bytes_pending, "\n".join(missing_watches),
+                (ts, state, queue_depth, bytes_pending, "\n".join(missing_watches),
                  agent_id),
             )
+            replace_pending_shoots(c, agent_id, pending_shoots, ts)
 
     def set_paused(self, agent_id: str, paused: bool, *, by_admin: bool) -> bool | None:
         """Sets the agent's own pause, or the admin's (which only an admin clears). Returns

@@ -139,8 +139,10 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
     async def Heartbeat(self, request: sync_pb2.HeartbeatRequest,
                         context: grpc.aio.ServicerContext) -> sync_pb2.HeartbeatResponse:
         caller = await self._auth.require(context, Scope.SYNC, "Heartbeat", request.agent_id)
-        report = AgentReport(wire.state_from_wire(request.state), request.queue_depth,
-                             request.bytes_pending, tuple(request.missing_watches))
+        report = AgentReport(
+            wire.state_from_wire(request.state), request.queue_depth, request.bytes_pending,
+            tuple(request.missing_watches),
+            tuple(wire.pending_shoot_from_wire(s) for s in request.pending_shoots))
         reply = await answer(context, lambda: self._agents.heartbeat(caller, report))
         return sync_pb2.HeartbeatResponse(paused=reply.paused,
                                           server_time_unix_ms=int(time.time() * 1000),

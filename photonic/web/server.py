@@ -16,7 +16,7 @@ from photonic.server.jobs.service import JobsService
 from photonic.server.jobs.web_intake import WebUploads
 from photonic.server.library_browse import LibraryBrowser
 from photonic.server.media.service import MediaService
-from photonic.web import access, api, live, media_routes, pages, processing_routes
+from photonic.web import access, api, live, media_routes, overview_routes, pages, processing_routes
 from photonic.web.cert_access import CertificateGate
 from photonic.web.credentials import TokenBook
 from photonic.web.page import PageSource, page_handler
@@ -33,6 +33,7 @@ SHUTDOWN_S = 1.0
 
 def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
               jobs: JobsService, catalog: SqliteCatalog, events: EventHub,
+              overview: overview_routes.Overview | None = None,
               uploads: WebUploads,
               secure: bool, web_clients: Gauge | None = None,
               certs: CertificateGate | None = None,
@@ -58,6 +59,8 @@ def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
     app.router.add_get("/api/v1/session", access.session_info)
     api.add_routes(app)
     live.add_routes(app)
+    if overview is not None:
+        overview_routes.add_routes(app, overview)
     if media is not None:
         media_routes.add_routes(app, media)
     processing_routes.add_routes(app, uploads, ResultsArchive(jobs))

@@ -80,6 +80,18 @@ class WorkerSession:
         self.orders.put_nowait(order)
 
 
+@dataclass(frozen=True)
+class WorkerView:
+    """A read-only copy of one Work stream: who, what it can run, how many jobs at once, and
+    the jobs it holds (running, or uploading their outputs)."""
+
+    worker_id: str
+    capabilities: tuple[str, ...]
+    """Tags as the worker states them: `bgremove`, `lightroom=13.2`."""
+    slots: int
+    running: tuple[str, ...]
+
+
 Changed = Callable[[Sequence[Job]], Awaitable[None]]
 """Told of every job whose state a dispatch step changed (events, logs, metrics, parents)."""
 HeldBy = Callable[[str, Sequence[str]], set[str]]
@@ -134,6 +146,15 @@ class Dispatcher:
     @property
     def sessions(self) -> list[WorkerSession]:
         return list(self._sessions)
+
+    def snapshot(self) -> list[WorkerView]:
+        """The connected Work streams as they are now, copied: what the topology view shows
+        (a reader never holds a live session)."""
+        return [WorkerView(s.worker_id, tuple(sorted(
+                    f"{k}={v}" if v else k for k, v in s.capabilities.items())),
+                           min(s.slots, s.max_concurrent),
+                           tuple(sorted({*s.running, *s.finishing})))
+                for s in self._sessions]
 
     # sessions -------------------------------------------------------------------------------
 

@@ -152,6 +152,18 @@ class SqliteJobQueue:
     def outputs_of_sha(self, sha256: str) -> bool:
         return bool(self._rows("SELECT 1 FROM job_outputs WHERE sha256 = ? LIMIT 1", (sha256,)))
 
+    def completed_inputs(self, shas: Sequence[str]) -> set[str]:
+        """Which of these contents some completed job took as its input (500 per query, under
+        SQLite's variable limit; an index on input_sha256 answers each)."""
+        unique = list(dict.fromkeys(shas))
+        found: set[str] = set()
+        for start in range(0, len(unique), 500):
+            batch = unique[start:start + 500]
+            found.update(str(r[0]) for r in self._rows(
+                "SELECT DISTINCT input_sha256 FROM jobs WHERE state = 'COMPLETED' AND "
+                f"input_sha256 IN ({', '.join('?' * len(batch))})", tuple(batch)))
+        return found
+
     # writing --------------------------------------------------------------------------------
 
     def add(self, jobs: Sequence[NewJob], now_ms: int) -> None:

@@ -16,6 +16,7 @@ from photonic.agent.client import HeartbeatReply, Registration, RemoteStatus
 from photonic.agent.endpoints import Endpoints
 from photonic.agent.ignore import IgnoreRules
 from photonic.agent.metrics import AgentMetrics
+from photonic.agent.pending_report import PendingShootReport
 from photonic.agent.scan_runner import ScanRunner
 from photonic.agent.scanner import Scanner
 from photonic.agent.state import AgentStateMachine
@@ -25,6 +26,7 @@ from photonic.agent.sync_api import BatchStream, SyncServerApi
 from photonic.agent.sync_service import SyncService, SyncSettings
 from photonic.agent.uploader import Uploader, UploaderSettings
 from photonic.models import AgentState, ConflictPolicy
+from photonic.shoots import PendingShoot
 
 
 class FakeClient:
@@ -49,7 +51,8 @@ class FakeClient:
         return Registration(self.agent_id, ("sync",), 1 << 20, 1 << 30, False, True)
 
     async def heartbeat(self, state: AgentState, queue_depth: int, bytes_pending: int,
-                        missing_watches: Sequence[str]) -> HeartbeatReply:
+                        missing_watches: Sequence[str],
+                        pending_shoots: Sequence[PendingShoot] = ()) -> HeartbeatReply:
         self.heartbeats.append(state)
         return HeartbeatReply(False, ())
 
@@ -127,7 +130,7 @@ def test_a_once_run_over_the_seam_heartbeats_and_ends(db: AgentStateDB, tmp_path
         SyncSettings("laptop", (), retry_attempts=1, once=True),
         connector=FakeConnector([down, up]), uploader=uploader, db=db,
         sm=AgentStateMachine("laptop", metrics), metrics=metrics, status=status,
-        scans=scans, queued=queued)
+        scans=scans, queued=queued, pending=PendingShootReport(db, shoot_gap_s=60.0))
     asyncio.run(asyncio.wait_for(service.run(asyncio.Event()), 10))
     assert up.heartbeats == [AgentState.MONITORING] and up.closed
     assert status.endpoint == "b:2"
