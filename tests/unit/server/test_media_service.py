@@ -17,7 +17,7 @@ from PIL import Image
 
 from photonic import errors
 from photonic.jobs_model import JobOutput, JobState
-from photonic.models import ConflictPolicy, ContentHash, ManifestEntry
+from photonic.models import ConflictPolicy, ContentHash, ExifSummary, ManifestEntry
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.jobs.queue import Lease, NewJob
 from photonic.server.jobs.sqlite_queue import SqliteJobQueue
@@ -173,5 +173,23 @@ def test_jobs_on_any_version_are_listed_and_completed_outputs_derived(world: Wor
         assert [(d.sha256, d.name, d.job_id, d.kind) for d in view.derived] == [
             (output, "e.png", "job-old", "bgremove")]
         assert await world.media.servable(output) == output
+
+    asyncio.run(scenario())
+
+
+def test_a_parked_conflicts_incoming_side_is_servable_under_its_paths_name(
+        world: World) -> None:
+    """Content that only a conflict names (the incoming side, in no version) is served, with
+    the conflicting path's file name; its details come from its own bytes."""
+    server_side = world.put(jpeg(world.root, 10), "2024/f.jpg")
+    incoming = world.put(make_jpeg(world.root / "f2.jpg", seed=11, model="Z 9").read_bytes())
+    world.catalog.park_conflict("laptop", "photos", "2024/f.jpg", server_side, incoming,
+                                100, ExifSummary(), 0)
+
+    async def scenario() -> None:
+        assert await world.media.servable(incoming) == "f.jpg"
+        view = await world.media.content(incoming)
+        assert view.exif.camera == "Nikon Z 9"
+        assert view.size == (world.root / "f2.jpg").stat().st_size
 
     asyncio.run(scenario())
