@@ -356,6 +356,7 @@ def _run_daemon(make: Daemon) -> int:
     """Runs a daemon until SIGTERM or SIGINT, which set its stop event for a graceful drain.
     Under systemd (NOTIFY_SOCKET) it reports READY=1 when the daemon calls ready(),
     WATCHDOG=1 while its event loop runs, and STOPPING=1 when the drain begins."""
+    from photonic import taskdump
     from photonic.memtune import keep_freed_buffers
     from photonic.service.notify import Notifier
 
@@ -373,6 +374,7 @@ def _run_daemon(make: Daemon) -> int:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop_requested)
+        taskdump.install(loop)  # kill -USR2: what a stuck daemon waits on, in its log
         watchdog_done = asyncio.Event()
         watchdog = asyncio.create_task(notifier.watchdog(watchdog_done))
         try:

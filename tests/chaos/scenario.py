@@ -71,8 +71,11 @@ def wait_converged(server: ServerHandle, agents: Sequence[AgentHandle], timeout_
     except AssertionError as exc:
         summary = last[0].summary() if last else "no verification ran"
         logs = "\n".join(f"--- {a.agent_id} log tail:\n{a.daemon.log()[-3000:]}" for a in agents)
+        # Taken after the tails: a stuck daemon's tasks say what it waits on.
+        dumps = "\n".join(f"--- {a.agent_id} tasks:\n{a.daemon.task_dump()}" for a in agents)
         raise AssertionError(f"{exc}\n{summary}\n{logs}\n--- server log tail:\n"
-                             f"{server.daemon.log()[-3000:]}") from None
+                             f"{server.daemon.log()[-3000:]}\n{dumps}\n--- server tasks:\n"
+                             f"{server.daemon.task_dump()}") from None
     return last[0]
 
 

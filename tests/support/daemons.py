@@ -124,6 +124,20 @@ class Daemon:
             raise AssertionError(
                 f"{self.name} did not stop on SIGTERM:\n{self.log()[-3000:]}") from None
 
+    def task_dump(self, timeout_s: float = 5) -> str:
+        """What the running daemon's event loop waits on (its SIGUSR2 dump), for a failure
+        message; "" when it is not running or does not answer."""
+        if not self.running or self.proc is None:
+            return ""
+        start = len(self.log())
+        self.proc.send_signal(signal.SIGUSR2)
+        try:
+            wait_until(lambda: "task_dump_end" in self.log()[start:], timeout_s,
+                       message=f"{self.name} to dump its tasks")
+        except AssertionError:
+            return f"({self.name} wrote no task dump within {timeout_s:g}s)"
+        return self.log()[start:]
+
     def kill(self) -> None:
         """SIGKILL: no cleanup, exactly like a crash or a power cut of the process."""
         if self.proc is not None and self.proc.poll() is None:
