@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.browser.conftest import LIVE_S, Dashboard
-from tests.support.daemons import run_cli
+from tests.support.daemons import run_cli, sha256_of
 from tests.support.models import astronaut_jpeg
 from tests.support.photos import make_jpeg
 
@@ -98,8 +98,22 @@ def _tile_appears_live(dashboard: Dashboard, init_script: str, name: str, seed: 
 
 def test_a_new_photo_appears_in_the_library_without_a_reload(dashboard: Dashboard) -> None:
     """A photo dropped into the laptop's watch folder shows up as a thumbnail in the open
-    library folder, carried by the WebSocket."""
+    library folder, carried by the WebSocket; its tile opens the photo's page with its
+    SHA-256 and a download link for the original."""
     _tile_appears_live(dashboard, "", "sunset.jpg", 11, "websocket", shot="library")
+    sha = sha256_of(dashboard.laptop.watches["photos"] / "sunset.jpg")
+    context = dashboard.context()
+    try:
+        page = dashboard.logged_in(context, "#/library?folder=laptop/photos")
+        page.locator("#photos img[alt='sunset.jpg']").click()
+        page.get_by_role("heading", name="sunset.jpg").wait_for()
+        page.locator("dl.facts, .notice-unavailable").first.wait_for()
+        assert page.locator("dl.facts").get_by_text(sha).is_visible()
+        link = page.get_by_role("link", name="Download the original")
+        assert link.get_attribute("href") == f"/download/{sha}"
+        dashboard.shot(page, "photo")
+    finally:
+        context.close()
 
 
 def test_with_websockets_blocked_the_page_updates_by_long_polling(
@@ -108,6 +122,31 @@ def test_with_websockets_blocked_the_page_updates_by_long_polling(
     still appears, through /api/v1/events long-polls; no WebSocket was opened."""
     sockets = _tile_appears_live(dashboard, BLOCK_WEBSOCKET, "harbour.jpg", 12, "polling")
     assert sockets == []
+
+
+def test_safety_says_a_card_is_safe_to_format_only_when_nothing_is_left_behind(
+        dashboard: Dashboard) -> None:
+    """The laptop paused with a new photo in its folder: its shoot says "Not yet" and counts
+    the photo as only on the laptop; resumed, the photo reaches the server and the same page
+    turns to "Safe to format the card" without a reload."""
+    context = dashboard.context()
+    try:
+        page = dashboard.logged_in(context, "#/safety")
+        page.locator("article.shoot, .notice-unavailable").first.wait_for(timeout=LIVE_S * MS)
+        assert page.locator(".verdict-unsafe").count() == 0, page.locator("main").inner_text()
+        assert page.get_by_text("Safe to format the card.").first.is_visible()
+        dashboard.api("/api/v1/agents/laptop/pause", method="POST", body={"paused": True})
+        try:
+            make_jpeg(dashboard.laptop.watches["photos"] / "pending.jpg", seed=13)
+            unsafe = page.locator(".verdict-unsafe", has_text="still only on laptop")
+            unsafe.wait_for(timeout=LIVE_S * MS)
+            dashboard.shot(page, "safety")
+        finally:
+            dashboard.api("/api/v1/agents/laptop/pause", method="POST", body={"paused": False})
+        page.locator(".verdict-unsafe").first.wait_for(state="detached", timeout=LIVE_S * MS)
+        assert page.get_by_text("Safe to format the card.").first.is_visible()
+    finally:
+        context.close()
 
 
 def test_a_conflict_resolved_on_the_page_changes_the_catalog(dashboard: Dashboard) -> None:
@@ -121,6 +160,9 @@ def test_a_conflict_resolved_on_the_page_changes_the_catalog(dashboard: Dashboar
         card.wait_for()
         assert card.get_by_role("heading", name="2024/IMG_1.jpg").is_visible()
         assert card.locator("img, .thumb-missing").count() == 2
+        page.wait_for_function("""[...document.querySelectorAll('article.conflict img')]
+            .every(img => img.complete && img.naturalWidth > 0)""", timeout=LIVE_S * MS)
+        card.locator("dl.facts").nth(1).wait_for()
         dashboard.shot(page, "conflicts")
         card.get_by_role("button", name="Keep the new version from laptop").click()
         page.get_by_text("No conflicts").wait_for(timeout=LIVE_S * MS)
@@ -178,6 +220,13 @@ def test_a_zip_uploaded_on_the_processing_page_is_processed_and_downloads(
         with page.expect_download() as download:
             page.locator("#download-all").click()
         data = Path(download.value.path()).read_bytes()
+        page.goto(dashboard.base + "/#/jobs")
+        batch = page.locator("#jobs-recent article.job", has_text="Crop to the face").first
+        batch.get_by_text("2 of 2 done").wait_for(timeout=LIVE_S * MS)
+        batch.get_by_text("Photos in this batch").click()
+        batch.locator("ul.children li", has_text="Done").nth(1).wait_for()
+        assert batch.get_by_role("link", name="Download all results (ZIP)").is_visible()
+        dashboard.shot(page, "jobs")
     finally:
         context.close()
     with zipfile.ZipFile(io.BytesIO(data)) as zf:

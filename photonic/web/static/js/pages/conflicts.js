@@ -50,7 +50,7 @@ function conflictCard(c, refresh) {
     h("h2", {}, c.rel_path),
     h("p", { class: "muted" }, `${path} · noticed ${when(c.created_ms)}`),
     h("div", { class: "sides" },
-      side("On the server now", c.server_sha256, ""),
+      side("On the server now", c.server_sha256, "the current version"),
       side(`New from ${c.agent_id}`, c.incoming_sha256,
         `changed ${when(Math.round(Number(c.incoming_mtime_ns) / 1e6))}`)),
     h("div", { class: "actions" },

@@ -88,8 +88,10 @@ function jobCard(job, refresh, open) {
       job.kind === "batch" && job.state === "JOB_STATE_COMPLETED"
         ? h("a", { class: "download", href: `/api/v1/jobs/${encodeURIComponent(job.jobId)}/results.zip` },
           "Download all results (ZIP)") : ""),
-    status, children);
+    status);
   if (job.kind === "batch") {
+    // Opened (by a click, or because it was open before a refresh), its toggle event loads
+    // the batch's photos.
     const details = h("details", { open: open.has(job.jobId) || undefined },
       h("summary", {}, "Photos in this batch"), children);
     details.addEventListener("toggle", async () => {
@@ -98,7 +100,7 @@ function jobCard(job, refresh, open) {
         await loadChildren(job, children);
       } else open.delete(job.jobId);
     });
-    card.replaceChild(details, children); // opened: its toggle event loads the photos
+    card.append(details);
   }
   return card;
 }
