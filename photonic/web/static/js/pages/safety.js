@@ -34,7 +34,8 @@ function shootCard(shoot) {
       h("dt", {}, `On ${shoot.agent_id} only`), h("dd", { class: shoot.on_agent_only ? "warn" : "" },
         String(shoot.on_agent_only)),
       h("dt", {}, "On the server, verified"), h("dd", {}, String(shoot.on_server_verified)),
-      h("dt", {}, "Extra copies (backups)"), h("dd", {}, String(shoot.copies)),
+      h("dt", {}, "Copies kept by photonic"), h("dd", {},
+        shoot.copies > 1 ? `${shoot.copies} (server and backups)` : `${shoot.copies} (the server only, no backup yet)`),
       h("dt", {}, "Processed"), h("dd", {}, String(shoot.processed))));
 }
 
