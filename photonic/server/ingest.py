@@ -41,6 +41,7 @@ from photonic.server.ingest_deps import (
     check_manifest_size,
 )
 from photonic.server.store import PartialUpload, as_storage_full
+from photonic.server.sync_audit import SyncTally
 from photonic.server.verification import TrustReport
 
 log = logging.getLogger("photonic.server.ingest")
@@ -80,6 +81,8 @@ class IngestSession:
         self._settling: set[asyncio.Task[None]] = set()
         self._writer = ContentWriter(deps)
         self._challenges: dict[str, _Challenge] = {}
+        self.tally = SyncTally()
+        """What this stream made durable, for its one audit row (sync_audit.py)."""
 
     @property
     def working(self) -> bool:
@@ -208,6 +211,7 @@ class IngestSession:
                 await self._reject(entry, str(committed))
                 continue
             self._d.metrics.dedup_hits.labels(self._agent).inc()
+            self.tally.deduplicated_one()
             self._d.metrics.photos_processed.labels(self._agent, "deduplicated").inc()
             self._publish("file_deduplicated", entry)
             await self._send(FileDecision(
@@ -413,6 +417,7 @@ class IngestSession:
                 await self._fail(incoming, str(problem), retryable=True)
             else:
                 self._d.metrics.bytes_stored.labels(self._agent).inc(incoming.size)
+                self.tally.stored(incoming.size)
                 stored.append(incoming)
         try:
             # Paths may join while earlier ones are recorded; all are served before forgetting.
@@ -429,6 +434,7 @@ class IngestSession:
                         await self._reject(entry, str(committed))
                         continue
                     self._d.metrics.photos_processed.labels(self._agent, "stored").inc()
+                    self.tally.committed()
                     self._publish("file_committed", entry, committed.library_path)
                     event(log, "file_committed", agent=self._agent, path=entry.relative_path,
                           watch=entry.watch_name, sha256=entry.sha256[:16], size=entry.size,

@@ -34,6 +34,7 @@ from photonic.server.ingest import IngestSession, Outgoing
 from photonic.server.ingest_deps import IngestDeps, check_manifest_size
 from photonic.server.metrics import ServerMetrics
 from photonic.server.rpc_errors import answer
+from photonic.server.sync_audit import audit_sync
 from photonic.server.sync_limits import Refusal, StreamBudget, SyncBudgets, SyncLimits
 from photonic.v1 import sync_pb2, sync_pb2_grpc
 
@@ -230,6 +231,7 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
             watchdog.cancel()
             reader.cancel()
             await session.close()
+            await audit_sync(self._auth.audit, caller.agent_id, session.tally)
         if failure:
             exc = failure[0]
             if isinstance(exc, errors.LimitExceeded):
