@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
-from bench import datagen, jobs, lightroom, load, scale, symmetric, trash
+from bench import dashboard, datagen, jobs, lightroom, load, scale, symmetric, trash
 from bench.datagen import DataSet
 from bench.figures import (
     RAW_GRPC,
@@ -44,7 +44,7 @@ _MB = 1_000_000
 _GB = 1_000_000_000
 _SECOND_AGENT = "bench-agent-2"
 _INCREMENTAL_FILES = 10
-GROUPS = ("sync", "scale", "load", "jobs", "lightroom")
+GROUPS = ("sync", "scale", "load", "jobs", "lightroom", "dashboard")
 SYNC_SETS = ("large", "small", "raw", "tiff")
 
 PeerFactory = Callable[[Path], SymmetricPeer]
@@ -251,6 +251,15 @@ class Bench:
         self.samples[(PHOTONIC, "jobs.dispatch.all")].extend(figure.dispatch_ms)
         self.samples[(PHOTONIC, "jobs.agent_start.all")].extend(figure.agent_processing_ms)
 
+    # --- dashboard figures -------------------------------------------------------------------
+
+    def dashboard_figures(self, quick: bool) -> None:
+        self.notes.append(f"dashboard figures: {_loadavg()}")
+        figure = dashboard.measure(self.work_dir, quick=quick)
+        for key, values in dashboard.dashboard_values(figure).items():
+            self.samples[(PHOTONIC, key)].extend(values)
+        self.notes.extend(figure.notes)
+
     # --- Lightroom bridge figures ------------------------------------------------------------
 
     def lightroom_figures(self, quick: bool) -> None:
@@ -298,13 +307,15 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-jobs", action="store_true", help="skip the jobs figures")
     p.add_argument("--no-lightroom", action="store_true",
                    help="skip the Lightroom bridge figures")
+    p.add_argument("--no-dashboard", action="store_true", help="skip the dashboard figures")
     p.add_argument(
         "--only",
         choices=GROUPS,
         help="run one group of figures: sync (the sets against the peers, and latency), "
         "scale, load (many agents syncing at once, many idle agents), jobs (dispatch "
         "latency, a facecrop batch, recovery from a killed worker), or lightroom (job leased "
-        "on the server -> a long-polling plugin receives it)",
+        "on the server -> a long-polling plugin receives it), or dashboard (web API pages over a "
+        "100,000-photo catalog, event -> WebSocket latency, thumbnails)",
     )
     p.add_argument("--seed", type=int, default=datagen.DEFAULT_SEED)
     p.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
@@ -396,6 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "lightroom" in groups and PHOTONIC in tools:
                 bench.attempt("photonic: lightroom bridge",
                               functools.partial(bench.lightroom_figures, args.quick))
+            if "dashboard" in groups and PHOTONIC in tools:
+                bench.attempt("photonic: dashboard",
+                              functools.partial(bench.dashboard_figures, args.quick))
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     counts = {name: ds.count for name, ds in sets.items()}
@@ -412,6 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         figure_rows += jobs.figure_specs(jobs.jobs_shape(quick=args.quick))
     if "lightroom" in groups and PHOTONIC in tools:
         figure_rows += lightroom.figure_specs(lightroom.lightroom_shape(quick=args.quick))
+    if "dashboard" in groups and PHOTONIC in tools:
+        figure_rows += dashboard.figure_specs(dashboard.dashboard_shape(quick=args.quick))
     rows = build_rows(figure_rows, bench.samples)
     report = Report(args.quick, rows, bench.samples, bench.errors, _context(args, runs, sets))
     report.context["wall_s"] = round(time.perf_counter() - started, 1)
@@ -445,6 +461,8 @@ def _groups(args: argparse.Namespace) -> set[str]:
         groups.discard("jobs")
     if args.no_lightroom:
         groups.discard("lightroom")
+    if args.no_dashboard:
+        groups.discard("dashboard")
     return groups
 
 
