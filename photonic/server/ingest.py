@@ -78,7 +78,7 @@ class IngestSession:
         self._commits: set[asyncio.Task[None]] = set()
         self._commit_slots = asyncio.Semaphore(MAX_COMMITS_IN_FLIGHT)
         self._commit_errors: list[errors.PhotonicError] = []
-        self._settling: set[asyncio.Task[None]] = set()
+        self._settling: set[asyncio.Future[bool]] = set()
         self._writer = ContentWriter(deps)
         self._challenges: dict[str, _Challenge] = {}
         self.tally = SyncTally()
@@ -337,7 +337,7 @@ class IngestSession:
                                             accepted)
         except (errors.StorageFull, OSError) as exc:
             # The disk refused a write: whatever else was written meanwhile may be lost too,
-            # so no partial written since is parked for a resume (see _park).
+            # so no partial written since is parked for a resume (see _settle).
             self._d.library.durability.note_failure()
             if isinstance(exc, errors.StorageFull):
                 self._d.metrics.storage_full.set(1)
@@ -504,20 +504,26 @@ class IngestSession:
         if upload is None or upload.closed:
             self._release(incoming)
             return
-        task = asyncio.create_task(self._park(incoming, upload))
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
+        # The executor's own future, not a task: a task cancelled before its first step never
+        # runs its body (nor a `finally` that releases the claim), and a stream's cleanup can
+        # be cancelled at any await. The claim is released by the future's callback, which
+        # runs however the future ends, and only once the thread is done with the files.
+        keep = not self._d.library.durability.failed_since(incoming.mark)
+        settling = asyncio.get_running_loop().run_in_executor(None, _park_or_discard, upload,
+                                                               keep)
 
-    async def _park(self, incoming: Incoming, upload: PartialUpload) -> None:
-        """Keeps the bytes received so far for a resume, fsynced; drops them instead if a sync
-        failed since they began to arrive (they may be lost whatever the page cache shows)."""
-        try:
-            if self._d.library.durability.failed_since(incoming.mark):
-                await asyncio.to_thread(upload.discard)
-            elif not await asyncio.to_thread(upload.park):
-                self._d.library.durability.note_failure()
-        finally:
-            self._release(incoming)
+        def settled(done: asyncio.Future[bool]) -> None:
+            try:
+                if not done.cancelled():  # cancelled before it ran: the partial is left
+                    failed = done.exception() is not None or not done.result()
+                    if keep and failed:  # bytes we meant to keep may not be on the disk
+                        self._d.library.durability.note_failure()
+            finally:
+                self._release(incoming)
+
+        self._settling.add(settling)
+        settling.add_done_callback(self._settling.discard)
+        settling.add_done_callback(settled)
 
     def _release(self, incoming: Incoming) -> None:
         if incoming.claimed:
@@ -559,4 +565,15 @@ class IngestSession:
         for sha in list(self._incoming):
             self._forget(sha)
         while self._settling:
-            await asyncio.gather(*list(self._settling), return_exceptions=True)
+            # asyncio.wait, not gather: a cancelled close must not cancel the parking.
+            await asyncio.wait(list(self._settling))
+
+
+def _park_or_discard(upload: PartialUpload, keep: bool) -> bool:
+    """Runs in a worker thread: keeps the bytes received so far for a resume, fsynced (False
+    when they could not be made durable, and are discarded), or drops them when a sync failed
+    since they began to arrive (they may be lost whatever the page cache shows)."""
+    if keep:
+        return upload.park()
+    upload.discard()
+    return True

@@ -4,9 +4,10 @@ agents application layer (agents_service.py) or, for SyncBatch, the ingest sessi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import grpc
 
@@ -62,7 +63,7 @@ def _outgoing_to_wire(item: Outgoing) -> sync_pb2.SyncServerMessage:
 
 
 async def _reply_runs(outgoing: asyncio.Queue[Outgoing | None], max_run: int
-                      ) -> AsyncIterator[sync_pb2.SyncServerMessage]:
+                      ) -> AsyncGenerator[sync_pb2.SyncServerMessage, None]:
     """The replies in order until the None that ends them; replies already waiting go out
     together in one message (up to max_run of them and MAX_REPLY_RUN_BYTES)."""
     run: list[sync_pb2.SyncServerMessage] = []
@@ -125,6 +126,8 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
         self._metrics = metrics
         self._limits = SyncLimits(budgets)
         self._max_transfer = max_transfer_size_bytes
+        self._closing: set[asyncio.Task[None]] = set()
+        """Session closes begun when a call ended, held until they finish."""
 
     async def RegisterAgent(self, request: sync_pb2.RegisterAgentRequest,
                             context: grpc.aio.ServicerContext) -> sync_pb2.RegisterAgentResponse:
@@ -169,8 +172,12 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
         self._metrics.active_syncs.inc()
         started = time.monotonic()
         try:
-            async for reply in self._run_batch(caller, request_iterator, context, stream):
-                yield reply
+            # aclosing: the batch's own cleanup (its session's claims, partials and tasks)
+            # runs when this generator ends, not whenever the collector gets to it.
+            async with contextlib.aclosing(
+                    self._run_batch(caller, request_iterator, context, stream)) as replies:
+                async for reply in replies:
+                    yield reply
         finally:
             stream.close()
             self._metrics.active_syncs.dec()
@@ -180,7 +187,7 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
     async def _run_batch(self, caller: Caller,
                          requests: AsyncIterator[sync_pb2.SyncClientMessage],
                          context: grpc.aio.ServicerContext, stream: StreamBudget
-                         ) -> AsyncIterator[sync_pb2.SyncServerMessage]:
+                         ) -> AsyncGenerator[sync_pb2.SyncServerMessage, None]:
         outgoing: asyncio.Queue[Outgoing | None] = asyncio.Queue(_OUTGOING_QUEUE)
         failure: list[errors.PhotonicError] = []
         handler = asyncio.current_task()
@@ -218,12 +225,27 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
 
         reader = asyncio.create_task(pump())
         watchdog = asyncio.create_task(cut_when_idle())
+        loop = asyncio.get_running_loop()
+
+        def call_ended(_context: object) -> None:
+            """The call is over (its agent gone, cancelled, or done): the session is closed
+            now even if these generators are left suspended at a yield, which they are when
+            the call dies while a reply is being written (closed only when collected)."""
+            reader.cancel()
+            watchdog.cancel()
+            closing = loop.create_task(session.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
+        context.add_done_callback(
+            lambda ctx: loop.call_soon_threadsafe(call_ended, ctx))
         try:
-            async for message in _reply_runs(outgoing, max_run):
-                stream.idle.sending = True
-                yield message
-                stream.idle.sending = False
-                stream.idle.progressed()
+            async with contextlib.aclosing(_reply_runs(outgoing, max_run)) as runs:
+                async for message in runs:
+                    stream.idle.sending = True
+                    yield message
+                    stream.idle.sending = False
+                    stream.idle.progressed()
             await asyncio.wait([reader])
             if not reader.cancelled():
                 reader.result()

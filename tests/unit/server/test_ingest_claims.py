@@ -13,7 +13,7 @@ import pytest
 
 from photonic.models import ConflictPolicy, Decision, ManifestEntry
 from photonic.server.ingest_deps import Placed
-from tests.support.ingest import IngestStream, real_ingest_deps, sha_of
+from tests.support.ingest import IngestStream, chunk_of, open_stream, real_ingest_deps, sha_of
 from tests.support.races import cancel_mid_commit, committed_library_files, odd_sized, race_deps
 
 
@@ -96,5 +96,35 @@ def test_a_stream_ended_while_it_reads_a_partials_offset_releases_the_claim(
 
     try:
         asyncio.run(scenario())
+    finally:
+        deps.catalog.close()
+
+
+def test_a_close_cancelled_at_once_still_parks_the_partial_and_releases_the_claim(
+        tmp_path: Path) -> None:
+    """The stream's cleanup is itself cancelled (the call ends twice over, as when the agent
+    dies while the server cuts an idle stream): the partial is parked for a resume all the
+    same, and the claim is released once that is done, never left held."""
+    deps = real_ingest_deps(tmp_path)
+    content = PHOTO * 4
+    sha = sha_of(content)
+
+    async def scenario() -> None:
+        stream = await open_stream(deps, [content])
+        await stream.session.on_chunks([chunk_of(content, 0, 1000)])
+        closing = asyncio.create_task(stream.session.close())
+        await asyncio.sleep(0)
+        closing.cancel()
+        await asyncio.gather(closing, return_exceptions=True)
+        for _ in range(500):
+            if not deps.claims.held(sha):
+                break
+            await asyncio.sleep(0.01)
+        assert not deps.claims.held(sha), "the cancelled close left the claim held"
+
+    try:
+        asyncio.run(scenario())
+        assert [p.name for p in deps.store.partial.iterdir()] == [f"{sha}.resume"]
+        assert deps.store.partial_offset(sha) == 1000, "the parked bytes are kept for a resume"
     finally:
         deps.catalog.close()
