@@ -7,42 +7,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
 from photonic.agent.statusfile import LiveStatus, write_status
 from photonic.agent.uploader import SyncTotals
 from photonic.models import AgentState
+from photonic.rates import RecentRate
 
 log = logging.getLogger("photonic.agent")
 
 STATUS_INTERVAL_S = 1.0
-RECENT_RATE_WINDOW_S = 30.0
-"""`photonic status` shows the rate over this window, so it falls to 0 soon after work stops
-(a rate averaged since start kept falling slowly while nothing happened)."""
-
-
-class RecentRate:
-    """Bytes per second over the last window_s, from (time, running total) samples."""
-
-    def __init__(self, window_s: float = RECENT_RATE_WINDOW_S) -> None:
-        self._window_s = window_s
-        self._samples: deque[tuple[float, int]] = deque()
-
-    def add(self, now_s: float, total_bytes: int) -> float:
-        """Records the running total at now_s and returns the rate over the window."""
-        if self._samples and total_bytes < self._samples[-1][1]:
-            self._samples.clear()  # a new session's totals start again from 0
-        self._samples.append((now_s, total_bytes))
-        # Keep one sample at or before the window's start, so the window is covered whole.
-        while len(self._samples) > 2 and self._samples[1][0] <= now_s - self._window_s:
-            self._samples.popleft()
-        first_s, first_bytes = self._samples[0]
-        span_s = now_s - first_s
-        if span_s <= 0:
-            return 0.0
-        return (total_bytes - first_bytes) / span_s
+"""How often the status file is rewritten: also the sampling interval of its recent rate."""
 
 
 class StatusReporter:

@@ -15,6 +15,7 @@ from photonic.agent.statedb import AgentStateDB, WatchState
 from photonic.agent.statusfile import process_alive, read_status
 from photonic.config import AgentConfig
 from photonic.errors import PhotonicError
+from photonic.rates import eta_s
 from photonic.tls import channel_credentials
 from photonic.units import format_duration, format_rate, format_size
 
@@ -89,7 +90,7 @@ def _progress(live: dict[str, Any], *, pending_bytes: int) -> dict[str, Any]:
         "files_done": int(live.get("session_files_done", 0)),
         "bytes_done": int(live.get("session_bytes_done", 0)),
         "rate_bytes_per_s": rate,
-        "eta_s": pending_bytes / rate if rate > 0 and pending_bytes > 0 else None,
+        "eta_s": eta_s(pending_bytes, rate),
     }
 
 

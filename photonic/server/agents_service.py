@@ -14,11 +14,13 @@ from enum import StrEnum
 
 from photonic import errors
 from photonic.models import AgentId, AgentState, Scope
+from photonic.rates import eta_s
 from photonic.server.auth import Caller
 from photonic.server.catalog import ConflictRow, SqliteCatalog
 from photonic.server.events import EventHub, ServerEvent
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
+from photonic.server.receive_rates import ReceiveRates
 from photonic.shoots import PendingShoot, pending_shoots_problem
 
 MAX_HOSTNAME_CHARS = 253  # the longest DNS name
@@ -95,6 +97,10 @@ class AgentStatus:
     bytes_pending: int
     missing_watches: tuple[str, ...]
     open_conflicts: tuple[ConflictRow, ...]
+    rate_bytes_per_s: float = 0.0
+    """Bytes this server received from the agent per second over the last 30 s."""
+    eta_s: float | None = None
+    """bytes_pending at that rate; None (null) when unknown: nothing pending or moving."""
 
 
 def registration_problem(registration: Registration) -> str:
@@ -118,8 +124,10 @@ def watch_names_problem(names: Sequence[str], what: str) -> str:
 
 class AgentsService:
     def __init__(self, catalog: SqliteCatalog, library: Library, events: EventHub,
-                 metrics: ServerMetrics, audit: Audit, *, max_agents: int) -> None:
+                 metrics: ServerMetrics, audit: Audit, *, max_agents: int,
+                 rates: ReceiveRates | None = None) -> None:
         self._catalog = catalog
+        self._rates = rates or ReceiveRates()
         self._library = library
         self._events = events
         self._metrics = metrics
@@ -219,11 +227,13 @@ class AgentsService:
             return AgentStatus(agent_id, AgentState.OFFLINE, 0, 0, 0, 0, False, 0, 0, (),
                                tuple(conflicts))
         photos, stored = await asyncio.to_thread(self._catalog.agent_totals, agent_id)
+        rate = self._rates.rate(agent_id)
         return AgentStatus(
             agent_id=agent_id, state=AgentState(row.state), photos=photos, bytes_stored=stored,
             last_seen_ms=row.last_seen_ms, last_sync_ms=row.last_sync_ms, paused=row.paused,
             queue_depth=row.queue_depth, bytes_pending=row.bytes_pending,
-            missing_watches=row.missing_watches, open_conflicts=tuple(conflicts))
+            missing_watches=row.missing_watches, open_conflicts=tuple(conflicts),
+            rate_bytes_per_s=rate, eta_s=eta_s(row.bytes_pending, rate))
 
     async def pause(self, caller: Caller, requested: str, paused: bool) -> bool:
         """Pauses or resumes syncing; returns whether the agent is paused now. An admin's

@@ -36,6 +36,7 @@ from photonic.server.jobs.zip_intake import IntakeLimits, UploadIntake
 from photonic.server.library import Library
 from photonic.server.media.service import MediaService
 from photonic.server.metrics import ScrapeReadings, ServerMetrics
+from photonic.server.receive_rates import ReceiveRates
 from photonic.server.rpc_jobs import JobsRpc
 from photonic.server.rpc_sync import SyncService
 from photonic.server.safety import SafetyView
@@ -80,8 +81,11 @@ class ServerApp:
             room_for_audit=lambda: self.store.free_bytes() >= config.min_free_bytes)
         self.guard = CallGuard(revocations, self.auth.refuse)
         self.web_certs = CertificateGate(self.auth.scopes_of, revocations, self.auth.audit)
+        self.receive_rates = ReceiveRates()
+        self.metrics.bytes_received.tap(self.receive_rates.received)
         self.agents = AgentsService(self.catalog, self.library, self.events, self.metrics,
-                                    self.auth.audit, max_agents=config.max_agents)
+                                    self.auth.audit, max_agents=config.max_agents,
+                                    rates=self.receive_rates)
         self._grpc: grpc.aio.Server | None = None
         self._http: WebServer | None = None
         self._health = health.aio.HealthServicer()

@@ -1,11 +1,16 @@
 """Fan-out of server events: bounded per-subscriber queues for StreamEvents, and a bounded
 ring of numbered events that the web layer reads from (long-poll and WebSocket), so a client
-resumes after the last id it saw and no client can make the server hold more than the ring."""
+resumes after the last id it saw and no client can make the server hold more than the ring.
+
+Ids restart at 1 with every process, so the ring also carries an epoch (a random id made at
+start): a client that resumes with another process's epoch is told to read everything again
+instead of waiting for an id this process may never reach."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -40,7 +45,10 @@ class NumberedEvent:
 class EventHub:
     """A slow subscriber loses its oldest events rather than slowing ingest down."""
 
-    def __init__(self, queue_size: int = 1000, ring_size: int = RING_SIZE) -> None:
+    def __init__(self, queue_size: int = 1000, ring_size: int = RING_SIZE,
+                 epoch: str | None = None) -> None:
+        self.epoch = epoch or secrets.token_hex(8)
+        """This process's numbering: ids from another epoch mean nothing here."""
         self._queue_size = queue_size
         self._subscribers: set[asyncio.Queue[ServerEvent]] = set()
         self._ring: deque[NumberedEvent] = deque(maxlen=ring_size)
@@ -51,16 +59,31 @@ class EventHub:
     def last_id(self) -> int:
         return self._last_id
 
-    def publish(self, event: ServerEvent) -> None:
+    def publish(self, event: ServerEvent, *, ring_only: bool = False) -> None:
+        """ring_only: for the web's numbered ring alone (job progress), not the StreamEvents
+        subscribers, whose wire contract has no kind for it."""
         self._last_id += 1
         self._ring.append(NumberedEvent(self._last_id, event))
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        if ring_only:
+            return
         for q in self._subscribers:
             if q.full():
                 q.get_nowait()
             q.put_nowait(event)
+
+    def resume_point(self, after: int | None, epoch: str | None) -> tuple[int, bool]:
+        """Where a client resumes, and whether it must read everything again (reset): its own
+        after id in this epoch (or with no epoch named); the start of the ring when it names
+        another epoch (a restarted server) or an id beyond the last one given; only what
+        comes next when it names no id."""
+        if after is None and epoch in (None, self.epoch):
+            return self._last_id, False
+        if (epoch is not None and epoch != self.epoch) or (after or 0) > self._last_id:
+            return 0, True  # an id this process never gave: from another one
+        return max(0, after or 0), False
 
     def since(self, after: int, limit: int = RING_SIZE) -> list[NumberedEvent]:
         """The ring's events with an id above after, oldest first, at most limit."""

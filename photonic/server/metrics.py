@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 import photonic
 from photonic.jobs_model import Job, JobState
+from photonic.server.metrics_tap import TappedCounter
 
 
 class ServerMetrics:
@@ -25,9 +26,10 @@ class ServerMetrics:
             "photonic_sync_duration_seconds", "Duration of one SyncBatch stream",
             ["agent_id"], registry=registry,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800))
-        self.bytes_received = Counter(
+        self.bytes_received = TappedCounter(Counter(
             "photonic_server_bytes_received_total", "Chunk bytes received on the wire",
-            ["agent_id"], registry=registry)
+            ["agent_id"], registry=registry))
+        """Tapped: each agent's receive rate (server/receive_rates.py) follows it."""
         self.bytes_stored = Counter(
             "photonic_server_bytes_stored_total", "Raw content bytes verified and stored",
             ["agent_id"], registry=registry)

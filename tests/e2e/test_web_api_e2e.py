@@ -179,6 +179,8 @@ def test_long_poll_and_websocket_carry_the_same_events_and_resume(web: Web) -> N
         headers = {"Authorization": f"Bearer {web.token}"}
         async with aiohttp.ClientSession() as s, s.ws_connect(
                 f"{web.base}/api/v1/ws?after={after}", headers=headers) as sock:
+            hello = await sock.receive_json(timeout=5)  # the epoch, before any event
+            assert (hello["kind"], hello["last_id"], hello["reset"]) == ("hello", after, False)
             return [await sock.receive_json(timeout=5) for _ in range(count)]
 
     assert asyncio.run(ws(start, 4)) == polled

@@ -17,6 +17,7 @@ from photonic.jobs_model import (
     JobFilter,
     JobOutput,
     JobRequest,
+    JobState,
     ReportRefused,
     WorkCancelled,
     WorkCapacity,
@@ -33,6 +34,7 @@ from photonic.server.events import EventHub, ServerEvent
 from photonic.server.jobs.dispatch import Dispatcher, WorkerSession, now_ms
 from photonic.server.jobs.inputs import InputResolver, JobInput
 from photonic.server.jobs.kinds import job_kind
+from photonic.server.jobs.progress_events import ProgressThrottle, progress_event
 from photonic.server.jobs.queue import JobQueue, Lease, NewJob
 from photonic.server.jobs.results import ResultHeader, ResultStore
 from photonic.server.metrics import ServerMetrics
@@ -61,6 +63,10 @@ class JobsService:
         self._cancel_grace_s = cancel_grace_s
         self.dispatcher = dispatcher_of(self)
         self._timers: set[asyncio.Task[None]] = set()
+        self._progress = ProgressThrottle(lambda ev: events.publish(ev, ring_only=True))
+        self._processing: set[str] = set()
+        """Jobs whose PROCESSING state was announced: a worker's later progress reports
+        (the Lightroom plugin's per rendition) are progress events, not state changes."""
 
     async def start(self) -> None:
         await self.dispatcher.start()
@@ -68,6 +74,7 @@ class JobsService:
     async def stop(self) -> None:
         for t in self._timers:
             t.cancel()
+        self._progress.close()
         await self.dispatcher.stop()
 
     # submitting and reading -----------------------------------------------------------------
@@ -181,9 +188,11 @@ class JobsService:
             if job is None:
                 self._refuse(session, report.job_id, "that attempt is no longer current")
                 return
+            self._progress.offer(progress_event(job, session.worker_id, report.fraction,
+                                                report.message))
             if report.finishing:
                 self.dispatcher.executed(session, report.job_id, report.attempt)
-            elif report.processing:
+            elif report.processing and job.job_id not in self._processing:
                 await self._changed([job])
         elif isinstance(report, WorkDone):
             await self._done(session, report)
@@ -282,6 +291,11 @@ class JobsService:
 
     async def _changed(self, jobs: Sequence[Job]) -> None:
         for job in jobs:
+            self._progress.forget(job.job_id)
+            if job.state is JobState.PROCESSING:
+                self._processing.add(job.job_id)
+            else:
+                self._processing.discard(job.job_id)
             self._metrics.job_transitions.labels(job.kind, job.state.value).inc()
             self._events.publish(ServerEvent(
                 "job", job.worker_id or job.submitter, sha256=job.input_sha256[0]

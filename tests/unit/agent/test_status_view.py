@@ -8,12 +8,13 @@ from pathlib import Path
 
 from photonic.agent.signature import FileSignature
 from photonic.agent.statedb import AgentStateDB, WatchStatus
-from photonic.agent.status_service import RECENT_RATE_WINDOW_S, RecentRate, StatusReporter
+from photonic.agent.status_service import StatusReporter
 from photonic.agent.status_view import collect, render
 from photonic.agent.statusfile import LiveStatus, read_status, write_status
 from photonic.agent.uploader import SyncTotals
 from photonic.config import AgentConfig, load_agent_config
 from photonic.models import ContentHash, ExifSummary
+from photonic.rates import RECENT_RATE_WINDOW_S, RecentRate
 
 AGENT_YAML = """\
 agent:

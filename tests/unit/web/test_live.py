@@ -1,16 +1,18 @@
-"""The numbered event ring, and the WebSocket's rule that a client too slow to take its
-messages is dropped rather than buffered."""
+"""The numbered event ring and its epoch (a client of a previous process is told to reset),
+the long-poll's answer, and the WebSocket's rule that a client too slow to take its messages
+is dropped rather than buffered."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from photonic.server.events import EventHub, ServerEvent
-from photonic.web import live
+from photonic.web import access, live
 from photonic.web.server import WebServer
 
 HANDSHAKE = (b"GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
@@ -70,5 +72,88 @@ def test_a_websocket_that_does_not_read_is_dropped(monkeypatch: pytest.MonkeyPat
                 await asyncio.sleep(0.05)
         writer.close()
         await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_each_hub_has_its_own_epoch() -> None:
+    """Two processes (two hubs) never share an epoch, so a client can tell their ids apart."""
+    assert EventHub().epoch != EventHub().epoch
+    assert EventHub(epoch="e1").epoch == "e1"
+
+
+def test_resuming_within_the_epoch_continues_after_the_id() -> None:
+    hub = EventHub(epoch="now")
+    for i in range(3):
+        hub.publish(ServerEvent("paused", f"a{i}"))
+    assert hub.resume_point(1, "now") == (1, False)
+    assert hub.resume_point(1, None) == (1, False)  # an older client, without an epoch
+    assert hub.resume_point(3, "now") == (3, False)
+    assert hub.resume_point(-5, "now") == (0, False)
+    assert hub.resume_point(None, "now") == (3, False)  # no id: only what comes next
+    assert hub.resume_point(None, None) == (3, False)
+
+
+def test_another_epoch_or_an_id_never_given_resets_to_the_start_of_the_ring() -> None:
+    """A client of the previous process (its epoch, or an id beyond the last one this
+    process gave) reads the ring from its start and is told to reload."""
+    hub = EventHub(epoch="now", ring_size=2)
+    for i in range(3):
+        hub.publish(ServerEvent("paused", f"a{i}"))
+    assert hub.resume_point(1, "before") == (0, True)
+    assert hub.resume_point(None, "before") == (0, True)
+    assert hub.resume_point(500, None) == (0, True)
+    assert hub.resume_point(500, "now") == (0, True)
+    assert [n.event_id for n in hub.since(0)] == [2, 3]
+
+
+def test_ring_only_events_reach_the_ring_but_not_the_stream_subscribers() -> None:
+    """Job progress is for the web's ring; StreamEvents subscribers (whose wire has no kind
+    for it) see only the other events."""
+    async def scenario() -> None:
+        hub = EventHub()
+        feed = hub.subscribe()
+        first = asyncio.ensure_future(anext(feed))
+        await asyncio.sleep(0)
+        hub.publish(ServerEvent("job_progress", "worker", job_id="j"), ring_only=True)
+        hub.publish(ServerEvent("job", "worker", job_id="j", job_state="COMPLETED"))
+        assert (await asyncio.wait_for(first, 2)).kind == "job"
+        assert [n.event.kind for n in hub.since(0)] == ["job_progress", "job"]
+        await feed.aclose()
+
+    asyncio.run(scenario())
+
+
+def _poll_app(hub: EventHub) -> web.Application:
+    app = web.Application(middlewares=[access.errors_middleware])
+    app[live.HUB] = hub
+    live.add_routes(app)
+    return app
+
+
+def test_the_long_poll_answers_a_stale_epoch_at_once_with_reset() -> None:
+    """Over HTTP: the answer names the epoch; a stale epoch gets reset true at once (no
+    wait for news) with the ring from its start; a current one waits as before; a bad
+    epoch or id is a 400."""
+    async def scenario() -> None:
+        hub = EventHub(epoch="now")
+        hub.publish(ServerEvent("paused", "laptop", detail="True"))
+        server = WebServer(_poll_app(hub), None)
+        port = await server.start("127.0.0.1", 0)
+        base = f"http://127.0.0.1:{port}/api/v1/events"
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{base}?after=7&epoch=before&timeout=60") as r:
+                stale = await r.json()
+            async with s.get(f"{base}?after=1&epoch=now&timeout=0") as r:
+                current = await r.json()
+            async with s.get(f"{base}?after=1&epoch={'x' * 65}") as r:
+                assert r.status == 400
+            async with s.get(f"{base}?after=one") as r:
+                assert r.status == 400
+        await server.stop()
+        assert stale == {"events": [live.message(n) for n in hub.since(0)], "last_id": 1,
+                         "gap": False, "epoch": "now", "reset": True}
+        assert current == {"events": [], "last_id": 1, "gap": False, "epoch": "now",
+                           "reset": False}
 
     asyncio.run(scenario())

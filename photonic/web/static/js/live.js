@@ -1,8 +1,11 @@
 // Live events from the server: a WebSocket (/api/v1/ws?after=LAST), falling back to
 // long-polling (/api/v1/events?after=LAST&timeout=25) when the socket cannot be opened or
 // keeps closing. Both resume after the last event id seen, so nothing is missed or repeated.
+// Ids restart when the server does: each answer names the server's epoch (the WebSocket in
+// its first, "hello" message) and every request sends it back; an answer with reset: true
+// means the server restarted, so ids start again from its ring's beginning.
 // Pages subscribe(fn) and get each event; {kind: "resync"} means events were missed (the
-// server's ring moved on) and everything shown should be read again.
+// server's ring moved on, or the server restarted) and everything shown should be read again.
 
 import { getJSON } from "./api.js";
 
@@ -14,6 +17,7 @@ const MAX_BACKOFF_MS = 30_000;
 const listeners = new Set();
 const statusListeners = new Set();
 let lastId = null;
+let epoch = null;
 let status = "reconnecting";
 let closes = [];
 let started = false;
@@ -45,7 +49,21 @@ function emit(event) {
   }
 }
 
+// The server restarted (or forgot us): its ids start again, and whatever happened meanwhile
+// was never sent, so every page reads its data again.
+function restart(newEpoch) {
+  epoch = newEpoch;
+  lastId = 0;
+  emit({ kind: "resync" });
+}
+
+function hello(message) {
+  if (message.reset) restart(message.epoch);
+  else epoch = message.epoch;
+}
+
 function take(event) {
+  if (event.kind === "hello") { hello(event); return; }
   if (typeof event.id !== "number") return;
   if (lastId !== null && event.id <= lastId) return; // already seen
   if (lastId !== null && event.id > lastId + 1) emit({ kind: "resync" });
@@ -61,7 +79,9 @@ export async function start() {
   started = true;
   for (let attempt = 0; lastId === null; attempt += 1) {
     try {
-      lastId = (await getJSON("/api/v1/events?timeout=0")).last_id;
+      const reply = await getJSON("/api/v1/events?timeout=0");
+      epoch = reply.epoch;
+      lastId = reply.last_id;
     } catch {
       setStatus("reconnecting");
       await sleep(backoff(attempt));
@@ -70,9 +90,13 @@ export async function start() {
   openSocket();
 }
 
+function resumeQuery() {
+  return `after=${lastId}&epoch=${encodeURIComponent(epoch || "")}`;
+}
+
 function socketUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/api/v1/ws?after=${lastId}`;
+  return `${scheme}//${location.host}/api/v1/ws?${resumeQuery()}`;
 }
 
 function openSocket() {
@@ -107,7 +131,8 @@ async function poll() {
   for (let failures = 0; ;) {
     try {
       const reply = await getJSON(
-        `/api/v1/events?after=${lastId}&timeout=${POLL_TIMEOUT_S}`);
+        `/api/v1/events?${resumeQuery()}&timeout=${POLL_TIMEOUT_S}`);
+      if (reply.reset) restart(reply.epoch);
       for (const event of reply.events) take(event);
       if (reply.last_id > lastId) lastId = reply.last_id;
       failures = 0;

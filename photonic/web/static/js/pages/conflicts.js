@@ -78,5 +78,7 @@ export async function render(root) {
     }
   });
   refresh();
-  return subscribe((e) => { if (e.kind !== "job" && e.kind !== "paused") refresh(); });
+  return subscribe((e) => {
+    if (e.kind !== "job" && e.kind !== "job_progress" && e.kind !== "paused") refresh();
+  });
 }

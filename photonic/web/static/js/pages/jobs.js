@@ -1,6 +1,7 @@
 // Jobs: what is running and what ran, with progress bars; a batch opens to its photos;
 // a running job can be cancelled, and a failed or cancelled one tried again (submitted anew
-// with the same kind, parameters and photos).
+// with the same kind, parameters and photos). State changes ("job" events) read the list
+// again; progress ("job_progress" events) moves the bar of the job it names in place.
 
 import { getJSON, postJSON } from "../api.js";
 import { coalesce, h, notice, problem, replace } from "../dom.js";
@@ -9,13 +10,37 @@ import { subscribe } from "../live.js";
 
 export const title = "Jobs";
 const LIMIT = 50;
-const ACTIVE_REFRESH_MS = 2000; // progress reports carry no event; read again while running
+const FALLBACK_REFRESH_MS = 15000; // events carry every change; this is only a safety net
 
 export function progressBar(job) {
   const done = job.state === "JOB_STATE_COMPLETED";
   const value = done ? 1 : Number(job.progress) || 0;
   return h("progress", { max: "1", value: String(value),
     "aria-label": `${jobKind(job)}: ${Math.round(value * 100)}%` }, `${Math.round(value * 100)}%`);
+}
+
+// A job_progress event ({job_id, detail: '{"fraction": 0.42, "message": "..."}'}) moves the
+// bar and the message of that job wherever root shows it (a card or a batch's photo), without
+// reading the job again. A job not shown is left alone: its state changes bring it in.
+export function showProgress(root, event) {
+  let detail;
+  try { detail = JSON.parse(event.detail || "{}"); } catch { return; }
+  const value = Math.max(0, Math.min(1, Number(detail.fraction) || 0));
+  const percent = `${Math.round(value * 100)}%`;
+  for (const el of root.querySelectorAll(`[data-job="${CSS.escape(event.job_id || "")}"]`)) {
+    const bar = el.querySelector(":scope > progress");
+    if (bar) {
+      bar.value = value;
+      bar.textContent = percent;
+      bar.setAttribute("aria-label", (bar.getAttribute("aria-label") || "").replace(/\d+%$/, percent));
+    }
+    const note = el.querySelector(":scope > .progress-message");
+    if (note && typeof detail.message === "string") note.textContent = detail.message;
+  }
+}
+
+export function progressMessage(job, tag = "span") {
+  return h(tag, { class: "progress-message small" }, jobActive(job.state) ? job.progressMessage || "" : "");
 }
 
 async function retry(job) {
@@ -70,7 +95,7 @@ function childList(children) {
   return h("ul", { class: "children" }, children.map((c) => h("li", { "data-job": c.jobId },
     h("span", { class: "child-name" }, baseName(c.inputPath) || c.jobId),
     progressBar(c), h("span", { class: `state state-${c.state}` }, jobState(c.state)),
-    c.error ? h("span", { class: "error" }, c.error) : "",
+    progressMessage(c), c.error ? h("span", { class: "error" }, c.error) : "",
     outputLinks(c))));
 }
 
@@ -82,7 +107,7 @@ function jobCard(job, refresh, open) {
     h("p", { class: "muted" }, summary(job), ` · started ${when(Number(job.createdUnixMs))}`,
       job.workerId ? ` · on ${job.workerId}` : ""),
     progressBar(job),
-    job.progressMessage ? h("p", { class: "small" }, job.progressMessage) : "",
+    progressMessage(job, "p"),
     job.error ? h("p", { class: "error" }, job.error) : "",
     h("div", { class: "actions" }, actions(job, refresh, status), outputLinks(job),
       job.kind === "batch" && job.state === "JOB_STATE_COMPLETED"
@@ -131,12 +156,15 @@ export async function render(root, { params }) {
       replace(recent, done.length ? done.map((j) => jobCard(j, refresh, open))
         : notice("No job has finished yet."));
       clearTimeout(timer);
-      if (active.length) timer = setTimeout(refresh, ACTIVE_REFRESH_MS);
+      if (active.length) timer = setTimeout(refresh, FALLBACK_REFRESH_MS);
     } catch (e) {
       replace(running, problem(e, "The list of jobs"));
     }
   });
   refresh();
-  const unsubscribe = subscribe((e) => { if (e.kind === "job" || e.kind === "resync") refresh(); });
+  const unsubscribe = subscribe((e) => {
+    if (e.kind === "job_progress") showProgress(root, e);
+    else if (e.kind === "job" || e.kind === "resync") refresh();
+  });
   return () => { unsubscribe(); clearTimeout(timer); };
 }

@@ -116,6 +116,7 @@ export async function render(root) {
   });
   refresh();
   const timer = setInterval(refresh, REFRESH_MS);
-  const unsubscribe = subscribe(refresh);
+  // A job's progress (several a second while one runs) changes nothing shown here.
+  const unsubscribe = subscribe((e) => { if (e.kind !== "job_progress") refresh(); });
   return () => { clearInterval(timer); unsubscribe(); };
 }

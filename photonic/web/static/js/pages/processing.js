@@ -5,10 +5,10 @@ import { getJSON, upload } from "../api.js";
 import { coalesce, h, notice, problem, replace } from "../dom.js";
 import { baseName, bytes, count, jobActive, jobState } from "../format.js";
 import { subscribe } from "../live.js";
-import { outputLinks, progressBar } from "./jobs.js";
+import { outputLinks, progressBar, progressMessage, showProgress } from "./jobs.js";
 
 export const title = "Processing";
-const WATCH_MS = 1500; // per-photo progress carries no event; read it again while running
+const FALLBACK_WATCH_MS = 15000; // events carry progress and states; only a safety net
 
 // The parameters each job kind takes (photonic/server/jobs/kinds.py); empty means default.
 const KINDS = {
@@ -64,7 +64,8 @@ function watchView(job, children) {
     h("ul", { class: "children", id: "upload-files" }, list.map((c) => h("li", { "data-job": c.jobId },
       h("span", { class: "child-name" }, baseName(c.inputPath) || c.jobId),
       progressBar(c), h("span", { class: `state state-${c.state}` }, jobState(c.state)),
-      c.error ? h("span", { class: "error" }, c.error) : "", outputLinks(c)))),
+      progressMessage(c), c.error ? h("span", { class: "error" }, c.error) : "",
+      outputLinks(c)))),
     job.kind === "batch" ? h("p", {}, h("a", {
       class: `download button${finished ? "" : " disabled"}`, id: "download-all",
       href: `/api/v1/jobs/${encodeURIComponent(job.jobId)}/results.zip`,
@@ -83,13 +84,17 @@ function watch(job, box) {
         `/api/v1/jobs?parent_id=${encodeURIComponent(job.jobId)}&limit=1000`)).jobs : [];
       replace(box, watchView(current, children));
       clearTimeout(timer);
-      if (!stopped && jobActive(current.state)) timer = setTimeout(refresh, WATCH_MS);
+      if (!stopped && jobActive(current.state)) timer = setTimeout(refresh, FALLBACK_WATCH_MS);
     } catch (e) {
       replace(box, problem(e, "The progress of this upload"));
     }
   }, 100);
   refresh();
-  const unsubscribe = subscribe((e) => { if (e.kind === "job" || e.kind === "resync") refresh(); });
+  // A state change reads the job (and its photos) again; progress moves one bar in place.
+  const unsubscribe = subscribe((e) => {
+    if (e.kind === "job_progress") showProgress(box, e);
+    else if (e.kind === "job" || e.kind === "resync") refresh();
+  });
   return () => { stopped = true; clearTimeout(timer); unsubscribe(); };
 }
 
