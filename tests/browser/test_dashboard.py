@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium against real daemons: login, the overview of the
 connected agent, a new photo reaching the library page live (by WebSocket, and by long-poll
 when WebSockets are blocked), a conflict settled from the page, a ZIP processed by a real
-face-crop worker and its results downloaded, and cross-site POSTs refused."""
+face-crop worker and its results downloaded, a running job's progress moving its bar by
+events, and cross-site POSTs refused."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from photonic.jobs_model import WorkDone, WorkProgress
 from tests.browser.conftest import LIVE_S, Dashboard
 from tests.support.daemons import run_cli, sha256_of
+from tests.support.jobs import ScriptedWorker
 from tests.support.models import astronaut_jpeg
 from tests.support.photos import make_jpeg
 
@@ -264,3 +267,40 @@ def test_a_cross_site_post_or_one_without_the_csrf_token_is_refused(
     finally:
         context.close()
     assert dashboard.api("/api/v1/agents/laptop")[1]["paused"] is False
+
+
+def test_the_jobs_page_moves_a_running_job_s_bar_from_progress_events(
+        dashboard: Dashboard) -> None:
+    """A worker reports progress on a running job: on the open Jobs page that job's bar and
+    message move to what it reported, carried by a job_progress event; the page does not
+    read the job list again to show it (no /api/v1/jobs request after it loaded)."""
+    worker = ScriptedWorker(dashboard.server, "worker", ["bgremove"])
+    context = dashboard.context()
+    try:
+        status, job = dashboard.api("/api/v1/jobs", method="POST", body={
+            "kind": "bgremove", "library_paths": ["laptop/photos/beach.jpg"]})
+        assert status == 201, job
+        leased = worker.next_assignment().job
+        worker.send(WorkProgress(leased.job_id, leased.attempts, 0.1, "processing",
+                                 processing=True))
+        page = dashboard.logged_in(context, "#/jobs")
+        card = page.locator(f"#jobs-running article[data-job='{leased.job_id}']")
+        card.locator(".progress-message", has_text="processing").wait_for(
+            timeout=LIVE_S * MS)
+        reads: list[str] = []
+        page.on("request", lambda r: reads.append(r.url) if "/api/v1/jobs" in r.url else None)
+        worker.send(WorkProgress(leased.job_id, leased.attempts, 0.5, "rendition 4 of 8",
+                                 processing=True))
+        card.locator(".progress-message", has_text="rendition 4 of 8").wait_for(
+            timeout=LIVE_S * MS)
+        bar = card.locator(":scope > progress")
+        assert bar.evaluate("p => p.value") == 0.5
+        assert bar.get_attribute("aria-label", timeout=MS).endswith(": 50%")
+        assert reads == [], reads
+        output = worker.upload(leased, b"cut-out" * 100, "beach.png")
+        worker.send(WorkDone(leased.job_id, leased.attempts, (output,)))
+        page.locator(f"#jobs-recent article[data-job='{leased.job_id}']").wait_for(
+            timeout=LIVE_S * MS)
+    finally:
+        context.close()
+        worker.close()
