@@ -1,6 +1,7 @@
 """The jobs application layer: what the gRPC servicer (and the coming dashboard) call to
 submit, read, cancel and run jobs. Every state change goes through `_changed`, which makes
-it an event on StreamEvents, a log line and a metric, and moves a batch parent along."""
+it an event on StreamEvents, a log line and a metric, and moves a batch parent along; a
+worker's progress reports become throttled `job_progress` events for the web."""
 
 from __future__ import annotations
 
