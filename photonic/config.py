@@ -17,6 +17,9 @@ from photonic._configjobs import EXECUTOR_NAMES as EXECUTOR_NAMES
 from photonic._configjobs import JobsConfig as JobsConfig
 from photonic._configjobs import WorkConfig as WorkConfig
 from photonic._configjobs import read_jobs, read_work
+from photonic._configscrub import RepairNode as RepairNode
+from photonic._configscrub import ScrubConfig as ScrubConfig
+from photonic._configscrub import read_scrub
 from photonic.models import ConflictPolicy, Scope, SyncMethod, WatchMode, is_agent_id
 from photonic.units import (
     DURATION_EXPECTED,
@@ -112,6 +115,8 @@ class ServerConfig:
     agent_scopes: Mapping[str, frozenset[Scope]]
     default_scopes: frozenset[Scope]
     jobs: JobsConfig = field(default_factory=JobsConfig)
+    scrub: ScrubConfig = field(default_factory=ScrubConfig)
+    """storage.scrub_interval, storage.scrub_rate and storage.repair_from."""
 
 
 def _enum_choice(enum: type[_E]) -> cp.Field[_E]:
@@ -291,6 +296,7 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
         agent_scopes=agent_scopes,
         default_scopes=frozenset(root.get_list("default_scopes", _SCOPE, (Scope.SYNC,))),
         jobs=read_jobs(sections["jobs"]),
+        scrub=read_scrub(storage),
     )
 
 
