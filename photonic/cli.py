@@ -111,6 +111,12 @@ def _certs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                        help="the agent's id, as agent.id in its agent.yaml")
     issue.add_argument("--dir", type=Path, default=Path("certs"), help=dir_help)
     issue.add_argument("--force", action="store_true", help="replace existing files")
+    issue.add_argument("--role", choices=["agent", "server"], default="agent",
+                       help="server: a certificate a server serves with and dials archive "
+                            "nodes with (serverAuth + clientAuth, CN = the name archive "
+                            "nodes list with the replicate scope)")
+    issue.add_argument("--san", action="append", default=[],
+                       help="with --role server: an extra host name or IP it serves as")
 
 
 def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -272,7 +278,11 @@ def _certs(args: argparse.Namespace) -> int:
         for path in (paths.ca_cert, paths.ca_key, paths.server_cert, paths.server_key):
             print(f"wrote {path}")
         return 0
-    crt, key = pki.issue_agent_cert(args.dir, args.agent_id, force=args.force)
+    if args.san and args.role != "server":
+        print("photonic: error: --san goes with --role server", file=sys.stderr)
+        return 2
+    crt, key = pki.issue_agent_cert(args.dir, args.agent_id, force=args.force,
+                                    server_role=args.role == "server", sans=args.san)
     print(f"wrote {crt}\nwrote {key}")
     return 0
 

@@ -17,6 +17,10 @@ from photonic._configjobs import EXECUTOR_NAMES as EXECUTOR_NAMES
 from photonic._configjobs import JobsConfig as JobsConfig
 from photonic._configjobs import WorkConfig as WorkConfig
 from photonic._configjobs import read_jobs, read_work
+from photonic._configreplication import BackupNodeConfig as BackupNodeConfig
+from photonic._configreplication import ReplicationConfig as ReplicationConfig
+from photonic._configreplication import ServerRole as ServerRole
+from photonic._configreplication import read_replication
 from photonic._configscrub import RepairNode as RepairNode
 from photonic._configscrub import ScrubConfig as ScrubConfig
 from photonic._configscrub import read_scrub
@@ -99,7 +103,7 @@ class ServerConfig:
     web_ui_bind: str
     deduplication: bool
     storage_compression: bool  # always False: at-rest compression is refused at load time
-    backup_nodes: tuple[str, ...]  # always empty: replication is refused at load time
+    backup_nodes: tuple[BackupNodeConfig, ...]  # archive nodes this primary replicates to
     min_free_bytes: int
     sync_method: SyncMethod
     max_agents: int
@@ -117,6 +121,8 @@ class ServerConfig:
     jobs: JobsConfig = field(default_factory=JobsConfig)
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
     """storage.scrub_interval, storage.scrub_rate and storage.repair_from."""
+    replication: ReplicationConfig = field(default_factory=ReplicationConfig)
+    """server.role, storage.backup_nodes (again) and storage.min_copies."""
 
 
 def _enum_choice(enum: type[_E]) -> cp.Field[_E]:
@@ -147,12 +153,6 @@ def _refused_compression(value: object) -> bool:
     return False
 
 
-def _refused_backup_nodes(value: object) -> tuple[str, ...]:
-    if value not in (None, []):
-        raise cp.Invalid
-    return ()
-
-
 def _is_safe_name(name: str) -> bool:
     """Watch names become folder names in the library, so they may not traverse or nest."""
     return (
@@ -175,9 +175,6 @@ _WATCH_NAME = cp.text(
 _NO_AT_REST_COMPRESSION = cp.Field(
     "false (at-rest compression is not implemented; the library must stay browsable)",
     _refused_compression,
-)
-_NO_BACKUP_NODES = cp.Field(
-    "an empty list (replication to backup nodes is not implemented yet)", _refused_backup_nodes
 )
 _PATTERN = cp.text("a gitignore-style pattern (a non-empty string)")
 _SCOPE = _enum_choice(Scope)
@@ -254,7 +251,7 @@ def load_server_config(path: Path) -> ServerConfig:
     problems, root = _open(path, _SERVER_SECTIONS)
     sections = {name: root.section(name) for name in _SERVER_SECTIONS if name != "default_scopes"}
     agent_scopes, entry_sections = _read_agent_scopes(sections["agents"])
-    config = _build_server(Path(problems.file), root, sections, agent_scopes)
+    config = _build_server(Path(problems.file), root, sections, agent_scopes, entry_sections)
     limits = sections["limits"]
     if limits.has("max_sync_memory") and \
             config.max_sync_memory_bytes < config.max_stream_memory_bytes:
@@ -268,9 +265,11 @@ def load_server_config(path: Path) -> ServerConfig:
 
 
 def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp.Section],
-                  agent_scopes: Mapping[str, frozenset[Scope]]) -> ServerConfig:
+                  agent_scopes: Mapping[str, frozenset[Scope]],
+                  entry_sections: list[cp.Section]) -> ServerConfig:
     """Reads every server key; wrong values are recorded and replaced by their defaults."""
     server, storage, limits = sections["server"], sections["storage"], sections["limits"]
+    replication = read_replication(server, storage, entry_sections)
     return ServerConfig(
         config_path=config_path,
         bind_address=server.get("bind_address", cp.host_port(min_port=0), "127.0.0.1:50051"),
@@ -280,7 +279,7 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
         web_ui_bind=server.get("web_ui_bind", cp.host(), "127.0.0.1"),
         deduplication=storage.get("deduplication", cp.boolean(), True),
         storage_compression=storage.get("compression", _NO_AT_REST_COMPRESSION, False),
-        backup_nodes=storage.get("backup_nodes", _NO_BACKUP_NODES, ()),
+        backup_nodes=replication.backup_nodes,
         min_free_bytes=storage.get("min_free_space", _size(SIZE_EXPECTED, low=0), 10**9),
         sync_method=storage.get("sync_method", _enum_choice(SyncMethod), SyncMethod.AUTO),
         max_agents=limits.get("max_agents", cp.integer(1, 1_000_000), 100),
@@ -297,6 +296,7 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
         default_scopes=frozenset(root.get_list("default_scopes", _SCOPE, (Scope.SYNC,))),
         jobs=read_jobs(sections["jobs"]),
         scrub=read_scrub(storage),
+        replication=replication,
     )
 
 

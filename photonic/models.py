@@ -40,6 +40,7 @@ class Scope(StrEnum):
     SYNC = "sync"
     WORK = "work"
     ADMIN = "admin"
+    REPLICATE = "replicate"  # a primary server replicating its objects to this archive node
 
 
 class ConflictPolicy(StrEnum):

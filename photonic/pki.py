@@ -107,8 +107,14 @@ def issue_agent_cert(
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
     clock: Clock = utc_now,
+    server_role: bool = False,
+    sans: Sequence[str] = (),
 ) -> tuple[Path, Path]:
-    """Write DIR/<agent_id>.crt and .key, a client certificate signed by DIR/ca.crt + ca.key."""
+    """Write DIR/<agent_id>.crt and .key, a client certificate signed by DIR/ca.crt + ca.key.
+
+    server_role (`photonic certs issue NAME --role server`): a certificate a server both
+    serves with and dials other servers with (a primary replicating to an archive node, which
+    knows it by NAME): extended key usage serverAuth and clientAuth, and the server's SANs."""
     if not is_agent_id(agent_id):
         raise InvalidInput(
             f"agent id {agent_id!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
@@ -125,11 +131,14 @@ def issue_agent_cert(
     start = not_before if not_before is not None else now - _CLOCK_SKEW
     end = not_after if not_after is not None else now + dt.timedelta(days=validity_days)
     agent_key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        _leaf_builder(_name(agent_id), ca_cert, ca_key, agent_key, start, end)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    usages = ([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if server_role
+              else [ExtendedKeyUsageOID.CLIENT_AUTH])
+    builder = (_leaf_builder(_name(agent_id), ca_cert, ca_key, agent_key, start, end)
+               .add_extension(x509.ExtendedKeyUsage(usages), critical=False))
+    if server_role:
+        builder = builder.add_extension(x509.SubjectAlternativeName(_server_sans(sans)),
+                                        critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
     _write_file(key_path, _key_pem(agent_key), KEY_MODE)
     _write_file(cert_path, _cert_pem(cert), CERT_MODE)
     return cert_path, key_path

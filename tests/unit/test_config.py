@@ -545,13 +545,14 @@ def test_server_values_scopes_and_revocation_list_are_read(tmp_path: Path) -> No
 
 
 def test_unimplemented_storage_features_are_refused_with_the_reason(tmp_path: Path) -> None:
-    """At-rest compression and backup nodes are refused, each saying why."""
+    """At-rest compression and encrypted backup nodes are refused, each saying why."""
     problems = by_key(server_problems(
-        tmp_path, MINIMAL_SERVER + "storage: {compression: true, backup_nodes: [b1:50051]}\n"))
+        tmp_path, MINIMAL_SERVER + "storage: {compression: true, backup_nodes: "
+        "[{name: b1, endpoint: 'b1:50051', encrypted: true}]}\n"))
     assert problems["storage.compression"].expected.startswith(
         "false (at-rest compression is not implemented")
-    assert problems["storage.backup_nodes"].expected.startswith(
-        "an empty list (replication to backup nodes is not implemented")
+    assert problems["storage.backup_nodes[0].encrypted"].expected.startswith(
+        "false (encrypted backup nodes are not implemented yet")
 
 
 @pytest.mark.parametrize(
