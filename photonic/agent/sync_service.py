@@ -125,7 +125,7 @@ class SyncService:
             stats = await asyncio.to_thread(self._db.queue_stats)
             if stats.files - stats.errored > 0 and not paused:
                 self._sm.to(AgentState.SYNCING, f"{stats.files - stats.errored} files queued")
-                await self._uploader.drain(client)
+                paused = await self._drain_heartbeating(client) or paused
                 self._status.last_sync_unix = time.time()
             conflicted = await self._open_conflicts(client)
             self._sm.to(AgentState.CONFLICT if conflicted else AgentState.MONITORING,
@@ -143,6 +143,30 @@ class SyncService:
                 await asyncio.wait_for(self._wait_wake_or_stop(stop),
                                        self._s.heartbeat_interval_s)
         return False
+
+    async def _drain_heartbeating(self, client: SyncServerApi) -> bool:
+        """Drains the queue, heartbeating every interval meanwhile: a sync of a whole card can
+        take hours, and the server must keep seeing the agent as connected, with what is
+        still pending. A heartbeat that fails here is not the drain's problem (a lost
+        connection ends the drain on its own). True when a heartbeat said paused."""
+        paused = False
+        drain = asyncio.create_task(self._uploader.drain(client))
+        try:
+            while True:
+                done, _ = await asyncio.wait({drain}, timeout=self._s.heartbeat_interval_s)
+                if done:
+                    break
+                try:
+                    paused = await self._heartbeat(client) or paused
+                except (errors.Transient, errors.LimitExceeded, errors.InvalidInput) as exc:
+                    event(log, "heartbeat_failed", logging.WARNING, agent=self._s.agent_id,
+                          reason=str(exc))
+        finally:
+            if not drain.done():  # this coroutine was cancelled (a stop): so is the drain
+                drain.cancel()
+                await asyncio.gather(drain, return_exceptions=True)
+        drain.result()
+        return paused
 
     async def _initial_scan_running(self) -> bool:
         """For `--once`: True (after waiting for more files or the scan's end) while the

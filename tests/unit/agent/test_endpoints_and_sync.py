@@ -19,13 +19,14 @@ from photonic.agent.metrics import AgentMetrics
 from photonic.agent.pending_report import PendingShootReport
 from photonic.agent.scan_runner import ScanRunner
 from photonic.agent.scanner import Scanner
+from photonic.agent.signature import FileSignature
 from photonic.agent.state import AgentStateMachine
 from photonic.agent.statedb import AgentStateDB
 from photonic.agent.statusfile import LiveStatus
-from photonic.agent.sync_api import BatchStream, SyncServerApi
+from photonic.agent.sync_api import BatchOpener, BatchStream, SyncServerApi
 from photonic.agent.sync_service import SyncService, SyncSettings
-from photonic.agent.uploader import Uploader, UploaderSettings
-from photonic.models import AgentState, ConflictPolicy
+from photonic.agent.uploader import SyncTotals, Uploader, UploaderSettings
+from photonic.models import AgentState, ConflictPolicy, ContentHash, ExifSummary
 from photonic.shoots import PendingShoot
 
 
@@ -134,3 +135,67 @@ def test_a_once_run_over_the_seam_heartbeats_and_ends(db: AgentStateDB, tmp_path
     asyncio.run(asyncio.wait_for(service.run(asyncio.Event()), 10))
     assert up.heartbeats == [AgentState.MONITORING] and up.closed
     assert status.endpoint == "b:2"
+
+
+class HeartbeatsUntilTwo(FakeClient):
+    """Lets a drain end only after it saw two heartbeats sent while it ran."""
+
+    def __init__(self) -> None:
+        super().__init__("a:1", None, "laptop")
+        self.two_during_sync = asyncio.Event()
+
+    async def heartbeat(self, state: AgentState, queue_depth: int, bytes_pending: int,
+                        missing_watches: Sequence[str],
+                        pending_shoots: Sequence[PendingShoot] = ()) -> HeartbeatReply:
+        reply = await super().heartbeat(state, queue_depth, bytes_pending, missing_watches,
+                                        pending_shoots)
+        if self.heartbeats.count(AgentState.SYNCING) >= 2:
+            self.two_during_sync.set()
+        return reply
+
+
+class DrainUntilHeartbeats(Uploader):
+    """A drain as long as a card's: it ends (the file acknowledged) once the server has heard
+    from the agent twice while it ran."""
+
+    def __init__(self, db: AgentStateDB, client: HeartbeatsUntilTwo, settings: UploaderSettings,
+                 metrics: AgentMetrics, scans: ScanRunner) -> None:
+        super().__init__(db, settings, TokenBucket(0), metrics, scans.rescan)
+        self._db_ = db
+        self._client = client
+
+    async def drain(self, client: BatchOpener) -> SyncTotals:
+        await asyncio.wait_for(self._client.two_during_sync.wait(), 10)
+        for f in self._db_.pending(10):
+            self._db_.mark_synced(f.id, f.sha256)
+        return self.totals
+
+
+def test_a_long_drain_keeps_heartbeating_with_the_syncing_state(
+        db: AgentStateDB, tmp_path: Path) -> None:
+    """The server hears from an agent every interval while it syncs, not only between
+    drains: a sync of hours must not look like a lost agent, nor hide what is pending."""
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"a photo")
+    db.record_file("photos", "a.jpg", signature=FileSignature(7, 1, 1, 1, 0),
+                   sha256=ContentHash("ab" * 32), exif=ExifSummary(), source_path=photo)
+    metrics = AgentMetrics(None, "laptop")
+    queued = asyncio.Event()
+    scans = ScanRunner(Scanner(db, [], IgnoreRules(()), buffer_path=tmp_path,
+                               max_buffer_size_bytes=1 << 30), db, [], metrics, "laptop", queued)
+    client = HeartbeatsUntilTwo()
+    uploader = DrainUntilHeartbeats(
+        db, client, UploaderSettings(
+            agent_id="laptop", chunk_size_bytes=1 << 20, compression="never",
+            compression_min_saving=0.0, parallel_transfers=1, batch_size=10,
+            retry_attempts=1, conflict_policy=ConflictPolicy.AUTO, shoot_gap_s=60.0,
+            buffer_path=tmp_path), metrics, scans)
+    service = SyncService(
+        SyncSettings("laptop", (), retry_attempts=1, once=True, heartbeat_interval_s=0.05),
+        connector=FakeConnector([client]), uploader=uploader, db=db,
+        sm=AgentStateMachine("laptop", metrics), metrics=metrics, status=LiveStatus(
+            agent_id="laptop"), scans=scans, queued=queued,
+        pending=PendingShootReport(db, shoot_gap_s=60.0))
+    asyncio.run(asyncio.wait_for(service.run(asyncio.Event()), 20))
+    assert client.heartbeats[:2] == [AgentState.SYNCING, AgentState.SYNCING]
+    assert client.heartbeats[-1] is AgentState.MONITORING and client.closed
