@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     add_lightroom_parser(sub)
     add_web_parser(sub)
     add_service_parser(sub)
+    from photonic.server.archive_commands import add_archive_parsers
+
+    add_archive_parsers(sub)
     return p
 
 
@@ -262,6 +265,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from photonic.service.command import run_service
 
         return run_service(args)
+    if args.command in ("scrub", "restore"):
+        from photonic.server.archive_commands import run_archive_command
+
+        return run_archive_command(args)
     if args.command == "audit":
         from photonic.server.audit_cli import run_audit_tail
 

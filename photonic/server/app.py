@@ -40,6 +40,7 @@ from photonic.server.receive_rates import ReceiveRates
 from photonic.server.rpc_jobs import JobsRpc
 from photonic.server.rpc_sync import SyncService
 from photonic.server.safety import SafetyView
+from photonic.server.scrub_parts import ARCHIVE_SERVICE, ScrubParts
 from photonic.server.store import ContentStore
 from photonic.server.sync_limits import SyncBudgets
 from photonic.server.topology import ServerNode, Topology
@@ -89,8 +90,11 @@ class ServerApp:
         self._grpc: grpc.aio.Server | None = None
         self._http: WebServer | None = None
         self._health = health.aio.HealthServicer()
+        self.scrub = ScrubParts(config, self.store, self.catalog, self.library, self.events,
+                                self.registry, self.auth.audit)
         self.health = ServerHealth(self.catalog, self.job_queue, config.storage_path,
-                                   self.store.free_bytes, config.min_free_bytes)
+                                   self.store.free_bytes, config.min_free_bytes,
+                                   scrub=self.scrub.status)
         self.scrape = ScrapeReadings(self.metrics, self.job_queue,
                                      self.catalog.open_conflict_count, self.store.free_bytes)
         self._health_task: asyncio.Task[None] | None = None
@@ -124,11 +128,12 @@ class ServerApp:
         intake = self._upload_intake(self.jobs, claims)
         jobs_pb2_grpc.add_PhotonicJobsServicer_to_server(  # type: ignore[no-untyped-call]
             JobsRpc(self.auth, self.jobs, intake), server)
+        self.scrub.add_servicer(server, self.auth)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (sync_pb2.DESCRIPTOR.services_by_name["PhotonicSync"].full_name,
                  jobs_pb2.DESCRIPTOR.services_by_name["PhotonicJobs"].full_name,
                  health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                 reflection.SERVICE_NAME)
+                 ARCHIVE_SERVICE, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, server)
         sec = self.config.security
         self.grpc_port = server.add_secure_port(
@@ -140,6 +145,7 @@ class ServerApp:
         self._health_names = ("", *names[:2])
         await self._set_serving(True)
         self._health_task = asyncio.create_task(watch_health(self.health, self._set_serving))
+        await self.scrub.start()
         if self.config.web_ui_port:
             self._http = WebServer(build_app(
                 health=self._healthz, metrics=self._metrics, agents=self.agents, jobs=self.jobs,
@@ -229,6 +235,7 @@ class ServerApp:
         if self._grpc is not None:
             await self._grpc.stop(grace_s)
         await self.guard.stop()
+        await self.scrub.stop()
         self.catalog.close()
         self.job_queue.close()
         if self._filesystem is not None:

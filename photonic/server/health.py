@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -43,6 +43,9 @@ class HealthReport:
     last_sync_unix_ms: int
     problems: dict[str, str]
     """Each failing check by name, with what is wrong; empty when healthy."""
+    scrub: Mapping[str, object] = field(default_factory=dict)
+    """The background scrub: its pass and the objects left unrepaired (`unrepaired`). Shown,
+    not a failing check: a server with one damaged photo still serves all the others."""
 
     @property
     def ok(self) -> bool:
@@ -58,6 +61,7 @@ class HealthReport:
             "jobs_pending": self.jobs_by_state.get("PENDING", 0),
             "last_sync_unix_ms": self.last_sync_unix_ms,
             "time_unix_ms": int(time.time() * 1000),
+            **({"scrub": dict(self.scrub)} if self.scrub else {}),
         }
 
 
@@ -66,13 +70,16 @@ class ServerHealth:
 
     def __init__(self, catalog: HealthCatalog, jobs: StateCounts, store_root: Path,
                  free_bytes: Callable[[], int], min_free_bytes: int, *,
-                 timeout_s: float = PROBE_TIMEOUT_S) -> None:
+                 timeout_s: float = PROBE_TIMEOUT_S,
+                 scrub: Callable[[], Mapping[str, object]] | None = None) -> None:
+        """scrub: the scrub's status, read in a thread (it reads the catalog)."""
         self._catalog = catalog
         self._jobs = jobs
         self._probe_dir = store_root / "partial"  # where every upload's first byte lands
         self._free_bytes = free_bytes
         self._min_free_bytes = min_free_bytes
         self._timeout_s = timeout_s
+        self._scrub = scrub
 
     async def report(self) -> HealthReport:
         problems: dict[str, str] = {}
@@ -86,7 +93,11 @@ class ServerHealth:
         jobs: dict[str, int] = await self._value(problems, "jobs_queue", self._jobs.state_counts,
                                                   {})
         last = await self._value(problems, "catalog", self._catalog.last_sync_ms, 0)
-        return HealthReport(catalog, store, free, self._min_free_bytes, jobs, last, problems)
+        scrub: Mapping[str, object] = {}
+        if self._scrub is not None:
+            scrub = await self._value(problems, "scrub", self._scrub, {})
+        return HealthReport(catalog, store, free, self._min_free_bytes, jobs, last, problems,
+                            scrub)
 
     def _catalog_problem(self) -> str:
         self._catalog.photo_count()

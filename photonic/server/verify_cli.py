@@ -39,11 +39,11 @@ def run_verify(config: ServerConfig, *, since: dt.datetime | None, rate: str,
     if as_json:
         print(json.dumps(report.as_json(), indent=2))
     else:
-        _print_report(report)
+        print_report(report)
     return 0 if report.intact else EXIT_DAMAGED
 
 
-def _print_report(report: VerifyReport) -> None:
+def print_report(report: VerifyReport) -> None:
     speed = report.bytes_checked / report.seconds if report.seconds > 0 else 0.0
     print(f"verified {report.objects_checked} stored photos, {format_size(report.bytes_checked)}"
           f" re-hashed in {report.seconds:.1f} s ({format_rate(speed)})")

@@ -143,7 +143,7 @@ class ListObjectsResponse(_message.Message):
     ENTRIES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ObjectEntry]:
-        """fewer than limit: the last page"""
+        """empty: there is nothing after after_sha256"""
 
     def __init__(
         self,

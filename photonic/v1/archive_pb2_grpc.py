@@ -58,7 +58,8 @@ class PhotonicArchiveServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListObjects(self, request, context):
-        """The objects this server holds, in order of SHA-256, a page at a time.
+        """The objects this server holds, in order of SHA-256, a page at a time; a page may be
+        shorter than limit before the end (objects it no longer holds are left out).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -17,6 +16,7 @@ from photonic.jobs_model import Job, JobOutput
 from photonic.models import ConflictPolicy, ContentHash, ManifestEntry, is_content_hash
 from photonic.server.ingest_deps import UploadClaims
 from photonic.server.library import Library
+from photonic.server.object_reader import read_object
 from photonic.server.store import ContentStore, PartialUpload
 
 BLOB_CHUNK_BYTES = 1 << 20
@@ -55,21 +55,8 @@ class ResultStore:
 
     async def read(self, sha256: str, offset: int) -> AsyncIterator[tuple[int, bytes, int]]:
         """(offset, data, total size) chunks of a stored object from offset on."""
-        if not is_content_hash(sha256) or not self._store.has_object(sha256):
-            raise errors.NotFound(f"the server holds no object {sha256[:12]}")
-        fd = await asyncio.to_thread(os.open, self._store.object_file(sha256), os.O_RDONLY)
-        try:
-            total = os.fstat(fd).st_size
-            if offset > total:
-                raise errors.InvalidInput(f"offset {offset} is past the end ({total} bytes)")
-            while offset < total:
-                data = await asyncio.to_thread(os.pread, fd, BLOB_CHUNK_BYTES, offset)
-                if not data:
-                    raise errors.IntegrityError("the stored object ended early")
-                yield offset, data, total
-                offset += len(data)
-        finally:
-            os.close(fd)
+        async for chunk in read_object(self._store, sha256, offset, BLOB_CHUNK_BYTES):
+            yield chunk
 
     # UploadResult ---------------------------------------------------------------------------
 
