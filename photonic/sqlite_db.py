@@ -50,11 +50,23 @@ def make_private(path: Path) -> None:
     """Creates the database file 0600 (whatever the umask) and takes an existing one and its
     side files to 0600: it holds every path and hash the program knows. SQLite creates its
     -wal and -shm files with the database file's permissions, so those follow."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+    # An existing file is never opened here: closing any descriptor of a file drops every
+    # POSIX lock this process holds on it, those of a connection already open to it included
+    # (a second connection to the catalog in the same server); another process's reader could
+    # then take the file for unused, checkpoint and delete the WAL under the live connection.
     try:
-        os.fchmod(fd, PRIVATE_FILE_MODE)
-    finally:
-        os.close(fd)
+        os.chmod(path, PRIVATE_FILE_MODE)
+    except FileNotFoundError:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL
+                         | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+        except FileExistsError:  # created meanwhile by another opener
+            os.chmod(path, PRIVATE_FILE_MODE)
+        else:
+            try:
+                os.fchmod(fd, PRIVATE_FILE_MODE)
+            finally:
+                os.close(fd)
     for suffix in _SIDE_FILES:
         with contextlib.suppress(FileNotFoundError):
             os.chmod(f"{path}{suffix}", PRIVATE_FILE_MODE)
