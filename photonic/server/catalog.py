@@ -13,6 +13,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from photonic.models import ExifSummary
+from photonic.server.catalog_browse import (
+    BrowseTables,
+    folder_of,
+    note_head_move,
+    note_new_path,
+)
 from photonic.server.catalog_shoots import ShootTables, replace_pending_shoots
 from photonic.shoots import PendingShoot
 from photonic.sqlite_db import open_database, transaction
@@ -151,7 +157,7 @@ class Catalog(Protocol):
                         durable: bool = False) -> None: ...
 
 
-class SqliteCatalog(ShootTables):
+class SqliteCatalog(ShootTables, BrowseTables):
     """The embedded catalog: one SQLite file in WAL mode; every commit is durable on return."""
 
     def __init__(self, path: Path) -> None:
@@ -190,17 +196,6 @@ class SqliteCatalog(ShootTables):
 
     def photo_count(self) -> tuple[int, int]:
         row = self._one("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM photos")
-        assert row is not None
-        return int(row[0]), int(row[1])
-
-    def agent_totals(self, agent_id: str) -> tuple[int, int]:
-        """(paths, bytes) the agent's library holds at head."""
-        row = self._one(
-            "SELECT COUNT(*), COALESCE(SUM(p.size), 0) FROM locations l "
-            "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
-            "JOIN photos p ON p.sha256 = v.sha256 WHERE l.agent_id = ?",
-            (agent_id,),
-        )
         assert row is not None
         return int(row[0]), int(row[1])
 
@@ -274,7 +269,10 @@ class SqliteCatalog(ShootTables):
             _insert_photo(c, v.sha256, v.size, v.exif)
             if v.object_check is not None:
                 _upsert_checks(c, [(v.sha256, *v.object_check)], ts)
-            loc_id = _upsert_location(c, v.agent_id, v.watch_name, v.rel_path, v.version)
+            loc_id, new_path = _upsert_location(c, v.agent_id, v.watch_name, v.rel_path,
+                                                v.version)
+            if new_path:  # its first version is its head, whatever make_head says
+                note_new_path(c, v.agent_id, v.watch_name, v.rel_path, v.sha256)
             if v.relocated_head_path is not None:
                 c.execute(
                     "UPDATE versions SET library_path = ? WHERE location_id = ? AND version = "
@@ -286,7 +284,8 @@ class SqliteCatalog(ShootTables):
                 "mtime_ns, incomplete) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (loc_id, v.version, v.sha256, v.library_path, ts, v.mtime_ns, int(v.incomplete)),
             )
-            if v.make_head:
+            if v.make_head and not new_path:
+                note_head_move(c, v.agent_id, loc_id, v.sha256)
                 c.execute("UPDATE locations SET head_version = ? WHERE id = ?", (v.version, loc_id))
             c.execute(
                 "UPDATE agents SET last_sync_ms = ? WHERE agent_id = ?", (ts, v.agent_id)
@@ -530,15 +529,6 @@ class SqliteCatalog(ShootTables):
     def agent_ids(self) -> list[str]:
         return [str(r[0]) for r in self._all("SELECT agent_id FROM agents ORDER BY agent_id")]
 
-    def library_agents(self) -> list[str]:
-        return [str(r[0]) for r in self._all(
-            "SELECT DISTINCT agent_id FROM locations ORDER BY agent_id")]
-
-    def library_watches(self, agent_id: str) -> list[str]:
-        return [str(r[0]) for r in self._all(
-            "SELECT DISTINCT watch_name FROM locations WHERE agent_id = ? ORDER BY watch_name",
-            (agent_id,))]
-
     def heads_with_ids(self, agent_id: str, watch_name: str, folder: str, limit: int
                        ) -> list[tuple[int, HeadPhoto]]:
         """heads_beneath with each path's location id (the id the web layer shows)."""
@@ -615,15 +605,18 @@ def _insert_photo(c: sqlite3.Connection, sha256: str, size: int, exif: ExifSumma
     )
 
 
-def _upsert_location(c: sqlite3.Connection, agent: str, watch: str, rel: str, version: int) -> int:
+def _upsert_location(c: sqlite3.Connection, agent: str, watch: str, rel: str,
+                     version: int) -> tuple[int, bool]:
+    """(the path's location id, whether this call inserted it with version as its head)."""
     row = c.execute(
         "SELECT id FROM locations WHERE agent_id = ? AND watch_name = ? AND rel_path = ?",
         (agent, watch, rel),
     ).fetchone()
     if row is not None:
-        return int(row[0])
+        return int(row[0]), False
     cur = c.execute(
-        "INSERT INTO locations (agent_id, watch_name, rel_path, head_version) VALUES (?, ?, ?, ?)",
-        (agent, watch, rel, version),
+        "INSERT INTO locations (agent_id, watch_name, rel_path, head_version, folder) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (agent, watch, rel, version, folder_of(rel)),
     )
-    return int(cur.lastrowid or 0)
+    return int(cur.lastrowid or 0), True

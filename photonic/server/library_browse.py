@@ -11,8 +11,8 @@ from photonic import errors
 from photonic.server.catalog import ConflictRow, SqliteCatalog
 
 MAX_FOLDER_CHARS = 4096
-MAX_SCANNED = 100_000
-"""Paths read beneath one folder to find its direct children."""
+MAX_LISTED = 10_000
+"""Photos, and subfolders, one level lists at most (more: `truncated`)."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,12 @@ def folder_parts(folder: str) -> list[str]:
 
 
 class LibraryBrowser:
-    def __init__(self, catalog: SqliteCatalog) -> None:
+    """One level at a time: its direct subfolders and photos only, read through the
+    catalog's folder tree (never every path beneath the level)."""
+
+    def __init__(self, catalog: SqliteCatalog, max_listed: int = MAX_LISTED) -> None:
         self._catalog = catalog
+        self._max = max_listed
 
     async def agent_ids(self) -> list[str]:
         """Every registered agent, for listings (each one's status comes from AgentsService)."""
@@ -77,18 +81,15 @@ class LibraryBrowser:
                 raise errors.NotFound(f"no library folder {here!r}")
             return LibraryLevel(here, tuple(watches), (), False)
         agent, watch, sub = parts[0], parts[1], "/".join(parts[2:])
-        heads = self._catalog.heads_with_ids(agent, watch, sub, MAX_SCANNED + 1)
-        if not heads:
+        if not self._catalog.folder_exists(agent, watch, sub):
             raise errors.NotFound(f"no library folder {here!r}")
-        skip = len(sub) + 1 if sub else 0
-        folders: dict[str, None] = {}
-        photos: list[LibraryPhoto] = []
-        for loc_id, head in heads[:MAX_SCANNED]:
-            rest = head.rel_path[skip:]
-            if "/" in rest:
-                folders[rest.split("/", 1)[0]] = None
-                continue
-            photos.append(LibraryPhoto(loc_id, rest, f"{agent}/{watch}/{head.rel_path}",
-                                       head.sha256, head.size, head.pixels,
-                                       head.capture_time_ms))
-        return LibraryLevel(here, tuple(folders), tuple(photos), len(heads) > MAX_SCANNED)
+        folders = self._catalog.child_folders(agent, watch, sub, self._max + 1)
+        heads = self._catalog.folder_photos(agent, watch, sub, self._max + 1)
+        photos = tuple(LibraryPhoto(h.location_id, h.rel_path.rpartition("/")[2],
+                                    f"{agent}/{watch}/{h.rel_path}", h.sha256, h.size,
+                                    h.pixels, h.capture_time_ms) for h in heads[:self._max])
+        # In the order of the paths beneath them, as listings have always shown them ("a-b"
+        # before "a", because "a-b/..." sorts before "a/...").
+        shown = sorted(folders[:self._max], key=lambda name: name + "/")
+        return LibraryLevel(here, tuple(shown), photos,
+                            len(heads) > self._max or len(folders) > self._max)
