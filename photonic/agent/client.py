@@ -71,7 +71,9 @@ class RemoteStatus:
     last_sync_unix_ms: int
     paused: bool
     open_conflicts: tuple[ConflictInfo, ...]
-
+    photos_safe: int = 0
+    """Photos held in at least min_copies copies (the server's and its backup nodes')."""
+    min_copies: int = 1
 
 
 SYNC_BATCH_METHOD = "/photonic.v1.PhotonicSync/SyncBatch"
@@ -204,7 +206,8 @@ class ServerClient:
             r.agent_id, wire.state_from_wire(r.state), r.photos, r.bytes_stored,
             r.last_seen_unix_ms, r.last_sync_unix_ms, r.paused,
             tuple(ConflictInfo(c.id, c.agent_id, c.watch_name, c.relative_path,
-                               c.server_sha256, c.incoming_sha256) for c in r.open_conflicts))
+                               c.server_sha256, c.incoming_sha256) for c in r.open_conflicts),
+            r.photos_safe, max(1, r.min_copies))
 
     async def pause(self, paused: bool, agent_id: str = "") -> bool:
         r = await self._unary("PauseSyncing",

@@ -122,6 +122,8 @@ def render(s: dict[str, Any]) -> str:
         r = s["remote"]
         lines.append(f"server says: {r['photos']} photos, {format_size(r['bytes_stored'])} "
                      f"stored, {len(r['open_conflicts'])} open conflicts")
+        lines.append(f"copies: {r['photos_safe']} of {r['photos']} photos in at least "
+                     f"{r['min_copies']} copies (server and backup nodes)")
     return "\n".join(lines)
 
 
@@ -135,7 +137,8 @@ async def _remote(config: AgentConfig) -> dict[str, Any]:
     finally:
         await client.close()
     return {"photos": st.photos, "bytes_stored": st.bytes_stored, "paused": st.paused,
-            "open_conflicts": [c.__dict__ for c in st.open_conflicts]}
+            "open_conflicts": [c.__dict__ for c in st.open_conflicts],
+            "photos_safe": st.photos_safe, "min_copies": st.min_copies}
 
 
 def run_status(config: AgentConfig, *, as_json: bool, watch: bool, remote: bool) -> int:

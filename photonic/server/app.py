@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, generate_latest
 
 from photonic import __version__
-from photonic.config import ServerConfig
+from photonic.config import ServerConfig, ServerRole
 from photonic.grpc_options import server_options
 from photonic.logfmt import event
 from photonic.media.safezip import ZipLimits
@@ -37,6 +37,7 @@ from photonic.server.library import Library
 from photonic.server.media.service import MediaService
 from photonic.server.metrics import ScrapeReadings, ServerMetrics
 from photonic.server.receive_rates import ReceiveRates
+from photonic.server.replication.service import ReplicationService
 from photonic.server.rpc_jobs import JobsRpc
 from photonic.server.rpc_sync import SyncService
 from photonic.server.safety import SafetyView
@@ -79,7 +80,9 @@ class ServerApp:
         revocations = RevocationList(config.security.revocation_list_path)
         self.auth = Authorizer(
             config.agent_scopes, config.default_scopes, self.catalog, self.metrics,
-            room_for_audit=lambda: self.store.free_bytes() >= config.min_free_bytes)
+            room_for_audit=lambda: self.store.free_bytes() >= config.min_free_bytes,
+            archive=config.replication.role is ServerRole.ARCHIVE)
+        self.replication = ReplicationService(config, self.store, self.events, self.registry)
         self.guard = CallGuard(revocations, self.auth.refuse)
         self.web_certs = CertificateGate(self.auth.scopes_of, revocations, self.auth.audit)
         self.receive_rates = ReceiveRates()
@@ -123,7 +126,7 @@ class ServerApp:
         server = grpc.aio.server(options=options, interceptors=[self.guard])
         sync_pb2_grpc.add_PhotonicSyncServicer_to_server(SyncService(  # type: ignore[no-untyped-call]
             self.auth, self.agents, self.catalog, deps, self.metrics, self._sync_budgets(),
-            self.config.max_transfer_size_bytes), server)
+            self.config.max_transfer_size_bytes, copies=self.replication), server)
         self.jobs = self._jobs_service(claims)
         intake = self._upload_intake(self.jobs, claims)
         jobs_pb2_grpc.add_PhotonicJobsServicer_to_server(  # type: ignore[no-untyped-call]
@@ -146,6 +149,7 @@ class ServerApp:
         await self._set_serving(True)
         self._health_task = asyncio.create_task(watch_health(self.health, self._set_serving))
         await self.scrub.start()
+        self.replication.start()
         if self.config.web_ui_port:
             self._http = WebServer(build_app(
                 health=self._healthz, metrics=self._metrics, agents=self.agents, jobs=self.jobs,
@@ -153,7 +157,8 @@ class ServerApp:
                 web_clients=self.metrics.web_clients, certs=self.web_certs,
                 catalog=self.catalog, events=self.events, secure=web_tls is not None,
                 media=MediaService(self.store, self.catalog, self.job_queue,
-                                   self.config.storage_path),
+                                   self.config.storage_path,
+                                   copies=self.replication.copies_of),
                 uploads=WebUploads(intake, WebUploadLimits(
                     self.config.jobs.web_upload_max_bytes,
                     self.config.jobs.web_upload_max_files))), web_tls)
@@ -199,7 +204,8 @@ class ServerApp:
         certificate's subject, as agents see it."""
         this = ServerNode(certificate_info(self.config.security.cert_path).subject_cn,
                           self.config.bind_address, __version__)
-        return Overview(SafetyView(self.catalog, self.job_queue, shoot_gap_ms=SHOOT_GAP_MS),
+        return Overview(SafetyView(self.catalog, self.job_queue, shoot_gap_ms=SHOOT_GAP_MS,
+                                   copies=self.replication.copies_of),
                         Topology(this, self.catalog, jobs.dispatcher.snapshot))
 
     def _sync_budgets(self) -> SyncBudgets:
@@ -236,6 +242,7 @@ class ServerApp:
             await self._grpc.stop(grace_s)
         await self.guard.stop()
         await self.scrub.stop()
+        await self.replication.stop()
         self.catalog.close()
         self.job_queue.close()
         if self._filesystem is not None:

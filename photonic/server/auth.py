@@ -127,9 +127,11 @@ class Authorizer:
                  default_scopes: frozenset[Scope], catalog: SqliteCatalog,
                  metrics: ServerMetrics, *,
                  room_for_audit: Callable[[], bool] = lambda: True,
-                 budget: AuditBudget | None = None) -> None:
+                 budget: AuditBudget | None = None, archive: bool = False) -> None:
         """room_for_audit: False while the disk is under its reserve (min_free_space): rows
-        are then counted, not written."""
+        are then counted, not written. archive: this server is an archive node
+        (server.role), which takes uploads from primaries, not from agents (require_upload)."""
+        self._archive = archive
         self._scopes = agent_scopes
         self._default = default_scopes
         self._catalog = catalog
@@ -162,6 +164,25 @@ class Authorizer:
             await self.refuse(context, cn, action, grpc.StatusCode.PERMISSION_DENIED,
                               f"{cn!r} lacks the {scope.value!r} scope needed for {action}")
         return caller
+
+    async def require_upload(self, context: grpc.aio.ServicerContext, action: str,
+                             claimed_agent_id: str = "") -> Caller:
+        """RegisterAgent and SyncBatch: the `replicate` scope (a primary replicating to this
+        server) or `sync`. An archive node takes `sync` only from a certificate server.yaml
+        names with it (agents:), never from default_scopes: it is no agent's server unless
+        configured to be."""
+        peer = peer_identity(context)
+        cn = peer.agent_id
+        if cn is not None and Scope.REPLICATE in self.scopes_of(cn):
+            return await self.require(context, Scope.REPLICATE, action, claimed_agent_id)
+        named = self._scopes.get(cn or "", frozenset())
+        if self._archive and cn is not None and not named & {Scope.SYNC, Scope.ADMIN}:
+            await self.refuse(
+                context, cn, action, grpc.StatusCode.PERMISSION_DENIED,
+                f"this server is an archive node: it takes replication from primaries with "
+                f"the 'replicate' scope, and uploads only from certificates its server.yaml "
+                f"gives 'sync' by name; {cn!r} has neither")
+        return await self.require(context, Scope.SYNC, action, claimed_agent_id)
 
     async def require_any(self, context: grpc.aio.ServicerContext, scopes: tuple[Scope, ...],
                           action: str) -> Caller:

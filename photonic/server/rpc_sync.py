@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Protocol
 
 import grpc
 
@@ -115,11 +116,19 @@ def _keep_from_wire(value: int) -> Keep | None:
     return Keep.INCOMING if value == sync_pb2.ResolveConflictsRequest.KEEP_INCOMING else Keep.SERVER
 
 
+class SafeCopies(Protocol):
+    min_copies: int
+
+    def safe_photos(self, agent_id: str) -> int: ...
+
+
 class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
     def __init__(self, auth: Authorizer, agents: AgentsService, catalog: SqliteCatalog,
                  ingest: IngestDeps, metrics: ServerMetrics, budgets: SyncBudgets,
-                 max_transfer_size_bytes: int) -> None:
+                 max_transfer_size_bytes: int, copies: SafeCopies | None = None) -> None:
+        """copies: how many of an agent's photos are held in enough copies (replication)."""
         self._auth = auth
+        self._copies = copies
         self._agents = agents
         self._catalog = catalog
         self._ingest = ingest
@@ -131,7 +140,7 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
 
     async def RegisterAgent(self, request: sync_pb2.RegisterAgentRequest,
                             context: grpc.aio.ServicerContext) -> sync_pb2.RegisterAgentResponse:
-        caller = await self._auth.require(context, Scope.SYNC, "RegisterAgent", request.agent_id)
+        caller = await self._auth.require_upload(context, "RegisterAgent", request.agent_id)
         registration = Registration(request.hostname, request.version,
                                     tuple(request.watch_names))
         done = await answer(context, lambda: self._agents.register(caller, registration))
@@ -155,7 +164,7 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
     async def SyncBatch(self, request_iterator: AsyncIterator[sync_pb2.SyncClientMessage],
                         context: grpc.aio.ServicerContext
                         ) -> AsyncIterator[sync_pb2.SyncServerMessage]:
-        caller = await self._auth.require(context, Scope.SYNC, "SyncBatch")
+        caller = await self._auth.require_upload(context, "SyncBatch")
         row = await asyncio.to_thread(self._catalog.get_agent, caller.agent_id)
         if row is None:  # registration is where max_agents and the audit trail begin
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
@@ -298,7 +307,12 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
                             context: grpc.aio.ServicerContext) -> sync_pb2.GetSyncStatusResponse:
         caller = await self._auth.require(context, Scope.SYNC, "GetSyncStatus")
         status = await answer(context, lambda: self._agents.status(caller, request.agent_id))
-        return _status_to_wire(status)
+        reply = _status_to_wire(status)
+        if self._copies is not None:
+            reply.photos_safe = await asyncio.to_thread(self._copies.safe_photos,
+                                                        status.agent_id)
+            reply.min_copies = self._copies.min_copies
+        return reply
 
     async def PauseSyncing(self, request: sync_pb2.PauseSyncingRequest,
                            context: grpc.aio.ServicerContext) -> sync_pb2.PauseSyncingResponse:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -52,10 +52,21 @@ class ShootSafety:
     processed: int
 
 
-def copies_of(shoot: GroupedShoot) -> int:
-    """Copies the server side holds of the shoot's photos: 1 (the primary's store) until
-    replication to archive nodes exists; the archive work counts its replicas here."""
-    return 1
+CopyCounts = Callable[[Sequence[str]], Mapping[str, int]]
+"""Copies of each content the server side holds: its own store plus each backup node that
+confirmed it (replication.queue.ReplicationQueue.copies_of)."""
+
+
+def _one_copy_each(shas: Sequence[str]) -> Mapping[str, int]:
+    return dict.fromkeys(shas, 1)
+
+
+def copies_of(shoot: GroupedShoot, copies: Mapping[str, int]) -> int:
+    """The copies of the shoot's least-copied photo on the server side (the primary's store
+    and each backup node that confirmed it): the shoot is as safe as that photo. 1 for a
+    shoot with no photo on the server yet, as before replication existed."""
+    counts = [copies.get(i.sha256, 1) for i in shoot.items if isinstance(i, CatalogPhoto)]
+    return min(counts, default=1)
 
 
 def _folder_of(rel_path: str) -> str:
@@ -107,7 +118,8 @@ def _library_folder(key: FolderKey) -> str:
     return f"{watch}/{folder}" if folder else watch
 
 
-def _safety_of(shoot: GroupedShoot, processed: set[str]) -> ShootSafety:
+def _safety_of(shoot: GroupedShoot, processed: set[str], copies: Mapping[str, int]
+               ) -> ShootSafety:
     """on_agent_only: the reported queued photos, less those committed since the report (the
     agent reports again after it syncs; until then these would count twice)."""
     photos = [i for i in shoot.items if isinstance(i, CatalogPhoto)]
@@ -119,7 +131,7 @@ def _safety_of(shoot: GroupedShoot, processed: set[str]) -> ShootSafety:
     return ShootSafety(
         agent_id=shoot.key[0], folder=_library_folder(shoot.key), start_ms=shoot.start_ms,
         end_ms=shoot.end_ms, camera=shoot.camera, total=len(photos) + queued,
-        on_agent_only=queued, on_server_verified=len(photos), copies=copies_of(shoot),
+        on_agent_only=queued, on_server_verified=len(photos), copies=copies_of(shoot, copies),
         processed=sum(p.sha256 in processed for p in photos))
 
 
@@ -131,8 +143,10 @@ def check_limit(limit: int) -> int:
 
 class SafetyView:
     def __init__(self, catalog: ShootCatalog, jobs: ProcessedInputs, *,
-                 shoot_gap_ms: int, page_photos: int = PAGE_PHOTOS) -> None:
+                 shoot_gap_ms: int, page_photos: int = PAGE_PHOTOS,
+                 copies: CopyCounts = _one_copy_each) -> None:
         self._catalog = catalog
+        self._copies = copies
         self._jobs = jobs
         self._gap_ms = shoot_gap_ms
         self._page_photos = page_photos
@@ -152,4 +166,5 @@ class SafetyView:
                                self._gap_ms, limit)
         shas = [i.sha256 for s in shoots for i in s.items if isinstance(i, CatalogPhoto)]
         processed = self._jobs.completed_inputs(shas) if shas else set()
-        return [_safety_of(s, processed) for s in shoots]
+        copies = self._copies(shas) if shas else {}
+        return [_safety_of(s, processed, copies) for s in shoots]

@@ -813,6 +813,8 @@ class GetSyncStatusResponse(_message.Message):
     BYTES_PENDING_FIELD_NUMBER: _builtins.int
     MISSING_WATCHES_FIELD_NUMBER: _builtins.int
     OPEN_CONFLICTS_FIELD_NUMBER: _builtins.int
+    PHOTOS_SAFE_FIELD_NUMBER: _builtins.int
+    MIN_COPIES_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     state: _common_pb2.AgentState.ValueType
     photos: _builtins.int
@@ -822,6 +824,11 @@ class GetSyncStatusResponse(_message.Message):
     paused: _builtins.bool
     queue_depth: _builtins.int
     bytes_pending: _builtins.int
+    photos_safe: _builtins.int
+    """Of `photos`, how many are held in at least min_copies copies: this server's store and
+    each backup node that confirmed holding them (archive replication).
+    """
+    min_copies: _builtins.int
     @_builtins.property
     def missing_watches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -840,10 +847,12 @@ class GetSyncStatusResponse(_message.Message):
         bytes_pending: _builtins.int = ...,
         missing_watches: _abc.Iterable[_builtins.str] | None = ...,
         open_conflicts: _abc.Iterable[Global___Conflict] | None = ...,
+        photos_safe: _builtins.int = ...,
+        min_copies: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "bytes_pending", b"bytes_pending", "bytes_stored", b"bytes_stored", "last_seen_unix_ms", b"last_seen_unix_ms", "last_sync_unix_ms", b"last_sync_unix_ms", "missing_watches", b"missing_watches", "open_conflicts", b"open_conflicts", "paused", b"paused", "photos", b"photos", "queue_depth", b"queue_depth", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "bytes_pending", b"bytes_pending", "bytes_stored", b"bytes_stored", "last_seen_unix_ms", b"last_seen_unix_ms", "last_sync_unix_ms", b"last_sync_unix_ms", "min_copies", b"min_copies", "missing_watches", b"missing_watches", "open_conflicts", b"open_conflicts", "paused", b"paused", "photos", b"photos", "photos_safe", b"photos_safe", "queue_depth", b"queue_depth", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

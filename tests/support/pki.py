@@ -79,3 +79,13 @@ def make_test_pki(root: Path, agents: Sequence[str]) -> TestPki:
         expired_cert=expired_cert,
         expired_key=expired_key,
     )
+
+
+def server_identity(pki: TestPki, name: str) -> tuple[Path, Path]:
+    """(cert, key) of a server-role certificate named name (`photonic certs issue NAME --role
+    server`: serverAuth and clientAuth), made on first use in the session's PKI: a primary
+    serves with it and dials its archive nodes with it."""
+    cert, key = pki.pki_dir / f"{name}.crt", pki.pki_dir / f"{name}.key"
+    if not cert.exists():
+        issue_agent_cert(pki.pki_dir, name, server_role=True)
+    return cert, key

@@ -5,6 +5,7 @@ does not keep), the jobs that took it as input and what they made."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from photonic import errors
@@ -23,6 +24,8 @@ class VersionView:
     committed_ms: int
     agent_id: str
     current: bool
+    copies: int = 1
+    """This server's store plus each backup node that confirmed holding the content."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class PhotoView:
     versions: tuple[VersionView, ...]
     jobs: tuple[Job, ...]
     derived: tuple[DerivedView, ...]
+    copies: int = 1
+    """Copies of the current version's content (see VersionView.copies)."""
 
 
 @dataclass(frozen=True)
@@ -65,18 +70,22 @@ def location_id_of(text: str) -> int:
     return int(text)
 
 
-def photo_view(row: LocationRow, exif: ExifDetails, jobs: list[Job]) -> PhotoView:
+def photo_view(row: LocationRow, exif: ExifDetails, jobs: list[Job],
+               copies: Mapping[str, int] | None = None) -> PhotoView:
     """The view of a library path whose head's EXIF and jobs were read."""
     head = next((v for v in row.versions if v.version == row.head_version), None)
     if head is None:
         raise errors.NotFound(f"photo {row.location_id} has no current version")
     derived = tuple(DerivedView(o.sha256, o.name, o.library_path, str(j.job_id), j.kind)
                     for j in jobs if j.state is JobState.COMPLETED for o in j.outputs)
+    counts = copies or {}
     versions = tuple(VersionView(v.version, v.sha256, v.size, v.created_ms, row.agent_id,
-                                 v.version == row.head_version) for v in row.versions)
+                                 v.version == row.head_version, counts.get(v.sha256, 1))
+                     for v in row.versions)
     return PhotoView(row.location_id, f"{row.agent_id}/{row.watch_name}/{row.rel_path}",
                      row.agent_id, row.watch_name, row.rel_path, head.sha256, head.size,
-                     head.capture_time_ms, exif, versions, tuple(jobs), derived)
+                     head.capture_time_ms, exif, versions, tuple(jobs), derived,
+                     counts.get(head.sha256, 1))
 
 
 def read_exif_of(object_file: str) -> tuple[int, ExifDetails]:

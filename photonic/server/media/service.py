@@ -5,6 +5,7 @@ Download, views); no route sees a server path."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -41,8 +42,11 @@ class JobsByInput(OutputIndex, Protocol):
 
 class MediaService:
     def __init__(self, store: ObjectFiles, catalog: MediaCatalog, jobs: JobsByInput,
-                 storage_path: Path, *, thumb_concurrency: int = 2) -> None:
+                 storage_path: Path, *, thumb_concurrency: int = 2,
+                 copies: Callable[[Sequence[str]], Mapping[str, int]] | None = None) -> None:
+        """copies: each content's copies on the server side (replication), for the details."""
         self._store = store
+        self._copies = copies
         self._catalog = catalog
         self._jobs = jobs
         self._rule = ContentRule(catalog, jobs)
@@ -82,4 +86,5 @@ class MediaService:
             _, exif = await asyncio.to_thread(read_exif_of, self._store.object_file(head))
         except errors.NotFound:  # quarantined: the rest of the details still stand
             exif = ExifDetails()
-        return photo_view(row, exif, jobs)
+        counts = await asyncio.to_thread(self._copies, shas) if self._copies else None
+        return photo_view(row, exif, jobs, counts)

@@ -26,7 +26,7 @@ class ReplicationMetrics:
                                  "Versions a backup node confirmed holding durably (stored or "
                                  "already held)", ["node"], registry=registry)
         self.bytes_sent = Counter("photonic_replication_bytes_sent_total",
-                                  "Content bytes sent to a backup node (on the wire)",
+                                  "Content bytes sent to a backup node (before any compression)",
                                   ["node"], registry=registry)
 
     def watch(self, node: str) -> None:

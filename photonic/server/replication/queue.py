@@ -7,10 +7,15 @@ content it already holds durably). Confirmations are written in one durable tran
 group, only after the node answered COMMITTED or HAVE (durable there before it answers).
 
 It keeps its own connection to the catalog database (WAL: readers never wait on the ingest
-writer), so replication reads none of SqliteCatalog's private state."""
+writer), so replication reads none of SqliteCatalog's private state. That connection is made
+here, not by sqlite_db.open_database, and only once the catalog is open (and migrated):
+open_database opens and closes the database file itself (make_private), and closing any
+descriptor of a file drops every POSIX lock this process holds on it, the catalog
+connection's included; another process could then checkpoint and reset the WAL under it."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -20,7 +25,7 @@ from typing import Any
 
 from photonic.models import ContentHash, ExifSummary
 from photonic.server.replication.paths import LibraryName
-from photonic.sqlite_db import open_database, transaction
+from photonic.sqlite_db import transaction
 
 _IN_BATCH = 500
 
@@ -68,6 +73,19 @@ LIMIT ?
 """
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    """A second connection to the open, migrated catalog, with its durability settings."""
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    for pragma in ("journal_mode = WAL", "synchronous = FULL", "fullfsync = ON",
+                   "checkpoint_fullfsync = ON", "foreign_keys = ON", "busy_timeout = 10000"):
+        conn.execute(f"PRAGMA {pragma}")
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'replica_versions'"
+                    ).fetchone() is None:
+        conn.close()
+        raise RuntimeError(f"{path} has no replication tables: open the catalog first")
+    return conn
+
+
 def _pending_of(row: tuple[Any, ...]) -> PendingVersion:
     (loc, version, agent, watch, rel, sha, size, created, mtime, incomplete, base,
      capture, camera, lens, gps, width, height) = row
@@ -83,7 +101,7 @@ class ReplicationQueue:
     """Blocking: every method runs in a worker thread."""
 
     def __init__(self, catalog_path: Path, nodes: Sequence[str]) -> None:
-        self._conn = open_database(catalog_path, "photonic.server.migrations")
+        self._conn = _connect(catalog_path)
         self._lock = threading.Lock()
         self._nodes = tuple(nodes)
         """The configured nodes: a node removed from the config counts no more copies."""
@@ -158,6 +176,16 @@ class ReplicationQueue:
                 f"SELECT sha256 FROM replica_confirmations WHERE node = ? "
                 f"AND sha256 IN ({marks})", (node, *batch)))
         return held
+
+    def safe_heads(self, agent_id: str, min_copies: int) -> int:
+        """Current versions of agent_id's paths whose content has min_copies copies."""
+        node_marks = ", ".join("?" * len(self._nodes)) or "NULL"
+        rows = self._all(
+            "SELECT COUNT(*) FROM locations l JOIN versions v ON v.location_id = l.id "
+            "AND v.version = l.head_version WHERE l.agent_id = ? AND 1 + (SELECT COUNT(*) "
+            f"FROM replica_confirmations r WHERE r.sha256 = v.sha256 AND r.node IN "
+            f"({node_marks})) >= ?", (agent_id, *self._nodes, min_copies))
+        return int(rows[0][0])
 
     def copies_of(self, shas: Sequence[str]) -> dict[str, int]:
         """Copies of each content: 1 (this server's store) plus each configured node that

@@ -65,7 +65,7 @@ class Replicator:
         self._sender = ChunkSender(
             ChunkSettings(CHUNK_BYTES, "adaptive", 0.05, Path(os.path.abspath(objects_dir))),
             TokenBucket(node.config.max_bandwidth_bytes_per_s),
-            lambda wire, _raw: metrics.bytes_sent.labels(node.name).inc(wire))
+            lambda _wire, raw: metrics.bytes_sent.labels(node.name).inc(raw))
         self._skip: set[tuple[int, int]] = set()
         """Versions this run gave up on: refused for good by the node, or whose object this
         server no longer holds (quarantined: repair brings it back, a restart retries it)."""

@@ -58,6 +58,10 @@ class ReplicationService:
         """Blocking: copies of each content, this server's included."""
         return self.queue.copies_of(shas)
 
+    def safe_photos(self, agent_id: str) -> int:
+        """Blocking: how many of agent_id's photos (current versions) have min_copies."""
+        return self.queue.safe_heads(agent_id, self.min_copies)
+
     def nodes(self) -> list[NodeStatus]:
         out: list[NodeStatus] = []
         for r in self._replicators:
