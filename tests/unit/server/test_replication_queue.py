@@ -142,3 +142,19 @@ def test_replication_config(tmp_path: Path) -> None:
     assert node.open_at(23 * 60) and node.open_at(60) and not node.open_at(12 * 60)
     assert config.replication.min_copies == 2
     assert config.backup_nodes == config.replication.backup_nodes
+
+
+def test_safe_heads_count_current_versions_with_enough_copies(
+        tmp_path: Path, catalog: SqliteCatalog) -> None:
+    """What `photonic status --remote` reports: an agent's current versions whose content
+    this store and the configured nodes hold at least min_copies times."""
+    commit(catalog, "laptop", "photos", "a.jpg", 1, 1)
+    commit(catalog, "laptop", "photos", "b.jpg", 2, 1)
+    commit(catalog, "desktop", "photos", "c.jpg", 3, 1)
+    queue = ReplicationQueue(tmp_path / "catalog.db", ["arch"])
+    assert queue.safe_heads("laptop", 2) == 0
+    assert queue.safe_heads("laptop", 1) == 2
+    queue.confirm("arch", [p for p in queue.pending("arch", 10, 10**9)
+                           if p.name.rel_path == "a.jpg"])
+    assert queue.safe_heads("laptop", 2) == 1
+    assert queue.safe_heads("desktop", 2) == 0
