@@ -13,6 +13,10 @@ if [ "${PHOTONIC_TESTS:-0}" = 1 ]; then
   # The dashboard's browser tests (tests/browser/) drive Debian's headless Chromium through
   # Playwright (never Playwright's own browser download).
   command -v chromium >/dev/null || want+=(chromium)
+  # The PostgreSQL job queue's tests start a throwaway cluster (tests/support/postgres.py) with
+  # initdb/pg_ctl, which Debian keeps under /usr/lib/postgresql/<version>/bin, off PATH.
+  command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
+    || want+=(postgresql)
 fi
 if [ "${PHOTONIC_BENCH:-0}" = 1 ]; then
   command -v syncthing >/dev/null || want+=(syncthing)

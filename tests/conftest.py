@@ -11,6 +11,9 @@ import pytest
 from tests.support.daemons import Daemon, ServerHandle, start_server
 from tests.support.pki import TestPki, make_test_pki
 
+# A throwaway PostgreSQL cluster (session) and a fresh database per test that asks for one.
+from tests.support.postgres import pg_cluster, pg_url  # noqa: F401
+
 AGENTS = ("laptop", "desktop", "archive", "admin", "worker", "intruder")
 
 

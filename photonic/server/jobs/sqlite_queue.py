@@ -11,24 +11,22 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from photonic.jobs_model import BATCH_KIND, BatchCounts, Job, JobFilter, JobId, JobOutput, JobState
+from photonic.jobs_model import BATCH_KIND, BatchCounts, Job, JobFilter, JobOutput, JobState
+from photonic.server.jobs.job_rows import (
+    COLUMNS,
+    MAX_ERROR_CHARS,
+    RUNNING_STATES,
+    counts_of,
+    job_from_row,
+    params_of,
+)
 from photonic.server.jobs.queue import Lease, NewJob
 from photonic.sqlite_db import open_database, transaction
 
-_COLUMNS = ("job_id, parent_id, kind, batch_kind, state, input_sha256, input_path, input_size, "
-            "params_json, requires, priority, submitter, worker_id, attempts, max_attempts, "
-            "error, progress, progress_message, lease_expires_ms, timeout_ms, created_ms, "
-            "updated_ms, started_ms, finished_ms")
-_RUNNING_STATES = "('READING', 'PROCESSING')"
-_MAX_ERROR_CHARS = 2000
-
-
-def _params(text: str) -> dict[str, object]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
+_COLUMNS = COLUMNS
+_RUNNING_STATES = RUNNING_STATES
+_MAX_ERROR_CHARS = MAX_ERROR_CHARS
+_params = params_of
 
 
 class SqliteJobQueue:
@@ -51,19 +49,7 @@ class SqliteJobQueue:
 
     def _job(self, row: tuple[Any, ...], outputs: Sequence[JobOutput] = (),
              batch: BatchCounts | None = None) -> Job:
-        (job_id, parent_id, kind, batch_kind, state, sha, path, size, params, requires,
-         priority, submitter, worker, attempts, max_attempts, error, progress, message,
-         lease_ms, timeout_ms, created, updated, started, finished) = row
-        return Job(
-            job_id=JobId(job_id), kind=kind, state=JobState(state),
-            input_sha256=(sha,) if sha else (), params=_params(params), worker_id=worker,
-            attempts=attempts, max_attempts=max_attempts, error=error,
-            created_unix_ms=created, updated_unix_ms=updated, parent_id=parent_id,
-            requires=tuple(t for t in requires.split(",") if t), priority=priority,
-            submitter=submitter, progress=progress, progress_message=message, batch=batch,
-            batch_kind=batch_kind, outputs=tuple(outputs), input_path=path, input_size=size,
-            lease_expires_unix_ms=lease_ms, timeout_ms=timeout_ms, started_unix_ms=started,
-            finished_unix_ms=finished)
+        return job_from_row(row, outputs, batch)
 
     def _load(self, c: sqlite3.Connection, job_id: str) -> Job | None:
         row = c.execute(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
@@ -374,10 +360,5 @@ def _end(c: sqlite3.Connection, job_id: str, state: JobState, error: str, now_ms
 
 
 def _counts(c: sqlite3.Connection, parent_id: str) -> BatchCounts:
-    by_state = dict(c.execute("SELECT state, COUNT(*) FROM jobs WHERE parent_id = ? "
-                              "GROUP BY state", (parent_id,)).fetchall())
-    return BatchCounts(
-        total=sum(by_state.values()), pending=by_state.get("PENDING", 0),
-        running=by_state.get("READING", 0) + by_state.get("PROCESSING", 0),
-        completed=by_state.get("COMPLETED", 0), failed=by_state.get("FAILED", 0),
-        cancelled=by_state.get("CANCELLED", 0))
+    return counts_of(dict(c.execute("SELECT state, COUNT(*) FROM jobs WHERE parent_id = ? "
+                                    "GROUP BY state", (parent_id,)).fetchall()))

@@ -1,35 +1,64 @@
-"""The SQLite job queue's state machine: leases and their attempt numbers as fencing tokens,
-expiry, the attempt limit, hand-backs, cancels and batch parents; the timeout policy and the
-fair order of the dispatcher."""
+"""The job queue's state machine, on both backends (SQLite and PostgreSQL): leases and their
+attempt numbers as fencing tokens, expiry, the attempt limit, hand-backs, cancels and batch
+parents; the timeout policy and the fair order of the dispatcher."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from photonic.jobs_model import BATCH_KIND, JobFilter, JobOutput, JobState
 from photonic.server.jobs.dispatch import _fair_order
-from photonic.server.jobs.queue import Lease, NewJob
+from photonic.server.jobs.queue import JobQueue, Lease, NewJob
 from photonic.server.jobs.sqlite_queue import SqliteJobQueue
 from photonic.server.jobs.timeouts import TimeoutPolicy, p95
 
 SHA = "a" * 64
 
 
+QueueOpener = Callable[[], JobQueue]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QueueOpener]:
+    """Opens the queue under test on the same store each call (a restart reopens it): the
+    embedded SQLite file, and PostgreSQL in a fresh database of the session's cluster. Every
+    test below runs on both: one contract, two backends."""
+    opened: list[JobQueue] = []
+
+    def sqlite() -> JobQueue:
+        return SqliteJobQueue(tmp_path / "jobs.db")
+
+    def postgresql() -> JobQueue:
+        from photonic.server.jobs.pg_queue import PgJobQueue
+        return PgJobQueue(url)
+
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_url")
+    make = sqlite if request.param == "sqlite" else postgresql
+
+    def opener() -> JobQueue:
+        opened.append(make())
+        return opened[-1]
+
+    yield opener
+    for queue in opened:
+        queue.close()
+
+
 @pytest.fixture
-def q(tmp_path: Path) -> SqliteJobQueue:
-    queue = SqliteJobQueue(tmp_path / "jobs.db")
-    yield queue  # type: ignore[misc]
-    queue.close()
+def q(open_queue: QueueOpener) -> JobQueue:
+    return open_queue()
 
 
-def _add(q: SqliteJobQueue, job_id: str = "j1", **kw: object) -> None:
+def _add(q: JobQueue, job_id: str = "j1", **kw: object) -> None:
     q.add([NewJob(job_id, "facecrop", "admin", 2, input_sha256=SHA, **kw)],  # type: ignore[arg-type]
           now_ms=1000)
 
 
-def test_lease_numbers_attempts_and_refuses_reports_of_stale_ones(q: SqliteJobQueue) -> None:
+def test_lease_numbers_attempts_and_refuses_reports_of_stale_ones(q: JobQueue) -> None:
     """Each lease is a new attempt; progress, uploads and results of another attempt are
     refused (None/False), and a leased job cannot be leased twice."""
     _add(q)
@@ -48,7 +77,7 @@ def test_lease_numbers_attempts_and_refuses_reports_of_stale_ones(q: SqliteJobQu
 
 
 def test_expired_lease_returns_to_pending_then_fails_at_the_attempt_limit(
-        q: SqliteJobQueue) -> None:
+        q: JobQueue) -> None:
     """An expired lease is a failed attempt: PENDING again, then FAILED with the last error
     once max_attempts attempts have failed."""
     _add(q)
@@ -60,7 +89,7 @@ def test_expired_lease_returns_to_pending_then_fails_at_the_attempt_limit(
     assert failed.state is JobState.FAILED and "w2" in failed.error and failed.attempts == 2
 
 
-def test_a_handed_back_job_does_not_count_as_a_failure(q: SqliteJobQueue) -> None:
+def test_a_handed_back_job_does_not_count_as_a_failure(q: JobQueue) -> None:
     """Release returns the job to PENDING without spending one of its attempts."""
     _add(q)
     for attempt in (1, 2, 3):
@@ -72,7 +101,7 @@ def test_a_handed_back_job_does_not_count_as_a_failure(q: SqliteJobQueue) -> Non
     assert again is not None and again.state is JobState.PENDING
 
 
-def test_a_permanent_failure_ends_the_job_at_once(q: SqliteJobQueue) -> None:
+def test_a_permanent_failure_ends_the_job_at_once(q: JobQueue) -> None:
     _add(q)
     q.lease("j1", "w1", 9000, 60_000, 1000)
     failed = q.fail_attempt(Lease("j1", 1), "no face found", False, 1100)
@@ -81,7 +110,7 @@ def test_a_permanent_failure_ends_the_job_at_once(q: SqliteJobQueue) -> None:
 
 
 def test_cancel_ends_pending_at_once_and_flags_leased_until_confirmed_or_expired(
-        q: SqliteJobQueue) -> None:
+        q: JobQueue) -> None:
     _add(q, "pending")
     _add(q, "leased")
     q.lease("leased", "w1", 2000, 60_000, 1000)
@@ -94,7 +123,7 @@ def test_cancel_ends_pending_at_once_and_flags_leased_until_confirmed_or_expired
     assert ended.state is JobState.CANCELLED
 
 
-def test_batch_parent_follows_its_children(q: SqliteJobQueue) -> None:
+def test_batch_parent_follows_its_children(q: JobQueue) -> None:
     """A parent is PROCESSING once a child runs, and FAILED with a count when any child
     failed after all ended; the siblings still complete."""
     q.add([NewJob("p", BATCH_KIND, "admin", 2, batch_kind="facecrop"),
@@ -118,17 +147,16 @@ def test_batch_parent_follows_its_children(q: SqliteJobQueue) -> None:
     assert [k.state for k in kids] == [JobState.FAILED, JobState.COMPLETED, JobState.COMPLETED]
 
 
-def test_restart_keeps_leases_and_extends_them(tmp_path: Path) -> None:
-    q = SqliteJobQueue(tmp_path / "jobs.db")
+def test_restart_keeps_leases_and_extends_them(open_queue: QueueOpener) -> None:
+    q = open_queue()
     _add(q)
     q.lease("j1", "w1", 2000, 60_000, 1000)
     q.close()
-    again = SqliteJobQueue(tmp_path / "jobs.db")
+    again = open_queue()
     assert again.extend_leases(50_000) == 1
     assert again.expired(10_000) == []
     job = again.get("j1")
     assert job is not None and job.state is JobState.READING and job.attempts == 1
-    again.close()
 
 
 def test_timeouts_scale_with_input_and_history_within_floor_and_ceiling() -> None:

@@ -1,0 +1,91 @@
+"""PostgreSQL for the server's shared state (the job queue now, the catalog with the rest of
+the scale-out work): connections, numbered migrations per package, and database failures as
+photonic errors. psycopg enters photonic through this module only.
+
+A migration is a numbered `.sql` file run in one transaction together with its row in
+schema_version; servers starting at once take turns on an advisory lock, so each file runs
+exactly once per database."""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from photonic.errors import PhotonicError, Transient
+
+PgConnection = psycopg.Connection[tuple[Any, ...]]
+PgAsyncConnection = psycopg.AsyncConnection[tuple[Any, ...]]
+Notify = psycopg.Notify
+_MIGRATION_RE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+CONNECT_TIMEOUT_S = 10
+
+
+class DatabaseError(PhotonicError):
+    """The database refused a statement: a bug or a schema out of step, not a passing fault."""
+
+
+def connect(url: str) -> PgConnection:
+    """An autocommit connection: every multi-statement unit opens its own transaction()."""
+    with unreachable_as_transient(url):
+        return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+
+
+async def connect_async(url: str) -> PgAsyncConnection:
+    with unreachable_as_transient(url):
+        return await psycopg.AsyncConnection.connect(url, autocommit=True,
+                                                     connect_timeout=CONNECT_TIMEOUT_S)
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+@contextmanager
+def unreachable_as_transient(url: str) -> Iterator[None]:
+    """A lost or refused connection is Transient (the same call may succeed once the database
+    is back); any other database error is a DatabaseError naming what was refused."""
+    try:
+        yield
+    except psycopg.OperationalError as e:
+        raise Transient(f"PostgreSQL at {safe_url(url)} is unreachable: "
+                        f"{str(e).strip().splitlines()[0] if str(e).strip() else e!r}; "
+                        "check that it runs and accepts this server") from e
+    except psycopg.Error as e:
+        raise DatabaseError(f"PostgreSQL at {safe_url(url)} refused a statement: "
+                            f"{str(e).strip()}") from e
+
+
+def migrate(conn: PgConnection, package: str) -> int:
+    """Runs the package's migrations this database has not seen; returns how many ran."""
+    files = sorted((int(m.group(1)), entry.name)
+                   for entry in importlib.resources.files(package).iterdir()
+                   if (m := _MIGRATION_RE.match(entry.name)))
+    lock_key = f"photonic migrations {package}"
+    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock_key,))
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
+                     "package TEXT NOT NULL, version INTEGER NOT NULL, "
+                     "applied_ms BIGINT NOT NULL, PRIMARY KEY (package, version))")
+        done = {int(r[0]) for r in conn.execute(
+            "SELECT version FROM schema_version WHERE package = %s", (package,))}
+        ran = 0
+        for version, name in files:
+            if version in done:
+                continue
+            text = importlib.resources.files(package).joinpath(name).read_text("utf-8")
+            with conn.transaction():
+                conn.execute(sql.SQL(text))  # our own file
+                conn.execute("INSERT INTO schema_version (package, version, applied_ms) "
+                             "VALUES (%s, %s, (extract(epoch FROM now()) * 1000)::bigint)",
+                             (package, version))
+            ran += 1
+        return ran
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_key,))

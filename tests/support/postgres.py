@@ -1,0 +1,139 @@
+"""A throwaway PostgreSQL cluster for the tests: initdb into a temporary folder, started with
+pg_ctl on a free port whose only listener is a unix socket inside that folder (no TCP, trust
+for those local connections only, every other setting PostgreSQL's default, fsync included),
+stopped and deleted at the end of the session. Each test gets a fresh database made from an
+empty template. initdb refuses to run as root: as root, the cluster runs as the `postgres`
+user (or `nobody`), owning the folder."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemons import free_port
+
+SUPERUSER = "photonic"
+TEMPLATE = "photonic_template"
+INSTALL_HINT = "install Debian's postgresql package (make test-deps)"
+
+
+def pg_bin_dir() -> Path | None:
+    """Where initdb and pg_ctl are: on PATH, else Debian's /usr/lib/postgresql/<version>/bin
+    (which Debian does not put on PATH), the newest version first."""
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                      key=lambda p: [int(x) for x in re.findall(r"\d+", p.parent.parent.name)],
+                      reverse=True)
+    return versions[0].parent if versions else None
+
+
+def _run_as() -> tuple[list[str], str | None]:
+    """The command prefix that drops root (initdb refuses root), and the user it runs as."""
+    if os.geteuid() != 0:
+        return [], None
+    for user in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            continue
+        return ["runuser", "-u", user, "--"], user
+    raise RuntimeError("running as root and neither a postgres nor a nobody user exists")
+
+
+@dataclass
+class PgCluster:
+    root: Path
+    bin_dir: Path
+    port: int
+    prefix: Sequence[str]
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "sock"
+
+    def url(self, database: str) -> str:
+        return (f"postgresql://{SUPERUSER}@/{database}?host={self.socket_dir}"
+                f"&port={self.port}")
+
+    def _pg_ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self.prefix, str(self.bin_dir / "pg_ctl"), "-D",
+                               str(self.root / "data"), *args], capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    def start(self) -> None:
+        options = f"-k {self.socket_dir} -p {self.port} -c listen_addresses=''"
+        done = self._pg_ctl("-l", str(self.root / "postgres.log"), "-o", options, "-w",
+                            "start")
+        if done.returncode != 0:
+            log = (self.root / "postgres.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"pg_ctl start failed: {done.stderr}\n{log}")
+
+    def stop(self) -> None:
+        self._pg_ctl("-m", "fast", "-w", "stop")
+
+    def execute(self, statement: str, database: str = "postgres") -> None:
+        """One statement in autocommit (CREATE/DROP DATABASE cannot run in a transaction)."""
+        import psycopg
+        with psycopg.connect(self.url(database), autocommit=True) as conn:
+            conn.execute(statement.encode())
+
+
+def start_cluster() -> PgCluster:
+    bin_dir = pg_bin_dir()
+    if bin_dir is None:
+        raise FileNotFoundError(f"no initdb/pg_ctl found; {INSTALL_HINT}")
+    prefix, user = _run_as()
+    root = Path(tempfile.mkdtemp(prefix="photonic-pg-"))
+    (root / "sock").mkdir()
+    if user is not None:
+        for path in (root, root / "sock"):
+            shutil.chown(path, user)
+    done = subprocess.run(
+        [*prefix, str(bin_dir / "initdb"), "-D", str(root / "data"), "-U", SUPERUSER,
+         "--auth-local=trust", "--auth-host=reject", "-E", "UTF8", "--locale=C"],
+        capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        raise RuntimeError(f"initdb failed: {done.stderr[-3000:]}")
+    cluster = PgCluster(root, bin_dir, free_port(), prefix)
+    cluster.start()
+    cluster.execute(f"CREATE DATABASE {TEMPLATE} IS_TEMPLATE true")
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """The session's PostgreSQL; a test that needs it is skipped, saying why, only where no
+    PostgreSQL is installed or psycopg is missing."""
+    pytest.importorskip("psycopg", reason="psycopg missing: pip install -e '.[dev]'")
+    try:
+        cluster = start_cluster()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """The URL of a fresh, empty database of its own, dropped after the test."""
+    name = f"test_{os.getpid()}_{next(_numbers)}"
+    pg_cluster.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    yield pg_cluster.url(name)
+    pg_cluster.execute(f"DROP DATABASE {name} WITH (FORCE)")
