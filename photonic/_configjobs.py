@@ -4,6 +4,7 @@ dataclasses; this module only keeps config.py under its size."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from collections.abc import Mapping
@@ -59,6 +60,10 @@ class JobsConfig:
     cancel_grace_s: float = 10.0
     """After a CancelOrder, how long a worker has to report Cancelled before the server
     counts the job cancelled anyway."""
+    queue_url: str = ""
+    """Where the job queue lives: empty (the default) is the SQLite file jobs.db beside the
+    catalog; `sqlite:///absolute/path/jobs.db` names another file; `postgresql://...` is a
+    PostgreSQL database that several servers share (needs the `postgres` extra)."""
 
 
 def _default_models_dir() -> Path:
@@ -133,9 +138,19 @@ def read_jobs(jobs: cp.Section) -> JobsConfig:
         web_upload_max_bytes=jobs.get("web_upload_max", _size(), d.web_upload_max_bytes),
         web_upload_max_files=jobs.get("web_upload_max_files", cp.integer(1, 1_000_000),
                                       d.web_upload_max_files),
+        queue_url=jobs.get("queue_url", _QUEUE_URL, d.queue_url),
     )
+    _check_queue_driver(jobs, config)
     _check_jobs_order(jobs, config)
     return config
+
+
+def _check_queue_driver(jobs: cp.Section, config: JobsConfig) -> None:
+    """A PostgreSQL queue needs psycopg; said at start, not at the first job."""
+    if queue_backend(config.queue_url) == "postgresql" and not importlib.util.find_spec(
+            "psycopg"):
+        jobs.problems.add(jobs.key("queue_url"), "psycopg installed for a postgresql:// queue "
+                          "(pip install 'photonic[postgres]')", "psycopg is not installed")
 
 
 def _check_jobs_order(jobs: cp.Section, config: JobsConfig) -> None:
@@ -150,6 +165,24 @@ def _check_jobs_order(jobs: cp.Section, config: JobsConfig) -> None:
         jobs.problems.add(jobs.key(key), f"jobs.timeout_ceiling ({config.timeout_ceiling_s:g}s)"
                           f" at least jobs.timeout_floor ({config.timeout_floor_s:g}s)",
                           cp.describe(jobs.raw(key)))
+
+
+def queue_backend(url: str) -> str:
+    """`sqlite` or `postgresql` for a valid jobs.queue_url (empty is SQLite), else ``."""
+    if url == "":
+        return "sqlite"
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///") and "\0" not in url:
+        return "sqlite"
+    scheme, sep, rest = url.partition("://")
+    return "postgresql" if sep and scheme in ("postgresql", "postgres") and rest else ""
+
+
+def is_queue_url(url: str) -> bool:
+    return bool(queue_backend(url))
+
+
+_QUEUE_URL = cp.text("a job queue URL: sqlite:///absolute/path/jobs.db or "
+                     "postgresql://user@host:port/database", is_queue_url)
 
 
 def _is_tag(tag: str) -> bool:

@@ -25,11 +25,11 @@ from photonic.server.fs_sync import FilesystemSync, choose_sync
 from photonic.server.guard import CallGuard
 from photonic.server.health import ServerHealth, watch_health
 from photonic.server.ingest_deps import IngestDeps, IngestLimits, UploadClaims
+from photonic.server.jobs.backends import SharedDispatch, open_job_queue, shared_dispatch
 from photonic.server.jobs.dispatch import Dispatcher
 from photonic.server.jobs.inputs import InputResolver
 from photonic.server.jobs.results import ResultStore
 from photonic.server.jobs.service import JobsService
-from photonic.server.jobs.sqlite_queue import SqliteJobQueue
 from photonic.server.jobs.timeouts import TimeoutPolicy
 from photonic.server.jobs.web_intake import WebUploadLimits, WebUploads
 from photonic.server.jobs.zip_intake import IntakeLimits, UploadIntake
@@ -74,7 +74,8 @@ class ServerApp:
                             if self.sync_choice.filesystem_wide else None)
         self.catalog = SqliteCatalog(config.storage_path / "catalog.db")
         self.library = Library(self.store, self.catalog, self._filesystem)
-        self.job_queue = SqliteJobQueue(config.storage_path / "jobs.db")
+        self.job_queue = open_job_queue(config.jobs.queue_url, config.storage_path)
+        self._shared_dispatch: SharedDispatch | None = None
         self.jobs: JobsService | None = None
         self.events = EventHub()
         revocations = RevocationList(config.security.revocation_list_path)
@@ -142,6 +143,10 @@ class ServerApp:
         self.grpc_port = server.add_secure_port(
             self.config.bind_address, server_credentials(sec.cert_path, sec.key_path, sec.ca_path))
         await self.jobs.start()
+        self._shared_dispatch = shared_dispatch(self.config.jobs.queue_url, self.job_queue,
+                                                self.jobs)
+        if self._shared_dispatch is not None:  # other servers' jobs wake this dispatcher
+            await self._shared_dispatch.start()
         await server.start()
         self._grpc = server
         self.guard.start()
@@ -234,6 +239,8 @@ class ServerApp:
         if self._health_task is not None:
             self._health_task.cancel()
         await self._health.enter_graceful_shutdown()
+        if self._shared_dispatch is not None:
+            await self._shared_dispatch.stop()
         if self.jobs is not None:
             await self.jobs.stop()  # ends the Work streams, so the drain below is quick
         if self._http is not None:
