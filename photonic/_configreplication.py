@@ -7,8 +7,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 from photonic import _configparse as cp
+from photonic.archive_key import key_problem
 from photonic.models import is_agent_id
 from photonic.units import RATE_EXPECTED, SizeIsNotARate, parse_rate
 
@@ -44,6 +46,9 @@ class BackupNodeConfig:
     max_bandwidth_bytes_per_s: int = 0  # 0 means unlimited
     schedule: tuple[ScheduleWindow, ...] = ()
     """Windows when replication to it runs; empty means always."""
+    encrypted: bool = False
+    """Objects leave sealed with the archive key (photonic.sealing) under keyed names: the
+    node holds neither the photos nor their hashes nor their library paths."""
 
     def open_at(self, minute_of_day: int) -> bool:
         return not self.schedule or any(w.contains(minute_of_day) for w in self.schedule)
@@ -73,19 +78,11 @@ def _rate(value: str | int | float) -> int:
         raise cp.Invalid(f"{RATE_EXPECTED}, not a size: did you mean {exc.suggestion}?") from None
 
 
-def _refused_encryption(value: object) -> bool:
-    if value is not False:
-        raise cp.Invalid
-    return False
-
-
 _ROLE = cp.choice({r.value: r for r in ServerRole})
 _NODE_NAME = cp.text("a node name: 1-64 letters, digits, '.', '_' or '-', starting with a "
                      "letter or digit", is_agent_id)
 _WINDOW = cp.Field('a daily window "HH:MM-HH:MM" in local time, like "22:00-06:00"', _window)
 _RATE = cp.quantity(RATE_EXPECTED, _rate, lambda n: n >= 0)
-_NO_ENCRYPTION = cp.Field("false (encrypted backup nodes are not implemented yet)",
-                          _refused_encryption)
 
 
 def read_replication(server: cp.Section, storage: cp.Section,
@@ -121,5 +118,21 @@ def _read_node(section: cp.Section) -> BackupNodeConfig:
     endpoint = section.require("endpoint", cp.host_port(min_port=1), "")
     rate = section.get("max_bandwidth", _RATE, 0)
     schedule = section.get_list("schedule", _WINDOW, ())
-    section.get("encrypted", _NO_ENCRYPTION, False)
-    return BackupNodeConfig(name, endpoint, rate, schedule)
+    encrypted = section.get("encrypted", cp.boolean(), False)
+    return BackupNodeConfig(name, endpoint, rate, schedule, encrypted)
+
+
+def check_archive_key(security: cp.Section, nodes: tuple[BackupNodeConfig, ...],
+                      key_path: Path) -> None:
+    """An encrypted backup node needs a readable archive key: without it the server could
+    neither seal what it sends nor read back what it sent, so it does not start."""
+    encrypted = [n.name for n in nodes if n.encrypted]
+    if not encrypted:
+        return
+    problem = key_problem(key_path)
+    if problem:
+        security.problems.add(
+            security.key("archive_key_path"),
+            f"the archive key of encrypted backup node {', '.join(encrypted)} "
+            f"(make one with `photonic certs archive-key --dir {key_path.parent}` and back it "
+            "up: without it the encrypted copies cannot be read)", f"{key_path}: {problem}")

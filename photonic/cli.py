@@ -120,6 +120,13 @@ def _certs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                             "nodes list with the replicate scope)")
     issue.add_argument("--san", action="append", default=[],
                        help="with --role server: an extra host name or IP it serves as")
+    archive_key = _command(
+        csub, "archive-key", "make the key that encrypts copies on encrypted backup nodes",
+        "Writes a new random 32-byte key to archive.key in --dir (0600), where the server "
+        "looks for it (security.archive_key_path). It never leaves this machine: BACK IT UP "
+        "somewhere safe, since without it the copies on encrypted backup nodes cannot be "
+        "read. An existing key is never replaced.")
+    archive_key.add_argument("--dir", type=Path, default=Path("certs"), help=dir_help)
 
 
 def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -284,6 +291,14 @@ def _certs(args: argparse.Namespace) -> int:
         paths = pki.init_pki(args.dir, args.san, force=args.force)
         for path in (paths.ca_cert, paths.ca_key, paths.server_cert, paths.server_key):
             print(f"wrote {path}")
+        return 0
+    if args.certs_command == "archive-key":
+        from photonic.archive_key import DEFAULT_FILE_NAME, new_key_file
+
+        key = new_key_file(args.dir / DEFAULT_FILE_NAME)
+        print(f"wrote {args.dir / DEFAULT_FILE_NAME} (fingerprint {key.fingerprint})\n"
+              "Back this file up now, away from this machine: without it the copies on "
+              "encrypted backup nodes cannot be read.")
         return 0
     if args.san and args.role != "server":
         print("photonic: error: --san goes with --role server", file=sys.stderr)

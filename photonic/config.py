@@ -20,10 +20,11 @@ from photonic._configjobs import read_jobs, read_work
 from photonic._configreplication import BackupNodeConfig as BackupNodeConfig
 from photonic._configreplication import ReplicationConfig as ReplicationConfig
 from photonic._configreplication import ServerRole as ServerRole
-from photonic._configreplication import read_replication
+from photonic._configreplication import check_archive_key, read_replication
 from photonic._configscrub import RepairNode as RepairNode
 from photonic._configscrub import ScrubConfig as ScrubConfig
 from photonic._configscrub import read_scrub
+from photonic.archive_key import DEFAULT_FILE_NAME as DEFAULT_ARCHIVE_KEY_FILE
 from photonic.models import ConflictPolicy, Scope, SyncMethod, WatchMode, is_agent_id
 from photonic.units import (
     DURATION_EXPECTED,
@@ -51,6 +52,9 @@ class SecurityConfig:
     key_path: Path
     ca_path: Path
     revocation_list_path: Path | None = None
+    archive_key_path: Path | None = None
+    """The server's archive key (encrypted backup nodes); default: archive.key beside its
+    certificate. None in an agent's config."""
 
 
 @dataclass(frozen=True)
@@ -270,6 +274,10 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
     """Reads every server key; wrong values are recorded and replaced by their defaults."""
     server, storage, limits = sections["server"], sections["storage"], sections["limits"]
     replication = read_replication(server, storage, entry_sections)
+    security = _read_security(sections["security"], config_path.parent, server=True)
+    if security.archive_key_path is not None:
+        check_archive_key(sections["security"], replication.backup_nodes,
+                          security.archive_key_path)
     return ServerConfig(
         config_path=config_path,
         bind_address=server.get("bind_address", cp.host_port(min_port=0), "127.0.0.1:50051"),
@@ -291,7 +299,7 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
         sync_idle_timeout_s=limits.get("sync_idle_timeout", _duration(1.0), 300.0),
         max_connection_age_s=limits.get("max_connection_age", _duration(10.0), 3600.0),
         max_connection_age_grace_s=limits.get("max_connection_age_grace", _duration(), 60.0),
-        security=_read_security(sections["security"], config_path.parent, server=True),
+        security=security,
         agent_scopes=agent_scopes,
         default_scopes=frozenset(root.get_list("default_scopes", _SCOPE, (Scope.SYNC,))),
         jobs=read_jobs(sections["jobs"]),
@@ -400,9 +408,12 @@ def _read_security(security: cp.Section, base: Path, *, server: bool) -> Securit
         security.raw("revocation_list")
         security.problems.add(security.key("revocation_list"), "no revocation_list in an "
                               "agent config (only the server checks revocations)")
+    cert = security.require("cert_path", path, Path())
     return SecurityConfig(
-        cert_path=security.require("cert_path", path, Path()),
+        cert_path=cert,
         key_path=security.require("key_path", path, Path()),
         ca_path=security.require("ca_path", path, Path()),
         revocation_list_path=revocation,
+        archive_key_path=security.get("archive_key_path", path,
+                                      cert.parent / DEFAULT_ARCHIVE_KEY_FILE) if server else None,
     )

@@ -164,6 +164,7 @@ class ServerApp:
                 media=MediaService(self.store, self.catalog, self.job_queue,
                                    self.config.storage_path,
                                    copies=self.replication.copies_of),
+                replication=self.replication,
                 uploads=WebUploads(intake, WebUploadLimits(
                     self.config.jobs.web_upload_max_bytes,
                     self.config.jobs.web_upload_max_files))), web_tls)

@@ -105,9 +105,16 @@ class ArchiveClient:
 
 
 def repair_sources(config: ServerConfig, dial: ChannelDialer | None = None
-                   ) -> list[ArchiveClient]:
-    """The servers this one repairs from: its backup nodes, then `storage.repair_from`."""
+                   ) -> list[ObjectSource]:
+    """The servers this one repairs from: its backup nodes (an encrypted one read through the
+    archive key), then `storage.repair_from`."""
+    from photonic.server.sealed_source import sealed_reader  # it reads through this module
+
     dial = dial or own_certificate_channel(config.security)
-    nodes = [(n.name, n.endpoint) for n in config.backup_nodes]
-    nodes += [(n.name, n.endpoint) for n in config.scrub.repair_from]
-    return [ArchiveClient(name, endpoint, dial(endpoint)) for name, endpoint in nodes]
+    sources: list[ObjectSource] = []
+    for node in config.backup_nodes:
+        client = ArchiveClient(node.name, node.endpoint, dial(node.endpoint))
+        sources.append(sealed_reader(config, client) if node.encrypted else client)
+    sources += [ArchiveClient(n.name, n.endpoint, dial(n.endpoint))
+                for n in config.scrub.repair_from]
+    return sources

@@ -10,10 +10,11 @@ import sys
 
 from photonic.config import ServerConfig
 from photonic.errors import InvalidInput
-from photonic.server.archive_client import ArchiveClient, own_certificate_channel
+from photonic.server.archive_client import ArchiveClient, ObjectSource, own_certificate_channel
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.library import Library
 from photonic.server.restore import Restorer, RestoreReport
+from photonic.server.sealed_source import sealed_reader
 from photonic.server.store import ContentStore
 from photonic.tls import certificate_info
 from photonic.units import format_size
@@ -48,15 +49,25 @@ def _endpoint_of(config: ServerConfig, node: str) -> str:
 
 async def _restore(config: ServerConfig, node: str, endpoint: str,
                    library_path: str) -> RestoreReport:
-    store = ContentStore(config.storage_path)
-    catalog = SqliteCatalog(config.storage_path / "catalog.db")
     client = ArchiveClient(node, endpoint, own_certificate_channel(config.security)(endpoint))
-    # An archive node files this server's library under this server's certificate id.
-    identity = certificate_info(config.security.cert_path).subject_cn
-    restorer = Restorer(client, store, catalog, Library(store, catalog), node_folder=identity,
-                        progress=_progress_line)
+    source: ObjectSource = client
     try:
         await client.ready(READY_TIMEOUT_S)
+        if any(n.name == node and n.encrypted for n in config.backup_nodes):
+            # Its index opens with the key before anything is stored here: a wrong key
+            # stops the restore with nothing written.
+            source = sealed = sealed_reader(config, client)
+            await sealed.load()
+    except BaseException:
+        await client.close()
+        raise
+    store = ContentStore(config.storage_path)
+    catalog = SqliteCatalog(config.storage_path / "catalog.db")
+    # An archive node files this server's library under this server's certificate id.
+    identity = certificate_info(config.security.cert_path).subject_cn
+    restorer = Restorer(source, store, catalog, Library(store, catalog), node_folder=identity,
+                        progress=_progress_line)
+    try:
         return await restorer.run(library_path)
     finally:
         await restorer.close()

@@ -16,7 +16,16 @@ from photonic.server.jobs.service import JobsService
 from photonic.server.jobs.web_intake import WebUploads
 from photonic.server.library_browse import LibraryBrowser
 from photonic.server.media.service import MediaService
-from photonic.web import access, api, live, media_routes, overview_routes, pages, processing_routes
+from photonic.web import (
+    access,
+    api,
+    live,
+    media_routes,
+    overview_routes,
+    pages,
+    processing_routes,
+    replication_routes,
+)
 from photonic.web.cert_access import CertificateGate
 from photonic.web.credentials import TokenBook
 from photonic.web.page import PageSource, page_handler
@@ -37,7 +46,8 @@ def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
               uploads: WebUploads,
               secure: bool, web_clients: Gauge | None = None,
               certs: CertificateGate | None = None,
-              media: MediaService | None = None) -> web.Application:
+              media: MediaService | None = None,
+              replication: replication_routes.NodeStatuses | None = None) -> web.Application:
     """web_clients: photonic_web_clients, counted by live.py. media: thumbnails, downloads
     and photo details (their routes exist only with it)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES,
@@ -64,6 +74,8 @@ def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
     if media is not None:
         media_routes.add_routes(app, media)
     processing_routes.add_routes(app, uploads, ResultsArchive(jobs))
+    if replication is not None:
+        replication_routes.add_routes(app, replication)
     pages.add_routes(app)
     return app
 

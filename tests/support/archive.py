@@ -10,6 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from photonic.archive_key import load_key
+from photonic.sealing import open_bytes
+from photonic.server.replication.sealed import (
+    INDEX_DIR,
+    SEALED_WATCH,
+    merge_indexes,
+    read_index,
+)
 from tests.support.daemons import ServerHandle, free_port, sqlite_rows, start_server
 from tests.support.pki import TestPki, server_identity
 
@@ -31,10 +39,15 @@ def start_archive(root: Path, pki: TestPki, *, port: int | None = None) -> Serve
 
 
 def start_primary(root: Path, pki: TestPki, archive_endpoint: str,
-                  node: dict[str, Any] | None = None) -> ServerHandle:
+                  node: dict[str, Any] | None = None,
+                  archive_key: Path | None = None) -> ServerHandle:
+    """archive_key: security.archive_key_path (for a node with encrypted: true)."""
     http_port = free_port()
+    security = _security(pki, PRIMARY_ID)
+    if archive_key is not None:
+        security["archive_key_path"] = str(archive_key)
     handle = start_server(root, pki, extra={
-        "server": {"web_ui_port": http_port}, "security": _security(pki, PRIMARY_ID),
+        "server": {"web_ui_port": http_port}, "security": security,
         "storage": {"backup_nodes": [{"name": NODE, "endpoint": archive_endpoint,
                                       **(node or {})}]}})
     handle.http_port = http_port
@@ -79,3 +92,13 @@ def unconfirmed_versions(primary: ServerHandle) -> int:
         "WHERE r.node = ? AND r.location_id = v.location_id AND r.version = v.version)",
         (NODE,))
     return int(rows[0][0])
+
+
+def sealed_index(archive: ServerHandle, key_path: Path) -> dict[str, tuple[str, ...]]:
+    """{photo sha256: library paths} from every sealed index object on the archive's disk,
+    opened with the key (what a restore sees)."""
+    key = load_key(key_path)
+    folder = archive_library(archive) / SEALED_WATCH / INDEX_DIR
+    indexes = [read_index(open_bytes(path.read_bytes(), key.object_key(path.name)))
+               for path in (folder.glob("*") if folder.exists() else [])]
+    return {sha: paths for sha, (_size, paths) in merge_indexes(indexes).items()}

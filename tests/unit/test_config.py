@@ -545,14 +545,25 @@ def test_server_values_scopes_and_revocation_list_are_read(tmp_path: Path) -> No
 
 
 def test_unimplemented_storage_features_are_refused_with_the_reason(tmp_path: Path) -> None:
-    """At-rest compression and encrypted backup nodes are refused, each saying why."""
-    problems = by_key(server_problems(
-        tmp_path, MINIMAL_SERVER + "storage: {compression: true, backup_nodes: "
-        "[{name: b1, endpoint: 'b1:50051', encrypted: true}]}\n"))
+    """At-rest compression is refused, saying why."""
+    problems = by_key(server_problems(tmp_path, MINIMAL_SERVER + "storage: {compression: true}\n"))
     assert problems["storage.compression"].expected.startswith(
         "false (at-rest compression is not implemented")
-    assert problems["storage.backup_nodes[0].encrypted"].expected.startswith(
-        "false (encrypted backup nodes are not implemented yet")
+
+
+def test_an_encrypted_backup_node_needs_a_readable_archive_key(tmp_path: Path) -> None:
+    """Without the key file the config names security.archive_key_path, where it looked (beside
+    the server certificate by default) and the command that makes one; with it, it loads."""
+    text = MINIMAL_SERVER + ("storage: {backup_nodes: [{name: b1, endpoint: 'b1:50051', "
+                             "encrypted: true}]}\n")
+    problem = by_key(server_problems(tmp_path, text))["security.archive_key_path"]
+    assert "photonic certs archive-key" in problem.expected and "back it up" in problem.expected
+    key_file = tmp_path / "certs" / "archive.key"
+    assert problem.got == f"{key_file}: no such file"
+    key_file.parent.mkdir(exist_ok=True)
+    key_file.write_bytes(bytes(32))
+    config = load_server_config(write(tmp_path, text))
+    assert config.backup_nodes[0].encrypted and config.security.archive_key_path == key_file
 
 
 @pytest.mark.parametrize(

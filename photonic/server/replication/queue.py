@@ -28,6 +28,7 @@ from photonic.server.replication.paths import LibraryName
 from photonic.sqlite_db import transaction
 
 _IN_BATCH = 500
+_LIBRARY = "library/"
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,38 @@ class ReplicationQueue:
                 f"SELECT sha256 FROM replica_confirmations WHERE node = ? "
                 f"AND sha256 IN ({marks})", (node, *batch)))
         return held
+
+    def held_by(self, node: str, shas: Sequence[str]) -> set[str]:
+        """Which of shas node confirmed holding (an encrypted node: a version of a content it
+        holds needs nothing sent, its path travels in the sealed index)."""
+        return self._confirmed_among(node, shas)
+
+    def confirmed_count(self, node: str) -> int:
+        return int(self._all("SELECT COUNT(*) FROM replica_confirmations WHERE node = ?",
+                             (node,))[0][0])
+
+    def confirmed_contents(self, node: str) -> list[str]:
+        """Every content node confirmed holding (the whole sealed index of a node)."""
+        return [str(r[0]) for r in self._all(
+            "SELECT sha256 FROM replica_confirmations WHERE node = ? ORDER BY sha256", (node,))]
+
+    def library_of(self, shas: Sequence[str]) -> dict[str, tuple[int, list[str]]]:
+        """Size and library paths (relative to the library) of each content."""
+        out: dict[str, tuple[int, list[str]]] = {}
+        unique = list(dict.fromkeys(shas))
+        for start in range(0, len(unique), _IN_BATCH):
+            batch = unique[start:start + _IN_BATCH]
+            marks = ", ".join("?" * len(batch))
+            for sha, size in self._all(
+                    f"SELECT sha256, size FROM photos WHERE sha256 IN ({marks})", tuple(batch)):
+                out[str(sha)] = (int(size), [])
+            for sha, path in self._all(
+                    f"SELECT sha256, library_path FROM versions WHERE sha256 IN ({marks}) "
+                    "ORDER BY rowid", tuple(batch)):
+                text = str(path)
+                if str(sha) in out and text.startswith(_LIBRARY):
+                    out[str(sha)][1].append(text[len(_LIBRARY):])
+        return out
 
     def safe_heads(self, agent_id: str, min_copies: int) -> int:
         """Current versions of agent_id's paths whose content has min_copies copies."""
