@@ -55,13 +55,15 @@ def test_the_dashboard_needs_a_login_and_opens_with_the_token(dashboard: Dashboa
 
 def test_the_overview_shows_the_connected_agent_and_pauses_it(dashboard: Dashboard) -> None:
     """The laptop's row shows its state and what it has on the server; its pause button
-    pauses it in the catalog and resume undoes it. The worker is listed with face crop."""
+    pauses it in the catalog and resume undoes it. The worker is listed with face crop; the
+    Backups section says this server holds the only copy."""
     context = dashboard.context()
     try:
         page = dashboard.logged_in(context, "#/overview")
         row = page.locator("tr[data-agent=laptop]")
         row.wait_for()
         assert "photo" in row.inner_text()
+        page.get_by_text("No backup server is set up").wait_for()  # /api/v1/replication
         page.locator("#workers", has_text="facecrop").or_(
             page.locator(".notice-unavailable")).first.wait_for(timeout=LIVE_S * MS)
         dashboard.shot(page, "overview")

@@ -94,11 +94,39 @@ function topologyView(topology) {
   ];
 }
 
+function backupLine(node) {
+  const waiting = node.versions_pending
+    ? `${count(node.versions_pending, "photo")} (${bytes(node.bytes_pending)}) still to copy` +
+      (node.lag_s ? `, the oldest waiting ${duration(node.lag_s)}` : "")
+    : "Up to date";
+  return h("li", { "data-node": node.name },
+    h("strong", {}, node.name), ` · ${node.endpoint} · `,
+    h("span", { class: node.connected ? "" : "warn" },
+      node.connected ? "Reachable" : `Not reachable${node.last_error ? `: ${node.last_error}` : ""}`),
+    ` · ${waiting} · holds ${count(node.objects_confirmed, "photo")}`,
+    node.encrypted ? h("p", { class: "warn key-warning" }, `Encrypted: ${node.key_warning}`) : "");
+}
+
+function backupsView(replication) {
+  const nodes = replication.nodes || [];
+  if (!nodes.length) {
+    return notice("No backup server is set up: this server holds the only copy of your " +
+      "photos (storage.backup_nodes in server.yaml adds one).");
+  }
+  return [
+    h("p", {}, `A photo counts as safe once it is in ${count(replication.min_copies, "copy", "copies")}` +
+      " (this server and its backup servers)."),
+    h("ul", { class: "plain", id: "backups" }, nodes.map(backupLine)),
+  ];
+}
+
 export async function render(root) {
   const agentsBox = h("div", { "aria-live": "polite" }, h("p", { class: "muted" }, "Loading…"));
   const topologyBox = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  const backupsBox = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   root.append(h("h1", {}, "Overview"),
     h("h2", {}, "Computers"), agentsBox,
+    h("h2", {}, "Backups"), backupsBox,
     h("h2", {}, "Servers and workers"), topologyBox);
 
   const refresh = coalesce(async () => {
@@ -112,6 +140,11 @@ export async function render(root) {
       replace(topologyBox, topologyView(await getJSON("/api/v1/topology")));
     } catch (e) {
       replace(topologyBox, problem(e, "The map of servers and workers"));
+    }
+    try {
+      replace(backupsBox, backupsView(await getJSON("/api/v1/replication")));
+    } catch (e) {
+      replace(backupsBox, problem(e, "The list of backup servers"));
     }
   });
   refresh();
