@@ -181,9 +181,12 @@ class JobRun:
                                     "processed; another attempt reads it again",
                                     retryable=True)
         duration_ms = round((self._deps.clock() - started) * 1000)
+        # The slot is given back here before the server hears `finishing`: told first, it
+        # may assign the next job before this run returned its slot, which the worker then
+        # hands back as "no free slot" (each bounce spends one of the job's attempts).
+        self._executed(self)
         await self._send(WorkProgress(job.job_id, self.attempt, 0.9, "uploading outputs",
                                       processing=True, finishing=True))
-        self._executed(self)
         try:
             outputs = await self._upload(execution, duration_ms)
         except errors.PhotonicError as exc:
