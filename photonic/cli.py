@@ -295,8 +295,8 @@ def _certs(args: argparse.Namespace) -> int:
     if args.certs_command == "archive-key":
         from photonic.archive_key import DEFAULT_FILE_NAME, new_key_file
 
-        key = new_key_file(args.dir / DEFAULT_FILE_NAME)
-        print(f"wrote {args.dir / DEFAULT_FILE_NAME} (fingerprint {key.fingerprint})\n"
+        made = new_key_file(args.dir / DEFAULT_FILE_NAME)
+        print(f"wrote {args.dir / DEFAULT_FILE_NAME} (fingerprint {made.fingerprint})\n"
               "Back this file up now, away from this machine: without it the copies on "
               "encrypted backup nodes cannot be read.")
         return 0

@@ -74,6 +74,8 @@ class RemoteStatus:
     photos_safe: int = 0
     """Photos held in at least min_copies copies (the server's and its backup nodes')."""
     min_copies: int = 1
+    backup_notes: tuple[str, ...] = ()
+    """One sentence per backup node whose copy needs something kept (an archive key)."""
 
 
 SYNC_BATCH_METHOD = "/photonic.v1.PhotonicSync/SyncBatch"
@@ -207,7 +209,7 @@ class ServerClient:
             r.last_seen_unix_ms, r.last_sync_unix_ms, r.paused,
             tuple(ConflictInfo(c.id, c.agent_id, c.watch_name, c.relative_path,
                                c.server_sha256, c.incoming_sha256) for c in r.open_conflicts),
-            r.photos_safe, max(1, r.min_copies))
+            r.photos_safe, max(1, r.min_copies), tuple(r.backup_notes))
 
     async def pause(self, paused: bool, agent_id: str = "") -> bool:
         r = await self._unary("PauseSyncing",

@@ -124,6 +124,7 @@ def render(s: dict[str, Any]) -> str:
                      f"stored, {len(r['open_conflicts'])} open conflicts")
         lines.append(f"copies: {r['photos_safe']} of {r['photos']} photos in at least "
                      f"{r['min_copies']} copies (server and backup nodes)")
+        lines.extend(r.get("backup_notes", []))
     return "\n".join(lines)
 
 
@@ -138,7 +139,8 @@ async def _remote(config: AgentConfig) -> dict[str, Any]:
         await client.close()
     return {"photos": st.photos, "bytes_stored": st.bytes_stored, "paused": st.paused,
             "open_conflicts": [c.__dict__ for c in st.open_conflicts],
-            "photos_safe": st.photos_safe, "min_copies": st.min_copies}
+            "photos_safe": st.photos_safe, "min_copies": st.min_copies,
+            "backup_notes": list(st.backup_notes)}
 
 
 def run_status(config: AgentConfig, *, as_json: bool, watch: bool, remote: bool) -> int:

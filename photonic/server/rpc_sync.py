@@ -121,6 +121,8 @@ class SafeCopies(Protocol):
 
     def safe_photos(self, agent_id: str) -> int: ...
 
+    def backup_notes(self) -> list[str]: ...
+
 
 class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
     def __init__(self, auth: Authorizer, agents: AgentsService, catalog: SqliteCatalog,
@@ -312,6 +314,7 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
             reply.photos_safe = await asyncio.to_thread(self._copies.safe_photos,
                                                         status.agent_id)
             reply.min_copies = self._copies.min_copies
+            reply.backup_notes.extend(self._copies.backup_notes())
         return reply
 
     async def PauseSyncing(self, request: sync_pb2.PauseSyncingRequest,

@@ -815,6 +815,7 @@ class GetSyncStatusResponse(_message.Message):
     OPEN_CONFLICTS_FIELD_NUMBER: _builtins.int
     PHOTOS_SAFE_FIELD_NUMBER: _builtins.int
     MIN_COPIES_FIELD_NUMBER: _builtins.int
+    BACKUP_NOTES_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     state: _common_pb2.AgentState.ValueType
     photos: _builtins.int
@@ -833,6 +834,12 @@ class GetSyncStatusResponse(_message.Message):
     def missing_watches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def open_conflicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Conflict]: ...
+    @_builtins.property
+    def backup_notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What a person must know about a backup node's copy, one sentence each: an encrypted
+        node's copy can be read only with the archive key (its fingerprint is named).
+        """
+
     def __init__(
         self,
         *,
@@ -849,10 +856,11 @@ class GetSyncStatusResponse(_message.Message):
         open_conflicts: _abc.Iterable[Global___Conflict] | None = ...,
         photos_safe: _builtins.int = ...,
         min_copies: _builtins.int = ...,
+        backup_notes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "bytes_pending", b"bytes_pending", "bytes_stored", b"bytes_stored", "last_seen_unix_ms", b"last_seen_unix_ms", "last_sync_unix_ms", b"last_sync_unix_ms", "min_copies", b"min_copies", "missing_watches", b"missing_watches", "open_conflicts", b"open_conflicts", "paused", b"paused", "photos", b"photos", "photos_safe", b"photos_safe", "queue_depth", b"queue_depth", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "backup_notes", b"backup_notes", "bytes_pending", b"bytes_pending", "bytes_stored", b"bytes_stored", "last_seen_unix_ms", b"last_seen_unix_ms", "last_sync_unix_ms", b"last_sync_unix_ms", "min_copies", b"min_copies", "missing_watches", b"missing_watches", "open_conflicts", b"open_conflicts", "paused", b"paused", "photos", b"photos", "photos_safe", b"photos_safe", "queue_depth", b"queue_depth", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -149,6 +149,10 @@ def test_an_encrypted_node_holds_only_ciphertext_under_keyed_names(sealed: Seale
     assert node["connected"] and node["last_error"] == ""
     assert (node["bytes_pending"], node["versions_pending"]) == (0, 0)
     assert node["objects_confirmed"] == len(hashes)
+    status = run_cli("status", "--config", str(sealed.agent.config_path), "--remote",
+                     check=True).stdout
+    assert (f"backup node {NODE}: encrypted with {sealed.fingerprint}; without this key that "
+            "copy cannot be read — back it up") in status
 
 
 def test_restore_from_an_encrypted_node_needs_the_key_and_catches_a_flipped_byte(

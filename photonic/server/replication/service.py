@@ -89,6 +89,14 @@ class ReplicationService:
         """Blocking: how many of agent_id's photos (current versions) have min_copies."""
         return self.queue.safe_heads(agent_id, self.min_copies)
 
+    def backup_notes(self) -> list[str]:
+        """A sentence per node whose copy depends on something a person must keep: the
+        archive key of an encrypted node (`photonic status --remote` prints them)."""
+        fingerprint = self.archive_key.fingerprint if self.archive_key else ""
+        return [f"backup node {r.node.name}: " + NodeStatus(
+                    r.node.name, r.node.config.endpoint, 0, 0, 0.0, True, fingerprint).key_warning
+                for r in self._replicators if r.node.config.encrypted]
+
     def nodes(self) -> list[NodeStatus]:
         """Blocking (reads the confirmation counts)."""
         out: list[NodeStatus] = []
