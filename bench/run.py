@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
-from bench import dashboard, datagen, jobs, lightroom, load, scale, symmetric, trash
+from bench import archive, dashboard, datagen, jobs, lightroom, load, scale, symmetric, trash
 from bench.datagen import DataSet
 from bench.figures import (
     RAW_GRPC,
@@ -44,7 +44,7 @@ _MB = 1_000_000
 _GB = 1_000_000_000
 _SECOND_AGENT = "bench-agent-2"
 _INCREMENTAL_FILES = 10
-GROUPS = ("sync", "scale", "load", "jobs", "lightroom", "dashboard")
+GROUPS = ("sync", "scale", "load", "jobs", "lightroom", "dashboard", "archive")
 SYNC_SETS = ("large", "small", "raw", "tiff")
 
 PeerFactory = Callable[[Path], SymmetricPeer]
@@ -270,6 +270,15 @@ class Bench:
         for key, values in lightroom.raw_samples(figure).items():
             self.samples[(PHOTONIC, key)].extend(values)
 
+    # --- archive figures ---------------------------------------------------------------------
+
+    def archive_figures(self, runs: int) -> None:
+        self.notes.append(f"archive figures: {_loadavg()}")
+        figure = archive.measure(self.work_dir, self.sets["archive"], runs=runs)
+        for key, values in archive.archive_values(figure).items():
+            self.samples[(PHOTONIC, key)].extend(values)
+        self.notes.extend(figure.notes)
+
 
 def _loadavg() -> str:
     try:
@@ -308,6 +317,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-lightroom", action="store_true",
                    help="skip the Lightroom bridge figures")
     p.add_argument("--no-dashboard", action="store_true", help="skip the dashboard figures")
+    p.add_argument("--no-archive", action="store_true", help="skip the archive figures")
     p.add_argument(
         "--only",
         choices=GROUPS,
@@ -315,7 +325,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "scale, load (many agents syncing at once, many idle agents), jobs (dispatch "
         "latency, a facecrop batch, recovery from a killed worker), or lightroom (job leased "
         "on the server -> a long-polling plugin receives it), or dashboard (web API pages over a "
-        "100,000-photo catalog, event -> WebSocket latency, thumbnails)",
+        "100,000-photo catalog, event -> WebSocket latency, thumbnails), or archive (the large "
+        "set's replication to an archive node against the agent's first sync, a full-speed "
+        "scrub)",
     )
     p.add_argument("--seed", type=int, default=datagen.DEFAULT_SEED)
     p.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
@@ -390,6 +402,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = {n: s for n, s in datagen.standard_sets(quick=args.quick).items() if n in wanted}
     if shape is not None:
         specs["load"] = load.load_set_spec(shape)
+    if "archive" in groups and PHOTONIC in tools:
+        # The sync figures' large set, under its own name (the sync group may not run).
+        specs["archive"] = datagen.standard_sets(quick=args.quick)["large"]
     sets = {}
     for name, spec in specs.items():
         log.info("data set %s (%d files) ...", name, spec.count)
@@ -410,6 +425,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "dashboard" in groups and PHOTONIC in tools:
                 bench.attempt("photonic: dashboard",
                               functools.partial(bench.dashboard_figures, args.quick))
+            if "archive" in groups and PHOTONIC in tools:
+                archive_runs = args.runs or archive.archive_runs(quick=args.quick)
+                bench.attempt("photonic: archive",
+                              functools.partial(bench.archive_figures, archive_runs))
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     counts = {name: ds.count for name, ds in sets.items()}
@@ -428,6 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         figure_rows += lightroom.figure_specs(lightroom.lightroom_shape(quick=args.quick))
     if "dashboard" in groups and PHOTONIC in tools:
         figure_rows += dashboard.figure_specs(dashboard.dashboard_shape(quick=args.quick))
+    if "archive" in sets:
+        figure_rows += archive.figure_specs(sets["archive"].count, sets["archive"].total_bytes)
     rows = build_rows(figure_rows, bench.samples)
     report = Report(args.quick, rows, bench.samples, bench.errors, _context(args, runs, sets))
     report.context["wall_s"] = round(time.perf_counter() - started, 1)
@@ -463,6 +484,8 @@ def _groups(args: argparse.Namespace) -> set[str]:
         groups.discard("lightroom")
     if args.no_dashboard:
         groups.discard("dashboard")
+    if args.no_archive:
+        groups.discard("archive")
     return groups
 
 

@@ -214,16 +214,18 @@ def test_syncing_values_use_the_figure_keys() -> None:
 
 
 @pytest.mark.parametrize(("argv", "groups"), [
-    ([], {"sync", "scale", "load", "jobs", "lightroom", "dashboard"}),
+    ([], {"sync", "scale", "load", "jobs", "lightroom", "dashboard", "archive"}),
     (["--only", "load", "--quick"], {"load"}),
-    (["--no-scale"], {"sync", "load", "jobs", "lightroom", "dashboard"}),
-    (["--no-load", "--no-scale", "--no-jobs", "--no-lightroom", "--no-dashboard"], {"sync"}),
+    (["--no-scale"], {"sync", "load", "jobs", "lightroom", "dashboard", "archive"}),
+    (["--no-load", "--no-scale", "--no-jobs", "--no-lightroom", "--no-dashboard",
+      "--no-archive"], {"sync"}),
     (["--only", "load", "--no-load"], set()),
     (["--only", "jobs"], {"jobs"}),
     (["--only", "lightroom"], {"lightroom"}),
     (["--only", "dashboard"], {"dashboard"}),
+    (["--only", "archive"], {"archive"}),
 ])
 def test_figure_groups_follow_only_and_no_flags(argv: list[str], groups: set[str]) -> None:
-    """--only picks one group; --no-scale, --no-load, --no-jobs, --no-lightroom and
-    --no-dashboard each drop theirs."""
+    """--only picks one group; --no-scale, --no-load, --no-jobs, --no-lightroom,
+    --no-dashboard and --no-archive each drop theirs."""
     assert run._groups(run._parse_args(argv)) == groups
