@@ -71,6 +71,8 @@ class FolderPhoto:
     size: int
     pixels: int
     capture_time_ms: int
+    taken_ms: int
+    """The capture time, else the file's mtime as the agent sent it: the time shoots use."""
 
 
 class BrowseTables:
@@ -142,10 +144,11 @@ class BrowseTables:
     def folder_photos(self, agent_id: str, watch_name: str, folder: str, limit: int
                       ) -> list[FolderPhoto]:
         """The paths directly in folder ('' = the watch's top) by path, with their heads."""
-        return [FolderPhoto(int(i), str(r), str(s), int(n), int(px or 0), int(t or 0))
-                for i, r, s, n, px, t in self._browse_rows(
+        return [FolderPhoto(int(i), str(r), str(s), int(n), int(px or 0), int(t or 0),
+                            int(t) if t and t > 0 else int(m or 0) // 1_000_000)
+                for i, r, s, n, px, t, m in self._browse_rows(
                     "SELECT l.id, l.rel_path, v.sha256, p.size, p.width * p.height, "
-                    "p.capture_time_ms FROM locations l "
+                    "p.capture_time_ms, v.mtime_ns FROM locations l "
                     "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
                     "JOIN photos p ON p.sha256 = v.sha256 "
                     "WHERE l.agent_id = ? AND l.watch_name = ? AND l.folder = ? "

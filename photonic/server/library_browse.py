@@ -25,6 +25,8 @@ class LibraryPhoto:
     size: int
     pixels: int
     capture_time_ms: int
+    taken_ms: int
+    """The capture time, else the file's mtime: the moment shoots are grouped by."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ class LibraryBrowser:
         heads = self._catalog.folder_photos(agent, watch, sub, self._max + 1)
         photos = tuple(LibraryPhoto(h.location_id, h.rel_path.rpartition("/")[2],
                                     f"{agent}/{watch}/{h.rel_path}", h.sha256, h.size,
-                                    h.pixels, h.capture_time_ms) for h in heads[:self._max])
+                                    h.pixels, h.capture_time_ms, h.taken_ms)
+                       for h in heads[:self._max])
         # In the order of the paths beneath them, as listings have always shown them ("a-b"
         # before "a", because "a-b/..." sorts before "a/...").
         shown = sorted(folders[:self._max], key=lambda name: name + "/")

@@ -154,6 +154,37 @@ def test_safety_says_a_card_is_safe_to_format_only_when_nothing_is_left_behind(
         context.close()
 
 
+def test_a_shoot_on_the_safety_page_opens_its_photos_in_the_library(
+        dashboard: Dashboard) -> None:
+    """Each shoot links to its photos: the library opens on the shoot's folder narrowed to
+    its span, every tile a photo of the shoot, and a link back to the whole folder."""
+    [status, body] = dashboard.api("/api/v1/shoots")
+    assert status == 200
+    shoot = next(s for s in body["shoots"] if s["on_server_verified"])
+    folder = f"{shoot['agent_id']}/{shoot['folder']}"
+    [_, level] = dashboard.api(f"/api/v1/library?folder={folder}")
+    expected = sorted(p["name"] for p in level["photos"]
+                      if shoot["start_ms"] <= p["taken_ms"] <= shoot["end_ms"])
+    assert expected, "the shoot's photos are in its folder"
+    context = dashboard.context()
+    try:
+        page = dashboard.logged_in(context, "#/safety")
+        page.locator("a.shoot-photos").first.wait_for(timeout=LIVE_S * MS)
+        links = page.locator("a.shoot-photos")
+        hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+        wanted = next(h for h in hrefs if h and f"from={shoot['start_ms']}&" in h
+                      and f"to={shoot['end_ms']}" in h)
+        page.locator(f"a.shoot-photos[href='{wanted}']").click()
+        page.locator("#shoot").wait_for()
+        page.locator("#photos img").first.wait_for(timeout=LIVE_S * MS)
+        shown = sorted(page.locator("#photos img").evaluate_all(
+            "imgs => imgs.map(i => i.alt)"))
+        assert shown == expected
+        assert page.get_by_role("link", name="Show the whole folder").is_visible()
+    finally:
+        context.close()
+
+
 def test_a_conflict_resolved_on_the_page_changes_the_catalog(dashboard: Dashboard) -> None:
     """The parked conflict shows both versions; "keep the new version" makes the laptop's
     rewrite the current version, as the API and `photonic conflicts list` then say."""

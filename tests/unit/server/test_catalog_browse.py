@@ -100,6 +100,9 @@ def scanned_level(catalog: SqliteCatalog, agent: str, watch: str, sub: str) -> L
     if not heads:
         raise errors.NotFound(sub)
     skip = len(sub) + 1 if sub else 0
+    mtimes = {int(i): int(m) for i, m in catalog._conn.execute(
+        "SELECT l.id, v.mtime_ns FROM locations l "
+        "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version")}
     folders: dict[str, None] = {}
     photos: list[LibraryPhoto] = []
     for loc_id, head in heads:
@@ -107,8 +110,11 @@ def scanned_level(catalog: SqliteCatalog, agent: str, watch: str, sub: str) -> L
         if "/" in rest:
             folders[rest.split("/", 1)[0]] = None
             continue
+        taken = (head.capture_time_ms if head.capture_time_ms > 0
+                 else mtimes[loc_id] // 1_000_000)
         photos.append(LibraryPhoto(loc_id, rest, f"{agent}/{watch}/{head.rel_path}",
-                                   head.sha256, head.size, head.pixels, head.capture_time_ms))
+                                   head.sha256, head.size, head.pixels, head.capture_time_ms,
+                                   taken))
     here = "/".join(p for p in (agent, watch, sub) if p)
     return LibraryLevel(here, tuple(folders), tuple(photos), False)
 

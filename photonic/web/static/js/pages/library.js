@@ -50,14 +50,38 @@ function levelView(level) {
   return parts;
 }
 
+// A shoot is a folder's photos taken between two moments (the Safety page links here with
+// from= and to=, in ms): the folder's level, its photos narrowed to that span.
+function shootSpan(params) {
+  const from = Number(params.get("from")), to = Number(params.get("to"));
+  return params.has("from") && params.has("to") && Number.isFinite(from) && Number.isFinite(to)
+    ? { from, to } : null;
+}
+
+function shootLevel(level, span) {
+  const photos = level.photos.filter(
+    (p) => p.taken_ms >= span.from && p.taken_ms <= span.to);
+  return { ...level, folders: [], photos };
+}
+
+function shootHeading(folder, span) {
+  const when = (ms) => new Date(ms).toLocaleString();
+  return h("p", { class: "lead", id: "shoot" },
+    `The shoot of ${when(span.from)}${span.to !== span.from ? ` – ${when(span.to)}` : ""}. `,
+    folderLink(folder, "Show the whole folder"));
+}
+
 export async function render(root, { params }) {
   const folder = (params.get("folder") || "").replace(/\/+$/, "");
+  const span = shootSpan(params);
   const box = h("div", { "aria-live": "polite" }, h("p", { class: "muted" }, "Loading…"));
-  root.append(h("h1", {}, "Library"), crumbs(folder), box);
+  root.append(h("h1", {}, "Library"), crumbs(folder), ...(span ? [shootHeading(folder, span)] : []),
+    box);
   const refresh = coalesce(async () => {
     try {
       const level = await getJSON(`/api/v1/library?folder=${encodeURIComponent(folder)}`);
-      replace(box, levelView({ ...level, folder }));
+      const shown = span ? shootLevel(level, span) : level;
+      replace(box, levelView({ ...shown, folder }));
     } catch (e) {
       replace(box, problem(e, "This folder"));
     }

@@ -29,6 +29,10 @@ function shootCard(shoot) {
     h("p", { class: "muted" }, `${shoot.agent_id} · ${span}`,
       shoot.camera ? ` · ${shoot.camera}` : ""),
     verdict(shoot),
+    shoot.on_server_verified ? h("p", {}, h("a", {
+      href: `#/library?folder=${encodeURIComponent(`${shoot.agent_id}/${shoot.folder}`)}` +
+        `&from=${shoot.start_ms}&to=${shoot.end_ms}`, class: "shoot-photos" },
+      "See this shoot's photos on the server")) : "",
     h("dl", { class: "facts" },
       h("dt", {}, "Photos in the shoot"), h("dd", {}, String(shoot.total)),
       h("dt", {}, `On ${shoot.agent_id} only`), h("dd", { class: shoot.on_agent_only ? "warn" : "" },
