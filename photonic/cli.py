@@ -134,6 +134,9 @@ def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                       "Serves the library to agents until SIGTERM or Ctrl-C, then drains "
                       "in-flight uploads and exits.")
     _config_arg(server, "server")
+    from photonic.server.promote_cli import add_promote_parser
+
+    add_promote_parser(server)
     agent = _command(sub, "agent", "run the agent daemon",
                      "Watches the configured folders and syncs them to the server (and runs "
                      "jobs when work is enabled) until SIGTERM or Ctrl-C, then drains.")
@@ -339,6 +342,10 @@ def _preflight_tls(cert: Path, key: Path, ca: Path, memo_dir: Path | None = None
 
 def _server(args: argparse.Namespace) -> int:
     config = load_server_config(args.config)
+    if getattr(args, "server_command", None) == "promote":
+        from photonic.server.promote_cli import run_promote
+
+        return run_promote(config, args.primary, dry_run=args.dry_run)
     _preflight_tls(config.security.cert_path, config.security.key_path,
                    config.security.ca_path)
     tap = _stderr_tap()

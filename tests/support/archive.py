@@ -102,3 +102,14 @@ def sealed_index(archive: ServerHandle, key_path: Path) -> dict[str, tuple[str, 
     indexes = [read_index(open_bytes(path.read_bytes(), key.object_key(path.name)))
                for path in (folder.glob("*") if folder.exists() else [])]
     return {sha: paths for sha, (_size, paths) in merge_indexes(indexes).items()}
+
+
+def start_promoted(archive: ServerHandle, http_port: int) -> ServerHandle:
+    """The archive's storage and address served again as a primary (server.role: primary,
+    agents may sync), as an admin would after `photonic server promote`."""
+    root = archive.root / "promoted"
+    handle = start_server(root, archive.pki, port=archive.port, extra={
+        "server": {"storage_path": str(archive.storage), "web_ui_port": http_port},
+        "security": _security(archive.pki, ARCHIVE_ID)})
+    handle.http_port = http_port
+    return handle
