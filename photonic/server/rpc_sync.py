@@ -238,15 +238,26 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
         watchdog = asyncio.create_task(cut_when_idle())
         loop = asyncio.get_running_loop()
 
+        finishing: list[asyncio.Task[None]] = []
+
+        def finish() -> asyncio.Task[None]:
+            """The session closed, then the call audited: once, in a task of its own, so it
+            neither waits on how (or whether) these generators get closed nor is cut short
+            when the handler is cancelled again while it runs."""
+            if not finishing:
+                task = loop.create_task(self._finish(caller, session))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+                finishing.append(task)
+            return finishing[0]
+
         def call_ended(_context: object) -> None:
             """The call is over (its agent gone, cancelled, or done): the session is closed
             now even if these generators are left suspended at a yield, which they are when
             the call dies while a reply is being written (closed only when collected)."""
             reader.cancel()
             watchdog.cancel()
-            closing = loop.create_task(session.close())
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
+            finish()
 
         context.add_done_callback(
             lambda ctx: loop.call_soon_threadsafe(call_ended, ctx))
@@ -263,8 +274,7 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
         finally:
             watchdog.cancel()
             reader.cancel()
-            await session.close()
-            await audit_sync(self._auth.audit, caller.agent_id, session.tally)
+            await asyncio.shield(finish())
         if failure:
             exc = failure[0]
             if isinstance(exc, errors.LimitExceeded):
@@ -272,6 +282,10 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
             event(log, "sync_stream_refused", logging.WARNING, agent=caller.agent_id,
                   correlation_id=correlation, reason=str(exc))
             await context.abort(wire.status_for(exc), str(exc))
+
+    async def _finish(self, caller: Caller, session: IngestSession) -> None:
+        await session.close()
+        await audit_sync(self._auth.audit, caller.agent_id, session.tally)
 
     async def _dispatch(self, session: IngestSession, caller: Caller,
                         message: sync_pb2.SyncClientMessage, stream: StreamBudget) -> None:
