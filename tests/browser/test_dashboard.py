@@ -7,11 +7,13 @@ events, and cross-site POSTs refused."""
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from playwright.sync_api import Page
 
 from photonic.jobs_model import WorkDone, WorkProgress
 from tests.browser.conftest import LIVE_S, Dashboard
@@ -27,6 +29,16 @@ JOB_S = 180.0
 BLOCK_WEBSOCKET = """
 window.WebSocket = function () { throw new Error("WebSocket blocked by the test"); };
 """
+
+
+def _until_true(page: Page, function: str, timeout_s: float) -> None:
+    """Polls a JS function from here: page.wait_for_function evaluates its predicate with
+    eval inside the page, which the dashboard's Content-Security-Policy (no unsafe-eval)
+    refuses; page.evaluate is not subject to it."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(function):
+        assert time.monotonic() < deadline, f"not true within {timeout_s}s: {function}"
+        time.sleep(0.1)
 
 
 def test_the_dashboard_needs_a_login_and_opens_with_the_token(dashboard: Dashboard) -> None:
@@ -91,8 +103,8 @@ def _tile_appears_live(dashboard: Dashboard, init_script: str, name: str, seed: 
         tile = page.locator(f"#photos img[alt='{name}']")
         tile.wait_for(timeout=LIVE_S * MS)
         assert page.evaluate("window.__notReloaded") is True
-        page.wait_for_function(
-            f"document.querySelector(\"#photos img[alt='{name}']\").complete", timeout=10 * MS)
+        _until_true(page, f"() => document.querySelector(\"#photos img[alt='{name}']\")"
+                          ".complete", 10)
         assert tile.evaluate("img => img.naturalWidth") > 0, "the thumbnail did not load"
         if shot:
             dashboard.shot(page, shot)
@@ -196,8 +208,8 @@ def test_a_conflict_resolved_on_the_page_changes_the_catalog(dashboard: Dashboar
         card.wait_for()
         assert card.get_by_role("heading", name="2024/IMG_1.jpg").is_visible()
         assert card.locator("img, .thumb-missing").count() == 2
-        page.wait_for_function("""[...document.querySelectorAll('article.conflict img')]
-            .every(img => img.complete && img.naturalWidth > 0)""", timeout=LIVE_S * MS)
+        _until_true(page, """() => [...document.querySelectorAll('article.conflict img')]
+            .every(img => img.complete && img.naturalWidth > 0)""", LIVE_S)
         card.locator("dl.facts").nth(1).wait_for()
         dashboard.shot(page, "conflicts")
         card.get_by_role("button", name="Keep the new version from laptop").click()
