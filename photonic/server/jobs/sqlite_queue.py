@@ -23,11 +23,6 @@ from photonic.server.jobs.job_rows import (
 from photonic.server.jobs.queue import Lease, NewJob
 from photonic.sqlite_db import open_database, transaction
 
-_COLUMNS = COLUMNS
-_RUNNING_STATES = RUNNING_STATES
-_MAX_ERROR_CHARS = MAX_ERROR_CHARS
-_params = params_of
-
 
 class SqliteJobQueue:
     def __init__(self, path: Path) -> None:
@@ -47,20 +42,16 @@ class SqliteJobQueue:
 
     # reading --------------------------------------------------------------------------------
 
-    def _job(self, row: tuple[Any, ...], outputs: Sequence[JobOutput] = (),
-             batch: BatchCounts | None = None) -> Job:
-        return job_from_row(row, outputs, batch)
-
     def _load(self, c: sqlite3.Connection, job_id: str) -> Job | None:
-        row = c.execute(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        row = c.execute(f"SELECT {COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         if row is None:
             return None
-        outputs = [JobOutput(sha, name, size, lib, _params(recipe)) for sha, name, size, lib,
+        outputs = [JobOutput(sha, name, size, lib, params_of(recipe)) for sha, name, size, lib,
                    recipe in c.execute("SELECT sha256, name, size, library_path, recipe_json "
                                        "FROM job_outputs WHERE job_id = ? ORDER BY rowid",
                                        (job_id,))]
         batch = _counts(c, job_id) if row[2] == BATCH_KIND else None
-        return self._job(row, outputs, batch)
+        return job_from_row(row, outputs, batch)
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -107,13 +98,13 @@ class SqliteJobQueue:
         return int(rows[0][0]) if rows else 0
 
     def pending(self, limit: int) -> list[Job]:
-        return [self._job(r) for r in self._rows(
-            f"SELECT {_COLUMNS} FROM jobs WHERE state = 'PENDING' AND kind != ? "
+        return [job_from_row(r) for r in self._rows(
+            f"SELECT {COLUMNS} FROM jobs WHERE state = 'PENDING' AND kind != ? "
             "ORDER BY priority DESC, created_ms, rowid LIMIT ?", (BATCH_KIND, limit))]
 
     def leased_by(self, worker_id: str) -> list[Job]:
-        return [self._job(r) for r in self._rows(
-            f"SELECT {_COLUMNS} FROM jobs WHERE worker_id = ? AND state IN {_RUNNING_STATES}",
+        return [job_from_row(r) for r in self._rows(
+            f"SELECT {COLUMNS} FROM jobs WHERE worker_id = ? AND state IN {RUNNING_STATES}",
             (worker_id,))]
 
     def durations_ms(self, kind: str, limit: int) -> list[int]:
@@ -182,7 +173,7 @@ class SqliteJobQueue:
                 if c.execute(
                         "UPDATE jobs SET lease_expires_ms = MAX(lease_expires_ms, ?) "
                         f"WHERE job_id = ? AND attempts = ? AND worker_id = ? "
-                        f"AND state IN {_RUNNING_STATES}",
+                        f"AND state IN {RUNNING_STATES}",
                         (lease_until_ms, lease.job_id, lease.attempt, worker_id)).rowcount:
                     renewed.append(lease.job_id)
         return renewed
@@ -194,7 +185,7 @@ class SqliteJobQueue:
                 "UPDATE jobs SET progress = ?, progress_message = ?, updated_ms = ?, "
                 "lease_expires_ms = MAX(lease_expires_ms, ?), "
                 "state = CASE WHEN ? THEN 'PROCESSING' ELSE state END "
-                f"WHERE job_id = ? AND attempts = ? AND state IN {_RUNNING_STATES}",
+                f"WHERE job_id = ? AND attempts = ? AND state IN {RUNNING_STATES}",
                 (max(0.0, min(1.0, fraction)), message[:200], now_ms, lease_until_ms,
                  processing, lease.job_id, lease.attempt)).rowcount
             return self._load(c, lease.job_id) if changed else None
@@ -280,7 +271,7 @@ class SqliteJobQueue:
         FAILED once it has failed max_attempts times, or CANCELLED if a cancel waits."""
         with self._tx() as c:
             ids = [r[0] for r in c.execute(  # a batch parent runs on no lease: never expires
-                f"SELECT job_id FROM jobs WHERE state IN {_RUNNING_STATES} "
+                f"SELECT job_id FROM jobs WHERE state IN {RUNNING_STATES} "
                 "AND lease_expires_ms < ? AND kind != ?", (now_ms, BATCH_KIND))]
             for jid in ids:
                 worker = c.execute("SELECT worker_id FROM jobs WHERE job_id = ?",
@@ -290,15 +281,15 @@ class SqliteJobQueue:
             return [j for j in (self._load(c, i) for i in ids) if j is not None]
 
     def overdue(self, now_ms: int) -> list[Job]:
-        return [self._job(r) for r in self._rows(
-            f"SELECT {_COLUMNS} FROM jobs WHERE state IN {_RUNNING_STATES} "
+        return [job_from_row(r) for r in self._rows(
+            f"SELECT {COLUMNS} FROM jobs WHERE state IN {RUNNING_STATES} "
             "AND timeout_ms > 0 AND started_ms + timeout_ms < ?", (now_ms,))]
 
     def extend_leases(self, lease_until_ms: int) -> int:
         with self._tx() as c:
             return int(c.execute(
                 "UPDATE jobs SET lease_expires_ms = MAX(lease_expires_ms, ?) "
-                f"WHERE state IN {_RUNNING_STATES}", (lease_until_ms,)).rowcount)
+                f"WHERE state IN {RUNNING_STATES}", (lease_until_ms,)).rowcount)
 
     def settle_parent(self, parent_id: str, now_ms: int) -> Job | None:
         """A batch parent follows its children: PROCESSING once one runs or ended, and at the
@@ -331,7 +322,7 @@ class SqliteJobQueue:
 def _current(c: sqlite3.Connection, lease: Lease) -> tuple[Any, ...] | None:
     """(kind,) when this attempt holds the job's lease now; None when it is stale."""
     row: tuple[Any, ...] | None = c.execute(
-        f"SELECT kind FROM jobs WHERE job_id = ? AND attempts = ? AND state IN {_RUNNING_STATES}",
+        f"SELECT kind FROM jobs WHERE job_id = ? AND attempts = ? AND state IN {RUNNING_STATES}",
         (lease.job_id, lease.attempt)).fetchone()
     return row
 
@@ -345,7 +336,7 @@ def _fail(c: sqlite3.Connection, job_id: str, error: str, retryable: bool, now_m
     elif retryable and failures < max_attempts:
         c.execute("UPDATE jobs SET state = 'PENDING', failures = ?, error = ?, worker_id = '', "
                   "lease_expires_ms = 0, updated_ms = ? WHERE job_id = ?",
-                  (failures, error[:_MAX_ERROR_CHARS], now_ms, job_id))
+                  (failures, error[:MAX_ERROR_CHARS], now_ms, job_id))
     else:
         c.execute("UPDATE jobs SET failures = ? WHERE job_id = ?", (failures, job_id))
         _end(c, job_id, JobState.FAILED, error, now_ms)
@@ -355,7 +346,7 @@ def _end(c: sqlite3.Connection, job_id: str, state: JobState, error: str, now_ms
     c.execute("UPDATE jobs SET state = ?, error = ?, lease_expires_ms = 0, finished_ms = ?, "
               "updated_ms = ? WHERE job_id = ?",
               (state.value, "" if state is JobState.CANCELLED and error == "cancelled"
-               else error[:_MAX_ERROR_CHARS], now_ms, now_ms, job_id))
+               else error[:MAX_ERROR_CHARS], now_ms, now_ms, job_id))
     c.execute("DELETE FROM job_uploads WHERE job_id = ?", (job_id,))
 
 
