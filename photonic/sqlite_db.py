@@ -8,8 +8,9 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 from photonic.errors import StorageFull
 
@@ -127,3 +128,25 @@ def transaction(conn: sqlite3.Connection, lock: threading.Lock, what: str, *,
         finally:
             if not durable:
                 conn.execute("PRAGMA synchronous = FULL")
+
+
+class LockedDatabase:
+    """One migrated SQLite connection that worker threads share behind one lock: reads go
+    through _all, writes through _tx (a serialized, durable transaction). `what` names the
+    database in a full-disk refusal."""
+
+    def __init__(self, path: Path, migrations_package: str, what: str) -> None:
+        self._conn = open_database(path, migrations_package)
+        self._lock = threading.Lock()
+        self._what = what
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._conn.execute(sql, args).fetchall())
+
+    def _tx(self, *, durable: bool = True) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._conn, self._lock, self._what, durable=durable)

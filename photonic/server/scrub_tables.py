@@ -5,12 +5,10 @@ path's writer for long), so the catalog's class stays what ingest needs."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from photonic.sqlite_db import open_database, transaction
+from photonic.sqlite_db import LockedDatabase
 
 LIBRARY_PREFIX = "library/"
 """Library paths are recorded relative to the store root; the wire names them without it."""
@@ -48,20 +46,11 @@ class HeldObject:
     library_paths: tuple[str, ...]
 
 
-class ScrubTables:
+class ScrubTables(LockedDatabase):
     """Blocking; called from worker threads."""
 
     def __init__(self, catalog_file: Path) -> None:
-        self._conn = open_database(catalog_file, "photonic.server.migrations")
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return list(self._conn.execute(sql, args).fetchall())
+        super().__init__(catalog_file, "photonic.server.migrations", "the scrub's progress")
 
     # progress -------------------------------------------------------------------------------
 
@@ -86,7 +75,7 @@ class ScrubTables:
         self._write("UPDATE scrub_progress SET in_pass = 0, last_completed_ms = ?", (now_ms,))
 
     def _write(self, sql: str, args: tuple[object, ...]) -> None:
-        with transaction(self._conn, self._lock, "the scrub's progress") as c:
+        with self._tx() as c:
             c.execute(sql, args)
 
     # the walk -------------------------------------------------------------------------------

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +19,12 @@ from photonic.server.jobs.job_rows import (
     params_of,
 )
 from photonic.server.jobs.queue import Lease, NewJob
-from photonic.sqlite_db import open_database, transaction
+from photonic.sqlite_db import LockedDatabase
 
 
-class SqliteJobQueue:
+class SqliteJobQueue(LockedDatabase):
     def __init__(self, path: Path) -> None:
-        self._conn = open_database(path, "photonic.server.jobs.migrations")
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        return transaction(self._conn, self._lock, "the job queue")
-
-    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return list(self._conn.execute(sql, args).fetchall())
+        super().__init__(path, "photonic.server.jobs.migrations", "the job queue")
 
     # reading --------------------------------------------------------------------------------
 
@@ -94,40 +80,40 @@ class SqliteJobQueue:
             return _counts(self._conn, parent_id)
 
     def input_pixels(self, job_id: str) -> int:
-        rows = self._rows("SELECT input_pixels FROM jobs WHERE job_id = ?", (job_id,))
+        rows = self._all("SELECT input_pixels FROM jobs WHERE job_id = ?", (job_id,))
         return int(rows[0][0]) if rows else 0
 
     def pending(self, limit: int) -> list[Job]:
-        return [job_from_row(r) for r in self._rows(
+        return [job_from_row(r) for r in self._all(
             f"SELECT {COLUMNS} FROM jobs WHERE state = 'PENDING' AND kind != ? "
             "ORDER BY priority DESC, created_ms, rowid LIMIT ?", (BATCH_KIND, limit))]
 
     def leased_by(self, worker_id: str) -> list[Job]:
-        return [job_from_row(r) for r in self._rows(
+        return [job_from_row(r) for r in self._all(
             f"SELECT {COLUMNS} FROM jobs WHERE worker_id = ? AND state IN {RUNNING_STATES}",
             (worker_id,))]
 
     def durations_ms(self, kind: str, limit: int) -> list[int]:
-        return [int(r[0]) for r in self._rows(
+        return [int(r[0]) for r in self._all(
             "SELECT duration_ms FROM job_durations WHERE kind = ? ORDER BY recorded_ms DESC "
             "LIMIT ?", (kind, limit))]
 
     def uploads(self, lease: Lease) -> dict[str, int]:
-        return {str(s): int(n) for s, n in self._rows(
+        return {str(s): int(n) for s, n in self._all(
             "SELECT sha256, size FROM job_uploads WHERE job_id = ? AND attempt = ?",
             (lease.job_id, lease.attempt))}
 
     def state_counts(self) -> dict[str, int]:
-        return {str(s): int(n) for s, n in self._rows(
+        return {str(s): int(n) for s, n in self._all(
             "SELECT state, COUNT(*) FROM jobs GROUP BY state")}
 
     def state_counts_by_kind(self) -> dict[tuple[str, str], int]:
         """{(state, kind): jobs}; kinds are the registered job kinds, a bounded set."""
-        return {(str(s), str(k)): int(n) for s, k, n in self._rows(
+        return {(str(s), str(k)): int(n) for s, k, n in self._all(
             "SELECT state, kind, COUNT(*) FROM jobs GROUP BY state, kind")}
 
     def outputs_of_sha(self, sha256: str) -> bool:
-        return bool(self._rows("SELECT 1 FROM job_outputs WHERE sha256 = ? LIMIT 1", (sha256,)))
+        return bool(self._all("SELECT 1 FROM job_outputs WHERE sha256 = ? LIMIT 1", (sha256,)))
 
     def completed_inputs(self, shas: Sequence[str]) -> set[str]:
         """Which of these contents some completed job took as its input (500 per query, under
@@ -136,7 +122,7 @@ class SqliteJobQueue:
         found: set[str] = set()
         for start in range(0, len(unique), 500):
             batch = unique[start:start + 500]
-            found.update(str(r[0]) for r in self._rows(
+            found.update(str(r[0]) for r in self._all(
                 "SELECT DISTINCT input_sha256 FROM jobs WHERE state = 'COMPLETED' AND "
                 f"input_sha256 IN ({', '.join('?' * len(batch))})", tuple(batch)))
         return found
@@ -281,7 +267,7 @@ class SqliteJobQueue:
             return [j for j in (self._load(c, i) for i in ids) if j is not None]
 
     def overdue(self, now_ms: int) -> list[Job]:
-        return [job_from_row(r) for r in self._rows(
+        return [job_from_row(r) for r in self._all(
             f"SELECT {COLUMNS} FROM jobs WHERE state IN {RUNNING_STATES} "
             "AND timeout_ms > 0 AND started_ms + timeout_ms < ?", (now_ms,))]
 

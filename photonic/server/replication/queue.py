@@ -15,8 +15,6 @@ connection's included; another process could then checkpoint and reset the WAL u
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ from typing import Any
 
 from photonic.models import ContentHash, ExifSummary
 from photonic.server.replication.paths import LibraryName
-from photonic.sqlite_db import transaction
+from photonic.sqlite_db import LockedDatabase
 
 _IN_BATCH = 500
 _LIBRARY = "library/"
@@ -74,19 +72,6 @@ LIMIT ?
 """
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    """A second connection to the open, migrated catalog, with its durability settings."""
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    for pragma in ("journal_mode = WAL", "synchronous = FULL", "fullfsync = ON",
-                   "checkpoint_fullfsync = ON", "foreign_keys = ON", "busy_timeout = 10000"):
-        conn.execute(f"PRAGMA {pragma}")
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'replica_versions'"
-                    ).fetchone() is None:
-        conn.close()
-        raise RuntimeError(f"{path} has no replication tables: open the catalog first")
-    return conn
-
-
 def _pending_of(row: tuple[Any, ...]) -> PendingVersion:
     (loc, version, agent, watch, rel, sha, size, created, mtime, incomplete, base,
      capture, camera, lens, gps, width, height) = row
@@ -98,22 +83,14 @@ def _pending_of(row: tuple[Any, ...]) -> PendingVersion:
                           bool(incomplete), str(base), exif)
 
 
-class ReplicationQueue:
-    """Blocking: every method runs in a worker thread."""
+class ReplicationQueue(LockedDatabase):
+    """Blocking: every method runs in a worker thread. A second connection to the catalog,
+    opened (and migrated) the way the catalog opens its own."""
 
     def __init__(self, catalog_path: Path, nodes: Sequence[str]) -> None:
-        self._conn = _connect(catalog_path)
-        self._lock = threading.Lock()
+        super().__init__(catalog_path, "photonic.server.migrations", "the replication ledger")
         self._nodes = tuple(nodes)
         """The configured nodes: a node removed from the config counts no more copies."""
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return list(self._conn.execute(sql, args).fetchall())
 
     def pending(self, node: str, limit: int, max_bytes: int,
                 skip: frozenset[tuple[int, int]] = frozenset()) -> list[PendingVersion]:
@@ -144,7 +121,7 @@ class ReplicationQueue:
         if not items:
             return
         ts = int(time.time() * 1000)
-        with transaction(self._conn, self._lock, "the replication ledger") as c:
+        with self._tx() as c:
             c.executemany(
                 "INSERT OR IGNORE INTO replica_versions (node, location_id, version, "
                 "confirmed_ms) VALUES (?, ?, ?, ?)",
