@@ -16,9 +16,9 @@ from google.protobuf.json_format import MessageToDict
 
 from photonic import errors, jobs_wire, wire
 from photonic.dialing import first_reachable, wait_ready
-from photonic.grpc_options import CHANNEL_OPTIONS, MAX_CHUNK_BYTES
+from photonic.grpc_options import CHANNEL_OPTIONS
 from photonic.jobs_model import Job, JobFilter, JobRequest
-from photonic.media.chunks import decompress_chunk
+from photonic.media.chunks import received_bytes
 from photonic.media.hashing import durable_replace, fsync_fd, sha256_file
 from photonic.models import is_content_hash
 from photonic.v1 import jobs_pb2
@@ -181,13 +181,7 @@ async def _zip_chunks(source: BinaryIO, file_name: str,
 def _append_chunk(out: BinaryIO, chunk: jobs_pb2.BlobChunk, offset: int) -> int:
     """Writes one chunk at the expected offset and returns the next offset; a chunk out of
     order or one that would run past the object's declared size is an IntegrityError."""
-    if chunk.offset != offset:
-        raise errors.IntegrityError(f"the server sent bytes at offset {chunk.offset}, "
-                                    f"expected {offset}")
-    data = chunk.data
-    if chunk.lz4:
-        data = decompress_chunk(data, expected_raw_size=chunk.raw_size,
-                                max_raw_size=MAX_CHUNK_BYTES)
+    data = received_bytes(chunk, offset, "the server")
     if chunk.total_size and offset + len(data) > chunk.total_size:
         raise errors.IntegrityError(f"the server sent more than the object's "
                                     f"{chunk.total_size} bytes")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 import lz4.frame
 
 from photonic.errors import IntegrityError, InvalidInput
+from photonic.grpc_options import MAX_CHUNK_BYTES
 
 DEFAULT_MIN_SAVING = 0.05
 """Keep a compressed chunk only if it is at least this fraction smaller than the raw chunk."""
@@ -178,6 +180,32 @@ def decompress_chunk(data: bytes, *, expected_raw_size: int, max_raw_size: int) 
     if isinstance(out, str):
         raise IntegrityError(out)
     return out
+
+
+class ReceivedChunk(Protocol):
+    """A downloaded chunk as the wire carries it (BlobChunk, ObjectChunk)."""
+
+    @property
+    def offset(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def lz4(self) -> bool: ...
+    @property
+    def raw_size(self) -> int: ...
+
+
+def received_bytes(chunk: ReceivedChunk, expected_offset: int, sender: str) -> bytes:
+    """A downloaded chunk's raw bytes, which must start where the file so far ends: LZ4
+    inflated within its declared size, and an IntegrityError naming sender for a chunk out of
+    place, so what a caller appends is always the next byte of the file."""
+    if chunk.offset != expected_offset:
+        raise IntegrityError(f"{sender} sent bytes at offset {chunk.offset}, "
+                             f"expected {expected_offset}")
+    if not chunk.lz4:
+        return chunk.data
+    return decompress_chunk(chunk.data, expected_raw_size=chunk.raw_size,
+                            max_raw_size=MAX_CHUNK_BYTES)
 
 
 def _inflate(data: bytes, expected_raw_size: int) -> bytes | str:

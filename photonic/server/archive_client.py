@@ -10,11 +10,11 @@ from typing import Protocol
 
 import grpc
 
-from photonic import errors, wire
+from photonic import wire
 from photonic.config import SecurityConfig, ServerConfig
 from photonic.dialing import wait_ready
-from photonic.grpc_options import CHANNEL_OPTIONS, MAX_CHUNK_BYTES
-from photonic.media.chunks import decompress_chunk
+from photonic.grpc_options import CHANNEL_OPTIONS
+from photonic.media.chunks import received_bytes
 from photonic.tls import channel_credentials
 from photonic.v1 import archive_pb2, archive_pb2_grpc
 
@@ -80,12 +80,7 @@ class ArchiveClient:
             call = self._stub.FetchObject(archive_pb2.FetchObjectRequest(sha256=sha256,
                                                                          offset=offset))
             async for chunk in call:
-                if chunk.offset != expected:
-                    raise errors.IntegrityError(
-                        f"{self._name} sent bytes at {chunk.offset}, expected {expected}")
-                data = (decompress_chunk(chunk.data, expected_raw_size=chunk.raw_size,
-                                         max_raw_size=MAX_CHUNK_BYTES)
-                        if chunk.lz4 else chunk.data)
+                data = received_bytes(chunk, expected, self._name)
                 expected += len(data)
                 yield data
         except grpc.aio.AioRpcError as exc:

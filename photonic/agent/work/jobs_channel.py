@@ -12,10 +12,10 @@ from pathlib import Path
 import grpc
 
 from photonic import errors, wire
-from photonic.grpc_options import CHANNEL_OPTIONS, MAX_CHUNK_BYTES
+from photonic.grpc_options import CHANNEL_OPTIONS
 from photonic.jobs_model import ServerOrder, WorkerReport
 from photonic.jobs_wire import order_from_wire, report_to_wire
-from photonic.media.chunks import decompress_chunk
+from photonic.media.chunks import received_bytes
 from photonic.v1 import jobs_pb2
 
 RESULT_CHUNK_BYTES = 1 << 20
@@ -119,12 +119,7 @@ class JobsChannel:
         try:
             async for chunk in call:
                 assert isinstance(chunk, jobs_pb2.BlobChunk)
-                if chunk.offset != expected:
-                    raise errors.IntegrityError(f"blob chunk at offset {chunk.offset}, "
-                                                f"expected {expected}")
-                data = (decompress_chunk(chunk.data, expected_raw_size=chunk.raw_size,
-                                         max_raw_size=MAX_CHUNK_BYTES)
-                        if chunk.lz4 else chunk.data)
+                data = received_bytes(chunk, expected, "the server")
                 expected += len(data)
                 yield data
         except grpc.aio.AioRpcError as exc:
