@@ -19,9 +19,9 @@ from tests.support.daemons import (
     ServerHandle,
     free_port,
     make_agent,
-    run_cli,
     start_server,
     wait_until,
+    web_token,
 )
 from tests.support.models import fetched_models
 from tests.support.photos import make_jpeg
@@ -94,8 +94,7 @@ def dashboard(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     server.http_port = port
     started: list[AgentHandle] = []
     try:
-        token = run_cli("web", "token", "create", "--config", str(server.config_path),
-                        "--name", "ops", check=True).stdout.strip().splitlines()[-1]
+        token = web_token(server, "ops")
         laptop = _laptop_with_a_conflict(root, pki, server)
         started.append(laptop.start())
         worker = make_agent(root / "worker", pki, "worker", server, extra={

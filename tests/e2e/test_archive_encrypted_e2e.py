@@ -40,6 +40,7 @@ from tests.support.daemons import (
     sha256_of,
     tree_hashes,
     wait_until,
+    web_token,
     write_server_config,
 )
 from tests.support.photos import make_jpeg
@@ -97,8 +98,7 @@ def _all_replicated(s: Sealed, library: dict[str, str]) -> bool:
 
 
 def _api(server: ServerHandle, path: str) -> Any:
-    token = run_cli("web", "token", "create", "--config", str(server.config_path),
-                    check=True).stdout.strip().splitlines()[-1]
+    token = web_token(server)
     request = urllib.request.Request(f"http://127.0.0.1:{server.http_port}{path}",
                                      headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=10) as reply:

@@ -34,6 +34,7 @@ from tests.support.daemons import (
     sqlite_rows,
     tree_hashes,
     wait_until,
+    web_token,
     write_agent_config,
 )
 from tests.support.photos import make_jpeg
@@ -50,8 +51,7 @@ def _api(server: ServerHandle, path: str, token: str) -> Any:
 
 
 def _token(server: ServerHandle) -> str:
-    return run_cli("web", "token", "create", "--config", str(server.config_path),
-                   check=True).stdout.strip().splitlines()[-1]
+    return web_token(server)
 
 
 def _library_view(server: ServerHandle, token: str, folder: str = "") -> dict[str, Any]:

@@ -36,6 +36,7 @@ from tests.support.daemons import (
     run_cli,
     tree_hashes,
     wait_until,
+    web_token,
 )
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki, server_identity
@@ -105,8 +106,7 @@ def test_photos_synced_to_the_primary_reach_the_archive_byte_identical(
     text = run_cli("status", "--config", str(agent.config_path), "--remote",
                    check=True).stdout
     assert "copies: 6 of 6 photos in at least 2 copies" in text
-    token = run_cli("web", "token", "create", "--config", str(primary.config_path),
-                    check=True).stdout.strip().splitlines()[-1]
+    token = web_token(primary)
     shoots = _api(primary, "/api/v1/shoots", token)["shoots"]
     assert shoots and all(s["copies"] == 2 for s in shoots), shoots
     listing = _api(primary, "/api/v1/library?folder=laptop/photos", token)["photos"]

@@ -28,6 +28,7 @@ from tests.support.daemons import (
     sqlite_rows,
     start_server,
     wait_until,
+    web_token,
 )
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
@@ -181,8 +182,7 @@ def test_without_a_replica_the_damage_is_reported_and_the_original_kept(
                message="the unrepaired gauge")
     assert metric(primary, "photonic_scrub_damaged_total") == 1
     assert ("scrub", "ScrubRepair", sha, "failed") in audit_rows(primary)
-    token = run_cli("web", "token", "create", "--config", str(primary.config_path), "--name",
-                    "ops", check=True).stdout.strip().splitlines()[-1]
+    token = web_token(primary, "ops")
     events = _get(primary, "/api/v1/events?after=0&timeout=0", token)["events"]
     kinds = [(e["kind"], e["sha256"]) for e in events]
     assert ("object_quarantined", sha) in kinds and ("object_unrepairable", sha) in kinds

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.daemons import ServerHandle, free_port, run_cli, start_server
+from tests.support.daemons import ServerHandle, free_port, start_server, web_token
 from tests.support.pki import TestPki
 
 pytestmark = pytest.mark.e2e
@@ -80,8 +80,7 @@ def test_the_api_is_not_reachable_through_a_static_path(web: ServerHandle, path:
 
 
 def test_a_form_post_of_the_token_still_opens_a_session(web: ServerHandle) -> None:
-    token = run_cli("web", "token", "create", "--config", str(web.config_path),
-                    check=True).stdout.strip().splitlines()[-1]
+    token = web_token(web)
     status, headers, body = _get(web, "/login", {
         "Content-Type": "application/x-www-form-urlencoded"}, "POST",
         f"token={token}".encode())

@@ -21,9 +21,9 @@ from tests.support.daemons import (
     ServerHandle,
     free_port,
     make_agent,
-    run_cli,
     sha256_of,
     start_server,
+    web_token,
 )
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
@@ -63,9 +63,7 @@ def web(tmp_path_factory: pytest.TempPathFactory, pki: TestPki) -> Iterator[Web]
     server = start_server(root / "server", pki, extra={"server": {"web_ui_port": port}})
     server.http_port = port
     try:
-        made = run_cli("web", "token", "create", "--config", str(server.config_path),
-                       "--name", "ops", check=True)
-        token = made.stdout.strip().splitlines()[-1]
+        token = web_token(server, "ops")
         agent = make_agent(root / "laptop", pki, "laptop", server,
                            extra={"sync": {"conflict_resolution": "manual"}})
         photo = make_jpeg(agent.watches["photos"] / "2024" / "IMG_1.jpg", seed=5)
@@ -209,8 +207,7 @@ def test_beyond_loopback_the_api_is_https_only(
     server = start_server(tmp_path / "server", pki, extra={
         "server": {"web_ui_port": port, "web_ui_bind": address}})
     daemons.append(server.daemon)
-    token = run_cli("web", "token", "create", "--config", str(server.config_path),
-                    check=True).stdout.strip().splitlines()[-1]
+    token = web_token(server)
     context = ssl.create_default_context(cafile=str(pki.ca))
     context.check_hostname = False  # the test certificate names localhost, not this address
 

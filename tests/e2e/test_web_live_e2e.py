@@ -23,9 +23,9 @@ from tests.support.daemons import (
     ServerHandle,
     free_port,
     make_agent,
-    run_cli,
     start_server,
     wait_until,
+    web_token,
 )
 from tests.support.jobs import ScriptedWorker
 from tests.support.models import astronaut_jpeg, fetched_models
@@ -94,9 +94,7 @@ def _web(root: Path, pki: TestPki, daemons: list[Daemon], **extra: Any) -> Web:
         "server": {"web_ui_port": port}, "agents": SCOPES, **extra})
     daemons.append(server.daemon)
     server.http_port = port
-    made = run_cli("web", "token", "create", "--config", str(server.config_path),
-                   "--name", "ops", check=True)
-    return Web(server, made.stdout.strip().splitlines()[-1])
+    return Web(server, web_token(server, "ops"))
 
 
 def _of_job(events: list[Event], job_id: str, kind: str) -> list[Event]:

@@ -19,7 +19,13 @@ import pytest
 from multidict import CIMultiDict
 from PIL import Image
 
-from tests.support.daemons import ServerHandle, free_port, make_agent, run_cli, start_server
+from tests.support.daemons import (
+    ServerHandle,
+    free_port,
+    make_agent,
+    start_server,
+    web_token,
+)
 from tests.support.photos import make_corrupt_jpeg, make_jpeg
 from tests.support.pki import TestPki
 from tests.support.raws import make_nef_like
@@ -89,9 +95,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, pki: TestPki) -> Iterator[Sit
     server = start_server(root / "server", pki, extra={"server": {"web_ui_port": port}})
     server.http_port = port
     try:
-        made = run_cli("web", "token", "create", "--config", str(server.config_path),
-                       "--name", "ops", check=True)
-        token = made.stdout.strip().splitlines()[-1]
+        token = web_token(server, "ops")
         agent = make_agent(root / "laptop", pki, "laptop", server)
         watch = agent.watches["photos"]
         make_jpeg(watch / "2024" / "IMG_1.jpg", seed=11, width=1600, height=1200,

@@ -17,10 +17,10 @@ import pytest
 from tests.support.daemons import (
     ServerHandle,
     free_port,
-    run_cli,
     sqlite_rows,
     start_server,
     wait_until,
+    web_token,
 )
 from tests.support.pki import TestPki
 
@@ -34,8 +34,7 @@ def local_web(tmp_path: Path, pki: TestPki) -> Iterator[tuple[ServerHandle, str]
     server = start_server(tmp_path / "server", pki, extra={"server": {"web_ui_port": port}})
     server.http_port = port
     try:
-        token = run_cli("web", "token", "create", "--config", str(server.config_path),
-                        check=True).stdout.strip().splitlines()[-1]
+        token = web_token(server)
         yield server, token
     finally:
         server.daemon.terminate(10)

@@ -27,9 +27,9 @@ from tests.support.daemons import (
     ServerHandle,
     free_port,
     make_agent,
-    run_cli,
     start_server,
     wait_until,
+    web_token,
 )
 from tests.support.models import astronaut_jpeg, coffee_jpeg, fetched_models
 from tests.support.pki import TestPki
@@ -157,9 +157,7 @@ def _web_server(root: Path, pki: TestPki, agents: dict[str, Any]) -> Web:
         "jobs": {"web_upload_max": f"{UPLOAD_CAP // MiB}MiB",
                  "web_upload_max_files": MAX_FILES}})
     server.http_port = port
-    made = run_cli("web", "token", "create", "--config", str(server.config_path),
-                   "--name", "ops", check=True)
-    return Web(server, made.stdout.strip().splitlines()[-1])
+    return Web(server, web_token(server, "ops"))
 
 
 def _stop(*handles: ServerHandle | AgentHandle) -> None:

@@ -24,9 +24,9 @@ from tests.support.daemons import (
     ServerHandle,
     free_port,
     make_agent,
-    run_cli,
     start_server,
     wait_until,
+    web_token,
 )
 from tests.support.models import astronaut_jpeg, fetched_models
 from tests.support.photos import make_jpeg
@@ -71,8 +71,7 @@ def world(tmp_path: Path, pki: TestPki, daemons: list[Daemon]
         "agents": {"admin": {"scopes": ["admin"]}, "laptop": {"scopes": ["sync", "work"]}}})
     server.http_port = port
     daemons.append(server.daemon)
-    token = run_cli("web", "token", "create", "--config", str(server.config_path),
-                    check=True).stdout.strip().splitlines()[-1]
+    token = web_token(server)
     models = fetched_models(tmp_path / "models")
     agent = make_agent(tmp_path / "laptop", pki, "laptop", server, extra={
         "work": {"enabled": True, "models_dir": str(models), "executors": ["facecrop"]}})

@@ -71,6 +71,15 @@ def run_cli(*args: str, cwd: Path | None = None, timeout_s: float = 120,
     return proc
 
 
+def web_token(server: ServerHandle, name: str = "") -> str:
+    """A new dashboard token for server, made the way an admin makes one (`photonic web
+    token create`, which prints it as its last line); name is the audit's `web:<name>`."""
+    named = ("--name", name) if name else ()
+    made = run_cli("web", "token", "create", "--config", str(server.config_path), *named,
+                   check=True)
+    return made.stdout.strip().splitlines()[-1]
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
