@@ -226,18 +226,8 @@ class SqliteCatalog(ShootTables, BrowseTables):
 
     def heads_beneath(self, agent_id: str, watch_name: str, folder: str, limit: int
                       ) -> list[HeadPhoto]:
-        """The head version of every path in folder and below ('' = the whole watch), with
-        what jobs need of each photo: size, pixels and capture time (for shoots)."""
-        prefix = folder.strip("/")
-        rows = self._all(
-            "SELECT l.rel_path, v.sha256, p.size, p.width * p.height, p.capture_time_ms "
-            "FROM locations l "
-            "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
-            "JOIN photos p ON p.sha256 = v.sha256 "
-            "WHERE l.agent_id = ? AND l.watch_name = ? "
-            "AND (? = '' OR substr(l.rel_path, 1, ?) = ?) ORDER BY l.rel_path LIMIT ?",
-            (agent_id, watch_name, prefix, len(prefix) + 1, prefix + "/", limit))
-        return [HeadPhoto(str(r), str(s), int(n), int(px), int(t)) for r, s, n, px, t in rows]
+        """heads_with_ids without the location ids."""
+        return [head for _id, head in self.heads_with_ids(agent_id, watch_name, folder, limit)]
 
     def find_version(self, location_id: int, sha256: str, mtime_ns: int) -> tuple[int, str] | None:
         """(version, library_path) of a version with this content and mtime, if recorded."""
@@ -531,7 +521,9 @@ class SqliteCatalog(ShootTables, BrowseTables):
 
     def heads_with_ids(self, agent_id: str, watch_name: str, folder: str, limit: int
                        ) -> list[tuple[int, HeadPhoto]]:
-        """heads_beneath with each path's location id (the id the web layer shows)."""
+        """The head version of every path in folder and below ('' = the whole watch), with
+        its location id and what jobs need of each photo: size, pixels and capture time (for
+        shoots)."""
         prefix = folder.strip("/")
         rows = self._all(
             "SELECT l.id, l.rel_path, v.sha256, p.size, p.width * p.height, p.capture_time_ms "
