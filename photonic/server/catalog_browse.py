@@ -52,6 +52,13 @@ def note_head_move(c: sqlite3.Connection, agent_id: str, location_id: int,
         (new_sha256, location_id))
 
 
+TOTALS_BY_AGENT_SQL = (
+    "SELECT l.agent_id, COUNT(*), COALESCE(SUM(p.size), 0) FROM locations l "
+    "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
+    "JOIN photos p ON p.sha256 = v.sha256 GROUP BY l.agent_id")
+"""(agent, paths, bytes) counted from every head: what agent_totals holds, recounted."""
+
+
 def _add_to_totals(c: sqlite3.Connection, agent_id: str, photos: int, bytes_sql: str,
                    args: tuple[object, ...]) -> None:
     c.execute(
@@ -94,10 +101,8 @@ class BrowseTables:
     def recounted_totals(self) -> dict[str, tuple[int, int]]:
         """{agent: (paths, bytes)} counted from every head: what agent_totals must equal
         (a join over the whole library, for tests and checks, never for a page)."""
-        return {str(a): (int(n), int(b)) for a, n, b in self._browse_rows(
-            "SELECT l.agent_id, COUNT(*), COALESCE(SUM(p.size), 0) FROM locations l "
-            "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
-            "JOIN photos p ON p.sha256 = v.sha256 GROUP BY l.agent_id", ())}
+        return {str(a): (int(n), int(b))
+                for a, n, b in self._browse_rows(TOTALS_BY_AGENT_SQL, ())}
 
     def library_agents(self) -> list[str]:
         """Agents with at least one path: one index probe per agent (a skip scan), not a

@@ -23,7 +23,7 @@ from pathlib import Path
 from photonic.errors import InvalidInput, PhotonicError
 from photonic.media.hashing import fsync_directory
 from photonic.server import faults
-from photonic.server.catalog_browse import folder_of
+from photonic.server.catalog_browse import TOTALS_BY_AGENT_SQL, folder_of
 from photonic.server.replication.paths import LibraryName, from_node
 from photonic.server.replication.sealed import SEALED_WATCH
 from photonic.sqlite_db import open_database, transaction
@@ -200,11 +200,7 @@ def _recount_summaries(c: sqlite3.Connection) -> None:
     """Migration 009's agent totals and folder tree, recounted from the paths as they are now
     (the folder column is set with each moved path)."""
     c.execute("DELETE FROM agent_totals")
-    c.execute(
-        "INSERT INTO agent_totals (agent_id, photos, bytes) "
-        "SELECT l.agent_id, COUNT(*), COALESCE(SUM(p.size), 0) FROM locations l "
-        "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
-        "JOIN photos p ON p.sha256 = v.sha256 GROUP BY l.agent_id")
+    c.execute("INSERT INTO agent_totals (agent_id, photos, bytes) " + TOTALS_BY_AGENT_SQL)
     c.execute("DELETE FROM library_folders")
     c.execute(
         "WITH RECURSIVE folders (agent_id, watch_name, path) AS ("
