@@ -33,8 +33,11 @@ _THROUGHPUT_TARGETS: dict[tuple[str, str, Mode, str], Target] = {
     ("large", "mbps", Mode.WARM, RSYNC_SSH): _at_least_x(1.0),
     ("small", "files_per_s", Mode.WARM, SYNCTHING): _at_least_x(1.0),
     ("small", "files_per_s", Mode.WARM, RSYNC_SSH): _at_least_x(1.0),
+    # A working photographer's day: warm and cold alike.
+    **{("shoot", "mbps", mode, peer): _at_least_x(x)
+       for mode in MODES for peer, x in ((SYNCTHING, 1.2), (RSYNC_SSH, 1.0))},
 }
-CPU_SETS = ("large", "small")
+CPU_SETS = ("large", "small", "shoot")
 """Sets whose per-side CPU gets table rows (the JSON has every set's)."""
 _SIDE_NAMES = {"sender": "agent (sender)", "receiver": "server (receiver)"}
 
@@ -76,7 +79,7 @@ def figure_specs(
     counts: dict[str, int],
     scale_files: int,
     catalog_photos: int,
-    sync_sets: Sequence[str] = ("large", "small", "raw", "tiff"),
+    sync_sets: Sequence[str] = ("large", "small", "raw", "tiff", "shoot"),
 ) -> list[FigureSpec]:
     """All rows, in the order the table prints them; counts name each set's size in labels."""
     specs = sync_figure_specs(counts, sync_sets)
@@ -119,6 +122,15 @@ def figure_specs(
         FigureSpec(
             "server peak RSS, large cold first sync", "MB", "large.rss_mb.receiver", SYNCTHING
         ),
+    ]
+    if "shoot" in sync_sets:
+        specs += [
+            FigureSpec("agent peak RSS, shoot cold first sync", "MB", "shoot.rss_mb.sender",
+                       SYNCTHING, _at_most(150)),
+            FigureSpec("server peak RSS, shoot cold first sync", "MB", "shoot.rss_mb.receiver",
+                       SYNCTHING, _at_most(250)),
+        ]
+    specs += [
         FigureSpec(
             f"agent restart, {scale_files:,}-file index, nothing changed",
             "s",

@@ -45,7 +45,7 @@ _GB = 1_000_000_000
 _SECOND_AGENT = "bench-agent-2"
 _INCREMENTAL_FILES = 10
 GROUPS = ("sync", "scale", "load", "jobs", "lightroom", "dashboard", "archive")
-SYNC_SETS = ("large", "small", "raw", "tiff")
+SYNC_SETS = ("large", "small", "raw", "tiff", "shoot")
 
 PeerFactory = Callable[[Path], SymmetricPeer]
 _FACTORIES: dict[str, PeerFactory] = {

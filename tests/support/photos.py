@@ -28,6 +28,7 @@ GPS_IFD_POINTER = 0x8825
 TAG_MAKE, TAG_MODEL, TAG_DATETIME = 0x010F, 0x0110, 0x0132
 TAG_DATETIME_ORIGINAL, TAG_DATETIME_DIGITIZED = 0x9003, 0x9004
 TAG_OFFSET_TIME_ORIGINAL = 0x9011
+TAG_JPEG_OFFSET, TAG_JPEG_LENGTH = 0x0201, 0x0202
 EXIF_TIME_FORMAT = "%Y:%m:%d %H:%M:%S"
 
 
@@ -201,10 +202,15 @@ def make_raw_like(
     model: str = "NIKON Z 6",
     width: int = 6048,
     height: int = 4024,
+    preview: bytes | None = None,
 ) -> Path:
     """A TIFF-based RAW stand-in (name it .NEF/.CR3): real EXIF IFDs, then incompressible bytes.
 
     exifread reads Make, Model, DateTimeOriginal and the dimensions from it, as from a NEF.
+    With preview (a JPEG), the file carries it right after the header, pointed at by IFD0's
+    JPEGInterchangeFormat tags, as NEF, CR3 and ARW files carry a full-size preview: the
+    benchmark's shoot set needs a RAW's realistic mix of compressible-looking JPEG data and
+    sensor noise.
     """
     ifd0 = [
         _long_entry(0x00FE, 0),
@@ -222,8 +228,17 @@ def make_raw_like(
         if offset is not None:
             exif_ifd.append(_ascii_entry(TAG_OFFSET_TIME_ORIGINAL, offset))
     header = _tiff_header(ifd0, exif_ifd)
+    if preview is not None:
+        # The header's length does not depend on the offset's value: build it, then again
+        # with the preview's real offset.
+        def with_preview(offset: int) -> bytes:
+            entries = [*ifd0, _long_entry(TAG_JPEG_OFFSET, offset),
+                       _long_entry(TAG_JPEG_LENGTH, len(preview))]
+            return _tiff_header(entries, exif_ifd)
+
+        header = with_preview(len(with_preview(0))) + preview
     if size_bytes < len(header):
-        raise ValueError(f"size_bytes must be at least {len(header)} for the TIFF header")
+        raise ValueError(f"size_bytes must be at least {len(header)} for the header and preview")
     payload = random.Random(seed).randbytes(size_bytes - len(header))
     return _open_ended(path, header + payload)
 
@@ -259,20 +274,45 @@ def make_heic_like(path: Path, *, seed: int, size_bytes: int = 4096) -> Path:
     return _open_ended(path, ftyp + mdat)
 
 
-def make_xmp(path: Path, *, rating: int = 3) -> Path:
-    """A small XMP sidecar as Lightroom or darktable would write next to a RAW."""
-    text = (
+def make_mp4_like(path: Path, *, seed: int, size_bytes: int = 4096) -> Path:
+    """An ISO-BMFF file shaped like a camera's MP4 clip (ftyp, mdat of noise, a small moov)."""
+    ftyp = struct.pack(">I", 24) + b"ftypisom" + struct.pack(">I", 512) + b"isomavc1"
+    moov = struct.pack(">I", 16) + b"moov" + struct.pack(">I", 8) + b"free"
+    body_size = max(8, size_bytes - len(ftyp) - len(moov))
+    mdat = struct.pack(">I", body_size) + b"mdat" + random.Random(seed).randbytes(body_size - 8)
+    return _open_ended(path, ftyp + mdat + moov)
+
+
+def make_xmp(path: Path, *, rating: int = 3, size_bytes: int = 0, seed: int = 0) -> Path:
+    """A small XMP sidecar as Lightroom or darktable would write next to a RAW.
+
+    size_bytes (a Lightroom sidecar with develop settings is 5-20 KB) adds seeded develop
+    settings and then pads the packet with whitespace, as XMP writers do so that it can be
+    edited in place.
+    """
+    settings = ""
+    if size_bytes:
+        rng = random.Random(seed)
+        lines: list[str] = []
+        written = 0
+        while written < size_bytes * 3 // 4:
+            lines.append(f'    crs:Setting{len(lines):03d}="{rng.uniform(-100, 100):+.2f}"\n')
+            written += len(lines[-1])
+        settings = '    xmlns:crs="http://ns.adobe.com/camera-raw-settings/1.0/"\n' + "".join(lines)
+    head = (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
         '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
         ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
         '  <rdf:Description rdf:about=""\n'
         '    xmlns:xmp="http://ns.adobe.com/xap/1.0/"\n'
-        f'    xmp:Rating="{rating}"/>\n'
+        + settings
+        + f'    xmp:Rating="{rating}"/>\n'
         " </rdf:RDF>\n"
         "</x:xmpmeta>\n"
-        '<?xpacket end="w"?>\n'
     )
-    return _open_ended(path, text.encode("utf-8"))
+    tail = '<?xpacket end="w"?>\n'
+    padding = max(0, size_bytes - len(head.encode("utf-8")) - len(tail))
+    return _open_ended(path, (head + " " * padding + tail).encode("utf-8"))
 
 
 def make_corrupt_jpeg(path: Path, *, seed: int, size_bytes: int = 20_000, eoi: bool = True) -> Path:
