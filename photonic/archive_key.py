@@ -18,9 +18,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from photonic import errors
 
 KEY_BYTES = 32
@@ -30,6 +27,11 @@ _SEAL_LABEL = b"photonic archive v1 sealing"
 
 
 def _derive(key: bytes, label: bytes, salt: bytes = b"") -> bytes:
+    # Imported here: config reads key_problem and DEFAULT_FILE_NAME on every command, and
+    # cryptography's import is ~5 ms of each start that never derives a key.
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt or None,
                 info=label).derive(key)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import atexit
 import contextlib
 import datetime as dt
@@ -21,7 +20,9 @@ from photonic.config import load_agent_config, load_server_config
 from photonic.errors import ConfigError, PhotonicError
 from photonic.logfmt import LOG_FORMAT_ENV, LOG_FORMATS, configure_logging
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # asyncio loads only for the commands that run a loop
+    import asyncio
+
     from photonic.server.grpc_log_tap import StderrTap
 
 EXIT_USAGE = 2
@@ -80,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     _audit_parser(sub)
 
     from photonic.agent.executors.models_cli import add_models_parser
-    from photonic.jobs_cli import add_jobs_parser
+    from photonic.jobs_args import add_jobs_parser
     from photonic.lightroom.install_cli import add_lightroom_parser
     from photonic.service.command import add_service_parser
     from photonic.web.cli import add_web_parser
@@ -387,7 +388,7 @@ def _agent(args: argparse.Namespace) -> int:
     return code
 
 
-Daemon = Callable[[asyncio.Event, Callable[[], object]], Coroutine[Any, Any, None]]
+Daemon = Callable[["asyncio.Event", Callable[[], object]], Coroutine[Any, Any, None]]
 """A daemon's body: runs until its stop event is set, calling ready() once it serves."""
 
 
@@ -395,6 +396,8 @@ def _run_daemon(make: Daemon) -> int:
     """Runs a daemon until SIGTERM or SIGINT, which set its stop event for a graceful drain.
     Under systemd (NOTIFY_SOCKET) it reports READY=1 when the daemon calls ready(),
     WATCHDOG=1 while its event loop runs, and STOPPING=1 when the drain begins."""
+    import asyncio
+
     from photonic import taskdump
     from photonic.memtune import keep_freed_buffers
     from photonic.service.notify import Notifier

@@ -40,7 +40,7 @@ def keep_freed_buffers() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = _libc()
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
@@ -49,3 +49,12 @@ def keep_freed_buffers() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
                 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
                 and mallopt(_M_ARENA_MAX, ARENA_MAX))
+
+
+def _libc() -> ctypes.CDLL:
+    """glibc by its fixed name first: find_library runs `ldconfig -p` in a subprocess, 2-4 ms
+    of every daemon start (and of a no-change `agent --once`), to find that very name."""
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

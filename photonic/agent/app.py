@@ -15,7 +15,6 @@ from photonic.agent.bandwidth import TokenBucket
 from photonic.agent.endpoints import Endpoints
 from photonic.agent.ignore import IgnoreRules
 from photonic.agent.metrics import AgentMetrics
-from photonic.agent.metrics_service import MetricsEndpointService
 from photonic.agent.pending_report import PendingShootReport
 from photonic.agent.runtime import AgentRuntime
 from photonic.agent.scan_runner import ScanRunner
@@ -26,14 +25,14 @@ from photonic.agent.status_service import StatusFileService, StatusReporter
 from photonic.agent.statusfile import LiveStatus
 from photonic.agent.sync_service import HEARTBEAT_INTERVAL_S, SyncService, SyncSettings
 from photonic.agent.uploader import SyncTotals, Uploader, UploaderSettings
-from photonic.agent.watch_service import WatchService
-from photonic.agent.watcher import FolderWatcher
 from photonic.config import AgentConfig
 from photonic.logfmt import event
 from photonic.writeprobe import write_problem
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a daemon's parts: `agent --once` starts without them (issue 16)
     from prometheus_client import CollectorRegistry
+
+    from photonic.agent.watch_service import WatchService
 
 __all__ = ["HEARTBEAT_INTERVAL_S", "AgentApp", "RunSummary"]
 
@@ -123,6 +122,8 @@ class AgentApp:
         plus killing an executor that does not and handing its job back."""
         runtime = AgentRuntime()
         if self.metrics.registry is not None:
+            from photonic.agent.metrics_service import MetricsEndpointService
+
             runtime.add(MetricsEndpointService(self.metrics.registry, self._health,
                                                self.config.metrics_port))
         if not once:
@@ -138,6 +139,9 @@ class AgentApp:
         return runtime
 
     def _watch_service(self) -> WatchService:
+        from photonic.agent.watch_service import WatchService
+        from photonic.agent.watcher import FolderWatcher
+
         c = self.config
         watcher = FolderWatcher(
             c.watches, self.scans.settled, settle_delay_s=c.settle_delay_s,

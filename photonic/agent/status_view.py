@@ -3,21 +3,21 @@ and live status file (so it works whether or not the agent runs), optionally fro
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from photonic.agent.client import connect_first
 from photonic.agent.statedb import AgentStateDB, WatchState
 from photonic.agent.statusfile import process_alive, read_status
 from photonic.config import AgentConfig
 from photonic.errors import PhotonicError
 from photonic.rates import eta_s
-from photonic.tls import channel_credentials
 from photonic.units import format_duration, format_rate, format_size
+
+if TYPE_CHECKING:
+    from photonic.agent.client import ServerClient
 
 STALE_AFTER_S = 5.0
 
@@ -128,11 +128,20 @@ def render(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def _remote(config: AgentConfig) -> dict[str, Any]:
+async def _connect(config: AgentConfig) -> ServerClient:
+    """The first reachable server, with the agent's certificate. grpc, protobuf and the TLS
+    code are imported here, not with this module: plain `status` reads local files only."""
+    from photonic.agent.client import connect_first
+    from photonic.tls import channel_credentials
+
     sec = config.security
-    client = await connect_first(config.server_endpoints,
-                                 channel_credentials(sec.cert_path, sec.key_path, sec.ca_path),
-                                 config.agent_id)
+    return await connect_first(config.server_endpoints,
+                               channel_credentials(sec.cert_path, sec.key_path, sec.ca_path),
+                               config.agent_id)
+
+
+async def _remote(config: AgentConfig) -> dict[str, Any]:
+    client = await _connect(config)
     try:
         st = await client.status()
     finally:
@@ -147,6 +156,8 @@ def run_status(config: AgentConfig, *, as_json: bool, watch: bool, remote: bool)
     while True:
         data = collect(config)
         if remote:
+            import asyncio  # only --remote runs a loop; plain status reads local files
+
             try:
                 data["remote"] = asyncio.run(_remote(config))
             except PhotonicError as exc:
@@ -164,10 +175,10 @@ def run_status(config: AgentConfig, *, as_json: bool, watch: bool, remote: bool)
 
 
 def run_conflicts(config: AgentConfig, action: str, ids: list[int], resolve_all: bool) -> int:
+    import asyncio
+
     async def go() -> int:
-        sec = config.security
-        client = await connect_first(config.server_endpoints, channel_credentials(
-            sec.cert_path, sec.key_path, sec.ca_path), config.agent_id)
+        client = await _connect(config)
         try:
             if action == "list":
                 # Settling no conflicts changes nothing and audits nothing, but the server

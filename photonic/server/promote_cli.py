@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from photonic.config import ServerConfig
 from photonic.errors import PhotonicError
-from photonic.server import faults
-from photonic.server.promote import Plan, Promotion
+
+if TYPE_CHECKING:  # the promotion's imports load only when it runs (cli builds the parser)
+    from photonic.config import ServerConfig
+    from photonic.server.promote import Plan
 
 PROMOTE_DESCRIPTION = """\
 Makes this archive node a primary for the library it holds of primary NAME (the certificate
@@ -58,6 +60,9 @@ def _print_plan(plan: Plan, verb: str) -> None:
 
 
 def run_promote(config: ServerConfig, primary: str, *, dry_run: bool) -> int:
+    from photonic.server import faults
+    from photonic.server.promote import Promotion
+
     port = config.bind_address.rpartition(":")[2]
     if port == "0":
         print(f"note: server.bind_address {config.bind_address} has no fixed port, so "

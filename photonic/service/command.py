@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from photonic.service.install import Platform, build_spec, install, render, uninstall
+if TYPE_CHECKING:  # install.py loads only when a service command runs (cli builds the parser)
+    from photonic.service.install import Platform
 
 
 def add_service_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,6 +35,8 @@ def add_service_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def run_service(args: argparse.Namespace, platform: Platform | None = None) -> int:
+    from photonic.service.install import Platform, build_spec, install, render, uninstall
+
     plat = platform or Platform.current()
     if args.service_command == "uninstall":
         removed, commands = uninstall(args.role, args.user, plat)
