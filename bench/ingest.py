@@ -38,7 +38,7 @@ from bench import datagen, trash
 from bench.datagen import DataSet
 from bench.peers.base import relative_files
 from bench.peers.photonic import PhotonicPeer, stop_process
-from bench.procstat import ProcUsage, tree_usage, wait_until
+from bench.procstat import ProcUsage, read_rss_bytes, tree_usage, wait_until
 from bench.report import (
     FigureSpec,
     Target,
@@ -90,6 +90,8 @@ class IngestFigure:
     """CPU over the clock; peak RSS the tree's VmHWM (each daemon's life, which is the run)."""
     missing: int = 0
     damaged: int = 0
+    rss_at_start_bytes: tuple[int, int] = (0, 0)
+    """(agent, server) VmRSS when the clock started: what the peaks grew from."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -132,6 +134,8 @@ def ingest_values(figure: IngestFigure) -> dict[str, list[float]]:
         "ingest.missing_or_damaged": [float(figure.missing + figure.damaged)],
         "ingest.s": [figure.seconds],
         "ingest.copy_s": [figure.copy_seconds],
+        "ingest.agent_rss_start_mb": [figure.rss_at_start_bytes[0] / _MB],
+        "ingest.server_rss_start_mb": [figure.rss_at_start_bytes[1] / _MB],
     }
 
 
@@ -292,6 +296,7 @@ def ingest_once(run_dir: Path, dataset: DataSet, pace_mb_s: float,
             watch = CommitWatch(peer, agent)
             warm_up(watch, card)
             before = tree_usage(agent.pid), tree_usage(peer.server_pid)
+            rss_at_start = read_rss_bytes(agent.pid), read_rss_bytes(peer.server_pid)
             log.info("ingest: copying %d files (%.2f GB) at %g MB/s ...", dataset.count,
                      dataset.total_bytes / 1e9, pace_mb_s)
             copies = copy_card(dataset, card, pace_mb_s, between=watch.check_agent)
@@ -308,7 +313,7 @@ def ingest_once(run_dir: Path, dataset: DataSet, pace_mb_s: float,
         peer.close()
     return IngestFigure(
         pace_mb_s, tuple(copies), latencies, last_commit - copies[0].opened_unix_s,
-        after[0].minus(before[0]), after[1].minus(before[1]), missing, damaged)
+        after[0].minus(before[0]), after[1].minus(before[1]), missing, damaged, rss_at_start)
 
 
 def measure(work_dir: Path, dataset: DataSet, *, pace_mb_s: float = DEFAULT_PACE_MB_S,
@@ -326,7 +331,10 @@ def measure(work_dir: Path, dataset: DataSet, *, pace_mb_s: float = DEFAULT_PACE
     figure.notes.append(
         f"ingest: {figure.files} files copied in {figure.copy_seconds:.1f} s at "
         f"{pace_mb_s:g} MB/s, last commit {figure.seconds:.1f} s after the first copy began; "
-        f"{figure.missing} missing, {figure.damaged} damaged")
+        f"{figure.missing} missing, {figure.damaged} damaged; peak RSS agent "
+        f"{figure.agent.peak_rss_bytes / _MB:.0f} MB (from {figure.rss_at_start_bytes[0] / _MB:.0f}"
+        f" MB before the first copy), server {figure.server.peak_rss_bytes / _MB:.0f} MB (from "
+        f"{figure.rss_at_start_bytes[1] / _MB:.0f} MB)")
     return figure
 
 

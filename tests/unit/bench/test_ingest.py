@@ -33,7 +33,7 @@ def _figure(latencies: list[float], *, missing: int = 0, damaged: int = 0) -> In
     return IngestFigure(
         pace_mb_s=90.0, copies=copies, latencies_s=tuple(latencies), seconds=25.0,
         agent=ProcUsage(3.0, 120_000_000), server=ProcUsage(5.0, 300_000_000),
-        missing=missing, damaged=damaged)
+        missing=missing, damaged=damaged, rss_at_start_bytes=(90_000_000, 110_000_000))
 
 
 def _dataset(root: Path, files: dict[str, bytes]) -> DataSet:
@@ -59,6 +59,7 @@ def test_values_are_latency_percentiles_rates_and_rss_in_mb() -> None:
     assert values["ingest.cpu_s.server"] == [5.0]
     assert values["ingest.missing_or_damaged"] == [3.0]
     assert values["ingest.copy_s"] == [pytest.approx(20.0)]
+    assert values["ingest.agent_rss_start_mb"] == [pytest.approx(90.0)]
 
 
 def test_rows_carry_the_issue_goals() -> None:
@@ -136,6 +137,7 @@ def test_a_tiny_real_ingest_commits_and_verifies_every_file(tmp_path: Path) -> N
     assert (figure.missing, figure.damaged) == (0, 0)
     assert all(latency > 0 for latency in figure.latencies_s)
     assert figure.copy_seconds >= dataset.total_bytes / 5e6
-    assert figure.agent.peak_rss_bytes > 0 and figure.server.peak_rss_bytes > 0
+    assert figure.agent.peak_rss_bytes >= figure.rss_at_start_bytes[0] > 0
+    assert figure.server.peak_rss_bytes >= figure.rss_at_start_bytes[1] > 0
     assert figure.agent.cpu_s >= 0 and figure.server.cpu_s > 0
     assert not (tmp_path / "work" / "ingest").exists()
