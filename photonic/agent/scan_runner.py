@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from photonic.agent.metrics import AgentMetrics
 from photonic.agent.scanner import Scanner, ScanReport
@@ -65,11 +66,14 @@ class ScanRunner:
         up the files copied into it before its new watch existed and brings it back to OK."""
         await self.scan_all(only=watch_name)
 
-    async def settled(self, settled: SettledFile) -> None:
-        """The watcher saw a file stop changing: hash and queue it."""
-        if await self.scanner.scan_path(settled.watch_name, settled.path,
-                                        incomplete=settled.incomplete):
-            self._queued.set()
+    async def settled(self, settled: Sequence[SettledFile]) -> None:
+        """The watcher saw files stop changing: hash and queue them, each watch's together."""
+        by_watch: dict[str, list[tuple[Path, bool]]] = {}
+        for f in settled:
+            by_watch.setdefault(f.watch_name, []).append((f.path, f.incomplete))
+        for watch_name, paths in by_watch.items():
+            if await self.scanner.scan_paths(watch_name, paths):
+                self._queued.set()
 
     async def resend(self, shas: Sequence[str]) -> None:
         """The server lost these contents: queue again the files that hold them."""

@@ -86,6 +86,15 @@ class _RecordSink:
     records: list[FileRecord] = field(default_factory=list)
 
 
+@dataclass
+class _Probed:
+    """What the watcher's settled files came to: candidates to hash, and files skipped."""
+
+    complete: list[Candidate] = field(default_factory=list)
+    incomplete: list[Candidate] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+
 def _seen_unchanged(listing: Listing, rel: str, signature: FileSignature,
                     marked_missing: bool) -> None:
     """Only a row marked missing needs a write (it is back); the others are merely seen."""
@@ -195,30 +204,41 @@ class Scanner:
 
     async def scan_path(self, watch_name: str, abs_path: Path, *, incomplete: bool = False,
                         force: bool = False) -> bool:
-        """Handles one settled file reported by the watcher; True if it was queued. force
-        hashes it even when its signature matches the index (the server found other bytes
-        than were queued)."""
+        """Handles one file (a resend, the uploader's rescan); True if it was queued."""
+        return await self.scan_paths(watch_name, [(abs_path, incomplete)], force=force) > 0
+
+    async def scan_paths(self, watch_name: str, paths: Sequence[tuple[Path, bool]], *,
+                         force: bool = False) -> int:
+        """Handles files of one watch that the watcher saw settle, as (path, incomplete):
+        probed in one worker hop, the new or changed ones hashed in groups and recorded in
+        batched transactions, as a reconcile scan does. force hashes a file even when its
+        signature matches the index (the server found other bytes than were queued). Returns
+        how many files were queued."""
         watch = self._watches.get(watch_name)
         if watch is None:
             log.warning("scan_path for unknown watch", extra={"watch": watch_name})
-            return False
+            return 0
         if self._buffer_committed_bytes is None:
             await self._refresh_buffer_bytes()
+        probed = await asyncio.to_thread(self._probe_files, watch, paths, force)
+        for path, reason in probed.skipped:
+            log.info("file not scanned", extra={"watch": watch_name, "path": path,
+                                                "reason": reason})
         tally = _Tally()
+        ingest = watch.mode == WatchMode.INGEST
+        sink = _RecordSink(watch.name, tally, 1 if ingest else _RECORD_BATCH_ROWS)
+        in_flight: set[asyncio.Task[None]] = set()
         try:
-            candidate = await asyncio.to_thread(self._probe_file, watch, abs_path, force)
-        except FileNotFoundError:
-            return False
-        except (Skip, OSError) as exc:
-            log.info("file not scanned", extra={"watch": watch_name, "path": str(abs_path),
-                                                "reason": str(exc)})
-            return False
-        if candidate is None:
-            return False
-        sink = _RecordSink(watch.name, tally, flush_rows=1)
-        await self._hash_slots.acquire()  # released by _hash_and_record
-        await self._hash_and_record(watch, [candidate], sink, incomplete=incomplete)
-        return tally.files_queued > 0
+            for incomplete, candidates in ((False, probed.complete), (True, probed.incomplete)):
+                for group in _groups(candidates, ingest=ingest):
+                    await self._start_hashing(watch, group, sink, in_flight,
+                                              incomplete=incomplete)
+            await asyncio.gather(*in_flight)
+            await self._flush(sink)
+        finally:
+            for task in in_flight:  # only left over when cancelled or failed
+                task.cancel()
+        return tally.files_queued
 
     async def resend(self, shas: Sequence[str]) -> int:
         """Queues again every file holding one of these contents (the server found its copy
@@ -266,11 +286,7 @@ class Scanner:
                     )
                     pending_touch = []
                 for group in _groups(listing.candidates, ingest=ingest):
-                    # Acquire before creating the task: at most hash_concurrency tasks exist.
-                    await self._hash_slots.acquire()
-                    task = asyncio.create_task(self._hash_and_record(watch, group, sink))
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
+                    await self._start_hashing(watch, group, sink, in_flight)
             await asyncio.to_thread(self._db.touch_unchanged_many, watch.name, pending_touch)
             await asyncio.gather(*in_flight)
             await self._flush(sink)
@@ -318,25 +334,51 @@ class Scanner:
             else:
                 listing.candidates.append(candidate_of(root, listed))
 
-    def _probe_file(self, watch: WatchLike, abs_path: Path, force: bool = False
-                    ) -> Candidate | None:
-        """The watcher's single-file version of _list_directory: None when nothing is to be done."""
+    def _probe_files(self, watch: WatchLike, paths: Sequence[tuple[Path, bool]],
+                     force: bool) -> _Probed:
+        """The watcher's version of _list_directory for the files it names: which of them
+        are to be hashed (new, changed, or queued from a copy that vanished), with one index
+        lookup and one write for those that are unchanged."""
         root = os.path.realpath(watch.path)
-        probed = self._lister.probe(root, abs_path)
-        if probed is None:
-            return None
-        rel, _, st, _ = probed
-        known = self._db.get_signatures(watch.name, [rel]).get(rel)
-        queued_source = self._db.queued_source(watch.name, rel)
-        # A queued copy that vanished (a pruned or lost ingest copy) must be made again.
-        source_lost = queued_source is not None and not queued_source.exists()
-        signature = signature_of(st)
-        if known == signature and not (source_lost or force):
-            self._db.touch_unchanged(watch.name, rel, signature)
-            return None
-        return candidate_of(root, probed)
+        probed = _Probed()
+        listed_files = []
+        for abs_path, incomplete in paths:
+            try:
+                listed = self._lister.probe(root, abs_path)
+            except FileNotFoundError:
+                continue
+            except (Skip, OSError) as exc:
+                probed.skipped.append((str(abs_path), str(exc)))
+                continue
+            if listed is not None:
+                listed_files.append((listed, incomplete))
+        known = self._db.get_signatures(watch.name, [f[0].rel_path for f in listed_files])
+        unchanged: list[tuple[str, FileSignature]] = []
+        for listed, incomplete in listed_files:
+            signature = signature_of(listed.stat)
+            if known.get(listed.rel_path) == signature and not force:
+                # A queued copy that vanished (a pruned or lost ingest copy) is made again.
+                queued_source = self._db.queued_source(watch.name, listed.rel_path)
+                if queued_source is None or queued_source.exists():
+                    unchanged.append((listed.rel_path, signature))
+                    continue
+            target = probed.incomplete if incomplete else probed.complete
+            target.append(candidate_of(root, listed))
+        self._db.touch_unchanged_many(watch.name, unchanged)
+        return probed
 
     # -- hashing ------------------------------------------------------------------------------
+
+    async def _start_hashing(self, watch: WatchLike, group: list[Candidate], sink: _RecordSink,
+                             in_flight: set[asyncio.Task[None]], *,
+                             incomplete: bool = False) -> None:
+        """Starts hashing a group under a hash slot, acquired before the task is made so at
+        most hash_concurrency of them exist."""
+        await self._hash_slots.acquire()
+        task = asyncio.create_task(self._hash_and_record(watch, group, sink,
+                                                         incomplete=incomplete))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
 
     async def _hash_and_record(
         self, watch: WatchLike, group: list[Candidate], sink: _RecordSink, *,

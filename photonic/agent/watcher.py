@@ -1,4 +1,4 @@
-"""Watches folders with watchdog and reports each file once it has settled and is complete."""
+"""Watches folders with watchdog and reports files once they have settled and are complete."""
 
 from __future__ import annotations
 
@@ -179,7 +179,11 @@ def _walk_files(root: Path, limit: int) -> list[Path]:
 
 
 class FolderWatcher:
-    """Watches folders with watchdog and calls on_settled for each file once it has settled.
+    """Watches folders with watchdog and calls on_settled with the files that have settled.
+
+    Every file found settled at one check is handed over in one call: a card's worth of
+    photos, or a folder moved in, is hashed and recorded together (one index transaction per
+    few hundred files), not one file, one transaction and one upload round at a time.
 
     Deletions are ignored (they never propagate). Watchers drop events, so the agent's
     periodic reconcile scan remains the source of truth; this only makes new photos prompt.
@@ -191,7 +195,7 @@ class FolderWatcher:
     def __init__(
         self,
         watches: Sequence[WatchLike],
-        on_settled: Callable[[SettledFile], Awaitable[None]],
+        on_settled: Callable[[list[SettledFile]], Awaitable[None]],
         *,
         settle_delay_s: float,
         incomplete_timeout_s: float,
@@ -315,15 +319,17 @@ class FolderWatcher:
         while True:
             self._wake.clear()
             if len(self._tracker):
-                for settled in await asyncio.to_thread(self._tracker.due):
+                settled = await asyncio.to_thread(self._tracker.due)
+                if settled:
                     await self._deliver(settled)
             wait_s = self._tracker.next_check_in_s()
             timeout_s = None if wait_s is None else min(wait_s, self._max_wait_s)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout_s)
 
-    async def _deliver(self, settled: SettledFile) -> None:
+    async def _deliver(self, settled: list[SettledFile]) -> None:
         try:
             await self._on_settled(settled)
         except Exception:
-            log.exception("on_settled failed", extra={"watch": settled.watch_name})
+            log.exception("on_settled failed",
+                          extra={"watch": ",".join(sorted({f.watch_name for f in settled}))})

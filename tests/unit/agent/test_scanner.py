@@ -365,3 +365,27 @@ def test_daemon_scan_defers_files_still_being_written(
                                   on_deferred=lambda w, p: handed_over.append((w, p)))
     report = _scan(scanner, watch)
     assert report.files_queued == 1, "past incomplete_timeout the truncated photo is kept too"
+
+
+def test_settled_files_are_queued_together(db: AgentStateDB, tmp_path: Path,
+                                           watch: Watch) -> None:
+    """A card's worth of settled files goes in as one call: every new one queued in batched
+    transactions, unchanged ones left alone, a vanished or ignored one passed over, and the
+    incomplete flag kept per file."""
+    scanner = _scanner(db, tmp_path, watch)
+    photos = [_write(watch.path / "card" / f"IMG_{n:04d}.JPG", f"photo {n}".encode())
+              for n in range(300)]
+    queued = asyncio.run(scanner.scan_paths("cam", [(p, False) for p in photos]))
+    assert queued == 300 == len(db.pending(1000))
+    changed = _write(photos[0], b"edited")
+    late = _write(watch.path / "card" / "IMG_late.JPG", b"half")
+    gone = watch.path / "card" / "IMG_gone.JPG"
+    ignored = _write(watch.path / "card" / "x.tmp")
+    again = [(p, False) for p in photos[1:]] + [(changed, False), (late, True), (gone, False),
+                                                 (ignored, False)]
+    assert asyncio.run(scanner.scan_paths("cam", again)) == 2
+    by_path = {p.relative_path: p for p in db.pending(1000)}
+    assert by_path["card/IMG_0000.JPG"].sha256 == hashlib.sha256(b"edited").hexdigest()
+    assert by_path["card/IMG_late.JPG"].incomplete
+    assert not by_path["card/IMG_0001.JPG"].incomplete
+    assert asyncio.run(scanner.scan_paths("nope", [(photos[1], False)])) == 0

@@ -202,10 +202,11 @@ def run_watcher(
         settled: Settled = asyncio.Queue()
         calls = 0
 
-        async def on_settled(item: SettledFile) -> None:
+        async def on_settled(items: list[SettledFile]) -> None:
             nonlocal calls
             calls += 1
-            await settled.put(item)
+            for item in items:
+                await settled.put(item)
             if fail_first and calls == 1:
                 raise RuntimeError("consumer failed")
 

@@ -54,7 +54,11 @@ async def watching(watches: list[Watch], *,
     async def on_root_changed(name: str, present: bool) -> None:
         await reports.changes.put((name, present))
 
-    watcher = FolderWatcher(watches, reports.settled.put, settle_delay_s=0.2,
+    async def on_settled(items: list[SettledFile]) -> None:
+        for item in items:
+            await reports.settled.put(item)
+
+    watcher = FolderWatcher(watches, on_settled, settle_delay_s=0.2,
                             incomplete_timeout_s=5.0, on_root_changed=on_root_changed,
                             root_check_interval_s=root_check_interval_s)
     await watcher.start()
