@@ -38,7 +38,7 @@ from bench import datagen, trash
 from bench.datagen import DataSet
 from bench.peers.base import relative_files
 from bench.peers.photonic import PhotonicPeer, stop_process
-from bench.procstat import ProcUsage, read_rss_bytes, tree_usage, wait_until
+from bench.procstat import CpuTrace, ProcUsage, read_rss_bytes, tree_usage, wait_until
 from bench.report import (
     FigureSpec,
     Target,
@@ -76,6 +76,16 @@ class CopiedFile:
 
 
 @dataclass(frozen=True)
+class CpuTraceSample:
+    """One second of the ingest: percent of one core used by the agent and by the server,
+    and percent of all cores the whole machine used (other work on a shared machine shows)."""
+
+    agent_pct: float
+    server_pct: float
+    machine_pct: float
+
+
+@dataclass(frozen=True)
 class IngestFigure:
     """One ingest of a set: every copy with its latency, what each daemon spent, the check."""
 
@@ -92,6 +102,8 @@ class IngestFigure:
     damaged: int = 0
     rss_at_start_bytes: tuple[int, int] = (0, 0)
     """(agent, server) VmRSS when the clock started: what the peaks grew from."""
+    cpu_trace: tuple[CpuTraceSample, ...] = ()
+    """Per second of the clock: the agent's and server's share of a core and the machine's."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -120,8 +132,11 @@ class IngestFigure:
 
 
 def ingest_values(figure: IngestFigure) -> dict[str, list[float]]:
-    """One value per key of figure_specs (and the wall and copy seconds, in the JSON only)."""
-    return {
+    """One value per key of figure_specs (and, in the JSON only, the wall and copy seconds,
+    the RSS each peak grew from, and how busy the whole machine was: median % of all cores)."""
+    machine = ({"ingest.machine_busy_pct": [percentile([s.machine_pct for s in figure.cpu_trace],
+                                                        50)]} if figure.cpu_trace else {})
+    return machine | {
         "ingest.p50_s": [figure.latency_percentile(50)],
         "ingest.p95_s": [figure.latency_percentile(95)],
         "ingest.max_s": [max(figure.latencies_s)],
@@ -299,8 +314,9 @@ def ingest_once(run_dir: Path, dataset: DataSet, pace_mb_s: float,
             rss_at_start = read_rss_bytes(agent.pid), read_rss_bytes(peer.server_pid)
             log.info("ingest: copying %d files (%.2f GB) at %g MB/s ...", dataset.count,
                      dataset.total_bytes / 1e9, pace_mb_s)
-            copies = copy_card(dataset, card, pace_mb_s, between=watch.check_agent)
-            watch.wait_all(copies, commit_timeout_s)
+            with CpuTrace(agent.pid) as agent_trace, CpuTrace(peer.server_pid) as server_trace:
+                copies = copy_card(dataset, card, pace_mb_s, between=watch.check_agent)
+                watch.wait_all(copies, commit_timeout_s)
             committed = peer.log.committed_at
             last_commit = max(committed[c.relative_path] for c in copies)
             after = tree_usage(agent.pid), tree_usage(peer.server_pid)
@@ -313,7 +329,9 @@ def ingest_once(run_dir: Path, dataset: DataSet, pace_mb_s: float,
         peer.close()
     return IngestFigure(
         pace_mb_s, tuple(copies), latencies, last_commit - copies[0].opened_unix_s,
-        after[0].minus(before[0]), after[1].minus(before[1]), missing, damaged, rss_at_start)
+        after[0].minus(before[0]), after[1].minus(before[1]), missing, damaged, rss_at_start,
+        tuple(CpuTraceSample(a.process_pct, s.process_pct, s.machine_pct)
+              for a, s in zip(agent_trace.samples, server_trace.samples, strict=False)))
 
 
 def measure(work_dir: Path, dataset: DataSet, *, pace_mb_s: float = DEFAULT_PACE_MB_S,
@@ -334,8 +352,22 @@ def measure(work_dir: Path, dataset: DataSet, *, pace_mb_s: float = DEFAULT_PACE
         f"{figure.missing} missing, {figure.damaged} damaged; peak RSS agent "
         f"{figure.agent.peak_rss_bytes / _MB:.0f} MB (from {figure.rss_at_start_bytes[0] / _MB:.0f}"
         f" MB before the first copy), server {figure.server.peak_rss_bytes / _MB:.0f} MB (from "
-        f"{figure.rss_at_start_bytes[1] / _MB:.0f} MB)")
+        f"{figure.rss_at_start_bytes[1] / _MB:.0f} MB); {cpu_trace_note(figure.cpu_trace)}")
     return figure
+
+
+def cpu_trace_note(trace: Sequence[CpuTraceSample]) -> str:
+    """How busy the daemons and the whole machine were during the ingest, so a slow tail can
+    be told apart from other work competing for the cores."""
+    if not trace:
+        return "no CPU trace"
+    machine = sorted(s.machine_pct for s in trace)
+    busy = sum(1 for v in machine if v >= 85)
+    agent = percentile([s.agent_pct for s in trace], 50)
+    server = percentile([s.server_pct for s in trace], 50)
+    return (f"per second over {len(trace)} s: agent {agent:.0f}% of a core, server "
+            f"{server:.0f}% (medians), whole machine {percentile(machine, 50):.0f}% of all "
+            f"cores (max {machine[-1]:.0f}%; >= 85% in {busy} s)")
 
 
 # --- standalone ------------------------------------------------------------------------------

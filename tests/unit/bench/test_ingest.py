@@ -4,6 +4,7 @@ and verified byte for byte."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 import time
@@ -14,9 +15,11 @@ import pytest
 from bench.datagen import DataSet
 from bench.ingest import (
     CopiedFile,
+    CpuTraceSample,
     IngestFigure,
     copy_card,
     copy_paced,
+    cpu_trace_note,
     figure_specs,
     ingest_values,
     measure,
@@ -60,6 +63,19 @@ def test_values_are_latency_percentiles_rates_and_rss_in_mb() -> None:
     assert values["ingest.missing_or_damaged"] == [3.0]
     assert values["ingest.copy_s"] == [pytest.approx(20.0)]
     assert values["ingest.agent_rss_start_mb"] == [pytest.approx(90.0)]
+
+
+def test_the_cpu_trace_gives_medians_and_busy_seconds() -> None:
+    """Three seconds of trace: medians of each side, the machine's max and its busy seconds;
+    the machine's median also goes to the JSON."""
+    trace = (CpuTraceSample(40, 60, 90), CpuTraceSample(50, 70, 50), CpuTraceSample(60, 80, 95))
+    note = cpu_trace_note(trace)
+    assert note == ("per second over 3 s: agent 50% of a core, server 70% (medians), whole "
+                    "machine 90% of all cores (max 95%; >= 85% in 2 s)")
+    figure = dataclasses.replace(_figure([0.5]), cpu_trace=trace)
+    assert ingest_values(figure)["ingest.machine_busy_pct"] == [90.0]
+    assert "ingest.machine_busy_pct" not in ingest_values(_figure([0.5]))
+    assert cpu_trace_note(()) == "no CPU trace"
 
 
 def test_rows_carry_the_issue_goals() -> None:
