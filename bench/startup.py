@@ -8,7 +8,10 @@ installed console script as a new process each time, wall clock from spawn to ex
 One measurement:
 1. a server with its own PKI over mutual TLS (bench.peers.photonic.PhotonicPeer) and an agent
    whose small watch folder (FILES photos) is synced once with `agent --once`, untimed;
-2. one untimed warm-up of each command (the page cache, the TLS memo of photonic/tls_memo.py);
+2. photonic's bytecode compiled (`compileall`, as pip does at install: with
+   PYTHONDONTWRITEBYTECODE set, as in some dev shells, every module edited since its .pyc was
+   written is otherwise compiled again at each start, ~10 ms for config.py alone), then one
+   untimed warm-up of each command (the page cache, the TLS memo of photonic/tls_memo.py);
 3. `runs` repetitions of: `agent --once` (checked to have hashed and sent nothing and seen
    every file), then `status` against that agent's state (checked to name the agent).
 Each repetition is one sample of each figure; bench/report.py takes their median, min and max.
@@ -19,6 +22,7 @@ on a shared machine they move less than the wall.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import random
@@ -119,6 +123,16 @@ def write_photos(folder: Path, count: int = FILES, size: int = FILE_BYTES) -> No
         (folder / f"IMG_{i:04d}.jpg").write_bytes(b"\xff\xd8\xff" + rng.randbytes(size - 3))
 
 
+def compile_photonic() -> None:
+    """Writes the .pyc of every photonic module, whatever PYTHONDONTWRITEBYTECODE says."""
+    spec = importlib.util.find_spec("photonic")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("photonic is not importable from this interpreter")
+    subprocess.run([sys.executable, "-m", "compileall", "-q",
+                    *spec.submodule_search_locations], check=True, capture_output=True,
+                   timeout=TIMEOUT_S)
+
+
 def _idle_summary(stdout: str) -> dict[str, object]:
     """The --once JSON summary, checked to be a run that had nothing to do."""
     lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
@@ -145,6 +159,7 @@ def one_run(run_dir: Path, figure: StartupFigure, runs: int) -> None:
         config = str(peer.agent_config(AGENT, source))
         once = [*photonic_argv(), "agent", "--config", config, "--once"]
         status = [*photonic_argv(), "status", "--config", config]
+        compile_photonic()
         _idle_summary(timed(once).stdout)  # warm-up, not a sample
         timed(status)
         for rep in range(runs):
