@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.resources
+import importlib.util
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from photonic.errors import StorageFull
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 
 def open_database(
@@ -79,7 +82,7 @@ def _migrate(conn: sqlite3.Connection, package: str) -> None:
     current = int(row[0] or 0)
     scripts = sorted(
         (int(entry.name.split("_", 1)[0]), entry)
-        for entry in importlib.resources.files(package).iterdir()
+        for entry in _package_files(package)
         if entry.name.endswith(".sql") and entry.name[:3].isdigit()
     )
     for number, entry in scripts:
@@ -90,6 +93,20 @@ def _migrate(conn: sqlite3.Connection, package: str) -> None:
         conn.executescript(
             f"BEGIN;\n{sql}\nINSERT INTO schema_version (version) VALUES ({number});\nCOMMIT;"
         )
+
+
+def _package_files(package: str) -> list[Traversable]:
+    """The files of a package. A package on disk (as pip installs photonic) is listed with
+    os.scandir: importlib.resources, which also reads zipped packages, costs 3-7 ms of imports
+    (zipfile, tempfile, random) at every start of the agent and the server (issue 16)."""
+    spec = importlib.util.find_spec(package)
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    if len(folders) == 1 and os.path.isdir(folders[0]):
+        with os.scandir(folders[0]) as entries:
+            return [Path(e.path) for e in entries if e.is_file()]
+    from importlib import resources
+
+    return list(resources.files(package).iterdir())
 
 
 @contextmanager
