@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # asyncio loads only for the commands that run a loop
 
     from photonic.server.grpc_log_tap import StderrTap
 
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
@@ -53,7 +55,14 @@ def _config_arg(p: argparse.ArgumentParser, role: str, help_text: str | None = N
                    help=help_text or CONFIG_HELP[role])
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """photonic's parser; given the argv it will parse, only as much of it as that needs.
+
+    A command in ALONE gets its own subparser alone: building all ~35 is ~6 ms of argparse
+    and imports, a twentieth of an idle `agent --once` (issue 16). Parsing a command's
+    arguments never reads the other subparsers, and the top-level usage names COMMAND, not
+    the list, so what is parsed and every message is the same (tests/unit/test_cli_parser.py).
+    """
     p = argparse.ArgumentParser(prog="photonic", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"photonic {__version__}")
@@ -63,9 +72,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="log lines as key=value (logfmt, the default) or as one JSON object "
                         "per line (json); the fields are the same")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    alone = ALONE.get(_command_of(argv) or "") if argv is not None else None
+    if alone is not None:
+        alone(sub)
+        return p
     _certs_parser(sub)
-    _daemon_parsers(sub)
-    _agent_tool_parsers(sub)
+    _server_parser(sub)
+    _agent_parser(sub)
+    _status_parser(sub)
+    _conflicts_parser(sub)
     verify = _command(sub, "verify", "re-hash the server's stored photos, quarantine damaged "
                       "ones, report", "Reads every stored photo (or those stored since DATE), "
                       "checks its hash, moves a damaged one to quarantine and reports.")
@@ -130,7 +145,26 @@ def _certs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     archive_key.add_argument("--dir", type=Path, default=Path("certs"), help=dir_help)
 
 
-def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command argv names, when nothing before it but the top-level options that take a
+    value (with their values); None for anything else (-h, --version, an abbreviated option,
+    no command), which the whole parser handles."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _VALUED_TOP_OPTIONS and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            i += 2
+        elif arg.partition("=")[0] in _VALUED_TOP_OPTIONS and "=" in arg:
+            i += 1
+        else:
+            return None if arg.startswith("-") else arg
+    return None
+
+
+_VALUED_TOP_OPTIONS = ("--log-level", "--log-format")
+
+
+def _server_parser(sub: SubParsers) -> None:
     server = _command(sub, "server", "run the server daemon",
                       "Serves the library to agents until SIGTERM or Ctrl-C, then drains "
                       "in-flight uploads and exits.")
@@ -138,6 +172,9 @@ def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     from photonic.server.promote_cli import add_promote_parser
 
     add_promote_parser(server)
+
+
+def _agent_parser(sub: SubParsers) -> None:
     agent = _command(sub, "agent", "run the agent daemon",
                      "Watches the configured folders and syncs them to the server (and runs "
                      "jobs when work is enabled) until SIGTERM or Ctrl-C, then drains.")
@@ -146,7 +183,7 @@ def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help="scan, sync everything queued, print a JSON summary and exit")
 
 
-def _agent_tool_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _status_parser(sub: SubParsers) -> None:
     status = _command(sub, "status", "the agent's state, queue and progress",
                       "Reads the agent's state database and live status file, so it works "
                       "whether or not the agent is running.")
@@ -155,6 +192,9 @@ def _agent_tool_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     status.add_argument("--watch", action="store_true", help="live progress view")
     status.add_argument("--remote", action="store_true",
                         help="also ask the server (photos stored, open conflicts)")
+
+
+def _conflicts_parser(sub: SubParsers) -> None:
     conflicts = _command(sub, "conflicts", "list or resolve conflicts (admin scope)",
                          "Lists the server's open conflicts, or settles them by keeping the "
                          "incoming or the server's version. Needs a certificate with the "
@@ -165,6 +205,14 @@ def _agent_tool_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     conflicts.add_argument("ids", nargs="*", type=int, help="the conflicts to settle")
     conflicts.add_argument("--all", action="store_true",
                            help="settle every open conflict instead of the listed IDS")
+
+
+ALONE: dict[str, Callable[[SubParsers], None]] = {
+    "server": _server_parser, "agent": _agent_parser, "status": _status_parser,
+    "conflicts": _conflicts_parser,
+}
+"""The commands whose subparser is built alone when argv names them (see _parser): the
+daemons and the agent's own tools, whose start is what users wait for."""
 
 
 def _audit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -218,7 +266,7 @@ def exit_now(code: int) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
     os.environ[LOG_FORMAT_ENV] = args.log_format  # also for the processes the daemons start
     try:
         return _dispatch(args)
