@@ -26,24 +26,17 @@ NEVER_AT_START = (
     "rich", "cryptography", "PIL", "exifread", "watchdog", "prometheus_client", "aiohttp",
     "photonic.jobs_cli", "photonic.jobs_client", "photonic.jobs_model", "photonic.jobs_view",
     "photonic.sealing", "photonic.media.thumbnail", "photonic.agent.work",
-    # Other commands' packages: only the modules that add their arguments to the parser.
-    "photonic.server", "photonic.web", "photonic.lightroom", "photonic.service",
-    "photonic.agent.executors",
+    # Other commands' packages, their parsers included (photonic.cli.ALONE: these commands
+    # build their own subparser only).
+    "photonic.jobs_args", "photonic.server", "photonic.web", "photonic.lightroom",
+    "photonic.service", "photonic.agent.executors",
 )
 """Libraries and modules of other commands: the jobs CLI, the server (promotion, scrub,
 restore), the dashboard, the Lightroom bridge, service units, the worker and its executors,
 TLS checks and sealing (cryptography)."""
 
-PARSER_MODULES = frozenset({
-    "photonic.server", "photonic.server.promote_cli", "photonic.server.archive_commands",
-    "photonic.web", "photonic.web.cli", "photonic.lightroom", "photonic.lightroom.install_cli",
-    "photonic.service", "photonic.service.command", "photonic.agent.executors",
-    "photonic.agent.executors.models_cli", "photonic.agent.executors.models",
-})
-"""What building `photonic`'s parser imports of those packages (each adds its commands)."""
-
-DAEMON_MODULES = frozenset({"photonic.service.notify"})
-"""What a daemon run (`agent`, also `--once`) loads of them: systemd readiness."""
+DAEMON_MODULES = frozenset({"photonic.service", "photonic.service.notify"})
+"""What a daemon run (`agent`, also `--once`) loads of those: systemd readiness."""
 
 NOT_FOR_ONCE = ("photonic.agent.watch_service", "photonic.agent.fsevents",
                 "photonic.agent.metrics_service")
@@ -75,7 +68,7 @@ def _modules_after(tmp_path: Path, *args: str) -> set[str]:
 
 
 def _loaded(modules: set[str], names: Sequence[str],
-            allowed: frozenset[str] = PARSER_MODULES) -> list[str]:
+            allowed: frozenset[str] = frozenset()) -> list[str]:
     """The modules (or packages' modules) of names that were loaded, less those allowed."""
     return sorted(m for m in modules - allowed
                   for n in names if m == n or m.startswith(n + "."))
@@ -94,7 +87,7 @@ def test_an_idle_agent_once_and_status_load_only_what_they_run(
 
     once = _modules_after(tmp_path, "agent", "--config", config, "--once")
     assert "grpc" in once and "photonic.agent.app" in once  # the probe saw a real run
-    assert _loaded(once, NEVER_AT_START + NOT_FOR_ONCE, PARSER_MODULES | DAEMON_MODULES) == []
+    assert _loaded(once, NEVER_AT_START + NOT_FOR_ONCE, DAEMON_MODULES) == []
 
     status = _modules_after(tmp_path, "status", "--config", config)
     assert "photonic.agent.status_view" in status
