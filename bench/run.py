@@ -19,7 +19,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
-from bench import archive, dashboard, datagen, jobs, lightroom, load, scale, symmetric, trash
+from bench import (
+    archive,
+    dashboard,
+    datagen,
+    ingest,
+    jobs,
+    lightroom,
+    load,
+    scale,
+    symmetric,
+    trash,
+)
 from bench.datagen import DataSet
 from bench.figures import (
     RAW_GRPC,
@@ -44,7 +55,7 @@ _MB = 1_000_000
 _GB = 1_000_000_000
 _SECOND_AGENT = "bench-agent-2"
 _INCREMENTAL_FILES = 10
-GROUPS = ("sync", "scale", "load", "jobs", "lightroom", "dashboard", "archive")
+GROUPS = ("sync", "ingest", "scale", "load", "jobs", "lightroom", "dashboard", "archive")
 SYNC_SETS = ("large", "small", "raw", "tiff", "shoot")
 
 PeerFactory = Callable[[Path], SymmetricPeer]
@@ -210,6 +221,15 @@ class Bench:
             peer.close()
             trash.discard(run_dir)
 
+    # --- card ingest ---------------------------------------------------------------------------
+
+    def ingest_figures(self, run: int, runs: int) -> None:
+        self.notes.append(f"card ingest, run {run + 1}/{runs}: {_loadavg()}")
+        figure = ingest.measure(self.work_dir, self.sets["ingest"])
+        for key, values in ingest.ingest_values(figure).items():
+            self.samples[(PHOTONIC, key)].extend(values)
+        self.notes.extend(figure.notes)
+
     # --- load figures ------------------------------------------------------------------------
 
     def load_syncing(self, shape: LoadShape) -> None:
@@ -313,6 +333,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-scale", action="store_true", help="skip the scale figures")
     p.add_argument("--no-load", action="store_true", help="skip the load figures")
+    p.add_argument("--no-ingest", action="store_true", help="skip the card ingest figures")
     p.add_argument("--no-jobs", action="store_true", help="skip the jobs figures")
     p.add_argument("--no-lightroom", action="store_true",
                    help="skip the Lightroom bridge figures")
@@ -322,6 +343,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--only",
         choices=GROUPS,
         help="run one group of figures: sync (the sets against the peers, and latency), "
+        "ingest (the shoot set copied into a watched folder at a card reader's pace), "
         "scale, load (many agents syncing at once, many idle agents), jobs (dispatch "
         "latency, a facecrop batch, recovery from a killed worker), or lightroom (job leased "
         "on the server -> a long-polling plugin receives it), or dashboard (web API pages over a "
@@ -405,6 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "archive" in groups and PHOTONIC in tools:
         # The sync figures' large set, under its own name (the sync group may not run).
         specs["archive"] = datagen.standard_sets(quick=args.quick)["large"]
+    if "ingest" in groups and PHOTONIC in tools:
+        # A card of the shoot set, copied into a watched folder at a card reader's pace.
+        specs["ingest"] = datagen.standard_sets(quick=args.quick)["shoot"]
     sets = {}
     for name, spec in specs.items():
         log.info("data set %s (%d files) ...", name, spec.count)
@@ -417,6 +442,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with trash.deferred_deletion(work_dir / "trash"):
             _run_all(bench, runs, sync_sets, scale_args, shape)
+            if "ingest" in groups and PHOTONIC in tools:
+                ingest_runs = args.runs or (1 if args.quick else 2)
+                for run in range(ingest_runs):
+                    bench.attempt(f"photonic: card ingest, run {run + 1}/{ingest_runs}",
+                                  functools.partial(bench.ingest_figures, run, ingest_runs))
             if "jobs" in groups and PHOTONIC in tools:
                 bench.attempt("photonic: jobs", functools.partial(bench.jobs_figures, args.quick))
             if "lightroom" in groups and PHOTONIC in tools:
@@ -449,6 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         figure_rows += dashboard.figure_specs(dashboard.dashboard_shape(quick=args.quick))
     if "archive" in sets:
         figure_rows += archive.figure_specs(sets["archive"].count, sets["archive"].total_bytes)
+    if "ingest" in sets:
+        figure_rows += ingest.figure_specs(sets["ingest"])
     rows = build_rows(figure_rows, bench.samples)
     report = Report(args.quick, rows, bench.samples, bench.errors, _context(args, runs, sets))
     report.context["wall_s"] = round(time.perf_counter() - started, 1)
@@ -478,6 +510,8 @@ def _groups(args: argparse.Namespace) -> set[str]:
         groups.discard("scale")
     if args.no_load:
         groups.discard("load")
+    if args.no_ingest:
+        groups.discard("ingest")
     if args.no_jobs:
         groups.discard("jobs")
     if args.no_lightroom:
