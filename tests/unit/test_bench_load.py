@@ -214,11 +214,12 @@ def test_syncing_values_use_the_figure_keys() -> None:
 
 
 @pytest.mark.parametrize(("argv", "groups"), [
-    ([], {"sync", "scale", "load", "jobs", "lightroom", "dashboard", "archive"}),
+    ([], {"sync", "ingest", "scale", "load", "jobs", "lightroom", "dashboard", "archive"}),
     (["--only", "load", "--quick"], {"load"}),
-    (["--no-scale"], {"sync", "load", "jobs", "lightroom", "dashboard", "archive"}),
+    (["--no-scale"], {"sync", "ingest", "load", "jobs", "lightroom", "dashboard", "archive"}),
     (["--no-load", "--no-scale", "--no-jobs", "--no-lightroom", "--no-dashboard",
-      "--no-archive"], {"sync"}),
+      "--no-archive", "--no-ingest"], {"sync"}),
+    (["--only", "ingest"], {"ingest"}),
     (["--only", "load", "--no-load"], set()),
     (["--only", "jobs"], {"jobs"}),
     (["--only", "lightroom"], {"lightroom"}),
@@ -227,5 +228,5 @@ def test_syncing_values_use_the_figure_keys() -> None:
 ])
 def test_figure_groups_follow_only_and_no_flags(argv: list[str], groups: set[str]) -> None:
     """--only picks one group; --no-scale, --no-load, --no-jobs, --no-lightroom,
-    --no-dashboard and --no-archive each drop theirs."""
+    --no-dashboard, --no-archive and --no-ingest each drop theirs."""
     assert run._groups(run._parse_args(argv)) == groups
