@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 
 class HealthCatalog(Protocol):
-    def photo_count(self) -> tuple[int, int]: ...
+    def probe(self) -> None: ...
     def last_sync_ms(self) -> int: ...
 
 
@@ -100,7 +100,7 @@ class ServerHealth:
                             scrub)
 
     def _catalog_problem(self) -> str:
-        self._catalog.photo_count()
+        self._catalog.probe()
         return ""
 
     async def _check(self, problems: dict[str, str], name: str,

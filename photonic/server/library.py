@@ -17,9 +17,15 @@ from photonic.models import CommittedFile, ConflictPolicy, ContentHash, Manifest
 from photonic.paths import version_path
 from photonic.server import faults
 from photonic.server.catalog import Catalog, LocationHead, NewVersion, ObjectCheckRow
+from photonic.server.catalog_writes import CatalogWrites
 from photonic.server.durability import GroupSync
 from photonic.server.fs_sync import FilesystemSync
 from photonic.server.store import ContentStore
+
+RECORD_SLICE = 100
+"""Paths record_many records under one hold of the library and one catalog transaction: a
+commit (and its write-ahead-log frames) per slice, not per photo, while another stream's
+commit waits at most one slice (a few ms), not a whole manifest."""
 
 
 class Library:
@@ -49,8 +55,9 @@ class Library:
         store folder of content just committed, other writers' links and rows). A path the
         storage cannot hold gives its Unstorable in its place.
 
-        The lock is taken per item, so a long manifest of known photos does not stall other
-        streams' commits; the one sync at the end covers them all. A crash before it completes
+        The lock and one catalog transaction are taken per RECORD_SLICE items, so a long
+        manifest of known photos does not stall other streams' commits for long; the one sync
+        at the end covers them all. A crash before it completes
         is repaired: the agent got no acknowledgement and offers the files again, and a head
         whose link was lost is re-linked then.
 
@@ -60,13 +67,14 @@ class Library:
         mark = self._durability.mark()
         committed: list[CommittedFile | Unstorable] = []
         unrecorded = dict(verified or {})
-        for entry, rel in items:
-            with self._lock:
-                try:
-                    committed.append(self._record(agent_id, entry, rel, policy,
-                                                  unrecorded.pop(entry.sha256, None)))
-                except Unstorable as exc:  # that path only; the others are recorded
-                    committed.append(exc)
+        for start in range(0, len(items), RECORD_SLICE):
+            with self._lock, self._catalog.writing() as writes:
+                for entry, rel in items[start:start + RECORD_SLICE]:
+                    try:
+                        committed.append(self._record(writes, agent_id, entry, rel, policy,
+                                                      unrecorded.pop(entry.sha256, None)))
+                    except Unstorable as exc:  # that path only; the others are recorded
+                        committed.append(exc)
         self._catalog.record_verified([(sha, *check) for sha, check in unrecorded.items()])
         self._durability.wait_durable(since=mark)
         return committed
@@ -88,37 +96,41 @@ class Library:
     def _link(self, sha256: str, library_file: str) -> None:
         self._durability.note_dirs(self._store.link(sha256, library_file, sync=False))
 
-    def _record(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
-                policy: ConflictPolicy, check: ObjectCheckRow | None) -> CommittedFile:
-        head = self._catalog.get_head(agent_id, entry.watch_name, str(rel))
+    def _record(self, writes: CatalogWrites, agent_id: str, entry: ManifestEntry,
+                rel: PurePosixPath, policy: ConflictPolicy,
+                check: ObjectCheckRow | None) -> CommittedFile:
+        """writes: the catalog, or the transaction of record_many's slice (no Unstorable is
+        raised once an item's rows are written, so an item that fails leaves none)."""
+        head = writes.get_head(agent_id, entry.watch_name, str(rel))
         plain = self._store.library_file(agent_id, entry.watch_name, rel)
         if head is None:
             self._link(entry.sha256, plain)
-            recorded = self._commit(agent_id, entry, rel, 1, plain, make_head=True, check=check)
+            recorded = self._commit(writes, agent_id, entry, rel, 1, plain, make_head=True,
+                                    check=check)
             return self._committed(entry, 1, recorded)
         if head.head_sha256 == entry.sha256:
             if not self._store.holds(plain, entry.sha256):
                 self._link(entry.sha256, plain)
             if check is not None:
-                self._catalog.record_verified([(entry.sha256, *check)])
+                writes.record_verified([(entry.sha256, *check)])
             return self._committed(entry, head.head_version, self._store.relative(plain))
-        retried = self._catalog_version_with(head, entry)
+        retried = self._catalog_version_with(writes, head, entry)
         if retried is not None:
             return self._committed(entry, retried[0], retried[1], conflict=True)
         conflict = entry.base_sha256 != head.head_sha256
         if conflict and policy is ConflictPolicy.MANUAL:
-            self._catalog.park_conflict(agent_id, entry.watch_name, str(rel), head.head_sha256,
-                                        entry.sha256, entry.size, entry.exif, entry.mtime_ns)
+            writes.park_conflict(agent_id, entry.watch_name, str(rel), head.head_sha256,
+                                 entry.sha256, entry.size, entry.exif, entry.mtime_ns)
             return self._committed(entry, 0, self._store.relative(plain), conflict=True)
         if conflict and policy is ConflictPolicy.SERVER_WINS:
             version = head.max_version + 1
             side = self._free_version_file(agent_id, entry.watch_name, rel, version, entry.sha256)
             self._link(entry.sha256, side)
-            recorded = self._commit(agent_id, entry, rel, version, side, make_head=False,
-                                    conflict_with=head.head_sha256, resolution="server_wins",
-                                    check=check)
+            recorded = self._commit(writes, agent_id, entry, rel, version, side,
+                                    make_head=False, conflict_with=head.head_sha256,
+                                    resolution="server_wins", check=check)
             return self._committed(entry, version, recorded, conflict=True)
-        return self._new_head(agent_id, entry, rel, head,
+        return self._new_head(writes, agent_id, entry, rel, head,
                               conflict_with=head.head_sha256 if conflict else None, check=check)
 
     def resolve(self, conflict_id: int, keep_incoming: bool) -> None:
@@ -138,22 +150,24 @@ class Library:
                                   watch_name=row.watch_name, relative_path=row.rel_path,
                                   exif=exif, mtime_ns=row.incoming_mtime_ns,
                                   base_sha256=head.head_sha256)
-            if self._catalog_version_with(head, entry) is None:
+            if self._catalog_version_with(self._catalog, head, entry) is None:
                 if keep_incoming:
-                    self._new_head(row.agent_id, entry, rel, head, conflict_with=None)
+                    self._new_head(self._catalog, row.agent_id, entry, rel, head,
+                                   conflict_with=None)
                 else:
                     version = head.max_version + 1
                     side = self._free_version_file(row.agent_id, row.watch_name, rel, version,
                                                    entry.sha256)
                     self._link(entry.sha256, side)
-                    self._commit(row.agent_id, entry, rel, version, side, make_head=False)
+                    self._commit(self._catalog, row.agent_id, entry, rel, version, side,
+                                 make_head=False)
             # The durable commit below also syncs the version rows written before it.
             self._catalog.close_conflict(conflict_id,
                                          "keep_incoming" if keep_incoming else "keep_server")
         self._durability.wait_durable(since=mark)
 
-    def _new_head(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath,
-                  head: LocationHead, conflict_with: str | None,
+    def _new_head(self, writes: CatalogWrites, agent_id: str, entry: ManifestEntry,
+                  rel: PurePosixPath, head: LocationHead, conflict_with: str | None,
                   check: ObjectCheckRow | None = None) -> CommittedFile:
         plain = self._store.library_file(agent_id, entry.watch_name, rel)
         old = self._free_version_file(agent_id, entry.watch_name, rel, head.head_version,
@@ -161,16 +175,17 @@ class Library:
         self._link(head.head_sha256, old)
         self._link(entry.sha256, plain)
         version = head.max_version + 1
-        recorded = self._commit(agent_id, entry, rel, version, plain, make_head=True,
+        recorded = self._commit(writes, agent_id, entry, rel, version, plain, make_head=True,
                                 relocated=old, conflict_with=conflict_with,
                                 resolution="auto" if conflict_with else None, check=check)
         return self._committed(entry, version, recorded, conflict=conflict_with is not None)
 
-    def _catalog_version_with(self, head: LocationHead,
+    @staticmethod
+    def _catalog_version_with(writes: CatalogWrites, head: LocationHead,
                               entry: ManifestEntry) -> tuple[int, str] | None:
         """A version already recorded for this exact file (same content and mtime): the agent
         is retrying after a lost acknowledgement, so nothing new is recorded."""
-        return self._catalog.find_version(head.location_id, entry.sha256, entry.mtime_ns)
+        return writes.find_version(head.location_id, entry.sha256, entry.mtime_ns)
 
     def _free_version_file(self, agent_id: str, watch: str, rel: PurePosixPath, version: int,
                            sha256: ContentHash) -> str:
@@ -181,15 +196,15 @@ class Library:
                 return candidate
         raise NotFound(f"no free version name for {rel}")
 
-    def _commit(self, agent_id: str, entry: ManifestEntry, rel: PurePosixPath, version: int,
-                where: str, *, make_head: bool, relocated: str | None = None,
-                conflict_with: str | None = None, resolution: str | None = None,
-                check: ObjectCheckRow | None = None) -> str:
+    def _commit(self, writes: CatalogWrites, agent_id: str, entry: ManifestEntry,
+                rel: PurePosixPath, version: int, where: str, *, make_head: bool,
+                relocated: str | None = None, conflict_with: str | None = None,
+                resolution: str | None = None, check: ObjectCheckRow | None = None) -> str:
         """Records the version (and check, the object's verification, in the same
         transaction); returns its library path as recorded (relative to the root)."""
         faults.hit("after_library_link")
         library_path = self._store.relative(where)
-        self._catalog.commit_version(NewVersion(
+        writes.commit_version(NewVersion(
             agent_id=agent_id, watch_name=entry.watch_name, rel_path=str(rel),
             sha256=entry.sha256, size=entry.size, exif=entry.exif, version=version,
             library_path=library_path, make_head=make_head, mtime_ns=entry.mtime_ns,

@@ -18,10 +18,9 @@ class FakeCatalog:
     def __init__(self) -> None:
         self.broken = False
 
-    def photo_count(self) -> tuple[int, int]:
+    def probe(self) -> None:
         if self.broken:
             raise RuntimeError("database disk image is malformed")
-        return 3, 300
 
     def last_sync_ms(self) -> int:
         return 1234
