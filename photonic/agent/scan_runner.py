@@ -8,13 +8,16 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from photonic.agent.metrics import AgentMetrics
 from photonic.agent.scanner import Scanner, ScanReport
 from photonic.agent.statedb import AgentStateDB, PendingFile
-from photonic.agent.watcher import SettledFile
 from photonic.config import WatchConfig
 from photonic.logfmt import event
+
+if TYPE_CHECKING:  # the watcher is a daemon's; `agent --once` runs without it (issue 16)
+    from photonic.agent.watcher import SettledFile
 
 log = logging.getLogger("photonic.agent")
 

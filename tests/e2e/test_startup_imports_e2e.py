@@ -38,10 +38,9 @@ TLS checks and sealing (cryptography)."""
 DAEMON_MODULES = frozenset({"photonic.service", "photonic.service.notify"})
 """What a daemon run (`agent`, also `--once`) loads of those: systemd readiness."""
 
-NOT_FOR_ONCE = ("photonic.agent.watch_service", "photonic.agent.fsevents",
-                "photonic.agent.metrics_service")
-"""A daemon's parts that `--once` (which neither watches nor serves metrics) never starts.
-(photonic.agent.watcher itself is light: scan_runner imports it for SettledFile.)"""
+NOT_FOR_ONCE = ("photonic.agent.watcher", "photonic.agent.watch_service",
+                "photonic.agent.fsevents", "photonic.agent.metrics_service")
+"""A daemon's parts that `--once` (which neither watches nor serves metrics) never starts."""
 
 NOT_FOR_STATUS = ("asyncio", "grpc", "google.protobuf", "photonic.v1", "photonic.tls",
                   "photonic.agent.client", "photonic.agent.app")
