@@ -120,7 +120,7 @@ def standard_sets(*, quick: bool) -> dict[str, SetSpec]:
         # Fresh photos for the incremental (10) and latency (>= 20) figures: content never
         # seen by any set above, so no tool can deduplicate it away.
         "fresh": SetSpec("fresh", FileKind.JPEG, 34, 4 * _MB, 8 * _MB, 6000, 4000),
-        "scale": SetSpec("scale", FileKind.TINY, pick(200_000, 20_000)),
+        "scale": SetSpec("scale", FileKind.TINY, pick(1_000_000, 20_000)),
     }
 
 

@@ -77,8 +77,6 @@ def sync_figure_specs(counts: dict[str, int], sync_sets: Sequence[str]) -> list[
 
 def figure_specs(
     counts: dict[str, int],
-    scale_files: int,
-    catalog_photos: int,
     sync_sets: Sequence[str] = ("large", "small", "raw", "tiff", "shoot"),
 ) -> list[FigureSpec]:
     """All rows, in the order the table prints them; counts name each set's size in labels."""
@@ -130,34 +128,6 @@ def figure_specs(
             FigureSpec("server peak RSS, shoot cold first sync", "MB", "shoot.rss_mb.receiver",
                        SYNCTHING, _at_most(250)),
         ]
-    specs += [
-        FigureSpec(
-            f"agent restart, {scale_files:,}-file index, nothing changed",
-            "s",
-            "scale.restart.s",
-            None,
-            _at_most(20),
-        ),
-        FigureSpec(
-            f"agent peak RSS, restart over {scale_files:,}-file index",
-            "MB",
-            "scale.restart.rss_mb",
-            None,
-            _at_most(300),
-        ),
-        FigureSpec(
-            f"manifest check, 1,000 new files, catalog of {catalog_photos:,}",
-            "ms",
-            "scale.manifest.new_ms",
-            None,
-        ),
-        FigureSpec(
-            f"manifest check, 1,000 stored files, catalog of {catalog_photos:,}",
-            "ms",
-            "scale.manifest.stored_ms",
-            None,
-        ),
-    ]
     return specs
 
 

@@ -82,12 +82,6 @@ class RestartFigure:
     index_s: float = 0.0
     """Seconds this run spent making the synced index (0.0 when it came from the cache)."""
 
-    @property
-    def first_sync_s(self) -> float:
-        """Kept for bench/run.py until it stops recording scale.first_sync.s: no first sync
-        is run any more; this is index_s."""
-        return self.index_s
-
 
 @dataclass(frozen=True)
 class ManifestFigure:
