@@ -28,6 +28,7 @@ from bench import (
     lightroom,
     load,
     scale,
+    startup,
     symmetric,
     trash,
 )
@@ -55,7 +56,8 @@ _MB = 1_000_000
 _GB = 1_000_000_000
 _SECOND_AGENT = "bench-agent-2"
 _INCREMENTAL_FILES = 10
-GROUPS = ("sync", "ingest", "scale", "load", "jobs", "lightroom", "dashboard", "archive")
+GROUPS = ("sync", "ingest", "startup", "scale", "load", "jobs", "lightroom", "dashboard",
+          "archive")
 SYNC_SETS = ("large", "small", "raw", "tiff", "shoot")
 
 PeerFactory = Callable[[Path], SymmetricPeer]
@@ -233,6 +235,14 @@ class Bench:
             self.samples[(PHOTONIC, key)].extend(values)
         self.notes.extend(figure.notes)
 
+    # --- start-up ----------------------------------------------------------------------------
+
+    def startup_figures(self, runs: int) -> None:
+        self.notes.append(f"start-up figures: {_loadavg()}")
+        figure = startup.measure(self.work_dir, runs=runs)
+        for key, values in startup.startup_values(figure).items():
+            self.samples[(PHOTONIC, key)].extend(values)
+
     # --- load figures ------------------------------------------------------------------------
 
     def load_syncing(self, shape: LoadShape) -> None:
@@ -337,6 +347,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-scale", action="store_true", help="skip the scale figures")
     p.add_argument("--no-load", action="store_true", help="skip the load figures")
     p.add_argument("--no-ingest", action="store_true", help="skip the card ingest figures")
+    p.add_argument("--no-startup", action="store_true", help="skip the start-up figures")
     p.add_argument("--no-jobs", action="store_true", help="skip the jobs figures")
     p.add_argument("--no-lightroom", action="store_true",
                    help="skip the Lightroom bridge figures")
@@ -347,6 +358,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=GROUPS,
         help="run one group of figures: sync (the sets against the peers, and latency), "
         "ingest (the shoot set copied into a watched folder at a card reader's pace), "
+        "startup (an idle `agent --once` and `status`, fresh processes), "
         "scale, load (many agents syncing at once, many idle agents), jobs (dispatch "
         "latency, a facecrop batch, recovery from a killed worker), or lightroom (job leased "
         "on the server -> a long-polling plugin receives it), or dashboard (web API pages over a "
@@ -453,6 +465,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for run in range(ingest_runs):
                     bench.attempt(f"photonic: card ingest, run {run + 1}/{ingest_runs}",
                                   functools.partial(bench.ingest_figures, run, ingest_runs))
+            if "startup" in groups and PHOTONIC in tools:
+                bench.attempt("photonic: start-up", functools.partial(
+                    bench.startup_figures,
+                    args.runs or startup.startup_runs(quick=args.quick)))
             if "jobs" in groups and PHOTONIC in tools:
                 bench.attempt("photonic: jobs", functools.partial(bench.jobs_figures, args.quick))
             if "lightroom" in groups and PHOTONIC in tools:
@@ -487,6 +503,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         figure_rows += archive.figure_specs(sets["archive"].count, sets["archive"].total_bytes)
     if "ingest" in sets:
         figure_rows += ingest.figure_specs(sets["ingest"])
+    if "startup" in groups and PHOTONIC in tools:
+        figure_rows += startup.figure_specs()
     rows = build_rows(figure_rows, bench.samples)
     report = Report(args.quick, rows, bench.samples, bench.errors, _context(args, runs, sets))
     report.context["wall_s"] = round(time.perf_counter() - started, 1)
@@ -518,6 +536,8 @@ def _groups(args: argparse.Namespace) -> set[str]:
         groups.discard("load")
     if args.no_ingest:
         groups.discard("ingest")
+    if args.no_startup:
+        groups.discard("startup")
     if args.no_jobs:
         groups.discard("jobs")
     if args.no_lightroom:

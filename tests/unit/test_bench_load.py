@@ -214,11 +214,14 @@ def test_syncing_values_use_the_figure_keys() -> None:
 
 
 @pytest.mark.parametrize(("argv", "groups"), [
-    ([], {"sync", "ingest", "scale", "load", "jobs", "lightroom", "dashboard", "archive"}),
+    ([], {"sync", "ingest", "startup", "scale", "load", "jobs", "lightroom", "dashboard",
+          "archive"}),
     (["--only", "load", "--quick"], {"load"}),
-    (["--no-scale"], {"sync", "ingest", "load", "jobs", "lightroom", "dashboard", "archive"}),
+    (["--no-scale"], {"sync", "ingest", "startup", "load", "jobs", "lightroom", "dashboard",
+                      "archive"}),
     (["--no-load", "--no-scale", "--no-jobs", "--no-lightroom", "--no-dashboard",
-      "--no-archive", "--no-ingest"], {"sync"}),
+      "--no-archive", "--no-ingest", "--no-startup"], {"sync"}),
+    (["--only", "startup"], {"startup"}),
     (["--only", "ingest"], {"ingest"}),
     (["--only", "load", "--no-load"], set()),
     (["--only", "jobs"], {"jobs"}),
@@ -228,5 +231,5 @@ def test_syncing_values_use_the_figure_keys() -> None:
 ])
 def test_figure_groups_follow_only_and_no_flags(argv: list[str], groups: set[str]) -> None:
     """--only picks one group; --no-scale, --no-load, --no-jobs, --no-lightroom,
-    --no-dashboard, --no-archive and --no-ingest each drop theirs."""
+    --no-dashboard, --no-archive, --no-ingest and --no-startup each drop theirs."""
     assert run._groups(run._parse_args(argv)) == groups
