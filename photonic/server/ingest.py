@@ -94,17 +94,20 @@ class IngestSession:
         check_manifest_size(len(entries))
         self._policy = policy
         offered: Placed = []
+        watches: set[str] = set()  # a manifest names a watch or two a thousand times
         for entry in entries:
             try:
-                offered.append((entry, self._validate(entry)))
+                offered.append((entry, self._validate(entry, watches)))
             except errors.InvalidInput as exc:
                 await self._reject(entry, str(exc))
         await self._decide(offered)
 
-    def _validate(self, entry: ManifestEntry) -> PurePosixPath:
+    def _validate(self, entry: ManifestEntry, valid_watches: set[str]) -> PurePosixPath:
         if not is_content_hash(entry.sha256):
             raise errors.InvalidInput(f"{entry.sha256!r} is not a lowercase SHA-256 hex digest")
-        safe_name(entry.watch_name, "watch name")
+        if entry.watch_name not in valid_watches:
+            safe_name(entry.watch_name, "watch name")
+            valid_watches.add(entry.watch_name)
         rel = safe_relative_path(entry.relative_path)
         if entry.size > self._d.limits.max_transfer_size_bytes:
             raise errors.InvalidInput(
@@ -206,13 +209,15 @@ class IngestSession:
 
     async def _answer_have(self, have: Placed) -> None:
         recorded = await self._record(have)
+        dedup_hits = self._d.metrics.dedup_hits.labels(self._agent)
+        deduplicated = self._d.metrics.photos_processed.labels(self._agent, "deduplicated")
         for (entry, _rel), committed in zip(have, recorded, strict=True):
             if isinstance(committed, errors.Unstorable):
                 await self._reject(entry, str(committed))
                 continue
-            self._d.metrics.dedup_hits.labels(self._agent).inc()
+            dedup_hits.inc()
             self.tally.deduplicated_one()
-            self._d.metrics.photos_processed.labels(self._agent, "deduplicated").inc()
+            deduplicated.inc()
             self._publish("file_deduplicated", entry)
             await self._send(FileDecision(
                 sha256=entry.sha256, watch_name=entry.watch_name,
