@@ -30,7 +30,7 @@ from bench.scale_catalog import ensure_catalog, install_catalog, synthetic_hash
 from bench.scale_index import ScanRun, cached_index, install_index, run_probe, store_index
 from photonic import tls
 from photonic.config import load_agent_config
-from photonic.grpc_options import CHANNEL_OPTIONS
+from photonic.grpc_options import CHANNEL_OPTIONS, REPLY_RUNS_METADATA_KEY
 from photonic.v1 import common_pb2, sync_pb2, sync_pb2_grpc
 
 __all__ = ["synthetic_hash"]
@@ -232,9 +232,10 @@ def _manifest(entries: list[tuple[str, int]], batch: str) -> sync_pb2.SyncClient
 
 async def _answer_ms(stub: sync_pb2_grpc.PhotonicSyncStub, entries: list[tuple[str, int]],
                      batch: str, expected: _Action, decisions: Counter[str]) -> float:
-    """Sends one manifest on a fresh stream; ms until every file has its decision, each of
+    """Sends one manifest on a fresh stream, as the agent opens it (asking for replies in
+    runs, photonic.agent.client.open_sync); ms until every file has its decision, each of
     which must be `expected` (else the figure would time something else)."""
-    call = stub.SyncBatch()
+    call = stub.SyncBatch(metadata=((REPLY_RUNS_METADATA_KEY, "1"),))
     started = time.perf_counter()
     await call.write(_manifest(entries, batch))
     answered = 0
@@ -242,11 +243,14 @@ async def _answer_ms(stub: sync_pb2_grpc.PhotonicSyncStub, entries: list[tuple[s
         message = await asyncio.wait_for(call.read(), timeout=120)
         if message is grpc.aio.EOF:
             raise RuntimeError(f"stream ended after {answered} of {len(entries)} decisions")
-        kind = message.WhichOneof("kind")
-        if kind == "decision":
-            decisions[sync_pb2.FileDecision.Action.Name(message.decision.action)] += 1
-            if message.decision.action != expected:
-                raise RuntimeError(f"{batch}: a decision was {message.decision}, not "
+        replies = (message.replies.replies if message.WhichOneof("kind") == "replies"
+                   else [message])
+        for reply in replies:
+            if reply.WhichOneof("kind") != "decision":
+                continue
+            decisions[sync_pb2.FileDecision.Action.Name(reply.decision.action)] += 1
+            if reply.decision.action != expected:
+                raise RuntimeError(f"{batch}: a decision was {reply.decision}, not "
                                    f"{sync_pb2.FileDecision.Action.Name(expected)}")
             answered += 1
     elapsed_ms = (time.perf_counter() - started) * 1000
