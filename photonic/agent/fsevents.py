@@ -20,9 +20,20 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
@@ -66,6 +77,10 @@ class _Handoff(FileSystemEventHandler):
     earlier watch of the same path that was replaced: an event is a reason to look again, never
     a verdict on this handler's own watch."""
 
+    EVENTS: ClassVar[list[type[FileSystemEvent]]] = [DirDeletedEvent]
+    """What this handler acts on, so the kernel reports nothing else (watchdog turns the list
+    into the inotify mask)."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop, watched_path: str,
                  wake: Callable[[], None]) -> None:
         self._loop = loop
@@ -85,7 +100,15 @@ class _Handoff(FileSystemEventHandler):
 
 
 class _RootHandoff(_Handoff):
-    """The recursive watch of one root: file events go to deliver."""
+    """The recursive watch of one root: file events go to deliver.
+
+    Opens and closes without a write are not asked for: every file the agent itself reads
+    (the settle check, hashing, uploading) would otherwise wake watchdog's thread twice, about
+    30,000 events for a 5,000-photo folder, each handled in Python."""
+
+    EVENTS: ClassVar[list[type[FileSystemEvent]]] = [
+        FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileClosedEvent,
+        DirCreatedEvent, DirMovedEvent, DirDeletedEvent]
 
     def __init__(self, loop: asyncio.AbstractEventLoop, watch: WatchLike, root_path: str,
                  deliver: Deliver, wake: Callable[[], None]) -> None:
@@ -108,6 +131,10 @@ class _GuardHandoff(_Handoff):
     between two looks, it is the same folder (same identity) at the same path, yet what was
     written meanwhile had no event under the root, so it must be treated as a return. The same
     holds for a folder deleted and made again that got the same inode number back."""
+
+    EVENTS: ClassVar[list[type[FileSystemEvent]]] = [
+        FileCreatedEvent, FileDeletedEvent, FileMovedEvent,
+        DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
 
     def __init__(self, loop: asyncio.AbstractEventLoop, watched_path: str,
                  on_the_way: frozenset[str], departures: Mapping[str, threading.Event],
@@ -310,7 +337,8 @@ class RootWatches:
                   follow_symlink: bool = False) -> ObservedWatch | None:
         try:
             watch: ObservedWatch = self._observer.schedule(
-                handoff, path, recursive=recursive, follow_symlink=follow_symlink)
+                handoff, path, recursive=recursive, follow_symlink=follow_symlink,
+                event_filter=handoff.EVENTS)
         except FileNotFoundError:
             return None  # gone again: the next refresh sees it missing
         except OSError as exc:  # e.g. the inotify watch limit; the reconcile scan still runs
