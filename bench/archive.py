@@ -41,11 +41,10 @@ from bench.datagen import DataSet
 from bench.peers.base import free_port, link_tree, port_open
 from bench.peers.photonic import PhotonicPeer, photonic_argv, stop_process
 from bench.procstat import ProcUsage, read_usage, run_measured, wait_until
-from bench.report import FigureSpec, Target, TargetKind, build_rows, report_group_run
+from bench.report import PHOTONIC, FigureSpec, Target, TargetKind, build_rows, report_group_run
 
 log = logging.getLogger("bench.archive")
 BENCH_DIR = Path(__file__).resolve().parent
-PHOTONIC = "photonic"
 AGENT, PRIMARY_ID, ARCHIVE_ID = "bench-agent", "bench-primary", "bench-archive"
 PLAIN, SEALED = "closet", "vault"
 """The backup nodes' names: a plain one and an encrypted one."""

@@ -35,11 +35,18 @@ from bench import datagen, trash
 from bench.peers.base import free_port, port_open
 from bench.peers.photonic import ServerLog, photonic_argv, stop_process
 from bench.procstat import wait_until
-from bench.report import FigureSpec, Target, TargetKind, build_rows, percentile, report_group_run
+from bench.report import (
+    PHOTONIC,
+    FigureSpec,
+    Target,
+    TargetKind,
+    build_rows,
+    percentile,
+    report_group_run,
+)
 
 log = logging.getLogger("bench.dashboard")
 BENCH_DIR = Path(__file__).resolve().parent
-PHOTONIC = "photonic"
 LIBRARY_AGENT, SYNC_AGENT, OTHER_AGENTS = "bench-laptop", "bench-camera", ("bench-desktop",)
 WATCH = "photos"
 SHOOTS_PER_YEAR = 20

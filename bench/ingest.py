@@ -40,6 +40,7 @@ from bench.peers.base import relative_files
 from bench.peers.photonic import PhotonicPeer, stop_process
 from bench.procstat import CpuTrace, ProcUsage, read_rss_bytes, tree_usage, wait_until
 from bench.report import (
+    PHOTONIC,
     FigureSpec,
     Target,
     TargetKind,
@@ -50,7 +51,6 @@ from bench.report import (
 
 log = logging.getLogger("bench.ingest")
 BENCH_DIR = Path(__file__).resolve().parent
-PHOTONIC = "photonic"
 AGENT = "bench-agent"
 WATCH = "photos"
 """The watch name PhotonicPeer.agent_config gives the agent's one folder."""

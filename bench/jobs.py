@@ -34,6 +34,7 @@ from bench.peers.base import free_port, port_open
 from bench.peers.photonic import parse_log_ts, parse_logfmt, photonic_argv, stop_process
 from bench.procstat import wait_until
 from bench.report import (
+    PHOTONIC,
     FigureSpec,
     Target,
     TargetKind,
@@ -68,7 +69,6 @@ CAMERA_SIDE_PX = 3000
 """The camera-size batch: each portrait scaled up to 9 MP, as a phone or camera photo."""
 BIG_SIZE = (6000, 4000)
 """The recovery job's photo: bgremove takes seconds on 24 MP, so it is mid-run when killed."""
-PHOTONIC = "photonic"
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from bench.peers.base import free_port
 from bench.peers.photonic import parse_log_ts, parse_logfmt
 from bench.procstat import wait_until
 from bench.report import (
+    PHOTONIC,
     FigureSpec,
     Target,
     TargetKind,
@@ -48,7 +49,6 @@ from photonic.jobs_model import JobRequest
 
 log = logging.getLogger("bench.lightroom")
 BENCH_DIR = Path(__file__).resolve().parent
-PHOTONIC = "photonic"
 PHOTOS = 10
 WARMUP_JOBS = 3
 """Not counted: the first waits for the worker to advertise lightroom after the register."""

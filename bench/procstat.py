@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
@@ -163,27 +164,44 @@ def _limit(text: str) -> int:
     return -1 if text == "unlimited" else int(text)
 
 
-class RssSampler:
-    """Samples a process's VmRSS on a thread and keeps the peak, so a figure can report the
-    highest RSS within a window (VmHWM is the peak since the process started)."""
+class Background:
+    """A thread that runs `_run` while a `with` block lasts; `_stop` ends it (wait on it
+    between steps: `while not self._stop.wait(interval): ...`)."""
 
-    def __init__(self, pid: int, interval_s: float = 0.2) -> None:
-        self._pid = pid
-        self._interval_s = interval_s
+    def __init__(self, name: str) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-        self.peak_bytes = 0
-        self.last_bytes = 0
-        self.samples = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> RssSampler:
-        self.sample()
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class RssSampler(Background):
+    """Samples a process's VmRSS on a thread and keeps the peak, so a figure can report the
+    highest RSS within a window (VmHWM is the peak since the process started)."""
+
+    def __init__(self, pid: int, interval_s: float = 0.2) -> None:
+        super().__init__("rss-sampler")
+        self._pid = pid
+        self._interval_s = interval_s
+        self.peak_bytes = 0
+        self.last_bytes = 0
+        self.samples = 0
+
+    def __enter__(self) -> Self:
+        self.sample()
+        return super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
         self.sample()
 
     def sample(self) -> None:
@@ -219,24 +237,15 @@ class CpuSample:
     machine_pct: float
 
 
-class CpuTrace:
+class CpuTrace(Background):
     """Every `interval_s`, how busy one process and the whole machine were: tells whether a
     slow moment came from the process itself or from other work on the machine."""
 
     def __init__(self, pid: int, interval_s: float = 1.0) -> None:
+        super().__init__("cpu-trace")
         self._pid = pid
         self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cpu-trace", daemon=True)
         self.samples: list[CpuSample] = []
-
-    def __enter__(self) -> CpuTrace:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def _run(self) -> None:
         try:

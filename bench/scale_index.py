@@ -21,14 +21,13 @@ import os
 import shutil
 import sqlite3
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.datagen import DataSet
-from bench.procstat import ProcUsage, run_measured
+from bench.procstat import Background, ProcUsage, run_measured
 from photonic.agent.signature import signature_of
 from photonic.agent.statedb import AgentStateDB
 from photonic.config import load_agent_config
@@ -107,23 +106,14 @@ def run_probe(config: Path, *, expected_files: int, timeout_s: float = 4 * 3600)
     return ScanRun(json.loads(lines[-1]), result.wall_s, result.usage)
 
 
-class _ProgressLog:
+class _ProgressLog(Background):
     """Logs how many files the probe has queued so far, every 30 s, from its database (a
     reader beside the writer, in WAL mode): a million files take minutes."""
 
     def __init__(self, db_path: Path, expected: int) -> None:
+        super().__init__("scan-progress")
         self._db_path = db_path
         self._expected = expected
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="scan-progress", daemon=True)
-
-    def __enter__(self) -> _ProgressLog:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def _run(self) -> None:
         started = time.perf_counter()

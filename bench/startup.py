@@ -35,11 +35,10 @@ from pathlib import Path
 
 from bench import datagen, trash
 from bench.peers.photonic import PhotonicPeer, photonic_argv
-from bench.report import FigureSpec, Target, TargetKind, build_rows, report_group_run
+from bench.report import PHOTONIC, FigureSpec, Target, TargetKind, build_rows, report_group_run
 
 log = logging.getLogger("bench.startup")
 BENCH_DIR = Path(__file__).resolve().parent
-PHOTONIC = "photonic"
 AGENT = "bench-agent"
 FILES = 20
 FILE_BYTES = 30_000
