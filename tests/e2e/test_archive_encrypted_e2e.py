@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from tests.support.daemons import (
     sha256_of,
     tree_hashes,
     wait_until,
+    web_get,
     web_token,
     write_server_config,
 )
@@ -98,11 +98,7 @@ def _all_replicated(s: Sealed, library: dict[str, str]) -> bool:
 
 
 def _api(server: ServerHandle, path: str) -> Any:
-    token = web_token(server)
-    request = urllib.request.Request(f"http://127.0.0.1:{server.http_port}{path}",
-                                     headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        return json.loads(reply.read())
+    return web_get(server, path, web_token(server))
 
 
 def test_an_encrypted_node_holds_only_ciphertext_under_keyed_names(sealed: Sealed) -> None:

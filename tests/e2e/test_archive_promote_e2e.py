@@ -7,8 +7,6 @@ by running it again."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from tests.support.daemons import (
     sqlite_rows,
     tree_hashes,
     wait_until,
+    web_get,
     web_token,
     write_agent_config,
 )
@@ -43,13 +42,6 @@ from tests.support.pki import TestPki
 pytestmark = pytest.mark.e2e
 
 
-def _api(server: ServerHandle, path: str, token: str) -> Any:
-    request = urllib.request.Request(f"http://127.0.0.1:{server.http_port}{path}",
-                                     headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        return json.loads(reply.read())
-
-
 def _token(server: ServerHandle) -> str:
     return web_token(server)
 
@@ -57,11 +49,11 @@ def _token(server: ServerHandle) -> str:
 def _library_view(server: ServerHandle, token: str, folder: str = "") -> dict[str, Any]:
     """Every level of GET /api/v1/library from folder down: {folder: [(name, library_path,
     sha256, size, [(version sha256, size, current)])]} (photo details give the versions)."""
-    level = _api(server, f"/api/v1/library?folder={folder}", token)
+    level = web_get(server, f"/api/v1/library?folder={folder}", token)
     view: dict[str, Any] = {folder: [
         (p["name"], p["library_path"], p["sha256"], p["size"],
          [(v["sha256"], v["size"], v["current"])
-          for v in _api(server, f"/api/v1/photos/{p['id']}", token)["versions"]])
+          for v in web_get(server, f"/api/v1/photos/{p['id']}", token)["versions"]])
         for p in level["photos"]]}
     for name in level["folders"]:
         view.update(_library_view(server, token, f"{folder}/{name}".lstrip("/")))

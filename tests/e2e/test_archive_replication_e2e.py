@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -36,19 +34,13 @@ from tests.support.daemons import (
     run_cli,
     tree_hashes,
     wait_until,
+    web_get,
     web_token,
 )
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki, server_identity
 
 pytestmark = pytest.mark.e2e
-
-
-def _api(server: ServerHandle, path: str, token: str) -> Any:
-    request = urllib.request.Request(f"http://127.0.0.1:{server.http_port}{path}",
-                                     headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        return json.loads(reply.read())
 
 
 def _photos(folder: Path, seeds: range) -> int:
@@ -107,10 +99,10 @@ def test_photos_synced_to_the_primary_reach_the_archive_byte_identical(
                    check=True).stdout
     assert "copies: 6 of 6 photos in at least 2 copies" in text
     token = web_token(primary)
-    shoots = _api(primary, "/api/v1/shoots", token)["shoots"]
+    shoots = web_get(primary, "/api/v1/shoots", token)["shoots"]
     assert shoots and all(s["copies"] == 2 for s in shoots), shoots
-    listing = _api(primary, "/api/v1/library?folder=laptop/photos", token)["photos"]
-    details = _api(primary, f"/api/v1/photos/{listing[0]['id']}", token)
+    listing = web_get(primary, "/api/v1/library?folder=laptop/photos", token)["photos"]
+    details = web_get(primary, f"/api/v1/photos/{listing[0]['id']}", token)
     assert details["copies"] == 2 and all(v["copies"] == 2 for v in details["versions"])
 
 

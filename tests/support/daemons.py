@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,15 @@ def web_token(server: ServerHandle, name: str = "") -> str:
     made = run_cli("web", "token", "create", "--config", str(server.config_path), *named,
                    check=True)
     return made.stdout.strip().splitlines()[-1]
+
+
+def web_get(server: ServerHandle, path: str, token: str) -> Any:
+    """The JSON body of a GET on server's web API with a dashboard token (an HTTP error
+    raises, so a test sees the status)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{server.http_port}{path}",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return json.loads(reply.read())
 
 
 def _env() -> dict[str, str]:
