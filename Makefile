@@ -39,7 +39,7 @@ certs: ## development PKI: CA, server certificate, and one agent certificate per
 run: install ## server + agent on loopback with the repo's server.yaml and agent.yaml
 	bash scripts/run-demo.sh
 
-test-deps: ## Debian programs the tests need: lua5.1, lua-socket, prometheus, chromium, postgresql (no-op when present)
+test-deps: ## Debian programs the tests need: lua5.1, lua-socket, prometheus, chromium, postgresql, rclone (no-op when present)
 	PHOTONIC_TESTS=1 bash scripts/install-system-deps.sh
 
 test: install test-deps ## the whole suite, as CI runs it

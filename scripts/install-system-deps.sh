@@ -17,6 +17,8 @@ if [ "${PHOTONIC_TESTS:-0}" = 1 ]; then
   # initdb/pg_ctl, which Debian keeps under /usr/lib/postgresql/<version>/bin, off PATH.
   command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
     || want+=(postgresql)
+  # The read-only WebDAV export is browsed by a real WebDAV client in the tests.
+  command -v rclone >/dev/null || want+=(rclone)
 fi
 if [ "${PHOTONIC_BENCH:-0}" = 1 ]; then
   command -v syncthing >/dev/null || want+=(syncthing)
