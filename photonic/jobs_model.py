@@ -86,6 +86,13 @@ class Job:
     timeout_ms: int = 0
     started_unix_ms: int = 0
     finished_unix_ms: int = 0
+    handbacks: int = 0  # leases handed back unrun: attempt numbers spent, no tries
+
+    @property
+    def tries(self) -> int:
+        """Leases that ran (or run now): attempts less those handed back without running,
+        the number a person compares with max_attempts."""
+        return self.attempts - self.handbacks
 
     @property
     def is_batch(self) -> bool:

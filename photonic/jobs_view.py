@@ -110,7 +110,7 @@ def job_details(job: Job, children: Sequence[Job] = ()) -> RenderableType:
         rows += [("input", _input_of(job)), ("progress", f"{done_fraction(job):.0%} "
                                                          f"{job.progress_message}".rstrip()),
                  ("worker", job.worker_id or "-"),
-                 ("attempts", f"{job.attempts} of {job.max_attempts}")]
+                 ("tries", _tries_of(job))]
     if job.params:
         rows.append(("params", job.params_json))
     if job.requires:
@@ -184,3 +184,12 @@ def _board_note(job: Job) -> str:
     message = f" {job.progress_message}" if job.progress_message else ""
     error = f" {job.error}" if job.error else ""
     return f"{job.state.value}{message}{error}"
+
+
+def _tries_of(job: Job) -> str:
+    """Tries against the limit; hand-backs (leases returned unrun) said apart, since they
+    are why the attempt numbers in the logs run ahead of the tries."""
+    text = f"{job.tries} of {job.max_attempts}"
+    if job.handbacks:
+        text += f" ({job.handbacks} handed back unrun)"
+    return text

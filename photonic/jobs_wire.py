@@ -100,7 +100,7 @@ def job_to_wire(job: Job) -> jobs_pb2.Job:
         input_size=job.input_size, max_attempts=job.max_attempts,
         lease_expires_unix_ms=job.lease_expires_unix_ms, timeout_ms=job.timeout_ms,
         started_unix_ms=job.started_unix_ms, finished_unix_ms=job.finished_unix_ms,
-        batch_kind=job.batch_kind)
+        batch_kind=job.batch_kind, handbacks=job.handbacks)
     if job.batch is not None:
         b = job.batch
         m.batch.CopyFrom(jobs_pb2.BatchCounts(
@@ -126,7 +126,7 @@ def job_from_wire(m: jobs_pb2.Job) -> Job:
         outputs=tuple(output_from_wire(o) for o in m.outputs), input_path=m.input_path,
         input_size=m.input_size, lease_expires_unix_ms=m.lease_expires_unix_ms,
         timeout_ms=m.timeout_ms, started_unix_ms=m.started_unix_ms,
-        finished_unix_ms=m.finished_unix_ms)
+        finished_unix_ms=m.finished_unix_ms, handbacks=m.handbacks)
 
 
 def request_to_wire(r: JobRequest) -> jobs_pb2.SubmitJobRequest:

@@ -157,6 +157,7 @@ class Job(_message.Message):
     STARTED_UNIX_MS_FIELD_NUMBER: _builtins.int
     FINISHED_UNIX_MS_FIELD_NUMBER: _builtins.int
     BATCH_KIND_FIELD_NUMBER: _builtins.int
+    HANDBACKS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     kind: _builtins.str
     """bgremove | facecrop | lightroom | ... ("batch" for a parent)"""
@@ -186,6 +187,11 @@ class Job(_message.Message):
     finished_unix_ms: _builtins.int
     batch_kind: _builtins.str
     """on a parent: the kind its children run"""
+    handbacks: _builtins.int
+    """Leases handed back unrun (no free slot, a worker shutting down, a plugin gone): each
+    took an attempt number (the fencing token goes only up) but is no try of the job's;
+    attempts - handbacks is how many times it was tried, counted against max_attempts.
+    """
     @_builtins.property
     def input_sha256(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -230,10 +236,11 @@ class Job(_message.Message):
         started_unix_ms: _builtins.int = ...,
         finished_unix_ms: _builtins.int = ...,
         batch_kind: _builtins.str = ...,
+        handbacks: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "batch", b"batch", "batch_kind", b"batch_kind", "created_unix_ms", b"created_unix_ms", "error", b"error", "finished_unix_ms", b"finished_unix_ms", "input_path", b"input_path", "input_sha256", b"input_sha256", "input_size", b"input_size", "job_id", b"job_id", "kind", b"kind", "lease_expires_unix_ms", b"lease_expires_unix_ms", "max_attempts", b"max_attempts", "output_sha256", b"output_sha256", "outputs", b"outputs", "params_json", b"params_json", "parent_id", b"parent_id", "priority", b"priority", "progress", b"progress", "progress_message", b"progress_message", "requires", b"requires", "started_unix_ms", b"started_unix_ms", "state", b"state", "submitter", b"submitter", "timeout_ms", b"timeout_ms", "updated_unix_ms", b"updated_unix_ms", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "batch", b"batch", "batch_kind", b"batch_kind", "created_unix_ms", b"created_unix_ms", "error", b"error", "finished_unix_ms", b"finished_unix_ms", "handbacks", b"handbacks", "input_path", b"input_path", "input_sha256", b"input_sha256", "input_size", b"input_size", "job_id", b"job_id", "kind", b"kind", "lease_expires_unix_ms", b"lease_expires_unix_ms", "max_attempts", b"max_attempts", "output_sha256", b"output_sha256", "outputs", b"outputs", "params_json", b"params_json", "parent_id", b"parent_id", "priority", b"priority", "progress", b"progress", "progress_message", b"progress_message", "requires", b"requires", "started_unix_ms", b"started_unix_ms", "state", b"state", "submitter", b"submitter", "timeout_ms", b"timeout_ms", "updated_unix_ms", b"updated_unix_ms", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

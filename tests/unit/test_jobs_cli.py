@@ -125,6 +125,15 @@ def test_a_batch_shows_its_counts_and_a_table_of_children() -> None:
     assert "1/3 completed, 1 failed" in jobs_view.summary(parent)
 
 
+def test_a_job_shows_its_tries_with_hand_backs_said_apart() -> None:
+    """Attempt numbers 1-3 were leases handed back unrun; the fourth runs: try 1 of 3, not
+    "attempt 4 of 3". The count survives the wire (JSON and protobuf)."""
+    job = _job("j1", JobState.PROCESSING, attempts=4, handbacks=3, max_attempts=3)
+    assert "1 of 3 (3 handed back unrun)" in _render(jobs_view.job_details(job, []))
+    assert "1 of 3" in _render(jobs_view.job_details(_job("j2", attempts=1), []))
+    assert json.loads(to_json(job))["handbacks"] == 3
+
+
 def test_outcome_fails_a_batch_with_any_failed_child() -> None:
     good = _job("b", JobState.COMPLETED, kind="batch", batch=BatchCounts(2, completed=2))
     bad = _job("b", JobState.COMPLETED, kind="batch", batch=BatchCounts(2, completed=1,

@@ -12,7 +12,7 @@ from photonic.jobs_model import BatchCounts, Job, JobId, JobOutput, JobState
 COLUMNS = ("job_id, parent_id, kind, batch_kind, state, input_sha256, input_path, input_size, "
            "params_json, requires, priority, submitter, worker_id, attempts, max_attempts, "
            "error, progress, progress_message, lease_expires_ms, timeout_ms, created_ms, "
-           "updated_ms, started_ms, finished_ms")
+           "updated_ms, started_ms, finished_ms, handbacks")
 RUNNING_STATES = "('READING', 'PROCESSING')"
 MAX_ERROR_CHARS = 2000
 
@@ -31,7 +31,7 @@ def job_from_row(row: Sequence[Any], outputs: Sequence[JobOutput] = (),
     """A row of COLUMNS, in that order, as a Job."""
     (job_id, parent_id, kind, batch_kind, state, sha, path, size, params, requires,
      priority, submitter, worker, attempts, max_attempts, error, progress, message,
-     lease_ms, timeout_ms, created, updated, started, finished) = row
+     lease_ms, timeout_ms, created, updated, started, finished, handbacks) = row
     return Job(
         job_id=JobId(job_id), kind=kind, state=JobState(state),
         input_sha256=(sha,) if sha else (), params=params_of(params), worker_id=worker,
@@ -41,7 +41,7 @@ def job_from_row(row: Sequence[Any], outputs: Sequence[JobOutput] = (),
         submitter=submitter, progress=progress, progress_message=message, batch=batch,
         batch_kind=batch_kind, outputs=tuple(outputs), input_path=path, input_size=size,
         lease_expires_unix_ms=lease_ms, timeout_ms=timeout_ms, started_unix_ms=started,
-        finished_unix_ms=finished)
+        finished_unix_ms=finished, handbacks=handbacks)
 
 
 def counts_of(by_state: Mapping[str, int]) -> BatchCounts:

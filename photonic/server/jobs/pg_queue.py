@@ -285,7 +285,7 @@ class PgJobQueue:
                 return None
             c.execute("UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'CANCELLED' "
                       "ELSE 'PENDING' END, worker_id = '', lease_expires_ms = 0, "
-                      "progress_message = %s, updated_ms = %s, "
+                      "handbacks = handbacks + 1, progress_message = %s, updated_ms = %s, "
                       "finished_ms = CASE WHEN cancel_requested THEN %s ELSE 0 END "
                       "WHERE job_id = %s",
                       (f"handed back: {reason}"[:200], now_ms, now_ms, lease.job_id))

@@ -217,7 +217,7 @@ class SqliteJobQueue(LockedDatabase):
                 return None
             c.execute("UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'CANCELLED' "
                       "ELSE 'PENDING' END, worker_id = '', lease_expires_ms = 0, "
-                      "progress_message = ?, updated_ms = ?, "
+                      "handbacks = handbacks + 1, progress_message = ?, updated_ms = ?, "
                       "finished_ms = CASE WHEN cancel_requested THEN ? ELSE 0 END "
                       "WHERE job_id = ?",
                       (f"handed back: {reason}"[:200], now_ms, now_ms, lease.job_id))

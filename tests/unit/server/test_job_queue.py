@@ -101,6 +101,28 @@ def test_a_handed_back_job_does_not_count_as_a_failure(q: JobQueue) -> None:
     assert again is not None and again.state is JobState.PENDING
 
 
+def test_hand_backs_are_counted_apart_so_tries_never_exceed_the_limit(
+        open_queue: QueueOpener) -> None:
+    """Three hand-backs take attempt numbers 1-3 (the fencing token only goes up) but no
+    tries: the job then fails twice, its limit, and reads attempts 5, handbacks 3, tries 2
+    of 2, also after a restart reads it back from the store."""
+    q = open_queue()
+    _add(q)
+    for attempt in (1, 2, 3):
+        q.lease("j1", "w1", 9000, 60_000, 1000)
+        q.release(Lease("j1", attempt), "no free slot", 1100)
+    q.lease("j1", "w1", 9000, 60_000, 1000)
+    retried = q.fail_attempt(Lease("j1", 4), "flaky", True, 1200)
+    assert retried is not None and (retried.attempts, retried.handbacks, retried.tries) == (
+        4, 3, 1)
+    q.lease("j1", "w1", 9000, 60_000, 1300)
+    failed = q.fail_attempt(Lease("j1", 5), "flaky again", True, 1400)
+    assert failed is not None and failed.state is JobState.FAILED
+    reread = open_queue().get("j1")
+    assert reread is not None and (reread.attempts, reread.handbacks, reread.tries,
+                                   reread.max_attempts) == (5, 3, 2, 2)
+
+
 def test_a_permanent_failure_ends_the_job_at_once(q: JobQueue) -> None:
     _add(q)
     q.lease("j1", "w1", 9000, 60_000, 1000)

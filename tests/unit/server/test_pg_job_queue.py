@@ -10,6 +10,7 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from importlib import resources
 
 import pytest
 
@@ -156,8 +157,11 @@ def test_migrations_run_once_for_every_server_that_opens_the_database(pg_url: st
     first.add([_job("j1")], now_ms=1000)
     others = [PgJobQueue(pg_url) for _ in range(2)]
     with connect(pg_url) as conn:
-        rows = conn.execute("SELECT package, version FROM schema_version").fetchall()
-    assert rows == [("photonic.server.jobs.pg_migrations", 1)]
+        rows = conn.execute("SELECT package, version FROM schema_version "
+                            "ORDER BY version").fetchall()
+    files = resources.files("photonic.server.jobs.pg_migrations").iterdir()
+    numbers = sorted(int(f.name.split("_")[0]) for f in files if f.name.endswith(".sql"))
+    assert rows == [("photonic.server.jobs.pg_migrations", n) for n in numbers]
     assert all(o.get("j1") is not None for o in others)
     for q in (first, *others):
         q.close()
