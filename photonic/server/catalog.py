@@ -429,6 +429,29 @@ class SqliteCatalog(ShootTables, BrowseTables):
         row = self._one("SELECT name FROM web_tokens WHERE sha256 = ?", (sha256,))
         return None if row is None else str(row[0])
 
+    def open_web_session(self, digest: str, name: str, csrf: str, expires_ms: int,
+                         keep: int) -> None:
+        """Stores a login's session; drops the expired ones and, beyond keep, the oldest."""
+        now = now_ms()
+        with self._tx() as c:
+            c.execute("DELETE FROM web_sessions WHERE expires_ms < ?", (now,))
+            c.execute("INSERT INTO web_sessions (digest, name, csrf, created_ms, expires_ms) "
+                      "VALUES (?, ?, ?, ?, ?)", (digest, name, csrf, now, expires_ms))
+            c.execute("DELETE FROM web_sessions WHERE digest IN (SELECT digest FROM "
+                      "web_sessions ORDER BY created_ms DESC, rowid DESC LIMIT -1 OFFSET ?)",
+                      (keep,))
+
+    def web_session(self, digest: str) -> tuple[str, str] | None:
+        """(name, csrf token) of a live session whose token still exists; None otherwise."""
+        row = self._one("SELECT s.name, s.csrf FROM web_sessions s JOIN web_tokens t "
+                        "ON t.name = s.name WHERE s.digest = ? AND s.expires_ms >= ?",
+                        (digest, now_ms()))
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def close_web_session(self, digest: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM web_sessions WHERE digest = ?", (digest,))
+
     def agent_ids(self) -> list[str]:
         return [str(r[0]) for r in self._all("SELECT agent_id FROM agents ORDER BY agent_id")]
 

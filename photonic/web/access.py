@@ -86,7 +86,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
                                 "`photonic web token create`")
         request[ACTOR] = name
         return await handler(request)
-    session = book.session(request.cookies.get(COOKIE, ""))
+    session = await book.session(request.cookies.get(COOKIE, ""))
     if session is None:
         if verdict is not None:  # a certificate that may not administer, and nothing else
             await request.app[CERTS].refused(verdict, request)
@@ -140,7 +140,7 @@ async def login(request: web.Request) -> web.Response:
     name = await book.token_name(token.strip())
     if name is None:
         return problem(401, "that token is not known")
-    cookie, session = book.open_session(name)
+    cookie, session = await book.open_session(name)
     response = web.json_response({"name": name, "csrf_token": session.csrf})
     response.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", path="/",
                         secure=request.app[SECURE_COOKIE])
@@ -148,14 +148,14 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    request.app[BOOK].close_session(request.cookies.get(COOKIE, ""))
+    await request.app[BOOK].close_session(request.cookies.get(COOKIE, ""))
     response = web.json_response({"ok": True})
     response.del_cookie(COOKIE, path="/")
     return response
 
 
 async def session_info(request: web.Request) -> web.Response:
-    session = request.app[BOOK].session(request.cookies.get(COOKIE, ""))
+    session = await request.app[BOOK].session(request.cookies.get(COOKIE, ""))
     csrf = session.csrf if session else ""
     if CERT_ID in request:  # the POSTs of a certificate carry its own token
         csrf = request.app[CERTS].csrf_token(request[CERT_ID])

@@ -1,5 +1,6 @@
 """Admin credentials for the web layer: tokens (only their SHA-256 is stored, in the catalog)
-and the sessions a login opens (held in memory, each with its own CSRF token)."""
+and the sessions a login opens, each with its own CSRF token: in the catalog too, so a server
+restart logs no browser out and every server sharing the catalog knows them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import hmac
 import re
 import secrets
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from photonic import errors
@@ -41,18 +41,17 @@ def create_token(catalog: SqliteCatalog, name: str) -> str:
 class Session:
     name: str
     csrf: str
-    expires_s: float
 
 
 class TokenBook:
-    """Checks Bearer tokens against the catalog and keeps the sessions logins open."""
+    """Checks Bearer tokens and session cookies against the catalog (only digests of either
+    are stored); a session ends at its expiry, at logout, or when its token is removed."""
 
     def __init__(self, catalog: SqliteCatalog, ttl_s: float = SESSION_TTL_S,
                  max_sessions: int = MAX_SESSIONS) -> None:
         self._catalog = catalog
         self._ttl_s = ttl_s
         self._max = max_sessions
-        self._sessions: OrderedDict[str, Session] = OrderedDict()
 
     async def token_name(self, token: str) -> str | None:
         """The name of the token, or None when it is not one of ours."""
@@ -60,27 +59,24 @@ class TokenBook:
             return None
         return await asyncio.to_thread(self._catalog.web_token_name, token_digest(token))
 
-    def open_session(self, name: str) -> tuple[str, Session]:
+    async def open_session(self, name: str) -> tuple[str, Session]:
         """(cookie value, session); the cookie value is stored only as its digest."""
         cookie = secrets.token_urlsafe(TOKEN_BYTES)
-        session = Session(name, secrets.token_urlsafe(TOKEN_BYTES), time.time() + self._ttl_s)
-        self._sessions[token_digest(cookie)] = session
-        while len(self._sessions) > self._max:
-            self._sessions.popitem(last=False)
+        session = Session(name, secrets.token_urlsafe(TOKEN_BYTES))
+        expires_ms = int((time.time() + self._ttl_s) * 1000)
+        await asyncio.to_thread(self._catalog.open_web_session, token_digest(cookie), name,
+                                session.csrf, expires_ms, self._max)
         return cookie, session
 
-    def session(self, cookie: str) -> Session | None:
-        key = token_digest(cookie)
-        found = self._sessions.get(key)
-        if found is None:
+    async def session(self, cookie: str) -> Session | None:
+        if not cookie or len(cookie) > 256:
             return None
-        if found.expires_s < time.time():
-            del self._sessions[key]
-            return None
-        return found
+        found = await asyncio.to_thread(self._catalog.web_session, token_digest(cookie))
+        return None if found is None else Session(*found)
 
-    def close_session(self, cookie: str) -> None:
-        self._sessions.pop(token_digest(cookie), None)
+    async def close_session(self, cookie: str) -> None:
+        if cookie and len(cookie) <= 256:
+            await asyncio.to_thread(self._catalog.close_web_session, token_digest(cookie))
 
 
 def csrf_matches(session: Session, sent: str) -> bool:

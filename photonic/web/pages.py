@@ -86,13 +86,14 @@ def _reply(found: StaticFile) -> web.Response:
     return response
 
 
-def _logged_in(request: web.Request) -> bool:
-    return request.app[access.BOOK].session(request.cookies.get(access.COOKIE, "")) is not None
+async def _logged_in(request: web.Request) -> bool:
+    book = request.app[access.BOOK]
+    return await book.session(request.cookies.get(access.COOKIE, "")) is not None
 
 
 async def shell(request: web.Request) -> web.StreamResponse:
     """The dashboard, or the login page for a browser without a session."""
-    if not _logged_in(request):
+    if not await _logged_in(request):
         raise web.HTTPFound("/login")
     return _reply(request.app[STATIC][SHELL])
 
