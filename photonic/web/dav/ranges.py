@@ -30,7 +30,8 @@ def byte_range(header: str | None, size: int) -> ByteRange | None:
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
     first, dash, last = spec.strip().partition("-")
-    if not dash or not (first.isdigit() or last.isdigit()):
+    first, last = first.strip(), last.strip()
+    if not dash or (first and not first.isdigit()) or not (first or last.isdigit()):
         return None
     if not first.isdigit():  # a suffix: the last N bytes
         if not last.isdigit() or int(last) == 0 or size == 0:
