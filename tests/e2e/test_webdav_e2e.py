@@ -7,9 +7,12 @@ and a wrong password are refused and audited; `server.webdav: false` serves no /
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import shutil
 import sqlite3
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -95,7 +98,6 @@ def _derived_output(server: ServerHandle, sha: str) -> None:
 
 def _dashboard_upload(server: ServerHandle, token: str, photo: bytes) -> None:
     """A photo posted on the processing page: it lands under _uploads/."""
-    import asyncio
 
     async def post() -> int:
         form = aiohttp.FormData(default_to_multipart=True)
@@ -237,5 +239,57 @@ def test_a_server_with_webdav_off_serves_no_dav(tmp_path: Path, pki: TestPki) ->
                                      headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(api, timeout=10) as reply:
             assert reply.status == 200
+    finally:
+        server.daemon.terminate(10)
+
+
+def _https_dav(port: int, context: ssl.SSLContext, headers: dict[str, str]
+               ) -> tuple[int, str, str]:
+    """(status, WWW-Authenticate, body) of PROPFIND /dav/ (Depth 1) over HTTPS."""
+    async def go() -> tuple[int, str, str]:
+        async with aiohttp.ClientSession() as s, s.request(
+                "PROPFIND", f"https://127.0.0.1:{port}/dav/", ssl=context,
+                headers={"Depth": "1", **headers}) as r:
+            return r.status, r.headers.get("WWW-Authenticate", ""), await r.text()
+    return asyncio.run(go())
+
+
+def test_over_https_certificates_and_basic_are_credentials(tmp_path: Path,
+                                                           pki: TestPki) -> None:
+    """A dashboard bound beyond loopback is HTTPS: there an admin client certificate lists
+    /dav/, an agent's certificate is refused 403 (audited as cert:laptop), Basic with the
+    token is taken (rclone, trusting the photonic CA, lists the tree), and nothing is 401
+    with the Basic challenge."""
+    assert RCLONE is not None
+    port = free_port()
+    server = start_server(tmp_path / "server", pki, extra={
+        "server": {"web_ui_port": port, "web_ui_bind": "0.0.0.0"}})
+    try:
+        token = web_token(server, "ops")
+
+        def tls(agent_id: str | None) -> ssl.SSLContext:
+            context = ssl.create_default_context(cafile=str(pki.ca))
+            if agent_id is not None:
+                context.load_cert_chain(pki.agent_cert(agent_id), pki.agent_key(agent_id))
+            return context
+        status, _, body = _https_dav(port, tls("admin"), {})
+        assert status == 207 and "<D:href>/dav/</D:href>" in body
+        status, _, body = _https_dav(port, tls("laptop"), {})
+        assert status == 403 and "admin" in body
+        status, challenge, _ = _https_dav(port, tls(None), {})
+        assert (status, challenge) == (401, 'Basic realm="photonic", charset="UTF-8"')
+        basic = "Basic " + base64.b64encode(f"x:{token}".encode()).decode()
+        status, _, _ = _https_dav(port, tls(None), {"Authorization": basic})
+        assert status == 207
+        obscured = subprocess.run([RCLONE, "obscure", token], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        listed = subprocess.run(
+            [RCLONE, "--config", "/dev/null", "--ca-cert", str(pki.ca), "lsjson",
+             f":webdav,url='https://127.0.0.1:{port}/dav/',vendor=other,user=x,"
+             f"pass={obscured}:"], capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+        with sqlite3.connect(server.storage / "catalog.db") as db:
+            rows = db.execute("SELECT actor, result FROM audit").fetchall()
+        assert ("cert:laptop", "refused") in rows
     finally:
         server.daemon.terminate(10)
