@@ -127,6 +127,10 @@ class ServerConfig:
     """storage.scrub_interval, storage.scrub_rate and storage.repair_from."""
     replication: ReplicationConfig = field(default_factory=ReplicationConfig)
     """server.role, storage.backup_nodes (again) and storage.min_copies."""
+    webdav: bool = True
+    """server.webdav: the read-only WebDAV export of the library under /dav/ on the web
+    port. On by default: it is admin-only and read-only, so it shows the same credentials
+    nothing the library listing and downloads of the web API do not already show them."""
 
 
 def _enum_choice(enum: type[_E]) -> cp.Field[_E]:
@@ -305,6 +309,7 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
         jobs=read_jobs(sections["jobs"]),
         scrub=read_scrub(storage),
         replication=replication,
+        webdav=server.get("webdav", cp.boolean(), True),
     )
 
 

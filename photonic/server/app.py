@@ -165,6 +165,7 @@ class ServerApp:
                                    self.config.storage_path,
                                    copies=self.replication.copies_of),
                 replication=self.replication,
+                webdav_audit=self.auth.audit if self.config.webdav else None,
                 uploads=WebUploads(intake, WebUploadLimits(
                     self.config.jobs.web_upload_max_bytes,
                     self.config.jobs.web_upload_max_files))), web_tls)

@@ -15,6 +15,7 @@ from photonic.server.jobs.results_archive import ResultsArchive
 from photonic.server.jobs.service import JobsService
 from photonic.server.jobs.web_intake import WebUploads
 from photonic.server.library_browse import LibraryBrowser
+from photonic.server.library_tree import LibraryTree
 from photonic.server.media.service import MediaService
 from photonic.web import (
     access,
@@ -26,8 +27,9 @@ from photonic.web import (
     processing_routes,
     replication_routes,
 )
-from photonic.web.cert_access import CertificateGate
+from photonic.web.cert_access import Audit, CertificateGate
 from photonic.web.credentials import TokenBook
+from photonic.web.dav import routes as dav_routes
 from photonic.web.page import PageSource, page_handler
 from photonic.web.site import BoundedSite
 
@@ -47,9 +49,11 @@ def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
               secure: bool, web_clients: Gauge | None = None,
               certs: CertificateGate | None = None,
               media: MediaService | None = None,
-              replication: replication_routes.NodeStatuses | None = None) -> web.Application:
+              replication: replication_routes.NodeStatuses | None = None,
+              webdav_audit: Audit | None = None) -> web.Application:
     """web_clients: photonic_web_clients, counted by live.py. media: thumbnails, downloads
-    and photo details (their routes exist only with it)."""
+    and photo details (their routes exist only with it). webdav_audit: serve the read-only
+    WebDAV export under /dav/ (with media, which reads its bytes), auditing refusals there."""
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           middlewares=[access.errors_middleware, access.access_middleware])
     app[access.BOOK] = TokenBook(catalog)
@@ -76,6 +80,8 @@ def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
     processing_routes.add_routes(app, uploads, ResultsArchive(jobs))
     if replication is not None:
         replication_routes.add_routes(app, replication)
+    if webdav_audit is not None and media is not None:
+        dav_routes.add_routes(app, LibraryTree(catalog, media.download), webdav_audit)
     pages.add_routes(app)
     return app
 

@@ -30,11 +30,15 @@ class Download:
                                   "agent sends it again)") from None
         return cls(fd, name, os.fstat(fd).st_size)
 
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
-        offset = 0
+    async def chunks(self, start: int = 0, end: int | None = None
+                     ) -> AsyncGenerator[bytes, None]:
+        """The bytes from start up to end (exclusive; None: the end of the object), one
+        CHUNK_BYTES read at a time: a Range request reads only its part."""
+        offset, stop = start, self.size if end is None else min(end, self.size)
         try:
-            while offset < self.size:
-                data = await asyncio.to_thread(os.pread, self._fd, CHUNK_BYTES, offset)
+            while offset < stop:
+                data = await asyncio.to_thread(os.pread, self._fd,
+                                               min(CHUNK_BYTES, stop - offset), offset)
                 if not data:
                     raise errors.IntegrityError("the stored object ended early")
                 offset += len(data)
