@@ -169,9 +169,12 @@ def _server_parser(sub: SubParsers) -> None:
                       "Serves the library to agents until SIGTERM or Ctrl-C, then drains "
                       "in-flight uploads and exits.")
     _config_arg(server, "server")
+    from photonic.server.migrate.cli import add_migrate_parser
     from photonic.server.promote_cli import add_promote_parser
 
-    add_promote_parser(server)
+    actions = server.add_subparsers(dest="server_command", metavar="ACTION")
+    add_promote_parser(actions)
+    add_migrate_parser(actions)
 
 
 def _agent_parser(sub: SubParsers) -> None:
@@ -395,6 +398,10 @@ def _server(args: argparse.Namespace) -> int:
         from photonic.server.promote_cli import run_promote
 
         return run_promote(config, args.primary, dry_run=args.dry_run)
+    if getattr(args, "server_command", None) == "migrate":
+        from photonic.server.migrate.cli import run_migrate
+
+        return run_migrate(config, args.to_url, args.objects_url)
     _preflight_tls(config.security.cert_path, config.security.key_path,
                    config.security.ca_path)
     tap = _stderr_tap()

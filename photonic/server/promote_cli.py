@@ -23,9 +23,8 @@ short; once done, re-running changes nothing. Encrypted nodes cannot be promoted
 from them with the archive key instead."""
 
 
-def add_promote_parser(server: argparse.ArgumentParser) -> None:
+def add_promote_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`photonic server promote ...` (plain `photonic server` still runs the daemon)."""
-    sub = server.add_subparsers(dest="server_command", metavar="ACTION")
     promote = sub.add_parser("promote", help="make this stopped archive node a primary",
                              description=PROMOTE_DESCRIPTION,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,19 +58,25 @@ def _print_plan(plan: Plan, verb: str) -> None:
           f"from {plan.primary}")
 
 
-def run_promote(config: ServerConfig, primary: str, *, dry_run: bool) -> int:
-    from photonic.server import faults
-    from photonic.server.promote import Promotion
-
+def refuse_if_listening(config: ServerConfig, command: str) -> None:
+    """An offline tool (promote, migrate) runs only with its server stopped: a server that
+    answers on server.bind_address is a refusal; an unfixed port is a printed caution."""
     port = config.bind_address.rpartition(":")[2]
     if port == "0":
         print(f"note: server.bind_address {config.bind_address} has no fixed port, so "
               "whether the server is running cannot be checked: make sure it is stopped")
     elif (where := _listening(config.bind_address)) is not None:
         raise PhotonicError(f"a server is listening on {where} (server.bind_address): stop "
-                            "this server first; promote must run with it stopped")
+                            f"this server first; {command} must run with it stopped")
     else:
         print(f"checked: nothing listens on {config.bind_address} (the server is stopped)")
+
+
+def run_promote(config: ServerConfig, primary: str, *, dry_run: bool) -> int:
+    from photonic.server import faults
+    from photonic.server.promote import Promotion
+
+    refuse_if_listening(config, "promote")
     promotion = Promotion(config.storage_path)
     try:
         pending = promotion.pending_renames()
