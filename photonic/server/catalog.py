@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from photonic.models import ExifSummary
 from photonic.server.catalog_browse import BrowseTables
+from photonic.server.catalog_multipart import MultipartTables
 from photonic.server.catalog_shoots import ShootTables, replace_pending_shoots
 from photonic.server.catalog_writes import (
     CatalogWrites,
@@ -116,7 +117,7 @@ class Catalog(CatalogWrites, Protocol):
     def close_quarantine(self, sha256: str) -> None: ...
 
 
-class SqliteCatalog(ShootTables, BrowseTables):
+class SqliteCatalog(ShootTables, BrowseTables, MultipartTables):
     """The embedded catalog: one SQLite file in WAL mode; every commit is durable on return."""
 
     def __init__(self, path: Path) -> None:
