@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 from photonic import _configparse as cp
+from photonic.errors import ConfigError, ConfigProblem
 
 OBJECTS_EXPECTED = "'local' or s3://bucket/prefix (a bucket name of 3-63 lowercase letters, " \
                    "digits, '.' or '-', then an optional key prefix)"
@@ -99,3 +101,14 @@ def refuse_local_only(problems: cp.Problems, objects: ObjectsConfig,
     for key, is_set in keys:
         if is_set:
             problems.add(key, f"not set while {LOCAL_ONLY}")
+
+
+def require_local_objects(config_path: Path, objects: ObjectsConfig, command: str) -> None:
+    """Refuses a command that reads objects as local files when they are in S3: a ConfigError
+    naming the file and storage.objects (its run would find every object missing)."""
+    if objects.backend is ObjectBackend.S3 and objects.s3 is not None:
+        raise ConfigError([ConfigProblem(
+            str(config_path), "storage.objects",
+            f"local for `photonic {command}`, which reads objects as local files and does not "
+            "work with an s3:// object store yet",
+            f"s3://{objects.s3.bucket}/{objects.s3.prefix}")])

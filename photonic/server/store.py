@@ -430,5 +430,13 @@ class ContentStore:
         except OSError:
             return False
 
+    def occupied(self, library_file: str) -> bool:
+        """Whether anything (a link, a person's file, a folder) stands at library_file."""
+        return os.path.lexists(library_file)
+
+    def absolute(self, library_path: str) -> str:
+        """A path as the catalog records it (relative to the root), made absolute."""
+        return f"{self._root_str}/{library_path}"
+
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free

@@ -2,7 +2,7 @@
 -- upload interrupted on one server (or by a restart) is resumed from the end of its last
 -- completed part. A row is written before its first part is uploaded and deleted once the
 -- object is at its content address (or the upload is aborted).
-CREATE TABLE multipart_uploads (
+CREATE TABLE IF NOT EXISTS multipart_uploads (
     sha256 TEXT PRIMARY KEY,
     size INTEGER NOT NULL,      -- the content's declared size
     staging_key TEXT NOT NULL,  -- the key the multipart upload completes into
@@ -10,7 +10,7 @@ CREATE TABLE multipart_uploads (
     created_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 
-CREATE TABLE multipart_parts (
+CREATE TABLE IF NOT EXISTS multipart_parts (
     sha256 TEXT NOT NULL REFERENCES multipart_uploads (sha256) ON DELETE CASCADE,
     part_number INTEGER NOT NULL,  -- 1, 2, ...: parts are written in order, none skipped
     etag TEXT NOT NULL,
