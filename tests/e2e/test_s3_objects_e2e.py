@@ -202,7 +202,7 @@ def test_a_job_reads_its_input_from_the_bucket_and_stores_its_output_there(
         [output] = done["outputs"]
         assert output["libraryPath"] == "_derived/facecrop/laptop/photos/astronaut.jpg.jpg"
         crop = s3_endpoint.read(bucket, _key(output["sha256"]))
-        assert crop[:2] == b"\xff\xd8" and len(crop) == output["size"]
+        assert crop[:2] == b"\xff\xd8" and len(crop) == int(output["size"])
         assert _key(sha256_of(photo)) in s3_endpoint.keys(bucket)
         out_dir = tmp_path / "downloads"
         proc = run_cli("jobs", "download", done["jobId"], "-o", str(out_dir), "--config",
