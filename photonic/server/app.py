@@ -164,7 +164,7 @@ class ServerApp:
                 overview=self._overview(self.jobs),
                 web_clients=self.metrics.web_clients, certs=self.web_certs,
                 catalog=self.catalog, events=self.events, secure=web_tls is not None,
-                media=MediaService(self.store, self.catalog, self.job_queue,
+                media=MediaService(self.objects.blobs, self.catalog, self.job_queue,
                                    self.config.storage_path,
                                    copies=self.replication.copies_of),
                 replication=self.replication,
