@@ -4,12 +4,15 @@ readers rely on, whichever store holds the bytes."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+from pathlib import Path
 
 import pytest
 
 from photonic import errors
 from photonic.models import ContentHash
+from photonic.server.storage.blob_file import open_as_file, open_blob
 from photonic.server.storage.blobs import BlobStore
 from photonic.server.storage.local import LocalBlobStore
 from tests.unit.server.storage.conftest import PART
@@ -156,3 +159,25 @@ def test_quarantine_takes_an_object_out_of_service(blobs: BlobStore) -> None:
     assert not blobs.has(sha(data))
     assert blobs.check(sha(data)).size == -1
     assert blobs.quarantine(sha(data)) is None
+
+
+def test_an_object_reads_as_a_seekable_file_and_as_a_real_one(blobs: BlobStore,
+                                                              tmp_path: Path) -> None:
+    """What the thumbnailer (a real file it can mmap) and the EXIF reader (a seekable
+    stream) are given, from either store."""
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    blobs.put(sha(data), data)
+    with open_blob(blobs, sha(data)) as f:
+        f.seek(1_000_000)
+        assert f.read(10) == data[1_000_000:1_000_010]
+        assert f.seek(0, io.SEEK_END) == len(data)
+        f.seek(-7, io.SEEK_END)
+        assert f.read() == data[-7:]
+    with open_as_file(blobs, sha(data), tmp_path / "spool") as real:
+        assert os.fstat(real.fileno()).st_size == len(data)
+        assert real.read() == data
+    assert not any((tmp_path / "spool").glob("*")), "a spooled copy is gone once closed"
+    with pytest.raises(errors.NotFound):
+        open_blob(blobs, "b" * 64)
+    with pytest.raises(errors.NotFound):
+        open_as_file(blobs, "b" * 64, tmp_path / "spool")
