@@ -125,38 +125,30 @@ def test_the_same_photos_from_two_agents_are_stored_once(
 
 def test_a_server_killed_mid_upload_resumes_from_a_part_boundary(
         tmp_path: Path, pki: TestPki, s3_endpoint: S3Endpoint, bucket: str,  # noqa: F811
-        daemons: list[Daemon]) -> None:
-    """SIGKILL of the server while a 48 MB RAW streams into a multipart upload: the parts S3
-    completed are in the catalog's ledger; after the restart the agent is asked for the rest
-    from the end of the last part (> 0), the restarted server verifies the whole object by
+        daemons: list[Daemon], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server is SIGKILLed (faults.py, `after_multipart_part`) once the second part of a
+    48 MB RAW is in S3 and in the catalog's ledger: after the restart the agent is asked for
+    the rest from the end of that part, the restarted server verifies the whole object by
     reading it back (it never saw the first bytes), and the object ends intact, nothing left
     in staging."""
+    monkeypatch.setenv("PHOTONIC_FAULT_POINT", "after_multipart_part")
+    monkeypatch.setenv("PHOTONIC_FAULT_AFTER", "2")
     server = _s3_server(tmp_path / "server", pki, s3_endpoint, bucket)
+    monkeypatch.delenv("PHOTONIC_FAULT_POINT")
     try:
-        agent = make_agent(tmp_path / "laptop", pki, "laptop", server,
-                           extra={"network": {"max_bandwidth": "20MB/s"}})
+        agent = make_agent(tmp_path / "laptop", pki, "laptop", server)
         size = 48 * MB
         big = make_raw_like(agent.watches["photos"] / "DSC_9000.NEF", seed=9000,
                             size_bytes=size)
         sha = sha256_of(big)
-        catalog = server.storage / "catalog.db"
-
-        def durable() -> int:
-            try:
-                rows = sqlite_rows(catalog, "SELECT COALESCE(SUM(size), 0) FROM multipart_parts "
-                                   "WHERE sha256 = ?", (sha,))
-            except Exception:  # the catalog may not be made yet
-                return 0
-            return int(rows[0][0])
-
         daemons.append(agent.daemon)
         agent.start()
-        wait_until(lambda: durable() >= 16 * 1024 * 1024, 60, 0.02,
-                   f"two parts in the ledger; agent log:\n{agent.daemon.log()[-2000:]}")
-        server.daemon.kill()
+        wait_until(lambda: not server.daemon.running, 60, 0.05,
+                   f"the server to die at the fault point; log:\n{server.daemon.log()[-2000:]}")
         agent.daemon.terminate()
-        kept = durable()
-        assert 0 < kept < size and kept % (8 * 1024 * 1024) == 0, kept
+        [(kept,)] = sqlite_rows(server.storage / "catalog.db",
+                                "SELECT SUM(size) FROM multipart_parts WHERE sha256 = ?", (sha,))
+        assert kept == 16 * 1024 * 1024, "two parts of 8 MiB"
         assert not any(k.startswith(f"{PREFIX}objects/") for k in s3_endpoint.keys(bucket))
         mark = len(server.daemon.log())
         server.start()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from photonic import errors
 from photonic.logfmt import event
 from photonic.models import ContentHash
+from photonic.server import faults
 from photonic.server.storage.multipart import MultipartPart, MultipartState
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class S3Upload:
         self._parts.append(part)
         self._durable += part.size
         self._buffer = bytearray()
+        faults.hit("after_multipart_part")
         if self._digest is not None:
             self._store.remember_digest(self.sha256, self._upload_id, self._durable,
                                         self._digest)
