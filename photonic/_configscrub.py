@@ -64,10 +64,13 @@ _SCRUB_INTERVAL = cp.quantity(f"{DURATION_EXPECTED}, at least 1s (or 0: no scrub
                               parse_duration, lambda s: s == 0 or s >= 1)
 
 
-def read_scrub(storage: cp.Section) -> ScrubConfig:
-    """Reads scrub_interval, scrub_rate and repair_from; every problem is recorded."""
+def read_scrub(storage: cp.Section, *, scrub_by_default: bool = True) -> ScrubConfig:
+    """Reads scrub_interval, scrub_rate and repair_from; every problem is recorded.
+    scrub_by_default=False (an s3:// object store, which the scrub cannot read yet) makes
+    an absent scrub_interval 0."""
     return ScrubConfig(
-        interval_s=storage.get("scrub_interval", _SCRUB_INTERVAL, DEFAULT_SCRUB_INTERVAL_S),
+        interval_s=storage.get("scrub_interval", _SCRUB_INTERVAL,
+                               DEFAULT_SCRUB_INTERVAL_S if scrub_by_default else 0.0),
         rate_bytes_per_s=storage.get("scrub_rate", _SCRUB_RATE, DEFAULT_SCRUB_RATE_BYTES_PER_S),
         repair_from=_read_nodes(storage),
     )

@@ -17,6 +17,10 @@ from photonic._configjobs import EXECUTOR_NAMES as EXECUTOR_NAMES
 from photonic._configjobs import JobsConfig as JobsConfig
 from photonic._configjobs import WorkConfig as WorkConfig
 from photonic._configjobs import read_jobs, read_work
+from photonic._configobjects import ObjectBackend as ObjectBackend
+from photonic._configobjects import ObjectsConfig as ObjectsConfig
+from photonic._configobjects import S3Settings as S3Settings
+from photonic._configobjects import read_objects, refuse_local_only
 from photonic._configreplication import BackupNodeConfig as BackupNodeConfig
 from photonic._configreplication import ReplicationConfig as ReplicationConfig
 from photonic._configreplication import ServerRole as ServerRole
@@ -131,6 +135,8 @@ class ServerConfig:
     """server.webdav: the read-only WebDAV export of the library under /dav/ on the web
     port. On by default: it is admin-only and read-only, so it shows the same credentials
     nothing the library listing and downloads of the web API do not already show them."""
+    objects: ObjectsConfig = field(default_factory=ObjectsConfig)
+    """storage.objects and storage.s3: where photos' bytes live."""
 
 
 def _enum_choice(enum: type[_E]) -> cp.Field[_E]:
@@ -266,10 +272,24 @@ def load_server_config(path: Path) -> ServerConfig:
         problems.add(limits.key("max_sync_memory"), "a size at least limits.max_stream_memory "
                      f"({config.max_stream_memory_bytes} bytes)",
                      cp.describe(limits.raw("max_sync_memory")))
+    _refuse_local_only(problems, sections, config)
     cp.finish([root, *sections.values()])
     cp.finish(entry_sections)
     problems.raise_if_any()
     return config
+
+
+def _refuse_local_only(problems: cp.Problems, sections: Mapping[str, cp.Section],
+                       config: ServerConfig) -> None:
+    """Subsystems that read objects as local files refuse an s3:// store at load time."""
+    server, storage = sections["server"], sections["storage"]
+    refuse_local_only(problems, config.objects, [
+        (storage.key("scrub_interval"), config.scrub.interval_s > 0),
+        (storage.key("repair_from"), bool(config.scrub.repair_from)),
+        (storage.key("backup_nodes"), bool(config.replication.backup_nodes)),
+        (server.key("role"), config.replication.role is not ServerRole.PRIMARY),
+        (server.key("nfs_export"), config.nfs_export),
+    ])
 
 
 def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp.Section],
@@ -279,6 +299,7 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
     server, storage, limits = sections["server"], sections["storage"], sections["limits"]
     replication = read_replication(server, storage, entry_sections)
     security = _read_security(sections["security"], config_path.parent, server=True)
+    objects = read_objects(storage)
     if security.archive_key_path is not None:
         check_archive_key(sections["security"], replication.backup_nodes,
                           security.archive_key_path)
@@ -307,9 +328,10 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
         agent_scopes=agent_scopes,
         default_scopes=frozenset(root.get_list("default_scopes", _SCOPE, (Scope.SYNC,))),
         jobs=read_jobs(sections["jobs"]),
-        scrub=read_scrub(storage),
+        scrub=read_scrub(storage, scrub_by_default=objects.backend is ObjectBackend.LOCAL),
         replication=replication,
         webdav=server.get("webdav", cp.boolean(), True),
+        objects=objects,
     )
 
 

@@ -42,6 +42,7 @@ from photonic.server.rpc_jobs import JobsRpc
 from photonic.server.rpc_sync import SyncService
 from photonic.server.safety import SafetyView
 from photonic.server.scrub_parts import ARCHIVE_SERVICE, ScrubParts
+from photonic.server.storage.open import open_objects
 from photonic.server.store import ContentStore
 from photonic.server.sync_limits import SyncBudgets
 from photonic.server.topology import ServerNode, Topology
@@ -73,7 +74,9 @@ class ServerApp:
         self._filesystem = (FilesystemSync(config.storage_path)
                             if self.sync_choice.filesystem_wide else None)
         self.catalog = SqliteCatalog(config.storage_path / "catalog.db")
-        self.library = Library(self.store, self.catalog, self._filesystem)
+        self.objects = open_objects(config.objects, self.store, self.catalog)
+        self.library = Library(self.objects.tree, self.catalog,
+                               self._filesystem if self.objects.local else None)
         self.job_queue = open_job_queue(config.jobs.queue_url, config.storage_path)
         self._shared_dispatch: SharedDispatch | None = None
         self.jobs: JobsService | None = None
@@ -121,7 +124,7 @@ class ServerApp:
             claims=claims, metrics=self.metrics, events=self.events,
             limits=IngestLimits(self.config.max_transfer_size_bytes,
                                 self.config.min_free_bytes, self.config.deduplication),
-            audit=self.auth.audit)
+            audit=self.auth.audit, blob_store=self.objects.blobs)
         options = server_options(self.config.max_connection_age_s,
                                  self.config.max_connection_age_grace_s)
         server = grpc.aio.server(options=options, interceptors=[self.guard])
@@ -161,7 +164,7 @@ class ServerApp:
                 overview=self._overview(self.jobs),
                 web_clients=self.metrics.web_clients, certs=self.web_certs,
                 catalog=self.catalog, events=self.events, secure=web_tls is not None,
-                media=MediaService(self.store, self.catalog, self.job_queue,
+                media=MediaService(self.objects.blobs, self.catalog, self.job_queue,
                                    self.config.storage_path,
                                    copies=self.replication.copies_of),
                 replication=self.replication,
@@ -194,7 +197,8 @@ class ServerApp:
             queue, dispatcher_of,
             InputResolver(self.catalog, max_inputs=jc.max_batch_children,
                           shoot_gap_ms=SHOOT_GAP_MS),
-            ResultStore(self.store, self.library, claims, self.config.max_transfer_size_bytes),
+            ResultStore(self.objects.blobs, self.library, claims,
+                        self.config.max_transfer_size_bytes),
             self.events, self.metrics, self.auth.audit, max_attempts=jc.max_attempts,
             cancel_grace_s=jc.cancel_grace_s)
 
@@ -204,7 +208,8 @@ class ServerApp:
         limits = ZipLimits(jc.max_zip_entries, jc.max_zip_uncompressed_bytes, jc.max_zip_ratio,
                            self.config.max_transfer_size_bytes)
         return UploadIntake(jobs, self.store, self.library, claims, self.auth.audit,
-                            IntakeLimits(limits, jc.max_zip_bytes, jc.max_batch_children))
+                            IntakeLimits(limits, jc.max_zip_bytes, jc.max_batch_children),
+                            blobs=self.objects.blobs)
 
     def _overview(self, jobs: JobsService) -> Overview:
         """Safety by shoot and the topology, for the web API: this server is named by its

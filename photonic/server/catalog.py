@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from photonic.models import ExifSummary
 from photonic.server.catalog_browse import BrowseTables
+from photonic.server.catalog_multipart import MultipartTables
 from photonic.server.catalog_shoots import ShootTables, replace_pending_shoots
 from photonic.server.catalog_tree import TreeTables
 from photonic.server.catalog_writes import (
@@ -117,7 +118,7 @@ class Catalog(CatalogWrites, Protocol):
     def close_quarantine(self, sha256: str) -> None: ...
 
 
-class SqliteCatalog(ShootTables, BrowseTables, TreeTables):
+class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables):
     """The embedded catalog: one SQLite file in WAL mode; every commit is durable on return."""
 
     def __init__(self, path: Path) -> None:

@@ -14,7 +14,7 @@ from photonic.models import ChunkData, ContentHash
 from photonic.server import faults
 from photonic.server.catalog import ObjectCheckRow
 from photonic.server.ingest_deps import IngestDeps, Placed
-from photonic.server.store import PartialUpload
+from photonic.server.storage.blobs import BlobUpload
 
 
 @dataclass(eq=False)  # identity: a session keys its writes by the object
@@ -29,7 +29,7 @@ class Incoming:
     paths: Placed = field(default_factory=list)
     claimed: bool = False  # this stream holds the upload claim and must release it
     offset: int = 0  # bytes already received (and verified so far) for this content
-    upload: PartialUpload | None = None
+    upload: BlobUpload | None = None
     mark: int = 0  # the group sync's mark taken before the partial was opened
     check: ObjectCheckRow | None = None  # the stored object as verified: (size, mtime_ns)
     repair: bool = False  # a quarantined copy's library entries wait for this content
@@ -75,13 +75,13 @@ class ContentWriter:
         upload.append(data)
         return upload.offset
 
-    def open_upload(self, incoming: Incoming) -> PartialUpload:
+    def open_upload(self, incoming: Incoming) -> BlobUpload:
         if incoming.upload is None:
             # Offered from 0: whatever a partial holds now is not continued (there was none,
             # or it was longer than the content).
             incoming.mark = self._d.library.durability.mark()
-            upload = self._d.store.open_partial(incoming.sha256, incoming.size,
-                                                resume=incoming.offset > 0)
+            upload = self._d.blobs.partial(incoming.sha256, incoming.size,
+                                           resume=incoming.offset > 0)
             if upload.offset != incoming.offset:
                 upload.discard()
                 raise errors.IntegrityError(
@@ -100,7 +100,7 @@ class ContentWriter:
         write-back error may have lost bytes the page cache still shows."""
         durability = self._d.library.durability
         problems: list[errors.IntegrityError | None] = []
-        finished: list[PartialUpload] = []
+        finished: list[BlobUpload] = []
         try:
             for incoming in complete:
                 try:
@@ -124,17 +124,17 @@ class ContentWriter:
                         "being stored; they will be sent again")
         except BaseException:
             for upload in finished:
-                self._d.store.discard_partial(upload.sha256)
+                self._d.blobs.discard_partial(upload.sha256)
             raise
         for incoming in complete:
             if incoming.upload is None or not incoming.upload.finished:
                 continue
             upload = incoming.upload
-            durability.note_dirs(self._d.store.store_finished(upload, sync=False))
+            durability.note_dirs(self._d.blobs.commit(upload, sync=False))
             faults.hit("after_store_rename")
-            st = self._d.store.stat_object(upload.sha256)
+            st = self._d.blobs.stat(upload.sha256)
             if st is not None:  # recorded with the version that names it (Library)
-                incoming.check = (st.st_size, st.st_mtime_ns)
+                incoming.check = (st.size, st.mtime_ns)
             if incoming.repair:
                 self._d.library.repair_links(upload.sha256)
         return problems

@@ -9,7 +9,9 @@ between "catalog committed" and "acknowledgement sent", which random kills rarel
 
 Points: `after_store_rename` (content is in objects/, no catalog row yet),
 `after_library_link` (the library file links the object, no catalog row yet),
-`after_catalog_commit` (catalog row committed, COMMITTED not yet sent).
+`after_catalog_commit` (catalog row committed, COMMITTED not yet sent),
+`after_multipart_part` (storage.objects: s3://, a part in S3 and in the catalog's ledger,
+the upload not complete).
 """
 
 from __future__ import annotations

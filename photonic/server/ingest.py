@@ -7,7 +7,6 @@ import asyncio
 import contextvars
 import functools
 import logging
-import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import TypeVar
 from photonic import errors
 from photonic.grpc_options import MAX_CHUNK_BYTES, MAX_CHUNKS_PER_RUN
 from photonic.logfmt import event
-from photonic.media.possession import file_reader, new_challenge, proof_digest, proofs_match
+from photonic.media.possession import new_challenge, proof_digest, proofs_match
 from photonic.models import (
     ChunkData,
     CommittedFile,
@@ -40,7 +39,8 @@ from photonic.server.ingest_deps import (
     Placed,
     check_manifest_size,
 )
-from photonic.server.store import PartialUpload, as_storage_full
+from photonic.server.storage.blobs import BlobUpload
+from photonic.server.store import as_storage_full
 from photonic.server.sync_audit import SyncTally
 from photonic.server.verification import TrustReport
 
@@ -158,7 +158,7 @@ class IngestSession:
                 self._incoming[incoming.sha256] = incoming
                 partial_bytes = offsets.get(incoming.sha256)
                 if partial_bytes is None:  # held, but another stream held its claim (rare)
-                    partial_bytes = await asyncio.to_thread(self._d.store.partial_offset,
+                    partial_bytes = await asyncio.to_thread(self._d.blobs.partial_offset,
                                                             incoming.sha256)
                 await self._start_upload(incoming, partial_bytes, free)
             else:
@@ -191,11 +191,11 @@ class IngestSession:
                                                 entry.relative_path)
                 known = head is not None and head.head_sha256 == entry.sha256
             if not known and entry.sha256 not in offsets and entry.sha256 not in held:
-                offsets[entry.sha256] = self._d.store.partial_offset(entry.sha256)
+                offsets[entry.sha256] = self._d.blobs.partial_offset(entry.sha256)
             out.append(known)
         owned = (self._d.catalog.held_by(self._agent, list(trust.trusted)) if trust.trusted
                  else set())
-        return out, offsets, self._d.store.free_bytes(), trust, owned
+        return out, offsets, self._d.blobs.free_bytes(), trust, owned
 
     async def _report_quarantined(self, trust: TrustReport) -> None:
         """Damaged objects found while deciding: counted, audited, and told to watchers; the
@@ -263,15 +263,15 @@ class IngestSession:
 
     def _expected_proof(self, sha256: str, pending: _Challenge) -> bytes | None:
         try:
-            fd = os.open(self._d.store.object_file(sha256), os.O_RDONLY)
-        except FileNotFoundError:
+            reader = self._d.blobs.open(sha256)
+        except errors.NotFound:
             return None
         try:
-            return proof_digest(pending.nonce, pending.ranges, file_reader(fd))
+            return proof_digest(pending.nonce, pending.ranges, reader.read_at)
         except ValueError:  # shorter than the ranges: damaged; the next look re-hashes it
             return None
         finally:
-            os.close(fd)
+            reader.close()
 
     async def _decide_after_other_stream(self, incoming: Incoming) -> None:
         await self._d.claims.wait_released(incoming.sha256)
@@ -574,7 +574,7 @@ class IngestSession:
             await asyncio.wait(list(self._settling))
 
 
-def _park_or_discard(upload: PartialUpload, keep: bool) -> bool:
+def _park_or_discard(upload: BlobUpload, keep: bool) -> bool:
     """Runs in a worker thread: keeps the bytes received so far for a resume, fsynced (False
     when they could not be made durable, and are discarded), or drops them when a sync failed
     since they began to arrive (they may be lost whatever the page cache shows)."""

@@ -14,6 +14,8 @@ from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
+from photonic.server.storage.blobs import BlobStore
+from photonic.server.storage.local import LocalBlobStore
 from photonic.server.store import ContentStore
 from photonic.server.verification import ObjectVerifier
 
@@ -70,10 +72,15 @@ class IngestDeps:
     events: EventHub
     limits: IngestLimits
     audit: Callable[[str, str, str, str, str], Awaitable[None]]
+    blob_store: BlobStore | None = None
+    """Where content is stored (storage.objects); None: the local objects/ of `store`."""
+    blobs: BlobStore = field(init=False)
     verifier: ObjectVerifier = field(init=False)
 
     def __post_init__(self) -> None:
-        self.verifier = ObjectVerifier(self.store, self.catalog)
+        self.blobs = self.blob_store if self.blob_store is not None else LocalBlobStore(
+            self.store)
+        self.verifier = ObjectVerifier(self.blobs, self.catalog)
 
 
 Placed = list[tuple[ManifestEntry, PurePosixPath]]

@@ -7,7 +7,6 @@ by a group sync shared with every other writer finishing at the same time."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
@@ -20,7 +19,7 @@ from photonic.server.catalog import Catalog, LocationHead, NewVersion, ObjectChe
 from photonic.server.catalog_writes import CatalogWrites
 from photonic.server.durability import GroupSync
 from photonic.server.fs_sync import FilesystemSync
-from photonic.server.store import ContentStore
+from photonic.server.storage.tree import LibraryTree
 
 RECORD_SLICE = 100
 """Paths record_many records under one hold of the library and one catalog transaction: a
@@ -31,9 +30,11 @@ commit waits at most one slice (a few ms), not a whole manifest."""
 class Library:
     """The browsable tree `library/<agent>/<watch>/<path>` kept in step with the catalog."""
 
-    def __init__(self, store: ContentStore, catalog: Catalog,
+    def __init__(self, store: LibraryTree, catalog: Catalog,
                  filesystem: FilesystemSync | None = None) -> None:
-        """filesystem: the group sync syncs the store's whole filesystem (fs_sync.py)."""
+        """store: the local store's tree of links (a ContentStore), or a CatalogView (an S3
+        store has no tree); filesystem: the group sync syncs the store's whole filesystem
+        (fs_sync.py)."""
         self._store = store
         self._catalog = catalog
         # One writer at a time per library: version numbering reads then writes, and version
@@ -88,7 +89,7 @@ class Library:
             return
         with self._lock:
             for library_path in self._catalog.library_paths_of(sha256):
-                library_file = f"{self._store.root}/{library_path}"
+                library_file = self._store.absolute(library_path)
                 if not self._store.holds(library_file, sha256):
                     self._link(sha256, library_file)
             self._catalog.close_quarantine(sha256)
@@ -192,7 +193,7 @@ class Library:
         for attempt in range(1000):
             candidate = self._store.library_file(agent_id, watch,
                                                  version_path(rel, version, attempt))
-            if not os.path.lexists(candidate) or self._store.holds(candidate, sha256):
+            if not self._store.occupied(candidate) or self._store.holds(candidate, sha256):
                 return candidate
         raise NotFound(f"no free version name for {rel}")
 

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from photonic._configobjects import require_local_objects
 from photonic.errors import PhotonicError
 
 if TYPE_CHECKING:  # the promotion's imports load only when it runs (cli builds the parser)
@@ -73,6 +74,7 @@ def refuse_if_listening(config: ServerConfig, command: str) -> None:
 
 
 def run_promote(config: ServerConfig, primary: str, *, dry_run: bool) -> int:
+    require_local_objects(config.config_path, config.objects, "server promote")
     from photonic.server import faults
     from photonic.server.promote import Promotion
 

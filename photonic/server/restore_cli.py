@@ -8,6 +8,7 @@ import asyncio
 import json
 import sys
 
+from photonic._configobjects import require_local_objects
 from photonic.config import ServerConfig
 from photonic.errors import InvalidInput
 from photonic.server.archive_client import ArchiveClient, ObjectSource, own_certificate_channel
@@ -24,6 +25,7 @@ READY_TIMEOUT_S = 10.0
 
 
 def run_restore(config: ServerConfig, node: str, *, library_path: str, as_json: bool) -> int:
+    require_local_objects(config.config_path, config.objects, "restore")
     endpoint = _endpoint_of(config, node)
     report = asyncio.run(_restore(config, node, endpoint, library_path))
     if as_json:

@@ -10,6 +10,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 
+from photonic._configobjects import require_local_objects
 from photonic.config import ServerConfig
 from photonic.errors import InvalidInput
 from photonic.server.archive_client import repair_sources
@@ -41,6 +42,7 @@ class ScrubOutcome:
 
 
 def run_scrub_now(config: ServerConfig, *, as_json: bool) -> int:
+    require_local_objects(config.config_path, config.objects, "scrub")
     catalog_file = config.storage_path / "catalog.db"
     if not catalog_file.exists():
         raise InvalidInput(f"no server catalog at {catalog_file}: is server.storage_path in "

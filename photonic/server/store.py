@@ -12,7 +12,6 @@ import stat
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from photonic.errors import IntegrityError, StorageFull, Unstorable
@@ -21,6 +20,7 @@ from photonic.media.hashing import StreamingVerifier, fsync_directory, sha256_fi
 from photonic.models import ContentHash, is_content_hash
 from photonic.paths import tagged_path
 from photonic.server.direct_io import DirectAppender
+from photonic.server.storage.blobs import ObjectCheck as ObjectCheck
 
 READ_ONLY = 0o444
 PARTIAL_SUFFIX = ".part"
@@ -190,16 +190,6 @@ def _free_aside_name(path: str) -> str:
         if not os.path.lexists(candidate):
             return candidate
     raise FileExistsError(f"no free name beside {os.path.basename(path)}")
-
-
-@dataclass(frozen=True)
-class ObjectCheck:
-    """What the store found when it re-hashed an object."""
-
-    sha256: str
-    intact: bool
-    size: int  # bytes found (-1: the object is missing)
-    mtime_ns: int
 
 
 class ContentStore:
@@ -439,6 +429,14 @@ class ContentStore:
             return os.path.samefile(library_file, self.object_file(sha256))
         except OSError:
             return False
+
+    def occupied(self, library_file: str) -> bool:
+        """Whether anything (a link, a person's file, a folder) stands at library_file."""
+        return os.path.lexists(library_file)
+
+    def absolute(self, library_path: str) -> str:
+        """A path as the catalog records it (relative to the root), made absolute."""
+        return f"{self._root_str}/{library_path}"
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free

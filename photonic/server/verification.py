@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 from photonic.logfmt import event
 from photonic.server.catalog import SqliteCatalog
-from photonic.server.store import ContentStore, ObjectCheck
+from photonic.server.storage.blobs import BlobStore, ObjectCheck
+from photonic.server.storage.local import LocalBlobStore
+from photonic.server.store import ContentStore
 
 log = logging.getLogger("photonic.server.verification")
 
@@ -46,8 +48,9 @@ def damage(check: ObjectCheck, expected_size: int) -> str:
 class ObjectVerifier:
     """Trust checks and re-hashes of stored objects; blocking, called from worker threads."""
 
-    def __init__(self, store: ContentStore, catalog: SqliteCatalog) -> None:
-        self._store = store
+    def __init__(self, store: BlobStore | ContentStore, catalog: SqliteCatalog) -> None:
+        """store: a ContentStore is read through its LocalBlobStore."""
+        self._store = LocalBlobStore(store) if isinstance(store, ContentStore) else store
         self._catalog = catalog
 
     def trusted(self, wanted: Mapping[str, int]) -> TrustReport:
@@ -58,19 +61,19 @@ class ObjectVerifier:
         records = self._catalog.verified_objects(list(wanted))
         fresh: list[tuple[str, int, int]] = []
         for sha, declared in wanted.items():
-            st = self._store.stat_object(sha)
+            st = self._store.stat(sha)
             if st is None:
                 continue
             record = records.get(sha)
-            if (record is not None and st.st_size == record.size
-                    and st.st_mtime_ns == record.mtime_ns):
-                if declared == st.st_size:
+            if (record is not None and st.size == record.size
+                    and st.mtime_ns == record.mtime_ns):
+                if declared == st.size:
                     report.trusted.add(sha)
                 continue
             report.rehashed += 1
             # Without a record only the bytes can judge: a size a client declares never
             # condemns an object (a lying manifest must not get good bytes quarantined).
-            check = self._store.check_object(sha)
+            check = self._store.check(sha)
             problem = damage(check, record.size if record is not None else check.size)
             if problem:
                 if self.quarantine(sha, problem):
@@ -86,7 +89,7 @@ class ObjectVerifier:
     def verify(self, sha256: str, expected_size: int) -> str:
         """Re-hashes one object whatever its record says (a scrub); records the result.
         Returns '' when intact, else why it was quarantined."""
-        check = self._store.check_object(sha256)
+        check = self._store.check(sha256)
         problem = damage(check, expected_size)
         if problem:
             self.quarantine(sha256, problem)

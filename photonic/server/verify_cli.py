@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import sys
 
+from photonic._configobjects import require_local_objects
 from photonic.config import ServerConfig
 from photonic.errors import InvalidInput
 from photonic.server.catalog import SqliteCatalog
@@ -19,6 +20,7 @@ EXIT_DAMAGED = 1
 def run_verify(config: ServerConfig, *, since: dt.datetime | None, rate: str,
                as_json: bool) -> int:
     """0 when every object checked is intact; 1 when any is damaged or missing."""
+    require_local_objects(config.config_path, config.objects, "verify")
     try:
         rate_bytes_per_s = parse_rate(rate)
     except ValueError as exc:

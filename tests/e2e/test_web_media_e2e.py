@@ -29,6 +29,7 @@ from tests.support.daemons import (
 from tests.support.photos import make_corrupt_jpeg, make_jpeg
 from tests.support.pki import TestPki
 from tests.support.raws import make_nef_like
+from tests.support.s3 import S3Endpoint, s3_endpoint  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -88,11 +89,19 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, pki: TestPki) -> Iterator[Site]:
+@pytest.fixture(scope="module", params=["local", "s3"])
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+         pki: TestPki) -> Iterator[Site]:
+    """The same site with its objects on the local disk, and in a bucket (storage.objects:
+    s3://, thumbnails and downloads read through the BlobStore)."""
     root = tmp_path_factory.mktemp("media")
     port = free_port()
-    server = start_server(root / "server", pki, extra={"server": {"web_ui_port": port}})
+    extra: dict[str, Any] = {"server": {"web_ui_port": port}}
+    if request.param == "s3":
+        endpoint: S3Endpoint = request.getfixturevalue("s3_endpoint")
+        extra["storage"] = {"objects": f"s3://{endpoint.new_bucket()}/media",
+                            "s3": {"endpoint_url": endpoint.url}}
+    server = start_server(root / "server", pki, extra=extra)
     server.http_port = port
     try:
         token = web_token(server, "ops")

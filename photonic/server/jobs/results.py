@@ -17,7 +17,7 @@ from photonic.models import ConflictPolicy, ContentHash, ManifestEntry, is_conte
 from photonic.server.ingest_deps import UploadClaims
 from photonic.server.library import Library
 from photonic.server.object_reader import read_object
-from photonic.server.store import ContentStore, PartialUpload
+from photonic.server.storage.blobs import BlobStore, BlobUpload
 
 BLOB_CHUNK_BYTES = 1 << 20
 DERIVED_AGENT = "_derived"
@@ -44,7 +44,7 @@ def check_output_name(name: str) -> str:
 
 
 class ResultStore:
-    def __init__(self, store: ContentStore, library: Library, claims: UploadClaims,
+    def __init__(self, store: BlobStore, library: Library, claims: UploadClaims,
                  max_size_bytes: int) -> None:
         self._store = store
         self._library = library
@@ -74,25 +74,29 @@ class ResultStore:
         intact is not written again: the bytes are read and dropped."""
         if not self._claims.try_claim(h.sha256):
             raise errors.Transient("this content is being stored by another upload; retry")
-        upload: PartialUpload | None = None
+        upload: BlobUpload | None = None
         try:
             if not await asyncio.to_thread(self._stored_intact, h.sha256):
                 upload = await asyncio.to_thread(
-                    self._store.open_partial, ContentHash(h.sha256), h.size, resume=False)
+                    self._store.partial, ContentHash(h.sha256), h.size, resume=False)
             await self._append(upload, h, first_offset, first)
             async for offset, data in rest:
                 await self._append(upload, h, offset, data)
             if upload is not None:
-                await asyncio.to_thread(self._store.commit, upload)
+                await asyncio.to_thread(self._commit, upload)
         finally:
             if upload is not None and not upload.closed:
                 await asyncio.to_thread(upload.discard)
             self._claims.release(h.sha256)
 
-    def _stored_intact(self, sha256: str) -> bool:
-        return self._store.has_object(sha256) and self._store.check_object(sha256).intact
+    def _commit(self, upload: BlobUpload) -> None:
+        upload.finish()
+        self._store.commit(upload)
 
-    async def _append(self, upload: PartialUpload | None, h: ResultHeader, offset: int,
+    def _stored_intact(self, sha256: str) -> bool:
+        return self._store.has(sha256) and self._store.check(sha256).intact
+
+    async def _append(self, upload: BlobUpload | None, h: ResultHeader, offset: int,
                       data: bytes) -> None:
         if upload is None or not data:
             return
@@ -126,8 +130,8 @@ class ResultStore:
 
     def object_size(self, sha256: str) -> int | None:
         with contextlib.suppress(OSError):
-            st = self._store.stat_object(sha256)
-            return None if st is None else st.st_size
+            st = self._store.stat(sha256)
+            return None if st is None else st.size
         return None
 
 

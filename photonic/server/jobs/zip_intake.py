@@ -30,6 +30,8 @@ from photonic.server.jobs.inputs import JobInput
 from photonic.server.jobs.kinds import job_kind
 from photonic.server.jobs.service import JobsService
 from photonic.server.library import Library
+from photonic.server.storage.blobs import BlobStore
+from photonic.server.storage.local import LocalBlobStore
 from photonic.server.store import ContentStore
 
 UPLOADS_AGENT = "_uploads"
@@ -78,9 +80,12 @@ class _HashingFile:
 
 class UploadIntake:
     def __init__(self, jobs: JobsService, store: ContentStore, library: Library,
-                 claims: UploadClaims, audit: Audit, limits: IntakeLimits) -> None:
+                 claims: UploadClaims, audit: Audit, limits: IntakeLimits,
+                 blobs: BlobStore | None = None) -> None:
+        """store: its partial/ folder holds the spool; blobs: where the photos are stored
+        (None: store's own objects/)."""
         self._jobs = jobs
-        self._store = store
+        self._blobs = blobs if blobs is not None else LocalBlobStore(store)
         self._library = library
         self._claims = claims
         self._audit = audit
@@ -136,14 +141,15 @@ class UploadIntake:
             self._claims.release(s.sha256)
 
     def _put_object(self, s: StagedImage) -> None:
-        if self._store.has_object(s.sha256) and self._store.check_object(s.sha256).intact:
+        if self._blobs.has(s.sha256) and self._blobs.check(s.sha256).intact:
             return
-        upload = self._store.open_partial(ContentHash(s.sha256), s.size, resume=False)
+        upload = self._blobs.partial(ContentHash(s.sha256), s.size, resume=False)
         try:
             with open(s.temp, "rb") as source:
                 while block := source.read(_COPY_BLOCK):
                     upload.append(block)
-            self._store.commit(upload)
+            upload.finish()
+            self._blobs.commit(upload)
         finally:
             if not upload.closed:
                 upload.discard()

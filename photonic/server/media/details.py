@@ -4,7 +4,7 @@ does not keep), the jobs that took it as input and what they made."""
 
 from __future__ import annotations
 
-import os
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -12,6 +12,8 @@ from photonic import errors
 from photonic.jobs_model import Job, JobState
 from photonic.media.exif_details import ExifDetails, read_exif_details
 from photonic.server.catalog import LocationRow
+from photonic.server.storage.blob_file import open_blob
+from photonic.server.storage.blobs import BlobStore
 
 MAX_JOBS = 100
 
@@ -88,11 +90,9 @@ def photo_view(row: LocationRow, exif: ExifDetails, jobs: list[Job],
                      counts.get(head.sha256, 1))
 
 
-def read_exif_of(object_file: str) -> tuple[int, ExifDetails]:
+def read_exif_of(blobs: BlobStore, sha256: str) -> tuple[int, ExifDetails]:
     """(size, EXIF details) of a stored object. Blocking: call it from a thread."""
-    try:
-        with open(object_file, "rb") as source:
-            return os.fstat(source.fileno()).st_size, read_exif_details(source)
-    except FileNotFoundError:
-        raise errors.NotFound("that content is not in the store (quarantined until an agent "
-                              "sends it again)") from None
+    with open_blob(blobs, sha256) as source:
+        size = source.seek(0, io.SEEK_END)
+        source.seek(0)
+        return size, read_exif_details(source)

@@ -1,13 +1,15 @@
 """A stored content's bytes for a download: opened once (objects are read-only after
-commit, so what was opened is what is sent), read in chunks from a worker thread."""
+commit, so what was opened is what is sent), read in chunks from a worker thread, from
+whichever BlobStore holds them."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncGenerator
 
 from photonic import errors
+from photonic.server.storage.blob_file import GONE
+from photonic.server.storage.blobs import BlobReader, BlobStore
 
 CHUNK_BYTES = 1 << 20
 
@@ -15,20 +17,18 @@ CHUNK_BYTES = 1 << 20
 class Download:
     """One open object; chunks() reads it to the end and closes it, close() ends it early."""
 
-    def __init__(self, fd: int, name: str, size: int) -> None:
-        self._fd = fd
+    def __init__(self, reader: BlobReader, name: str) -> None:
+        self._reader: BlobReader | None = reader
         self.name = name
-        self.size = size
+        self.size = reader.size
 
     @classmethod
-    def open(cls, object_file: str, name: str) -> Download:
+    def open(cls, blobs: BlobStore, sha256: str, name: str) -> Download:
         """Blocking: call it from a thread."""
         try:
-            fd = os.open(object_file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            raise errors.NotFound("that content is not in the store (quarantined until an "
-                                  "agent sends it again)") from None
-        return cls(fd, name, os.fstat(fd).st_size)
+            return cls(blobs.open(sha256), name)
+        except errors.NotFound:
+            raise errors.NotFound(GONE) from None
 
     async def chunks(self, start: int = 0, end: int | None = None
                      ) -> AsyncGenerator[bytes, None]:
@@ -36,9 +36,9 @@ class Download:
         CHUNK_BYTES read at a time: a Range request reads only its part."""
         offset, stop = start, self.size if end is None else min(end, self.size)
         try:
-            while offset < stop:
-                data = await asyncio.to_thread(os.pread, self._fd,
-                                               min(CHUNK_BYTES, stop - offset), offset)
+            while offset < stop and self._reader is not None:
+                data = await asyncio.to_thread(self._reader.read_at, offset,
+                                               min(CHUNK_BYTES, stop - offset))
                 if not data:
                     raise errors.IntegrityError("the stored object ended early")
                 offset += len(data)
@@ -47,6 +47,6 @@ class Download:
             self.close()
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None

@@ -27,13 +27,13 @@ from photonic.server.media.details import (
 )
 from photonic.server.media.downloads import Download
 from photonic.server.media.thumbs import ThumbnailCache
+from photonic.server.storage.blob_file import open_as_file
+from photonic.server.storage.blobs import BlobStore
+from photonic.server.storage.local import LocalBlobStore
+from photonic.server.store import ContentStore
 
 THUMB_CACHE = Path("cache") / "thumbs"
 """Beneath the server's storage path."""
-
-
-class ObjectFiles(Protocol):
-    def object_file(self, sha256: str) -> str: ...
 
 
 class JobsByInput(OutputIndex, Protocol):
@@ -41,16 +41,19 @@ class JobsByInput(OutputIndex, Protocol):
 
 
 class MediaService:
-    def __init__(self, store: ObjectFiles, catalog: MediaCatalog, jobs: JobsByInput,
+    def __init__(self, store: BlobStore | ContentStore, catalog: MediaCatalog,
+                 jobs: JobsByInput,
                  storage_path: Path, *, thumb_concurrency: int = 2,
                  copies: Callable[[Sequence[str]], Mapping[str, int]] | None = None) -> None:
-        """copies: each content's copies on the server side (replication), for the details."""
-        self._store = store
+        """store: where the bytes are (a ContentStore is read through its LocalBlobStore);
+        copies: each content's copies on the server side (replication), for the details."""
+        self._store = LocalBlobStore(store) if isinstance(store, ContentStore) else store
         self._copies = copies
         self._catalog = catalog
         self._jobs = jobs
         self._rule = ContentRule(catalog, jobs)
-        self.thumbs = ThumbnailCache(storage_path / THUMB_CACHE, store.object_file,
+        spool = storage_path / THUMB_CACHE
+        self.thumbs = ThumbnailCache(spool, lambda sha: open_as_file(self._store, sha, spool),
                                      concurrency=thumb_concurrency)
 
     async def servable(self, sha256: str) -> str:
@@ -64,11 +67,11 @@ class MediaService:
     async def download(self, sha256: str) -> Download:
         """The open content, to be read with chunks() (which closes it) or closed."""
         name = await self.servable(sha256)
-        return await asyncio.to_thread(Download.open, self._store.object_file(sha256), name)
+        return await asyncio.to_thread(Download.open, self._store, sha256, name)
 
     async def content(self, sha256: str) -> ContentView:
         await self.servable(sha256)
-        size, exif = await asyncio.to_thread(read_exif_of, self._store.object_file(sha256))
+        size, exif = await asyncio.to_thread(read_exif_of, self._store, sha256)
         return ContentView(sha256, size, exif)
 
     async def photo(self, location_id: str) -> PhotoView:
@@ -83,7 +86,7 @@ class MediaService:
         if head is None:
             raise errors.NotFound(f"photo {number} has no current version")
         try:
-            _, exif = await asyncio.to_thread(read_exif_of, self._store.object_file(head))
+            _, exif = await asyncio.to_thread(read_exif_of, self._store, head)
         except errors.NotFound:  # quarantined: the rest of the details still stand
             exif = ExifDetails()
         counts = await asyncio.to_thread(self._copies, shas) if self._copies else None

@@ -14,6 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from photonic import errors
 from photonic.logfmt import event
@@ -29,11 +30,12 @@ MAX_REMEMBERED_FAILURES = 4096
 
 
 class ThumbnailCache:
-    def __init__(self, root: Path, object_file: Callable[[str], str], *,
+    def __init__(self, root: Path, open_object: Callable[[str], BinaryIO], *,
                  concurrency: int = RENDER_CONCURRENCY) -> None:
-        """object_file: where the store keeps a (checked) content's bytes."""
+        """open_object: a (checked) content's bytes, opened from the store; NotFound when
+        the store no longer holds them."""
         self._root = root
-        self._object_file = object_file
+        self._open_object = open_object
         self._gate = asyncio.Semaphore(concurrency)
         self._running: dict[tuple[str, int], asyncio.Task[bytes]] = {}
         self._failed: OrderedDict[str, str] = OrderedDict()
@@ -81,7 +83,7 @@ class ThumbnailCache:
 
     def _render_to(self, sha256: str, size: int, path: Path) -> bytes:
         try:
-            source = open(self._object_file(sha256), "rb")  # noqa: SIM115 - closed below
+            source = self._open_object(sha256)
         except FileNotFoundError:
             raise errors.NotFound(f"content {sha256[:12]} is not in the store (quarantined "
                                   "until an agent sends it again)") from None

@@ -1,0 +1,80 @@
+"""The SQLite catalog's multipart ledger (storage/multipart.py): every statement of it, so the
+PostgreSQL catalog's twin is a copy of this module with its placeholders. A mixin of
+SqliteCatalog, like catalog_shoots.ShootTables."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+
+from photonic.server.catalog_writes import now_ms
+from photonic.server.storage.multipart import MultipartPart, MultipartState
+from photonic.sqlite_db import transaction
+
+_IN_BATCH = 500
+
+
+class MultipartTables:
+    """Needs the SqliteCatalog's connection and lock."""
+
+    _conn: sqlite3.Connection
+    _lock: threading.Lock
+
+    def multipart_of(self, sha256: str) -> MultipartState | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT size, staging_key, upload_id, created_ms FROM multipart_uploads "
+                "WHERE sha256 = ?", (sha256,)).fetchone()
+            if row is None:
+                return None
+            parts = self._conn.execute(
+                "SELECT part_number, etag, size FROM multipart_parts WHERE sha256 = ? "
+                "ORDER BY part_number", (sha256,)).fetchall()
+        return MultipartState(sha256, int(row[0]), str(row[1]), str(row[2]), int(row[3]),
+                              tuple(MultipartPart(int(n), str(e), int(s)) for n, e, s in parts))
+
+    def multipart_offsets(self, shas: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        unique = list(dict.fromkeys(shas))
+        for start in range(0, len(unique), _IN_BATCH):
+            batch = unique[start:start + _IN_BATCH]
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT u.sha256, COALESCE(SUM(p.size), 0) FROM multipart_uploads u "
+                    "LEFT JOIN multipart_parts p ON p.sha256 = u.sha256 "
+                    f"WHERE u.sha256 IN ({', '.join('?' * len(batch))}) GROUP BY u.sha256",
+                    batch).fetchall()
+            out.update((str(sha), int(offset)) for sha, offset in rows)
+        return out
+
+    def begin_multipart(self, sha256: str, size: int, staging_key: str, upload_id: str
+                        ) -> None:
+        with self._ledger_tx() as c:
+            c.execute("DELETE FROM multipart_uploads WHERE sha256 = ?", (sha256,))
+            c.execute("INSERT INTO multipart_uploads (sha256, size, staging_key, upload_id, "
+                      "created_ms) VALUES (?, ?, ?, ?, ?)",
+                      (sha256, size, staging_key, upload_id, now_ms()))
+
+    def add_multipart_part(self, sha256: str, upload_id: str, part: MultipartPart) -> bool:
+        with self._ledger_tx() as c:
+            if c.execute("SELECT 1 FROM multipart_uploads WHERE sha256 = ? AND upload_id = ?",
+                         (sha256, upload_id)).fetchone() is None:
+                return False
+            c.execute("INSERT OR REPLACE INTO multipart_parts (sha256, part_number, etag, size) "
+                      "VALUES (?, ?, ?, ?)", (sha256, part.number, part.etag, part.size))
+        return True
+
+    def end_multipart(self, sha256: str, upload_id: str) -> None:
+        with self._ledger_tx() as c:
+            c.execute("DELETE FROM multipart_uploads WHERE sha256 = ? AND upload_id = ?",
+                      (sha256, upload_id))
+
+    def multipart_upload_ids(self) -> set[str]:
+        with self._lock:
+            return {str(r[0]) for r in
+                    self._conn.execute("SELECT upload_id FROM multipart_uploads").fetchall()}
+
+    def _ledger_tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._conn, self._lock, "the server catalog")

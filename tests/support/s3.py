@@ -1,0 +1,74 @@
+"""The tests' S3 endpoint: moto's standalone server (ThreadedMotoServer) on a free loopback
+port, for the whole session. No S3 server (MinIO, SeaweedFS, Garage) is installable here, so
+moto stands in for one; photonic talks to it through the same boto3 code path it uses against
+AWS, with only storage.s3.endpoint_url pointing here. Credentials reach the SDK the usual way,
+through the environment (which the daemons the tests start inherit)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.support.daemons import free_port
+
+REGION = "us-east-1"
+_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "photonic-test",
+    "AWS_SECRET_ACCESS_KEY": "photonic-test-secret",
+    "AWS_DEFAULT_REGION": REGION,
+}
+_buckets = itertools.count(1)
+
+
+@dataclass
+class S3Endpoint:
+    url: str
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.session.Session().client("s3", endpoint_url=self.url, region_name=REGION)
+
+    def new_bucket(self) -> str:
+        """A fresh, empty bucket: each test its own."""
+        name = f"photonic-test-{os.getpid()}-{next(_buckets)}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                         Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def read(self, bucket: str, key: str) -> bytes:
+        return bytes(self.client().get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    def multipart_uploads(self, bucket: str) -> list[dict[str, Any]]:
+        return list(self.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []))
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[S3Endpoint]:
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:  # pragma: no cover - make test-deps installs it
+        pytest.skip("moto[server] is not installed (make test-deps)")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in _CREDENTIALS.items():
+            mp.setenv(name, value)
+        # No shared file or instance role may answer instead of the variables above.
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        mp.setenv("AWS_CONFIG_FILE", os.devnull)
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        try:
+            yield S3Endpoint(f"http://127.0.0.1:{port}")
+        finally:
+            server.stop()
