@@ -150,7 +150,7 @@ class IngestSession:
                 wanted[entry.sha256] = Incoming(entry.sha256, entry.size, [(entry, rel)],
                                                  repair=entry.sha256 in trust.unrepaired)
         for incoming in wanted.values():
-            if self._d.claims.try_claim(incoming.sha256):
+            if await self._d.claims.try_claim(incoming.sha256):
                 incoming.claimed = True
                 # Registered at once: if this stream ends during the await below, close()
                 # finds the content and releases its claim (else it is held for good, and
