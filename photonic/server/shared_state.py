@@ -11,10 +11,6 @@ from photonic.server.events import EventHub, LocalEventHub
 from photonic.server.shared.claims import LocalUploadClaims, UploadClaims
 from photonic.server.shared.library_lock import LibraryLock, LocalLibraryLock
 
-MIGRATIONS = "photonic.server.shared.pg_migrations"
-"""Their own numbered migrations (not the job queue's folder): this state is not the queue's,
-and a server may share it without sharing its queue's schema history, or the reverse."""
-
 
 @dataclass
 class SharedState:
@@ -38,8 +34,8 @@ class SharedState:
 
 
 def make_shared_state(pg_url: str | None) -> SharedState:
-    """None: in this process. A postgresql:// URL: in that database, migrated here (psycopg
-    is imported only then: the embedded server does not need it)."""
+    """None: in this process. A postgresql:// URL: in that database (psycopg is imported
+    only then: the embedded server does not need it)."""
     if not pg_url:
         return SharedState(LocalUploadClaims(), LocalLibraryLock(), LocalEventHub())
     backend = _PgBackend(pg_url)
@@ -50,12 +46,9 @@ def make_shared_state(pg_url: str | None) -> SharedState:
 class _PgBackend:
     def __init__(self, url: str) -> None:
         from photonic.server.pg_channels import ChannelListener
-        from photonic.server.pg_db import connect, migrate, unreachable_as_transient
         from photonic.server.shared import pg_claims, pg_events
         from photonic.server.shared.pg_library_lock import PgLibraryLock
 
-        with unreachable_as_transient(url), connect(url) as conn:
-            migrate(conn, MIGRATIONS)
         self.claims = pg_claims.PgUploadClaims(url)
         self.library_lock = PgLibraryLock(url)
         self.events = pg_events.PgEventHub(url)

@@ -114,8 +114,9 @@ class PgUploadClaims:
                     woken.set_result(None)
 
     def close(self) -> None:
-        """Ends the session: every claim it held is free for other servers."""
-        self._thread.submit(self._disconnect)
+        """Ends the session: every claim it held is free for other servers. Idempotent."""
+        with contextlib.suppress(RuntimeError):  # closed already
+            self._thread.submit(self._disconnect)
         self._thread.shutdown(wait=True)
 
     # on the database thread -----------------------------------------------------------------

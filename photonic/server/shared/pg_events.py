@@ -28,6 +28,7 @@ from photonic.server.pg_db import (
     PgConnection,
     connect,
     connect_async,
+    migrate,
     unreachable_as_transient,
 )
 from photonic.server.shared.pg_keys import EVENTS_ORDER
@@ -35,6 +36,9 @@ from photonic.server.shared.pg_keys import EVENTS_ORDER
 log = logging.getLogger("photonic.server.events")
 
 CHANNEL = "photonic_events"
+MIGRATIONS = "photonic.server.shared.pg_migrations"
+"""The shared state's own numbered migrations, not the job queue's folder: this state is not
+the queue's, and each evolves (and is shared, or not) without renumbering the other."""
 FIELDS = tuple(f.name for f in dataclasses.fields(ServerEvent))
 _COLUMNS = ", ".join(FIELDS)
 _SELECT = f"SELECT id, ring_only, {_COLUMNS} FROM server_events"
@@ -59,6 +63,7 @@ class PgEventHub:
         self._url = url
         self._ring_size = ring_size
         with unreachable_as_transient(url), connect(url) as conn:
+            migrate(conn, MIGRATIONS)
             epoch, recent = self._history(conn)
         self._mirror = LocalEventHub(queue_size, ring_size, epoch=epoch)
         for numbered, ring_only in recent:
@@ -153,6 +158,7 @@ class PgEventHub:
                     if conn is None or conn.closed or conn.broken:
                         conn = await connect_async(self._url)
                     await self._insert(conn, batch)
+                    self._stale.set()  # our own events: read back without the NOTIFY
                     failures = 0
                 except Exception as e:  # the database is away: keep the events, try again
                     self._outbox.extendleft(reversed(batch))
