@@ -166,7 +166,7 @@ class IngestSession:
                 self._incoming[incoming.sha256] = incoming
                 task = asyncio.create_task(self._decide_after_other_stream(incoming))
                 self._waiters.add(task)
-                task.add_done_callback(self._waiters.discard)
+                task.add_done_callback(self._waiter_done)
 
     def _look_up(self, offered: Placed, held: set[str]
                  ) -> tuple[list[bool], dict[str, int], int, TrustReport, set[str]]:
@@ -272,6 +272,14 @@ class IngestSession:
             return None
         finally:
             os.close(fd)
+
+    def _waiter_done(self, task: asyncio.Task[None]) -> None:
+        """A decision taken after another stream's claim that failed (a full disk, the shared
+        claims' database away) breaks the stream as a failed commit does: else the agent
+        would wait for an answer to those files that never comes."""
+        self._waiters.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._on_broken(self._stream_error(exc))
 
     async def _decide_after_other_stream(self, incoming: Incoming) -> None:
         await self._d.claims.wait_released(incoming.sha256)

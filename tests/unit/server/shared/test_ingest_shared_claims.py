@@ -36,13 +36,16 @@ def _server(root: Path, state: SharedState) -> IngestDeps:
     return deps
 
 
-def _run(tmp_path: Path, pg_url: str,
+def _run(tmp_path: Path, pg_url: str | None,
          scenario: Callable[[IngestDeps, IngestDeps], Awaitable[None]]) -> None:
+    """Two servers' ingest; pg_url None: two stores sharing one process's claims."""
     async def main() -> None:
-        states = [make_shared_state(pg_url), make_shared_state(pg_url)]
+        states = [make_shared_state(pg_url)]
+        if pg_url is not None:
+            states.append(make_shared_state(pg_url))
         for s in states:
             await s.start()
-        a, b = _server(tmp_path / "a", states[0]), _server(tmp_path / "b", states[1])
+        a, b = _server(tmp_path / "a", states[0]), _server(tmp_path / "b", states[-1])
         try:
             await scenario(a, b)
         finally:
@@ -119,3 +122,23 @@ def test_a_stream_cut_mid_upload_releases_its_claim_and_the_other_server_resumes
         await on_b.session.close()
 
     _run(tmp_path, pg_url, scenario)
+
+
+def test_a_failure_deciding_after_the_other_claim_breaks_the_waiting_stream(
+        tmp_path: Path, backend: str | None) -> None:
+    """B waits for A's claim; when A lets go, B's disk is full: B's stream is told (broken
+    with StorageFull, as a failed commit is), not left waiting for an answer that never
+    comes."""
+    async def scenario(a: IngestDeps, b: IngestDeps) -> None:
+        on_a = await open_stream(a, [PHOTO])
+        on_b = IngestStream(b, "desktop")
+        await on_b.offer([PHOTO])
+        assert on_b.decisions() == []
+        b.limits = IngestLimits(10**12, 2**62, True)
+        await on_a.session.close()
+        await asyncio.wait_for(on_b.broken_event.wait(), WAIT_S)
+        assert [type(e) for e in on_b.broken] == [StorageFull]
+        await on_b.session.close()
+        assert not b.claims.held(sha_of(PHOTO))
+
+    _run(tmp_path, backend, scenario)
