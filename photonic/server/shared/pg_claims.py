@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections import Counter
 
+from photonic.errors import Transient
 from photonic.logfmt import event
 from photonic.server.pg_db import PgConnection, connect, unreachable_as_transient
 from photonic.server.shared.claims import LocalUploadClaims
@@ -133,11 +134,24 @@ class PgUploadClaims:
                 self._conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
         return self._conn
 
-    def _lock(self, key: int) -> bool:
+    def _ask(self, query: str, args: tuple[object, ...]) -> bool:
+        """One boolean query; a session found lost is opened again (its claims taken again)
+        and the query asked once more, so a server that outlives its session does not fail
+        the next upload for it."""
+        try:
+            return self._ask_once(query, args)
+        except Transient:
+            if self._conn is None or not self._conn.broken:
+                raise
+        return self._ask_once(query, args)
+
+    def _ask_once(self, query: str, args: tuple[object, ...]) -> bool:
         with unreachable_as_transient(self._url):
-            row = self._connection().execute("SELECT pg_try_advisory_lock(%s)",
-                                             (key,)).fetchone()
-        taken = bool(row and row[0])
+            row = self._connection().execute(query.encode(), args).fetchone()
+        return bool(row and row[0])
+
+    def _lock(self, key: int) -> bool:
+        taken = self._ask("SELECT pg_try_advisory_lock(%s)", (key,))
         if taken:
             self._locked[key] += 1
         return taken
@@ -163,9 +177,7 @@ class PgUploadClaims:
             self._thread.submit(self._unlock, key, "")
 
     def _held_elsewhere(self, classid: int, objid: int) -> bool:
-        with unreachable_as_transient(self._url):
-            row = self._connection().execute(_HELD_ELSEWHERE, (classid, objid)).fetchone()
-        return bool(row and row[0])
+        return self._ask(_HELD_ELSEWHERE, (classid, objid))
 
     def _disconnect(self) -> None:
         if self._conn is not None:

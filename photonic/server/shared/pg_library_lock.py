@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
+from photonic.errors import Transient
 from photonic.server.pg_db import PgConnection, connect, unreachable_as_transient
 from photonic.server.shared.pg_keys import WHOLE_LIBRARY, PathKey, path_key
 
@@ -23,6 +24,14 @@ agent sends again): a holder keeps them for one slice, milliseconds, unless it h
 _LOCK_PATHS = "SELECT count(pg_advisory_lock(k)) FROM unnest(%s::bigint[]) AS k"
 _UNLOCK_PATHS = ("SELECT pg_advisory_unlock_shared(%s), "
                  "(SELECT count(pg_advisory_unlock(k)) FROM unnest(%s::bigint[]) AS k)")
+
+
+class _SessionLost(Exception):
+    """The lock's session was found gone: worth one more try on a new one."""
+
+    def __init__(self, error: Transient) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class PgLibraryLock:
@@ -50,17 +59,35 @@ class PgLibraryLock:
                 self._unlock(conn, keys)
 
     def _lock(self, keys: list[int] | None) -> PgConnection:
-        with unreachable_as_transient(self._url):
-            conn = self._connection()
-            try:
+        """A session found lost (a database restart, a cut connection) is opened again and
+        the batch locked once more, rather than failing it."""
+        try:
+            return self._lock_once(keys)
+        except _SessionLost:
+            pass
+        try:
+            return self._lock_once(keys)
+        except _SessionLost as lost:
+            raise lost.error from None
+
+    def _lock_once(self, keys: list[int] | None) -> PgConnection:
+        conn = self._connection()
+        try:
+            with unreachable_as_transient(self._url):
                 if keys is None:
                     conn.execute("SELECT pg_advisory_lock(%s)", (WHOLE_LIBRARY,))
                 else:  # the shared key first: a path holder then waits for nothing it holds
                     conn.execute("SELECT pg_advisory_lock_shared(%s)", (WHOLE_LIBRARY,))
                     conn.execute(_LOCK_PATHS, (keys,))
-            except BaseException:  # timed out half-way: the session drops what it took
-                conn.close()
-                raise
+        except Transient as e:  # timed out half-way: the session drops what it took
+            lost = conn.broken
+            conn.close()
+            if lost:
+                raise _SessionLost(e) from e
+            raise
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _unlock(self, conn: PgConnection, keys: list[int] | None) -> None:

@@ -118,3 +118,23 @@ def test_a_claim_released_then_taken_again_in_one_server_stays_exclusive(
             b.claims.release(SHA)
 
     asyncio.run(scenario())
+
+
+def test_a_server_that_outlives_its_session_takes_its_claims_again(pg_url: str) -> None:
+    """A's claims session is ended while A runs on (a database restart, a cut connection):
+    A's next call opens a new session without failing and takes back the claim A's stream
+    still holds, so B cannot claim it from then on; A's release frees it for B."""
+    async def scenario() -> None:
+        async with two_servers(pg_url) as (a, b):
+            assert await a.claims.try_claim(SHA)
+            assert await asyncio.to_thread(terminate_holder_of, pg_url, content_key(SHA)) == 1
+            assert await a.claims.try_claim(OTHER)  # no error: a new session
+            assert a.claims.held(SHA)
+            assert not await b.claims.try_claim(SHA)
+            a.claims.release(SHA)
+            a.claims.release(OTHER)
+            await asyncio.wait_for(b.claims.wait_released(SHA), 30)
+            assert await b.claims.try_claim(SHA)
+            b.claims.release(SHA)
+
+    asyncio.run(scenario())

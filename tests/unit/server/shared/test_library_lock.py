@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from photonic.server.pg_db import connect
 from photonic.server.shared.library_lock import LibraryLock
 from photonic.server.shared.pg_keys import WHOLE_LIBRARY, PathKey, path_key
 from photonic.server.shared_state import SharedState, make_shared_state
@@ -152,3 +153,35 @@ def test_a_dead_servers_paths_are_free_at_once(pg_url: str) -> None:
     finally:
         _stop(a)
         _stop(b)
+
+
+def test_a_server_that_outlives_its_lock_session_locks_on_a_new_one(pg_url: str) -> None:
+    """A's lock session ends while A holds nothing (a database restart, a cut connection):
+    A's next batch is locked on a new session, without an error, and is still exclusive."""
+    a, b = make_shared_state(pg_url), make_shared_state(pg_url)
+    try:
+        with a.library_lock.hold([PATH]):
+            pass
+        with connect(pg_url) as conn:
+            ended = conn.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM "
+                "pg_stat_activity WHERE query LIKE '%%advisory_unlock_shared%%' "
+                "AND pid <> pg_backend_pid()").fetchone()
+        assert ended == (1,)
+        with a.library_lock.hold([PATH]):
+            got = threading.Event()
+            taker = threading.Thread(target=lambda: _take(b.library_lock, got))
+            taker.start()
+            wait_until(lambda: waiting_for(pg_url, path_key(PATH)) == 1, 30, 0.02,
+                       "B waits for the path A holds on its new session")
+            assert not got.is_set()
+        taker.join(30)
+        assert got.is_set()
+    finally:
+        _stop(a)
+        _stop(b)
+
+
+def _take(lock: LibraryLock, got: threading.Event) -> None:
+    with lock.hold([PATH]):
+        got.set()
