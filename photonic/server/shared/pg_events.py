@@ -70,6 +70,9 @@ class PgEventHub:
             self._mirror.deliver(numbered, ring_only=ring_only)
         self._outbox: deque[tuple[ServerEvent, bool]] = deque(maxlen=OUTBOX_SIZE)
         self._queued = asyncio.Event()
+        self._empty = asyncio.Event()
+        """Set while nothing waits for the database (stop() flushes until then)."""
+        self._empty.set()
         self._stale = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.dropped = 0
@@ -95,6 +98,7 @@ class PgEventHub:
         if len(self._outbox) == self._outbox.maxlen:
             self.dropped += 1
         self._outbox.append((event, ring_only))
+        self._empty.clear()
         self._queued.set()
 
     def resume_point(self, after: int | None, epoch: str | None) -> tuple[int, bool]:
@@ -131,39 +135,39 @@ class PgEventHub:
         self._stale.set()
 
     async def stop(self, flush_timeout_s: float = 5.0) -> None:
-        writer = self._tasks[0] if self._tasks else None
-        if writer is not None and self._outbox:
-            self._queued.set()
+        if self._tasks and self._outbox:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained(), flush_timeout_s)
+                await asyncio.wait_for(self._empty.wait(), flush_timeout_s)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
 
-    async def _drained(self) -> None:
-        while self._outbox:
-            await asyncio.sleep(0.01)
-
     async def _writer(self) -> None:
         conn: PgAsyncConnection | None = None
         failures = 0
-        while True:
-            await self._queued.wait()
-            self._queued.clear()
-            while self._outbox:
-                batch = [self._outbox.popleft() for _ in range(min(BATCH, len(self._outbox)))]
-                try:
-                    if conn is None or conn.closed or conn.broken:
-                        conn = await connect_async(self._url)
-                    await self._insert(conn, batch)
-                    self._stale.set()  # our own events: read back without the NOTIFY
-                    failures = 0
-                except Exception as e:  # the database is away: keep the events, try again
-                    self._outbox.extendleft(reversed(batch))
-                    await self._retry("events_write_retry", failures, e)
-                    failures += 1
+        try:
+            while True:
+                await self._queued.wait()
+                self._queued.clear()
+                while self._outbox:
+                    batch = [self._outbox.popleft()
+                             for _ in range(min(BATCH, len(self._outbox)))]
+                    try:
+                        if conn is None or conn.closed or conn.broken:
+                            conn = await connect_async(self._url)
+                        await self._insert(conn, batch)
+                        self._stale.set()  # our own events: read back without the NOTIFY
+                        failures = 0
+                    except Exception as e:  # the database is away: keep them, try again
+                        self._outbox.extendleft(reversed(batch))
+                        await self._retry("events_write_retry", failures, e)
+                        failures += 1
+                self._empty.set()
+        finally:
+            if conn is not None:
+                await conn.close()
 
     async def _insert(self, conn: PgAsyncConnection,
                       batch: list[tuple[ServerEvent, bool]]) -> None:
@@ -181,18 +185,22 @@ class PgEventHub:
     async def _reader(self) -> None:
         conn: PgAsyncConnection | None = None
         failures = 0
-        while True:
-            await self._stale.wait()
-            self._stale.clear()
-            try:
-                if conn is None or conn.closed or conn.broken:
-                    conn = await connect_async(self._url)
-                await self._read_new(conn)
-                failures = 0
-            except Exception as e:
-                self._stale.set()
-                await self._retry("events_read_retry", failures, e)
-                failures += 1
+        try:
+            while True:
+                await self._stale.wait()
+                self._stale.clear()
+                try:
+                    if conn is None or conn.closed or conn.broken:
+                        conn = await connect_async(self._url)
+                    await self._read_new(conn)
+                    failures = 0
+                except Exception as e:
+                    self._stale.set()
+                    await self._retry("events_read_retry", failures, e)
+                    failures += 1
+        finally:
+            if conn is not None:
+                await conn.close()
 
     async def _read_new(self, conn: PgAsyncConnection) -> None:
         while True:

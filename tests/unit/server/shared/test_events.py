@@ -159,3 +159,29 @@ def test_a_fresh_database_has_another_epoch(pg_url: str, pg_cluster: PgCluster) 
         assert PgEventHub(pg_url).epoch != PgEventHub(pg_cluster.url(name)).epoch
     finally:
         pg_cluster.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_publishing_never_waits_on_the_database(pg_url: str) -> None:
+    """While another session holds the insert-order lock (the database is slow to take
+    events), 200 publishes on the event loop return at once and nothing is seen yet; once
+    the lock is free, all 200 arrive, in publish order, numbered in one run."""
+    from photonic.server.shared.pg_keys import EVENTS_ORDER
+
+    async def scenario() -> None:
+        async with two_servers(pg_url) as (a, _b):
+            blocker = await asyncio.to_thread(connect, pg_url)
+            try:
+                await asyncio.to_thread(blocker.execute, "BEGIN")
+                await asyncio.to_thread(blocker.execute, "SELECT pg_advisory_xact_lock(%s)",
+                                        (EVENTS_ORDER,))
+                before = a.events.last_id
+                for n in range(200):
+                    a.events.publish(_event(n))
+                assert a.events.since(before) == []
+                await asyncio.to_thread(blocker.execute, "COMMIT")
+            finally:
+                await asyncio.to_thread(blocker.close)
+            got = await _ring_until(a.events, 200, after=before)
+            assert [n.event.size for n in got] == list(range(200))
+
+    asyncio.run(scenario())
