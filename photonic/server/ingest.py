@@ -149,13 +149,14 @@ class IngestSession:
             else:
                 wanted[entry.sha256] = Incoming(entry.sha256, entry.size, [(entry, rel)],
                                                  repair=entry.sha256 in trust.unrepaired)
+        for sha in await self._d.claims.try_claim_many(list(wanted)):
+            wanted[sha].claimed = True
+            # Registered at once: if this stream ends during an await below, close() finds
+            # the content and releases its claim (else it is held for good, and every later
+            # stream offered it waits on it forever).
+            self._incoming[sha] = wanted[sha]
         for incoming in wanted.values():
-            if await self._d.claims.try_claim(incoming.sha256):
-                incoming.claimed = True
-                # Registered at once: if this stream ends during the await below, close()
-                # finds the content and releases its claim (else it is held for good, and
-                # every later stream offered it waits on it forever).
-                self._incoming[incoming.sha256] = incoming
+            if incoming.claimed:
                 partial_bytes = offsets.get(incoming.sha256)
                 if partial_bytes is None:  # held, but another stream held its claim (rare)
                     partial_bytes = await asyncio.to_thread(self._d.store.partial_offset,

@@ -5,6 +5,7 @@ implementation that the embedded server uses."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Protocol
 
 
@@ -19,6 +20,11 @@ class UploadClaims(Protocol):
 
     async def try_claim(self, sha256: str) -> bool:
         """Takes the claim if no stream (of any server sharing the claims) holds it."""
+        ...
+
+    async def try_claim_many(self, sha256s: Sequence[str]) -> set[str]:
+        """try_claim for each (distinct) content, in one hop to a shared backend: the ones
+        taken. A manifest of a thousand new photos is not a thousand round trips."""
         ...
 
     def release(self, sha256: str) -> None:
@@ -49,6 +55,9 @@ class LocalUploadClaims:
 
     async def try_claim(self, sha256: str) -> bool:
         return self.claim_now(sha256)
+
+    async def try_claim_many(self, sha256s: Sequence[str]) -> set[str]:
+        return {sha for sha in sha256s if self.claim_now(sha)}
 
     def release(self, sha256: str) -> None:
         done = self._released.pop(sha256, None)

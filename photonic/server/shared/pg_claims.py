@@ -17,6 +17,8 @@ import concurrent.futures
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Sequence
+from typing import Any
 
 from photonic.errors import Transient
 from photonic.logfmt import event
@@ -56,22 +58,30 @@ class PgUploadClaims:
         return self._local.held(sha256)
 
     async def try_claim(self, sha256: str) -> bool:
-        if not self._local.claim_now(sha256):
-            return False
-        key = content_key(sha256)
-        taking = self._thread.submit(self._lock, key)
+        return bool(await self.try_claim_many([sha256]))
+
+    async def try_claim_many(self, sha256s: Sequence[str]) -> set[str]:
+        mine = [sha for sha in dict.fromkeys(sha256s) if self._local.claim_now(sha)]
+        if not mine:
+            return set()
+        keys = {content_key(sha): sha for sha in mine}
+        taking = self._thread.submit(self._lock_many, list(keys))
         try:
             taken = await asyncio.wrap_future(taking)
         except asyncio.CancelledError:
-            taking.add_done_callback(lambda f: self._undo(f, key))
-            self._local.release(sha256)
+            taking.add_done_callback(self._undo)
+            for sha in mine:
+                self._local.release(sha)
             raise
         except BaseException:
-            self._local.release(sha256)
+            for sha in mine:
+                self._local.release(sha)
             raise
-        if not taken:
-            self._local.release(sha256)
-        return taken
+        claimed = {keys[k] for k in taken if k in keys}
+        for sha in mine:
+            if sha not in claimed:
+                self._local.release(sha)
+        return claimed
 
     def release(self, sha256: str) -> None:
         if not self._local.held(sha256):
@@ -134,25 +144,27 @@ class PgUploadClaims:
                 self._conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
         return self._conn
 
-    def _ask(self, query: str, args: tuple[object, ...]) -> bool:
-        """One boolean query; a session found lost is opened again (its claims taken again)
-        and the query asked once more, so a server that outlives its session does not fail
-        the next upload for it."""
+    def _rows(self, query: str, args: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        """A session found lost is opened again (its claims taken again) and the query
+        asked once more, so a server that outlives its session does not fail the next
+        upload for it."""
         try:
-            return self._ask_once(query, args)
+            return self._rows_once(query, args)
         except Transient:
             if self._conn is None or not self._conn.broken:
                 raise
-        return self._ask_once(query, args)
+        return self._rows_once(query, args)
 
-    def _ask_once(self, query: str, args: tuple[object, ...]) -> bool:
+    def _rows_once(self, query: str, args: tuple[object, ...]) -> list[tuple[Any, ...]]:
         with unreachable_as_transient(self._url):
-            row = self._connection().execute(query.encode(), args).fetchone()
-        return bool(row and row[0])
+            return list(self._connection().execute(query.encode(), args).fetchall())
 
-    def _lock(self, key: int) -> bool:
-        taken = self._ask("SELECT pg_try_advisory_lock(%s)", (key,))
-        if taken:
+    def _lock_many(self, keys: list[int]) -> list[int]:
+        """The keys locked now (try-locks never wait, so their order does not matter)."""
+        rows = self._rows("SELECT k FROM unnest(%s::bigint[]) AS k "
+                          "WHERE pg_try_advisory_lock(k)", (keys,))
+        taken = [int(r[0]) for r in rows]
+        for key in taken:
             self._locked[key] += 1
         return taken
 
@@ -169,15 +181,17 @@ class PgUploadClaims:
         except Exception as e:  # the lock went with a lost session; nothing else to undo
             event(log, "claims_release_failed", error=str(e)[:200])
 
-    def _undo(self, taking: concurrent.futures.Future[bool], key: int) -> None:
-        """A claim whose taker was cancelled: its lock, if it was taken, is given back."""
-        if taking.cancelled() or taking.exception() is not None or not taking.result():
+    def _undo(self, taking: concurrent.futures.Future[list[int]]) -> None:
+        """Claims whose taker was cancelled: the locks taken are given back."""
+        if taking.cancelled() or taking.exception() is not None:
             return
-        with contextlib.suppress(RuntimeError):
-            self._thread.submit(self._unlock, key, "")
+        for key in taking.result():
+            with contextlib.suppress(RuntimeError):
+                self._thread.submit(self._unlock, key, "")
 
     def _held_elsewhere(self, classid: int, objid: int) -> bool:
-        return self._ask(_HELD_ELSEWHERE, (classid, objid))
+        rows = self._rows(_HELD_ELSEWHERE, (classid, objid))
+        return bool(rows and rows[0][0])
 
     def _disconnect(self) -> None:
         if self._conn is not None:

@@ -138,3 +138,26 @@ def test_a_server_that_outlives_its_session_takes_its_claims_again(pg_url: str) 
             b.claims.release(SHA)
 
     asyncio.run(scenario())
+
+
+def test_claiming_many_at_once_takes_the_free_ones_only(backend: str | None) -> None:
+    """A manifest's new contents are claimed in one call: the ones another server (or
+    stream) holds are left out, the rest are taken, and each is released on its own."""
+    shas = [f"{i:02x}" * 32 for i in range(1, 6)]
+
+    async def scenario() -> None:
+        async with two_servers(backend) as (a, b):
+            assert await a.claims.try_claim(shas[1])
+            assert await b.claims.try_claim_many([*shas, shas[0]]) == {
+                shas[0], *shas[2:]}
+            assert not await a.claims.try_claim_many(shas)
+            for sha in (shas[0], *shas[2:]):
+                b.claims.release(sha)
+            a.claims.release(shas[1])
+            for sha in shas:
+                await asyncio.wait_for(a.claims.wait_released(sha), 30)
+            assert await a.claims.try_claim_many(shas) == set(shas)
+            for sha in shas:
+                a.claims.release(sha)
+
+    asyncio.run(scenario())
