@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,8 @@ CHANNEL = "photonic_claims"
 RECHECK_S = 1.0
 """How often a waiter looks at a claim held elsewhere: a dead holder frees its claim with no
 notification."""
+_UNLOCK = ("SELECT count(pg_advisory_unlock(k)), count(pg_notify('" + CHANNEL + "', s)) "
+           "FROM unnest(%s::bigint[], %s::text[]) AS t(k, s)")
 _HELD_ELSEWHERE = (
     "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
@@ -53,6 +56,9 @@ class PgUploadClaims:
         """Keys this session holds (the database thread's own), to take again after a
         reconnection."""
         self._remote: dict[str, set[asyncio.Future[None]]] = {}
+        self._mutex = threading.Lock()
+        self._releasing: list[tuple[int, str]] = []
+        self._flush_queued = False
 
     def held(self, sha256: str) -> bool:
         return self._local.held(sha256)
@@ -87,8 +93,16 @@ class PgUploadClaims:
         if not self._local.held(sha256):
             return
         self._local.release(sha256)
+        self._queue_release(content_key(sha256), sha256)
+
+    def _queue_release(self, key: int, sha256: str) -> None:
+        with self._mutex:
+            self._releasing.append((key, sha256))
+            if self._flush_queued:
+                return
+            self._flush_queued = True
         with contextlib.suppress(RuntimeError):  # closed: the session's locks went with it
-            self._thread.submit(self._unlock, content_key(sha256), sha256)
+            self._thread.submit(self._flush_releases)
 
     async def wait_released(self, sha256: str) -> None:
         """A claim of this server: until its stream lets go. Another server's: until it
@@ -168,17 +182,29 @@ class PgUploadClaims:
             self._locked[key] += 1
         return taken
 
-    def _unlock(self, key: int, sha256: str) -> None:
-        if self._locked[key] <= 0:
+    def _flush_releases(self) -> None:
+        """Every release queued so far, in one statement (releases of a thousand small
+        photos are one hop, not a thousand). A claim submitted after a release runs after
+        the flush that carries it."""
+        with self._mutex:
+            batch, self._releasing = self._releasing, []
+            self._flush_queued = False
+        keys: list[int] = []
+        shas: list[str] = []
+        for key, sha256 in batch:
+            if self._locked[key] <= 0:
+                continue
+            self._locked[key] -= 1
+            if not self._locked[key]:
+                del self._locked[key]
+            keys.append(key)
+            shas.append(sha256)
+        if not keys:
             return
-        self._locked[key] -= 1
-        if not self._locked[key]:
-            del self._locked[key]
         try:
             with unreachable_as_transient(self._url):
-                self._connection().execute("SELECT pg_advisory_unlock(%s), pg_notify(%s, %s)",
-                                           (key, CHANNEL, sha256))
-        except Exception as e:  # the lock went with a lost session; nothing else to undo
+                self._connection().execute(_UNLOCK, (keys, shas))
+        except Exception as e:  # the locks went with a lost session; nothing else to undo
             event(log, "claims_release_failed", error=str(e)[:200])
 
     def _undo(self, taking: concurrent.futures.Future[list[int]]) -> None:
@@ -186,8 +212,7 @@ class PgUploadClaims:
         if taking.cancelled() or taking.exception() is not None:
             return
         for key in taking.result():
-            with contextlib.suppress(RuntimeError):
-                self._thread.submit(self._unlock, key, "")
+            self._queue_release(key, "")
 
     def _held_elsewhere(self, classid: int, objid: int) -> bool:
         rows = self._rows(_HELD_ELSEWHERE, (classid, objid))
