@@ -17,8 +17,6 @@ class SharedState:
     claims: UploadClaims
     library_lock: LibraryLock
     events: EventHub
-    shared: bool = False
-    """Whether other servers see this state (a PostgreSQL database)."""
     _backend: _PgBackend | None = field(default=None, repr=False)
 
     async def start(self) -> None:
@@ -39,7 +37,7 @@ def make_shared_state(pg_url: str | None) -> SharedState:
     if not pg_url:
         return SharedState(LocalUploadClaims(), LocalLibraryLock(), LocalEventHub())
     backend = _PgBackend(pg_url)
-    return SharedState(backend.claims, backend.library_lock, backend.events, shared=True,
+    return SharedState(backend.claims, backend.library_lock, backend.events,
                        _backend=backend)
 
 
