@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, generate_latest
 
 from photonic import __version__
+from photonic._configjobs import queue_backend
 from photonic.config import ServerConfig, ServerRole
 from photonic.grpc_options import server_options
 from photonic.logfmt import event
@@ -20,11 +21,10 @@ from photonic.media.safezip import ZipLimits
 from photonic.server.agents_service import AgentsService
 from photonic.server.auth import Authorizer, RevocationList
 from photonic.server.catalog import SqliteCatalog
-from photonic.server.events import EventHub
 from photonic.server.fs_sync import FilesystemSync, choose_sync
 from photonic.server.guard import CallGuard
 from photonic.server.health import ServerHealth, watch_health
-from photonic.server.ingest_deps import IngestDeps, IngestLimits, UploadClaims
+from photonic.server.ingest_deps import IngestDeps, IngestLimits
 from photonic.server.jobs.backends import SharedDispatch, open_job_queue, shared_dispatch
 from photonic.server.jobs.dispatch import Dispatcher
 from photonic.server.jobs.inputs import InputResolver
@@ -42,6 +42,8 @@ from photonic.server.rpc_jobs import JobsRpc
 from photonic.server.rpc_sync import SyncService
 from photonic.server.safety import SafetyView
 from photonic.server.scrub_parts import ARCHIVE_SERVICE, ScrubParts
+from photonic.server.shared.claims import UploadClaims
+from photonic.server.shared_state import make_shared_state
 from photonic.server.storage.open import open_objects
 from photonic.server.store import ContentStore
 from photonic.server.sync_limits import SyncBudgets
@@ -75,12 +77,18 @@ class ServerApp:
                             if self.sync_choice.filesystem_wide else None)
         self.catalog = SqliteCatalog(config.storage_path / "catalog.db")
         self.objects = open_objects(config.objects, self.store, self.catalog)
+        # issue 20: shared when jobs.queue_url is postgresql:// until catalog.url exists;
+        # the lead switches this to catalog.url on merge.
+        self.shared = make_shared_state(
+            config.jobs.queue_url if queue_backend(config.jobs.queue_url) == "postgresql"
+            else None)
         self.library = Library(self.objects.tree, self.catalog,
-                               self._filesystem if self.objects.local else None)
+                               self._filesystem if self.objects.local else None,
+                               lock=self.shared.library_lock)
         self.job_queue = open_job_queue(config.jobs.queue_url, config.storage_path)
         self._shared_dispatch: SharedDispatch | None = None
         self.jobs: JobsService | None = None
-        self.events = EventHub()
+        self.events = self.shared.events
         revocations = RevocationList(config.security.revocation_list_path)
         self.auth = Authorizer(
             config.agent_scopes, config.default_scopes, self.catalog, self.metrics,
@@ -118,7 +126,8 @@ class ServerApp:
         web_tls = (web_ssl_context(self.config.web_ui_bind, sec.cert_path, sec.key_path,
                                    sec.ca_path)
                    if self.config.web_ui_port else None)
-        claims = UploadClaims()
+        await self.shared.start()
+        claims = self.shared.claims
         deps = IngestDeps(
             store=self.store, catalog=self.catalog, library=self.library,
             claims=claims, metrics=self.metrics, events=self.events,
@@ -257,6 +266,7 @@ class ServerApp:
         await self.guard.stop()
         await self.scrub.stop()
         await self.replication.stop()
+        await self.shared.stop()
         self.catalog.close()
         self.job_queue.close()
         if self._filesystem is not None:

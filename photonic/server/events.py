@@ -2,9 +2,13 @@
 ring of numbered events that the web layer reads from (long-poll and WebSocket), so a client
 resumes after the last id it saw and no client can make the server hold more than the ring.
 
-Ids restart at 1 with every process, so the ring also carries an epoch (a random id made at
-start): a client that resumes with another process's epoch is told to read everything again
-instead of waiting for an id this process may never reach."""
+EventHub is the interface; LocalEventHub keeps it in this process's memory (the embedded
+server), and PgEventHub (shared/pg_events.py) in a PostgreSQL table that several servers
+share, so every server's subscribers see every server's events in one order.
+
+In memory, ids restart at 1 with every process, so the ring also carries an epoch (a random
+id made at start): a client that resumes with another process's epoch is told to read
+everything again instead of waiting for an id this process may never reach."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 RING_SIZE = 1000
 """Numbered events kept for resuming clients; one that falls further behind sees a gap."""
@@ -42,8 +47,45 @@ class NumberedEvent:
     event: ServerEvent
 
 
-class EventHub:
-    """A slow subscriber loses its oldest events rather than slowing ingest down."""
+class EventHub(Protocol):
+    """Publishing never blocks (it runs on the event loop, in the sync path); a slow
+    subscriber loses its oldest events rather than slowing ingest down."""
+
+    @property
+    def epoch(self) -> str:
+        """Names the numbering: ids from another epoch mean nothing here."""
+        ...
+
+    @property
+    def last_id(self) -> int:
+        """The newest id this server has seen (0: none yet)."""
+        ...
+
+    def publish(self, event: ServerEvent, *, ring_only: bool = False) -> None:
+        """ring_only: for the web's numbered ring alone (job progress), not the StreamEvents
+        subscribers, whose wire contract has no kind for it."""
+        ...
+
+    def resume_point(self, after: int | None, epoch: str | None) -> tuple[int, bool]:
+        """Where a client resumes, and whether it must read everything again (reset)."""
+        ...
+
+    def since(self, after: int, limit: int = RING_SIZE) -> list[NumberedEvent]:
+        """The ring's events with an id above after, oldest first, at most limit."""
+        ...
+
+    async def wait_since(self, after: int, timeout_s: float,
+                         limit: int = RING_SIZE) -> list[NumberedEvent]:
+        """since(after), waiting up to timeout_s for the first one when there is none yet."""
+        ...
+
+    def subscribe(self) -> AsyncIterator[ServerEvent]:
+        """Every event not ring_only from now on, for as long as the iterator is open."""
+        ...
+
+
+class LocalEventHub:
+    """The hub in this process's memory: ids are this process's own."""
 
     def __init__(self, queue_size: int = 1000, ring_size: int = RING_SIZE,
                  epoch: str | None = None) -> None:
@@ -62,8 +104,13 @@ class EventHub:
     def publish(self, event: ServerEvent, *, ring_only: bool = False) -> None:
         """ring_only: for the web's numbered ring alone (job progress), not the StreamEvents
         subscribers, whose wire contract has no kind for it."""
-        self._last_id += 1
-        self._ring.append(NumberedEvent(self._last_id, event))
+        self.deliver(NumberedEvent(self._last_id + 1, event), ring_only=ring_only)
+
+    def deliver(self, numbered: NumberedEvent, *, ring_only: bool = False) -> None:
+        """Takes an event numbered elsewhere (a shared hub's table): ids must only go up."""
+        self._last_id = numbered.event_id
+        self._ring.append(numbered)
+        event = numbered.event
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)

@@ -149,13 +149,14 @@ class IngestSession:
             else:
                 wanted[entry.sha256] = Incoming(entry.sha256, entry.size, [(entry, rel)],
                                                  repair=entry.sha256 in trust.unrepaired)
+        for sha in await self._d.claims.try_claim_many(list(wanted)):
+            wanted[sha].claimed = True
+            # Registered at once: if this stream ends during an await below, close() finds
+            # the content and releases its claim (else it is held for good, and every later
+            # stream offered it waits on it forever).
+            self._incoming[sha] = wanted[sha]
         for incoming in wanted.values():
-            if self._d.claims.try_claim(incoming.sha256):
-                incoming.claimed = True
-                # Registered at once: if this stream ends during the await below, close()
-                # finds the content and releases its claim (else it is held for good, and
-                # every later stream offered it waits on it forever).
-                self._incoming[incoming.sha256] = incoming
+            if incoming.claimed:
                 partial_bytes = offsets.get(incoming.sha256)
                 if partial_bytes is None:  # held, but another stream held its claim (rare)
                     partial_bytes = await asyncio.to_thread(self._d.blobs.partial_offset,
@@ -166,7 +167,7 @@ class IngestSession:
                 self._incoming[incoming.sha256] = incoming
                 task = asyncio.create_task(self._decide_after_other_stream(incoming))
                 self._waiters.add(task)
-                task.add_done_callback(self._waiters.discard)
+                task.add_done_callback(self._waiter_done)
 
     def _look_up(self, offered: Placed, held: set[str]
                  ) -> tuple[list[bool], dict[str, int], int, TrustReport, set[str]]:
@@ -272,6 +273,14 @@ class IngestSession:
             return None
         finally:
             reader.close()
+
+    def _waiter_done(self, task: asyncio.Task[None]) -> None:
+        """A decision taken after another stream's claim that failed (a full disk, the shared
+        claims' database away) breaks the stream as a failed commit does: else the agent
+        would wait for an answer to those files that never comes."""
+        self._waiters.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._on_broken(self._stream_error(exc))
 
     async def _decide_after_other_stream(self, incoming: Incoming) -> None:
         await self._d.claims.wait_released(incoming.sha256)

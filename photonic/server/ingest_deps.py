@@ -3,7 +3,6 @@ catalog, library, upload claims, metrics, events, audit) and the limits every st
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -14,6 +13,7 @@ from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
+from photonic.server.shared.claims import UploadClaims
 from photonic.server.storage.blobs import BlobStore
 from photonic.server.storage.local import LocalBlobStore
 from photonic.server.store import ContentStore
@@ -27,32 +27,6 @@ def check_manifest_size(count: int) -> None:
     if count > MAX_MANIFEST_ENTRIES:
         raise errors.InvalidInput(
             f"a manifest may list at most {MAX_MANIFEST_ENTRIES} files; split the batch")
-
-
-class UploadClaims:
-    """Which stream is writing each content now, so two agents never append to one partial."""
-
-    def __init__(self) -> None:
-        self._released: dict[str, asyncio.Event] = {}
-
-    def held(self, sha256: str) -> bool:
-        return sha256 in self._released
-
-    def try_claim(self, sha256: str) -> bool:
-        if sha256 in self._released:
-            return False
-        self._released[sha256] = asyncio.Event()
-        return True
-
-    def release(self, sha256: str) -> None:
-        done = self._released.pop(sha256, None)
-        if done is not None:
-            done.set()
-
-    async def wait_released(self, sha256: str) -> None:
-        done = self._released.get(sha256)
-        if done is not None:
-            await done.wait()
 
 
 @dataclass(frozen=True)

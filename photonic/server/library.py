@@ -7,7 +7,6 @@ by a group sync shared with every other writer finishing at the same time."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 
@@ -19,6 +18,7 @@ from photonic.server.catalog import Catalog, LocationHead, NewVersion, ObjectChe
 from photonic.server.catalog_writes import CatalogWrites
 from photonic.server.durability import GroupSync
 from photonic.server.fs_sync import FilesystemSync
+from photonic.server.shared.library_lock import LibraryLock, LocalLibraryLock
 from photonic.server.storage.tree import LibraryTree
 
 RECORD_SLICE = 100
@@ -31,15 +31,17 @@ class Library:
     """The browsable tree `library/<agent>/<watch>/<path>` kept in step with the catalog."""
 
     def __init__(self, store: LibraryTree, catalog: Catalog,
-                 filesystem: FilesystemSync | None = None) -> None:
+                 filesystem: FilesystemSync | None = None,
+                 lock: LibraryLock | None = None) -> None:
         """store: the local store's tree of links (a ContentStore), or a CatalogView (an S3
         store has no tree); filesystem: the group sync syncs the store's whole filesystem
-        (fs_sync.py)."""
+        (fs_sync.py); lock: shared with other servers on one catalog; default, this
+        process's own."""
         self._store = store
         self._catalog = catalog
-        # One writer at a time per library: version numbering reads then writes, and version
+        # One writer at a time per path: version numbering reads then writes, and version
         # names are chosen by looking at the folder. Fsyncs happen outside it, grouped.
-        self._lock = threading.Lock()
+        self._lock = lock or LocalLibraryLock()
         self._durability = GroupSync(catalog.make_durable, filesystem)
 
     @property
@@ -69,8 +71,10 @@ class Library:
         committed: list[CommittedFile | Unstorable] = []
         unrecorded = dict(verified or {})
         for start in range(0, len(items), RECORD_SLICE):
-            with self._lock, self._catalog.writing() as writes:
-                for entry, rel in items[start:start + RECORD_SLICE]:
+            batch = items[start:start + RECORD_SLICE]
+            paths = ((agent_id, entry.watch_name, str(rel)) for entry, rel in batch)
+            with self._lock.hold(paths), self._catalog.writing() as writes:
+                for entry, rel in batch:
                     try:
                         committed.append(self._record(writes, agent_id, entry, rel, policy,
                                                       unrecorded.pop(entry.sha256, None)))
@@ -87,7 +91,7 @@ class Library:
         are noted on the group sync, like every link, and made durable before any ack."""
         if not self._catalog.open_quarantine(sha256):
             return
-        with self._lock:
+        with self._lock.hold_all():
             for library_path in self._catalog.library_paths_of(sha256):
                 library_file = self._store.absolute(library_path)
                 if not self._store.holds(library_file, sha256):
@@ -137,7 +141,7 @@ class Library:
     def resolve(self, conflict_id: int, keep_incoming: bool) -> None:
         """Settles a parked conflict: the incoming version becomes head, or is kept beside it.
         The parked content is never dropped either way."""
-        with self._lock:
+        with self._lock.hold_all():
             row = next((c for c in self._catalog.open_conflicts(None) if c.id == conflict_id),
                        None)
             if row is None:

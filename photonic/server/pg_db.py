@@ -53,6 +53,9 @@ def unreachable_as_transient(url: str) -> Iterator[None]:
     is back); any other database error is a DatabaseError naming what was refused."""
     try:
         yield
+    except psycopg.errors.LockNotAvailable as e:
+        raise Transient(f"PostgreSQL at {safe_url(url)} did not grant a lock in time "
+                        "(another server holds it); retry") from e
     except psycopg.OperationalError as e:
         raise Transient(f"PostgreSQL at {safe_url(url)} is unreachable: "
                         f"{str(e).strip().splitlines()[0] if str(e).strip() else e!r}; "

@@ -23,7 +23,7 @@ from photonic.server.events import EventHub, NumberedEvent
 if TYPE_CHECKING:
     from prometheus_client import Gauge
 
-HUB: web.AppKey[EventHub] = web.AppKey("event_hub", EventHub)
+HUB: web.AppKey[EventHub] = web.AppKey("event_hub")
 MAX_POLL_S = 60.0
 WS_WAIT_S = 25.0
 """How long a WebSocket waits for news before it sends a keep-alive ping."""

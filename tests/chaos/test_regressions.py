@@ -12,11 +12,12 @@ from prometheus_client import CollectorRegistry
 from photonic.errors import StorageFull
 from photonic.models import ConflictPolicy, ContentHash, ManifestEntry
 from photonic.server.catalog import SqliteCatalog
-from photonic.server.events import EventHub
+from photonic.server.events import LocalEventHub
 from photonic.server.ingest import IngestSession
-from photonic.server.ingest_deps import IngestDeps, IngestLimits, UploadClaims
+from photonic.server.ingest_deps import IngestDeps, IngestLimits
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
+from photonic.server.shared.claims import LocalUploadClaims
 from photonic.server.store import ContentStore
 from tests.chaos.scenario import final_verification, write_photos
 from tests.support.daemons import ServerHandle, make_agent
@@ -70,8 +71,8 @@ def _ingest_deps(tmp_path: Path, min_free_bytes: int) -> IngestDeps:
         return None
 
     return IngestDeps(store=store, catalog=catalog, library=Library(store, catalog),
-                      claims=UploadClaims(), metrics=ServerMetrics(CollectorRegistry()),
-                      events=EventHub(), limits=IngestLimits(10**12, min_free_bytes, True),
+                      claims=LocalUploadClaims(), metrics=ServerMetrics(CollectorRegistry()),
+                      events=LocalEventHub(), limits=IngestLimits(10**12, min_free_bytes, True),
                       audit=audit)
 
 
@@ -92,7 +93,7 @@ def test_storage_full_at_upload_start_releases_the_content_claim(tmp_path: Path)
         with pytest.raises(StorageFull):
             await session.on_manifest([entry], ConflictPolicy.AUTO)
         await session.close()
-        assert deps.claims.try_claim("ab" * 32), "the claim was released"
+        assert await deps.claims.try_claim("ab" * 32), "the claim was released"
 
     asyncio.run(scenario())
     deps.catalog.close()

@@ -21,12 +21,13 @@ from photonic.models import (
     ManifestEntry,
 )
 from photonic.server.catalog import SqliteCatalog
-from photonic.server.events import EventHub
+from photonic.server.events import LocalEventHub
 from photonic.server.fs_sync import FilesystemSync
 from photonic.server.ingest import IngestSession, Outgoing
-from photonic.server.ingest_deps import IngestDeps, IngestLimits, UploadClaims
+from photonic.server.ingest_deps import IngestDeps, IngestLimits
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
+from photonic.server.shared.claims import LocalUploadClaims
 from photonic.server.store import ContentStore
 
 
@@ -40,8 +41,8 @@ def real_ingest_deps(root: Path, filesystem: FilesystemSync | None = None) -> In
     async def audit(*_: str) -> None:
         return None
 
-    return IngestDeps(store, catalog, Library(store, catalog, filesystem), UploadClaims(),
-                      ServerMetrics(CollectorRegistry()), EventHub(),
+    return IngestDeps(store, catalog, Library(store, catalog, filesystem), LocalUploadClaims(),
+                      ServerMetrics(CollectorRegistry()), LocalEventHub(),
                       IngestLimits(10**12, 0, True), audit)
 
 

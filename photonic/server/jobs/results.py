@@ -14,9 +14,9 @@ from pathlib import PurePosixPath
 from photonic import errors
 from photonic.jobs_model import Job, JobOutput
 from photonic.models import ConflictPolicy, ContentHash, ManifestEntry, is_content_hash
-from photonic.server.ingest_deps import UploadClaims
 from photonic.server.library import Library
 from photonic.server.object_reader import read_object
+from photonic.server.shared.claims import UploadClaims
 from photonic.server.storage.blobs import BlobStore, BlobUpload
 
 BLOB_CHUNK_BYTES = 1 << 20
@@ -72,7 +72,7 @@ class ResultStore:
         """Stores the output's bytes as an object once they hash to h.sha256 and are durable;
         raises IntegrityError (nothing kept) when they do not. An object already stored
         intact is not written again: the bytes are read and dropped."""
-        if not self._claims.try_claim(h.sha256):
+        if not await self._claims.try_claim(h.sha256):
             raise errors.Transient("this content is being stored by another upload; retry")
         upload: BlobUpload | None = None
         try:

@@ -25,11 +25,11 @@ from photonic import errors
 from photonic.jobs_model import Job, JobRequest
 from photonic.media.safezip import SafeZip, ZipLimits, is_image_name
 from photonic.models import ConflictPolicy, ContentHash, ManifestEntry
-from photonic.server.ingest_deps import UploadClaims
 from photonic.server.jobs.inputs import JobInput
 from photonic.server.jobs.kinds import job_kind
 from photonic.server.jobs.service import JobsService
 from photonic.server.library import Library
+from photonic.server.shared.claims import UploadClaims
 from photonic.server.storage.blobs import BlobStore
 from photonic.server.storage.local import LocalBlobStore
 from photonic.server.store import ContentStore
@@ -133,8 +133,8 @@ class UploadIntake:
                 for s in staged]
 
     async def _store_object(self, s: StagedImage) -> None:
-        while not self._claims.try_claim(s.sha256):
-            await asyncio.sleep(0.05)
+        while not await self._claims.try_claim(s.sha256):
+            await self._claims.wait_released(s.sha256)
         try:
             await asyncio.to_thread(self._put_object, s)
         finally:

@@ -23,7 +23,7 @@ from photonic.server.agents_service import (
     Registration,
 )
 from photonic.server.auth import Authorizer, Caller
-from photonic.server.events import EventHub, ServerEvent
+from photonic.server.events import LocalEventHub, ServerEvent
 from photonic.server.ingest_deps import IngestDeps
 from tests.support.ingest import IngestStream, real_ingest_deps, sha_of, whole_chunk
 
@@ -39,7 +39,7 @@ class World:
     def __init__(self, root: Path, max_agents: int = 10) -> None:
         self.deps: IngestDeps = real_ingest_deps(root)
         self.catalog = self.deps.catalog
-        self.events = EventHub()
+        self.events = LocalEventHub()
         auth = Authorizer({}, frozenset({Scope.SYNC}), self.catalog, self.deps.metrics)
         self.service = AgentsService(self.catalog, self.deps.library, self.events,
                                      self.deps.metrics, auth.audit, max_agents=max_agents)

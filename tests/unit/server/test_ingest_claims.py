@@ -56,7 +56,7 @@ def test_a_stream_ended_while_it_reads_a_partials_offset_releases_the_claim(
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        deps.claims.try_claim(sha)  # another stream is writing the content
+        await deps.claims.try_claim(sha)  # another stream is writing the content
         stream = IngestStream(deps)
         looked_up = stream.session._look_up
 

@@ -18,7 +18,7 @@ from photonic.models import AgentId, AgentState, ExifSummary, Scope
 from photonic.server.agents_service import AgentReport, AgentsService, Registration
 from photonic.server.auth import Authorizer, Caller
 from photonic.server.catalog import NewVersion, SqliteCatalog, now_ms
-from photonic.server.events import EventHub
+from photonic.server.events import LocalEventHub
 from photonic.server.jobs.queue import Lease, NewJob
 from photonic.server.jobs.sqlite_queue import SqliteJobQueue
 from photonic.server.safety import SafetyView, ShootSafety
@@ -178,7 +178,7 @@ def test_the_heartbeat_stores_a_report_and_refuses_one_beyond_bounds(tmp_path: P
     refuses a report over its bounds with InvalidInput (nothing stored)."""
     deps = real_ingest_deps(tmp_path)
     auth = Authorizer({}, frozenset({Scope.SYNC}), deps.catalog, deps.metrics)
-    service = AgentsService(deps.catalog, deps.library, EventHub(), deps.metrics, auth.audit,
+    service = AgentsService(deps.catalog, deps.library, LocalEventHub(), deps.metrics, auth.audit,
                             max_agents=10)
     laptop = Caller(AgentId("laptop"), frozenset({Scope.SYNC}))
     shoot = PendingShoot("photos", "2024", T0, T0 + MIN, 3, 3000, "Canon EOS R5")

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from photonic.server.events import EventHub, ServerEvent
+from photonic.server.events import EventHub, LocalEventHub, ServerEvent
 from photonic.web import access, live
 from photonic.web.server import WebServer
 
@@ -21,7 +21,7 @@ HANDSHAKE = (b"GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
 
 
 def test_events_are_numbered_and_the_ring_is_bounded() -> None:
-    hub = EventHub(ring_size=3)
+    hub = LocalEventHub(ring_size=3)
     for i in range(5):
         hub.publish(ServerEvent("paused", f"a{i}"))
     assert hub.last_id == 5
@@ -32,7 +32,7 @@ def test_events_are_numbered_and_the_ring_is_bounded() -> None:
 
 def test_a_waiting_reader_wakes_on_the_next_event() -> None:
     async def scenario() -> None:
-        hub = EventHub()
+        hub = LocalEventHub()
         waiting = asyncio.create_task(hub.wait_since(0, 10))
         await asyncio.sleep(0)
         hub.publish(ServerEvent("paused", "laptop"))
@@ -50,7 +50,7 @@ def test_a_websocket_that_does_not_read_is_dropped(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(live, "SEND_TIMEOUT_S", 0.5)
 
     async def scenario() -> None:
-        hub = EventHub(ring_size=400)
+        hub = LocalEventHub(ring_size=400)
         app = web.Application()
         app[live.HUB] = hub
         live.add_routes(app)
@@ -78,12 +78,12 @@ def test_a_websocket_that_does_not_read_is_dropped(monkeypatch: pytest.MonkeyPat
 
 def test_each_hub_has_its_own_epoch() -> None:
     """Two processes (two hubs) never share an epoch, so a client can tell their ids apart."""
-    assert EventHub().epoch != EventHub().epoch
-    assert EventHub(epoch="e1").epoch == "e1"
+    assert LocalEventHub().epoch != LocalEventHub().epoch
+    assert LocalEventHub(epoch="e1").epoch == "e1"
 
 
 def test_resuming_within_the_epoch_continues_after_the_id() -> None:
-    hub = EventHub(epoch="now")
+    hub = LocalEventHub(epoch="now")
     for i in range(3):
         hub.publish(ServerEvent("paused", f"a{i}"))
     assert hub.resume_point(1, "now") == (1, False)
@@ -97,7 +97,7 @@ def test_resuming_within_the_epoch_continues_after_the_id() -> None:
 def test_another_epoch_or_an_id_never_given_resets_to_the_start_of_the_ring() -> None:
     """A client of the previous process (its epoch, or an id beyond the last one this
     process gave) reads the ring from its start and is told to reload."""
-    hub = EventHub(epoch="now", ring_size=2)
+    hub = LocalEventHub(epoch="now", ring_size=2)
     for i in range(3):
         hub.publish(ServerEvent("paused", f"a{i}"))
     assert hub.resume_point(1, "before") == (0, True)
@@ -111,7 +111,7 @@ def test_ring_only_events_reach_the_ring_but_not_the_stream_subscribers() -> Non
     """Job progress is for the web's ring; StreamEvents subscribers (whose wire has no kind
     for it) see only the other events."""
     async def scenario() -> None:
-        hub = EventHub()
+        hub = LocalEventHub()
         feed = hub.subscribe()
         first = asyncio.ensure_future(anext(feed))
         await asyncio.sleep(0)
@@ -136,7 +136,7 @@ def test_the_long_poll_answers_a_stale_epoch_at_once_with_reset() -> None:
     wait for news) with the ring from its start; a current one waits as before; a bad
     epoch or id is a 400."""
     async def scenario() -> None:
-        hub = EventHub(epoch="now")
+        hub = LocalEventHub(epoch="now")
         hub.publish(ServerEvent("paused", "laptop", detail="True"))
         server = WebServer(_poll_app(hub), None)
         port = await server.start("127.0.0.1", 0)
