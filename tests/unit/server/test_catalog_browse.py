@@ -8,9 +8,11 @@ beneath it answered."""
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -208,9 +210,10 @@ def test_migration_backfills_what_commits_maintain(tmp_path: Path) -> None:
     db = tmp_path / "storage" / "catalog.db"
     with sqlite3.connect(db) as conn:
         conn.executescript(
-            # and what later migrations made, since the runner resumes after the highest
-            "DROP TABLE IF EXISTS promotion_renames; "
-            "DROP TABLE agent_totals; DROP TABLE library_folders; "
+            # and every table later migrations made, since the runner resumes after the
+            # highest (those of 010 onwards, read from their files: none is hand-listed)
+            "".join(f"DROP TABLE IF EXISTS {t}; " for t in _tables_made_after(9))
+            + "DROP TABLE agent_totals; DROP TABLE library_folders; "
             "DROP INDEX locations_by_folder; ALTER TABLE locations DROP COLUMN folder; "
             "DELETE FROM schema_version WHERE version >= 9;")
     catalog = SqliteCatalog(db)
@@ -251,3 +254,14 @@ def test_a_level_lists_direct_children_only_and_truncates(world: World) -> None:
                     ["a", "nothing"], ["nobody"]):
         with pytest.raises(errors.NotFound):
             LibraryBrowser(world.catalog)._level(missing)
+
+
+def _tables_made_after(version: int) -> list[str]:
+    """Tables the catalog's migrations numbered above version create, newest first."""
+    folder = resources.files("photonic.server.migrations")
+    made: list[str] = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name, reverse=True):
+        if entry.name.endswith(".sql") and int(entry.name[:3]) > version:
+            made += re.findall(r"CREATE TABLE(?: IF NOT EXISTS)? (\w+)",
+                               entry.read_text(encoding="utf-8"))
+    return made
