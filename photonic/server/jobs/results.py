@@ -20,6 +20,8 @@ from photonic.server.shared.claims import UploadClaims
 from photonic.server.storage.blobs import BlobStore, BlobUpload
 
 BLOB_CHUNK_BYTES = 1 << 20
+CLAIM_WAIT_S = 60.0
+"""How long an output upload waits for another upload of the same content to end."""
 DERIVED_AGENT = "_derived"
 MAX_OUTPUT_NAME_CHARS = 200
 
@@ -72,8 +74,7 @@ class ResultStore:
         """Stores the output's bytes as an object once they hash to h.sha256 and are durable;
         raises IntegrityError (nothing kept) when they do not. An object already stored
         intact is not written again: the bytes are read and dropped."""
-        if not await self._claims.try_claim(h.sha256):
-            raise errors.Transient("this content is being stored by another upload; retry")
+        await self._claim(h.sha256)
         upload: BlobUpload | None = None
         try:
             if not await asyncio.to_thread(self._stored_intact, h.sha256):
@@ -88,6 +89,20 @@ class ResultStore:
             if upload is not None and not upload.closed:
                 await asyncio.to_thread(upload.discard)
             self._claims.release(h.sha256)
+
+    async def _claim(self, sha256: str) -> None:
+        """Waits while another upload (a job on this server, or on another server sharing
+        the store) stores the same content, as two crops of one photo do: once it is done the
+        bytes are usually stored and this upload only reads and drops them. Transient after
+        CLAIM_WAIT_S, so the worker retries the upload rather than the job failing a try."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLAIM_WAIT_S
+        while not await self._claims.try_claim(sha256):
+            left = deadline - loop.time()
+            if left <= 0:
+                raise errors.Transient("this content is being stored by another upload; retry")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._claims.wait_released(sha256), min(left, 1.0))
 
     def _commit(self, upload: BlobUpload) -> None:
         upload.finish()
