@@ -13,6 +13,8 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from photonic import _configparse as cp
+from photonic._configcatalog import CatalogConfig as CatalogConfig
+from photonic._configcatalog import default_catalog_url, read_catalog
 from photonic._configjobs import EXECUTOR_NAMES as EXECUTOR_NAMES
 from photonic._configjobs import JobsConfig as JobsConfig
 from photonic._configjobs import WorkConfig as WorkConfig
@@ -38,7 +40,7 @@ from photonic.units import (
 
 _AGENT_SECTIONS = ("agent", "network", "sync", "security", "work")
 _SERVER_SECTIONS = ("server", "storage", "limits", "security", "jobs", "agents",
-                    "default_scopes")
+                    "default_scopes", "catalog")
 _KIB = 1024
 _E = TypeVar("_E", WatchMode, ConflictPolicy, Scope, SyncMethod)
 _MIB = 1024 * 1024
@@ -127,6 +129,13 @@ class ServerConfig:
     """storage.scrub_interval, storage.scrub_rate and storage.repair_from."""
     replication: ReplicationConfig = field(default_factory=ReplicationConfig)
     """server.role, storage.backup_nodes (again) and storage.min_copies."""
+    catalog: CatalogConfig | None = None
+    """catalog.url; None (only where a ServerConfig is built by hand) is the default,
+    <storage_path>/catalog.db: see catalog_config."""
+
+    @property
+    def catalog_config(self) -> CatalogConfig:
+        return self.catalog or CatalogConfig(default_catalog_url(self.storage_path))
 
 
 def _enum_choice(enum: type[_E]) -> cp.Field[_E]:
@@ -274,6 +283,7 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
     """Reads every server key; wrong values are recorded and replaced by their defaults."""
     server, storage, limits = sections["server"], sections["storage"], sections["limits"]
     replication = read_replication(server, storage, entry_sections)
+    storage_path = server.require("storage_path", cp.path(config_path.parent), Path())
     security = _read_security(sections["security"], config_path.parent, server=True)
     if security.archive_key_path is not None:
         check_archive_key(sections["security"], replication.backup_nodes,
@@ -281,7 +291,7 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
     return ServerConfig(
         config_path=config_path,
         bind_address=server.get("bind_address", cp.host_port(min_port=0), "127.0.0.1:50051"),
-        storage_path=server.require("storage_path", cp.path(config_path.parent), Path()),
+        storage_path=storage_path,
         nfs_export=server.get("nfs_export", cp.boolean(), False),
         web_ui_port=server.get("web_ui_port", cp.integer(0, 65535), 8080),
         web_ui_bind=server.get("web_ui_bind", cp.host(), "127.0.0.1"),
@@ -305,6 +315,7 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
         jobs=read_jobs(sections["jobs"]),
         scrub=read_scrub(storage),
         replication=replication,
+        catalog=read_catalog(sections["catalog"], storage_path),
     )
 
 

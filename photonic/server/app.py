@@ -19,7 +19,6 @@ from photonic.logfmt import event
 from photonic.media.safezip import ZipLimits
 from photonic.server.agents_service import AgentsService
 from photonic.server.auth import Authorizer, RevocationList
-from photonic.server.catalog import SqliteCatalog
 from photonic.server.events import EventHub
 from photonic.server.fs_sync import FilesystemSync, choose_sync
 from photonic.server.guard import CallGuard
@@ -42,6 +41,7 @@ from photonic.server.rpc_jobs import JobsRpc
 from photonic.server.rpc_sync import SyncService
 from photonic.server.safety import SafetyView
 from photonic.server.scrub_parts import ARCHIVE_SERVICE, ScrubParts
+from photonic.server.storage.catalogs import job_queue_url, open_catalog
 from photonic.server.store import ContentStore
 from photonic.server.sync_limits import SyncBudgets
 from photonic.server.topology import ServerNode, Topology
@@ -72,9 +72,10 @@ class ServerApp:
         self.sync_choice = choose_sync(config.storage_path, config.sync_method)
         self._filesystem = (FilesystemSync(config.storage_path)
                             if self.sync_choice.filesystem_wide else None)
-        self.catalog = SqliteCatalog(config.storage_path / "catalog.db")
+        self.catalog = open_catalog(config.catalog_config)
         self.library = Library(self.store, self.catalog, self._filesystem)
-        self.job_queue = open_job_queue(config.jobs.queue_url, config.storage_path)
+        self._queue_url = job_queue_url(config.catalog_config, config.jobs.queue_url)
+        self.job_queue = open_job_queue(self._queue_url, config.storage_path)
         self._shared_dispatch: SharedDispatch | None = None
         self.jobs: JobsService | None = None
         self.events = EventHub()
@@ -143,7 +144,7 @@ class ServerApp:
         self.grpc_port = server.add_secure_port(
             self.config.bind_address, server_credentials(sec.cert_path, sec.key_path, sec.ca_path))
         await self.jobs.start()
-        self._shared_dispatch = shared_dispatch(self.config.jobs.queue_url, self.job_queue,
+        self._shared_dispatch = shared_dispatch(self._queue_url, self.job_queue,
                                                 self.jobs)
         if self._shared_dispatch is not None:  # other servers' jobs wake this dispatcher
             await self._shared_dispatch.start()

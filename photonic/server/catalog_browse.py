@@ -19,7 +19,7 @@ def folder_of(rel_path: str) -> str:
     return rel_path.rpartition("/")[0]
 
 
-def _ancestry(folder: str) -> Iterator[tuple[str, str]]:
+def ancestry(folder: str) -> Iterator[tuple[str, str]]:
     """(parent, name) of folder, then of each folder above it, up to the watch's top."""
     while folder:
         parent, _, name = folder.rpartition("/")
@@ -31,7 +31,7 @@ def note_new_path(c: sqlite3.Connection, agent_id: str, watch_name: str, rel_pat
                   sha256: str) -> None:
     """Inside the transaction that inserted a new path (its first version is its head): its
     folders exist, and its agent holds one more photo and its bytes."""
-    for parent, name in _ancestry(folder_of(rel_path)):
+    for parent, name in ancestry(folder_of(rel_path)):
         added = c.execute(
             "INSERT OR IGNORE INTO library_folders (agent_id, watch_name, parent, name) "
             "VALUES (?, ?, ?, ?)", (agent_id, watch_name, parent, name)).rowcount

@@ -14,7 +14,7 @@ from photonic.server.archive_client import repair_sources
 from photonic.server.archive_rpc import ArchiveRpc
 from photonic.server.archive_service import ArchiveReader
 from photonic.server.auth import Authorizer
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 from photonic.server.events import EventHub
 from photonic.server.library import Library
 from photonic.server.repair import ObjectRepairer, ReplicaFetcher
@@ -28,7 +28,7 @@ ARCHIVE_SERVICE = archive_pb2.DESCRIPTOR.services_by_name["PhotonicArchive"].ful
 
 
 class ScrubParts:
-    def __init__(self, config: ServerConfig, store: ContentStore, catalog: SqliteCatalog,
+    def __init__(self, config: ServerConfig, store: ContentStore, catalog: Catalog,
                  library: Library, events: EventHub, registry: CollectorRegistry,
                  audit: Audit) -> None:
         self._config = config

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from photonic.logfmt import event
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 from photonic.server.store import ContentStore, ObjectCheck
 
 log = logging.getLogger("photonic.server.verification")
@@ -46,7 +46,7 @@ def damage(check: ObjectCheck, expected_size: int) -> str:
 class ObjectVerifier:
     """Trust checks and re-hashes of stored objects; blocking, called from worker threads."""
 
-    def __init__(self, store: ContentStore, catalog: SqliteCatalog) -> None:
+    def __init__(self, store: ContentStore, catalog: Catalog) -> None:
         self._store = store
         self._catalog = catalog
 
