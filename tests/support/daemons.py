@@ -24,6 +24,9 @@ import yaml
 from tests.support.pki import TestPki
 
 PYTHON = sys.executable
+TEST_CATALOG_ENV = "PHOTONIC_TEST_CATALOG"
+"""=postgresql: every server these helpers configure keeps its catalog in a fresh PostgreSQL
+database (of a cluster this test process starts), so the e2e suites run on that engine too."""
 
 
 def free_port() -> int:
@@ -207,6 +210,9 @@ def write_server_config(root: Path, pki: TestPki, *, port: int | None = None,
         "default_scopes": ["sync"],
     }
     _merge(config, extra or {})
+    if os.environ.get(TEST_CATALOG_ENV) == "postgresql" and "catalog" not in config:
+        from tests.support.postgres import process_database_url
+        config["catalog"] = {"url": process_database_url()}
     root.mkdir(parents=True, exist_ok=True)
     path = root / "server.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
