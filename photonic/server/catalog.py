@@ -98,6 +98,10 @@ class VersionRow:
     capture_time_ms: int
 
 
+AuditEntry = tuple[int, int, str, str, str, str, str]
+"""(id, ts_ms, actor, action, target, result, detail) of one audit row."""
+
+
 @dataclass(frozen=True)
 class LocationRow:
     """A library path with every version it has had (oldest first)."""
@@ -161,6 +165,7 @@ class Catalog(CatalogWrites, Protocol):
     def audit(self, actor: str, action: str, target: str, result: str,
               detail: str = "") -> None: ...
     def audit_rows(self, limit: int = 1000) -> list[tuple[int, str, str, str, str, str]]: ...
+    def audit_page(self, after_id: int, newest: int) -> list[AuditEntry]: ...
     # the dashboard's summaries and library tree (catalog_browse)
     def agent_totals(self, agent_id: str) -> tuple[int, int]: ...
     def recounted_totals(self) -> dict[str, tuple[int, int]]: ...
@@ -184,6 +189,15 @@ class SqliteCatalog(ShootTables, BrowseTables):
     def __init__(self, path: Path) -> None:
         self._conn = open_database(path, "photonic.server.migrations")
         self._lock = threading.Lock()
+
+    @classmethod
+    def read_only(cls, path: Path) -> SqliteCatalog:
+        """The catalog for a tool that reads while the server runs (`photonic audit tail`):
+        no migration runs and every write raises."""
+        catalog = cls.__new__(cls)
+        catalog._conn = open_database(path, "photonic.server.migrations", read_only=True)
+        catalog._lock = threading.Lock()
+        return catalog
 
     def close(self) -> None:
         with self._lock:
@@ -526,6 +540,17 @@ class SqliteCatalog(ShootTables, BrowseTables):
         )
         return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]))
                 for r in rows]
+
+    def audit_page(self, after_id: int, newest: int) -> list[AuditEntry]:
+        """Audit rows oldest first: with newest > 0 the newest that many, else every row after
+        after_id (what `audit tail --follow` has not printed yet)."""
+        cols = "SELECT id, ts_ms, actor, action, target, result, detail FROM audit"
+        if newest > 0:
+            rows = list(reversed(self._all(f"{cols} ORDER BY id DESC LIMIT ?", (newest,))))
+        else:
+            rows = self._all(f"{cols} WHERE id > ? ORDER BY id", (after_id,))
+        return [(int(i), int(t), str(a), str(c), str(g), str(r), str(d))
+                for i, t, a, c, g, r, d in rows]
 
     # media: what thumbnails, downloads and photo details read -------------------------------
 

@@ -311,6 +311,22 @@ def sqlite_rows(db_path: Path, sql: str, params: Sequence[object] = ()) -> list[
         conn.close()
 
 
+def catalog_rows(server: ServerHandle, sql: str,
+                 params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    """Rows from the server's catalog wherever its catalog.url keeps it: the SQLite file (read
+    beside the running daemon, as sqlite_rows) or its PostgreSQL database. sql is written with
+    SQLite's ? placeholders and in the SQL both engines speak."""
+    config = yaml.safe_load(server.config_path.read_text("utf-8"))
+    url = str((config.get("catalog") or {}).get("url", ""))
+    if url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+        with psycopg.connect(url, autocommit=True) as conn:
+            return [tuple(r) for r in conn.execute(
+                sql.replace("%", "%%").replace("?", "%s").encode(), params)]
+    path = Path(url[len("sqlite://"):]) if url else server.storage / "catalog.db"
+    return sqlite_rows(path, sql, params)
+
+
 def acknowledged_files(buffer: Path) -> dict[tuple[str, str], str]:
     """{(watch, relative path): sha256} of every file the server acknowledged to the agent:
     indexed with a synced hash and no longer in the agent's queue. Empty before the agent has

@@ -5,7 +5,7 @@ imported only for a postgresql:// catalog: the embedded server does not need it.
 from __future__ import annotations
 
 from photonic._configcatalog import CatalogConfig
-from photonic.errors import InvalidInput
+from photonic.errors import InvalidInput, NotFound
 from photonic.server.catalog import Catalog, SqliteCatalog
 
 
@@ -32,3 +32,15 @@ def require_catalog(config: CatalogConfig) -> None:
     if config.backend == "sqlite" and not config.sqlite_path.exists():
         raise InvalidInput(f"no server catalog at {config.sqlite_path}: are server.storage_path "
                            "and catalog.url in this server.yaml the server's?")
+
+
+def open_catalog_reader(config: CatalogConfig) -> Catalog:
+    """The catalog for a tool that only reads while the server may run (`audit tail`): the
+    embedded file read-only (it must exist: no catalog is made for a wrong server.yaml), or
+    the PostgreSQL database."""
+    if config.backend == "postgresql":
+        return open_catalog(config)
+    if not config.sqlite_path.exists():
+        raise NotFound(f"{config.sqlite_path} does not exist: has the server run with this "
+                       "storage_path?")
+    return SqliteCatalog.read_only(config.sqlite_path)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from photonic.models import ExifSummary
 from photonic.server.catalog import (
     AgentRow,
+    AuditEntry,
     ConflictRow,
     HeadPhoto,
     LocationRow,
@@ -331,3 +332,11 @@ class PgCatalog(PgBrowseTables):
                     "SELECT ts_ms, actor, action, target, result, detail FROM audit "
                     "ORDER BY id DESC LIMIT %s", (limit,))]
 
+    def audit_page(self, after_id: int, newest: int) -> list[AuditEntry]:
+        cols = "SELECT id, ts_ms, actor, action, target, result, detail FROM audit"
+        if newest > 0:
+            rows = list(reversed(self._db.all(f"{cols} ORDER BY id DESC LIMIT %s", (newest,))))
+        else:
+            rows = self._db.all(f"{cols} WHERE id > %s ORDER BY id", (after_id,))
+        return [(int(i), int(t), str(a), str(c), str(g), str(r), str(d))
+                for i, t, a, c, g, r, d in rows]
