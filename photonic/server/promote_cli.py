@@ -72,7 +72,12 @@ def run_promote(config: ServerConfig, primary: str, *, dry_run: bool) -> int:
                             "this server first; promote must run with it stopped")
     else:
         print(f"checked: nothing listens on {config.bind_address} (the server is stopped)")
-    promotion = Promotion(config.storage_path)
+    catalog = config.catalog_config
+    if catalog.backend != "sqlite":
+        raise PhotonicError("promote works on an archive node's embedded catalog (catalog.url "
+                            "sqlite:///..., the default): this server.yaml's catalog is on "
+                            "PostgreSQL")
+    promotion = Promotion(config.storage_path, catalog.sqlite_path)
     try:
         pending = promotion.pending_renames()
         if dry_run:

@@ -29,6 +29,7 @@ from tests.support.daemons import (
     tree_hashes,
     web_get,
     web_token,
+    write_server_config,
 )
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
@@ -137,3 +138,14 @@ def test_a_server_whose_postgresql_is_unreachable_fails_naming_the_host(
     assert "s3cret-pass" not in log
     assert "Traceback" not in log, log[-3000:]
     assert "exited" in str(caught.value)
+
+
+def test_promote_refuses_a_postgresql_catalog(tmp_path: Path, pki: TestPki) -> None:
+    """`photonic server promote` works on an archive node's embedded catalog only: with
+    catalog.url postgresql:// it changes nothing and says why, without a traceback."""
+    path, _port = write_server_config(tmp_path / "server", pki, extra={
+        "catalog": {"url": "postgresql://photonic:s3cret@127.0.0.1:1/photonic"}})
+    done = run_cli("server", "promote", "--config", str(path), "--from-primary", "primary")
+    assert done.returncode != 0
+    assert "embedded catalog" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "s3cret" not in done.stderr + done.stdout
