@@ -7,9 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from photonic.server.catalog_browse import TOTALS_BY_AGENT_SQL, FolderPhoto
+from photonic.server.catalog_browse import (
+    AGENT_TOTALS_SQL,
+    CHILD_FOLDERS_SQL,
+    FOLDER_PHOTOS_SQL,
+    FOLDER_RECORDED_SQL,
+    NEXT_AGENT_SQL,
+    NEXT_WATCH_SQL,
+    TOTALS_BY_AGENT_SQL,
+    WATCH_HAS_PATHS_SQL,
+    FolderPhoto,
+    folder_photo,
+)
 from photonic.server.catalog_shoots import CatalogPhoto, PhotoPage, ReportedShoot
 from photonic.server.pg_db import PgConnection
+from photonic.server.storage.pg_catalog_writes import pg
 from photonic.server.storage.pg_connection import PgSession
 from photonic.shoots import PendingShoot
 
@@ -36,8 +48,7 @@ class PgBrowseTables:
     # the dashboard's summaries and library tree ---------------------------------------------
 
     def agent_totals(self, agent_id: str) -> tuple[int, int]:
-        row = self._db.one("SELECT photos, bytes FROM agent_totals WHERE agent_id = %s",
-                           (agent_id,))
+        row = self._db.one(pg(AGENT_TOTALS_SQL), (agent_id,))
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def recounted_totals(self) -> dict[str, tuple[int, int]]:
@@ -45,13 +56,10 @@ class PgBrowseTables:
 
     def library_agents(self) -> list[str]:
         """One index probe per agent (MIN over the unique index), not a read of every path."""
-        return self._distinct_in_index(
-            "SELECT MIN(agent_id) FROM locations WHERE agent_id > %s", ())
+        return self._distinct_in_index(pg(NEXT_AGENT_SQL), ())
 
     def library_watches(self, agent_id: str) -> list[str]:
-        return self._distinct_in_index(
-            "SELECT MIN(watch_name) FROM locations WHERE agent_id = %s AND watch_name > %s",
-            (agent_id,))
+        return self._distinct_in_index(pg(NEXT_WATCH_SQL), (agent_id,))
 
     def _distinct_in_index(self, next_sql: str, leading: tuple[object, ...]) -> list[str]:
         found: list[str] = []
@@ -66,31 +74,19 @@ class PgBrowseTables:
 
     def folder_exists(self, agent_id: str, watch_name: str, folder: str) -> bool:
         if not folder:
-            return bool(self._db.all(
-                "SELECT 1 FROM locations WHERE agent_id = %s AND watch_name = %s LIMIT 1",
-                (agent_id, watch_name)))
+            return bool(self._db.all(pg(WATCH_HAS_PATHS_SQL), (agent_id, watch_name)))
         parent, _, name = folder.rpartition("/")
-        return bool(self._db.all(
-            "SELECT 1 FROM library_folders WHERE agent_id = %s AND watch_name = %s "
-            "AND parent = %s AND name = %s", (agent_id, watch_name, parent, name)))
+        return bool(self._db.all(pg(FOLDER_RECORDED_SQL), (agent_id, watch_name, parent, name)))
 
     def child_folders(self, agent_id: str, watch_name: str, folder: str, limit: int
                       ) -> list[str]:
         return [str(r[0]) for r in self._db.all(
-            "SELECT name FROM library_folders WHERE agent_id = %s AND watch_name = %s "
-            "AND parent = %s ORDER BY name LIMIT %s", (agent_id, watch_name, folder, limit))]
+            pg(CHILD_FOLDERS_SQL), (agent_id, watch_name, folder, limit))]
 
     def folder_photos(self, agent_id: str, watch_name: str, folder: str, limit: int
                       ) -> list[FolderPhoto]:
-        return [FolderPhoto(int(i), str(r), str(s), int(n), int(px or 0), int(t or 0),
-                            int(t) if t and t > 0 else int(m or 0) // 1_000_000)
-                for i, r, s, n, px, t, m in self._db.all(
-                    "SELECT l.id, l.rel_path, v.sha256, p.size, p.width * p.height, "
-                    "p.capture_time_ms, v.mtime_ns FROM locations l "
-                    "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
-                    "JOIN photos p ON p.sha256 = v.sha256 "
-                    "WHERE l.agent_id = %s AND l.watch_name = %s AND l.folder = %s "
-                    "ORDER BY l.rel_path LIMIT %s", (agent_id, watch_name, folder, limit))]
+        return [folder_photo(row) for row in self._db.all(
+            pg(FOLDER_PHOTOS_SQL), (agent_id, watch_name, folder, limit))]
 
     # the safety view --------------------------------------------------------------------------
 

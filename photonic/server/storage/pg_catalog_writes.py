@@ -13,9 +13,37 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from photonic.models import ExifSummary
-from photonic.server.catalog_browse import ancestry, folder_of
-from photonic.server.catalog_writes import LocationHead, NewVersion, now_ms
+from photonic.server.catalog_browse import (
+    HEAD_MOVE_BYTES_SQL,
+    NEW_PATH_BYTES_SQL,
+    ancestry,
+    folder_of,
+)
+from photonic.server.catalog_writes import (
+    AGENT_SYNCED_SQL,
+    INSERT_PARKED_CONFLICT_SQL,
+    INSERT_PHOTO_SQL,
+    INSERT_SETTLED_CONFLICT_SQL,
+    INSERT_VERSION_SQL,
+    MOVE_HEAD_SQL,
+    READ_HEAD_SQL,
+    READ_VERSION_SQL,
+    RELOCATE_HEAD_SQL,
+    UPSERT_CHECK_SQL,
+    LocationHead,
+    NewVersion,
+    head_of,
+    now_ms,
+    photo_args,
+    settled_conflict_args,
+)
 from photonic.server.pg_db import PgConnection
+
+
+def pg(sql: str) -> str:
+    """A statement shared with SQLite (catalog_writes, catalog_browse) in psycopg's
+    placeholders: those statements hold no literal '?' or '%'."""
+    return sql.replace("?", "%s")
 
 
 class PgOpenTransaction:
@@ -47,27 +75,12 @@ class PgOpenTransaction:
 
 def read_head(c: PgConnection, agent_id: str, watch_name: str,
               rel_path: str) -> LocationHead | None:
-    row = c.execute(
-        "SELECT l.id, l.head_version, v.sha256, v.library_path, "
-        "(SELECT MAX(version) FROM versions WHERE location_id = l.id) "
-        "FROM locations l "
-        "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
-        "WHERE l.agent_id = %s AND l.watch_name = %s AND l.rel_path = %s",
-        (agent_id, watch_name, rel_path),
-    ).fetchone()
-    if row is None:
-        return None
-    loc, head, sha, path, max_version = row
-    return LocationHead(int(loc), int(head), str(sha), str(path), int(max_version))
+    return head_of(c.execute(pg(READ_HEAD_SQL), (agent_id, watch_name, rel_path)).fetchone())
 
 
 def read_version(c: PgConnection, location_id: int, sha256: str,
                  mtime_ns: int) -> tuple[int, str] | None:
-    row = c.execute(
-        "SELECT version, library_path FROM versions WHERE location_id = %s AND sha256 = %s "
-        "AND mtime_ns = %s ORDER BY version DESC LIMIT 1",
-        (location_id, sha256, mtime_ns),
-    ).fetchone()
+    row = c.execute(pg(READ_VERSION_SQL), (location_id, sha256, mtime_ns)).fetchone()
     return (int(row[0]), str(row[1])) if row else None
 
 
@@ -81,29 +94,17 @@ def write_version(c: PgConnection, v: NewVersion) -> int | None:
     if new_path:  # its first version is its head, whatever make_head says
         note_new_path(c, v.agent_id, v.watch_name, v.rel_path, v.sha256)
     if v.relocated_head_path is not None:
-        c.execute(
-            "UPDATE versions SET library_path = %s WHERE location_id = %s AND version = "
-            "(SELECT head_version FROM locations WHERE id = %s)",
-            (v.relocated_head_path, loc_id, loc_id),
-        )
-    c.execute(
-        "INSERT INTO versions (location_id, version, sha256, library_path, created_ms, "
-        "mtime_ns, incomplete) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (loc_id, v.version, v.sha256, v.library_path, ts, v.mtime_ns, int(v.incomplete)),
-    )
+        c.execute(pg(RELOCATE_HEAD_SQL), (v.relocated_head_path, loc_id, loc_id))
+    c.execute(pg(INSERT_VERSION_SQL), (loc_id, v.version, v.sha256, v.library_path, ts,
+                                       v.mtime_ns, int(v.incomplete)))
     if v.make_head and not new_path:
         note_head_move(c, v.agent_id, loc_id, v.sha256)
-        c.execute("UPDATE locations SET head_version = %s WHERE id = %s", (v.version, loc_id))
-    c.execute("UPDATE agents SET last_sync_ms = %s WHERE agent_id = %s", (ts, v.agent_id))
+        c.execute(pg(MOVE_HEAD_SQL), (v.version, loc_id))
+    c.execute(pg(AGENT_SYNCED_SQL), (ts, v.agent_id))
     if v.conflict_server_sha256 is None:
         return None
-    row = c.execute(
-        "INSERT INTO conflicts (location_id, server_sha256, incoming_sha256, "
-        "incoming_mtime_ns, created_ms, resolved_ms, resolution) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (loc_id, v.conflict_server_sha256, v.sha256, v.mtime_ns, ts, ts,
-         v.conflict_resolution),
-    ).fetchone()
+    row = c.execute(pg(INSERT_SETTLED_CONFLICT_SQL) + " RETURNING id",
+                    settled_conflict_args(loc_id, v, ts)).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -126,11 +127,9 @@ def write_parked_conflict(c: PgConnection, agent_id: str, watch: str, rel: str,
     ).fetchone()
     if row is not None:
         return int(row[0])
-    made = c.execute(
-        "INSERT INTO conflicts (location_id, server_sha256, incoming_sha256, "
-        "incoming_mtime_ns, created_ms) VALUES (%s, %s, %s, %s, %s) RETURNING id",
-        (int(loc[0]), server_sha256, incoming_sha256, mtime_ns, now_ms()),
-    ).fetchone()
+    made = c.execute(pg(INSERT_PARKED_CONFLICT_SQL) + " RETURNING id",
+                     (int(loc[0]), server_sha256, incoming_sha256, mtime_ns, now_ms())
+                     ).fetchone()
     assert made is not None
     return int(made[0])
 
@@ -139,22 +138,12 @@ def upsert_checks(c: PgConnection, checks: Sequence[tuple[str, int, int]], ts: i
     if not checks:
         return
     with c.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO object_checks (sha256, size, mtime_ns, verified_ms) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT (sha256) DO UPDATE SET "
-            "size = excluded.size, mtime_ns = excluded.mtime_ns, "
-            "verified_ms = excluded.verified_ms",
-            [(sha, size, mtime_ns, ts) for sha, size, mtime_ns in checks])
+        cur.executemany(pg(UPSERT_CHECK_SQL),
+                        [(sha, size, mtime_ns, ts) for sha, size, mtime_ns in checks])
 
 
 def insert_photo(c: PgConnection, sha256: str, size: int, exif: ExifSummary) -> None:
-    c.execute(
-        "INSERT INTO photos (sha256, size, stored_ms, capture_time_ms, camera, lens, has_gps, "
-        "width, height) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (sha256) DO NOTHING",
-        (sha256, size, now_ms(), exif.capture_time_unix_ms, exif.camera, exif.lens_model,
-         int(exif.has_gps), exif.width, exif.height),
-    )
+    c.execute(pg(INSERT_PHOTO_SQL), photo_args(sha256, size, exif, now_ms()))
 
 
 def lock_location(c: PgConnection, agent: str, watch: str, rel: str,
@@ -190,17 +179,12 @@ def note_new_path(c: PgConnection, agent_id: str, watch_name: str, rel_path: str
             (agent_id, watch_name, parent, name)).rowcount
         if not added:  # a folder already recorded has its ancestors recorded too
             break
-    _add_to_totals(c, agent_id, 1, "(SELECT size FROM photos WHERE sha256 = %s)", (sha256,))
+    _add_to_totals(c, agent_id, 1, pg(NEW_PATH_BYTES_SQL), (sha256,))
 
 
 def note_head_move(c: PgConnection, agent_id: str, location_id: int, new_sha256: str) -> None:
     """catalog_browse.note_head_move on PostgreSQL (the location's row is locked)."""
-    _add_to_totals(
-        c, agent_id, 0,
-        "(SELECT size FROM photos WHERE sha256 = %s) - COALESCE((SELECT p.size FROM "
-        "locations l JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
-        "JOIN photos p ON p.sha256 = v.sha256 WHERE l.id = %s), 0)",
-        (new_sha256, location_id))
+    _add_to_totals(c, agent_id, 0, pg(HEAD_MOVE_BYTES_SQL), (new_sha256, location_id))
 
 
 def _add_to_totals(c: PgConnection, agent_id: str, photos: int, bytes_sql: str,
