@@ -18,7 +18,6 @@ CREATE TABLE photos (
 );
 -- The safety view reads photos newest capture first (SQLite: capture_time_ms, then rowid).
 CREATE INDEX photos_by_capture_time ON photos (capture_time_ms, seq);
-CREATE INDEX photos_by_stored ON photos (sha256, stored_ms);
 
 CREATE TABLE agents (
     agent_id        TEXT COLLATE "C" PRIMARY KEY,
