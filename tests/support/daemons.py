@@ -316,15 +316,22 @@ def catalog_rows(server: ServerHandle, sql: str,
     """Rows from the server's catalog wherever its catalog.url keeps it: the SQLite file (read
     beside the running daemon, as sqlite_rows) or its PostgreSQL database. sql is written with
     SQLite's ? placeholders and in the SQL both engines speak."""
-    config = yaml.safe_load(server.config_path.read_text("utf-8"))
+    return config_catalog_rows(server.config_path, server.storage, sql, params)
+
+
+def config_catalog_rows(config_path: Path, storage: Path, sql: str,
+                        params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    """catalog_rows for the server whose server.yaml is config_path and whose storage_path is
+    storage; [] when its embedded catalog does not exist yet."""
+    config = yaml.safe_load(config_path.read_text("utf-8")) if config_path.exists() else {}
     url = str((config.get("catalog") or {}).get("url", ""))
     if url.startswith(("postgresql://", "postgres://")):
         import psycopg
         with psycopg.connect(url, autocommit=True) as conn:
             return [tuple(r) for r in conn.execute(
                 sql.replace("%", "%%").replace("?", "%s").encode(), params)]
-    path = Path(url[len("sqlite://"):]) if url else server.storage / "catalog.db"
-    return sqlite_rows(path, sql, params)
+    path = Path(url[len("sqlite://"):]) if url else storage / "catalog.db"
+    return sqlite_rows(path, sql, params) if path.exists() else []
 
 
 def acknowledged_files(buffer: Path) -> dict[tuple[str, str], str]:
