@@ -128,3 +128,40 @@ def test_an_unreachable_database_names_its_host_and_never_its_password() -> None
     message = str(caught.value)
     assert "127.0.0.1" in message and "unreachable" in message
     assert "s3cret-pass" not in message
+
+
+def test_two_servers_crossing_each_others_rows_lose_one_transaction_as_transient(
+        pg_url: str) -> None:
+    """Each server's transaction holds one path's row and then wants the other's: PostgreSQL
+    breaks the deadlock by rolling one back, which reaches the caller as Transient (tried
+    again later), while the other commits."""
+    from photonic.server.storage.pg_catalog_writes import lock_location
+    servers = [PgCatalog(pg_url), PgCatalog(pg_url)]
+    both_hold = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def server(catalog: PgCatalog, first: str, second: str) -> None:
+        try:
+            with catalog._db.tx() as c:
+                lock_location(c, "a", "photos", first, 1)
+                both_hold.wait()
+                lock_location(c, "a", "photos", second, 1)
+            outcomes.append("committed")
+        except Transient as e:
+            outcomes.append("transient" if "rolled back" in str(e) else str(e))
+
+    try:
+        for catalog in servers:  # both paths exist before the race
+            with catalog._db.tx() as c:
+                lock_location(c, "a", "photos", "x.jpg", 1)
+                lock_location(c, "a", "photos", "y.jpg", 1)
+        threads = [threading.Thread(target=server, args=(servers[0], "x.jpg", "y.jpg")),
+                   threading.Thread(target=server, args=(servers[1], "y.jpg", "x.jpg"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["committed", "transient"]
+    finally:
+        for c in servers:
+            c.close()
