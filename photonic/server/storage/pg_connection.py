@@ -31,7 +31,7 @@ class PgSession:
         if self._conn is None or self._conn.closed or self._conn.broken:
             if self._conn is not None:
                 self._conn.close()
-            self._conn = connect(self.url)
+            self._conn = durable_commits(connect(self.url))
         return self._conn
 
     @contextmanager
@@ -62,3 +62,13 @@ class PgSession:
     def all(self, query: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self.connection() as c:
             return list(c.execute(query, args).fetchall())
+
+
+def durable_commits(conn: PgConnection) -> PgConnection:
+    """A commit acknowledges photos, so it must return only once durable: a database (or
+    role) configured with synchronous_commit = off gets it turned back on for this session.
+    Any stronger setting (remote_write, remote_apply for synchronous replicas) is kept."""
+    row = conn.execute("SHOW synchronous_commit").fetchone()
+    if row is not None and str(row[0]) == "off":
+        conn.execute("SET synchronous_commit TO on")
+    return conn

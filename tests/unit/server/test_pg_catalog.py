@@ -14,6 +14,7 @@ from photonic._configcatalog import CatalogConfig
 from photonic.errors import Transient
 from photonic.models import ExifSummary
 from photonic.server.catalog import Catalog, NewVersion
+from photonic.server.pg_db import connect
 from photonic.server.storage.catalogs import open_catalog
 from photonic.server.storage.pg_catalog import PgCatalog
 from tests.support.catalogs import table_rows
@@ -165,3 +166,24 @@ def test_two_servers_crossing_each_others_rows_lose_one_transaction_as_transient
     finally:
         for c in servers:
             c.close()
+
+
+def test_a_database_that_commits_asynchronously_is_made_to_commit_durably(
+        pg_url: str) -> None:
+    """With synchronous_commit = off set on the database, the catalog's own session commits
+    synchronously anyway (its commits acknowledge photos); writing() still turns it off for
+    its own transaction only, until make_durable."""
+    with connect(pg_url) as admin:
+        database = admin.execute("SELECT current_database()").fetchone()
+        assert database is not None
+        admin.execute(f"ALTER DATABASE {database[0]} SET synchronous_commit TO off")
+    catalog = PgCatalog(pg_url)
+    try:
+        with catalog._db.connection() as c:
+            assert c.execute("SHOW synchronous_commit").fetchone() == ("on",)
+        with catalog._db.tx(durable=False) as c:
+            assert c.execute("SHOW synchronous_commit").fetchone() == ("off",)
+        with catalog._db.connection() as c:
+            assert c.execute("SHOW synchronous_commit").fetchone() == ("on",)
+    finally:
+        catalog.close()
