@@ -17,8 +17,7 @@ from photonic.server.library import Library
 from photonic.server.repair import ObjectRepairer, ReplicaFetcher
 from photonic.server.scrub import StoreScrub, VerifyReport
 from photonic.server.scrub_service import SCRUB_ACTOR
-from photonic.server.scrub_tables import ScrubTables
-from photonic.server.storage.catalogs import open_catalog, require_catalog
+from photonic.server.storage.catalogs import open_catalog, open_scrub_tables, require_catalog
 from photonic.server.store import ContentStore
 from photonic.server.verify_cli import print_report
 
@@ -53,7 +52,7 @@ def run_scrub_now(config: ServerConfig, *, as_json: bool) -> int:
 async def _scrub(config: ServerConfig) -> ScrubOutcome:
     store = ContentStore(config.storage_path)
     catalog = open_catalog(config.catalog_config)
-    tables = ScrubTables(config.storage_path / "catalog.db")
+    tables = open_scrub_tables(config.storage_path, config.catalog_config, catalog)
     repairer = ObjectRepairer(ReplicaFetcher(store, repair_sources(config)), store, catalog,
                               Library(store, catalog))
     try:

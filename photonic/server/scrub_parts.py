@@ -19,7 +19,7 @@ from photonic.server.events import EventHub
 from photonic.server.library import Library
 from photonic.server.repair import ObjectRepairer, ReplicaFetcher
 from photonic.server.scrub_service import Audit, ScrubMetrics, ScrubService, ScrubWalk
-from photonic.server.scrub_tables import ScrubTables
+from photonic.server.storage.catalogs import open_scrub_tables
 from photonic.server.store import ContentStore
 from photonic.server.verification import ObjectVerifier
 from photonic.v1 import archive_pb2, archive_pb2_grpc
@@ -37,7 +37,7 @@ class ScrubParts:
         self._library = library
         self._events = events
         self._audit = audit
-        self.tables = ScrubTables(config.storage_path / "catalog.db")
+        self.tables = open_scrub_tables(config.storage_path, config.catalog_config, catalog)
         self.reader = ArchiveReader(store, self.tables)
         self.metrics = ScrubMetrics(registry)
         self.service: ScrubService | None = None

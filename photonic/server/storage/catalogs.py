@@ -4,9 +4,12 @@ imported only for a postgresql:// catalog: the embedded server does not need it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from photonic._configcatalog import CatalogConfig
 from photonic.errors import InvalidInput, NotFound
 from photonic.server.catalog import Catalog, SqliteCatalog
+from photonic.server.scrub_tables import ScrubTables
 
 
 def open_catalog(config: CatalogConfig) -> Catalog:
@@ -44,3 +47,16 @@ def open_catalog_reader(config: CatalogConfig) -> Catalog:
         raise NotFound(f"{config.sqlite_path} does not exist: has the server run with this "
                        "storage_path?")
     return SqliteCatalog.read_only(config.sqlite_path)
+
+
+def open_scrub_tables(storage_path: Path, config: CatalogConfig, catalog: Catalog
+                      ) -> ScrubTables:
+    """The scrub's progress, always in this server's own <storage_path>/catalog.db; its
+    catalog reads from that file too, or from the PostgreSQL catalog when catalog.url is one
+    (an embedded catalog.db beside a PostgreSQL catalog holds no photos)."""
+    local = storage_path / "catalog.db"
+    if config.backend != "postgresql":
+        return ScrubTables(local)
+    from photonic.server.storage.pg_catalog import PgCatalog
+    assert isinstance(catalog, PgCatalog)
+    return ScrubTables(local, catalog_reads=catalog)

@@ -35,14 +35,16 @@ from photonic.server.storage.pg_catalog_writes import (
     write_version,
 )
 from photonic.server.storage.pg_connection import PgSession
+from photonic.server.storage.pg_scrub_reads import PgScrubReads
 from photonic.shoots import PendingShoot
 
 MIGRATIONS = "photonic.server.storage.pg_catalog_migrations"
 _PAGE = 1000
 
 
-class PgCatalog(PgBrowseTables):
-    """One connection per server (PgSession), used by one thread at a time."""
+class PgCatalog(PgBrowseTables, PgScrubReads):
+    """One connection per server (PgSession), used by one thread at a time. Also the scrub's
+    catalog reads (scrub_tables.ScrubReads), which an embedded catalog serves from its file."""
 
     def __init__(self, url: str) -> None:
         self._db = PgSession(url)
