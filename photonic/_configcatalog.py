@@ -50,11 +50,19 @@ _CATALOG_URL = cp.text("a catalog URL: sqlite:///absolute/path/catalog.db or "
                        lambda url: bool(catalog_backend(url)))
 
 
-def read_catalog(catalog: cp.Section, storage_path: Path) -> CatalogConfig:
-    """The `catalog:` section; a PostgreSQL catalog needs psycopg, said at start."""
+def read_catalog(catalog: cp.Section, storage_path: Path, *,
+                 replicating: bool = False) -> CatalogConfig:
+    """The `catalog:` section; a PostgreSQL catalog needs psycopg, said at start. replicating:
+    storage.backup_nodes is set, whose replication queue reads the catalog's versions joined
+    with its ledger in this server's own catalog.db, so it needs the embedded catalog."""
     config = CatalogConfig(catalog.get("url", _CATALOG_URL, default_catalog_url(storage_path)))
     if config.backend == "postgresql" and not importlib.util.find_spec("psycopg"):
         catalog.problems.add(catalog.key("url"), "psycopg installed for a postgresql:// "
                              "catalog (pip install 'photonic[postgres]')",
                              "psycopg is not installed")
+    elif config.backend == "postgresql" and replicating:
+        catalog.problems.add(catalog.key("url"), "the embedded catalog (sqlite:///...) while "
+                             "storage.backup_nodes is set: replication to archive nodes does "
+                             "not work from a PostgreSQL catalog yet",
+                             "a postgresql:// URL")
     return config

@@ -315,7 +315,8 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
         jobs=read_jobs(sections["jobs"]),
         scrub=read_scrub(storage),
         replication=replication,
-        catalog=read_catalog(sections["catalog"], storage_path),
+        catalog=read_catalog(sections["catalog"], storage_path,
+                             replicating=bool(replication.backup_nodes)),
     )
 
 

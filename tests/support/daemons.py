@@ -26,7 +26,8 @@ from tests.support.pki import TestPki
 PYTHON = sys.executable
 TEST_CATALOG_ENV = "PHOTONIC_TEST_CATALOG"
 """=postgresql: every server these helpers configure keeps its catalog in a fresh PostgreSQL
-database (of a cluster this test process starts), so the e2e suites run on that engine too."""
+database (of a cluster this test process starts), so the e2e suites run on that engine too;
+except a primary with storage.backup_nodes, whose replication needs the embedded catalog."""
 
 
 def free_port() -> int:
@@ -210,7 +211,8 @@ def write_server_config(root: Path, pki: TestPki, *, port: int | None = None,
         "default_scopes": ["sync"],
     }
     _merge(config, extra or {})
-    if os.environ.get(TEST_CATALOG_ENV) == "postgresql" and "catalog" not in config:
+    if (os.environ.get(TEST_CATALOG_ENV) == "postgresql" and "catalog" not in config
+            and not config["storage"].get("backup_nodes")):  # refused with PostgreSQL
         from tests.support.postgres import process_database_url
         config["catalog"] = {"url": process_database_url()}
     root.mkdir(parents=True, exist_ok=True)

@@ -77,3 +77,16 @@ def test_an_unknown_catalog_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         _load(tmp_path, "catalog:\n  uri: 'sqlite:///x.db'\n")
     assert [p.key for p in caught.value.problems] == ["catalog.uri"]
+
+
+def test_a_postgresql_catalog_with_backup_nodes_is_refused_naming_both_keys(
+        tmp_path: Path) -> None:
+    """Replication reads the catalog's versions from this server's own catalog.db: with a
+    PostgreSQL catalog it would find nothing to send, so the start is refused, saying why."""
+    extra = ("catalog:\n  url: 'postgresql://photonic@db/photonic'\n"
+             "storage:\n  backup_nodes: [{name: b1, endpoint: 'b1:50051'}]\n")
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, extra)
+    [problem] = caught.value.problems
+    assert problem.key == "catalog.url"
+    assert "storage.backup_nodes" in problem.expected and "sqlite:///" in problem.expected
