@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from photonic import _configparse as cp
 from photonic._configcatalog import CatalogConfig as CatalogConfig
-from photonic._configcatalog import default_catalog_url, read_catalog
+from photonic._configcatalog import read_catalog
 from photonic._configjobs import EXECUTOR_NAMES as EXECUTOR_NAMES
 from photonic._configjobs import JobsConfig as JobsConfig
 from photonic._configjobs import WorkConfig as WorkConfig
@@ -124,18 +124,13 @@ class ServerConfig:
     security: SecurityConfig
     agent_scopes: Mapping[str, frozenset[Scope]]
     default_scopes: frozenset[Scope]
+    catalog: CatalogConfig
+    """catalog.url: the embedded <storage_path>/catalog.db by default, or PostgreSQL."""
     jobs: JobsConfig = field(default_factory=JobsConfig)
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
     """storage.scrub_interval, storage.scrub_rate and storage.repair_from."""
     replication: ReplicationConfig = field(default_factory=ReplicationConfig)
     """server.role, storage.backup_nodes (again) and storage.min_copies."""
-    catalog: CatalogConfig | None = None
-    """catalog.url; None (only where a ServerConfig is built by hand) is the default,
-    <storage_path>/catalog.db: see catalog_config."""
-
-    @property
-    def catalog_config(self) -> CatalogConfig:
-        return self.catalog or CatalogConfig(default_catalog_url(self.storage_path))
 
 
 def _enum_choice(enum: type[_E]) -> cp.Field[_E]:

@@ -72,9 +72,9 @@ class ServerApp:
         self.sync_choice = choose_sync(config.storage_path, config.sync_method)
         self._filesystem = (FilesystemSync(config.storage_path)
                             if self.sync_choice.filesystem_wide else None)
-        self.catalog = open_catalog(config.catalog_config)
+        self.catalog = open_catalog(config.catalog)
         self.library = Library(self.store, self.catalog, self._filesystem)
-        self._queue_url = job_queue_url(config.catalog_config, config.jobs.queue_url)
+        self._queue_url = job_queue_url(config.catalog, config.jobs.queue_url)
         self.job_queue = open_job_queue(self._queue_url, config.storage_path)
         self._shared_dispatch: SharedDispatch | None = None
         self.jobs: JobsService | None = None

@@ -48,7 +48,7 @@ class AuditReader:
 
     @classmethod
     def open(cls, config: ServerConfig) -> AuditReader:
-        return cls(open_catalog_reader(config.catalog_config))
+        return cls(open_catalog_reader(config.catalog))
 
     def last(self, count: int) -> list[AuditRow]:
         """The newest count rows, oldest first."""

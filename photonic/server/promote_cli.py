@@ -72,7 +72,7 @@ def run_promote(config: ServerConfig, primary: str, *, dry_run: bool) -> int:
                             "this server first; promote must run with it stopped")
     else:
         print(f"checked: nothing listens on {config.bind_address} (the server is stopped)")
-    catalog = config.catalog_config
+    catalog = config.catalog
     if catalog.backend != "sqlite":
         raise PhotonicError("promote works on an archive node's embedded catalog (catalog.url "
                             "sqlite:///..., the default): this server.yaml's catalog is on "

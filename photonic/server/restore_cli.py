@@ -62,7 +62,7 @@ async def _restore(config: ServerConfig, node: str, endpoint: str,
         await client.close()
         raise
     store = ContentStore(config.storage_path)
-    catalog = open_catalog(config.catalog_config)
+    catalog = open_catalog(config.catalog)
     # An archive node files this server's library under this server's certificate id.
     identity = certificate_info(config.security.cert_path).subject_cn
     restorer = Restorer(source, store, catalog, Library(store, catalog), node_folder=identity,

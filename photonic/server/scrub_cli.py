@@ -40,7 +40,7 @@ class ScrubOutcome:
 
 
 def run_scrub_now(config: ServerConfig, *, as_json: bool) -> int:
-    require_catalog(config.catalog_config)
+    require_catalog(config.catalog)
     outcome = asyncio.run(_scrub(config))
     if as_json:
         print(json.dumps(outcome.as_json(), indent=2))
@@ -51,8 +51,8 @@ def run_scrub_now(config: ServerConfig, *, as_json: bool) -> int:
 
 async def _scrub(config: ServerConfig) -> ScrubOutcome:
     store = ContentStore(config.storage_path)
-    catalog = open_catalog(config.catalog_config)
-    tables = open_scrub_tables(config.storage_path, config.catalog_config, catalog)
+    catalog = open_catalog(config.catalog)
+    tables = open_scrub_tables(config.storage_path, config.catalog, catalog)
     repairer = ObjectRepairer(ReplicaFetcher(store, repair_sources(config)), store, catalog,
                               Library(store, catalog))
     try:

@@ -37,7 +37,7 @@ class ScrubParts:
         self._library = library
         self._events = events
         self._audit = audit
-        self.tables = open_scrub_tables(config.storage_path, config.catalog_config, catalog)
+        self.tables = open_scrub_tables(config.storage_path, config.catalog, catalog)
         self.reader = ArchiveReader(store, self.tables)
         self.metrics = ScrubMetrics(registry)
         self.service: ScrubService | None = None

@@ -23,8 +23,8 @@ def run_verify(config: ServerConfig, *, since: dt.datetime | None, rate: str,
         rate_bytes_per_s = parse_rate(rate)
     except ValueError as exc:
         raise InvalidInput(f"--rate: {exc}") from None
-    require_catalog(config.catalog_config)
-    catalog = open_catalog(config.catalog_config)
+    require_catalog(config.catalog)
+    catalog = open_catalog(config.catalog)
     try:
         scrub = StoreScrub(ContentStore(config.storage_path), catalog,
                            rate_bytes_per_s=rate_bytes_per_s,

@@ -26,7 +26,7 @@ def run_web(args: argparse.Namespace) -> int:
     from photonic.web.credentials import create_token
 
     config = load_server_config(args.config)
-    catalog = open_catalog(config.catalog_config)
+    catalog = open_catalog(config.catalog)
     try:
         token = create_token(catalog, args.name)
     finally:

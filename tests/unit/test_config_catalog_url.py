@@ -34,31 +34,31 @@ def _load(tmp_path: Path, extra: str) -> ServerConfig:
 
 def test_without_catalog_url_the_catalog_is_catalog_db_in_the_storage(tmp_path: Path) -> None:
     config = _load(tmp_path, "")
-    assert config.catalog_config.url == f"sqlite://{tmp_path / 'store' / 'catalog.db'}"
-    assert config.catalog_config.sqlite_path == tmp_path / "store" / "catalog.db"
-    catalog = open_catalog(config.catalog_config)
+    assert config.catalog.url == f"sqlite://{tmp_path / 'store' / 'catalog.db'}"
+    assert config.catalog.sqlite_path == tmp_path / "store" / "catalog.db"
+    catalog = open_catalog(config.catalog)
     try:
         assert isinstance(catalog, SqliteCatalog)
         assert (tmp_path / "store" / "catalog.db").is_file()
     finally:
         catalog.close()
-    assert job_queue_url(config.catalog_config, config.jobs.queue_url) == ""
+    assert job_queue_url(config.catalog, config.jobs.queue_url) == ""
 
 
 @pytest.mark.parametrize("url", ["sqlite:///var/lib/photonic/catalog.db",
                                  "postgresql://photonic@db.example:5432/photonic",
                                  "postgres://photonic@/photonic?host=/run/postgresql"])
 def test_sqlite_and_postgresql_urls_are_taken_as_written(tmp_path: Path, url: str) -> None:
-    assert _load(tmp_path, f"catalog:\n  url: '{url}'\n").catalog_config.url == url
+    assert _load(tmp_path, f"catalog:\n  url: '{url}'\n").catalog.url == url
 
 
 def test_a_postgresql_catalog_takes_the_job_queue_unless_it_is_set(tmp_path: Path) -> None:
     url = "postgresql://photonic@db.example/photonic"
     config = _load(tmp_path, f"catalog:\n  url: '{url}'\n")
-    assert job_queue_url(config.catalog_config, config.jobs.queue_url) == url
+    assert job_queue_url(config.catalog, config.jobs.queue_url) == url
     other = "sqlite:///var/lib/photonic/jobs.db"
     config = _load(tmp_path, f"catalog:\n  url: '{url}'\njobs:\n  queue_url: '{other}'\n")
-    assert job_queue_url(config.catalog_config, config.jobs.queue_url) == other
+    assert job_queue_url(config.catalog, config.jobs.queue_url) == other
 
 
 @pytest.mark.parametrize("url", ["mysql://db/photonic", "sqlite://relative/catalog.db",

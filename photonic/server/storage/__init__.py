@@ -1,2 +1,3 @@
-"""Where the server keeps its state beyond the embedded defaults: the catalog on PostgreSQL
-(pg_catalog), and the one factory that picks the catalog's backend from catalog.url."""
+"""Where stored content lives: the BlobStore seam (blobs.py) and its backends, the local
+filesystem (local.py, every optimisation of store.ContentStore) and S3-compatible object
+storage (s3.py), chosen by `storage.objects` (open.py)."""
