@@ -27,7 +27,8 @@ PYTHON = sys.executable
 TEST_CATALOG_ENV = "PHOTONIC_TEST_CATALOG"
 """=postgresql: every server these helpers configure keeps its catalog in a fresh PostgreSQL
 database (of a cluster this test process starts), so the e2e suites run on that engine too;
-except a primary with storage.backup_nodes, whose replication needs the embedded catalog."""
+except a primary with storage.backup_nodes, whose replication needs the embedded catalog. The
+job queue stays in jobs.db (its PostgreSQL engine has its own tests)."""
 
 
 def free_port() -> int:
@@ -215,6 +216,10 @@ def write_server_config(root: Path, pki: TestPki, *, port: int | None = None,
             and not config["storage"].get("backup_nodes")):  # refused with PostgreSQL
         from tests.support.postgres import process_database_url
         config["catalog"] = {"url": process_database_url()}
+        # The job queue stays in jobs.db, which tests read, unless a test names its own.
+        jobs = config.setdefault("jobs", {})
+        storage = Path(config["server"]["storage_path"]).resolve()
+        jobs.setdefault("queue_url", f"sqlite://{storage / 'jobs.db'}")
     root.mkdir(parents=True, exist_ok=True)
     path = root / "server.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
