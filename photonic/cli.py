@@ -401,7 +401,9 @@ def _server(args: argparse.Namespace) -> int:
     if getattr(args, "server_command", None) == "migrate":
         from photonic.server.migrate.cli import run_migrate
 
-        return run_migrate(config, args.to_url, args.objects_url)
+        return run_migrate(config, args.to_url, args.objects_url,
+                           endpoint_url=args.s3_endpoint_url, region=args.s3_region,
+                           reread=args.reread)
     _preflight_tls(config.security.cert_path, config.security.key_path,
                    config.security.ca_path)
     tap = _stderr_tap()

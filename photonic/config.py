@@ -13,6 +13,8 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from photonic import _configparse as cp
+from photonic._configcatalog import CatalogConfig as CatalogConfig
+from photonic._configcatalog import read_catalog
 from photonic._configjobs import EXECUTOR_NAMES as EXECUTOR_NAMES
 from photonic._configjobs import JobsConfig as JobsConfig
 from photonic._configjobs import WorkConfig as WorkConfig
@@ -42,7 +44,7 @@ from photonic.units import (
 
 _AGENT_SECTIONS = ("agent", "network", "sync", "security", "work")
 _SERVER_SECTIONS = ("server", "storage", "limits", "security", "jobs", "agents",
-                    "default_scopes")
+                    "default_scopes", "catalog")
 _KIB = 1024
 _E = TypeVar("_E", WatchMode, ConflictPolicy, Scope, SyncMethod)
 _MIB = 1024 * 1024
@@ -126,6 +128,8 @@ class ServerConfig:
     security: SecurityConfig
     agent_scopes: Mapping[str, frozenset[Scope]]
     default_scopes: frozenset[Scope]
+    catalog: CatalogConfig
+    """catalog.url: the embedded <storage_path>/catalog.db by default, or PostgreSQL."""
     jobs: JobsConfig = field(default_factory=JobsConfig)
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
     """storage.scrub_interval, storage.scrub_rate and storage.repair_from."""
@@ -298,6 +302,7 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
     """Reads every server key; wrong values are recorded and replaced by their defaults."""
     server, storage, limits = sections["server"], sections["storage"], sections["limits"]
     replication = read_replication(server, storage, entry_sections)
+    storage_path = server.require("storage_path", cp.path(config_path.parent), Path())
     security = _read_security(sections["security"], config_path.parent, server=True)
     objects = read_objects(storage)
     if security.archive_key_path is not None:
@@ -306,7 +311,7 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
     return ServerConfig(
         config_path=config_path,
         bind_address=server.get("bind_address", cp.host_port(min_port=0), "127.0.0.1:50051"),
-        storage_path=server.require("storage_path", cp.path(config_path.parent), Path()),
+        storage_path=storage_path,
         nfs_export=server.get("nfs_export", cp.boolean(), False),
         web_ui_port=server.get("web_ui_port", cp.integer(0, 65535), 8080),
         web_ui_bind=server.get("web_ui_bind", cp.host(), "127.0.0.1"),
@@ -332,6 +337,8 @@ def _build_server(config_path: Path, root: cp.Section, sections: Mapping[str, cp
         replication=replication,
         webdav=server.get("webdav", cp.boolean(), True),
         objects=objects,
+        catalog=read_catalog(sections["catalog"], storage_path,
+                             replicating=bool(replication.backup_nodes)),
     )
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+# The catalog under test on SQLite and on PostgreSQL (a parametrised fixture).
+from tests.support.catalogs import catalogs  # noqa: F401
 from tests.support.daemons import Daemon, ServerHandle, start_server
 from tests.support.pki import TestPki, make_test_pki
 

@@ -16,7 +16,7 @@ from photonic import errors
 from photonic.models import AgentId, AgentState, Scope
 from photonic.rates import eta_s
 from photonic.server.auth import Caller
-from photonic.server.catalog import ConflictRow, SqliteCatalog
+from photonic.server.catalog import Catalog, ConflictRow
 from photonic.server.events import EventHub, ServerEvent
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
@@ -123,7 +123,7 @@ def watch_names_problem(names: Sequence[str], what: str) -> str:
 
 
 class AgentsService:
-    def __init__(self, catalog: SqliteCatalog, library: Library, events: EventHub,
+    def __init__(self, catalog: Catalog, library: Library, events: EventHub,
                  metrics: ServerMetrics, audit: Audit, *, max_agents: int,
                  rates: ReceiveRates | None = None) -> None:
         self._catalog = catalog

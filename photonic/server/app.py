@@ -13,14 +13,12 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, generate_latest
 
 from photonic import __version__
-from photonic._configjobs import queue_backend
 from photonic.config import ServerConfig, ServerRole
 from photonic.grpc_options import server_options
 from photonic.logfmt import event
 from photonic.media.safezip import ZipLimits
 from photonic.server.agents_service import AgentsService
 from photonic.server.auth import Authorizer, RevocationList
-from photonic.server.catalog import SqliteCatalog
 from photonic.server.fs_sync import FilesystemSync, choose_sync
 from photonic.server.guard import CallGuard
 from photonic.server.health import ServerHealth, watch_health
@@ -44,6 +42,7 @@ from photonic.server.safety import SafetyView
 from photonic.server.scrub_parts import ARCHIVE_SERVICE, ScrubParts
 from photonic.server.shared.claims import UploadClaims
 from photonic.server.shared_state import make_shared_state
+from photonic.server.storage.catalogs import job_queue_url, open_catalog
 from photonic.server.storage.open import open_objects
 from photonic.server.store import ContentStore
 from photonic.server.sync_limits import SyncBudgets
@@ -75,17 +74,17 @@ class ServerApp:
         self.sync_choice = choose_sync(config.storage_path, config.sync_method)
         self._filesystem = (FilesystemSync(config.storage_path)
                             if self.sync_choice.filesystem_wide else None)
-        self.catalog = SqliteCatalog(config.storage_path / "catalog.db")
+        self.catalog = open_catalog(config.catalog)
         self.objects = open_objects(config.objects, self.store, self.catalog)
-        # issue 20: shared when jobs.queue_url is postgresql:// until catalog.url exists;
-        # the lead switches this to catalog.url on merge.
+        # Several servers on one PostgreSQL catalog share upload claims, the library lock
+        # and the event hub there; the embedded catalog keeps them in this process.
         self.shared = make_shared_state(
-            config.jobs.queue_url if queue_backend(config.jobs.queue_url) == "postgresql"
-            else None)
+            config.catalog.url if config.catalog.backend == "postgresql" else None)
         self.library = Library(self.objects.tree, self.catalog,
                                self._filesystem if self.objects.local else None,
                                lock=self.shared.library_lock)
-        self.job_queue = open_job_queue(config.jobs.queue_url, config.storage_path)
+        self._queue_url = job_queue_url(config.catalog, config.jobs.queue_url)
+        self.job_queue = open_job_queue(self._queue_url, config.storage_path)
         self._shared_dispatch: SharedDispatch | None = None
         self.jobs: JobsService | None = None
         self.events = self.shared.events
@@ -155,7 +154,7 @@ class ServerApp:
         self.grpc_port = server.add_secure_port(
             self.config.bind_address, server_credentials(sec.cert_path, sec.key_path, sec.ca_path))
         await self.jobs.start()
-        self._shared_dispatch = shared_dispatch(self.config.jobs.queue_url, self.job_queue,
+        self._shared_dispatch = shared_dispatch(self._queue_url, self.job_queue,
                                                 self.jobs)
         if self._shared_dispatch is not None:  # other servers' jobs wake this dispatcher
             await self._shared_dispatch.start()

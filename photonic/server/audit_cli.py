@@ -1,21 +1,20 @@
-"""`photonic audit tail`: the server's audit trail read from its catalog over a read-only
-connection (the server may be running), as escaped key=value lines or JSON lines."""
+"""`photonic audit tail`: the server's audit trail read from its catalog (the embedded file
+over a read-only connection, as the server may be running; or its PostgreSQL database), as
+escaped key=value lines or JSON lines."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from photonic.config import ServerConfig
-from photonic.errors import NotFound
 from photonic.logfmt import logfmt_value
-from photonic.sqlite_db import open_database
+from photonic.server.catalog import AuditEntry
+from photonic.server.storage.catalogs import open_catalog_reader
 
 POLL_INTERVAL_S = 0.5
 
@@ -33,42 +32,39 @@ class AuditRow:
     detail: str
 
 
+class AuditSource(Protocol):
+    """The part of the Catalog the tail reads."""
+
+    def audit_page(self, after_id: int, newest: int) -> list[AuditEntry]: ...
+    def close(self) -> None: ...
+
+
 class AuditReader:
     """Reads audit rows in the order they were written, remembering the last one seen."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+    def __init__(self, source: AuditSource) -> None:
+        self.source = source
         self.last_id = 0
 
     @classmethod
-    def open(cls, catalog_path: Path) -> AuditReader:
-        if not catalog_path.exists():
-            raise NotFound(f"{catalog_path} does not exist: has the server run with this "
-                           "storage_path?")
-        return cls(open_database(catalog_path, "photonic.server.migrations", read_only=True))
+    def open(cls, config: ServerConfig) -> AuditReader:
+        return cls(open_catalog_reader(config.catalog))
 
     def last(self, count: int) -> list[AuditRow]:
         """The newest count rows, oldest first."""
-        rows = self._conn.execute(
-            "SELECT id, ts_ms, actor, action, target, result, detail FROM audit "
-            "ORDER BY id DESC LIMIT ?", (count,)).fetchall()
-        return self._take(list(reversed(rows)))
+        return self._take(self.source.audit_page(0, count)) if count > 0 else []
 
     def newer(self) -> list[AuditRow]:
-        rows = self._conn.execute(
-            "SELECT id, ts_ms, actor, action, target, result, detail FROM audit "
-            "WHERE id > ? ORDER BY id", (self.last_id,)).fetchall()
-        return self._take(rows)
+        return self._take(self.source.audit_page(self.last_id, 0))
 
-    def _take(self, rows: list[tuple[object, ...]]) -> list[AuditRow]:
-        out = [AuditRow(int(str(r[0])), _iso(int(str(r[1]))), *(str(v) for v in r[2:]))
-               for r in rows]
+    def _take(self, rows: list[AuditEntry]) -> list[AuditRow]:
+        out = [AuditRow(i, _iso(t), a, c, g, r, d) for i, t, a, c, g, r, d in rows]
         if out:
             self.last_id = max(self.last_id, out[-1].id)
         return out
 
     def close(self) -> None:
-        self._conn.close()
+        self.source.close()
 
 
 def _iso(ts_ms: int) -> str:
@@ -89,7 +85,7 @@ def run_audit_tail(config: ServerConfig, *, count: int, follow: bool, as_json: b
                    sleep: Callable[[float], None] = time.sleep) -> int:
     """Prints the last count rows; with follow, keeps printing new ones until interrupted."""
     stream = out or sys.stdout
-    reader = AuditReader.open(config.storage_path / "catalog.db")
+    reader = AuditReader.open(config)
     try:
         _emit(reader.last(count), stream, as_json)
         while follow:

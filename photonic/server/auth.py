@@ -14,7 +14,7 @@ import grpc
 
 from photonic.logfmt import event
 from photonic.models import AgentId, Scope
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 from photonic.server.metrics import ServerMetrics
 from photonic.tls import peer_identity
 
@@ -124,7 +124,7 @@ class AuditBudget:
 
 class Authorizer:
     def __init__(self, agent_scopes: Mapping[str, frozenset[Scope]],
-                 default_scopes: frozenset[Scope], catalog: SqliteCatalog,
+                 default_scopes: frozenset[Scope], catalog: Catalog,
                  metrics: ServerMetrics, *,
                  room_for_audit: Callable[[], bool] = lambda: True,
                  budget: AuditBudget | None = None, archive: bool = False) -> None:

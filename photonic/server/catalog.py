@@ -1,5 +1,6 @@
-"""The server's catalog of photos, paths, versions, agents, conflicts and audit, behind a
-small interface so PostgreSQL can replace the embedded SQLite for multi-server deployments."""
+"""The server's catalog of photos, paths, versions, agents, conflicts and audit: the Catalog
+protocol every caller is typed against, and SqliteCatalog, the embedded engine behind it
+(storage/pg_catalog.py is the PostgreSQL one, for several servers)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from photonic.models import ExifSummary
-from photonic.server.catalog_browse import BrowseTables
+from photonic.server.catalog_browse import BrowseTables, FolderPhoto
 from photonic.server.catalog_multipart import MultipartTables
-from photonic.server.catalog_shoots import ShootTables, replace_pending_shoots
-from photonic.server.catalog_tree import TreeTables
+from photonic.server.catalog_sessions import SessionTables
+from photonic.server.catalog_shoots import (
+    CatalogPhoto,
+    PhotoPage,
+    ReportedShoot,
+    ShootTables,
+    replace_pending_shoots,
+)
+from photonic.server.catalog_tree import TreeFile, TreeTables
 from photonic.server.catalog_writes import (
     CatalogWrites,
     OpenTransaction,
@@ -29,6 +37,8 @@ from photonic.server.catalog_writes import LocationHead as LocationHead
 from photonic.server.catalog_writes import NewVersion as NewVersion
 from photonic.server.catalog_writes import ObjectCheckRow as ObjectCheckRow
 from photonic.server.catalog_writes import now_ms as now_ms
+from photonic.server.sql_access import Executor
+from photonic.server.storage.multipart import MultipartLedger
 from photonic.shoots import PendingShoot
 from photonic.sqlite_db import open_database, transaction
 
@@ -93,6 +103,10 @@ class VersionRow:
     capture_time_ms: int
 
 
+AuditEntry = tuple[int, int, str, str, str, str, str]
+"""(id, ts_ms, actor, action, target, result, detail) of one audit row."""
+
+
 @dataclass(frozen=True)
 class LocationRow:
     """A library path with every version it has had (oldest first)."""
@@ -105,25 +119,101 @@ class LocationRow:
     versions: tuple[VersionRow, ...]
 
 
-class Catalog(CatalogWrites, Protocol):
-    """What the library needs from a catalog: the seam where PostgreSQL would plug in."""
+class Catalog(CatalogWrites, MultipartLedger, Protocol):
+    """Everything the server reads and writes in its catalog, whichever engine holds it:
+    SqliteCatalog (the embedded default) or storage.pg_catalog.PgCatalog (catalog.url
+    postgresql://, shared by several servers). Callers are typed against this, never an
+    engine; storage.catalogs.open_catalog is the one place that names them."""
 
-    def writing(self) -> AbstractContextManager[CatalogWrites]: ...
+    def close(self) -> None: ...
+    # photos
+    def probe(self) -> None: ...
+    def photo_count(self) -> tuple[int, int]: ...
+    def all_versions(self) -> list[tuple[str, str, str, int, str, str]]: ...
     def photo_meta(self, sha256: str) -> tuple[int, ExifSummary]: ...
+    # locations, versions and conflicts
+    def heads_beneath(self, agent_id: str, watch_name: str, folder: str,
+                      limit: int) -> list[HeadPhoto]: ...
+    def heads_with_ids(self, agent_id: str, watch_name: str, folder: str,
+                       limit: int) -> list[tuple[int, HeadPhoto]]: ...
+    def writing(self) -> AbstractContextManager[CatalogWrites]: ...
     def make_durable(self) -> None: ...
     def open_conflicts(self, agent_id: str | None) -> list[ConflictRow]: ...
+    def open_conflict_count(self) -> int: ...
     def close_conflict(self, conflict_id: int, resolution: str) -> None: ...
-    def library_paths_of(self, sha256: str) -> list[str]: ...
+    def conflict_paths_of(self, sha256: str) -> list[str]: ...
+    def location(self, location_id: int) -> LocationRow | None: ...
+    # object verification and quarantine
+    def verified_objects(self, shas: Sequence[str]) -> dict[str, VerifiedObject]: ...
+    def record_quarantine(self, sha256: str, file: str, reason: str) -> None: ...
     def open_quarantine(self, sha256: str) -> list[str]: ...
+    def open_quarantine_among(self, shas: Sequence[str]) -> set[str]: ...
     def close_quarantine(self, sha256: str) -> None: ...
+    def held_by(self, agent_id: str, shas: Sequence[str]) -> set[str]: ...
+    def wanted_from(self, agent_id: str, limit: int) -> list[str]: ...
+    def library_paths_of(self, sha256: str) -> list[str]: ...
+    def stored_objects(self, since_ms: int = 0) -> Iterator[tuple[str, int]]: ...
+    def library_entries(self, since_ms: int = 0) -> Iterator[tuple[str, str]]: ...
+    # agents
+    def last_sync_ms(self) -> int: ...
+    def agent_count(self) -> int: ...
+    def agent_ids(self) -> list[str]: ...
+    def register_agent(self, agent_id: str, hostname: str, version: str) -> None: ...
+    def heartbeat(self, agent_id: str, state: str, queue_depth: int, bytes_pending: int,
+                  missing_watches: tuple[str, ...],
+                  pending_shoots: Sequence[PendingShoot] = ()) -> None: ...
+    def set_paused(self, agent_id: str, paused: bool, *, by_admin: bool) -> bool | None: ...
+    def get_agent(self, agent_id: str) -> AgentRow | None: ...
+    # web tokens and audit
+    def add_web_token(self, name: str, sha256: str) -> bool: ...
+    def web_token_name(self, sha256: str) -> str | None: ...
+    def open_web_session(self, digest: str, name: str, csrf: str, expires_ms: int,
+                         keep: int) -> None: ...
+    def web_session(self, digest: str) -> tuple[str, str] | None: ...
+    def close_web_session(self, digest: str) -> None: ...
+    def audit(self, actor: str, action: str, target: str, result: str,
+              detail: str = "") -> None: ...
+    def audit_rows(self, limit: int = 1000) -> list[tuple[int, str, str, str, str, str]]: ...
+    def audit_page(self, after_id: int, newest: int) -> list[AuditEntry]: ...
+    # the dashboard's summaries and library tree (catalog_browse)
+    def agent_totals(self, agent_id: str) -> tuple[int, int]: ...
+    def recounted_totals(self) -> dict[str, tuple[int, int]]: ...
+    def library_agents(self) -> list[str]: ...
+    def library_watches(self, agent_id: str) -> list[str]: ...
+    def folder_exists(self, agent_id: str, watch_name: str, folder: str) -> bool: ...
+    def child_folders(self, agent_id: str, watch_name: str, folder: str,
+                      limit: int) -> list[str]: ...
+    def folder_photos(self, agent_id: str, watch_name: str, folder: str,
+                      limit: int) -> list[FolderPhoto]: ...
+    # the library exported as a file tree, WebDAV (catalog_tree)
+    def child_folders_after(self, agent_id: str, watch_name: str, folder: str, after: str,
+                            limit: int) -> list[str]: ...
+    def folder_files_page(self, agent_id: str, watch_name: str, folder: str,
+                          after: tuple[str, int] | None, limit: int) -> list[TreeFile]: ...
+    def tree_file(self, agent_id: str, watch_name: str, folder: str, name: str
+                  ) -> TreeFile | None: ...
+    # the safety view (catalog_shoots)
+    def photos_by_capture(self, agent_id: str, before: tuple[int, int] | None,
+                          page_photos: int) -> PhotoPage: ...
+    def photos_without_capture(self, agent_id: str) -> list[CatalogPhoto]: ...
+    def reported_shoots(self, agent_id: str) -> list[ReportedShoot]: ...
 
 
-class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables):
+class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables, SessionTables):
     """The embedded catalog: one SQLite file in WAL mode; every commit is durable on return."""
 
     def __init__(self, path: Path) -> None:
         self._conn = open_database(path, "photonic.server.migrations")
         self._lock = threading.Lock()
+
+    @classmethod
+    def read_only(cls, path: Path) -> SqliteCatalog:
+        """The catalog for a tool that reads while the server runs (`photonic audit tail`):
+        no migration runs and every write raises."""
+        catalog = cls.__new__(cls)
+        catalog._conn = open_database(path, "photonic.server.migrations", read_only=True)
+        catalog._lock = threading.Lock()
+        return catalog
 
     def close(self) -> None:
         with self._lock:
@@ -131,6 +221,14 @@ class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables):
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         return transaction(self._conn, self._lock, "the server catalog")
+
+    @contextmanager
+    def _sql_read(self) -> Iterator[Executor]:
+        with self._lock:
+            yield self._conn
+
+    def _sql_tx(self) -> AbstractContextManager[Executor]:
+        return self._tx()
 
     def _one(self, sql: str, args: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
         with self._lock:
@@ -431,29 +529,6 @@ class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables):
         row = self._one("SELECT name FROM web_tokens WHERE sha256 = ?", (sha256,))
         return None if row is None else str(row[0])
 
-    def open_web_session(self, digest: str, name: str, csrf: str, expires_ms: int,
-                         keep: int) -> None:
-        """Stores a login's session; drops the expired ones and, beyond keep, the oldest."""
-        now = now_ms()
-        with self._tx() as c:
-            c.execute("DELETE FROM web_sessions WHERE expires_ms < ?", (now,))
-            c.execute("INSERT INTO web_sessions (digest, name, csrf, created_ms, expires_ms) "
-                      "VALUES (?, ?, ?, ?, ?)", (digest, name, csrf, now, expires_ms))
-            c.execute("DELETE FROM web_sessions WHERE digest IN (SELECT digest FROM "
-                      "web_sessions ORDER BY created_ms DESC, rowid DESC LIMIT -1 OFFSET ?)",
-                      (keep,))
-
-    def web_session(self, digest: str) -> tuple[str, str] | None:
-        """(name, csrf token) of a live session whose token still exists; None otherwise."""
-        row = self._one("SELECT s.name, s.csrf FROM web_sessions s JOIN web_tokens t "
-                        "ON t.name = s.name WHERE s.digest = ? AND s.expires_ms >= ?",
-                        (digest, now_ms()))
-        return None if row is None else (str(row[0]), str(row[1]))
-
-    def close_web_session(self, digest: str) -> None:
-        with self._tx() as c:
-            c.execute("DELETE FROM web_sessions WHERE digest = ?", (digest,))
-
     def agent_ids(self) -> list[str]:
         return [str(r[0]) for r in self._all("SELECT agent_id FROM agents ORDER BY agent_id")]
 
@@ -489,6 +564,17 @@ class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables):
         )
         return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]))
                 for r in rows]
+
+    def audit_page(self, after_id: int, newest: int) -> list[AuditEntry]:
+        """Audit rows oldest first: with newest > 0 the newest that many, else every row after
+        after_id (what `audit tail --follow` has not printed yet)."""
+        cols = "SELECT id, ts_ms, actor, action, target, result, detail FROM audit"
+        if newest > 0:
+            rows = list(reversed(self._all(f"{cols} ORDER BY id DESC LIMIT ?", (newest,))))
+        else:
+            rows = self._all(f"{cols} WHERE id > ? ORDER BY id", (after_id,))
+        return [(int(i), int(t), str(a), str(c), str(g), str(r), str(d))
+                for i, t, a, c, g, r, d in rows]
 
     # media: what thumbnails, downloads and photo details read -------------------------------
 

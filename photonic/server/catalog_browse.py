@@ -19,7 +19,7 @@ def folder_of(rel_path: str) -> str:
     return rel_path.rpartition("/")[0]
 
 
-def _ancestry(folder: str) -> Iterator[tuple[str, str]]:
+def ancestry(folder: str) -> Iterator[tuple[str, str]]:
     """(parent, name) of folder, then of each folder above it, up to the watch's top."""
     while folder:
         parent, _, name = folder.rpartition("/")
@@ -31,25 +31,54 @@ def note_new_path(c: sqlite3.Connection, agent_id: str, watch_name: str, rel_pat
                   sha256: str) -> None:
     """Inside the transaction that inserted a new path (its first version is its head): its
     folders exist, and its agent holds one more photo and its bytes."""
-    for parent, name in _ancestry(folder_of(rel_path)):
+    for parent, name in ancestry(folder_of(rel_path)):
         added = c.execute(
             "INSERT OR IGNORE INTO library_folders (agent_id, watch_name, parent, name) "
             "VALUES (?, ?, ?, ?)", (agent_id, watch_name, parent, name)).rowcount
         if not added:  # a folder already recorded has its ancestors recorded too
             break
-    _add_to_totals(c, agent_id, 1, "(SELECT size FROM photos WHERE sha256 = ?)", (sha256,))
+    _add_to_totals(c, agent_id, 1, NEW_PATH_BYTES_SQL, (sha256,))
 
 
 def note_head_move(c: sqlite3.Connection, agent_id: str, location_id: int,
                    new_sha256: str) -> None:
     """Inside the transaction, before the head of an existing path moves to new content:
     the agent's bytes change by the difference (its photo count does not)."""
-    _add_to_totals(
-        c, agent_id, 0,
-        "(SELECT size FROM photos WHERE sha256 = ?) - COALESCE((SELECT p.size FROM "
-        "locations l JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
-        "JOIN photos p ON p.sha256 = v.sha256 WHERE l.id = ?), 0)",
-        (new_sha256, location_id))
+    _add_to_totals(c, agent_id, 0, HEAD_MOVE_BYTES_SQL, (new_sha256, location_id))
+
+
+# The statements both engines run as written here (PostgreSQL through pg_catalog_writes.pg).
+NEW_PATH_BYTES_SQL = "(SELECT size FROM photos WHERE sha256 = ?)"
+"""What a new path adds to its agent's bytes."""
+HEAD_MOVE_BYTES_SQL = (
+    "(SELECT size FROM photos WHERE sha256 = ?) - COALESCE((SELECT p.size FROM "
+    "locations l JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
+    "JOIN photos p ON p.sha256 = v.sha256 WHERE l.id = ?), 0)")
+"""What a head move adds to its agent's bytes: the new content's size less the old's."""
+AGENT_TOTALS_SQL = "SELECT photos, bytes FROM agent_totals WHERE agent_id = ?"
+NEXT_AGENT_SQL = "SELECT MIN(agent_id) FROM locations WHERE agent_id > ?"
+NEXT_WATCH_SQL = "SELECT MIN(watch_name) FROM locations WHERE agent_id = ? AND watch_name > ?"
+WATCH_HAS_PATHS_SQL = "SELECT 1 FROM locations WHERE agent_id = ? AND watch_name = ? LIMIT 1"
+FOLDER_RECORDED_SQL = (
+    "SELECT 1 FROM library_folders WHERE agent_id = ? AND watch_name = ? "
+    "AND parent = ? AND name = ?")
+CHILD_FOLDERS_SQL = (
+    "SELECT name FROM library_folders WHERE agent_id = ? AND watch_name = ? "
+    "AND parent = ? ORDER BY name LIMIT ?")
+FOLDER_PHOTOS_SQL = (
+    "SELECT l.id, l.rel_path, v.sha256, p.size, p.width * p.height, "
+    "p.capture_time_ms, v.mtime_ns FROM locations l "
+    "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
+    "JOIN photos p ON p.sha256 = v.sha256 "
+    "WHERE l.agent_id = ? AND l.watch_name = ? AND l.folder = ? "
+    "ORDER BY l.rel_path LIMIT ?")
+
+
+def folder_photo(row: tuple[Any, ...]) -> FolderPhoto:
+    """A FOLDER_PHOTOS_SQL row."""
+    i, r, s, n, px, t, m = row
+    return FolderPhoto(int(i), str(r), str(s), int(n), int(px or 0), int(t or 0),
+                       int(t) if t and t > 0 else int(m or 0) // 1_000_000)
 
 
 TOTALS_BY_AGENT_SQL = (
@@ -94,8 +123,7 @@ class BrowseTables:
 
     def agent_totals(self, agent_id: str) -> tuple[int, int]:
         """(paths, bytes) the agent's library holds at head, as maintained."""
-        rows = self._browse_rows(
-            "SELECT photos, bytes FROM agent_totals WHERE agent_id = ?", (agent_id,))
+        rows = self._browse_rows(AGENT_TOTALS_SQL, (agent_id,))
         return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
     def recounted_totals(self) -> dict[str, tuple[int, int]]:
@@ -107,13 +135,10 @@ class BrowseTables:
     def library_agents(self) -> list[str]:
         """Agents with at least one path: one index probe per agent (a skip scan), not a
         read of every path."""
-        return self._distinct_in_index(
-            "SELECT MIN(agent_id) FROM locations WHERE agent_id > ?", ())
+        return self._distinct_in_index(NEXT_AGENT_SQL, ())
 
     def library_watches(self, agent_id: str) -> list[str]:
-        return self._distinct_in_index(
-            "SELECT MIN(watch_name) FROM locations WHERE agent_id = ? AND watch_name > ?",
-            (agent_id,))
+        return self._distinct_in_index(NEXT_WATCH_SQL, (agent_id,))
 
     def _distinct_in_index(self, next_sql: str, leading: tuple[object, ...]) -> list[str]:
         """Each distinct value in turn, from the smallest: next_sql answers the smallest
@@ -131,30 +156,18 @@ class BrowseTables:
     def folder_exists(self, agent_id: str, watch_name: str, folder: str) -> bool:
         """Whether the watch ('' folder) or a folder within it holds any path."""
         if not folder:
-            return bool(self._browse_rows(
-                "SELECT 1 FROM locations WHERE agent_id = ? AND watch_name = ? LIMIT 1",
-                (agent_id, watch_name)))
+            return bool(self._browse_rows(WATCH_HAS_PATHS_SQL, (agent_id, watch_name)))
         parent, _, name = folder.rpartition("/")
-        return bool(self._browse_rows(
-            "SELECT 1 FROM library_folders WHERE agent_id = ? AND watch_name = ? "
-            "AND parent = ? AND name = ?", (agent_id, watch_name, parent, name)))
+        return bool(self._browse_rows(FOLDER_RECORDED_SQL, (agent_id, watch_name, parent, name)))
 
     def child_folders(self, agent_id: str, watch_name: str, folder: str, limit: int
                       ) -> list[str]:
         """Names of the folders directly in folder ('' = the watch's top), by name."""
         return [str(r[0]) for r in self._browse_rows(
-            "SELECT name FROM library_folders WHERE agent_id = ? AND watch_name = ? "
-            "AND parent = ? ORDER BY name LIMIT ?", (agent_id, watch_name, folder, limit))]
+            CHILD_FOLDERS_SQL, (agent_id, watch_name, folder, limit))]
 
     def folder_photos(self, agent_id: str, watch_name: str, folder: str, limit: int
                       ) -> list[FolderPhoto]:
         """The paths directly in folder ('' = the watch's top) by path, with their heads."""
-        return [FolderPhoto(int(i), str(r), str(s), int(n), int(px or 0), int(t or 0),
-                            int(t) if t and t > 0 else int(m or 0) // 1_000_000)
-                for i, r, s, n, px, t, m in self._browse_rows(
-                    "SELECT l.id, l.rel_path, v.sha256, p.size, p.width * p.height, "
-                    "p.capture_time_ms, v.mtime_ns FROM locations l "
-                    "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
-                    "JOIN photos p ON p.sha256 = v.sha256 "
-                    "WHERE l.agent_id = ? AND l.watch_name = ? AND l.folder = ? "
-                    "ORDER BY l.rel_path LIMIT ?", (agent_id, watch_name, folder, limit))]
+        return [folder_photo(row) for row in self._browse_rows(
+            FOLDER_PHOTOS_SQL, (agent_id, watch_name, folder, limit))]

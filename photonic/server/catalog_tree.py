@@ -1,17 +1,17 @@
 """The catalog's reads for the library exported as a file tree (WebDAV): every recorded
 version of every path in one library folder, in keyset pages, and one file found by its name
-in the tree. A mixin of SqliteCatalog, like BrowseTables; the names it answers are the ones
-the library tree on disk has (a version's recorded library path), so the export and the disk
-agree. The statements are portable SQL so a PostgreSQL twin can reuse them."""
+in the tree. A mixin of both catalogs (its SQL both engines take: sql_access); the names it
+answers are the ones the library tree on disk has (a version's recorded library path), so the
+export and the disk agree."""
 
 from __future__ import annotations
 
 import re
-import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from photonic.server.sql_access import SqlAccess
 
 _VERSION_NAME = re.compile(r"^(?P<stem>.+)\.v\d+(?:~\d+)?(?P<suffix>\.[^.]*)?$")
 """`name.vN.ext` (paths.version_path): an older version, kept beside its path's head."""
@@ -56,15 +56,10 @@ def unversioned_candidates(folder: str, name: str) -> list[str]:
     return found
 
 
-class TreeTables:
-    """Needs the SqliteCatalog's connection and lock."""
-
-    _conn: sqlite3.Connection
-    _lock: threading.Lock
-
+class TreeTables(SqlAccess):
     def _tree_rows(self, sql: str, args: Sequence[object]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return list(self._conn.execute(sql, tuple(args)).fetchall())
+        with self._sql_read() as c:
+            return list(c.execute(sql, tuple(args)).fetchall())
 
     def folder_files_page(self, agent_id: str, watch_name: str, folder: str,
                           after: tuple[str, int] | None, limit: int) -> list[TreeFile]:
@@ -94,7 +89,8 @@ class TreeTables:
         suffix = "/" + name
         picked = _FILE_COLUMNS + (
             "WHERE l.agent_id = ? AND l.watch_name = ? AND {where} "
-            "AND substr(v.library_path, -?) = ? ORDER BY v.version LIMIT 1")
+            "AND substr(v.library_path, length(v.library_path) - ? + 1) = ? "
+            "ORDER BY v.version LIMIT 1")
         for rel in unversioned_candidates(folder, name):
             rows = self._tree_rows(picked.format(where="l.rel_path = ?"),
                                    (agent_id, watch_name, rel, len(suffix), suffix))

@@ -9,7 +9,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from photonic.models import ExifSummary
 from photonic.server.catalog_browse import folder_of, note_head_move, note_new_path
@@ -98,30 +98,65 @@ class OpenTransaction:
         upsert_checks(self._c, checks, now_ms())
 
 
-def read_head(c: sqlite3.Connection, agent_id: str, watch_name: str,
-              rel_path: str) -> LocationHead | None:
-    row = c.execute(
-        "SELECT l.id, l.head_version, v.sha256, v.library_path, "
-        "(SELECT MAX(version) FROM versions WHERE location_id = l.id) "
-        "FROM locations l "
-        "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
-        "WHERE l.agent_id = ? AND l.watch_name = ? AND l.rel_path = ?",
-        (agent_id, watch_name, rel_path),
-    ).fetchone()
+# The statements both engines run as written here; PostgreSQL takes them through
+# pg_catalog_writes.pg (its %s placeholders for SQLite's ?). Where the dialects differ, each
+# engine has its own function for that statement.
+READ_HEAD_SQL = (
+    "SELECT l.id, l.head_version, v.sha256, v.library_path, "
+    "(SELECT MAX(version) FROM versions WHERE location_id = l.id) "
+    "FROM locations l "
+    "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version "
+    "WHERE l.agent_id = ? AND l.watch_name = ? AND l.rel_path = ?")
+READ_VERSION_SQL = (
+    "SELECT version, library_path FROM versions WHERE location_id = ? AND sha256 = ? "
+    "AND mtime_ns = ? ORDER BY version DESC LIMIT 1")
+RELOCATE_HEAD_SQL = (
+    "UPDATE versions SET library_path = ? WHERE location_id = ? AND version = "
+    "(SELECT head_version FROM locations WHERE id = ?)")
+INSERT_VERSION_SQL = (
+    "INSERT INTO versions (location_id, version, sha256, library_path, created_ms, "
+    "mtime_ns, incomplete) VALUES (?, ?, ?, ?, ?, ?, ?)")
+MOVE_HEAD_SQL = "UPDATE locations SET head_version = ? WHERE id = ?"
+AGENT_SYNCED_SQL = "UPDATE agents SET last_sync_ms = ? WHERE agent_id = ?"
+INSERT_SETTLED_CONFLICT_SQL = (
+    "INSERT INTO conflicts (location_id, server_sha256, incoming_sha256, "
+    "incoming_mtime_ns, created_ms, resolved_ms, resolution) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)")
+INSERT_PARKED_CONFLICT_SQL = (
+    "INSERT INTO conflicts (location_id, server_sha256, incoming_sha256, "
+    "incoming_mtime_ns, created_ms) VALUES (?, ?, ?, ?, ?)")
+UPSERT_CHECK_SQL = (
+    "INSERT INTO object_checks (sha256, size, mtime_ns, verified_ms) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (sha256) DO UPDATE SET size = excluded.size, "
+    "mtime_ns = excluded.mtime_ns, verified_ms = excluded.verified_ms")
+INSERT_PHOTO_SQL = (
+    "INSERT INTO photos (sha256, size, stored_ms, capture_time_ms, camera, lens, has_gps, "
+    "width, height) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING")
+
+
+def head_of(row: tuple[Any, ...] | None) -> LocationHead | None:
+    """A READ_HEAD_SQL row as a LocationHead."""
     if row is None:
         return None
     loc, head, sha, path, max_version = row
     return LocationHead(int(loc), int(head), str(sha), str(path), int(max_version))
 
 
+def photo_args(sha256: str, size: int, exif: ExifSummary, ts: int) -> tuple[object, ...]:
+    """INSERT_PHOTO_SQL's arguments."""
+    return (sha256, size, ts, exif.capture_time_unix_ms, exif.camera, exif.lens_model,
+            int(exif.has_gps), exif.width, exif.height)
+
+
+def read_head(c: sqlite3.Connection, agent_id: str, watch_name: str,
+              rel_path: str) -> LocationHead | None:
+    return head_of(c.execute(READ_HEAD_SQL, (agent_id, watch_name, rel_path)).fetchone())
+
+
 def read_version(c: sqlite3.Connection, location_id: int, sha256: str,
                  mtime_ns: int) -> tuple[int, str] | None:
     """(version, library_path) of a version with this content and mtime, if recorded."""
-    row = c.execute(
-        "SELECT version, library_path FROM versions WHERE location_id = ? AND sha256 = ? "
-        "AND mtime_ns = ? ORDER BY version DESC LIMIT 1",
-        (location_id, sha256, mtime_ns),
-    ).fetchone()
+    row = c.execute(READ_VERSION_SQL, (location_id, sha256, mtime_ns)).fetchone()
     return (int(row[0]), str(row[1])) if row else None
 
 
@@ -135,30 +170,23 @@ def write_version(c: sqlite3.Connection, v: NewVersion) -> int | None:
     if new_path:  # its first version is its head, whatever make_head says
         note_new_path(c, v.agent_id, v.watch_name, v.rel_path, v.sha256)
     if v.relocated_head_path is not None:
-        c.execute(
-            "UPDATE versions SET library_path = ? WHERE location_id = ? AND version = "
-            "(SELECT head_version FROM locations WHERE id = ?)",
-            (v.relocated_head_path, loc_id, loc_id),
-        )
-    c.execute(
-        "INSERT INTO versions (location_id, version, sha256, library_path, created_ms, "
-        "mtime_ns, incomplete) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (loc_id, v.version, v.sha256, v.library_path, ts, v.mtime_ns, int(v.incomplete)),
-    )
+        c.execute(RELOCATE_HEAD_SQL, (v.relocated_head_path, loc_id, loc_id))
+    c.execute(INSERT_VERSION_SQL, (loc_id, v.version, v.sha256, v.library_path, ts,
+                                   v.mtime_ns, int(v.incomplete)))
     if v.make_head and not new_path:
         note_head_move(c, v.agent_id, loc_id, v.sha256)
-        c.execute("UPDATE locations SET head_version = ? WHERE id = ?", (v.version, loc_id))
-    c.execute("UPDATE agents SET last_sync_ms = ? WHERE agent_id = ?", (ts, v.agent_id))
+        c.execute(MOVE_HEAD_SQL, (v.version, loc_id))
+    c.execute(AGENT_SYNCED_SQL, (ts, v.agent_id))
     if v.conflict_server_sha256 is None:
         return None
-    cur = c.execute(
-        "INSERT INTO conflicts (location_id, server_sha256, incoming_sha256, "
-        "incoming_mtime_ns, created_ms, resolved_ms, resolution) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (loc_id, v.conflict_server_sha256, v.sha256, v.mtime_ns, ts, ts,
-         v.conflict_resolution),
-    )
+    cur = c.execute(INSERT_SETTLED_CONFLICT_SQL, settled_conflict_args(loc_id, v, ts))
     return int(cur.lastrowid or 0)
+
+
+def settled_conflict_args(loc_id: int, v: NewVersion, ts: int) -> tuple[object, ...]:
+    """INSERT_SETTLED_CONFLICT_SQL's arguments: a conflict the policy resolved at once."""
+    return (loc_id, v.conflict_server_sha256, v.sha256, v.mtime_ns, ts, ts,
+            v.conflict_resolution)
 
 
 def write_parked_conflict(c: sqlite3.Connection, agent_id: str, watch: str, rel: str,
@@ -179,30 +207,18 @@ def write_parked_conflict(c: sqlite3.Connection, agent_id: str, watch: str, rel:
         "SELECT id FROM locations WHERE agent_id = ? AND watch_name = ? AND rel_path = ?",
         (agent_id, watch, rel),
     ).fetchone()
-    cur = c.execute(
-        "INSERT INTO conflicts (location_id, server_sha256, incoming_sha256, "
-        "incoming_mtime_ns, created_ms) VALUES (?, ?, ?, ?, ?)",
-        (int(loc[0]), server_sha256, incoming_sha256, mtime_ns, now_ms()),
-    )
+    cur = c.execute(INSERT_PARKED_CONFLICT_SQL,
+                    (int(loc[0]), server_sha256, incoming_sha256, mtime_ns, now_ms()))
     return int(cur.lastrowid or 0)
 
 
 def upsert_checks(c: sqlite3.Connection, checks: Sequence[tuple[str, int, int]],
                   ts: int) -> None:
-    c.executemany(
-        "INSERT INTO object_checks (sha256, size, mtime_ns, verified_ms) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (sha256) DO UPDATE SET size = excluded.size, "
-        "mtime_ns = excluded.mtime_ns, verified_ms = excluded.verified_ms",
-        [(sha, size, mtime_ns, ts) for sha, size, mtime_ns in checks])
+    c.executemany(UPSERT_CHECK_SQL, [(sha, size, mtime_ns, ts) for sha, size, mtime_ns in checks])
 
 
 def insert_photo(c: sqlite3.Connection, sha256: str, size: int, exif: ExifSummary) -> None:
-    c.execute(
-        "INSERT INTO photos (sha256, size, stored_ms, capture_time_ms, camera, lens, has_gps, "
-        "width, height) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
-        (sha256, size, now_ms(), exif.capture_time_unix_ms, exif.camera, exif.lens_model,
-         int(exif.has_gps), exif.width, exif.height),
-    )
+    c.execute(INSERT_PHOTO_SQL, photo_args(sha256, size, exif, now_ms()))
 
 
 def upsert_location(c: sqlite3.Connection, agent: str, watch: str, rel: str,

@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 
 from photonic import errors
 from photonic.models import ManifestEntry
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 from photonic.server.events import EventHub
 from photonic.server.library import Library
 from photonic.server.metrics import ServerMetrics
@@ -39,7 +39,7 @@ class IngestLimits:
 @dataclass
 class IngestDeps:
     store: ContentStore
-    catalog: SqliteCatalog
+    catalog: Catalog
     library: Library
     claims: UploadClaims
     metrics: ServerMetrics

@@ -8,7 +8,7 @@ import asyncio
 from dataclasses import dataclass
 
 from photonic import errors
-from photonic.server.catalog import ConflictRow, SqliteCatalog
+from photonic.server.catalog import Catalog, ConflictRow
 
 MAX_FOLDER_CHARS = 4096
 MAX_LISTED = 10_000
@@ -57,7 +57,7 @@ class LibraryBrowser:
     """One level at a time: its direct subfolders and photos only, read through the
     catalog's folder tree (never every path beneath the level)."""
 
-    def __init__(self, catalog: SqliteCatalog, max_listed: int = MAX_LISTED) -> None:
+    def __init__(self, catalog: Catalog, max_listed: int = MAX_LISTED) -> None:
         self._catalog = catalog
         self._max = max_listed
 

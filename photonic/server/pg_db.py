@@ -50,12 +50,18 @@ def safe_url(url: str) -> str:
 @contextmanager
 def unreachable_as_transient(url: str) -> Iterator[None]:
     """A lost or refused connection is Transient (the same call may succeed once the database
-    is back); any other database error is a DatabaseError naming what was refused."""
+    is back), and so is a transaction PostgreSQL rolled back for crossing another's (deadlock,
+    serialization failure); any other database error is a DatabaseError naming what was
+    refused."""
     try:
         yield
     except psycopg.errors.LockNotAvailable as e:
         raise Transient(f"PostgreSQL at {safe_url(url)} did not grant a lock in time "
                         "(another server holds it); retry") from e
+    except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as e:
+        raise Transient(f"PostgreSQL at {safe_url(url)} rolled back a transaction that "
+                        "crossed another server's (a deadlock or serialization failure); "
+                        "nothing of it was kept, and it may be tried again") from e
     except psycopg.OperationalError as e:
         raise Transient(f"PostgreSQL at {safe_url(url)} is unreachable: "
                         f"{str(e).strip().splitlines()[0] if str(e).strip() else e!r}; "

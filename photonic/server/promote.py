@@ -70,11 +70,17 @@ class Rename:
 
 
 class Promotion:
-    """The catalog (opened directly: the server is stopped) and the store root it describes."""
+    """The catalog (opened directly: the server is stopped) and the store root it describes.
 
-    def __init__(self, storage: Path) -> None:
+    The embedded SQLite catalog only, not the Catalog protocol: a promotion renames library
+    folders on this node's own disk in step with its catalog rows (promotion_renames, written
+    in the catalog's transaction), which only an archive node's own embedded installation
+    has; a PostgreSQL catalog is refused before this is opened (promote_cli)."""
+
+    def __init__(self, storage: Path, catalog_file: Path | None = None) -> None:
         self._root = storage
-        self._conn = open_database(storage / "catalog.db", "photonic.server.migrations")
+        self._conn = open_database(catalog_file or storage / "catalog.db",
+                                   "photonic.server.migrations")
         self._lock = threading.Lock()
 
     def close(self) -> None:

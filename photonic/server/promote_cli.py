@@ -79,7 +79,12 @@ def run_promote(config: ServerConfig, primary: str, *, dry_run: bool) -> int:
     from photonic.server.promote import Promotion
 
     refuse_if_listening(config, "promote")
-    promotion = Promotion(config.storage_path)
+    catalog = config.catalog
+    if catalog.backend != "sqlite":
+        raise PhotonicError("promote works on an archive node's embedded catalog (catalog.url "
+                            "sqlite:///..., the default): this server.yaml's catalog is on "
+                            "PostgreSQL")
+    promotion = Promotion(config.storage_path, catalog.sqlite_path)
     try:
         pending = promotion.pending_renames()
         if dry_run:

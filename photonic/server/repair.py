@@ -16,7 +16,7 @@ from photonic import errors
 from photonic.logfmt import event
 from photonic.models import ContentHash
 from photonic.server.archive_client import ObjectSource
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 from photonic.server.library import Library
 from photonic.server.store import PARTIAL_SUFFIX, RESUMABLE_SUFFIX, ContentStore, PartialUpload
 
@@ -104,7 +104,7 @@ class ReplicaFetcher:
 class ObjectRepairer:
     """A quarantined (or missing) content fetched back and its library entries relinked."""
 
-    def __init__(self, fetcher: ReplicaFetcher, store: ContentStore, catalog: SqliteCatalog,
+    def __init__(self, fetcher: ReplicaFetcher, store: ContentStore, catalog: Catalog,
                  library: Library) -> None:
         self._fetcher = fetcher
         self._store = store

@@ -21,7 +21,7 @@ from photonic.media.exif import read_exif_summary
 from photonic.models import ConflictPolicy, ContentHash, ManifestEntry
 from photonic.paths import safe_relative_path
 from photonic.server.archive_client import ObjectSource, ReplicaEntry
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 from photonic.server.library import Library
 from photonic.server.repair import ReplicaFetcher
 from photonic.server.store import ContentStore
@@ -56,7 +56,7 @@ class RestoreReport:
 
 
 class Restorer:
-    def __init__(self, source: ObjectSource, store: ContentStore, catalog: SqliteCatalog,
+    def __init__(self, source: ObjectSource, store: ContentStore, catalog: Catalog,
                  library: Library, *, node_folder: str = "",
                  progress: Callable[[RestoreReport], None] = lambda _r: None,
                  clock: Callable[[], float] = time.monotonic) -> None:

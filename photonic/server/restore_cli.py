@@ -12,10 +12,10 @@ from photonic._configobjects import require_local_objects
 from photonic.config import ServerConfig
 from photonic.errors import InvalidInput
 from photonic.server.archive_client import ArchiveClient, ObjectSource, own_certificate_channel
-from photonic.server.catalog import SqliteCatalog
 from photonic.server.library import Library
 from photonic.server.restore import Restorer, RestoreReport
 from photonic.server.sealed_source import sealed_reader
+from photonic.server.storage.catalogs import open_catalog
 from photonic.server.store import ContentStore
 from photonic.tls import certificate_info
 from photonic.units import format_size
@@ -64,7 +64,7 @@ async def _restore(config: ServerConfig, node: str, endpoint: str,
         await client.close()
         raise
     store = ContentStore(config.storage_path)
-    catalog = SqliteCatalog(config.storage_path / "catalog.db")
+    catalog = open_catalog(config.catalog)
     # An archive node files this server's library under this server's certificate id.
     identity = certificate_info(config.security.cert_path).subject_cn
     restorer = Restorer(source, store, catalog, Library(store, catalog), node_folder=identity,

@@ -30,7 +30,7 @@ from photonic.server.agents_service import (
     Registration,
 )
 from photonic.server.auth import Authorizer, Caller
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 from photonic.server.events import ServerEvent
 from photonic.server.ingest import IngestSession, Outgoing
 from photonic.server.ingest_deps import IngestDeps, check_manifest_size
@@ -125,7 +125,7 @@ class SafeCopies(Protocol):
 
 
 class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
-    def __init__(self, auth: Authorizer, agents: AgentsService, catalog: SqliteCatalog,
+    def __init__(self, auth: Authorizer, agents: AgentsService, catalog: Catalog,
                  ingest: IngestDeps, metrics: ServerMetrics, budgets: SyncBudgets,
                  max_transfer_size_bytes: int, copies: SafeCopies | None = None) -> None:
         """copies: how many of an agent's photos are held in enough copies (replication)."""

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 from photonic.server.store import ContentStore
 from photonic.server.verification import ObjectVerifier
 
@@ -76,7 +76,7 @@ class RatePacer:
 class StoreScrub:
     """One verify run over the catalog's objects; blocking."""
 
-    def __init__(self, store: ContentStore, catalog: SqliteCatalog, *, rate_bytes_per_s: int,
+    def __init__(self, store: ContentStore, catalog: Catalog, *, rate_bytes_per_s: int,
                  progress: Callable[[str], None] = lambda _line: None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store

@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 
 from photonic._configobjects import require_local_objects
 from photonic.config import ServerConfig
-from photonic.errors import InvalidInput
 from photonic.server.archive_client import repair_sources
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 from photonic.server.library import Library
 from photonic.server.repair import ObjectRepairer, ReplicaFetcher
 from photonic.server.scrub import StoreScrub, VerifyReport
 from photonic.server.scrub_service import SCRUB_ACTOR
-from photonic.server.scrub_tables import ScrubTables
+from photonic.server.storage.catalogs import open_catalog, open_scrub_tables, require_catalog
 from photonic.server.store import ContentStore
 from photonic.server.verify_cli import print_report
 
@@ -43,10 +42,7 @@ class ScrubOutcome:
 
 def run_scrub_now(config: ServerConfig, *, as_json: bool) -> int:
     require_local_objects(config.config_path, config.objects, "scrub")
-    catalog_file = config.storage_path / "catalog.db"
-    if not catalog_file.exists():
-        raise InvalidInput(f"no server catalog at {catalog_file}: is server.storage_path in "
-                           "this server.yaml the server's?")
+    require_catalog(config.catalog)
     outcome = asyncio.run(_scrub(config))
     if as_json:
         print(json.dumps(outcome.as_json(), indent=2))
@@ -57,8 +53,8 @@ def run_scrub_now(config: ServerConfig, *, as_json: bool) -> int:
 
 async def _scrub(config: ServerConfig) -> ScrubOutcome:
     store = ContentStore(config.storage_path)
-    catalog = SqliteCatalog(config.storage_path / "catalog.db")
-    tables = ScrubTables(config.storage_path / "catalog.db")
+    catalog = open_catalog(config.catalog)
+    tables = open_scrub_tables(config.storage_path, config.catalog, catalog)
     repairer = ObjectRepairer(ReplicaFetcher(store, repair_sources(config)), store, catalog,
                               Library(store, catalog))
     try:
@@ -88,7 +84,7 @@ async def _scrub(config: ServerConfig) -> ScrubOutcome:
         catalog.close()
 
 
-def _record_missing(catalog: SqliteCatalog, sha256: str, reason: str) -> None:
+def _record_missing(catalog: Catalog, sha256: str, reason: str) -> None:
     """A missing object has no quarantined file, but is recorded as unrepaired all the same."""
     if not catalog.open_quarantine(sha256):
         catalog.record_quarantine(sha256, "", reason)

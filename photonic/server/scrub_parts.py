@@ -14,12 +14,12 @@ from photonic.server.archive_client import repair_sources
 from photonic.server.archive_rpc import ArchiveRpc
 from photonic.server.archive_service import ArchiveReader
 from photonic.server.auth import Authorizer
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 from photonic.server.events import EventHub
 from photonic.server.library import Library
 from photonic.server.repair import ObjectRepairer, ReplicaFetcher
 from photonic.server.scrub_service import Audit, ScrubMetrics, ScrubService, ScrubWalk
-from photonic.server.scrub_tables import ScrubTables
+from photonic.server.storage.catalogs import open_scrub_tables
 from photonic.server.store import ContentStore
 from photonic.server.verification import ObjectVerifier
 from photonic.v1 import archive_pb2, archive_pb2_grpc
@@ -28,7 +28,7 @@ ARCHIVE_SERVICE = archive_pb2.DESCRIPTOR.services_by_name["PhotonicArchive"].ful
 
 
 class ScrubParts:
-    def __init__(self, config: ServerConfig, store: ContentStore, catalog: SqliteCatalog,
+    def __init__(self, config: ServerConfig, store: ContentStore, catalog: Catalog,
                  library: Library, events: EventHub, registry: CollectorRegistry,
                  audit: Audit) -> None:
         self._config = config
@@ -37,7 +37,7 @@ class ScrubParts:
         self._library = library
         self._events = events
         self._audit = audit
-        self.tables = ScrubTables(config.storage_path / "catalog.db")
+        self.tables = open_scrub_tables(config.storage_path, config.catalog, catalog)
         self.reader = ArchiveReader(store, self.tables)
         self.metrics = ScrubMetrics(registry)
         self.service: ScrubService | None = None

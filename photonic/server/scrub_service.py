@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from photonic.logfmt import event
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 from photonic.server.events import EventHub, ServerEvent
 from photonic.server.repair import ObjectRepairer
 from photonic.server.scrub import RatePacer
@@ -70,7 +70,7 @@ class ScrubWalk:
     """One pass (or the rest of one) over the catalog's objects; blocking, in the scrub's
     thread. The cursor is saved every SAVE_EVERY_S, so a restart continues near it."""
 
-    def __init__(self, tables: ScrubTables, verifier: ObjectVerifier, catalog: SqliteCatalog,
+    def __init__(self, tables: ScrubTables, verifier: ObjectVerifier, catalog: Catalog,
                  rate_bytes_per_s: int, *, clock: Callable[[], float] = time.monotonic,
                  wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
                  save_every_s: float = SAVE_EVERY_S,

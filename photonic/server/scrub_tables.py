@@ -1,12 +1,18 @@
 """The scrub's own reads and writes in the server catalog: its durable progress through a pass,
 the objects in walking order, the quarantine left unrepaired, and the pages of held objects
 that ListObjects answers. Its own connection to catalog.db (WAL: it never blocks the sync
-path's writer for long), so the catalog's class stays what ingest needs."""
+path's writer for long), so the catalog's class stays what ingest needs.
+
+The progress row always stays in this server's own catalog.db. The catalog reads (the walk's
+objects, the unrepaired quarantine, ListObjects' pages) are answered from that file too, or,
+when the catalog is elsewhere (catalog.url postgresql://), by that catalog's own ScrubReads:
+storage.catalogs.open_scrub_tables chooses."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from photonic.sqlite_db import LockedDatabase
 
@@ -46,11 +52,23 @@ class HeldObject:
     library_paths: tuple[str, ...]
 
 
-class ScrubTables(LockedDatabase):
-    """Blocking; called from worker threads."""
+class ScrubReads(Protocol):
+    """The scrub's and ListObjects' reads of the catalog."""
 
-    def __init__(self, catalog_file: Path) -> None:
+    def objects_after(self, cursor_sha256: str, limit: int) -> list[tuple[str, int]]: ...
+    def unrepaired(self) -> list[Unrepaired]: ...
+    def unrepaired_count(self) -> int: ...
+    def held_page(self, after_sha256: str, limit: int,
+                  library_prefix: str) -> list[HeldObject]: ...
+
+
+class ScrubTables(LockedDatabase):
+    """Blocking; called from worker threads. catalog_reads: the catalog that answers the
+    catalog reads when it is not catalog_file's (None: catalog_file's own tables)."""
+
+    def __init__(self, catalog_file: Path, catalog_reads: ScrubReads | None = None) -> None:
         super().__init__(catalog_file, "photonic.server.migrations", "the scrub's progress")
+        self._reads = catalog_reads
 
     # progress -------------------------------------------------------------------------------
 
@@ -82,6 +100,8 @@ class ScrubTables(LockedDatabase):
 
     def objects_after(self, cursor_sha256: str, limit: int) -> list[tuple[str, int]]:
         """(sha256, size) of the next contents in walking order."""
+        if self._reads is not None:
+            return self._reads.objects_after(cursor_sha256, limit)
         return [(str(s), int(n)) for s, n in self._all(
             "SELECT sha256, size FROM photos WHERE sha256 > ? ORDER BY sha256 LIMIT ?",
             (cursor_sha256, limit))]
@@ -94,6 +114,8 @@ class ScrubTables(LockedDatabase):
 
     def unrepaired(self) -> list[Unrepaired]:
         """Every content with an open quarantine record, oldest first."""
+        if self._reads is not None:
+            return self._reads.unrepaired()
         rows = self._all(
             "SELECT q.sha256, COALESCE(p.size, 0), q.reason, q.file FROM quarantine q "
             "LEFT JOIN photos p ON p.sha256 = q.sha256 WHERE q.repaired_ms IS NULL "
@@ -103,6 +125,8 @@ class ScrubTables(LockedDatabase):
                 for sha, size, reason, file in rows]
 
     def unrepaired_count(self) -> int:
+        if self._reads is not None:
+            return self._reads.unrepaired_count()
         return int(self._all("SELECT COUNT(DISTINCT sha256) FROM quarantine "
                              "WHERE repaired_ms IS NULL")[0][0])
 
@@ -112,6 +136,8 @@ class ScrubTables(LockedDatabase):
                   ) -> list[HeldObject]:
         """Contents after after_sha256 in order, at most limit (capped at MAX_PAGE); with a
         prefix, only those with a library path under that folder, and only those paths."""
+        if self._reads is not None:
+            return self._reads.held_page(after_sha256, limit, library_prefix)
         limit = max(1, min(limit or MAX_PAGE, MAX_PAGE))
         if not library_prefix:
             rows = self._all("SELECT sha256, size FROM photos WHERE sha256 > ? "

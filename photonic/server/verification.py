@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from photonic.logfmt import event
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 from photonic.server.storage.blobs import BlobStore, ObjectCheck
 from photonic.server.storage.local import LocalBlobStore
 from photonic.server.store import ContentStore
@@ -48,7 +48,7 @@ def damage(check: ObjectCheck, expected_size: int) -> str:
 class ObjectVerifier:
     """Trust checks and re-hashes of stored objects; blocking, called from worker threads."""
 
-    def __init__(self, store: BlobStore | ContentStore, catalog: SqliteCatalog) -> None:
+    def __init__(self, store: BlobStore | ContentStore, catalog: Catalog) -> None:
         """store: a ContentStore is read through its LocalBlobStore."""
         self._store = LocalBlobStore(store) if isinstance(store, ContentStore) else store
         self._catalog = catalog

@@ -9,8 +9,8 @@ import sys
 from photonic._configobjects import require_local_objects
 from photonic.config import ServerConfig
 from photonic.errors import InvalidInput
-from photonic.server.catalog import SqliteCatalog
 from photonic.server.scrub import StoreScrub, VerifyReport
+from photonic.server.storage.catalogs import open_catalog, require_catalog
 from photonic.server.store import ContentStore
 from photonic.units import format_rate, format_size, parse_rate
 
@@ -25,11 +25,8 @@ def run_verify(config: ServerConfig, *, since: dt.datetime | None, rate: str,
         rate_bytes_per_s = parse_rate(rate)
     except ValueError as exc:
         raise InvalidInput(f"--rate: {exc}") from None
-    catalog_file = config.storage_path / "catalog.db"
-    if not catalog_file.exists():
-        raise InvalidInput(f"no server catalog at {catalog_file}: is storage.storage_path in "
-                           "this server.yaml the server's?")
-    catalog = SqliteCatalog(catalog_file)
+    require_catalog(config.catalog)
+    catalog = open_catalog(config.catalog)
     try:
         scrub = StoreScrub(ContentStore(config.storage_path), catalog,
                            rate_bytes_per_s=rate_bytes_per_s,

@@ -22,11 +22,11 @@ def add_web_parser(sub: Any) -> None:
 
 
 def run_web(args: argparse.Namespace) -> int:
-    from photonic.server.catalog import SqliteCatalog
+    from photonic.server.storage.catalogs import open_catalog
     from photonic.web.credentials import create_token
 
     config = load_server_config(args.config)
-    catalog = SqliteCatalog(config.storage_path / "catalog.db")
+    catalog = open_catalog(config.catalog)
     try:
         token = create_token(catalog, args.name)
     finally:

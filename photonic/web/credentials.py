@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from photonic import errors
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 
 TOKEN_BYTES = 32
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -26,7 +26,7 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
-def create_token(catalog: SqliteCatalog, name: str) -> str:
+def create_token(catalog: Catalog, name: str) -> str:
     """A new random token stored (hashed) under name; the token itself is returned once."""
     if not NAME_PATTERN.match(name):
         raise errors.InvalidInput(
@@ -47,7 +47,7 @@ class TokenBook:
     """Checks Bearer tokens and session cookies against the catalog (only digests of either
     are stored); a session ends at its expiry, at logout, or when its token is removed."""
 
-    def __init__(self, catalog: SqliteCatalog, ttl_s: float = SESSION_TTL_S,
+    def __init__(self, catalog: Catalog, ttl_s: float = SESSION_TTL_S,
                  max_sessions: int = MAX_SESSIONS) -> None:
         self._catalog = catalog
         self._ttl_s = ttl_s

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from photonic.server.agents_service import AgentsService
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 from photonic.server.events import EventHub
 from photonic.server.jobs.results_archive import ResultsArchive
 from photonic.server.jobs.service import JobsService
@@ -43,7 +43,7 @@ SHUTDOWN_S = 1.0
 
 
 def build_app(*, health: PageSource, metrics: PageSource, agents: AgentsService,
-              jobs: JobsService, catalog: SqliteCatalog, events: EventHub,
+              jobs: JobsService, catalog: Catalog, events: EventHub,
               overview: overview_routes.Overview | None = None,
               uploads: WebUploads,
               secure: bool, web_clients: Gauge | None = None,

@@ -14,7 +14,7 @@ import pytest
 from photonic.v1 import sync_pb2, sync_pb2_grpc
 from tests.chaos.hostile import sync_stub
 from tests.chaos.tally import TALLY
-from tests.support.daemons import ServerHandle, free_port, sqlite_rows, start_server
+from tests.support.daemons import ServerHandle, catalog_rows, free_port, sqlite_rows, start_server
 from tests.support.pki import TestPki
 
 pytestmark = pytest.mark.chaos
@@ -65,9 +65,8 @@ def test_an_agent_cannot_lift_an_admins_pause(server: ServerHandle,
     TALLY.identity_attacks += 1
     assert reply.paused is True
     assert _code(stubs["laptop"].SyncBatch(iter([]))) is grpc.StatusCode.FAILED_PRECONDITION
-    rows = sqlite_rows(server.storage / "catalog.db",
-                       "SELECT actor, target, detail FROM audit WHERE action = 'PauseSyncing' "
-                       "ORDER BY id")
+    rows = catalog_rows(server, "SELECT actor, target, detail FROM audit "
+                        "WHERE action = 'PauseSyncing' ORDER BY id")
     assert rows == [("admin", "laptop", "paused by admin"),
                     ("laptop", "laptop", "resumed by agent")]
     stubs["admin"].PauseSyncing(sync_pb2.PauseSyncingRequest(agent_id="laptop", paused=False),

@@ -22,9 +22,9 @@ from tests.support.archive import (
 from tests.support.daemons import (
     Daemon,
     ServerHandle,
+    catalog_rows,
     make_agent,
     sha256_of,
-    sqlite_rows,
     tree_hashes,
     wait_until,
 )
@@ -43,9 +43,9 @@ THROTTLE = {"max_bandwidth": "1MB/s"}
 
 
 def _versions_per_path(server: ServerHandle) -> dict[str, int]:
-    rows = sqlite_rows(server.storage / "catalog.db",
-                       "SELECT l.agent_id, l.watch_name, l.rel_path, COUNT(*) FROM versions v "
-                       "JOIN locations l ON l.id = v.location_id GROUP BY l.id")
+    rows = catalog_rows(server, "SELECT l.agent_id, l.watch_name, l.rel_path, COUNT(*) "
+                        "FROM versions v JOIN locations l ON l.id = v.location_id "
+                        "GROUP BY l.id, l.agent_id, l.watch_name, l.rel_path")
     return {f"{a}/{w}/{r}": int(n) for a, w, r, n in rows}
 
 

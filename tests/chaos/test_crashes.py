@@ -6,7 +6,6 @@ after each restart, every photo must arrive exactly once, byte-identical, before
 from __future__ import annotations
 
 import random
-import sqlite3
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -28,6 +27,7 @@ from tests.support.daemons import (
     Daemon,
     ServerHandle,
     acknowledged_files,
+    config_catalog_rows,
     make_agent,
     start_server,
     wait_until,
@@ -110,10 +110,8 @@ def test_agent_killed_repeatedly_during_sync_loses_nothing(
 
 
 def _catalog_shas(storage: Path) -> set[str]:
-    with sqlite3.connect(storage / "catalog.db") as conn:
-        rows = conn.execute("SELECT sha256 FROM versions").fetchall()
-    conn.close()
-    return {str(r[0]) for r in rows}
+    return {str(r[0]) for r in config_catalog_rows(storage.parent / "server.yaml", storage,
+                                                   "SELECT sha256 FROM versions")}
 
 
 def _objects(storage: Path) -> set[str]:

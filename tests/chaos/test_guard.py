@@ -24,7 +24,7 @@ from photonic.tls import channel_credentials
 from photonic.v1 import sync_pb2
 from tests.chaos.hostile import sync_stub
 from tests.chaos.tally import TALLY
-from tests.support.daemons import ServerHandle, sqlite_rows, start_server, wait_until
+from tests.support.daemons import ServerHandle, catalog_rows, start_server, wait_until
 from tests.support.pki import TestPki
 
 pytestmark = pytest.mark.chaos
@@ -72,8 +72,7 @@ def test_the_ca_certificate_itself_cannot_act_as_an_agent(server: ServerHandle,
     code = _register(stub)
     channel.close()
     assert code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE)
-    assert not sqlite_rows(server.storage / "catalog.db",
-                           "SELECT agent_id FROM agents WHERE agent_id LIKE '%ca%'")
+    assert not catalog_rows(server, "SELECT agent_id FROM agents WHERE agent_id LIKE '%ca%'")
 
 
 def test_a_certificate_naming_two_agents_is_refused(server: ServerHandle, pki: TestPki,
@@ -85,9 +84,8 @@ def test_a_certificate_naming_two_agents_is_refused(server: ServerHandle, pki: T
     TALLY.identity_attacks += 1
     assert _register(stub) is grpc.StatusCode.UNAUTHENTICATED
     channel.close()
-    rows = sqlite_rows(server.storage / "catalog.db",
-                       "SELECT detail FROM audit WHERE action = 'RegisterAgent' "
-                       "AND result = 'refused'")
+    rows = catalog_rows(server, "SELECT detail FROM audit WHERE action = 'RegisterAgent' "
+                        "AND result = 'refused'")
     assert any("exactly one" in str(r[0]) for r in rows)
 
 

@@ -8,7 +8,6 @@ import asyncio
 import hashlib
 import queue
 import resource
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +27,13 @@ from photonic.v1 import sync_pb2, sync_pb2_grpc
 from tests.chaos.hostile import exchange, sync_stub
 from tests.chaos.scenario import final_verification, write_photos
 from tests.chaos.tally import TALLY
-from tests.support.daemons import ServerHandle, make_agent, sha256_of, start_server
+from tests.support.daemons import (
+    ServerHandle,
+    catalog_rows,
+    make_agent,
+    sha256_of,
+    start_server,
+)
 from tests.support.pki import TestPki
 
 pytestmark = pytest.mark.chaos
@@ -281,10 +286,8 @@ def test_paths_that_would_escape_the_library_are_rejected_and_audited(
     decisions = [r.decision for r in replies if r.WhichOneof("kind") == "decision"]
     assert len(decisions) == len(entries)
     assert all(d.action == sync_pb2.FileDecision.ACTION_REJECT and d.reason for d in decisions)
-    with sqlite3.connect(server.storage / "catalog.db") as conn:
-        (audited,) = conn.execute("SELECT COUNT(*) FROM audit WHERE action = 'sync.reject' "
-                                  "AND actor = 'laptop' AND result = 'refused'").fetchone()
-    conn.close()
+    [(audited,)] = catalog_rows(server, "SELECT COUNT(*) FROM audit WHERE action = "
+                                "'sync.reject' AND actor = 'laptop' AND result = 'refused'")
     assert audited == len(entries)
     assert not list((server.storage / "library").rglob("*.jpg"))
     assert not (server.root / "escape.jpg").exists()

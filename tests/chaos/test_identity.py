@@ -7,7 +7,6 @@ audited: the only record of them is gRPC's own log text, which a peer can write 
 from __future__ import annotations
 
 import socket
-import sqlite3
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from cryptography import x509
 from photonic.v1 import sync_pb2, sync_pb2_grpc
 from tests.chaos.hostile import exchange, sync_stub
 from tests.chaos.tally import TALLY
-from tests.support.daemons import ServerHandle, start_server, wait_until
+from tests.support.daemons import ServerHandle, catalog_rows, start_server, wait_until
 from tests.support.logrecords import not_records, record_fields
 from tests.support.pki import TestPki
 
@@ -38,17 +37,13 @@ def _register(stub: Stub, agent_id: str = "") -> grpc.StatusCode:
 
 
 def _audit(server: ServerHandle, actor: str, action: str) -> list[tuple[str, str]]:
-    with sqlite3.connect(server.storage / "catalog.db") as conn:
-        rows = conn.execute("SELECT result, detail FROM audit WHERE actor = ? AND action = ?",
-                            (actor, action)).fetchall()
-    conn.close()
+    rows = catalog_rows(server, "SELECT result, detail FROM audit WHERE actor = ? "
+                        "AND action = ?", (actor, action))
     return [(str(r), str(d)) for r, d in rows]
 
 
 def _all_audit_rows(server: ServerHandle) -> list[str]:
-    with sqlite3.connect(server.storage / "catalog.db") as conn:
-        rows = conn.execute("SELECT actor, action, target, result, detail FROM audit").fetchall()
-    conn.close()
+    rows = catalog_rows(server, "SELECT actor, action, target, result, detail FROM audit")
     return [" ".join(str(c) for c in row) for row in rows]
 
 

@@ -15,7 +15,7 @@ import pytest
 from photonic.v1 import sync_pb2
 from tests.chaos.hostile import sync_stub
 from tests.chaos.tally import TALLY
-from tests.support.daemons import ServerHandle, make_agent, sha256_of, sqlite_rows
+from tests.support.daemons import ServerHandle, catalog_rows, make_agent, sha256_of
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
 
@@ -77,9 +77,8 @@ def test_a_hash_alone_gets_no_photo(tmp_path: Path, pki: TestPki, server: Server
     assert actions[-1] == sync_pb2.FileDecision.ACTION_REJECT
     assert sync_pb2.FileDecision.ACTION_HAVE not in actions
     assert not (server.library("desktop", "photos") / "stolen.jpg").exists()
-    assert sqlite_rows(server.storage / "catalog.db",
-                       "SELECT actor, target, result FROM audit WHERE action = 'sync.proof'"
-                       ) == [("desktop", sha, "refused")]
+    assert catalog_rows(server, "SELECT actor, target, result FROM audit "
+                        "WHERE action = 'sync.proof'") == [("desktop", sha, "refused")]
     wrong_size = _offer(server, pki, sha, 1, b"")
     assert sync_pb2.FileDecision.ACTION_HAVE not in _actions(wrong_size)
     assert not (server.library("desktop", "photos") / "stolen.jpg").exists()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from photonic.agent.ignore import IgnoreRules
-from tests.support.daemons import sha256_of
+from tests.support.daemons import config_catalog_rows, sha256_of
 
 AgentFolders = tuple[str, Mapping[str, Path]]
 """(agent id, {watch name: folder})."""
@@ -75,7 +75,7 @@ def verify_all(server_storage: Path, agents: Sequence[AgentFolders],
     """Checks the whole invariant; excluded maps "agent/watch/rel" to the documented reason a
     file is not expected on the server (e.g. permission denied)."""
     report = Verification()
-    versions = _read_versions(server_storage / "catalog.db")
+    versions = _read_versions(server_storage)
     heads = {(v.agent, v.watch, v.rel): v for v in versions if v.is_head}
     for agent_id, watches in agents:
         for watch, folder in watches.items():
@@ -227,14 +227,13 @@ def _check_queue(buffer: Path, allow_queued: int, report: Verification) -> None:
                            f"({state}: {error})")
 
 
-def _read_versions(catalog: Path) -> list[_Version]:
-    if not catalog.exists():
-        return []
-    with sqlite3.connect(catalog) as conn:
-        rows = conn.execute(
-            "SELECT l.agent_id, l.watch_name, l.rel_path, v.version, v.sha256, v.library_path, "
-            "v.mtime_ns, v.version = l.head_version FROM versions v "
-            "JOIN locations l ON l.id = v.location_id").fetchall()
-    conn.close()
+def _read_versions(server_storage: Path) -> list[_Version]:
+    """Every version in the server's catalog, wherever its catalog.url keeps it (the test
+    daemons' server.yaml sits beside the storage folder)."""
+    rows = config_catalog_rows(
+        server_storage.parent / "server.yaml", server_storage,
+        "SELECT l.agent_id, l.watch_name, l.rel_path, v.version, v.sha256, v.library_path, "
+        "v.mtime_ns, v.version = l.head_version FROM versions v "
+        "JOIN locations l ON l.id = v.location_id")
     return [_Version(str(a), str(w), str(r), int(n), str(s), str(p), int(m), bool(h))
             for a, w, r, n, s, p, m, h in rows]

@@ -21,11 +21,11 @@ import pytest
 from photonic.pki import issue_agent_cert
 from tests.support.daemons import (
     ServerHandle,
+    catalog_rows,
     free_port,
     make_agent,
     run_cli,
     sha256_of,
-    sqlite_rows,
     start_server,
     wait_until,
     web_token,
@@ -103,8 +103,8 @@ def flip_a_byte(server: ServerHandle, sha: str) -> Path:
 
 def audit_rows(server: ServerHandle) -> list[tuple[str, str, str, str]]:
     """(actor, action, target, result) of every audit row, read beside the running daemon."""
-    return [(str(a), str(b), str(c), str(d)) for a, b, c, d in sqlite_rows(
-        server.storage / "catalog.db", "SELECT actor, action, target, result FROM audit")]
+    return [(str(a), str(b), str(c), str(d)) for a, b, c, d in catalog_rows(
+        server, "SELECT actor, action, target, result FROM audit")]
 
 
 def held_by(server: ServerHandle, shas: set[str]) -> bool:

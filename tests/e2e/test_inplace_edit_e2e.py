@@ -15,11 +15,11 @@ from tests.support.daemons import (
     AgentHandle,
     Daemon,
     ServerHandle,
+    catalog_rows,
     library_versions,
     make_agent,
     queued_count,
     sha256_of,
-    sqlite_rows,
     wait_until,
 )
 from tests.support.photos import make_jpeg
@@ -65,8 +65,7 @@ def _cp_p_same_size_and_mtime(staging: Path, photo: Path) -> str:
 def _assert_new_version(server: ServerHandle, library: Path, old: str, new: str) -> None:
     """The head is the new content, the old one kept as name.v1.jpg, both in the catalog."""
     assert library_versions(library, NAME) == {NAME: new, "IMG_0001.v1.jpg": old}
-    rows = sqlite_rows(server.storage / "catalog.db",
-                       "SELECT sha256 FROM versions ORDER BY version")
+    rows = catalog_rows(server, "SELECT sha256 FROM versions ORDER BY version")
     assert [sha for (sha,) in rows] == [old, new]
 
 

@@ -29,6 +29,7 @@ from photonic.jobs_model import (
 from photonic.v1 import jobs_pb2, sync_pb2, sync_pb2_grpc
 from tests.support.daemons import (
     ServerHandle,
+    catalog_rows,
     make_agent,
     sqlite_rows,
     start_server,
@@ -255,8 +256,8 @@ def test_sync_only_agent_may_neither_work_nor_submit_and_is_audited(
     assert work.value.code() is grpc.StatusCode.PERMISSION_DENIED
     worker.close()
     intruder.close()
-    audit = {(str(a), str(b), str(c)) for a, b, c in sqlite_rows(
-        jobs_server.storage / "catalog.db", "SELECT actor, action, result FROM audit")}
+    audit = {(str(a), str(b), str(c)) for a, b, c in catalog_rows(
+        jobs_server, "SELECT actor, action, result FROM audit")}
     assert ("laptop", "SubmitJob", "refused") in audit
     assert ("laptop", "Work", "refused") in audit
 

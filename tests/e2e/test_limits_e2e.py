@@ -19,8 +19,8 @@ from tests.support.daemons import (
     PYTHON,
     ServerHandle,
     _env,
+    catalog_rows,
     make_agent,
-    sqlite_rows,
     start_server,
     tree_hashes,
     wait_until,
@@ -62,8 +62,8 @@ def test_file_over_max_transfer_size_is_rejected_and_the_rest_syncs(
     assert summary["files_uploaded"] == 1 and summary["files_rejected"] == 1
     assert set(tree_hashes(limited_server.library("laptop", "photos"))) == {"small.jpg"}
     assert agent.status()["queue"]["errored"] == 1
-    audit = sqlite_rows(limited_server.storage / "catalog.db",
-                        "SELECT action, target, detail FROM audit WHERE result = 'refused'")
+    audit = catalog_rows(limited_server,
+                         "SELECT action, target, detail FROM audit WHERE result = 'refused'")
     assert any("huge.NEF" in str(t) and "max_transfer_size" in str(d) for _, t, d in audit)
 
 

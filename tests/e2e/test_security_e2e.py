@@ -14,7 +14,7 @@ from photonic import wire
 from photonic.models import ConflictPolicy, ContentHash, ManifestEntry
 from photonic.tls import channel_credentials
 from photonic.v1 import sync_pb2, sync_pb2_grpc
-from tests.support.daemons import ServerHandle, make_agent, sqlite_rows, tree_hashes
+from tests.support.daemons import ServerHandle, catalog_rows, make_agent, tree_hashes
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
 
@@ -44,13 +44,12 @@ def _register(stub: sync_pb2_grpc.PhotonicSyncStub, agent_id: str) -> object:
 
 
 def _audit(server: ServerHandle) -> list[tuple[str, str, str]]:
-    rows = sqlite_rows(server.storage / "catalog.db", "SELECT actor, action, result FROM audit")
+    rows = catalog_rows(server, "SELECT actor, action, result FROM audit")
     return [(str(a), str(b), str(c)) for a, b, c in rows]
 
 
 def _known_agents(server: ServerHandle) -> set[str]:
-    return {str(r[0]) for r in sqlite_rows(server.storage / "catalog.db",
-                                           "SELECT agent_id FROM agents")}
+    return {str(r[0]) for r in catalog_rows(server, "SELECT agent_id FROM agents")}
 
 
 @pytest.mark.parametrize("who", ["rogue CA", "expired certificate"])

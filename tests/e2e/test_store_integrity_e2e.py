@@ -15,10 +15,10 @@ import pytest
 
 from tests.support.daemons import (
     ServerHandle,
+    catalog_rows,
     make_agent,
     run_cli,
     sha256_of,
-    sqlite_rows,
 )
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
@@ -89,9 +89,8 @@ def test_the_next_upload_of_damaged_content_is_sent_and_repairs_the_store(
     assert sha256_of(server.library("laptop", "photos") / "IMG_0001 copy.jpg") == sha
     (quarantined,) = _quarantined(server)
     assert quarantined.name.startswith(sha) and sha256_of(quarantined) != sha
-    audit = sqlite_rows(server.storage / "catalog.db",
-                        "SELECT actor, target, result FROM audit WHERE action = ?",
-                        ("store.quarantine",))
+    audit = catalog_rows(server, "SELECT actor, target, result FROM audit WHERE action = ?",
+                         ("store.quarantine",))
     assert audit == [("laptop", sha, "quarantined")]
     code, report, _ = _verify(server)
     assert code == 0 and report["intact"] is True and report["objects_checked"] == 1

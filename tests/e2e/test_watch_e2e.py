@@ -18,6 +18,7 @@ from tests.support.daemons import (
     Daemon,
     ServerHandle,
     acknowledged_files,
+    catalog_rows,
     free_port,
     library_versions,
     make_agent,
@@ -137,7 +138,7 @@ def test_slowly_written_jpeg_is_uploaded_once_complete(
         f"expected exactly one complete version, got {sorted(versions)}; half-written "
         f"prefixes of the file among them: {prefixes}. A scan queued the file before it "
         "settled (does the periodic reconcile scan apply settle_delay?)")
-    rows = sqlite_rows(server.storage / "catalog.db", "SELECT COUNT(*) FROM versions")
+    rows = catalog_rows(server, "SELECT COUNT(*) FROM versions")
     assert rows[0][0] == 1, "the catalog recorded more than one version"
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
-import sqlite3
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from tests.support.daemons import (
     Daemon,
     ServerHandle,
+    catalog_rows,
     free_port,
     make_agent,
     sha256_of,
@@ -51,9 +51,8 @@ class Web:
         return asyncio.run(go())
 
     def audit(self) -> list[tuple[str, str, str, str]]:
-        with sqlite3.connect(self.server.storage / "catalog.db") as db:
-            return [tuple(r) for r in db.execute(
-                "SELECT actor, action, target, result FROM audit ORDER BY id")]
+        return [(str(a), str(b), str(c), str(d)) for a, b, c, d in catalog_rows(
+            self.server, "SELECT actor, action, target, result FROM audit ORDER BY id")]
 
 
 @pytest.fixture(scope="module")

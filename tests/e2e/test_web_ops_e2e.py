@@ -16,8 +16,8 @@ import pytest
 
 from tests.support.daemons import (
     ServerHandle,
+    catalog_rows,
     free_port,
-    sqlite_rows,
     start_server,
     wait_until,
     web_token,
@@ -131,8 +131,7 @@ def test_an_admin_client_certificate_is_a_dashboard_credential(
     status, body = _https(https_web, admin, "POST", pause, json={"paused": True},
                           headers={"X-CSRF-Token": session["csrf_token"]})
     assert status == 404, body  # admitted: the agent is unknown
-    rows = sqlite_rows(https_web.storage / "catalog.db",
-                       "SELECT actor, action, target, result FROM audit ORDER BY id")
+    rows = catalog_rows(https_web, "SELECT actor, action, target, result FROM audit ORDER BY id")
     assert ("cert:admin", "PauseSyncing", "nobody", "not_found") in rows
     assert ("cert:laptop", "web", "GET /api/v1/agents", "refused") in rows
 

@@ -25,6 +25,7 @@ from PIL import Image
 from tests.support.daemons import (
     AgentHandle,
     ServerHandle,
+    catalog_rows,
     free_port,
     make_agent,
     start_server,
@@ -270,8 +271,7 @@ def test_an_upload_nobody_works_yet_has_no_results_zip(
     [folder] = (idle.server.storage / "library" / "_uploads").glob("portrait-*")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == {
         "portrait.jpg": photos["astronaut.jpg"], "portrait-2.jpg": photos["coffee.jpg"]}
-    with sqlite3.connect(idle.server.storage / "catalog.db") as db:
-        audit = db.execute("SELECT actor, action, target FROM audit").fetchall()
+    audit = catalog_rows(idle.server, "SELECT actor, action, target FROM audit")
     assert ("web:ops", "SubmitUpload", batch["jobId"]) in audit
 
 

@@ -24,6 +24,11 @@ import yaml
 from tests.support.pki import TestPki
 
 PYTHON = sys.executable
+TEST_CATALOG_ENV = "PHOTONIC_TEST_CATALOG"
+"""=postgresql: every server these helpers configure keeps its catalog in a fresh PostgreSQL
+database (of a cluster this test process starts), so the e2e suites run on that engine too;
+except a primary with storage.backup_nodes, whose replication needs the embedded catalog. The
+job queue stays in jobs.db (its PostgreSQL engine has its own tests)."""
 
 
 def free_port() -> int:
@@ -207,6 +212,14 @@ def write_server_config(root: Path, pki: TestPki, *, port: int | None = None,
         "default_scopes": ["sync"],
     }
     _merge(config, extra or {})
+    if (os.environ.get(TEST_CATALOG_ENV) == "postgresql" and "catalog" not in config
+            and not config["storage"].get("backup_nodes")):  # refused with PostgreSQL
+        from tests.support.postgres import process_database_url
+        config["catalog"] = {"url": process_database_url()}
+        # The job queue stays in jobs.db, which tests read, unless a test names its own.
+        jobs = config.setdefault("jobs", {})
+        storage = Path(config["server"]["storage_path"]).resolve()
+        jobs.setdefault("queue_url", f"sqlite://{storage / 'jobs.db'}")
     root.mkdir(parents=True, exist_ok=True)
     path = root / "server.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -303,6 +316,29 @@ def sqlite_rows(db_path: Path, sql: str, params: Sequence[object] = ()) -> list[
         return list(conn.execute(sql, tuple(params)).fetchall())
     finally:
         conn.close()
+
+
+def catalog_rows(server: ServerHandle, sql: str,
+                 params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    """Rows from the server's catalog wherever its catalog.url keeps it: the SQLite file (read
+    beside the running daemon, as sqlite_rows) or its PostgreSQL database. sql is written with
+    SQLite's ? placeholders and in the SQL both engines speak."""
+    return config_catalog_rows(server.config_path, server.storage, sql, params)
+
+
+def config_catalog_rows(config_path: Path, storage: Path, sql: str,
+                        params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    """catalog_rows for the server whose server.yaml is config_path and whose storage_path is
+    storage; [] when its embedded catalog does not exist yet."""
+    config = yaml.safe_load(config_path.read_text("utf-8")) if config_path.exists() else {}
+    url = str((config.get("catalog") or {}).get("url", ""))
+    if url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+        with psycopg.connect(url, autocommit=True) as conn:
+            return [tuple(r) for r in conn.execute(
+                sql.replace("%", "%%").replace("?", "%s").encode(), params)]
+    path = Path(url[len("sqlite://"):]) if url else storage / "catalog.db"
+    return sqlite_rows(path, sql, params) if path.exists() else []
 
 
 def acknowledged_files(buffer: Path) -> dict[tuple[str, str], str]:

@@ -20,7 +20,7 @@ from photonic.models import (
     FileDecision,
     ManifestEntry,
 )
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog, SqliteCatalog
 from photonic.server.events import LocalEventHub
 from photonic.server.fs_sync import FilesystemSync
 from photonic.server.ingest import IngestSession, Outgoing
@@ -31,12 +31,14 @@ from photonic.server.shared.claims import LocalUploadClaims
 from photonic.server.store import ContentStore
 
 
-def real_ingest_deps(root: Path, filesystem: FilesystemSync | None = None) -> IngestDeps:
+def real_ingest_deps(root: Path, filesystem: FilesystemSync | None = None,
+                     catalog: Catalog | None = None) -> IngestDeps:
     """Everything real, no storage reserve; the caller closes deps.catalog (and filesystem).
     filesystem: group syncs are one syncfs of root's filesystem, as the server does by
-    default on ext4, XFS and btrfs; None fsyncs file by file."""
+    default on ext4, XFS and btrfs; None fsyncs file by file. catalog: another engine's
+    (tests.support.catalogs), else root/catalog.db."""
     store = ContentStore(root)
-    catalog = SqliteCatalog(root / "catalog.db")
+    catalog = catalog if catalog is not None else SqliteCatalog(root / "catalog.db")
 
     async def audit(*_: str) -> None:
         return None

@@ -12,9 +12,9 @@ from tests.support.daemons import (
     AgentHandle,
     Daemon,
     ServerHandle,
+    catalog_rows,
     free_port,
     make_agent,
-    sqlite_rows,
     start_server,
     wait_until,
 )
@@ -48,8 +48,7 @@ def start_lightroom_worker(root: Path, pki: TestPki, daemons: list[Daemon], *,
               for i in range(2)]
     daemons.append(agent.daemon)
     agent.start()
-    wait_until(lambda: len(sqlite_rows(server.storage / "catalog.db",
-                                       "SELECT 1 FROM versions")) == 2, 60,
+    wait_until(lambda: len(catalog_rows(server, "SELECT 1 FROM versions")) == 2, 60,
                message="two photos synced")
     wait_until(lambda: (agent.buffer / "lightroom.secret").exists(), 30,
                message="the bridge's secret")

@@ -7,6 +7,7 @@ user (or `nobody`), owning the folder."""
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import pwd
@@ -128,6 +129,26 @@ def pg_cluster() -> Iterator[PgCluster]:
 
 
 _numbers = itertools.count(1)
+_process_cluster: PgCluster | None = None
+
+
+def process_database_url() -> str:
+    """A fresh database on this test process's own cluster, started at the first call and
+    removed when the process exits: for helpers that are no fixtures (daemons.py's
+    PHOTONIC_TEST_CATALOG=postgresql runs every server's catalog on PostgreSQL)."""
+    global _process_cluster
+    if _process_cluster is None:
+        cluster = start_cluster()
+
+        def remove() -> None:
+            cluster.stop()
+            shutil.rmtree(cluster.root, ignore_errors=True)
+
+        atexit.register(remove)
+        _process_cluster = cluster
+    name = f"server_{os.getpid()}_{next(_numbers)}"
+    _process_cluster.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    return _process_cluster.url(name)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 from photonic import cli, tls
 from photonic.logfmt import JsonFormatter, KeyValueFormatter, configure_logging
 from photonic.server.audit_cli import AuditReader, AuditRow, format_row
+from photonic.server.catalog import SqliteCatalog
 from photonic.sqlite_db import open_database
 from tests.support.pki import TestPki
 
@@ -108,7 +109,7 @@ def test_audit_rows_format_as_logfmt_and_json(tmp_path: Path) -> None:
     add = "INSERT INTO audit (ts_ms, actor, action, target, result, detail) VALUES (?,?,?,?,?,?)"
     conn.execute(add, (1_000, "laptop", "SyncBatch", "a b", "ok", "x\ny"))
     conn.execute(add, (2_000, "admin", "ResolveConflicts", "1", "ok", "keep_server"))
-    reader = AuditReader.open(db)
+    reader = AuditReader(SqliteCatalog.read_only(db))
     rows = reader.last(10)
     assert [r.actor for r in rows] == ["laptop", "admin"] and reader.newer() == []
     conn.execute(add, (3_000, "admin", "SubmitJob", "j1", "ok", ""))
@@ -118,7 +119,7 @@ def test_audit_rows_format_as_logfmt_and_json(tmp_path: Path) -> None:
                     'target="a b" result=ok detail="x\\ny"')
     assert json.loads(format_row(rows[0], as_json=True))["detail"] == "x\ny"
     with pytest.raises(sqlite3.OperationalError):
-        reader._conn.execute("DELETE FROM audit")  # read-only: the tail can change nothing
+        reader.source.audit("x", "y", "z", "ok")  # read-only: the tail can change nothing
     reader.close()
     conn.close()
     assert isinstance(rows[0], AuditRow)

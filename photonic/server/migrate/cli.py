@@ -43,11 +43,20 @@ def add_migrate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
                          help="postgresql://user@host:port/database (an empty database, or "
                               "one an interrupted migration of this installation began)")
     migrate.add_argument("--objects", dest="objects_url", default="", metavar="S3_URL",
-                         help="s3://bucket/prefix: copy the stored photos there too (the "
-                              "endpoint and region come from --config's storage.s3)")
+                         help="s3://bucket/prefix: copy the stored photos there too")
+    migrate.add_argument("--s3-endpoint-url", default=None, metavar="URL",
+                         help="an S3-compatible endpoint (MinIO, Ceph, B2, Wasabi); default: "
+                              "AWS. Use the same as storage.s3.endpoint_url afterwards")
+    migrate.add_argument("--s3-region", default=None, metavar="REGION",
+                         help="the bucket's region; default: the SDK's (AWS_REGION, ~/.aws)")
+    migrate.add_argument("--reread", action="store_true",
+                         help="after copying, read every object back from the bucket and "
+                              "check its SHA-256 (reads all the bytes again)")
 
 
-def run_migrate(config: ServerConfig, to_url: str, objects_url: str) -> int:
+def run_migrate(config: ServerConfig, to_url: str, objects_url: str, *,
+                endpoint_url: str | None = None, region: str | None = None,
+                reread: bool = False) -> int:
     from photonic._configjobs import queue_backend
     from photonic.server.pg_db import connect, safe_url
     from photonic.server.promote_cli import refuse_if_listening
@@ -72,9 +81,7 @@ def run_migrate(config: ServerConfig, to_url: str, objects_url: str) -> int:
         for what, path in sources:
             ok = _copy_database(pg, what, path) and ok
     if objects_url:
-        from photonic.server.migrate.objects import copy_objects
-
-        ok = copy_objects(config, objects_url) and ok
+        ok = _copy_objects(config, to_url, objects_url, endpoint_url, region, reread) and ok
     took = time.monotonic() - started
     if not ok:
         print(f"migration NOT verified ({took:.1f} s): see the lines marked MISMATCH; keep "
@@ -84,9 +91,47 @@ def run_migrate(config: ServerConfig, to_url: str, objects_url: str) -> int:
     print(f"  catalog:\n    url: {safe_url(to_url)}")
     if objects_url:
         print(f"  storage:\n    objects: {objects_url}")
+        if endpoint_url or region:
+            print("    s3:" + (f"\n      endpoint_url: {endpoint_url}" if endpoint_url else "")
+                  + (f"\n      region: {region}" if region else ""))
     print("then start the server. The embedded files are unchanged: keep them until the new "
           "installation has served a while.")
     return 0
+
+
+def _copy_objects(config: ServerConfig, to_url: str, objects_url: str, endpoint_url: str | None,
+                  region: str | None, reread: bool) -> bool:
+    """Into the bucket --objects names; credentials come from the SDK's usual chain, as the
+    server's do; multipart state goes to the new catalog, where the servers will find it."""
+    from photonic import _configparse as cp
+    from photonic._configobjects import S3Settings, parse_objects_url
+    from photonic.server.migrate.objects import copy_objects, open_bucket
+    from photonic.server.storage.pg_catalog import PgCatalog
+
+    if config.objects.s3 is not None:
+        raise PhotonicError(f"{config.config_path}: storage.objects is already s3://; migrate "
+                            "copies a local object store")
+    try:
+        where = parse_objects_url(objects_url)
+    except cp.Invalid as exc:
+        raise PhotonicError(f"--objects {objects_url!r}: {exc}") from None
+    if where is None:
+        raise PhotonicError("--objects: expected s3://bucket/prefix")
+    catalog = PgCatalog(to_url)
+    try:
+        tally = copy_objects(config.storage_path, open_bucket(
+            S3Settings(where[0], where[1], endpoint_url, region), catalog), reread=reread)
+    finally:
+        catalog.close()
+    for sha in tally.damaged:
+        print(f"objects: {sha}: MISMATCH: the local object does not hash to its name (run "
+              "photonic scrub --now to repair it from a replica); not copied")
+    for sha in tally.missing:
+        print(f"objects: {sha}: MISMATCH: not in the bucket as it is here")
+    if tally.ok:
+        print(f"objects: every object is in the bucket with its size"
+              f"{' and its SHA-256 (read back)' if reread else ''}: ok")
+    return tally.ok
 
 
 def _make_schema(url: str) -> None:

@@ -25,6 +25,7 @@ from photonic.server.agents_service import (
 from photonic.server.auth import Authorizer, Caller
 from photonic.server.events import LocalEventHub, ServerEvent
 from photonic.server.ingest_deps import IngestDeps
+from tests.support.catalogs import Catalogs
 from tests.support.ingest import IngestStream, real_ingest_deps, sha_of, whole_chunk
 
 LAPTOP = Caller(AgentId("laptop"), frozenset({Scope.SYNC}))
@@ -36,8 +37,8 @@ class World:
     """The service with everything real behind it; audit rows go to the catalog through an
     Authorizer, as on the server."""
 
-    def __init__(self, root: Path, max_agents: int = 10) -> None:
-        self.deps: IngestDeps = real_ingest_deps(root)
+    def __init__(self, root: Path, catalogs: Catalogs, max_agents: int = 10) -> None:
+        self.deps: IngestDeps = real_ingest_deps(root, catalog=catalogs.new(root))
         self.catalog = self.deps.catalog
         self.events = LocalEventHub()
         auth = Authorizer({}, frozenset({Scope.SYNC}), self.catalog, self.deps.metrics)
@@ -55,10 +56,10 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path)
+def world(tmp_path: Path, catalogs: Catalogs) -> Iterator[World]:
+    """On each catalog engine in turn (SQLite, PostgreSQL)."""
+    w = World(tmp_path, catalogs)
     yield w
-    w.catalog.close()
 
 
 def test_registering_returns_scopes_and_pause_and_is_audited(world: World) -> None:
@@ -73,8 +74,9 @@ def test_registering_returns_scopes_and_pause_and_is_audited(world: World) -> No
     assert world.audit("RegisterAgent") == [("laptop", "laptop.local", "ok", "")]
 
 
-def test_max_agents_refuses_a_new_agent_but_not_a_known_one(tmp_path: Path) -> None:
-    world = World(tmp_path, max_agents=1)
+def test_max_agents_refuses_a_new_agent_but_not_a_known_one(
+        tmp_path: Path, catalogs: Catalogs) -> None:
+    world = World(tmp_path, catalogs, max_agents=1)
 
     async def scenario() -> None:
         await world.register(LAPTOP)
@@ -82,13 +84,10 @@ def test_max_agents_refuses_a_new_agent_but_not_a_known_one(tmp_path: Path) -> N
             await world.register(DESKTOP)
         await world.register(LAPTOP)  # already counted: it always gets back in
 
-    try:
-        asyncio.run(scenario())
-        assert world.catalog.get_agent("desktop") is None
-        assert world.audit("RegisterAgent")[1] == ("desktop", "", "refused", "max_agents")
-        assert world.catalog.agent_count() == 1
-    finally:
-        world.catalog.close()
+    asyncio.run(scenario())
+    assert world.catalog.get_agent("desktop") is None
+    assert world.audit("RegisterAgent")[1] == ("desktop", "", "refused", "max_agents")
+    assert world.catalog.agent_count() == 1
 
 
 @pytest.mark.parametrize(("registration", "why"), [

@@ -3,7 +3,8 @@ per-agent totals and the folder tree stay equal to a full recount from the rows 
 of new paths, new versions, conflicts under each policy and their resolutions (a fixed
 sequence and hypothesis-generated ones); migration 009 backfills the same values from an
 older catalog; and a library level read through them answers exactly what reading every path
-beneath it answered."""
+beneath it answered. Every test but the SQLite migration's runs on both catalog engines
+(SQLite, PostgreSQL), whose summaries are kept by different statements."""
 
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ from hypothesis import strategies as st
 
 from photonic import errors
 from photonic.models import ConflictPolicy, ContentHash, ExifSummary, ManifestEntry
-from photonic.server.catalog import NewVersion, SqliteCatalog
+from photonic.server.catalog import Catalog, NewVersion, SqliteCatalog
 from photonic.server.library import Library
 from photonic.server.library_browse import LibraryBrowser, LibraryLevel, LibraryPhoto
 from photonic.server.store import ContentStore
+from tests.support.catalogs import Catalogs, table_rows
 
 PATHS = ("top.jpg", "2024/a.jpg", "2024/b.jpg", "2024/rome/c.jpg", "2024-x/d.jpg",
          "2024/rome/deep/er/e.jpg", "été/ü.jpg")
@@ -36,9 +38,9 @@ def content(n: int) -> bytes:
 
 
 class World:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, catalogs: Catalogs) -> None:
         self.store = ContentStore(root / "storage")
-        self.catalog = SqliteCatalog(root / "storage" / "catalog.db")
+        self.catalog = catalogs.new(root / "storage")
         self.library = Library(self.store, self.catalog, None)
 
     def put(self, agent: str, rel: str, n: int, policy: ConflictPolicy = ConflictPolicy.AUTO,
@@ -79,31 +81,31 @@ class World:
         self.catalog.close()
 
 
-def folder_rows(catalog: SqliteCatalog) -> set[tuple[str, str, str, str]]:
-    return {tuple(r) for r in catalog._conn.execute(  # a test reads the table itself
-        "SELECT agent_id, watch_name, parent, name FROM library_folders")}
+def folder_rows(catalog: Catalog) -> set[tuple[str, str, str, str]]:
+    return {(str(a), str(w), str(p), str(n)) for a, w, p, n in table_rows(
+        catalog, "SELECT agent_id, watch_name, parent, name FROM library_folders")}
 
 
-def recounted_folders(catalog: SqliteCatalog) -> set[tuple[str, str, str, str]]:
+def recounted_folders(catalog: Catalog) -> set[tuple[str, str, str, str]]:
     """Every folder above any path, from the paths themselves."""
     found: set[tuple[str, str, str, str]] = set()
-    for agent, watch, rel in catalog._conn.execute(
-            "SELECT agent_id, watch_name, rel_path FROM locations"):
+    for agent, watch, rel in table_rows(
+            catalog, "SELECT agent_id, watch_name, rel_path FROM locations"):
         parts = str(rel).split("/")[:-1]
         for depth in range(len(parts)):
             found.add((agent, watch, "/".join(parts[:depth]), parts[depth]))
     return found
 
 
-def scanned_level(catalog: SqliteCatalog, agent: str, watch: str, sub: str) -> LibraryLevel:
+def scanned_level(catalog: Catalog, agent: str, watch: str, sub: str) -> LibraryLevel:
     """The level as it was computed before the folder tree: every head beneath, then its
     direct children (the reference the new reads must equal)."""
     heads = catalog.heads_with_ids(agent, watch, sub, 1_000_000)
     if not heads:
         raise errors.NotFound(sub)
     skip = len(sub) + 1 if sub else 0
-    mtimes = {int(i): int(m) for i, m in catalog._conn.execute(
-        "SELECT l.id, v.mtime_ns FROM locations l "
+    mtimes = {int(i): int(m) for i, m in table_rows(
+        catalog, "SELECT l.id, v.mtime_ns FROM locations l "
         "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version")}
     folders: dict[str, None] = {}
     photos: list[LibraryPhoto] = []
@@ -124,16 +126,16 @@ def scanned_level(catalog: SqliteCatalog, agent: str, watch: str, sub: str) -> L
 def assert_levels_match_scan(world: World) -> None:
     browser = LibraryBrowser(world.catalog)
     for agent, watch, parent, name in folder_rows(world.catalog) | {
-            (a, w, "", "") for a, w in world.catalog._conn.execute(
-                "SELECT DISTINCT agent_id, watch_name FROM locations")}:
+            (str(a), str(w), "", "") for a, w in table_rows(
+                world.catalog, "SELECT DISTINCT agent_id, watch_name FROM locations")}:
         sub = f"{parent}/{name}".strip("/")
         parts = [agent, watch, *(sub.split("/") if sub else [])]
         assert browser._level(parts) == scanned_level(world.catalog, agent, watch, sub)
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path)
+def world(tmp_path: Path, catalogs: Catalogs) -> Iterator[World]:
+    w = World(tmp_path, catalogs)
     yield w
     w.close()
 
@@ -169,18 +171,19 @@ def test_totals_and_folders_follow_commits_versions_conflicts_and_resolutions(
     assert_levels_match_scan(world)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(st.one_of(
     st.tuples(st.just("put"), st.sampled_from(["a", "b"]), st.sampled_from(PATHS),
               st.integers(0, 6), st.sampled_from(list(ConflictPolicy)), st.booleans()),
     st.tuples(st.just("resolve"), st.integers(0, 5), st.booleans())), max_size=25))
 def test_any_sequence_keeps_the_summaries_equal_to_a_recount(
-        ops: list[tuple[object, ...]]) -> None:
+        catalogs: Catalogs, ops: list[tuple[object, ...]]) -> None:
     """Whatever the order of commits, versions, conflicts (every policy, based or not) and
     resolutions, the maintained totals and folder tree equal the full recount, and every
     level lists what a scan of every path beneath it lists."""
     with tempfile.TemporaryDirectory() as tmp:
-        world = World(Path(tmp))
+        world = World(Path(tmp), catalogs)  # a fresh catalog for each example
         try:
             for op in ops:
                 if op[0] == "put":
@@ -199,13 +202,13 @@ def test_migration_backfills_what_commits_maintain(tmp_path: Path) -> None:
     """A catalog from before migration 009 (its tables and column removed again) gets, from
     the migration's backfill, the same totals, folders and path folders that the commits
     had maintained: names with '-', non-ASCII names, deep folders, top-level photos."""
-    world = World(tmp_path)
+    world = World(tmp_path, Catalogs("sqlite", None))
     for n, rel in enumerate(PATHS):
         world.put("a", rel, n)
         world.put("b", rel, n + 1, watch="other")
     world.put("a", "2024/a.jpg", 9)
     maintained = (world.catalog.recounted_totals(), folder_rows(world.catalog),
-                  _path_folders(world.catalog._conn))
+                  _path_folders(sqlite_of(world.catalog)._conn))
     world.close()
     db = tmp_path / "storage" / "catalog.db"
     with sqlite3.connect(db) as conn:
@@ -225,6 +228,11 @@ def test_migration_backfills_what_commits_maintain(tmp_path: Path) -> None:
         assert ("a", "photos", "2024/rome/deep", "er") in maintained[1]
     finally:
         catalog.close()
+
+
+def sqlite_of(catalog: Catalog) -> SqliteCatalog:
+    assert isinstance(catalog, SqliteCatalog)
+    return catalog
 
 
 def _path_folders(conn: sqlite3.Connection) -> dict[str, str]:

@@ -7,22 +7,22 @@ name was shortened to fit (the folder fallback)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import pytest
 
 from photonic.models import ConflictPolicy, ContentHash, ManifestEntry
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 from photonic.server.catalog_tree import unversioned_candidates
 from photonic.server.library import Library
 from photonic.server.store import ContentStore
+from tests.support.catalogs import Catalogs
 
 
 class Tree:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, catalog: Catalog) -> None:
         self.store = ContentStore(root)
-        self.catalog = SqliteCatalog(root / "catalog.db")
+        self.catalog = catalog
         self.library = Library(self.store, self.catalog, None)
 
     def put(self, rel: str, content: bytes) -> str:
@@ -41,10 +41,9 @@ class Tree:
 
 
 @pytest.fixture
-def tree(tmp_path: Path) -> Iterator[Tree]:
-    t = Tree(tmp_path / "storage")
-    yield t
-    t.catalog.close()
+def tree(tmp_path: Path, catalogs: Catalogs) -> Tree:
+    """On either catalog engine: the tree's reads are one set of statements for both."""
+    return Tree(tmp_path / "storage", catalogs.new(tmp_path / "storage"))
 
 
 def test_version_names_point_back_to_their_path() -> None:

@@ -31,12 +31,17 @@ from tests.chaos.diskfull import failing_disk
 from tests.support.ingest import IngestStream, open_stream, real_ingest_deps
 
 
-@pytest.fixture(params=["per-file", "filesystem"])
+@pytest.fixture(params=["per-file", "filesystem", "postgresql-catalog"])
 def deps(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[IngestDeps]:
     """Both ways the server makes a group durable: fsync per file and folder, or one syncfs
-    of the filesystem per group (the default where the store is on ext4, XFS or btrfs)."""
+    of the filesystem per group (the default where the store is on ext4, XFS or btrfs); and
+    per file with the catalog on PostgreSQL (a fresh database of the session's cluster)."""
     filesystem = FilesystemSync(tmp_path) if request.param == "filesystem" else None
-    deps = real_ingest_deps(tmp_path, filesystem)
+    catalog = None
+    if request.param == "postgresql-catalog":
+        from photonic.server.storage.pg_catalog import PgCatalog
+        catalog = PgCatalog(request.getfixturevalue("pg_url"))
+    deps = real_ingest_deps(tmp_path, filesystem, catalog)
     yield deps
     deps.catalog.close()
     if filesystem is not None:

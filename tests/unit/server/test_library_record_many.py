@@ -3,13 +3,12 @@
 the same paths one by one, across slice boundaries, with new paths, known heads, conflicts
 inside one manifest under each policy, and a path the storage refuses in the middle. And the
 manifest's lookups (one IN query per 500 hashes) answer a mix of known and unknown hashes
-across that limit."""
+across that limit. Every test runs on both catalog engines (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 from contextlib import AbstractContextManager
 from pathlib import Path, PurePosixPath
 
@@ -18,10 +17,11 @@ import pytest
 from photonic import errors
 from photonic.models import CommittedFile, ConflictPolicy, ContentHash, ExifSummary, ManifestEntry
 from photonic.server import library as library_module
-from photonic.server.catalog import NewVersion, SqliteCatalog
+from photonic.server.catalog import NewVersion
 from photonic.server.catalog_writes import CatalogWrites
 from photonic.server.library import Library
 from photonic.server.store import ContentStore
+from tests.support.catalogs import Catalogs, table_rows
 
 Item = tuple[ManifestEntry, PurePosixPath]
 Outcome = CommittedFile | errors.Unstorable
@@ -36,10 +36,11 @@ def sha(n: int) -> ContentHash:
 
 
 class World:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, catalogs: Catalogs) -> None:
         self.root = root
         self.store = ContentStore(root)
-        self.catalog = SqliteCatalog(root / "catalog.db")
+        self.url = catalogs.url(root)
+        self.catalog = catalogs.open(self.url)
         self.library = Library(self.store, self.catalog, None)
 
     def stored(self, *numbers: int) -> None:
@@ -51,9 +52,7 @@ class World:
 
     def rows(self) -> tuple[object, ...]:
         """Everything record_many may write, without ids and times."""
-        conn = sqlite3.connect(self.root / "catalog.db")
-        try:
-            return tuple(conn.execute(sql).fetchall() for sql in (
+        return tuple(table_rows(self.catalog, sql) for sql in (
                 "SELECT agent_id, watch_name, rel_path, head_version, folder FROM locations "
                 "ORDER BY agent_id, watch_name, rel_path",
                 "SELECT l.rel_path, v.version, v.sha256, v.library_path, v.mtime_ns "
@@ -66,8 +65,6 @@ class World:
                 "SELECT * FROM agent_totals ORDER BY 1",
                 "SELECT * FROM library_folders ORDER BY 1, 2, 3",
             ))
-        finally:
-            conn.close()
 
     def files(self) -> dict[str, str]:
         """Every library file, by path, with the content its bytes are."""
@@ -101,10 +98,10 @@ def manifest() -> list[Item]:
     return items
 
 
-def prepared(root: Path) -> World:
+def prepared(root: Path, catalogs: Catalogs) -> World:
     """A library holding known/a (content 1), known/b (2) and known/c (9) before the
     manifest, and every content the manifest offers stored."""
-    world = World(root)
+    world = World(root, catalogs)
     world.stored(1, 2, 9, *range(3, 9), *range(20, 32), *range(40, 47))
     world.library.record_many("laptop", [entry(1, "known/a.jpg"), entry(2, "known/b.jpg"),
                                          entry(9, "known/c.jpg")], ConflictPolicy.AUTO)
@@ -119,12 +116,14 @@ def outcome_key(outcome: Outcome) -> object:
 
 @pytest.mark.parametrize("policy", list(ConflictPolicy))
 def test_a_sliced_manifest_records_what_one_by_one_records(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: ConflictPolicy) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: ConflictPolicy,
+        catalogs: Catalogs) -> None:
     """Slices of 4 split the manifest (the twice-offered path across a slice boundary too):
     same answers, same rows, same library files as one record_many per path."""
     monkeypatch.setattr(library_module, "RECORD_SLICE", 4)
     items = manifest()
-    sliced, single = prepared(tmp_path / "sliced"), prepared(tmp_path / "single")
+    sliced = prepared(tmp_path / "sliced", catalogs)
+    single = prepared(tmp_path / "single", catalogs)
     got = sliced.library.record_many("laptop", items, policy)
     want = [single.library.record_many("laptop", [item], policy)[0] for item in items]
     assert [outcome_key(o) for o in got] == [outcome_key(o) for o in want]
@@ -137,11 +136,11 @@ def test_a_sliced_manifest_records_what_one_by_one_records(
 
 
 def test_a_manifest_longer_than_a_slice_is_recorded_in_a_commit_per_slice(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalogs: Catalogs) -> None:
     """2 slices of 4 and one of 2: three write transactions for ten new paths, and every path
     is durable (the group sync ran after them) when record_many returns."""
     monkeypatch.setattr(library_module, "RECORD_SLICE", 4)
-    world = World(tmp_path)
+    world = World(tmp_path, catalogs)
     world.stored(*range(10))
     opened = 0
     writing = world.catalog.writing
@@ -158,19 +157,16 @@ def test_a_manifest_longer_than_a_slice_is_recorded_in_a_commit_per_slice(
     assert opened == 3
     assert [o.version for o in got if isinstance(o, CommittedFile)] == [1] * 10
     assert world.library.durability.barriers_run == barriers + 1
-    reopened = SqliteCatalog(tmp_path / "catalog.db")
-    try:
-        assert all(reopened.get_head("laptop", "photos", f"p/{n}.jpg") for n in range(10))
-    finally:
-        reopened.close()
+    reopened = catalogs.open(world.url)
+    assert all(reopened.get_head("laptop", "photos", f"p/{n}.jpg") for n in range(10))
 
 
 def test_a_failure_inside_a_slice_leaves_none_of_its_rows(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalogs: Catalogs) -> None:
     """An unexpected error (not a refused path) ends record_many; the slice it hit is rolled
     back as a whole, nothing of it answered, and the same manifest later records it all."""
     monkeypatch.setattr(library_module, "RECORD_SLICE", 4)
-    world = World(tmp_path)
+    world = World(tmp_path, catalogs)
     world.stored(*range(6))
     items = [entry(n, f"p/{n}.jpg") for n in range(6)]
     real_link = world.store.link
@@ -191,24 +187,21 @@ def test_a_failure_inside_a_slice_leaves_none_of_its_rows(
 
 
 def test_manifest_lookups_answer_known_and_unknown_hashes_across_the_in_limit(
-        tmp_path: Path) -> None:
+        tmp_path: Path, catalogs: Catalogs) -> None:
     """1,234 hashes (over two IN lists of 500), every third one known: verified_objects,
     held_by and open_quarantine_among name exactly the known ones, whatever their order."""
-    catalog = SqliteCatalog(tmp_path / "catalog.db")
-    try:
-        hashes = [hashlib.sha256(f"h{i}".encode()).hexdigest() for i in range(1234)]
-        known = hashes[::3]
-        catalog.record_verified([(h, 10, 20) for h in known], durable=True)
-        for i, h in enumerate(known[:700]):
-            catalog.commit_version(NewVersion("laptop", "photos", f"k/{i}.jpg", h, 10,
-                                              ExifSummary(), 1, f"library/laptop/k/{i}.jpg",
-                                              make_head=True), durable=False)
-        for h in known[::2]:
-            catalog.record_quarantine(h, f"quarantine/{h}", "test")
-        offered = list(reversed(hashes)) + hashes[:10]  # duplicates are asked once
-        assert set(catalog.verified_objects(offered)) == set(known) - set(known[::2])
-        assert catalog.held_by("laptop", offered) == set(known[:700])
-        assert catalog.held_by("desktop", offered) == set()
-        assert catalog.open_quarantine_among(offered) == set(known[::2])
-    finally:
-        catalog.close()
+    catalog = catalogs.new(tmp_path)
+    hashes = [hashlib.sha256(f"h{i}".encode()).hexdigest() for i in range(1234)]
+    known = hashes[::3]
+    catalog.record_verified([(h, 10, 20) for h in known], durable=True)
+    for i, h in enumerate(known[:700]):
+        catalog.commit_version(NewVersion("laptop", "photos", f"k/{i}.jpg", h, 10,
+                                          ExifSummary(), 1, f"library/laptop/k/{i}.jpg",
+                                          make_head=True), durable=False)
+    for h in known[::2]:
+        catalog.record_quarantine(h, f"quarantine/{h}", "test")
+    offered = list(reversed(hashes)) + hashes[:10]  # duplicates are asked once
+    assert set(catalog.verified_objects(offered)) == set(known) - set(known[::2])
+    assert catalog.held_by("laptop", offered) == set(known[:700])
+    assert catalog.held_by("desktop", offered) == set()
+    assert catalog.open_quarantine_among(offered) == set(known[::2])

@@ -1,7 +1,7 @@
 """MediaService on a real store, catalog, library and job queue: only content the catalog
 references is served; a thumbnail is made once, kept whole on disk and read back from there;
 concurrent requests share one rendering; what is not an image is refused clearly, and again
-without decoding it again."""
+without decoding it again. The catalog is each engine in turn (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ from PIL import Image
 from photonic import errors
 from photonic.jobs_model import JobOutput, JobState
 from photonic.models import ConflictPolicy, ContentHash, ExifSummary, ManifestEntry
-from photonic.server.catalog import SqliteCatalog
+from photonic.server.catalog import Catalog
 from photonic.server.jobs.queue import Lease, NewJob
 from photonic.server.jobs.sqlite_queue import SqliteJobQueue
 from photonic.server.library import Library
 from photonic.server.media.service import MediaService
 from photonic.server.store import ContentStore
+from tests.support.catalogs import Catalogs
 from tests.support.photos import make_corrupt_jpeg, make_jpeg
 
 
@@ -31,7 +32,7 @@ from tests.support.photos import make_corrupt_jpeg, make_jpeg
 class World:
     root: Path
     store: ContentStore
-    catalog: SqliteCatalog
+    catalog: Catalog
     library: Library
     queue: SqliteJobQueue
     media: MediaService
@@ -49,14 +50,13 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def world(tmp_path: Path, catalogs: Catalogs) -> Iterator[World]:
     store = ContentStore(tmp_path / "storage")
-    catalog = SqliteCatalog(tmp_path / "storage" / "catalog.db")
+    catalog = catalogs.new(tmp_path / "storage")
     queue = SqliteJobQueue(tmp_path / "storage" / "jobs.db")
     yield World(tmp_path, store, catalog, Library(store, catalog, None), queue,
                 MediaService(store, catalog, queue, tmp_path / "storage"))
     queue.close()
-    catalog.close()
 
 
 def jpeg(tmp_path: Path, seed: int) -> bytes:

@@ -2,7 +2,8 @@
 photos grouped per agent, folder and capture time, merged with what the agent last reported as
 queued; counts of photos only on the agent, verified on the server, and processed by a
 completed job; sidecars left out, undated photos placed by mtime, the walk over many pages,
-the agent filter and the limit; and the heartbeat's bounds on a report."""
+the agent filter and the limit; and the heartbeat's bounds on a report. The catalog is each
+engine in turn (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from photonic import errors
 from photonic.models import AgentId, AgentState, ExifSummary, Scope
 from photonic.server.agents_service import AgentReport, AgentsService, Registration
 from photonic.server.auth import Authorizer, Caller
-from photonic.server.catalog import NewVersion, SqliteCatalog, now_ms
+from photonic.server.catalog import NewVersion, now_ms
 from photonic.server.events import LocalEventHub
 from photonic.server.jobs.queue import Lease, NewJob
 from photonic.server.jobs.sqlite_queue import SqliteJobQueue
 from photonic.server.safety import SafetyView, ShootSafety
 from photonic.shoots import MAX_PENDING_SHOOTS, PendingShoot, pending_shoots_problem
+from tests.support.catalogs import Catalogs
 from tests.support.ingest import real_ingest_deps
 
 MIN = 60_000
@@ -31,8 +33,8 @@ T0 = 1_700_000_000_000
 
 
 class World:
-    def __init__(self, root: Path) -> None:
-        self.catalog = SqliteCatalog(root / "catalog.db")
+    def __init__(self, root: Path, catalogs: Catalogs) -> None:
+        self.catalog = catalogs.new(root)
         self.jobs = SqliteJobQueue(root / "jobs.db")
         self.catalog.register_agent("laptop", "laptop.local", "1")
         self.catalog.register_agent("desktop", "desktop.local", "1")
@@ -65,10 +67,9 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path)
+def world(tmp_path: Path, catalogs: Catalogs) -> Iterator[World]:
+    w = World(tmp_path, catalogs)
     yield w
-    w.catalog.close()
     w.jobs.close()
 
 

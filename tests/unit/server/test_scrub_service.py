@@ -1,6 +1,7 @@
 """The background scrub's walk on a real store and catalog: pacing to its rate, durable
 progress that a restart continues, findings; and a repair from a replica through the
-ObjectSource seam (good bytes stored and relinked, wrong bytes refused)."""
+ObjectSource seam (good bytes stored and relinked, wrong bytes refused). The catalog is each
+engine in turn (SQLite, PostgreSQL); the scrub's progress stays in the local catalog.db."""
 
 from __future__ import annotations
 
@@ -13,23 +14,26 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from photonic._configcatalog import CatalogConfig
 from photonic.models import ConflictPolicy, ContentHash, ManifestEntry
 from photonic.server.archive_client import ReplicaEntry
-from photonic.server.catalog import SqliteCatalog
 from photonic.server.library import Library
 from photonic.server.repair import ObjectRepairer, ReplicaFetcher
 from photonic.server.scrub_service import Finding, ScrubWalk
-from photonic.server.scrub_tables import ScrubTables
+from photonic.server.storage.catalogs import open_scrub_tables
 from photonic.server.store import ContentStore
 from photonic.server.verification import ObjectVerifier
+from tests.support.catalogs import Catalogs
 
 
 class Stack:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, catalogs: Catalogs, url: str = "") -> None:
+        """url: the catalog to open again (a restart); "" makes a fresh one."""
         self.store = ContentStore(root)
-        self.catalog = SqliteCatalog(root / "catalog.db")
+        self.url = url or catalogs.url(root)
+        self.catalog = catalogs.open(self.url)
         self.library = Library(self.store, self.catalog)
-        self.tables = ScrubTables(root / "catalog.db")
+        self.tables = open_scrub_tables(root, CatalogConfig(self.url), self.catalog)
 
     def put(self, name: str, data: bytes) -> str:
         sha = hashlib.sha256(data).hexdigest()
@@ -71,8 +75,8 @@ class FakeClock:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Stack:
-    return Stack(tmp_path / "storage")
+def stack(tmp_path: Path, catalogs: Catalogs) -> Stack:
+    return Stack(tmp_path / "storage", catalogs)
 
 
 def test_walk_pauses_to_keep_to_its_rate(stack: Stack) -> None:
@@ -95,7 +99,8 @@ def test_unlimited_rate_never_pauses(stack: Stack) -> None:
     assert clock.paused == 0
 
 
-def test_a_restart_continues_the_pass_where_it_stopped(stack: Stack, tmp_path: Path) -> None:
+def test_a_restart_continues_the_pass_where_it_stopped(
+        stack: Stack, tmp_path: Path, catalogs: Catalogs) -> None:
     """Stopped after four of ten objects, the walk saved its cursor; a new process (new
     connections) checks only the other six and then completes the pass."""
     shas = sorted(stack.put(f"p{n}.jpg", bytes([n]) * 100) for n in range(10))
@@ -112,7 +117,7 @@ def test_a_restart_continues_the_pass_where_it_stopped(stack: Stack, tmp_path: P
     assert progress.in_pass and progress.cursor_sha256 == shas[3]
     assert progress.objects_checked == 4 and progress.last_completed_ms == 0
 
-    restarted = Stack(tmp_path / "storage")
+    restarted = Stack(tmp_path / "storage", catalogs, stack.url)
     seen: list[str] = []
     original = restarted.tables.objects_after
     restarted.tables.objects_after = lambda cursor, limit: [  # type: ignore[method-assign]
@@ -203,3 +208,26 @@ def test_without_a_replica_the_object_stays_quarantined(stack: Stack) -> None:
     assert not fetched.ok and "holds no object" in fetched.problems[0]
     assert stack.tables.unrepaired_count() == 1
     assert len(list((stack.store.root / "quarantine").iterdir())) == 1
+
+
+def test_list_objects_pages_and_the_unrepaired_list_come_from_the_catalog(
+        stack: Stack) -> None:
+    """ListObjects' pages (whole, and under a library folder) and the unrepaired list read
+    the catalog the server uses, whichever engine holds it."""
+    shas = {name: stack.put(name, name.encode() * 50)
+            for name in ("a.jpg", "sub/b.jpg", "sub/c.jpg")}
+    ordered = sorted(shas.values())
+    whole = stack.tables.held_page("", 2, "")
+    assert [h.sha256 for h in whole] == ordered[:2]
+    names = {v: k for k, v in shas.items()}
+    assert [h.library_paths for h in whole] == [(f"laptop/photos/{names[s]}",)
+                                                for s in ordered[:2]]
+    under = stack.tables.held_page("", 10, "laptop/photos/sub")
+    assert sorted(h.sha256 for h in under) == sorted([shas["sub/b.jpg"], shas["sub/c.jpg"]])
+    assert stack.tables.held_page(ordered[-1], 10, "") == []
+    stack.catalog.record_quarantine(shas["a.jpg"], "quarantine/x", "damaged")
+    stack.catalog.record_quarantine(shas["a.jpg"], "quarantine/y", "damaged again")
+    [item] = stack.tables.unrepaired()
+    assert (item.sha256, item.reason, item.quarantined_file, item.library_paths) == (
+        shas["a.jpg"], "damaged", "quarantine/x", ("laptop/photos/a.jpg",))
+    assert stack.tables.unrepaired_count() == 1

@@ -135,5 +135,6 @@ def test_recover_cleans_orphans_the_ledger_does_not_know(s3_world: S3World) -> N
         "a young staging object may be another server's commit under way"
     s3_world.store.recover(min_age_s=0)
     uploads = s3_world.endpoint.multipart_uploads(s3_world.bucket)
-    assert [u["Key"] for u in uploads] == [s3_world.catalog.multipart_of(sha(data)).staging_key]
+    kept = s3_world.catalog.multipart_of(sha(data))
+    assert kept is not None and [u["Key"] for u in uploads] == [kept.staging_key]
     assert s3_world.endpoint.keys(s3_world.bucket, "studio/staging/") == []
