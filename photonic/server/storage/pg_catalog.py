@@ -127,14 +127,14 @@ class PgCatalog(PgBrowseTables, PgScrubReads, TreeTables, MultipartTables, Sessi
             return read_version(c, location_id, sha256, mtime_ns)
 
     def commit_version(self, v: NewVersion, *, durable: bool = True) -> int | None:
-        with self._db.tx(durable=durable) as c:
+        with self._db.tx(durable=durable, pipelined=True) as c:
             return write_version(c, v)
 
     @contextmanager
     def writing(self) -> Iterator[CatalogWrites]:
         """One transaction for many photos' rows, committed when the block ends and rolled
         back if it raises; not durable until make_durable. Holds the catalog while open."""
-        with self._db.tx(durable=False) as c:
+        with self._db.tx(durable=False, pipelined=True) as c:
             yield PgOpenTransaction(c)
 
     def make_durable(self) -> None:

@@ -149,36 +149,30 @@ def insert_photo(c: PgConnection, sha256: str, size: int, exif: ExifSummary) -> 
 def lock_location(c: PgConnection, agent: str, watch: str, rel: str,
                   version: int) -> tuple[int, bool]:
     """(the path's location id, whether this call inserted it with version as its head),
-    with the location's row locked until the transaction ends."""
-    args = (agent, watch, rel)
-    select = ("SELECT id FROM locations WHERE agent_id = %s AND watch_name = %s "
-              "AND rel_path = %s FOR UPDATE")
-    row = c.execute(select, args).fetchone()
-    if row is not None:
-        return int(row[0]), False
-    made = c.execute(
+    with the location's row locked until the transaction ends: one statement, which inserts
+    the path or, when it exists (another server may have inserted it just now: the statement
+    waits for that transaction), takes its row lock with a no-op update. xmax = 0 only on a
+    row this statement inserted."""
+    row = c.execute(
         "INSERT INTO locations (agent_id, watch_name, rel_path, head_version, folder) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (agent_id, watch_name, rel_path) DO NOTHING "
-        "RETURNING id", (agent, watch, rel, version, folder_of(rel)),
-    ).fetchone()
-    if made is not None:
-        return int(made[0]), True
-    row = c.execute(select, args).fetchone()  # another server inserted it just now
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (agent_id, watch_name, rel_path) "
+        "DO UPDATE SET head_version = locations.head_version RETURNING id, xmax = 0",
+        (agent, watch, rel, version, folder_of(rel))).fetchone()
     assert row is not None
-    return int(row[0]), False
+    return int(row[0]), bool(row[1])
 
 
 def note_new_path(c: PgConnection, agent_id: str, watch_name: str, rel_path: str,
                   sha256: str) -> None:
     """catalog_browse.note_new_path on PostgreSQL: the path's folders exist, and its agent
-    holds one more photo and its bytes."""
-    for parent, name in ancestry(folder_of(rel_path)):
-        added = c.execute(
-            "INSERT INTO library_folders (agent_id, watch_name, parent, name) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (agent_id, watch_name, parent, name)).rowcount
-        if not added:  # a folder already recorded has its ancestors recorded too
-            break
+    holds one more photo and its bytes. Every ancestor in one statement (a path is a few
+    folders deep), which needs no answer: writing() sends it without waiting."""
+    folders = list(ancestry(folder_of(rel_path)))
+    if folders:
+        c.execute(
+            "INSERT INTO library_folders (agent_id, watch_name, parent, name) VALUES "
+            + ", ".join(["(%s, %s, %s, %s)"] * len(folders)) + " ON CONFLICT DO NOTHING",
+            [v for parent, name in folders for v in (agent_id, watch_name, parent, name)])
     _add_to_totals(c, agent_id, 1, pg(NEW_PATH_BYTES_SQL), (sha256,))
 
 

@@ -41,18 +41,27 @@ class PgSession:
             yield self._connection()
 
     @contextmanager
-    def tx(self, *, durable: bool = True) -> Iterator[PgConnection]:
+    def tx(self, *, durable: bool = True, pipelined: bool = False) -> Iterator[PgConnection]:
         """One transaction, committed when the block ends, rolled back if it raises.
 
         durable=False commits with synchronous_commit off: the commit returns before its WAL
         is flushed, and the next durable commit (make_durable) flushes it together with every
-        commit before it. The caller acknowledges nothing of it before then."""
+        commit before it. The caller acknowledges nothing of it before then.
+
+        pipelined: statements are sent without waiting for each one's answer, until a result
+        is read (pipeline mode): a photo's version costs one round trip to the database, not
+        one per statement. The block must read results by fetching rows, never rowcount; an
+        error surfaces at the next read or at the end, and rolls the whole block back."""
         with self._lock, unreachable_as_transient(self.url):
             conn = self._connection()
             with conn.transaction():
                 if not durable:
                     conn.execute("SET LOCAL synchronous_commit TO OFF")
-                yield conn
+                if not pipelined:
+                    yield conn
+                    return
+                with conn.pipeline():
+                    yield conn
 
     def one(self, query: str, args: Sequence[object] = ()) -> tuple[Any, ...] | None:
         with self.connection() as c:

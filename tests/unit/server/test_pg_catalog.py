@@ -191,3 +191,21 @@ def test_a_database_that_commits_asynchronously_is_made_to_commit_durably(
             assert c.execute("SHOW synchronous_commit").fetchone() == ("on",)
     finally:
         catalog.close()
+
+
+def test_a_path_is_new_once_within_one_transaction_and_across_transactions(
+        pg_url: str) -> None:
+    """lock_location says `inserted` only for the statement that made the row: not for the
+    same path again in the same (batched) transaction, nor in a later one."""
+    from photonic.server.storage.pg_catalog_writes import lock_location
+    catalog = PgCatalog(pg_url)
+    try:
+        with catalog._db.tx(pipelined=True) as c:
+            first = lock_location(c, "a", "photos", "x/y.jpg", 1)
+            again = lock_location(c, "a", "photos", "x/y.jpg", 2)
+        with catalog._db.tx() as c:
+            later = lock_location(c, "a", "photos", "x/y.jpg", 3)
+        assert first[1] is True and again == (first[0], False) and later == (first[0], False)
+        assert table_rows(catalog, "SELECT head_version FROM locations") == [(1,)]
+    finally:
+        catalog.close()
