@@ -68,9 +68,11 @@ def tree_hashes(root: Path) -> dict[str, str]:
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout_s: float = 120,
-            check: bool = False) -> subprocess.CompletedProcess[str]:
+            check: bool = False, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    """`photonic ARGS` as a process; env: variables added to the tests' environment."""
     proc = subprocess.run([PYTHON, "-m", "photonic.cli", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=timeout_s, env=_env())
+                          capture_output=True, timeout=timeout_s, env={**_env(), **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"photonic {' '.join(args)} exited {proc.returncode}:\n"
                              f"{proc.stdout}\n{proc.stderr}")

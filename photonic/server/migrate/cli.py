@@ -28,8 +28,21 @@ NOT_COPIED = {
     "web_sessions": "dashboard logins start over on the new catalog (log in again)",
     "multipart_uploads": "uploads in progress start over: agents resend what was not "
                          "acknowledged",
+    "multipart_parts": "(the parts of those uploads)",
+    "scrub_progress": "each server keeps its scrub's progress in its own catalog.db; the "
+                      "object checks themselves are copied",
+    "replica_versions": "replication to archive nodes needs the embedded catalog (a "
+                        "PostgreSQL catalog with storage.backup_nodes is refused)",
+    "replica_confirmations": "(as replica_versions)",
+    "promotion_renames": "only an archive node's promotion uses it, on an embedded catalog",
 }
 """Tables of the embedded catalog deliberately left behind, with the reason printed."""
+
+SEEDED = frozenset({"sync_marks"})
+"""Tables whose schema migration inserts a row (a counter), replaced by the source's."""
+
+ADDED_BY_MIGRATE = {"audit": "actor = 'cli:migrate' AND action = 'Migrate'"}
+"""Rows a migration writes into the new catalog itself: the checks leave them out."""
 
 
 def add_migrate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,12 +71,13 @@ def run_migrate(config: ServerConfig, to_url: str, objects_url: str, *,
                 endpoint_url: str | None = None, region: str | None = None,
                 reread: bool = False) -> int:
     from photonic._configjobs import queue_backend
-    from photonic.server.pg_db import connect, safe_url
+    from photonic.server.pg_db import connect, safe_url, unreachable_as_transient
     from photonic.server.promote_cli import refuse_if_listening
 
     if queue_backend(to_url) != "postgresql":
         raise PhotonicError(f"--to {safe_url(to_url)!r}: expected postgresql://user@host:port/"
                             "database")
+    bucket = _bucket_of(config, objects_url) if objects_url else None
     if config.catalog.backend != "sqlite":
         raise PhotonicError(f"{config.config_path}: catalog.url is already "
                             f"{safe_url(config.catalog.url)}; migrate moves an embedded "
@@ -73,16 +87,17 @@ def run_migrate(config: ServerConfig, to_url: str, objects_url: str, *,
     started = time.monotonic()
     _make_schema(to_url)
     ok = True
-    with connect(to_url) as pg:
+    with connect(to_url) as pg, unreachable_as_transient(to_url):
         sources = [("catalog", catalog_db)]
         jobs_db = config.storage_path / "jobs.db"
         if not config.jobs.queue_url and jobs_db.exists():
             sources.append(("job queue", jobs_db))
         for what, path in sources:
             ok = _copy_database(pg, what, path) and ok
-    if objects_url:
-        ok = _copy_objects(config, to_url, objects_url, endpoint_url, region, reread) and ok
+    if bucket is not None:
+        ok = _copy_objects(config, to_url, bucket, endpoint_url, region, reread) and ok
     took = time.monotonic() - started
+    _audit(to_url, config, objects_url, ok)
     if not ok:
         print(f"migration NOT verified ({took:.1f} s): see the lines marked MISMATCH; keep "
               "the embedded installation and run the command again")
@@ -99,14 +114,10 @@ def run_migrate(config: ServerConfig, to_url: str, objects_url: str, *,
     return 0
 
 
-def _copy_objects(config: ServerConfig, to_url: str, objects_url: str, endpoint_url: str | None,
-                  region: str | None, reread: bool) -> bool:
-    """Into the bucket --objects names; credentials come from the SDK's usual chain, as the
-    server's do; multipart state goes to the new catalog, where the servers will find it."""
+def _bucket_of(config: ServerConfig, objects_url: str) -> tuple[str, str]:
+    """(bucket, prefix) of --objects, checked before anything is copied."""
     from photonic import _configparse as cp
-    from photonic._configobjects import S3Settings, parse_objects_url
-    from photonic.server.migrate.objects import copy_objects, open_bucket
-    from photonic.server.storage.pg_catalog import PgCatalog
+    from photonic._configobjects import parse_objects_url
 
     if config.objects.s3 is not None:
         raise PhotonicError(f"{config.config_path}: storage.objects is already s3://; migrate "
@@ -117,6 +128,17 @@ def _copy_objects(config: ServerConfig, to_url: str, objects_url: str, endpoint_
         raise PhotonicError(f"--objects {objects_url!r}: {exc}") from None
     if where is None:
         raise PhotonicError("--objects: expected s3://bucket/prefix")
+    return where
+
+
+def _copy_objects(config: ServerConfig, to_url: str, where: tuple[str, str],
+                  endpoint_url: str | None, region: str | None, reread: bool) -> bool:
+    """Into the bucket --objects names; credentials come from the SDK's usual chain, as the
+    server's do; multipart state goes to the new catalog, where the servers will find it."""
+    from photonic._configobjects import S3Settings
+    from photonic.server.migrate.objects import copy_objects, open_bucket
+    from photonic.server.storage.pg_catalog import PgCatalog
+
     catalog = PgCatalog(to_url)
     try:
         tally = copy_objects(config.storage_path, open_bucket(
@@ -132,6 +154,18 @@ def _copy_objects(config: ServerConfig, to_url: str, objects_url: str, endpoint_
         print(f"objects: every object is in the bucket with its size"
               f"{' and its SHA-256 (read back)' if reread else ''}: ok")
     return tally.ok
+
+
+def _audit(to_url: str, config: ServerConfig, objects_url: str, ok: bool) -> None:
+    """The migration itself is in the new catalog's audit log, after the rows it copied."""
+    from photonic.server.storage.pg_catalog import PgCatalog
+
+    catalog = PgCatalog(to_url)
+    try:
+        catalog.audit("cli:migrate", "Migrate", str(config.storage_path),
+                      "ok" if ok else "mismatch", objects_url)
+    finally:
+        catalog.close()
 
 
 def _make_schema(url: str) -> None:
@@ -151,8 +185,8 @@ def _copy_database(pg: PgConnection, what: str, path: Path) -> bool:
     try:
         for table in sorted(set(tc.sqlite_tables(db)) & NOT_COPIED.keys()):
             print(f"{what}: {table} not copied: {NOT_COPIED[table]}")
-        plans = tc.plan_tables(db, pg, source, NOT_COPIED)
-        last_print = [0.0]
+        plans = tc.plan_tables(db, pg, source, NOT_COPIED, SEEDED)
+        last_print = [time.monotonic()]
 
         def progress(table: str, rows: int) -> None:
             if time.monotonic() - last_print[0] > 5:
@@ -164,7 +198,7 @@ def _copy_database(pg: PgConnection, what: str, path: Path) -> bool:
         tc.advance_sequences(pg, [p.name for p in plans])
         ok = True
         for plan in plans:
-            check = tc.check_table(db, pg, plan)
+            check = tc.check_table(db, pg, plan, ADDED_BY_MIGRATE.get(plan.name, ""))
             mark = "ok" if check.ok else "MISMATCH"
             print(f"{what}: {plan.name}: {check.source_rows} rows -> {check.target_rows}, "
                   f"values {'equal' if check.digests_equal else 'DIFFER'}: {mark}")

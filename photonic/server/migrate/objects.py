@@ -19,6 +19,7 @@ from pathlib import Path
 from photonic import errors
 from photonic._configobjects import S3Settings
 from photonic.models import ContentHash, is_content_hash
+from photonic.server import faults
 from photonic.server.storage.multipart import MultipartLedger
 from photonic.server.storage.s3 import S3BlobStore
 
@@ -83,6 +84,7 @@ def copy_objects(storage_path: Path, bucket: S3BlobStore, *, reread: bool,
         with tally.lock:
             tally.bytes_sent += sent
             tally.copied += 1
+        faults.hit("migrate_after_object")
         if time.monotonic() - last[0] > 5:
             last[0] = time.monotonic()
             say(f"objects: {tally.copied} copied, {tally.already} already there", flush=True)

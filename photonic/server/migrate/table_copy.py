@@ -26,6 +26,7 @@ from typing import Any
 from psycopg import sql
 
 from photonic.errors import InvalidInput
+from photonic.server import faults
 from photonic.server.pg_db import PgConnection
 
 BATCH_ROWS = 10_000
@@ -48,6 +49,7 @@ class TablePlan:
     columns: tuple[str, ...]
     order_key: tuple[str, ...]  # ("rowid",) or the primary key's columns
     booleans: frozenset[str]  # PostgreSQL boolean columns (SQLite keeps 0/1)
+    seeded: bool = False  # the schema's migrations put rows in it, which the copy replaces
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,8 @@ def sqlite_tables(db: sqlite3.Connection) -> list[str]:
 
 
 def plan_tables(db: sqlite3.Connection, pg: PgConnection, source: str,
-                not_copied: dict[str, str]) -> list[TablePlan]:
+                not_copied: dict[str, str], seeded: frozenset[str] = frozenset()
+                ) -> list[TablePlan]:
     """The tables of the SQLite database in copy order. A table PostgreSQL lacks is an error
     naming it (the two schemas are out of step), unless not_copied gives the reason it is
     left behind; so is a SQLite column PostgreSQL lacks (a row would lose a value)."""
@@ -92,7 +95,8 @@ def plan_tables(db: sqlite3.Connection, pg: PgConnection, source: str,
         key = tuple(str(r[1]) for r in sorted((r for r in info if r[5]), key=lambda r: r[5])) \
             if without_rowid else ("rowid",)
         plans.append(TablePlan(table, columns, key,
-                               frozenset(c for c, t in target.items() if t == "boolean")))
+                               frozenset(c for c, t in target.items() if t == "boolean"),
+                               table in seeded))
     return plans
 
 
@@ -133,8 +137,11 @@ def copy_table(db: sqlite3.Connection, pg: PgConnection, source: str, plan: Tabl
     if row and row[2]:
         return copied
     if row is None:
-        _refuse_foreign_rows(pg, source, plan.name)
-        _save_progress(pg, source, plan.name, _encode_key(()), 0, done=False)
+        with pg.transaction():
+            if plan.seeded:  # the schema's own row: the source's stands in for it
+                pg.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(plan.name)))
+            _refuse_foreign_rows(pg, source, plan.name)
+            _save_progress(pg, source, plan.name, _encode_key(()), 0, done=False)
     for batch in _batches(db, plan, last_key):
         values = [_to_pg(plan, r[len(plan.order_key):]) for r in batch]
         with pg.transaction():
@@ -146,6 +153,7 @@ def copy_table(db: sqlite3.Connection, pg: PgConnection, source: str, plan: Tabl
             copied += len(batch)
             _save_progress(pg, source, plan.name,
                            _encode_key(batch[-1][:len(plan.order_key)]), copied, done=False)
+        faults.hit("migrate_after_batch")
         if progress is not None:
             progress(plan.name, copied)
     pg.execute("UPDATE migrate_progress SET done = 1 WHERE source = %s AND table_name = %s",
@@ -213,15 +221,19 @@ def advance_sequences(pg: PgConnection, tables: Sequence[str]) -> None:
                 sql.Identifier(column), sql.Identifier(table)), (table, column))
 
 
-def check_table(db: sqlite3.Connection, pg: PgConnection, plan: TablePlan) -> TableCheck:
-    """Row counts and order-free digests of the copied columns on both sides."""
+def check_table(db: sqlite3.Connection, pg: PgConnection, plan: TablePlan,
+                added_here: str = "") -> TableCheck:
+    """Row counts and order-free digests of the copied columns on both sides; added_here is
+    a condition on the PostgreSQL rows the migration itself added (its audit row), which
+    have no source row."""
     cols = ", ".join(f'"{c}"' for c in plan.columns)
     source_rows, source_digest = _digest(
         _to_pg(plan, r) for r in db.execute(f'SELECT {cols} FROM "{plan.name}"'))
-    with pg.cursor(name=f"check_{plan.name}") as cur:
+    with pg.transaction(), pg.cursor(name=f"check_{plan.name}") as cur:
         cur.itersize = BATCH_ROWS
-        cur.execute(sql.SQL("SELECT {} FROM {}").format(
-            sql.SQL(", ").join(map(sql.Identifier, plan.columns)), sql.Identifier(plan.name)))
+        cur.execute(sql.SQL("SELECT {} FROM {}{}").format(
+            sql.SQL(", ").join(map(sql.Identifier, plan.columns)), sql.Identifier(plan.name),
+            sql.SQL(f" WHERE NOT ({added_here})" if added_here else "")))
         target_rows, target_digest = _digest(tuple(r) for r in cur)
     return TableCheck(plan.name, source_rows, target_rows, source_digest == target_digest)
 
