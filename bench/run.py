@@ -28,6 +28,7 @@ from bench import (
     lightroom,
     load,
     scale,
+    scaleout,
     startup,
     symmetric,
     trash,
@@ -57,7 +58,7 @@ _GB = 1_000_000_000
 _SECOND_AGENT = "bench-agent-2"
 _INCREMENTAL_FILES = 10
 GROUPS = ("sync", "ingest", "startup", "scale", "load", "jobs", "lightroom", "dashboard",
-          "archive")
+          "archive", "scaleout")
 SYNC_SETS = ("large", "small", "raw", "tiff", "shoot")
 
 PeerFactory = Callable[[Path], SymmetricPeer]
@@ -226,6 +227,39 @@ class Bench:
             peer.close()
             trash.discard(run_dir)
 
+    # --- scale-out (PostgreSQL + S3) -----------------------------------------------------------
+
+    def scaleout_figures(self, quick: bool) -> None:
+        """Each figure on its own: one that fails leaves the others' rows filled."""
+        shape = scaleout.scaleout_shape(quick=quick)
+        load_shape = load.load_shape(quick=quick)
+        self.notes.append(f"scale-out figures ({shape.runs} run(s)): {_loadavg()}; moto is "
+                          "an in-process Python S3 stand-in, not AWS")
+
+        def syncs() -> None:
+            for key, values in scaleout.first_syncs(self.work_dir, self.sets,
+                                                    shape.runs).items():
+                self.samples[key].extend(values)
+
+        def manifest() -> None:
+            figure = scaleout.pg_manifest(self.work_dir, shape)
+            for key, values in scaleout.pg_manifest_values(figure).items():
+                self.samples[(PHOTONIC, key)].extend(values)
+
+        def two_servers() -> None:
+            certs = load.ensure_pki(datagen.DEFAULT_CACHE_DIR, load_shape.syncing_agents)
+            figure = scaleout.two_servers(self.work_dir, certs, self.sets["scaleout-load"],
+                                          load_shape.syncing_agents)
+            for key, values in scaleout.two_server_values(figure).items():
+                self.samples[(PHOTONIC, key)].extend(values)
+            self.notes.append(f"scale-out, {figure.agents} agents on two servers: photos "
+                              f"committed by each server {figure.files_by_server}")
+
+        self.attempt("photonic: scale-out first syncs, PostgreSQL + S3 vs embedded", syncs)
+        self.attempt("photonic: scale-out manifest check over a PostgreSQL catalog", manifest)
+        self.attempt(f"photonic: scale-out, {load_shape.syncing_agents} agents on two servers",
+                     two_servers)
+
     # --- card ingest ---------------------------------------------------------------------------
 
     def ingest_figures(self, run: int, runs: int) -> None:
@@ -353,6 +387,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="skip the Lightroom bridge figures")
     p.add_argument("--no-dashboard", action="store_true", help="skip the dashboard figures")
     p.add_argument("--no-archive", action="store_true", help="skip the archive figures")
+    p.add_argument("--no-scaleout", action="store_true",
+                   help="skip the scale-out figures (PostgreSQL + S3)")
     p.add_argument(
         "--only",
         choices=GROUPS,
@@ -364,7 +400,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "on the server -> a long-polling plugin receives it), or dashboard (web API pages over a "
         "100,000-photo catalog, event -> WebSocket latency, thumbnails), or archive (the large "
         "set's replication to an archive node against the agent's first sync, a full-speed "
-        "scrub)",
+        "scrub), or scaleout (first syncs on PostgreSQL + S3 against the embedded default, a "
+        "manifest check over a PostgreSQL catalog, many agents on two servers)",
     )
     p.add_argument("--seed", type=int, default=datagen.DEFAULT_SEED)
     p.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
@@ -444,6 +481,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "archive" in groups and PHOTONIC in tools:
         # The sync figures' large set, under its own name (the sync group may not run).
         specs["archive"] = datagen.standard_sets(quick=args.quick)["large"]
+    if "scaleout" in groups and PHOTONIC in tools:
+        standard = datagen.standard_sets(quick=args.quick)
+        specs.update({n: standard[n] for n in scaleout.SETS})
+        # The load group's set (the same files when both run), under its own name.
+        specs["scaleout-load"] = load.load_set_spec(load.load_shape(quick=args.quick))
     if "ingest" in groups and PHOTONIC in tools:
         # A card of the shoot set, copied into a watched folder at a card reader's pace.
         specs["ingest"] = datagen.standard_sets(quick=args.quick)["shoot"]
@@ -477,6 +519,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "dashboard" in groups and PHOTONIC in tools:
                 bench.attempt("photonic: dashboard",
                               functools.partial(bench.dashboard_figures, args.quick))
+            if "scaleout" in groups and PHOTONIC in tools:
+                bench.scaleout_figures(args.quick)
             if "archive" in groups and PHOTONIC in tools:
                 archive_runs = args.runs or archive.archive_runs(quick=args.quick)
                 bench.attempt("photonic: archive",
@@ -505,6 +549,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         figure_rows += ingest.figure_specs(sets["ingest"])
     if "startup" in groups and PHOTONIC in tools:
         figure_rows += startup.figure_specs()
+    if "scaleout" in groups and PHOTONIC in tools:
+        figure_rows += scaleout.figure_specs(
+            sets, scaleout.scaleout_shape(quick=args.quick),
+            load.load_shape(quick=args.quick).syncing_agents)
     rows = build_rows(figure_rows, bench.samples)
     report = Report(args.quick, rows, bench.samples, bench.errors, _context(args, runs, sets))
     report.context["wall_s"] = round(time.perf_counter() - started, 1)
@@ -546,6 +594,8 @@ def _groups(args: argparse.Namespace) -> set[str]:
         groups.discard("dashboard")
     if args.no_archive:
         groups.discard("archive")
+    if args.no_scaleout:
+        groups.discard("scaleout")
     return groups
 
 
