@@ -229,36 +229,15 @@ class Bench:
 
     # --- scale-out (PostgreSQL + S3) -----------------------------------------------------------
 
-    def scaleout_figures(self, quick: bool) -> None:
-        """Each figure on its own: one that fails leaves the others' rows filled."""
-        shape = scaleout.scaleout_shape(quick=quick)
-        load_shape = load.load_shape(quick=quick)
-        self.notes.append(f"scale-out figures ({shape.runs} run(s)): {_loadavg()}; moto is "
-                          "an in-process Python S3 stand-in, not AWS")
-
-        def syncs() -> None:
-            for key, values in scaleout.first_syncs(self.work_dir, self.sets,
-                                                    shape.runs).items():
-                self.samples[key].extend(values)
-
-        def manifest() -> None:
-            figure = scaleout.pg_manifest(self.work_dir, shape)
-            for key, values in scaleout.pg_manifest_values(figure).items():
-                self.samples[(PHOTONIC, key)].extend(values)
-
-        def two_servers() -> None:
-            certs = load.ensure_pki(datagen.DEFAULT_CACHE_DIR, load_shape.syncing_agents)
-            figure = scaleout.two_servers(self.work_dir, certs, self.sets["scaleout-load"],
-                                          load_shape.syncing_agents)
-            for key, values in scaleout.two_server_values(figure).items():
-                self.samples[(PHOTONIC, key)].extend(values)
-            self.notes.append(f"scale-out, {figure.agents} agents on two servers: photos "
-                              f"committed by each server {figure.files_by_server}")
-
-        self.attempt("photonic: scale-out first syncs, PostgreSQL + S3 vs embedded", syncs)
-        self.attempt("photonic: scale-out manifest check over a PostgreSQL catalog", manifest)
-        self.attempt(f"photonic: scale-out, {load_shape.syncing_agents} agents on two servers",
-                     two_servers)
+    def scaleout_figures(self, quick: bool, runs: int | None) -> None:
+        """Each figure on its own attempt: one that fails leaves the others' rows filled."""
+        self.notes.append(f"scale-out figures: {_loadavg()}; moto is an in-process Python S3 "
+                          "stand-in, not AWS")
+        result = scaleout.measure(self.work_dir, self.sets, quick=quick, runs=runs,
+                                  attempt=self.attempt)
+        for key, values in result.samples.items():
+            self.samples[key].extend(values)
+        self.notes.extend(result.notes)
 
     # --- card ingest ---------------------------------------------------------------------------
 
@@ -482,10 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The sync figures' large set, under its own name (the sync group may not run).
         specs["archive"] = datagen.standard_sets(quick=args.quick)["large"]
     if "scaleout" in groups and PHOTONIC in tools:
-        standard = datagen.standard_sets(quick=args.quick)
-        specs.update({n: standard[n] for n in scaleout.SETS})
-        # The load group's set (the same files when both run), under its own name.
-        specs["scaleout-load"] = load.load_set_spec(load.load_shape(quick=args.quick))
+        specs.update(scaleout.set_specs(quick=args.quick))
     if "ingest" in groups and PHOTONIC in tools:
         # A card of the shoot set, copied into a watched folder at a card reader's pace.
         specs["ingest"] = datagen.standard_sets(quick=args.quick)["shoot"]
@@ -520,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bench.attempt("photonic: dashboard",
                               functools.partial(bench.dashboard_figures, args.quick))
             if "scaleout" in groups and PHOTONIC in tools:
-                bench.scaleout_figures(args.quick)
+                bench.scaleout_figures(args.quick, args.runs)
             if "archive" in groups and PHOTONIC in tools:
                 archive_runs = args.runs or archive.archive_runs(quick=args.quick)
                 bench.attempt("photonic: archive",

@@ -20,22 +20,31 @@ measure photonic's S3 path against a slow local endpoint, not AWS, MinIO or Ceph
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
+import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import datagen, load, scale, trash
-from bench.datagen import DataSet
+from bench.datagen import DataSet, SetSpec
 from bench.peers.base import link_tree
 from bench.peers.photonic import PhotonicPeer, parse_logfmt
 from bench.procstat import ProcUsage
-from bench.report import PHOTONIC, FigureSpec, Target, TargetKind
+from bench.report import (
+    PHOTONIC,
+    FigureSpec,
+    Target,
+    TargetKind,
+    build_rows,
+    report_group_run,
+)
 from bench.scaleout_catalog import ensure_pg_catalog, install_pg_catalog
 from bench.scaleout_services import (
     MotoService,
@@ -53,6 +62,8 @@ EMBEDDED = "embedded"
 SCALEOUT = PHOTONIC
 BACKENDS = (EMBEDDED, SCALEOUT)
 SETS = ("large", "small")
+LOAD_SET = "scaleout-load"
+"""The many-agents figure's photos: the load group's set (the same files), under this name."""
 AGENT = "bench-agent"
 _WATCH = "photos"
 _MB = 1_000_000
@@ -70,6 +81,14 @@ class ScaleoutShape:
 
 def scaleout_shape(*, quick: bool) -> ScaleoutShape:
     return ScaleoutShape(1, 100_000, 2) if quick else ScaleoutShape(3, 10_000_000, 5)
+
+
+def set_specs(*, quick: bool) -> dict[str, SetSpec]:
+    """The data sets the group syncs, by the name `measure` looks them up under."""
+    standard = datagen.standard_sets(quick=quick)
+    specs = {name: standard[name] for name in SETS}
+    specs[LOAD_SET] = load.load_set_spec(load.load_shape(quick=quick))
+    return specs
 
 
 def run_order(run: int) -> tuple[str, ...]:
@@ -347,6 +366,50 @@ def two_server_values(figure: TwoServerFigure) -> dict[str, list[float]]:
     }
 
 
+# --- the group ------------------------------------------------------------------------------
+
+Samples = dict[tuple[str, str], list[float]]
+Attempt = Callable[[str, Callable[[], None]], None]
+
+
+@dataclass
+class GroupResult:
+    samples: Samples = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def measure(work_dir: Path, sets: dict[str, DataSet], *, quick: bool, runs: int | None,
+            attempt: Attempt) -> GroupResult:
+    """The three figures, each through `attempt` (bench.run's: a failure is kept in the
+    report and the next figure runs). runs: first-sync runs, by default the shape's."""
+    shape = scaleout_shape(quick=quick)
+    agents = load.load_shape(quick=quick).syncing_agents
+    result = GroupResult()
+
+    def add(tool: str, values: dict[str, list[float]]) -> None:
+        for key, value in values.items():
+            result.samples.setdefault((tool, key), []).extend(value)
+
+    def syncs() -> None:
+        for (tool, key), values in first_syncs(work_dir, sets, runs or shape.runs).items():
+            add(tool, {key: values})
+
+    def manifest() -> None:
+        add(PHOTONIC, pg_manifest_values(pg_manifest(work_dir, shape)))
+
+    def many_agents() -> None:
+        certs = load.ensure_pki(datagen.DEFAULT_CACHE_DIR, agents)
+        figure = two_servers(work_dir, certs, sets[LOAD_SET], agents)
+        add(PHOTONIC, two_server_values(figure))
+        result.notes.append(f"scale-out, {figure.agents} agents on two servers: photos "
+                            f"committed by each server {figure.files_by_server}")
+
+    attempt("photonic: scale-out first syncs, PostgreSQL + S3 vs embedded", syncs)
+    attempt("photonic: scale-out manifest check over a PostgreSQL catalog", manifest)
+    attempt(f"photonic: scale-out, {agents} agents on two servers", many_agents)
+    return result
+
+
 # --- table rows ------------------------------------------------------------------------------
 
 
@@ -391,3 +454,48 @@ def figure_specs(sets: dict[str, DataSet], shape: ScaleoutShape, agents: int
         FigureSpec(f"{two}: agents' CPU", "CPU-s", "scaleout.two.agents_cpu_s"),
     ]
     return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m bench.scaleout [--quick]`: the group alone; results/<ts>-scaleout.json
+    (latest.json stays the whole suite's run)."""
+    p = argparse.ArgumentParser(prog="python -m bench.scaleout",
+                                description=(__doc__ or "").split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="small sets, one run, 100,000 photos")
+    p.add_argument("--runs", type=int, help="first-sync runs (default 3, quick 1)")
+    p.add_argument("--results-dir", type=Path,
+                   default=Path(__file__).resolve().parent / "results")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    started = time.perf_counter()
+    sets = {name: datagen.ensure_set(spec) for name, spec in set_specs(quick=args.quick).items()}
+    work_dir = datagen.DEFAULT_CACHE_DIR / "work-scaleout"
+    errors: dict[str, str] = {}
+
+    def attempt(what: str, action: Callable[[], None]) -> None:
+        log.info("%s ...", what)
+        try:
+            action()
+        except Exception as exc:
+            errors[what] = f"{type(exc).__name__}: {exc}"
+            log.exception("%s failed", what)
+
+    trash.discard(work_dir)
+    work_dir.mkdir(parents=True)
+    try:
+        result = measure(work_dir, sets, quick=args.quick, runs=args.runs, attempt=attempt)
+    finally:
+        trash.discard(work_dir)
+    rows = build_rows(figure_specs(sets, scaleout_shape(quick=args.quick),
+                                   load.load_shape(quick=args.quick).syncing_agents),
+                      result.samples)
+    report_group_run("scaleout", args.quick, rows, result.samples, started, args.results_dir)
+    for note in result.notes:
+        print(f"\n{note}")
+    for what, error in errors.items():
+        print(f"\nFAILED {what}: {error}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

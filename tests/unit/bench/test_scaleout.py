@@ -188,3 +188,25 @@ def test_moto_endpoint_runs_in_its_own_process() -> None:
             moto.delete_bucket(bucket)
         finally:
             moto.close()
+
+
+def test_group_sets_share_the_load_groups_files() -> None:
+    """The many-agents figure syncs the load group's set: same spec, so the same folder in
+    bench/.data whichever group made it."""
+    from bench import load
+
+    for quick in (True, False):
+        specs = scaleout.set_specs(quick=quick)
+        assert set(specs) == {*scaleout.SETS, scaleout.LOAD_SET}
+        assert specs[scaleout.LOAD_SET] == load.load_set_spec(load.load_shape(quick=quick))
+
+
+def test_each_figure_is_its_own_attempt(tmp_path: Path) -> None:
+    """bench.run's attempt keeps a failure in the report and goes on: the group hands it each
+    figure separately (here an attempt that runs nothing)."""
+    names: list[str] = []
+    result = scaleout.measure(tmp_path, {}, quick=True, runs=None,
+                              attempt=lambda what, _action: names.append(what))
+    assert len(names) == 3 and result.samples == {}
+    assert any("first syncs" in n for n in names) and any("manifest" in n for n in names)
+    assert any("two servers" in n for n in names)
