@@ -28,6 +28,7 @@ from bench import (
     lightroom,
     load,
     scale,
+    scaleout,
     startup,
     symmetric,
     trash,
@@ -57,7 +58,7 @@ _GB = 1_000_000_000
 _SECOND_AGENT = "bench-agent-2"
 _INCREMENTAL_FILES = 10
 GROUPS = ("sync", "ingest", "startup", "scale", "load", "jobs", "lightroom", "dashboard",
-          "archive")
+          "archive", "scaleout")
 SYNC_SETS = ("large", "small", "raw", "tiff", "shoot")
 
 PeerFactory = Callable[[Path], SymmetricPeer]
@@ -226,6 +227,18 @@ class Bench:
             peer.close()
             trash.discard(run_dir)
 
+    # --- scale-out (PostgreSQL + S3) -----------------------------------------------------------
+
+    def scaleout_figures(self, quick: bool, runs: int | None) -> None:
+        """Each figure on its own attempt: one that fails leaves the others' rows filled."""
+        self.notes.append(f"scale-out figures: {_loadavg()}; moto is an in-process Python S3 "
+                          "stand-in, not AWS")
+        result = scaleout.measure(self.work_dir, self.sets, quick=quick, runs=runs,
+                                  attempt=self.attempt)
+        for key, values in result.samples.items():
+            self.samples[key].extend(values)
+        self.notes.extend(result.notes)
+
     # --- card ingest ---------------------------------------------------------------------------
 
     def ingest_figures(self, run: int, runs: int) -> None:
@@ -353,6 +366,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="skip the Lightroom bridge figures")
     p.add_argument("--no-dashboard", action="store_true", help="skip the dashboard figures")
     p.add_argument("--no-archive", action="store_true", help="skip the archive figures")
+    p.add_argument("--no-scaleout", action="store_true",
+                   help="skip the scale-out figures (PostgreSQL + S3)")
     p.add_argument(
         "--only",
         choices=GROUPS,
@@ -364,7 +379,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "on the server -> a long-polling plugin receives it), or dashboard (web API pages over a "
         "100,000-photo catalog, event -> WebSocket latency, thumbnails), or archive (the large "
         "set's replication to an archive node against the agent's first sync, a full-speed "
-        "scrub)",
+        "scrub), or scaleout (first syncs on PostgreSQL + S3 against the embedded default, a "
+        "manifest check over a PostgreSQL catalog, many agents on two servers)",
     )
     p.add_argument("--seed", type=int, default=datagen.DEFAULT_SEED)
     p.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
@@ -444,6 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "archive" in groups and PHOTONIC in tools:
         # The sync figures' large set, under its own name (the sync group may not run).
         specs["archive"] = datagen.standard_sets(quick=args.quick)["large"]
+    if "scaleout" in groups and PHOTONIC in tools:
+        specs.update(scaleout.set_specs(quick=args.quick))
     if "ingest" in groups and PHOTONIC in tools:
         # A card of the shoot set, copied into a watched folder at a card reader's pace.
         specs["ingest"] = datagen.standard_sets(quick=args.quick)["shoot"]
@@ -477,6 +495,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "dashboard" in groups and PHOTONIC in tools:
                 bench.attempt("photonic: dashboard",
                               functools.partial(bench.dashboard_figures, args.quick))
+            if "scaleout" in groups and PHOTONIC in tools:
+                bench.scaleout_figures(args.quick, args.runs)
             if "archive" in groups and PHOTONIC in tools:
                 archive_runs = args.runs or archive.archive_runs(quick=args.quick)
                 bench.attempt("photonic: archive",
@@ -505,6 +525,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         figure_rows += ingest.figure_specs(sets["ingest"])
     if "startup" in groups and PHOTONIC in tools:
         figure_rows += startup.figure_specs()
+    if "scaleout" in groups and PHOTONIC in tools:
+        figure_rows += scaleout.figure_specs(
+            sets, scaleout.scaleout_shape(quick=args.quick),
+            load.load_shape(quick=args.quick).syncing_agents)
     rows = build_rows(figure_rows, bench.samples)
     report = Report(args.quick, rows, bench.samples, bench.errors, _context(args, runs, sets))
     report.context["wall_s"] = round(time.perf_counter() - started, 1)
@@ -546,6 +570,8 @@ def _groups(args: argparse.Namespace) -> set[str]:
         groups.discard("dashboard")
     if args.no_archive:
         groups.discard("archive")
+    if args.no_scaleout:
+        groups.discard("scaleout")
     return groups
 
 

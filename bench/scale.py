@@ -203,6 +203,13 @@ def manifest_check(peer: PhotonicPeer, agent: str, catalog_photos: int, rounds: 
     cached = ensure_catalog(catalog_photos, cache_dir)
     seed_s = time.perf_counter() - started
     install_catalog(cached, peer.storage)
+    return time_manifests(peer, agent, catalog_photos, rounds, seed_s)
+
+
+def time_manifests(peer: PhotonicPeer, agent: str, catalog_photos: int, rounds: int,
+                   seed_s: float = 0.0) -> ManifestFigure:
+    """The timing half of manifest_check, on whichever catalog the peer's server is given
+    (the scale-out figures: the same manifests against a PostgreSQL catalog)."""
     peer.start_server()
     stored = peer.storage.parent / "stored-source"
     contents = [stored_photo_bytes(i) for i in range(rounds * MANIFEST_FILES)]

@@ -145,13 +145,17 @@ class PhotonicPeer:
         agents: Sequence[str] = ("bench-agent",),
         certs: Path | None = None,
         limits: Mapping[str, object] | None = None,
+        settings: Mapping[str, Mapping[str, object]] | None = None,
     ) -> None:
         """certs: an existing PKI folder (ca, server and every agent's files) to use instead of
-        making one with `photonic certs`; limits: the server config's `limits:` section."""
+        making one with `photonic certs`; limits: the server config's `limits:` section;
+        settings: more server.yaml keys by section (`catalog: {url: ...}`, `storage: {...}`),
+        merged into the defaults (the scale-out figures' PostgreSQL and S3)."""
         self._tmp = Path(tempfile.mkdtemp(prefix="photonic-", dir=work_dir))
         self._argv = photonic_argv()
         self._agents = tuple(agents)
         self._limits = dict(limits or {})
+        self._settings = {section: dict(keys) for section, keys in (settings or {}).items()}
         if certs is None:
             self._certs = self._tmp / "certs"
             self._cli("certs", "init", "--dir", str(self._certs))
@@ -190,6 +194,9 @@ class PhotonicPeer:
         }
         if self._limits:
             config["limits"] = self._limits
+        for section, keys in self._settings.items():
+            defaults = config.get(section)
+            config[section] = {**(defaults if isinstance(defaults, dict) else {}), **keys}
         path = self._tmp / "server.yaml"
         path.write_text(yaml.safe_dump(config))
         return path
@@ -201,9 +208,11 @@ class PhotonicPeer:
         *,
         metrics_port: int = 0,
         settle_delay_s: float | None = None,
+        endpoints: Sequence[str] | None = None,
     ) -> Path:
         """Writes the agent's config: one reference-mode watch on source, defaults elsewhere
-        (settle_delay_s: the agent's settle_delay instead of its default)."""
+        (settle_delay_s: the agent's settle_delay instead of its default; endpoints: the
+        agent's server_endpoints instead of this peer's server alone)."""
         agent_section: dict[str, object] = {}
         if settle_delay_s is not None:
             agent_section["settle_delay"] = f"{settle_delay_s:g}s"
@@ -211,7 +220,7 @@ class PhotonicPeer:
             "agent": {
                 **agent_section,
                 "id": agent,
-                "server_endpoints": [f"127.0.0.1:{self._port}"],
+                "server_endpoints": list(endpoints or [self.endpoint]),
                 "buffer_path": str(self._tmp / f"buffer-{agent}"),
                 "watch": [{"path": str(source), "name": _WATCH_NAME, "mode": "reference"}],
                 "metrics_port": metrics_port,
@@ -266,9 +275,16 @@ class PhotonicPeer:
     def certs(self) -> Path:
         return self._certs
 
-    def run_once(self, agent: str, source: Path) -> OnceResult:
-        """Runs `photonic agent --once` to completion and parses its JSON summary."""
-        config = self.agent_config(agent, source)
+    @property
+    def endpoint(self) -> str:
+        """host:port of this peer's server, as an agent's server_endpoints lists it."""
+        return f"127.0.0.1:{self._port}"
+
+    def run_once(self, agent: str, source: Path,
+                 endpoints: Sequence[str] | None = None) -> OnceResult:
+        """Runs `photonic agent --once` to completion and parses its JSON summary
+        (endpoints: the agent's server_endpoints, by default this peer's server)."""
+        config = self.agent_config(agent, source, endpoints=endpoints)
         argv = [*self._argv, "agent", "--config", str(config), "--once"]
         result = run_measured(argv, timeout_s=_TIMEOUT_S)
         if result.returncode != 0:

@@ -73,8 +73,11 @@ class PgCluster:
                                str(self.root / "data"), *args], capture_output=True, text=True,
                               timeout=120, check=False)
 
-    def start(self) -> None:
+    def start(self, *settings: str) -> None:
+        """settings: extra `name=value` server settings for this start only (the bench seeds
+        its cached catalogs with fsync off; nothing is written to postgresql.conf)."""
         options = f"-k {self.socket_dir} -p {self.port} -c listen_addresses=''"
+        options += "".join(f" -c {setting}" for setting in settings)
         done = self._pg_ctl("-l", str(self.root / "postgres.log"), "-o", options, "-w",
                             "start")
         if done.returncode != 0:
@@ -92,25 +95,38 @@ class PgCluster:
 
 
 def start_cluster() -> PgCluster:
+    cluster = init_cluster(Path(tempfile.mkdtemp(prefix="photonic-pg-")))
+    cluster.start()
+    cluster.execute(f"CREATE DATABASE {TEMPLATE} IS_TEMPLATE true")
+    return cluster
+
+
+def cluster_at(root: Path) -> PgCluster:
+    """A cluster whose data folder is (or will be) root/data, its socket in root/sock, on a
+    free port; root and root/sock are made and given to the user the cluster runs as."""
     bin_dir = pg_bin_dir()
     if bin_dir is None:
         raise FileNotFoundError(f"no initdb/pg_ctl found; {INSTALL_HINT}")
     prefix, user = _run_as()
-    root = Path(tempfile.mkdtemp(prefix="photonic-pg-"))
-    (root / "sock").mkdir()
+    (root / "sock").mkdir(parents=True, exist_ok=True)
     if user is not None:
         for path in (root, root / "sock"):
             shutil.chown(path, user)
+    return PgCluster(root, bin_dir, free_port(), prefix)
+
+
+def init_cluster(root: Path) -> PgCluster:
+    """initdb into root/data (not started): the tests' settings, which the bench's cached
+    catalogs share."""
+    cluster = cluster_at(root)
     done = subprocess.run(
-        [*prefix, str(bin_dir / "initdb"), "-D", str(root / "data"), "-U", SUPERUSER,
+        [*cluster.prefix, str(cluster.bin_dir / "initdb"), "-D", str(root / "data"), "-U",
+         SUPERUSER,
          "--auth-local=trust", "--auth-host=reject", "-E", "UTF8", "--locale=C"],
         capture_output=True, text=True, timeout=300, check=False)
     if done.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"initdb failed: {done.stderr[-3000:]}")
-    cluster = PgCluster(root, bin_dir, free_port(), prefix)
-    cluster.start()
-    cluster.execute(f"CREATE DATABASE {TEMPLATE} IS_TEMPLATE true")
     return cluster
 
 

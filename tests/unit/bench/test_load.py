@@ -215,12 +215,12 @@ def test_syncing_values_use_the_figure_keys() -> None:
 
 @pytest.mark.parametrize(("argv", "groups"), [
     ([], {"sync", "ingest", "startup", "scale", "load", "jobs", "lightroom", "dashboard",
-          "archive"}),
+          "archive", "scaleout"}),
     (["--only", "load", "--quick"], {"load"}),
     (["--no-scale"], {"sync", "ingest", "startup", "load", "jobs", "lightroom", "dashboard",
-                      "archive"}),
+                      "archive", "scaleout"}),
     (["--no-load", "--no-scale", "--no-jobs", "--no-lightroom", "--no-dashboard",
-      "--no-archive", "--no-ingest", "--no-startup"], {"sync"}),
+      "--no-archive", "--no-ingest", "--no-startup", "--no-scaleout"], {"sync"}),
     (["--only", "startup"], {"startup"}),
     (["--only", "ingest"], {"ingest"}),
     (["--only", "load", "--no-load"], set()),
@@ -228,8 +228,10 @@ def test_syncing_values_use_the_figure_keys() -> None:
     (["--only", "lightroom"], {"lightroom"}),
     (["--only", "dashboard"], {"dashboard"}),
     (["--only", "archive"], {"archive"}),
+    (["--only", "scaleout", "--quick"], {"scaleout"}),
 ])
 def test_figure_groups_follow_only_and_no_flags(argv: list[str], groups: set[str]) -> None:
     """--only picks one group; --no-scale, --no-load, --no-jobs, --no-lightroom,
-    --no-dashboard, --no-archive, --no-ingest and --no-startup each drop theirs."""
+    --no-dashboard, --no-archive, --no-ingest, --no-startup and --no-scaleout each drop
+    theirs."""
     assert run._groups(run._parse_args(argv)) == groups
