@@ -28,6 +28,7 @@ from photonic.server.catalog_writes import (
     CatalogWrites,
     OpenTransaction,
     read_head,
+    read_heads,
     read_version,
     upsert_checks,
     write_parked_conflict,
@@ -278,6 +279,11 @@ class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables, Sess
     def get_head(self, agent_id: str, watch_name: str, rel_path: str) -> LocationHead | None:
         with self._lock:
             return read_head(self._conn, agent_id, watch_name, rel_path)
+
+    def get_heads(self, agent_id: str, paths: Sequence[tuple[str, str]]
+                  ) -> dict[tuple[str, str], LocationHead]:
+        with self._lock:
+            return read_heads(self._conn, agent_id, paths)
 
     def heads_beneath(self, agent_id: str, watch_name: str, folder: str, limit: int
                       ) -> list[HeadPhoto]:

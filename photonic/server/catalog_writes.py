@@ -53,12 +53,20 @@ class NewVersion:
     conflict_server_sha256: str | None = None
     conflict_resolution: str | None = None  # None: parked, open until an admin resolves it
     object_check: ObjectCheckRow | None = None  # the object was just verified: (size, mtime_ns)
+    known_location: int | None = None
+    """The path's location id when the caller read its head under the library lock (0: the
+    path is new): an engine may then write without asking for it (PostgreSQL: no round trip
+    a photo). None: unknown, the engine finds or makes the location itself."""
 
 
 class CatalogWrites(Protocol):
     """What the library reads and writes for each photo it records."""
 
     def get_head(self, agent_id: str, watch_name: str, rel_path: str) -> LocationHead | None: ...
+    def get_heads(self, agent_id: str, paths: Sequence[tuple[str, str]]
+                  ) -> dict[tuple[str, str], LocationHead]:
+        """The heads of several (watch, path)s at once; a new path is absent."""
+        ...
     def find_version(self, location_id: int, sha256: str,
                      mtime_ns: int) -> tuple[int, str] | None: ...
     def commit_version(self, v: NewVersion, *, durable: bool = True) -> int | None: ...
@@ -80,6 +88,10 @@ class OpenTransaction:
 
     def get_head(self, agent_id: str, watch_name: str, rel_path: str) -> LocationHead | None:
         return read_head(self._c, agent_id, watch_name, rel_path)
+
+    def get_heads(self, agent_id: str, paths: Sequence[tuple[str, str]]
+                  ) -> dict[tuple[str, str], LocationHead]:
+        return read_heads(self._c, agent_id, paths)
 
     def find_version(self, location_id: int, sha256: str,
                      mtime_ns: int) -> tuple[int, str] | None:
@@ -151,6 +163,17 @@ def photo_args(sha256: str, size: int, exif: ExifSummary, ts: int) -> tuple[obje
 def read_head(c: sqlite3.Connection, agent_id: str, watch_name: str,
               rel_path: str) -> LocationHead | None:
     return head_of(c.execute(READ_HEAD_SQL, (agent_id, watch_name, rel_path)).fetchone())
+
+
+def read_heads(c: sqlite3.Connection, agent_id: str, paths: Sequence[tuple[str, str]]
+               ) -> dict[tuple[str, str], LocationHead]:
+    """One indexed lookup a path: SQLite answers in-process, there is no round trip to save."""
+    found = {}
+    for watch, rel in paths:
+        head = read_head(c, agent_id, watch, rel)
+        if head is not None:
+            found[(watch, rel)] = head
+    return found
 
 
 def read_version(c: sqlite3.Connection, location_id: int, sha256: str,

@@ -74,10 +74,13 @@ class Library:
             batch = items[start:start + RECORD_SLICE]
             paths = ((agent_id, entry.watch_name, str(rel)) for entry, rel in batch)
             with self._lock.hold(paths), self._catalog.writing() as writes:
+                heads = _SliceHeads(writes.get_heads(
+                    agent_id, [(entry.watch_name, str(rel)) for entry, rel in batch]))
                 for entry, rel in batch:
                     try:
                         committed.append(self._record(writes, agent_id, entry, rel, policy,
-                                                      unrecorded.pop(entry.sha256, None)))
+                                                      unrecorded.pop(entry.sha256, None),
+                                                      heads))
                     except Unstorable as exc:  # that path only; the others are recorded
                         committed.append(exc)
         self._catalog.record_verified([(sha, *check) for sha, check in unrecorded.items()])
@@ -103,15 +106,17 @@ class Library:
 
     def _record(self, writes: CatalogWrites, agent_id: str, entry: ManifestEntry,
                 rel: PurePosixPath, policy: ConflictPolicy,
-                check: ObjectCheckRow | None) -> CommittedFile:
+                check: ObjectCheckRow | None, heads: _SliceHeads) -> CommittedFile:
         """writes: the catalog, or the transaction of record_many's slice (no Unstorable is
-        raised once an item's rows are written, so an item that fails leaves none)."""
-        head = writes.get_head(agent_id, entry.watch_name, str(rel))
+        raised once an item's rows are written, so an item that fails leaves none). heads:
+        the slice's heads, read at once under the lock (a path met again reads its own)."""
+        key = (entry.watch_name, str(rel))
+        head = heads.take(key) if heads.fresh(key) else writes.get_head(agent_id, *key)
         plain = self._store.library_file(agent_id, entry.watch_name, rel)
         if head is None:
             self._link(entry.sha256, plain)
             recorded = self._commit(writes, agent_id, entry, rel, 1, plain, make_head=True,
-                                    check=check)
+                                    check=check, known_location=0)
             return self._committed(entry, 1, recorded)
         if head.head_sha256 == entry.sha256:
             if not self._store.holds(plain, entry.sha256):
@@ -133,7 +138,8 @@ class Library:
             self._link(entry.sha256, side)
             recorded = self._commit(writes, agent_id, entry, rel, version, side,
                                     make_head=False, conflict_with=head.head_sha256,
-                                    resolution="server_wins", check=check)
+                                    resolution="server_wins", check=check,
+                                    known_location=head.location_id)
             return self._committed(entry, version, recorded, conflict=True)
         return self._new_head(writes, agent_id, entry, rel, head,
                               conflict_with=head.head_sha256 if conflict else None, check=check)
@@ -182,7 +188,8 @@ class Library:
         version = head.max_version + 1
         recorded = self._commit(writes, agent_id, entry, rel, version, plain, make_head=True,
                                 relocated=old, conflict_with=conflict_with,
-                                resolution="auto" if conflict_with else None, check=check)
+                                resolution="auto" if conflict_with else None, check=check,
+                                known_location=head.location_id)
         return self._committed(entry, version, recorded, conflict=conflict_with is not None)
 
     @staticmethod
@@ -204,7 +211,8 @@ class Library:
     def _commit(self, writes: CatalogWrites, agent_id: str, entry: ManifestEntry,
                 rel: PurePosixPath, version: int, where: str, *, make_head: bool,
                 relocated: str | None = None, conflict_with: str | None = None,
-                resolution: str | None = None, check: ObjectCheckRow | None = None) -> str:
+                resolution: str | None = None, check: ObjectCheckRow | None = None,
+                known_location: int | None = None) -> str:
         """Records the version (and check, the object's verification, in the same
         transaction); returns its library path as recorded (relative to the root)."""
         faults.hit("after_library_link")
@@ -217,7 +225,7 @@ class Library:
             relocated_head_path=(self._store.relative(relocated) if relocated is not None
                                  else None),
             conflict_server_sha256=conflict_with, conflict_resolution=resolution,
-            object_check=check,
+            object_check=check, known_location=known_location,
         ), durable=False)
         return library_path
 
@@ -228,3 +236,19 @@ class Library:
         return CommittedFile(sha256=entry.sha256, watch_name=entry.watch_name,
                              relative_path=entry.relative_path, version=version,
                              conflict=conflict, library_path=library_path)
+
+
+class _SliceHeads:
+    """A slice's heads as one get_heads read them; each path's answer is used once (a path
+    that comes again in the slice reads the head its first occurrence left)."""
+
+    def __init__(self, found: dict[tuple[str, str], LocationHead]) -> None:
+        self._found = found
+        self._used: set[tuple[str, str]] = set()
+
+    def fresh(self, key: tuple[str, str]) -> bool:
+        return key not in self._used
+
+    def take(self, key: tuple[str, str]) -> LocationHead | None:
+        self._used.add(key)
+        return self._found.get(key)

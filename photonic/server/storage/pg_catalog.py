@@ -33,6 +33,7 @@ from photonic.server.storage.pg_catalog_browse import PgBrowseTables, replace_pe
 from photonic.server.storage.pg_catalog_writes import (
     PgOpenTransaction,
     read_head,
+    read_heads,
     read_version,
     upsert_checks,
     write_parked_conflict,
@@ -103,6 +104,11 @@ class PgCatalog(PgBrowseTables, PgScrubReads, TreeTables, MultipartTables, Sessi
     def get_head(self, agent_id: str, watch_name: str, rel_path: str) -> LocationHead | None:
         with self._db.connection() as c:
             return read_head(c, agent_id, watch_name, rel_path)
+
+    def get_heads(self, agent_id: str, paths: Sequence[tuple[str, str]]
+                  ) -> dict[tuple[str, str], LocationHead]:
+        with self._db.connection() as c:
+            return read_heads(c, agent_id, paths)
 
     def heads_beneath(self, agent_id: str, watch_name: str, folder: str, limit: int
                       ) -> list[HeadPhoto]:

@@ -56,6 +56,10 @@ class PgOpenTransaction:
     def get_head(self, agent_id: str, watch_name: str, rel_path: str) -> LocationHead | None:
         return read_head(self._c, agent_id, watch_name, rel_path)
 
+    def get_heads(self, agent_id: str, paths: Sequence[tuple[str, str]]
+                  ) -> dict[tuple[str, str], LocationHead]:
+        return read_heads(self._c, agent_id, paths)
+
     def find_version(self, location_id: int, sha256: str,
                      mtime_ns: int) -> tuple[int, str] | None:
         return read_version(self._c, location_id, sha256, mtime_ns)
@@ -78,6 +82,30 @@ def read_head(c: PgConnection, agent_id: str, watch_name: str,
     return head_of(c.execute(pg(READ_HEAD_SQL), (agent_id, watch_name, rel_path)).fetchone())
 
 
+READ_HEADS_SQL = (
+    "SELECT l.watch_name, l.rel_path, l.id, l.head_version, v.sha256, v.library_path, "
+    "(SELECT MAX(version) FROM versions WHERE location_id = l.id) "
+    "FROM unnest(%s::text[], %s::text[]) AS p (watch_name, rel_path) "
+    "JOIN locations l ON l.agent_id = %s AND l.watch_name = p.watch_name "
+    "AND l.rel_path = p.rel_path "
+    "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version")
+
+
+def read_heads(c: PgConnection, agent_id: str, paths: Sequence[tuple[str, str]]
+               ) -> dict[tuple[str, str], LocationHead]:
+    """READ_HEAD_SQL for many paths in one round trip (a manifest slice's)."""
+    if not paths:
+        return {}
+    rows = c.execute(READ_HEADS_SQL, ([w for w, _ in paths], [r for _, r in paths],
+                                      agent_id)).fetchall()
+    found = {}
+    for row in rows:
+        head = head_of(row[2:])
+        assert head is not None
+        found[(str(row[0]), str(row[1]))] = head
+    return found
+
+
 def read_version(c: PgConnection, location_id: int, sha256: str,
                  mtime_ns: int) -> tuple[int, str] | None:
     row = c.execute(pg(READ_VERSION_SQL), (location_id, sha256, mtime_ns)).fetchone()
@@ -90,7 +118,14 @@ def write_version(c: PgConnection, v: NewVersion) -> int | None:
     insert_photo(c, v.sha256, v.size, v.exif)
     if v.object_check is not None:
         upsert_checks(c, [(v.sha256, *v.object_check)], ts)
-    loc_id, new_path = lock_location(c, v.agent_id, v.watch_name, v.rel_path, v.version)
+    if v.known_location == 0 and v.conflict_server_sha256 is None:
+        _write_first_version(c, v, ts)  # a new path: every statement sent, none waited for
+        return None
+    if v.known_location:  # the caller holds the path: its row lock, without an answer
+        loc_id, new_path = v.known_location, False
+        c.execute("SELECT 1 FROM locations WHERE id = %s FOR UPDATE", (loc_id,))
+    else:
+        loc_id, new_path = lock_location(c, v.agent_id, v.watch_name, v.rel_path, v.version)
     if new_path:  # its first version is its head, whatever make_head says
         note_new_path(c, v.agent_id, v.watch_name, v.rel_path, v.sha256)
     if v.relocated_head_path is not None:
@@ -107,6 +142,26 @@ def write_version(c: PgConnection, v: NewVersion) -> int | None:
                     settled_conflict_args(loc_id, v, ts)).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def _write_first_version(c: PgConnection, v: NewVersion, ts: int) -> None:
+    """A path the caller found new under the library lock (which no other server's writer
+    passes): its location, folders, totals and first version, the version's location id
+    read inside the INSERT instead of returned, so in writing()'s pipeline no statement
+    waits for an answer. ON CONFLICT keeps a path that exists after all (a caller without
+    the lock) from failing the slice; the version insert then still finds its location."""
+    c.execute(
+        "INSERT INTO locations (agent_id, watch_name, rel_path, head_version, folder) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (agent_id, watch_name, rel_path) "
+        "DO NOTHING", (v.agent_id, v.watch_name, v.rel_path, v.version, folder_of(v.rel_path)))
+    note_new_path(c, v.agent_id, v.watch_name, v.rel_path, v.sha256)
+    c.execute(
+        "INSERT INTO versions (location_id, version, sha256, library_path, created_ms, "
+        "mtime_ns, incomplete) SELECT id, %s, %s, %s, %s, %s, %s FROM locations "
+        "WHERE agent_id = %s AND watch_name = %s AND rel_path = %s",
+        (v.version, v.sha256, v.library_path, ts, v.mtime_ns, int(v.incomplete), v.agent_id,
+         v.watch_name, v.rel_path))
+    c.execute(pg(AGENT_SYNCED_SQL), (ts, v.agent_id))
 
 
 def write_parked_conflict(c: PgConnection, agent_id: str, watch: str, rel: str,
