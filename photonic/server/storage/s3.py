@@ -13,16 +13,20 @@ no larger than one part (most photos) skips it: it is verified in memory and put
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 import uuid
 
 from photonic import errors
+from photonic.logfmt import event
 from photonic.models import ContentHash, is_content_hash
 from photonic.server.storage.blobs import BlobStat, BlobUpload, ObjectCheck
 from photonic.server.storage.multipart import MultipartLedger
 from photonic.server.storage.s3_client import S3Client
 from photonic.server.storage.s3_upload import S3Upload
+
+log = logging.getLogger("photonic.server.storage.s3")
 
 MIN_PART_BYTES = 5 * 1024 * 1024
 """S3's smallest part but the last."""
@@ -100,8 +104,14 @@ class S3BlobStore:
         self.object_key(sha256)  # validates the name before anything is sent
         state = self.ledger.multipart_of(sha256)
         if state is not None and resume and state.size == size and state.parts:
-            return S3Upload(self, sha256, size, state,
-                            self._digest_of(sha256, state.upload_id, state.durable_offset))
+            digest = self._digest_of(sha256, state.upload_id, state.durable_offset)
+            # Which upload continues from where, and whether this process saw its first
+            # bytes: an operator (and the two-server tests) can tell a resume on another
+            # server, or after a restart, from a fresh upload.
+            event(log, "s3_upload_resumed", sha256=sha256[:16], upload=state.upload_id,
+                  offset=state.durable_offset, parts=len(state.parts),
+                  read_back=digest is None)
+            return S3Upload(self, sha256, size, state, digest)
         if state is not None:  # superseded: a new upload starts from byte 0
             self.drop_upload(sha256, state.staging_key, state.upload_id)
         return S3Upload(self, sha256, size, None, None)
