@@ -186,6 +186,45 @@ def test_a_server_killed_between_commit_and_acknowledgement_records_nothing_twic
     _verify_with_a_restarted(scene, scaleout)
 
 
+def test_a_raw_both_agents_hold_is_finished_by_the_other_agent_when_its_server_dies(
+        tmp_path: Path, scaleout: ScaleOut) -> None:
+    """The laptop (on A, bandwidth-limited) streams a 24 MB RAW; the desktop (on B) holds a
+    copy under another name and offers it to B while A holds the upload's claim (an advisory
+    lock in the shared database), or just after. A is SIGKILLed once the ledger holds a
+    part: its claim goes with its database session, and B continues A's multipart upload
+    (same upload id, from a recorded part) for whichever agent asks first, the desktop or
+    the laptop moved over. The RAW is one object in the bucket, at both agents' paths in
+    the catalog, and nothing is left staged."""
+    scopes = {"laptop": ["sync"], "desktop": ["sync"]}
+    a = scaleout.server(tmp_path / "a", scopes)
+    b = scaleout.server(tmp_path / "b", scopes)
+    laptop = make_agent(tmp_path / "laptop", scaleout.pki, "laptop", [a.endpoint, b.endpoint],
+                        extra={"network": {"max_bandwidth": "4MB/s", "chunk_size": "1MiB"}})
+    desktop = make_agent(tmp_path / "desktop", scaleout.pki, "desktop",
+                         [b.endpoint, a.endpoint])
+    raw = make_raw_like(laptop.watches["photos"] / "DSC_5000.NEF", seed=5000,
+                        size_bytes=24 * MB)
+    sha = sha256_of(raw)
+    scaleout.daemons += [laptop.daemon, desktop.daemon]
+    laptop.start()
+    wait_until(lambda: ledger(b).get(sha, ("", 0))[1] > 0, SYNC_S, 0.05,
+               f"a part of the RAW in the ledger; laptop log:\n{laptop.daemon.log()[-2000:]}")
+    shutil.copyfile(raw, desktop.watches["photos"] / "copy-of-5000.NEF")
+    desktop.start()
+    desktop.daemon.wait_for_log(f"endpoint={b.endpoint}")
+    upload_id, kept = ledger(b)[sha]
+    a.daemon.kill()
+    TALLY.server_kills += 1
+
+    wait_until(lambda: synced([laptop, desktop]), SYNC_S, 0.25,
+               f"both agents acknowledged the RAW; B's log:\n{b.daemon.log()[-3000:]}")
+    [resumed] = _events(b.daemon, "s3_upload_resumed", sha)
+    assert resumed["upload"] == upload_id and resumed["read_back"] == "True", resumed
+    assert int(resumed["offset"]) >= kept and int(resumed["offset"]) % DEFAULT_PART_BYTES == 0
+    scene = _Scene(a, b, laptop, desktop, raw)
+    _verify_with_a_restarted(scene, scaleout)
+
+
 def _compare_listings(a: ServerHandle, b: ServerHandle, report: Verification) -> None:
     token = web_token(a)  # tokens live in the shared catalog: one serves both servers
     on_a, on_b = library_listing(a, token), library_listing(b, token)
