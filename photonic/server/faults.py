@@ -11,7 +11,8 @@ Points: `after_store_rename` (content is in objects/, no catalog row yet),
 `after_library_link` (the library file links the object, no catalog row yet),
 `after_catalog_commit` (catalog row committed, COMMITTED not yet sent),
 `after_multipart_part` (storage.objects: s3://, a part in S3 and in the catalog's ledger,
-the upload not complete).
+the upload not complete), `after_job_output_stored` (a job's output is durable in the store,
+its UploadResult not yet acknowledged: the worker is mid-job on this server).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from photonic import errors
 from photonic.jobs_model import Job, JobOutput
 from photonic.models import ConflictPolicy, ContentHash, ManifestEntry, is_content_hash
+from photonic.server import faults
 from photonic.server.library import Library
 from photonic.server.object_reader import read_object
 from photonic.server.shared.claims import UploadClaims
@@ -85,6 +86,7 @@ class ResultStore:
                 await self._append(upload, h, offset, data)
             if upload is not None:
                 await asyncio.to_thread(self._commit, upload)
+            faults.hit("after_job_output_stored")
         finally:
             if upload is not None and not upload.closed:
                 await asyncio.to_thread(upload.discard)

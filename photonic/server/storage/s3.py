@@ -13,16 +13,20 @@ no larger than one part (most photos) skips it: it is verified in memory and put
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 import uuid
 
 from photonic import errors
+from photonic.logfmt import event
 from photonic.models import ContentHash, is_content_hash
 from photonic.server.storage.blobs import BlobStat, BlobUpload, ObjectCheck
 from photonic.server.storage.multipart import MultipartLedger
 from photonic.server.storage.s3_client import S3Client
 from photonic.server.storage.s3_upload import S3Upload
+
+log = logging.getLogger("photonic.server.storage.s3")
 
 MIN_PART_BYTES = 5 * 1024 * 1024
 """S3's smallest part but the last."""
@@ -100,8 +104,14 @@ class S3BlobStore:
         self.object_key(sha256)  # validates the name before anything is sent
         state = self.ledger.multipart_of(sha256)
         if state is not None and resume and state.size == size and state.parts:
-            return S3Upload(self, sha256, size, state,
-                            self._digest_of(sha256, state.upload_id, state.durable_offset))
+            digest = self._digest_of(sha256, state.upload_id, state.durable_offset)
+            # Which upload continues from where, and whether this process saw its first
+            # bytes: an operator (and the two-server tests) can tell a resume on another
+            # server, or after a restart, from a fresh upload.
+            event(log, "s3_upload_resumed", sha256=sha256[:16], upload=state.upload_id,
+                  offset=state.durable_offset, parts=len(state.parts),
+                  read_back=digest is None)
+            return S3Upload(self, sha256, size, state, digest)
         if state is not None:  # superseded: a new upload starts from byte 0
             self.drop_upload(sha256, state.staging_key, state.upload_id)
         return S3Upload(self, sha256, size, None, None)
@@ -124,7 +134,7 @@ class S3BlobStore:
             upload.whole = None
             return []
         if self.client.head(key) is None:
-            self.client.copy(upload.staging_key, key)
+            self.client.copy(upload.staging_key, key, upload.size)
         self.drop_upload(upload.sha256, upload.staging_key, upload.upload_id, completed=True)
         return []
 
@@ -187,11 +197,12 @@ class S3BlobStore:
 
     def quarantine(self, sha256: str) -> str | None:
         key = self.object_key(sha256)
-        if self.client.head(key) is None:
+        head = self.client.head(key)
+        if head is None:
             return None
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         name = f"quarantine/{sha256}.{stamp}.{uuid.uuid4().hex[:8]}"
-        self.client.copy(key, f"{self._prefix}{name}")
+        self.client.copy(key, f"{self._prefix}{name}", head.size)
         self.client.delete(key)
         return name
 
@@ -199,17 +210,21 @@ class S3BlobStore:
         return UNBOUNDED_FREE_BYTES
 
     def recover(self, min_age_s: float = ORPHAN_AGE_S) -> int:
-        """At server start: aborts multipart uploads under staging/ that the ledger does not
-        know (a crash between their start and their ledger row) and deletes completed staging
-        objects (a crash between a commit's copy and its cleanup), both older than min_age_s.
-        Returns how many were cleaned."""
+        """At server start: aborts multipart uploads the ledger does not know (under
+        staging/: a crash between their start and their ledger row; elsewhere, at a content
+        address or in quarantine/: a copy of an object over 5 GiB, which the SDK makes as a
+        multipart upload, cut by a crash) and deletes completed staging objects (a crash
+        between a commit's copy and its cleanup), all older than min_age_s. Returns how many
+        were cleaned."""
         cutoff = time.time() - min_age_s
         known = self.ledger.multipart_upload_ids()
         cleaned = 0
-        for upload in self.client.multipart_uploads(f"{self._prefix}staging/"):
-            if upload.upload_id not in known and upload.initiated_s <= cutoff:
-                self.client.abort_multipart(upload.key, upload.upload_id)
-                cleaned += 1
+        # Only photonic's own folders: a bucket (or a prefix of "") may be shared with others.
+        for folder in ("staging/", "objects/", "quarantine/"):
+            for upload in self.client.multipart_uploads(f"{self._prefix}{folder}"):
+                if upload.upload_id not in known and upload.initiated_s <= cutoff:
+                    self.client.abort_multipart(upload.key, upload.upload_id)
+                    cleaned += 1
         for obj in self.client.objects(f"{self._prefix}staging/"):
             if obj.modified_s <= cutoff:
                 self.client.delete(obj.key)

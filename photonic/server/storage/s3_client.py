@@ -20,6 +20,8 @@ from photonic._configobjects import S3Settings
 MAX_POOL_CONNECTIONS = 32
 """As many as the server's I/O threads (app.IO_THREADS): each may hold one request."""
 READ_BLOCK_BYTES = 1 << 20
+MAX_ATOMIC_COPY_BYTES = 5 * 1024 ** 3
+"""S3's largest CopyObject; larger objects are copied in parts."""
 
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 
@@ -121,10 +123,18 @@ class S3Client:
             self._s3.put_object(Bucket=self.bucket, Key=key, Body=data,
                                 Metadata={"sha256": sha256})
 
-    def copy(self, source: str, target: str) -> None:
-        """A server-side copy (multipart when large): no byte crosses this server."""
+    def copy(self, source: str, target: str, size_bytes: int) -> None:
+        """A server-side copy: no byte crosses this server. One CopyObject up to S3's limit
+        for it, because it is atomic: a server killed mid-copy leaves nothing at target. The
+        SDK's managed copy (a multipart upload at target, parts copied in parallel) is kept
+        for larger objects only: killed mid-copy, it leaves an incomplete multipart upload
+        at target, which only recover() aborts."""
+        source_ref = {"Bucket": self.bucket, "Key": source}
         with s3_errors("copy an object"):
-            self._s3.copy({"Bucket": self.bucket, "Key": source}, self.bucket, target)
+            if size_bytes <= MAX_ATOMIC_COPY_BYTES:
+                self._s3.copy_object(Bucket=self.bucket, Key=target, CopySource=source_ref)
+            else:
+                self._s3.copy(source_ref, self.bucket, target)
 
     def delete(self, key: str) -> None:
         with s3_errors("delete an object"):
