@@ -64,6 +64,11 @@ class MultipartTables(SqlAccess):
             c.execute("DELETE FROM multipart_uploads WHERE sha256 = ? AND upload_id = ?",
                       (sha256, upload_id))
 
+    def multipart_contents(self) -> list[str]:
+        with self._sql_read() as c:
+            return [str(r[0]) for r in
+                    c.execute("SELECT sha256 FROM multipart_uploads ORDER BY sha256").fetchall()]
+
     def multipart_upload_ids(self) -> set[str]:
         with self._sql_read() as c:
             return {str(r[0]) for r in

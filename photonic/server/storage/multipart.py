@@ -57,6 +57,10 @@ class MultipartLedger(Protocol):
         """Forgets the upload (completed or aborted); another upload since is left alone."""
         ...
 
+    def multipart_contents(self) -> list[str]:
+        """The SHA-256 of every content with an upload in the ledger."""
+        ...
+
     def multipart_upload_ids(self) -> set[str]:
         """Every upload id the ledger holds: an S3 upload not among them is an orphan."""
         ...

@@ -141,7 +141,9 @@ class PgCatalog(PgBrowseTables, PgScrubReads, TreeTables, MultipartTables, Sessi
         """One transaction for many photos' rows, committed when the block ends and rolled
         back if it raises; not durable until make_durable. Holds the catalog while open."""
         with self._db.tx(durable=False, pipelined=True) as c:
-            yield PgOpenTransaction(c)
+            writes = PgOpenTransaction(c)
+            yield writes
+            writes.finish()
 
     def make_durable(self) -> None:
         with self._db.tx() as c:

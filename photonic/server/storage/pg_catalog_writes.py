@@ -38,6 +38,7 @@ from photonic.server.catalog_writes import (
     settled_conflict_args,
 )
 from photonic.server.pg_db import PgConnection
+from photonic.server.storage.pg_first_versions import FirstVersions
 
 
 def pg(sql: str) -> str:
@@ -48,32 +49,47 @@ def pg(sql: str) -> str:
 
 class PgOpenTransaction:
     """CatalogWrites inside PgCatalog.writing()'s transaction (see catalog_writes.
-    OpenTransaction): the `durable` flags are the owner's, and ignored here."""
+    OpenTransaction): the `durable` flags are the owner's, and ignored here. New paths' first
+    versions are gathered and written together (pg_first_versions): before any other read or
+    write of the transaction, and by finish() at the end of the block."""
 
     def __init__(self, conn: PgConnection) -> None:
         self._c = conn
+        self._firsts = FirstVersions()
+
+    def finish(self) -> None:
+        self._firsts.write(self._c)
 
     def get_head(self, agent_id: str, watch_name: str, rel_path: str) -> LocationHead | None:
+        self.finish()
         return read_head(self._c, agent_id, watch_name, rel_path)
 
     def get_heads(self, agent_id: str, paths: Sequence[tuple[str, str]]
                   ) -> dict[tuple[str, str], LocationHead]:
+        self.finish()
         return read_heads(self._c, agent_id, paths)
 
     def find_version(self, location_id: int, sha256: str,
                      mtime_ns: int) -> tuple[int, str] | None:
+        self.finish()
         return read_version(self._c, location_id, sha256, mtime_ns)
 
     def commit_version(self, v: NewVersion, *, durable: bool = True) -> int | None:
+        if v.known_location == 0 and v.conflict_server_sha256 is None:
+            self._firsts.add(v, now_ms())
+            return None
+        self.finish()
         return write_version(self._c, v)
 
     def park_conflict(self, agent_id: str, watch: str, rel: str, server_sha256: str,
                       incoming_sha256: str, size: int, exif: ExifSummary, mtime_ns: int) -> int:
+        self.finish()
         return write_parked_conflict(self._c, agent_id, watch, rel, server_sha256,
                                      incoming_sha256, size, exif, mtime_ns)
 
     def record_verified(self, checks: Sequence[tuple[str, int, int]], *,
                         durable: bool = False) -> None:
+        self.finish()
         upsert_checks(self._c, checks, now_ms())
 
 

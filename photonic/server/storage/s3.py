@@ -229,4 +229,16 @@ class S3BlobStore:
             if obj.modified_s <= cutoff:
                 self.client.delete(obj.key)
                 cleaned += 1
-        return cleaned
+        return cleaned + self._drop_superseded()
+
+    def _drop_superseded(self) -> int:
+        """Uploads the ledger holds of contents that are at their address now (another
+        upload of the same content finished first, say on another server while this one
+        was down): nothing will resume them, so they are aborted and forgotten at once."""
+        dropped = 0
+        for sha in self.ledger.multipart_contents():
+            state = self.ledger.multipart_of(sha)
+            if state is not None and self.has(sha):
+                self.drop_upload(sha, state.staging_key, state.upload_id)
+                dropped += 1
+        return dropped

@@ -138,3 +138,22 @@ def test_recover_cleans_orphans_the_ledger_does_not_know(s3_world: S3World) -> N
     kept = s3_world.catalog.multipart_of(sha(data))
     assert kept is not None and [u["Key"] for u in uploads] == [kept.staging_key]
     assert s3_world.endpoint.keys(s3_world.bucket, "studio/staging/") == []
+
+
+def test_recover_forgets_an_upload_of_content_stored_meanwhile(s3_world: S3World) -> None:
+    """A parked upload whose content another upload then stored (another server finished it
+    while this one was down): recovery at start aborts it and forgets it in the ledger, on
+    either catalog engine, and the stored object is untouched."""
+    data = os.urandom(3 * CHUNK)
+    _park_after_two_chunks(s3_world, data, sha(data))
+    other = s3_world.reopen()
+    whole = other.partial(sha(data), len(data), resume=False)  # supersedes, as a new upload
+    s3_world.catalog.begin_multipart(sha(data), len(data), "studio/staging/x/y", "stale-id")
+    whole.append(data)
+    whole.finish()
+    other.commit(whole)
+    assert s3_world.catalog.multipart_of(sha(data)) is not None
+    assert s3_world.store.recover(min_age_s=3600) >= 1
+    assert s3_world.catalog.multipart_of(sha(data)) is None
+    assert s3_world.endpoint.read(
+        s3_world.bucket, s3_world.store.object_key(sha(data))) == data
