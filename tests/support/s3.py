@@ -17,7 +17,7 @@ import pytest
 from tests.support.daemons import free_port
 
 REGION = "us-east-1"
-_CREDENTIALS = {
+CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "photonic-test",
     "AWS_SECRET_ACCESS_KEY": "photonic-test-secret",
     "AWS_DEFAULT_REGION": REGION,
@@ -62,7 +62,7 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     with pytest.MonkeyPatch.context() as mp:
-        for name, value in _CREDENTIALS.items():
+        for name, value in CREDENTIALS.items():
             mp.setenv(name, value)
         # No shared file or instance role may answer instead of the variables above.
         mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)

@@ -1,0 +1,134 @@
+"""What a test server has stored, read the same way whichever backend keeps it: the local
+object store and library tree under storage_path, or (storage.objects: s3://…) the bucket's
+objects and the catalog's versions, which are the library in S3 mode. Tests that check what
+arrived use these instead of peeking at storage_path, so they run on every backend
+(tests/support/backend.py)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.daemons import (
+    ServerHandle,
+    catalog_rows,
+    sha256_of,
+    sqlite_rows,
+    tree_hashes,
+)
+
+_VERSIONS = ("SELECT v.library_path, v.sha256 FROM versions v "
+             "JOIN locations l ON l.id = v.location_id")
+
+
+@dataclass(frozen=True)
+class BucketPlace:
+    """Where a server in S3 mode keeps its objects (from its server.yaml)."""
+
+    endpoint_url: str
+    bucket: str
+    prefix: str
+
+    def client(self) -> Any:
+        import boto3
+        return boto3.session.Session().client("s3", endpoint_url=self.endpoint_url,
+                                              region_name="us-east-1")
+
+    def key(self, sha: str) -> str:
+        return f"{self.prefix}objects/{sha[:2]}/{sha[2:4]}/{sha}"
+
+
+def bucket_of(server: ServerHandle) -> BucketPlace | None:
+    """The server's bucket, or None when its objects are local files."""
+    config = yaml.safe_load(server.config_path.read_text("utf-8")) or {}
+    storage = config.get("storage") or {}
+    where = str(storage.get("objects", "local"))
+    if not where.startswith("s3://"):
+        return None
+    bucket, _slash, prefix = where[len("s3://"):].partition("/")
+    prefix = "".join(f"{p}/" for p in prefix.split("/") if p)
+    return BucketPlace(str((storage.get("s3") or {}).get("endpoint_url", "")), bucket, prefix)
+
+
+def stored_digests(server: ServerHandle) -> set[str]:
+    """The SHA-256 of every object the server holds (local files' names, or bucket keys)."""
+    place = bucket_of(server)
+    if place is None:
+        return {p.name for p in server.objects()}
+    pages = place.client().get_paginator("list_objects_v2").paginate(
+        Bucket=place.bucket, Prefix=f"{place.prefix}objects/")
+    return {o["Key"].rsplit("/", 1)[-1] for page in pages for o in page.get("Contents", [])}
+
+
+def object_bytes(server: ServerHandle, sha: str) -> bytes | None:
+    """The stored bytes of object sha, or None when the server does not hold it."""
+    place = bucket_of(server)
+    if place is None:
+        path = server.storage / "objects" / sha[:2] / sha[2:4] / sha
+        return path.read_bytes() if path.is_file() else None
+    client = place.client()
+    try:
+        return bytes(client.get_object(Bucket=place.bucket, Key=place.key(sha))["Body"].read())
+    except client.exceptions.NoSuchKey:
+        return None
+
+
+def verified_objects(server: ServerHandle) -> dict[str, bool]:
+    """{sha256: whether its stored bytes hash to that name} for every object held."""
+    place = bucket_of(server)
+    if place is None:
+        return {p.name: sha256_of(p) == p.name for p in server.objects()}
+    return {sha: hashlib.sha256(object_bytes(server, sha) or b"").hexdigest() == sha
+            for sha in stored_digests(server)}
+
+
+def library_hashes(server: ServerHandle, agent_id: str, watch: str) -> dict[str, str]:
+    """{relative path: sha256} of the agent's watch folder as the library shows it, older
+    versions (`name.vN.ext`) included: the files of the local tree, or in S3 mode every
+    catalog version under that folder, each one's bytes read from the bucket and hashed (so a
+    row whose object is missing or wrong shows as a wrong hash, as a bad file would)."""
+    if bucket_of(server) is None:
+        library = server.library(agent_id, watch)
+        return tree_hashes(library) if library.is_dir() else {}
+    folder = f"library/{agent_id}/{watch}/"
+    out: dict[str, str] = {}
+    for path, sha in catalog_rows(server, _VERSIONS):
+        if str(path).startswith(folder):
+            data = object_bytes(server, str(sha))
+            out[str(path)[len(folder):]] = "" if data is None else hashlib.sha256(
+                data).hexdigest()
+    return dict(sorted(out.items()))
+
+
+def library_bytes(server: ServerHandle, agent_id: str, watch: str, rel: str) -> bytes | None:
+    """The bytes the library shows at agent/watch/rel (a file of the tree, or the object of
+    the catalog version with that library path); None when there is none."""
+    if bucket_of(server) is None:
+        path = server.library(agent_id, watch) / rel
+        return path.read_bytes() if path.is_file() else None
+    rows = catalog_rows(server, "SELECT sha256 FROM versions WHERE library_path = ?",
+                        (f"library/{agent_id}/{watch}/{rel}",))
+    return object_bytes(server, str(rows[0][0])) if rows else None
+
+
+def job_rows(server: ServerHandle, sql: str,
+             params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows from the server's job queue wherever it is: jobs.queue_url, else a PostgreSQL
+    catalog.url (the queue follows it), else jobs.db; sql in SQLite's ? placeholders."""
+    config = yaml.safe_load(server.config_path.read_text("utf-8")) or {}
+    url = str((config.get("jobs") or {}).get("queue_url", ""))
+    catalog = str((config.get("catalog") or {}).get("url", ""))
+    if not url and catalog.startswith(("postgresql://", "postgres://")):
+        url = catalog
+    if url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+        with psycopg.connect(url, autocommit=True) as conn:
+            return [tuple(r) for r in conn.execute(
+                sql.replace("%", "%%").replace("?", "%s").encode(), params)]
+    path = Path(url[len("sqlite://"):]) if url.startswith("sqlite://") else (
+        server.storage / "jobs.db")
+    return sqlite_rows(path, sql, params)
