@@ -365,10 +365,15 @@ def library_versions(library: Path, rel_path: str) -> dict[str, str]:
     """{file name: sha256} of rel_path in a library folder and every older version kept beside
     it (`name.vN.ext`, `name.vN~k.ext`)."""
     head = library / rel_path
-    suffix = head.suffix
-    stem = head.name[: len(head.name) - len(suffix)] if suffix else head.name
-    pattern = re.compile(re.escape(stem) + r"(\.v\d+(~\d+)?)?" + re.escape(suffix))
     if not head.parent.is_dir():
         return {}
     return {p.name: sha256_of(p) for p in sorted(head.parent.iterdir())
-            if p.is_file() and pattern.fullmatch(p.name)}
+            if p.is_file() and is_version_of(head.name, p.name)}
+
+
+def is_version_of(name: str, candidate: str) -> bool:
+    """Whether candidate is the file name itself or one of its kept older versions."""
+    suffix = Path(name).suffix
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    pattern = re.compile(re.escape(stem) + r"(\.v\d+(~\d+)?)?" + re.escape(suffix))
+    return bool(pattern.fullmatch(candidate))

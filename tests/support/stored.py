@@ -16,6 +16,8 @@ import yaml
 from tests.support.daemons import (
     ServerHandle,
     catalog_rows,
+    is_version_of,
+    library_versions,
     sha256_of,
     sqlite_rows,
     tree_hashes,
@@ -41,10 +43,29 @@ class BucketPlace:
     def key(self, sha: str) -> str:
         return f"{self.prefix}objects/{sha[:2]}/{sha[2:4]}/{sha}"
 
+    def digests(self) -> set[str]:
+        """The names of every object in the bucket (keys under <prefix>objects/)."""
+        pages = self.client().get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}objects/")
+        return {o["Key"].rsplit("/", 1)[-1] for page in pages for o in page.get("Contents", [])}
+
+    def read(self, sha: str) -> bytes | None:
+        """Object sha's bytes, or None when the bucket has no such object."""
+        client = self.client()
+        try:
+            return bytes(client.get_object(Bucket=self.bucket, Key=self.key(sha))["Body"].read())
+        except client.exceptions.NoSuchKey:
+            return None
+
 
 def bucket_of(server: ServerHandle) -> BucketPlace | None:
     """The server's bucket, or None when its objects are local files."""
-    config = yaml.safe_load(server.config_path.read_text("utf-8")) or {}
+    return bucket_in(server.config_path)
+
+
+def bucket_in(config_path: Path) -> BucketPlace | None:
+    """The bucket the server.yaml at config_path names, or None (local objects)."""
+    config = yaml.safe_load(config_path.read_text("utf-8")) if config_path.exists() else {}
     storage = config.get("storage") or {}
     where = str(storage.get("objects", "local"))
     if not where.startswith("s3://"):
@@ -57,11 +78,7 @@ def bucket_of(server: ServerHandle) -> BucketPlace | None:
 def stored_digests(server: ServerHandle) -> set[str]:
     """The SHA-256 of every object the server holds (local files' names, or bucket keys)."""
     place = bucket_of(server)
-    if place is None:
-        return {p.name for p in server.objects()}
-    pages = place.client().get_paginator("list_objects_v2").paginate(
-        Bucket=place.bucket, Prefix=f"{place.prefix}objects/")
-    return {o["Key"].rsplit("/", 1)[-1] for page in pages for o in page.get("Contents", [])}
+    return {p.name for p in server.objects()} if place is None else place.digests()
 
 
 def object_bytes(server: ServerHandle, sha: str) -> bytes | None:
@@ -70,11 +87,7 @@ def object_bytes(server: ServerHandle, sha: str) -> bytes | None:
     if place is None:
         path = server.storage / "objects" / sha[:2] / sha[2:4] / sha
         return path.read_bytes() if path.is_file() else None
-    client = place.client()
-    try:
-        return bytes(client.get_object(Bucket=place.bucket, Key=place.key(sha))["Body"].read())
-    except client.exceptions.NoSuchKey:
-        return None
+    return place.read(sha)
 
 
 def verified_objects(server: ServerHandle) -> dict[str, bool]:
@@ -132,3 +145,66 @@ def job_rows(server: ServerHandle, sql: str,
     path = Path(url[len("sqlite://"):]) if url.startswith("sqlite://") else (
         server.storage / "jobs.db")
     return sqlite_rows(path, sql, params)
+
+
+def library_sha(server: ServerHandle, agent_id: str, watch: str, rel: str) -> str | None:
+    """The SHA-256 of what the library shows at agent/watch/rel; None when nothing is there."""
+    data = library_bytes(server, agent_id, watch, rel)
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def library_versions_at(server: ServerHandle, agent_id: str, watch: str,
+                        rel: str) -> dict[str, str]:
+    """{file name: sha256} of rel and every older version the library keeps beside it
+    (`name.vN.ext`), on either backend (daemons.library_versions reads the local tree)."""
+    if bucket_of(server) is None:
+        return library_versions(server.library(agent_id, watch), rel)
+    folder, _slash, name = rel.rpartition("/")
+    prefix = f"{folder}/" if folder else ""
+    return {path[len(prefix):]: sha
+            for path, sha in library_hashes(server, agent_id, watch).items()
+            if path.startswith(prefix) and "/" not in path[len(prefix):]
+            and is_version_of(name, path[len(prefix):])}
+
+
+def library_files(server: ServerHandle) -> dict[str, str]:
+    """{path below library/: sha256} of every photo version the library shows (the local tree,
+    or in S3 mode the catalog's versions, each one's bytes read back and hashed)."""
+    if bucket_of(server) is None:
+        library = server.storage / "library"
+        return tree_hashes(library) if library.is_dir() else {}
+    out: dict[str, str] = {}
+    for path, sha in catalog_rows(server, _VERSIONS):
+        data = object_bytes(server, str(sha))
+        out[str(path).removeprefix("library/")] = "" if data is None else hashlib.sha256(
+            data).hexdigest()
+    return dict(sorted(out.items()))
+
+
+def received_bytes(server: ServerHandle, sha: str) -> int:
+    """How much of an upload of sha the server holds so far: its local partial file (or
+    parked .resume), or in S3 mode the parts the catalog's multipart ledger records."""
+    if bucket_of(server) is None:
+        partial = server.storage / "partial"
+        sizes = [p.stat().st_size for p in (partial / f"{sha}.part", partial / f"{sha}.resume")
+                 if p.exists()]
+        return max(sizes, default=0)
+    rows = catalog_rows(server, "SELECT SUM(size) FROM multipart_parts WHERE sha256 = ?",
+                        (sha,))
+    return int(rows[0][0] or 0) if rows else 0
+
+
+def catalog_is_embedded(server: ServerHandle) -> bool:
+    """Whether the server keeps its catalog in storage_path's catalog.db (no catalog.url, or
+    a sqlite:// one) rather than in PostgreSQL."""
+    config = yaml.safe_load(server.config_path.read_text("utf-8")) or {}
+    url = str((config.get("catalog") or {}).get("url", ""))
+    return not url.startswith(("postgresql://", "postgres://"))
+
+
+def content_hashes(server: ServerHandle) -> set[str]:
+    """The SHA-256 of the bytes of everything the server stores: every object (hashed, not
+    trusted by its name) and every library entry."""
+    hashes = {hashlib.sha256(object_bytes(server, sha) or b"").hexdigest()
+              for sha in stored_digests(server)}
+    return hashes | set(library_files(server).values())
