@@ -7,6 +7,7 @@ arrived use these instead of peeking at storage_path, so they run on every backe
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,17 +169,35 @@ def library_versions_at(server: ServerHandle, agent_id: str, watch: str,
 
 
 def library_files(server: ServerHandle) -> dict[str, str]:
-    """{path below library/: sha256} of every photo version the library shows (the local tree,
-    or in S3 mode the catalog's versions, each one's bytes read back and hashed)."""
+    """{path below library/: sha256} of every entry the library shows: the local tree, or in
+    S3 mode the catalog's versions (uploads included) and the job outputs under _derived/,
+    each one's bytes read back from the bucket and hashed."""
+    return {path: hashlib.sha256(data).hexdigest() if data is not None else ""
+            for path, data in library_contents(server).items()}
+
+
+def library_contents(server: ServerHandle) -> dict[str, bytes | None]:
+    """{path below library/: its bytes (None where the object is missing)}, as library_files
+    sees the library."""
     if bucket_of(server) is None:
         library = server.storage / "library"
-        return tree_hashes(library) if library.is_dir() else {}
-    out: dict[str, str] = {}
-    for path, sha in catalog_rows(server, _VERSIONS):
-        data = object_bytes(server, str(sha))
-        out[str(path).removeprefix("library/")] = "" if data is None else hashlib.sha256(
-            data).hexdigest()
-    return dict(sorted(out.items()))
+        return {p.relative_to(library).as_posix(): p.read_bytes()
+                for p in sorted(library.rglob("*")) if p.is_file()} if library.is_dir() else {}
+    rows = [(str(path).removeprefix("library/"), str(sha))
+            for path, sha in catalog_rows(server, _VERSIONS)]
+    if job_queue_exists(server):
+        rows += [(str(path), str(sha)) for path, sha in job_rows(
+            server, "SELECT library_path, sha256 FROM job_outputs WHERE library_path != ''")]
+    return {path: object_bytes(server, sha) for path, sha in sorted(rows)}
+
+
+def job_queue_exists(server: ServerHandle) -> bool:
+    """Whether the server has made its job queue yet (an embedded one is a file it creates)."""
+    try:
+        job_rows(server, "SELECT COUNT(*) FROM jobs")
+    except sqlite3.OperationalError:
+        return False
+    return True
 
 
 def received_bytes(server: ServerHandle, sha: str) -> int:
@@ -208,3 +227,46 @@ def content_hashes(server: ServerHandle) -> set[str]:
     hashes = {hashlib.sha256(object_bytes(server, sha) or b"").hexdigest()
               for sha in stored_digests(server)}
     return hashes | set(library_files(server).values())
+
+
+def output_files(server: ServerHandle, folder: str) -> dict[str, str]:
+    """{path below library/: sha256} of the job outputs the library shows under folder (such
+    as "_derived/bgremove/laptop/t3"): the local tree's files, or in S3 mode the job queue's
+    output rows there, each one's object read back from the bucket and hashed."""
+    folder = folder.rstrip("/") + "/"
+    if bucket_of(server) is None:
+        root = server.storage / "library" / folder
+        return {folder + rel: sha for rel, sha in tree_hashes(root).items()} if root.is_dir() \
+            else {}
+    out: dict[str, str] = {}
+    for path, sha in job_rows(server, "SELECT library_path, sha256 FROM job_outputs"):
+        if str(path).startswith(folder):
+            data = object_bytes(server, str(sha))
+            out[str(path)] = "" if data is None else hashlib.sha256(data).hexdigest()
+    return dict(sorted(out.items()))
+
+
+def upload_leftovers(server: ServerHandle) -> list[str]:
+    """What unfinished uploads left behind: files in the local partial/ folder (not its
+    subfolders, such as the web upload spool), or in S3 mode staging objects and open
+    multipart uploads in the bucket."""
+    place = bucket_of(server)
+    if place is None:
+        partial = server.storage / "partial"
+        return sorted(p.name for p in partial.iterdir() if p.is_file()) if partial.is_dir() \
+            else []
+    client = place.client()
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=place.bucket, Prefix=f"{place.prefix}staging/")
+    staged = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    uploads = client.list_multipart_uploads(Bucket=place.bucket).get("Uploads", [])
+    return sorted(staged + [f"multipart:{u['Key']}" for u in uploads])
+
+
+def remove_object(server: ServerHandle, sha: str) -> None:
+    """Deletes object sha behind the server's back (a damaged or lost store, for a test)."""
+    place = bucket_of(server)
+    if place is None:
+        (server.storage / "objects" / sha[:2] / sha[2:4] / sha).unlink()
+    else:
+        place.client().delete_object(Bucket=place.bucket, Key=place.key(sha))
