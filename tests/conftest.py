@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.backend import skip_local_only
+
 # The catalog under test on SQLite and on PostgreSQL (a parametrised fixture).
 from tests.support.catalogs import catalogs  # noqa: F401
-from tests.support.backend import skip_local_only
 from tests.support.daemons import Daemon, ServerHandle, start_server
 from tests.support.pki import TestPki, make_test_pki
 

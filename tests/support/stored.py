@@ -270,3 +270,25 @@ def remove_object(server: ServerHandle, sha: str) -> None:
         (server.storage / "objects" / sha[:2] / sha[2:4] / sha).unlink()
     else:
         place.client().delete_object(Bucket=place.bucket, Key=place.key(sha))
+
+
+def catalog_size_bytes(server: ServerHandle) -> int:
+    """How much room the catalog takes: catalog.db and its write-ahead log, or the size of
+    its PostgreSQL database (pg_database_size)."""
+    if catalog_is_embedded(server):
+        db = server.storage / "catalog.db"
+        wal = Path(f"{db}-wal")
+        return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    return int(catalog_rows(server, "SELECT pg_database_size(current_database())")[0][0])
+
+
+def quarantined(server: ServerHandle) -> list[str]:
+    """The names in the server's quarantine: files of quarantine/, or keys under the bucket's
+    <prefix>quarantine/ in S3 mode."""
+    place = bucket_of(server)
+    if place is None:
+        folder = server.storage / "quarantine"
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    pages = place.client().get_paginator("list_objects_v2").paginate(
+        Bucket=place.bucket, Prefix=f"{place.prefix}quarantine/")
+    return sorted(o["Key"].rsplit("/", 1)[-1] for page in pages for o in page.get("Contents", []))
