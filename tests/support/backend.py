@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from tests.support.s3 import S3Endpoint
 
 TEST_BACKEND_ENV = "PHOTONIC_TEST_BACKEND"
-LEGACY_CATALOG_ENV = "PHOTONIC_TEST_CATALOG"
-"""The older switch (=postgresql), still read: the same as PHOTONIC_TEST_BACKEND=postgresql."""
 S3_PREFIX = "photonic/"
 """The key prefix of every bucket the switch makes (a prefix, so keys are not at the root)."""
 
@@ -42,10 +40,7 @@ class TestBackend(StrEnum):
 def test_backend() -> TestBackend:
     """The backend this test process runs its servers on; an unknown value fails loudly (a
     typo must not run the default suite while claiming to test another)."""
-    value = os.environ.get(TEST_BACKEND_ENV, "")
-    if not value:
-        legacy = os.environ.get(LEGACY_CATALOG_ENV, "")
-        return TestBackend.POSTGRESQL if legacy == "postgresql" else TestBackend.EMBEDDED
+    value = os.environ.get(TEST_BACKEND_ENV, "") or TestBackend.EMBEDDED.value
     try:
         return TestBackend(value)
     except ValueError:
@@ -118,8 +113,6 @@ def process_s3() -> S3Endpoint:
         server.start()
         atexit.register(server.stop)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line a request otherwise
-        for name, value in s3_environment().items():
-            os.environ.setdefault(name, value)
         _process_s3 = S3Endpoint(f"http://127.0.0.1:{port}")
     return _process_s3
 

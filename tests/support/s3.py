@@ -25,14 +25,26 @@ CREDENTIALS = {
 _buckets = itertools.count(1)
 
 
+def test_client(endpoint_url: str) -> Any:
+    """A boto3 S3 client of the tests' own, on endpoint_url with the test credentials (passed
+    in, so it works whatever the test process's environment holds)."""
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    ).client("s3", endpoint_url=endpoint_url, region_name=REGION)
+
+
+test_client.__test__ = False  # type: ignore[attr-defined]  # a helper, whatever its name
+
+
 @dataclass
 class S3Endpoint:
     url: str
 
     def client(self) -> Any:
-        import boto3
-
-        return boto3.session.Session().client("s3", endpoint_url=self.url, region_name=REGION)
+        return test_client(self.url)
 
     def new_bucket(self) -> str:
         """A fresh, empty bucket: each test its own."""

@@ -37,9 +37,8 @@ class BucketPlace:
     prefix: str
 
     def client(self) -> Any:
-        import boto3
-        return boto3.session.Session().client("s3", endpoint_url=self.endpoint_url,
-                                              region_name="us-east-1")
+        from tests.support.s3 import test_client
+        return test_client(self.endpoint_url)
 
     def key(self, sha: str) -> str:
         return f"{self.prefix}objects/{sha[:2]}/{sha[2:4]}/{sha}"
