@@ -145,7 +145,8 @@ def test_promote_refuses_a_postgresql_catalog(tmp_path: Path, pki: TestPki) -> N
     """`photonic server promote` works on an archive node's embedded catalog only: with
     catalog.url postgresql:// it changes nothing and says why, without a traceback."""
     path, _port = write_server_config(tmp_path / "server", pki, extra={
-        "catalog": {"url": "postgresql://photonic:s3cret@127.0.0.1:1/photonic"}})
+        "catalog": {"url": "postgresql://photonic:s3cret@127.0.0.1:1/photonic"},
+        "storage": {"objects": "local"}})  # promote refuses s3:// objects first (their test)
     done = run_cli("server", "promote", "--config", str(path), "--from-primary", "primary")
     assert done.returncode != 0
     assert "embedded catalog" in done.stderr and "Traceback" not in done.stderr, done.stderr
