@@ -1,8 +1,8 @@
 """Shared state across servers (issue 20), with real daemons over real mutual TLS and a real
-throwaway PostgreSQL 15: two servers on one database (selected, for now, by jobs.queue_url
-being postgresql://) share one event hub, so the dashboard's long-poll on server B reports
-the photo an agent synced to server A, under the same id and epoch as A gives it, and that
-id still resumes the client on B after B restarts."""
+throwaway PostgreSQL 15: two servers on one PostgreSQL catalog (catalog.url; the job queue
+and the shared state follow it) share one event hub, so the dashboard's long-poll on server B
+reports the photo an agent synced to server A, under the same id and epoch as A gives it, and
+that id still resumes the client on B after B restarts."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _server(root: Path, pki: TestPki, pg_url: str, daemons: list[Daemon]) -> Ser
     http_port = free_port()
     handle = start_server(root, pki, extra={
         "server": {"web_ui_port": http_port},
-        "jobs": {"queue_url": pg_url},
+        "catalog": {"url": pg_url},
         "agents": {"admin": {"scopes": ["admin"]}, "laptop": {"scopes": ["sync"]}}})
     handle.http_port = http_port
     daemons.append(handle.daemon)
@@ -62,7 +62,7 @@ def test_a_long_poll_on_server_b_sees_a_photo_synced_to_server_a(
     restarts, a client resuming on B just before that id is answered it again, not reset."""
     a = _server(tmp_path / "a", pki, pg_url, daemons)
     b = _server(tmp_path / "b", pki, pg_url, daemons)
-    token_a, token_b = web_token(a), web_token(b)
+    token_a, token_b = web_token(a, "poll-a"), web_token(b, "poll-b")  # one catalog
     start = web_get(b, "/api/v1/events?timeout=0", token_b)
     assert web_get(a, "/api/v1/events?timeout=0", token_a)["epoch"] == start["epoch"]
     agent = make_agent(tmp_path / "laptop", pki, "laptop", a)

@@ -79,7 +79,11 @@ def apply_backend(config: dict[str, Any], previous: dict[str, Any] | None) -> No
             storage["objects"], storage["s3"] = old_storage["objects"], old_storage["s3"]
         else:
             endpoint = process_s3()
-            storage["objects"] = f"s3://{endpoint.new_bucket()}/{S3_PREFIX}"
+            # Servers that share one catalog share one bucket, as a scale-out install does.
+            url = str(config["catalog"].get("url", ""))
+            if url not in _buckets:
+                _buckets[url] = f"s3://{endpoint.new_bucket()}/{S3_PREFIX}"
+            storage["objects"] = _buckets[url]
             storage["s3"] = {"endpoint_url": endpoint.url, "region": "us-east-1"}
 
 
@@ -97,6 +101,8 @@ def _fresh_database() -> str:
 
 
 _process_s3: S3Endpoint | None = None
+_buckets: dict[str, str] = {}
+"""storage.objects of each catalog URL this process configured servers on."""
 
 
 def process_s3() -> S3Endpoint:
