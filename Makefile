@@ -47,8 +47,10 @@ test: install test-deps ## the whole suite, as CI runs it, then e2e and chaos on
 	$(BIN)/pytest -q tests
 	$(MAKE) test-scaleout
 
+SCALEOUT_TESTS ?= tests/e2e tests/chaos
+
 test-scaleout: install ## tests/e2e and tests/chaos again, every server on PostgreSQL + S3 (moto)
-	PHOTONIC_TEST_BACKEND=scaleout $(BIN)/pytest -q tests/e2e tests/chaos
+	PHOTONIC_TEST_BACKEND=scaleout $(BIN)/pytest -q $(SCALEOUT_TESTS)
 
 test-fast: ## unit tests only
 	$(BIN)/pytest -q tests/unit
