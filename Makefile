@@ -7,7 +7,7 @@ PROTOS := $(wildcard protos/photonic/v1/*.proto)
 CERTS ?= certs
 AGENTS ?= laptop
 
-.PHONY: install deps test-deps proto proto-check certs run test test-fast chaos fuzz lint typecheck check bench bench-quick clean
+.PHONY: install deps test-deps proto proto-check certs run test test-scaleout test-fast chaos fuzz lint typecheck check bench bench-quick clean
 
 install: $(BIN)/photonic ## virtualenv in the repo with photonic and its dev tools
 	@# Byte code, as a wheel install has it: an editable install otherwise compiles photonic
@@ -42,9 +42,15 @@ run: install ## server + agent on loopback with the repo's server.yaml and agent
 test-deps: ## Debian programs the tests need: lua5.1, lua-socket, prometheus, chromium, postgresql, rclone (no-op when present)
 	PHOTONIC_TESTS=1 bash scripts/install-system-deps.sh
 
-test: install test-deps ## the whole suite, as CI runs it
+test: install test-deps ## the whole suite, as CI runs it, then e2e and chaos on PostgreSQL + S3
 	$(MAKE) proto-check lint
 	$(BIN)/pytest -q tests
+	$(MAKE) test-scaleout
+
+SCALEOUT_TESTS ?= tests/e2e tests/chaos
+
+test-scaleout: install ## tests/e2e and tests/chaos again, every server on PostgreSQL + S3 (moto)
+	PHOTONIC_TEST_BACKEND=scaleout $(BIN)/pytest -q $(SCALEOUT_TESTS)
 
 test-fast: ## unit tests only
 	$(BIN)/pytest -q tests/unit

@@ -187,30 +187,38 @@ def report_to_wire(r: WorkerReport) -> jobs_pb2.WorkerMessage:
     return W(heartbeat=W.Heartbeat())
 
 
+def worker_text(text: str) -> str:
+    """A worker's text (a job id, a progress message, an error, a reason) as the server keeps
+    it: NUL is no character of text, and PostgreSQL refuses it in a text column (the report
+    would fail instead of being answered), so each NUL becomes U+FFFD on either engine."""
+    return text.replace("\x00", "\ufffd")
+
+
 def report_from_wire(m: jobs_pb2.WorkerMessage) -> WorkerReport | None:
     """None for a message with no kind (a newer worker's message this server doesn't know)."""
     kind = m.WhichOneof("kind")
+    t = worker_text
     if kind == "hello":
         h = m.hello
         return WorkerHello(tuple(h.capabilities), h.max_concurrent,
-                           tuple(Held(x.job_id, x.attempt) for x in h.held), h.version,
+                           tuple(Held(t(x.job_id), x.attempt) for x in h.held), h.version,
                            tuple(h.executors))
     if kind == "progress":
         p = m.progress
-        return WorkProgress(p.job_id, p.attempt, p.fraction, p.message, p.processing,
+        return WorkProgress(t(p.job_id), p.attempt, p.fraction, t(p.message), p.processing,
                             p.finishing)
     if kind == "done":
         d = m.done
         outputs = tuple(output_from_wire(o) for o in d.outputs) or tuple(
             JobOutput(sha, "", 0) for sha in d.output_sha256)
-        return WorkDone(d.job_id, d.attempt, outputs, d.duration_ms)
+        return WorkDone(t(d.job_id), d.attempt, outputs, d.duration_ms)
     if kind == "failed":
         f = m.failed
-        return WorkFailed(f.job_id, f.attempt, f.error, f.retryable)
+        return WorkFailed(t(f.job_id), f.attempt, t(f.error), f.retryable)
     if kind == "release":
-        return WorkReleased(m.release.job_id, m.release.attempt, m.release.reason)
+        return WorkReleased(t(m.release.job_id), m.release.attempt, t(m.release.reason))
     if kind == "cancelled":
-        return WorkCancelled(m.cancelled.job_id, m.cancelled.attempt)
+        return WorkCancelled(t(m.cancelled.job_id), m.cancelled.attempt)
     if kind == "heartbeat":
         return WorkHeartbeat()
     if kind == "capacity":

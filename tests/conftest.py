@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.backend import skip_local_only
+
 # The catalog under test on SQLite and on PostgreSQL (a parametrised fixture).
 from tests.support.catalogs import catalogs  # noqa: F401
 from tests.support.daemons import Daemon, ServerHandle, start_server
@@ -17,6 +19,12 @@ from tests.support.pki import TestPki, make_test_pki
 from tests.support.postgres import pg_cluster, pg_url  # noqa: F401
 
 AGENTS = ("laptop", "desktop", "archive", "admin", "worker", "intruder")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under PHOTONIC_TEST_BACKEND=scaleout, a test marked local_objects is skipped with its
+    reason (tests/support/backend.py)."""
+    skip_local_only(item)
 
 
 @pytest.fixture(scope="session")

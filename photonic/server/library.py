@@ -19,7 +19,7 @@ from photonic.server.catalog_writes import CatalogWrites
 from photonic.server.durability import GroupSync
 from photonic.server.fs_sync import FilesystemSync
 from photonic.server.shared.library_lock import LibraryLock, LocalLibraryLock
-from photonic.server.storage.tree import LibraryTree
+from photonic.server.storage.tree import A_FILE_STANDS, A_FOLDER_STANDS, LibraryTree
 
 RECORD_SLICE = 100
 """Paths record_many records under one hold of the library and one catalog transaction: a
@@ -73,19 +73,47 @@ class Library:
         for start in range(0, len(items), RECORD_SLICE):
             batch = items[start:start + RECORD_SLICE]
             paths = ((agent_id, entry.watch_name, str(rel)) for entry, rel in batch)
-            with self._lock.hold(paths), self._catalog.writing() as writes:
-                heads = _SliceHeads(writes.get_heads(
-                    agent_id, [(entry.watch_name, str(rel)) for entry, rel in batch]))
-                for entry, rel in batch:
-                    try:
-                        committed.append(self._record(writes, agent_id, entry, rel, policy,
-                                                      unrecorded.pop(entry.sha256, None),
-                                                      heads))
-                    except Unstorable as exc:  # that path only; the others are recorded
-                        committed.append(exc)
+            with self._lock.hold(paths):
+                refused = self._refusals(agent_id, batch)
+                with self._catalog.writing() as writes:
+                    heads = _SliceHeads(writes.get_heads(
+                        agent_id, [(entry.watch_name, str(rel)) for entry, rel in batch]))
+                    for i, (entry, rel) in enumerate(batch):
+                        try:
+                            if i in refused:
+                                raise refused[i]
+                            committed.append(self._record(
+                                writes, agent_id, entry, rel, policy,
+                                unrecorded.pop(entry.sha256, None), heads))
+                        except Unstorable as exc:  # that path only; the others are recorded
+                            committed.append(exc)
         self._catalog.record_verified([(sha, *check) for sha, check in unrecorded.items()])
         self._durability.wait_durable(since=mark)
         return committed
+
+    def _refusals(self, agent_id: str, batch: Sequence[tuple[ManifestEntry, PurePosixPath]]
+                  ) -> dict[int, Unstorable]:
+        """The items of batch whose path the tree cannot hold (LibraryTree.refusal: a catalog
+        view asks the catalog, before its write transaction; a local tree answers at link),
+        and those whose path is a file where an earlier item of the batch has a folder, or
+        the other way round."""
+        out: dict[int, Unstorable] = {}
+        files: set[tuple[str, PurePosixPath]] = set()
+        folders: set[tuple[str, PurePosixPath]] = set()
+        for i, (entry, rel) in enumerate(batch):
+            watch = entry.watch_name
+            why = self._store.refusal(agent_id, watch, rel)
+            if why is None and (watch, rel) in folders:
+                why = A_FOLDER_STANDS
+            if why is None and any((watch, f) in files for f in rel.parents):
+                why = A_FILE_STANDS
+            if why is not None:
+                out[i] = Unstorable(f"the server cannot store a photo at this path: {why}; "
+                                    "rename the file or its folder")
+                continue
+            files.add((watch, rel))
+            folders.update((watch, f) for f in rel.parents)
+        return out
 
     def repair_links(self, sha256: str) -> None:
         """After a quarantined content is stored again: every library entry of it that does

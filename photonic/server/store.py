@@ -21,6 +21,7 @@ from photonic.models import ContentHash, is_content_hash
 from photonic.paths import tagged_path
 from photonic.server.direct_io import DirectAppender
 from photonic.server.storage.blobs import ObjectCheck as ObjectCheck
+from photonic.server.storage.tree import A_FILE_STANDS, A_FOLDER_STANDS
 
 READ_ONLY = 0o444
 PARTIAL_SUFFIX = ".part"
@@ -31,8 +32,8 @@ RESUMABLE_SUFFIX = ".resume"
 log = logging.getLogger("photonic.server.store")
 
 _UNSTORABLE = {
-    errno.ENOTDIR: "a file of the same name stands where one of its folders would be",
-    errno.EISDIR: "a folder of the same name stands there",
+    errno.ENOTDIR: A_FILE_STANDS,
+    errno.EISDIR: A_FOLDER_STANDS,
     errno.ENAMETOOLONG: "it is too long for the server's filesystem",
     errno.ELOOP: "one of its folders is a symbolic link",
 }
@@ -433,6 +434,10 @@ class ContentStore:
     def occupied(self, library_file: str) -> bool:
         """Whether anything (a link, a person's file, a folder) stands at library_file."""
         return os.path.lexists(library_file)
+
+    def refusal(self, agent_id: str, watch: str, rel: PurePosixPath) -> str | None:
+        """None: the filesystem itself refuses a path it cannot hold, at link (_UNSTORABLE)."""
+        return None
 
     def absolute(self, library_path: str) -> str:
         """A path as the catalog records it (relative to the root), made absolute."""

@@ -14,8 +14,9 @@ import pytest
 from photonic.v1 import sync_pb2, sync_pb2_grpc
 from tests.chaos.hostile import sync_stub
 from tests.chaos.tally import TALLY
-from tests.support.daemons import ServerHandle, catalog_rows, free_port, sqlite_rows, start_server
+from tests.support.daemons import ServerHandle, catalog_rows, free_port, start_server
 from tests.support.pki import TestPki
+from tests.support.stored import catalog_size_bytes
 
 pytestmark = pytest.mark.chaos
 
@@ -98,8 +99,7 @@ def test_long_strings_and_endless_refusals_do_not_grow_the_catalog(
     daemons.append(server.daemon)
     channel, laptop = sync_stub(server.endpoint, pki.agent_cert("laptop"),
                                 pki.agent_key("laptop"), pki.ca)
-    catalog = server.storage / "catalog.db"
-    before = catalog.stat().st_size + _wal_size(catalog)
+    before = catalog_size_bytes(server)
     huge = "h" * (1 << 20)
     for _ in range(20):
         assert _call(laptop.RegisterAgent, sync_pb2.RegisterAgentRequest(
@@ -110,15 +110,11 @@ def test_long_strings_and_endless_refusals_do_not_grow_the_catalog(
         ) is grpc.StatusCode.PERMISSION_DENIED
     TALLY.hostile_messages += 320
     channel.close()
-    grown = catalog.stat().st_size + _wal_size(catalog) - before
+    grown = catalog_size_bytes(server) - before
     assert grown < 512 * 1024, grown
-    (count,) = sqlite_rows(catalog, "SELECT COUNT(*) FROM audit WHERE actor = 'laptop'")[0]
+    (count,) = catalog_rows(server, "SELECT COUNT(*) FROM audit WHERE actor = 'laptop'")[0]
     assert count <= 100
     with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5) as r:
         metrics = r.read().decode()
     assert 'photonic_server_audit_rows_dropped_total{reason="rate"}' in metrics
 
-
-def _wal_size(db: Path) -> int:
-    wal = Path(f"{db}-wal")
-    return wal.stat().st_size if wal.exists() else 0

@@ -31,7 +31,8 @@ from tests.support.daemons import (
 from tests.support.photos import make_raw_like
 from tests.support.pki import TestPki
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.local_objects(
+    "replication to an archive node copies local objects")]
 
 SEED = 20261206
 KILLS = 8

@@ -26,7 +26,9 @@ from tests.chaos.tally import TALLY
 from tests.support.daemons import Daemon, ServerHandle, make_agent, start_server, wait_until
 from tests.support.pki import TestPki
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.local_objects(
+    "the objects are on a failing local disk; kills and cuts run on S3 in test_crashes and "
+    "test_network")]
 
 SEED = 20261206
 PHOTOS = 90

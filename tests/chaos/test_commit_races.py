@@ -15,7 +15,8 @@ import pytest
 from tests.chaos.tally import TALLY
 from tests.support.races import cancel_mid_commit, committed_library_files, odd_sized, race_deps
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.local_objects(
+    "races commits in-process on the local ContentStore and library tree")]
 
 RUNS = 50
 SEED = 20261206

@@ -33,6 +33,7 @@ from tests.support.daemons import (
     wait_until,
 )
 from tests.support.pki import TestPki
+from tests.support.stored import bucket_in
 
 pytestmark = pytest.mark.chaos
 
@@ -115,6 +116,10 @@ def _catalog_shas(storage: Path) -> set[str]:
 
 
 def _objects(storage: Path) -> set[str]:
+    """The objects the server whose storage_path is storage holds, locally or in its bucket."""
+    bucket = bucket_in(storage.parent / "server.yaml")
+    if bucket is not None:
+        return bucket.digests()
     return {p.name for p in (storage / "objects").rglob("*") if p.is_file()}
 
 

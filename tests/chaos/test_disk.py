@@ -83,6 +83,7 @@ def _agent(tmp_path: Path, pki: TestPki, server: ServerHandle, daemons: list[Dae
     return agent
 
 
+@pytest.mark.local_objects("fills the local disk that holds the object store")
 def test_server_reserve_reached_stops_intake_and_resumes_when_freed(
         tmp_path: Path, pki: TestPki, small_storage: Path, daemons: list[Daemon]) -> None:
     """With less free space than storage.min_free_space, intake stops: agents are answered
@@ -105,6 +106,7 @@ def test_server_reserve_reached_stops_intake_and_resumes_when_freed(
     final_verification(server, [agent])
 
 
+@pytest.mark.local_objects("fills the local disk that holds the object store")
 def test_server_disk_genuinely_full_stops_intake_and_resumes_when_freed(
         tmp_path: Path, pki: TestPki, small_storage: Path, daemons: list[Daemon]) -> None:
     """With no reserve configured the disk really fills (ENOSPC mid-chunk, mid-catalog): no

@@ -23,7 +23,8 @@ from tests.chaos.diskfull import FailingDisk, failing_disk
 from tests.chaos.tally import TALLY
 from tests.support.ingest import IngestStream, chunk_of, real_ingest_deps, sha_of
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.local_objects(
+    "O_DIRECT, fsync and syncfs of the local object store on a failing disk")]
 
 KB = 1000
 

@@ -32,6 +32,7 @@ from tests.chaos.tally import TALLY
 from tests.support.daemons import ServerHandle, make_agent, sha256_of
 from tests.support.pixels import jpeg_bytes
 from tests.support.pki import TestPki
+from tests.support.stored import bucket_of, object_bytes, quarantined, stored_digests
 
 pytestmark = pytest.mark.chaos
 
@@ -262,7 +263,7 @@ class Harness:
         assert code is grpc.StatusCode.OK, (code, details)
         committed = [r.committed.sha256 for r in replies if r.WhichOneof("kind") == "committed"]
         assert committed == [sha], replies
-        assert any(p.name == sha for p in self.server.objects()), sha
+        assert object_bytes(self.server, sha) == content, sha
 
     def send(self, stream: list[Msg]) -> None:
         """One hostile stream: it ends with a refusal the client can act on, never with an
@@ -292,18 +293,27 @@ class Harness:
         self._check_objects()
         assert _outside(self.server) == self.outside
         assert set(os.listdir(self.server.storage)) <= self.storage_entries
-        quarantine = self.server.storage / "quarantine"
-        assert not quarantine.exists() or not os.listdir(quarantine), (
+        held = quarantined(self.server)
+        assert not held, (
             "an intact object was quarantined: no message may make the server distrust "
-            f"bytes that hash to their name: {os.listdir(quarantine)}")
-        assert not [e.path for e in _entries(self.server.storage / "library") if e.is_symlink()]
+            f"bytes that hash to their name: {held}")
+        library = self.server.storage / "library"  # none at all with objects in S3
+        assert not library.exists() or not [e.path for e in _entries(library)
+                                            if e.is_symlink()]
         self.honest_seed += 1
         self.honest_upload(jpeg_bytes(seed=self.honest_seed, width=64, height=48),
                            f"honest/{self.honest_seed}.jpg")
 
     def _check_objects(self) -> None:
         """Hashes every object not seen before (an object replaced by a rename has a new
-        inode); the final verification re-hashes them all once more."""
+        inode; an object in a bucket is immutable); the final verification re-hashes them all
+        once more."""
+        if bucket_of(self.server) is not None:
+            for name in stored_digests(self.server) - self.verified.keys():
+                data = object_bytes(self.server, name) or b""
+                assert hashlib.sha256(data).hexdigest() == name, f"{name} does not hash to it"
+                self.verified[name] = 0
+            return
         for entry in _entries(self.server.storage / "objects"):
             if entry.is_file(follow_symlinks=False) and \
                     self.verified.get(entry.path) != entry.inode():

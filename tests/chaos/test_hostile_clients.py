@@ -35,6 +35,14 @@ from tests.support.daemons import (
     start_server,
 )
 from tests.support.pki import TestPki
+from tests.support.stored import (
+    library_files,
+    object_bytes,
+    quarantined,
+    received_bytes,
+    stored_digests,
+    upload_leftovers,
+)
 
 pytestmark = pytest.mark.chaos
 
@@ -74,7 +82,7 @@ def _kinds(replies: list[sync_pb2.SyncServerMessage]) -> list[str]:
 
 
 def _stored(server: ServerHandle) -> set[str]:
-    return {p.name for p in server.objects()}
+    return stored_digests(server)
 
 
 BAD_CHUNK_CASES = {
@@ -145,7 +153,7 @@ def test_a_run_of_too_many_chunks_is_refused_and_nothing_is_stored(
     assert f"at most {MAX_CHUNKS_PER_RUN} chunks" in details
     assert "committed" not in _kinds(replies)
     assert not _stored(server)
-    assert not (server.storage / "partial" / f"{sha}.part").exists()
+    assert received_bytes(server, sha) == 0
     assert server.daemon.running
 
 
@@ -164,7 +172,9 @@ def test_a_run_over_one_chunk_of_bytes_is_refused(stub: sync_pb2_grpc.PhotonicSy
     assert "committed" not in _kinds(replies)
     assert not _stored(server)
     # partial/ holds the web upload spool folder (empty): no partial bytes were kept
-    assert not [p for p in (server.storage / "partial").rglob("*") if p.is_file()]
+    assert not upload_leftovers(server)
+    spool = server.storage / "partial" / "uploads"
+    assert not spool.is_dir() or not list(spool.iterdir())
 
 
 def test_replies_come_in_runs_only_to_agents_that_ask(stub: sync_pb2_grpc.PhotonicSyncStub,
@@ -209,7 +219,7 @@ def test_sha256_mismatch_is_discarded(stub: sync_pb2_grpc.PhotonicSyncStub,
     TALLY.hostile_messages += 1
     assert code is grpc.StatusCode.OK and "failed" in _kinds(replies)
     assert not _stored(server)
-    assert not (server.storage / "partial" / f"{sha}.part").exists()
+    assert received_bytes(server, sha) == 0
 
 
 def test_lz4_bomb_is_refused_without_inflating(stub: sync_pb2_grpc.PhotonicSyncStub,
@@ -289,7 +299,7 @@ def test_paths_that_would_escape_the_library_are_rejected_and_audited(
     [(audited,)] = catalog_rows(server, "SELECT COUNT(*) FROM audit WHERE action = "
                                 "'sync.reject' AND actor = 'laptop' AND result = 'refused'")
     assert audited == len(entries)
-    assert not list((server.storage / "library").rglob("*.jpg"))
+    assert not [p for p in library_files(server) if p.endswith(".jpg")]
     assert not (server.root / "escape.jpg").exists()
 
 
@@ -344,7 +354,7 @@ def test_hundreds_of_abandoned_streams_leave_the_server_healthy(
 
 
 def _stored_names(server: ServerHandle) -> set[str]:
-    return {p.name for p in server.objects()}
+    return stored_digests(server)
 
 
 def test_an_abort_and_a_size_lie_during_a_commit_never_quarantine_good_bytes(
@@ -363,10 +373,8 @@ def test_an_abort_and_a_size_lie_during_a_commit_never_quarantine_good_bytes(
             _manifest(_entry(data, f"b{i}.jpg", size=len(data) + 1))])
         TALLY.hostile_messages += 4
         assert code is grpc.StatusCode.OK, details
-        obj = server.storage / "objects" / sha[:2] / sha[2:4] / sha
-        assert obj.read_bytes() == data
-    quarantine = server.storage / "quarantine"
-    assert not quarantine.exists() or not list(quarantine.iterdir())
+        assert object_bytes(server, sha) == data
+    assert quarantined(server) == []
 
 
 def test_aborted_files_give_their_stream_budget_back(tmp_path: Path, pki: TestPki) -> None:

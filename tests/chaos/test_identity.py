@@ -21,6 +21,7 @@ from tests.chaos.tally import TALLY
 from tests.support.daemons import ServerHandle, catalog_rows, start_server, wait_until
 from tests.support.logrecords import not_records, record_fields
 from tests.support.pki import TestPki
+from tests.support.stored import library_files
 
 pytestmark = pytest.mark.chaos
 
@@ -197,4 +198,4 @@ def test_agent_cannot_act_as_another_agent(as_laptop: Stub, server: ServerHandle
     assert _audit(server, "laptop", "RegisterAgent")
     assert _audit(server, "laptop", "Heartbeat")
     assert any(r == "refused" for r, _ in _audit(server, "laptop", "SyncBatch"))
-    assert not list((server.storage / "library").rglob("*"))
+    assert library_files(server) == {}

@@ -5,6 +5,7 @@ library entry was left half-written."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Iterator
@@ -19,14 +20,13 @@ from tests.support.daemons import (
     Daemon,
     ServerHandle,
     make_agent,
-    sha256_of,
-    sqlite_rows,
     start_server,
     wait_until,
 )
 from tests.support.jobs import Admin
 from tests.support.models import astronaut_jpeg, fetched_models
 from tests.support.pki import TestPki
+from tests.support.stored import job_rows, object_bytes, output_files
 
 pytestmark = pytest.mark.chaos
 
@@ -52,8 +52,8 @@ def _worker(root: Path, pki: TestPki, agent_id: str, server: ServerHandle,
 
 
 def _completed(server: ServerHandle, parent: str) -> int:
-    rows = sqlite_rows(server.storage / "jobs.db", "SELECT COUNT(*) FROM jobs WHERE "
-                       "parent_id = ? AND state = 'COMPLETED'", (parent,))
+    rows = job_rows(server, "SELECT COUNT(*) FROM jobs WHERE "
+                    "parent_id = ? AND state = 'COMPLETED'", (parent,))
     return int(rows[0][0])
 
 
@@ -121,24 +121,22 @@ def test_server_and_workers_killed_during_a_batch_lose_and_duplicate_nothing(
 def _verify_outputs(server: ServerHandle, parent: str) -> None:
     """Each child: COMPLETED, exactly one output row, its object and its library file
     present and hashing to its name; nothing left in partial/ but parked uploads."""
-    children = sqlite_rows(server.storage / "jobs.db",
-                           "SELECT job_id, state FROM jobs WHERE parent_id = ?", (parent,))
+    children = job_rows(server, "SELECT job_id, state FROM jobs WHERE parent_id = ?", (parent,))
     assert len(children) == PHOTOS and {s for _j, s in children} == {"COMPLETED"}
+    shown = output_files(server, "_derived")
     for job_id, _state in children:
-        outputs = sqlite_rows(server.storage / "jobs.db", "SELECT sha256, library_path FROM "
-                              "job_outputs WHERE job_id = ?", (job_id,))
+        outputs = job_rows(server, "SELECT sha256, library_path FROM "
+                           "job_outputs WHERE job_id = ?", (job_id,))
         TALLY.jobs_verified += 1
         if len(outputs) != 1:
             TALLY.job_results_duplicated += len(outputs) > 1
             TALLY.job_results_lost += not outputs
             continue
         sha, library_path = outputs[0]
-        obj = server.storage / "objects" / sha[:2] / sha[2:4] / sha
-        linked = server.storage / "library" / library_path
+        data = object_bytes(server, sha)
         TALLY.objects_rehashed += 1
-        if not obj.is_file() or sha256_of(obj) != sha or not linked.is_file() \
-                or sha256_of(linked) != sha:
+        if data is None or hashlib.sha256(data).hexdigest() != sha \
+                or shown.get(library_path) != sha:
             TALLY.job_results_lost += 1
     assert TALLY.job_results_lost == 0 and TALLY.job_results_duplicated == 0
-    derived = [p for p in (server.storage / "library" / "_derived").rglob("*") if p.is_file()]
-    assert len(derived) == PHOTOS  # one cut-out per photo: no second version from a retry
+    assert len(shown) == PHOTOS  # one cut-out per photo: no second version from a retry

@@ -18,6 +18,7 @@ from tests.chaos.tally import TALLY
 from tests.support.daemons import ServerHandle, catalog_rows, make_agent, sha256_of
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
+from tests.support.stored import library_sha
 
 pytestmark = pytest.mark.chaos
 
@@ -76,12 +77,12 @@ def test_a_hash_alone_gets_no_photo(tmp_path: Path, pki: TestPki, server: Server
     assert actions[0] == sync_pb2.FileDecision.ACTION_PROVE
     assert actions[-1] == sync_pb2.FileDecision.ACTION_REJECT
     assert sync_pb2.FileDecision.ACTION_HAVE not in actions
-    assert not (server.library("desktop", "photos") / "stolen.jpg").exists()
+    assert library_sha(server, "desktop", "photos", "stolen.jpg") is None
     assert catalog_rows(server, "SELECT actor, target, result FROM audit "
                         "WHERE action = 'sync.proof'") == [("desktop", sha, "refused")]
     wrong_size = _offer(server, pki, sha, 1, b"")
     assert sync_pb2.FileDecision.ACTION_HAVE not in _actions(wrong_size)
-    assert not (server.library("desktop", "photos") / "stolen.jpg").exists()
+    assert library_sha(server, "desktop", "photos", "stolen.jpg") is None
 
 
 def test_an_honest_second_agent_proves_and_sends_no_chunk(
@@ -95,5 +96,5 @@ def test_an_honest_second_agent_proves_and_sends_no_chunk(
     laptop.once()
     summary = desktop.once()
     assert summary["files_deduplicated"] == 1 and summary["bytes_sent"] == 0, summary
-    library = server.library("desktop", "photos") / "copy.jpg"
-    assert sha256_of(library) == sha256_of(desktop.watches["photos"] / "copy.jpg")
+    assert library_sha(server, "desktop", "photos", "copy.jpg") == sha256_of(
+        desktop.watches["photos"] / "copy.jpg")

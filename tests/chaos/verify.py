@@ -2,13 +2,16 @@
 
 Every photo in an agent's folders must be in the server library with the same SHA-256; every
 object hashes to its name; nothing partial is visible in the library; catalog rows, library
-files and objects agree; each path has exactly one head; no version is recorded twice; and the
-agent's queue is empty. Files that are deliberately not synced (FIFOs, device files, symlinks
+files and objects agree (with storage.objects: s3://…, the library is the catalog: each head's
+object in the bucket must hold the folder's bytes, and no library file may appear locally);
+each path has exactly one head; no version is recorded twice; and the agent's queue is empty.
+Files that are deliberately not synced (FIFOs, device files, symlinks
 leaving the watch, unreadable files, ignored names) are excluded with their documented reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import stat
@@ -19,6 +22,7 @@ from pathlib import Path
 
 from photonic.agent.ignore import IgnoreRules
 from tests.support.daemons import config_catalog_rows, sha256_of
+from tests.support.stored import BucketPlace, bucket_in
 
 AgentFolders = tuple[str, Mapping[str, Path]]
 """(agent id, {watch name: folder})."""
@@ -76,15 +80,24 @@ def verify_all(server_storage: Path, agents: Sequence[AgentFolders],
     file is not expected on the server (e.g. permission denied)."""
     report = Verification()
     versions = _read_versions(server_storage)
+    bucket = bucket_in(server_storage.parent / "server.yaml")
     heads = {(v.agent, v.watch, v.rel): v for v in versions if v.is_head}
     for agent_id, watches in agents:
         for watch, folder in watches.items():
             expected = _expected_files(folder, report, f"{agent_id}/{watch}", excluded or {})
             for rel, sha in expected.items():
-                _check_photo(server_storage, agent_id, watch, rel, sha, heads, report)
-    _check_objects(server_storage, report)
-    _check_catalog_against_library(server_storage, versions, report)
-    _check_library_leftovers(server_storage, versions, report)
+                if bucket is None:
+                    _check_photo(server_storage, agent_id, watch, rel, sha, heads, report)
+                else:
+                    _check_photo_in_bucket(bucket, f"{agent_id}/{watch}/{rel}", sha,
+                                           heads.get((agent_id, watch, rel)), report)
+    if bucket is None:
+        _check_objects(server_storage, report)
+        _check_catalog_against_library(server_storage, versions, report)
+    else:
+        held = _check_bucket_objects(bucket, report)
+        _check_catalog_against_bucket(held, versions, report)
+    _check_library_leftovers(server_storage, versions if bucket is None else [], report)
     for buffer in agent_buffers:
         _check_queue(buffer, allow_queued, report)
     return report
@@ -156,6 +169,42 @@ def _check_photo(storage: Path, agent: str, watch: str, rel: str, sha: str,
     report.photos_verified += 1
 
 
+def _check_photo_in_bucket(bucket: BucketPlace, where: str, sha: str, head: _Version | None,
+                           report: Verification) -> None:
+    data = None if head is None else bucket.read(head.sha256)
+    if head is None or data is None:
+        report.photos_lost += 1
+        report.problem(f"LOST {where}: head={head is not None} object={data is not None}")
+        return
+    if head.sha256 != sha or hashlib.sha256(data).hexdigest() != sha:
+        report.photos_corrupted += 1
+        report.problem(f"CORRUPT {where}: folder {sha[:12]}, catalog {head.sha256[:12]}")
+        return
+    report.photos_verified += 1
+
+
+def _check_bucket_objects(bucket: BucketPlace, report: Verification) -> set[str]:
+    """Every object in the bucket hashes to its name; returns the names."""
+    held = bucket.digests()
+    for name in sorted(held):
+        report.objects_checked += 1
+        if hashlib.sha256(bucket.read(name) or b"").hexdigest() != name:
+            report.objects_mismatched += 1
+            report.photos_corrupted += 1
+            report.problem(f"CORRUPT object {name[:12]} does not hash to its name")
+    return held
+
+
+def _check_catalog_against_bucket(held: set[str], versions: Sequence[_Version],
+                                  report: Verification) -> None:
+    """No duplicates, one head a path, and every version row's object in the bucket."""
+    _check_rows(versions, report)
+    for v in versions:
+        if v.sha256 not in held:
+            report.photos_lost += 1
+            report.problem(f"LOST object {v.sha256[:12]} of catalog row {v.library_path}")
+
+
 def _check_objects(storage: Path, report: Verification) -> None:
     for path in sorted((storage / "objects").rglob("*")):
         if not path.is_file():
@@ -173,6 +222,19 @@ def _check_objects(storage: Path, report: Verification) -> None:
 def _check_catalog_against_library(storage: Path, versions: Sequence[_Version],
                                    report: Verification) -> None:
     """Every version row points at a library file linked to its object; no duplicates."""
+    _check_rows(versions, report)
+    for v in versions:
+        file = storage / v.library_path
+        obj = storage / "objects" / v.sha256[:2] / v.sha256[2:4] / v.sha256
+        if not obj.is_file():
+            report.photos_lost += 1
+            report.problem(f"LOST object {v.sha256[:12]} of catalog row {v.library_path}")
+        elif not file.is_file() or not os.path.samefile(file, obj):
+            report.problem(f"library file {v.library_path} is not the object {v.sha256[:12]}")
+
+
+def _check_rows(versions: Sequence[_Version], report: Verification) -> None:
+    """No version recorded twice, no library path in two rows, one head a path."""
     seen = Counter((v.agent, v.watch, v.rel, v.sha256, v.mtime_ns) for v in versions)
     for key, count in seen.items():
         if count > 1:
@@ -188,14 +250,6 @@ def _check_catalog_against_library(storage: Path, versions: Sequence[_Version],
     for loc in locations:
         if heads[loc] != 1:
             report.problem(f"path {loc} has {heads[loc]} heads")
-    for v in versions:
-        file = storage / v.library_path
-        obj = storage / "objects" / v.sha256[:2] / v.sha256[2:4] / v.sha256
-        if not obj.is_file():
-            report.photos_lost += 1
-            report.problem(f"LOST object {v.sha256[:12]} of catalog row {v.library_path}")
-        elif not file.is_file() or not os.path.samefile(file, obj):
-            report.problem(f"library file {v.library_path} is not the object {v.sha256[:12]}")
 
 
 def _check_library_leftovers(storage: Path, versions: Sequence[_Version],

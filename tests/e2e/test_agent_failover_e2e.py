@@ -22,6 +22,7 @@ from tests.support.daemons import (
 )
 from tests.support.photos import make_jpeg, make_raw_like
 from tests.support.pki import TestPki
+from tests.support.stored import library_hashes, received_bytes
 
 pytestmark = pytest.mark.e2e
 
@@ -47,23 +48,22 @@ def test_the_agent_moves_to_the_next_endpoint_when_its_server_dies_mid_upload(
     for i in range(4):
         make_jpeg(photos / "day" / f"IMG_{i:04d}.jpg", seed=700 + i)
     big = make_raw_like(photos / "day" / "DSC_0700.NEF", seed=770, size_bytes=24 * MB)
-    part = a.storage / "partial" / f"{sha256_of(big)}.part"
+    sha = sha256_of(big)
     daemons.append(agent.daemon)
     agent.start()
-    wait_until(lambda: part.exists() and part.stat().st_size > 2 * MB, 60, 0.02,
+    wait_until(lambda: received_bytes(a, sha) > 2 * MB, 60, 0.02,
                f"a partial upload on A; agent log:\n{agent.daemon.log()[-2000:]}")
     a.daemon.kill()
 
     def arrived() -> dict[str, str]:  # relative path -> hash, over both libraries
-        held = [tree_hashes(s.library("laptop", "photos")) for s in (a, b)
-                if s.library("laptop", "photos").exists()]
+        held = [library_hashes(s, "laptop", "photos") for s in (a, b)]
         return {k: v for tree in held for k, v in tree.items()}
 
     wait_until(lambda: arrived() == tree_hashes(photos), 120, 0.25,
                f"A and B to hold the whole folder; agent log:\n{agent.daemon.log()[-3000:]}")
     wait_until(lambda: queued_count(agent.buffer) == 0, 30, 0.25, "the agent's queue to drain")
-    on_a = tree_hashes(a.library("laptop", "photos"))
-    on_b = tree_hashes(b.library("laptop", "photos"))
+    on_a = library_hashes(a, "laptop", "photos")
+    on_b = library_hashes(b, "laptop", "photos")
     assert not on_a.keys() & on_b.keys(), "a photo A acknowledged was sent again"
     assert "day/DSC_0700.NEF" in on_b, (on_a, on_b)
     assert f"endpoint={b.endpoint}" in agent.daemon.log()
@@ -81,5 +81,5 @@ def test_an_agent_started_while_its_first_server_is_down_syncs_to_the_next(
         make_jpeg(agent.watches["photos"] / f"IMG_{i:04d}.jpg", seed=800 + i)
     summary = agent.once()
     assert summary["files_uploaded"] == 3, summary
-    assert tree_hashes(b.library("laptop", "photos")) == tree_hashes(agent.watches["photos"])
+    assert library_hashes(b, "laptop", "photos") == tree_hashes(agent.watches["photos"])
     assert queued_count(agent.buffer) == 0

@@ -46,7 +46,8 @@ from tests.support.daemons import (
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.local_objects(
+    "replication to an encrypted archive node reads and writes local objects")]
 
 
 @dataclass

@@ -39,7 +39,8 @@ from tests.support.daemons import (
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.local_objects(
+    "promote turns an archive node's local store and embedded catalog into a primary")]
 
 
 def _token(server: ServerHandle) -> str:

@@ -40,7 +40,8 @@ from tests.support.daemons import (
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki, server_identity
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.local_objects(
+    "replication (storage.backup_nodes) copies local objects")]
 
 
 def _photos(folder: Path, seeds: range) -> int:

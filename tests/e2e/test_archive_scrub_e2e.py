@@ -33,7 +33,8 @@ from tests.support.daemons import (
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.local_objects(
+    "the scrub, repair and restore read local objects")]
 
 PRIMARY, ARCHIVE = "primary-node", "archive-node"
 

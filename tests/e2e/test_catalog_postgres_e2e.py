@@ -20,7 +20,6 @@ from tests.support.daemons import (
     Daemon,
     ServerHandle,
     free_port,
-    library_versions,
     make_agent,
     run_cli,
     sha256_of,
@@ -33,6 +32,7 @@ from tests.support.daemons import (
 )
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
+from tests.support.stored import bucket_of, library_hashes, library_versions_at
 
 pytestmark = pytest.mark.e2e
 
@@ -71,16 +71,17 @@ def test_sync_versions_conflicts_listing_and_restart_on_a_postgresql_catalog(
     for i in range(4):
         make_jpeg(photos / "2024" / f"IMG_{i}.jpg", seed=900 + i, capture_time=SHOOT)
     make_jpeg(photos / "top.jpg", seed=950)
-    library = server.library("laptop", "photos")
 
     first = agent.once()
     assert first["files_uploaded"] == 5, first
-    assert tree_hashes(library) == tree_hashes(photos)
+    assert library_hashes(server, "laptop", "photos") == tree_hashes(photos)
     assert _rows(pg_url, "SELECT COUNT(*) FROM locations") == [(5,)]
     assert _rows(pg_url, "SELECT photos FROM agent_totals WHERE agent_id = 'laptop'") == [(5,)]
-    # A local catalog.db remains (the scrub's progress and the replication ledger stay
-    # local), but no photo is recorded there.
-    assert sqlite_rows(server.storage / "catalog.db", "SELECT COUNT(*) FROM photos") == [(0,)]
+    # With local objects a local catalog.db remains (the scrub's progress and the
+    # replication ledger stay local), but no photo is recorded there.
+    if bucket_of(server) is None:
+        assert sqlite_rows(server.storage / "catalog.db",
+                           "SELECT COUNT(*) FROM photos") == [(0,)]
     assert _rows(pg_url, "SELECT COUNT(*) FROM jobs") == [(0,)]  # the queue's own tables
 
     # The same photos again, from a second agent: every one answered HAVE, no bytes sent.
@@ -95,7 +96,7 @@ def test_sync_versions_conflicts_listing_and_restart_on_a_postgresql_catalog(
     old = sha256_of(edited)
     make_jpeg(edited, seed=999, capture_time=SHOOT)
     assert agent.once()["files_uploaded"] == 1
-    assert library_versions(library / "2024", "IMG_1.jpg") == {
+    assert library_versions_at(server, "laptop", "photos", "2024/IMG_1.jpg") == {
         "IMG_1.jpg": sha256_of(edited), "IMG_1.v1.jpg": old}
 
     # A change not based on the head (the agent lost its index), under manual: parked.
@@ -108,7 +109,7 @@ def test_sync_versions_conflicts_listing_and_restart_on_a_postgresql_catalog(
     conflicts = _remote(manual)["open_conflicts"]
     assert isinstance(conflicts, list)
     assert [(c["relative_path"], c["server_sha256"]) for c in conflicts] == [("top.jpg", head)]
-    assert library_versions(library, "top.jpg") == {"top.jpg": head}
+    assert library_versions_at(server, "laptop", "photos", "top.jpg") == {"top.jpg": head}
 
     # The web API lists the library from the PostgreSQL catalog.
     token = web_token(server)
@@ -144,7 +145,8 @@ def test_promote_refuses_a_postgresql_catalog(tmp_path: Path, pki: TestPki) -> N
     """`photonic server promote` works on an archive node's embedded catalog only: with
     catalog.url postgresql:// it changes nothing and says why, without a traceback."""
     path, _port = write_server_config(tmp_path / "server", pki, extra={
-        "catalog": {"url": "postgresql://photonic:s3cret@127.0.0.1:1/photonic"}})
+        "catalog": {"url": "postgresql://photonic:s3cret@127.0.0.1:1/photonic"},
+        "storage": {"objects": "local"}})  # promote refuses s3:// objects first (their test)
     done = run_cli("server", "promote", "--config", str(path), "--from-primary", "primary")
     assert done.returncode != 0
     assert "embedded catalog" in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -65,6 +65,7 @@ def _unblock_partial(storage: Path) -> None:
     (storage / "partial.away").rename(storage / "partial")
 
 
+@pytest.mark.local_objects("makes the local partial/ folder unwritable")
 def test_an_unwritable_store_turns_healthz_503_and_grpc_not_serving_then_back(
         web_server: ServerHandle) -> None:
     """/healthz answers 200 with every check; with the store's partial/ folder unable to take

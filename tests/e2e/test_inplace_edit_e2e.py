@@ -16,7 +16,6 @@ from tests.support.daemons import (
     Daemon,
     ServerHandle,
     catalog_rows,
-    library_versions,
     make_agent,
     queued_count,
     sha256_of,
@@ -24,6 +23,7 @@ from tests.support.daemons import (
 )
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
+from tests.support.stored import library_sha, library_versions_at
 
 pytestmark = pytest.mark.e2e
 
@@ -34,16 +34,13 @@ NAME = "IMG_0001.jpg"
 NO_RESCAN = {"agent": {"rescan_interval": "1h"}}
 
 
-def _synced(agent: AgentHandle, server: ServerHandle, photo: Path) -> Path:
+def _synced(agent: AgentHandle, server: ServerHandle, photo: Path) -> None:
     """Waits until the server's library holds photo as it is and the agent's queue is empty."""
-    library = server.library(agent.agent_id, "photos")
     wanted = sha256_of(photo)
-    wait_until(lambda: (library / photo.name).is_file()
-               and sha256_of(library / photo.name) == wanted
+    wait_until(lambda: library_sha(server, agent.agent_id, "photos", photo.name) == wanted
                and queued_count(agent.buffer) == 0, 60, 0.2,
                f"{photo.name} at {wanted[:12]} in the library; agent log:\n"
                f"{agent.daemon.log()[-3000:]}")
-    return library
 
 
 def _cp_p_same_size_and_mtime(staging: Path, photo: Path) -> str:
@@ -62,9 +59,10 @@ def _cp_p_same_size_and_mtime(staging: Path, photo: Path) -> str:
     return sha256_of(photo)
 
 
-def _assert_new_version(server: ServerHandle, library: Path, old: str, new: str) -> None:
+def _assert_new_version(server: ServerHandle, old: str, new: str) -> None:
     """The head is the new content, the old one kept as name.v1.jpg, both in the catalog."""
-    assert library_versions(library, NAME) == {NAME: new, "IMG_0001.v1.jpg": old}
+    assert library_versions_at(server, "laptop", "photos", NAME) == {
+        NAME: new, "IMG_0001.v1.jpg": old}
     rows = catalog_rows(server, "SELECT sha256 FROM versions ORDER BY version")
     assert [sha for (sha,) in rows] == [old, new]
 
@@ -79,11 +77,11 @@ def test_running_agent_sends_a_cp_p_rewrite_that_kept_size_and_mtime(
     old = sha256_of(photo)
     daemons.append(agent.daemon)
     agent.start()
-    library = _synced(agent, server, photo)
+    _synced(agent, server, photo)
 
     new = _cp_p_same_size_and_mtime(tmp_path / "staging", photo)
     _synced(agent, server, photo)
-    _assert_new_version(server, library, old, new)
+    _assert_new_version(server, old, new)
 
 
 def test_restarted_agent_sends_a_cp_p_rewrite_made_while_it_was_stopped(
@@ -96,12 +94,12 @@ def test_restarted_agent_sends_a_cp_p_rewrite_made_while_it_was_stopped(
     old = sha256_of(photo)
     daemons.append(agent.daemon)
     agent.start()
-    library = _synced(agent, server, photo)
+    _synced(agent, server, photo)
     assert agent.daemon.terminate() == 0
 
     new = _cp_p_same_size_and_mtime(tmp_path / "staging", photo)
     mark = len(agent.daemon.log())
     agent.start()
     _synced(agent, server, photo)
-    _assert_new_version(server, library, old, new)
+    _assert_new_version(server, old, new)
     assert "hashed=1" in agent.daemon.log()[mark:], "the restart's scan did not hash the edit"

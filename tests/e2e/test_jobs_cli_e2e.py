@@ -26,6 +26,7 @@ from tests.support.daemons import (
 from tests.support.jobs import ScriptedWorker
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
+from tests.support.stored import library_files, stored_digests
 
 pytestmark = pytest.mark.e2e
 
@@ -117,10 +118,10 @@ def _bomb(path: Path) -> Path:
     return path
 
 
-def _server_files(server: ServerHandle) -> set[Path]:
-    """Every object and library file on the server (partial spool files excluded)."""
-    library = server.storage / "library"
-    return set(server.objects()) | {p for p in library.rglob("*") if p.is_file()}
+def _server_files(server: ServerHandle) -> set[str]:
+    """Every object and library entry on the server (partial spool files excluded)."""
+    return ({f"objects/{sha}" for sha in stored_digests(server)}
+            | {f"library/{path}" for path in library_files(server)})
 
 
 @pytest.mark.parametrize("archive, needle", [

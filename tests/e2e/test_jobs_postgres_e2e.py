@@ -19,13 +19,13 @@ from tests.support.daemons import (
     ServerHandle,
     free_port,
     make_agent,
-    sha256_of,
     start_server,
     wait_until,
 )
 from tests.support.jobs import Admin
 from tests.support.models import astronaut_jpeg, fetched_models
 from tests.support.pki import TestPki
+from tests.support.stored import library_sha, output_files
 
 pytestmark = pytest.mark.e2e
 
@@ -74,10 +74,11 @@ def _workers_connected(server: ServerHandle) -> float:
 def _ready(server: ServerHandle, agent: AgentHandle) -> str:
     """Until the agent's astronaut is in the server's library and its Work stream is open;
     returns the photo's SHA-256."""
-    photo = server.library(agent.agent_id, "p") / "astronaut.jpg"
-    wait_until(lambda: photo.is_file() and _workers_connected(server) == 1, 90, 0.1,
-               f"{agent.agent_id} synced and working; log:\n{agent.daemon.log()[-2000:]}")
-    return sha256_of(photo)
+    found: str = wait_until(
+        lambda: _workers_connected(server) == 1
+        and library_sha(server, agent.agent_id, "p", "astronaut.jpg"), 90, 0.1,
+        f"{agent.agent_id} synced and working; log:\n{agent.daemon.log()[-2000:]}")
+    return found
 
 
 def _pg_rows(url: str, query: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -102,7 +103,8 @@ def test_a_server_on_the_postgresql_queue_runs_a_face_crop_on_a_real_worker(
     assert (done.state.value, done.worker_id, done.attempts) == ("COMPLETED", "laptop", 1), \
         done.error
     [output] = done.outputs
-    assert sha256_of(server.storage / "library" / output.library_path) == output.sha256
+    shown = output_files(server, "_derived")
+    assert shown == {output.library_path: output.sha256}
     assert _pg_rows(pg_url, "SELECT state, attempts FROM jobs WHERE job_id = %s",
                     (job.job_id,)) == [("COMPLETED", 1)]
     assert not (server.storage / "jobs.db").exists()

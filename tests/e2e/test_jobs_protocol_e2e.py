@@ -31,13 +31,19 @@ from tests.support.daemons import (
     ServerHandle,
     catalog_rows,
     make_agent,
-    sqlite_rows,
     start_server,
     wait_until,
 )
 from tests.support.jobs import Admin, ScriptedWorker, jobs_stub
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
+from tests.support.stored import (
+    job_rows,
+    object_bytes,
+    output_files,
+    stored_digests,
+    upload_leftovers,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -134,7 +140,7 @@ def test_expired_lease_goes_to_another_worker_and_the_stale_attempt_is_refused(
         second.send(WorkFailed(job.job_id, 2, "model ran out of memory", True))
         failed = admin.wait_state(job.job_id, "FAILED")
         assert failed.error == "model ran out of memory" and failed.attempts == 2
-        assert not list((jobs_server.storage / "library").glob("_derived/**/*.png"))
+        assert output_files(jobs_server, "_derived") == {}
     finally:
         second.close()
         admin.close()
@@ -153,21 +159,20 @@ def test_done_stores_verified_outputs_in_the_library_with_their_recipe(
         a = worker.next_assignment().job
         worker.send(WorkProgress(job.job_id, 1, 0.1, "reading", processing=True))
         admin.wait_state(job.job_id, "PROCESSING")
-        objects_before = len(jobs_server.objects())
+        objects_before = stored_digests(jobs_server)
         lying = [jobs_pb2.ResultChunk(job_id=a.job_id, attempt=1, sha256="0" * 64,
                                       total_size=5, name="p00.png", data=b"hello")]
         with pytest.raises(grpc.RpcError) as mismatch:
             worker.stub.UploadResult(iter(lying), timeout=10)
         assert mismatch.value.code() is grpc.StatusCode.DATA_LOSS
-        assert len(jobs_server.objects()) == objects_before
+        assert stored_digests(jobs_server) == objects_before
         output = worker.upload(a, b"\x89PNG not really" * 1000, "p00.png")
         worker.send(WorkDone(job.job_id, 1, (output,), duration_ms=42))
         done = admin.wait_state(job.job_id, "COMPLETED")
         [stored] = done.outputs
         assert stored.sha256 == output.sha256
         assert stored.library_path == "_derived/bgremove/laptop/photos/p00.jpg.png"
-        linked = jobs_server.storage / "library" / stored.library_path
-        assert hashlib.sha256(linked.read_bytes()).hexdigest() == output.sha256
+        assert output_files(jobs_server, "_derived") == {stored.library_path: output.sha256}
         assert stored.recipe["worker_id"] == "worker"
         assert stored.recipe["executor"] == "scripted"
     finally:
@@ -233,7 +238,7 @@ def test_restart_keeps_every_job_and_honours_the_lease_of_a_reconnecting_worker(
         back.send(WorkDone(a.job_id, 1, (output,)))
         done = admin.wait_state(job.job_id, "COMPLETED")
         assert done.attempts == 1
-        rows = sqlite_rows(server.storage / "jobs.db", "SELECT COUNT(*) FROM jobs")
+        rows = job_rows(server, "SELECT COUNT(*) FROM jobs")
         assert rows[0][0] == 2
         back.close()
         other.close()
@@ -334,10 +339,9 @@ def test_every_transition_is_an_event_and_a_vanished_upload_leaves_nothing(
 
         with pytest.raises(grpc.RpcError):
             worker.stub.UploadResult(cut(), timeout=10)
-        partial = jobs_server.storage / "partial"
-        wait_until(lambda: not [p for p in partial.glob("*") if p.is_file()],
-                   message="no partial file left")
-        assert not (jobs_server.storage / "objects" / digest[:2] / digest[2:4] / digest).exists()
+        wait_until(lambda: not upload_leftovers(jobs_server),
+                   message="no partial upload left")
+        assert object_bytes(jobs_server, digest) is None
         output = worker.upload(a, data, "p00.png")
         worker.send(WorkDone(a.job_id, 1, (output,)))
         admin.wait_state(job.job_id, "COMPLETED")

@@ -27,7 +27,6 @@ from tests.support.daemons import (
     make_agent,
     run_cli,
     sha256_of,
-    sqlite_rows,
     start_server,
     wait_until,
 )
@@ -35,6 +34,7 @@ from tests.support.jobs import Admin
 from tests.support.models import ASTRONAUT_FACE, astronaut_jpeg, fetched_models
 from tests.support.photos import make_corrupt_jpeg, make_jpeg
 from tests.support.pki import TestPki
+from tests.support.stored import job_rows, library_hashes, output_files
 
 pytestmark = pytest.mark.e2e
 
@@ -141,15 +141,12 @@ def _wait_workers(server: ServerHandle, count: int, *agents: AgentHandle) -> Non
                0.1, f"{count} worker(s) connected; agent logs:\n{logs}")
 
 
-def _wait_synced(server: ServerHandle, agent: AgentHandle, watch: str, count: int) -> Path:
-    library = server.library(agent.agent_id, watch)
-
+def _wait_synced(server: ServerHandle, agent: AgentHandle, watch: str, count: int) -> None:
     def synced() -> bool:
-        return library.is_dir() and sum(p.is_file() for p in library.rglob("*")) >= count
+        return len(library_hashes(server, agent.agent_id, watch)) >= count
 
     wait_until(synced, SYNC_S, 0.1,
                f"{count} file(s) of {agent.agent_id} synced; log:\n{agent.daemon.log()[-2000:]}")
-    return library
 
 
 def _jobs_cli(*args: str) -> tuple[int, str, str]:
@@ -187,8 +184,7 @@ def _alive(pid: int) -> bool:
 
 
 def _failures(server: ServerHandle, job_id: str) -> int:
-    return int(sqlite_rows(server.storage / "jobs.db",
-                           "SELECT failures FROM jobs WHERE job_id = ?", (job_id,))[0][0])
+    return int(job_rows(server, "SELECT failures FROM jobs WHERE job_id = ?", (job_id,))[0][0])
 
 
 def _recipe(output: dict[str, Any]) -> dict[str, Any]:
@@ -223,11 +219,11 @@ def test_bgremove_and_facecrop_of_the_astronaut_through_the_cli(
         assert code == 0, f"{err}\nagent log:\n{worker.daemon.log()[-3000:]}"
         done[kind] = json.loads(out)
         assert done[kind]["state"] == "JOB_STATE_COMPLETED" and done[kind]["workerId"] == "worker"
-    library = jobs_server.storage / "library"
     for kind, ext in (("bgremove", "png"), ("facecrop", "jpg")):
         [output] = done[kind]["outputs"]
         assert output["libraryPath"] == f"_derived/{kind}/worker/t1/astronaut.jpg.{ext}"
-        assert sha256_of(library / output["libraryPath"]) == output["sha256"]
+        shown = output_files(jobs_server, f"_derived/{kind}")
+        assert shown == {output["libraryPath"]: output["sha256"]}
         recipe = _recipe(output)
         assert recipe["executor"] == kind and recipe["executor_version"]
         assert recipe["model_sha256"] == sha256_of(models / recipe["model"])
@@ -316,8 +312,8 @@ def test_worker_killed_mid_job_the_lease_expires_and_another_worker_completes_it
     assert done.state.value == "COMPLETED", f"{done.error}\n{desktop.daemon.log()[-3000:]}"
     assert (done.worker_id, done.attempts) == ("desktop", 2)
     assert [o.name for o in done.outputs] == ["big.png"]
-    derived = jobs_server.storage / "library" / "_derived" / "bgremove" / "laptop" / "t3"
-    assert [p.name for p in derived.iterdir()] == ["big.jpg.png"]
+    assert list(output_files(jobs_server, "_derived/bgremove/laptop/t3")) == [
+        "_derived/bgremove/laptop/t3/big.jpg.png"]
 
 
 def test_cancel_of_a_running_job_kills_its_executor_child(

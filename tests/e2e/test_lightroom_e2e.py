@@ -22,11 +22,11 @@ from tests.support.daemons import (
     AgentHandle,
     Daemon,
     ServerHandle,
-    sqlite_rows,
 )
 from tests.support.jobs import Admin
 from tests.support.lightroom import start_lightroom_worker
 from tests.support.pki import TestPki
+from tests.support.stored import job_rows, output_files
 
 pytestmark = pytest.mark.e2e
 
@@ -110,8 +110,7 @@ def test_a_job_reaches_the_plugin_and_its_export_becomes_the_output(
         assert isinstance(details, dict)
         assert details["lightroom_version"] == "13.2" and details["preset"] == "Photonic Vivid"
         assert details["export"] == EXPORT
-        linked = server.storage / "library" / output.library_path
-        assert hashlib.sha256(linked.read_bytes()).hexdigest() == expected
+        assert output_files(server, "_derived/lightroom") == {output.library_path: expected}
     asyncio.run(main())
 
 
@@ -156,7 +155,6 @@ def test_cancel_reaches_the_plugin_and_a_gone_plugin_hands_the_job_back(
         finally:
             await plugin.close()
         assert len(done.outputs) == 1
-        failures = sqlite_rows(server.storage / "jobs.db",
-                               "SELECT failures FROM jobs WHERE job_id = ?", (job_id,))
+        failures = job_rows(server, "SELECT failures FROM jobs WHERE job_id = ?", (job_id,))
         assert failures[0][0] == 0
     asyncio.run(main())

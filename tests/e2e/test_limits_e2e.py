@@ -22,11 +22,11 @@ from tests.support.daemons import (
     catalog_rows,
     make_agent,
     start_server,
-    tree_hashes,
     wait_until,
 )
 from tests.support.photos import make_jpeg, make_raw_like
 from tests.support.pki import TestPki
+from tests.support.stored import library_hashes
 
 pytestmark = pytest.mark.e2e
 TIMEOUT_S = 10.0
@@ -60,7 +60,7 @@ def test_file_over_max_transfer_size_is_rejected_and_the_rest_syncs(
     make_raw_like(photos / "huge.NEF", seed=2, size_bytes=2_000_000)
     summary = agent.once()
     assert summary["files_uploaded"] == 1 and summary["files_rejected"] == 1
-    assert set(tree_hashes(limited_server.library("laptop", "photos"))) == {"small.jpg"}
+    assert set(library_hashes(limited_server, "laptop", "photos")) == {"small.jpg"}
     assert agent.status()["queue"]["errored"] == 1
     audit = catalog_rows(limited_server,
                          "SELECT action, target, detail FROM audit WHERE result = 'refused'")

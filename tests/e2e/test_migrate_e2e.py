@@ -31,7 +31,8 @@ from tests.support.photos import make_jpeg, make_raw_like
 from tests.support.pki import TestPki
 from tests.support.s3 import S3Endpoint, s3_endpoint  # noqa: F401
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.local_objects(
+    "migrates an embedded installation (local objects) to PostgreSQL and S3")]
 
 MB = 1_000_000
 PREFIX = "moved/"

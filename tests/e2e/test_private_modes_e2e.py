@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemons import Daemon, make_agent, sha256_of, start_server, tree_hashes
+from tests.support.daemons import Daemon, make_agent, sha256_of, start_server
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
+from tests.support.stored import catalog_is_embedded, library_hashes
 
 
 @pytest.fixture
@@ -31,7 +32,8 @@ def _mode(path: Path) -> int:
 def test_buffer_store_databases_and_status_are_private_after_a_sync(
         tmp_path: Path, pki: TestPki, loose_umask: None, daemons: list[Daemon]) -> None:
     """A sync under umask 022 leaves: the buffer folder 0700; agent.db, status.json 0600; the
-    storage root 0700; catalog.db and its -wal and -shm 0600 (read while the server runs).
+    storage root 0700; catalog.db (when the catalog is embedded) and its -wal and -shm and every
+    other SQLite file of the server 0600 (read while the server runs).
     The library still shows the photo to the user running the server."""
     server = start_server(tmp_path / "server", pki)
     daemons.append(server.daemon)
@@ -44,6 +46,9 @@ def test_buffer_store_databases_and_status_are_private_after_a_sync(
         if name == "agent.db" or (agent.buffer / name).exists():
             assert _mode(agent.buffer / name) == 0o600, name
     assert _mode(server.storage) == 0o700
-    for name in ("catalog.db", "catalog.db-wal", "catalog.db-shm"):
+    databases = {p.name for p in server.storage.glob("*.db*")}
+    if catalog_is_embedded(server):
+        assert {"catalog.db", "catalog.db-wal", "catalog.db-shm"} <= databases, databases
+    for name in databases:  # the catalog's, and any other SQLite file the server keeps
         assert _mode(server.storage / name) == 0o600, name
-    assert tree_hashes(server.library("laptop", "photos")) == {"IMG_0001.jpg": sha256_of(photo)}
+    assert library_hashes(server, "laptop", "photos") == {"IMG_0001.jpg": sha256_of(photo)}

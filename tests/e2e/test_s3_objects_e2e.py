@@ -18,10 +18,10 @@ from tests.support.daemons import (
     Daemon,
     ServerHandle,
     acknowledged_files,
+    catalog_rows,
     make_agent,
     run_cli,
     sha256_of,
-    sqlite_rows,
     start_server,
     tree_hashes,
     wait_until,
@@ -86,13 +86,13 @@ def test_a_first_sync_lands_byte_for_byte_in_the_bucket(
         assert s3_endpoint.multipart_uploads(bucket) == []
         assert server.objects() == []
         assert not any(p.is_file() for p in (server.storage / "library").rglob("*"))
-        rows = sqlite_rows(server.storage / "catalog.db",
-                           "SELECT l.rel_path, v.sha256, v.library_path FROM versions v "
-                           "JOIN locations l ON l.id = v.location_id")
+        rows = catalog_rows(server,
+                            "SELECT l.rel_path, v.sha256, v.library_path FROM versions v "
+                            "JOIN locations l ON l.id = v.location_id")
         assert {r: s for r, s, _p in rows} == expected
         assert {p for _r, _s, p in rows} == {f"library/laptop/photos/{r}" for r in expected}
-        assert sqlite_rows(server.storage / "catalog.db",
-                           "SELECT COUNT(*) FROM multipart_uploads") == [(0,)]
+        assert catalog_rows(server,
+                            "SELECT COUNT(*) FROM multipart_uploads") == [(0,)]
         assert agent.once()["files_uploaded"] == 0, "a second run sends nothing"
     finally:
         _stop(server)
@@ -146,8 +146,8 @@ def test_a_server_killed_mid_upload_resumes_from_a_part_boundary(
         wait_until(lambda: not server.daemon.running, 60, 0.05,
                    f"the server to die at the fault point; log:\n{server.daemon.log()[-2000:]}")
         agent.daemon.terminate()
-        [(kept,)] = sqlite_rows(server.storage / "catalog.db",
-                                "SELECT SUM(size) FROM multipart_parts WHERE sha256 = ?", (sha,))
+        [(kept,)] = catalog_rows(server,
+                                 "SELECT SUM(size) FROM multipart_parts WHERE sha256 = ?", (sha,))
         assert kept == 16 * 1024 * 1024, "two parts of 8 MiB"
         assert not any(k.startswith(f"{PREFIX}objects/") for k in s3_endpoint.keys(bucket))
         mark = len(server.daemon.log())

@@ -14,9 +14,10 @@ from photonic import wire
 from photonic.models import ConflictPolicy, ContentHash, ManifestEntry
 from photonic.tls import channel_credentials
 from photonic.v1 import sync_pb2, sync_pb2_grpc
-from tests.support.daemons import ServerHandle, catalog_rows, make_agent, tree_hashes
+from tests.support.daemons import ServerHandle, catalog_rows, make_agent
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
+from tests.support.stored import library_files, stored_digests
 
 pytestmark = pytest.mark.e2e
 
@@ -106,8 +107,8 @@ def test_agent_cannot_write_into_another_agents_library(
     error = _refusal(lambda: list(call))
     assert error.code() is grpc.StatusCode.PERMISSION_DENIED, error
     assert ("laptop", "SyncBatch", "refused") in _audit(server)
-    assert tree_hashes(server.storage / "library") == {}
-    assert server.objects() == []
+    assert library_files(server) == {}
+    assert stored_digests(server) == set()
 
 
 def test_sync_scoped_agent_cannot_resolve_conflicts(

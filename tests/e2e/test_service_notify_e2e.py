@@ -24,6 +24,7 @@ from tests.support.daemons import (
 )
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
+from tests.support.stored import library_hashes
 
 pytestmark = pytest.mark.e2e
 
@@ -100,7 +101,7 @@ def test_ready_watchdog_and_stopping_then_a_clean_drain(
     assert agent_note.messages.index("READY=1") < agent_note.messages.index("STOPPING=1")
 
     agent.once()  # whatever was not yet sent is still queued or found by the scan
-    assert tree_hashes(server.library("laptop", "photos")) == tree_hashes(photos)
+    assert library_hashes(server, "laptop", "photos") == tree_hashes(photos)
     assert len(acknowledged_files(agent.buffer)) == 25
 
     assert server.daemon.terminate(60) == 0, server.daemon.log()[-3000:]

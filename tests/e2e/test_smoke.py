@@ -10,6 +10,7 @@ import pytest
 from tests.support.daemons import ServerHandle, make_agent, run_cli, tree_hashes
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
+from tests.support.stored import library_hashes
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +24,7 @@ def test_once_syncs_a_folder_byte_identical(tmp_path: Path, pki: TestPki,
         make_jpeg(photos / f"IMG_{i:04d}.jpg", seed=i)
     summary = agent.once()
     assert summary["files_uploaded"] == 3
-    assert tree_hashes(server.library("laptop", "photos")) == tree_hashes(photos)
+    assert library_hashes(server, "laptop", "photos") == tree_hashes(photos)
 
 
 def test_tls_files_that_go_bad_after_a_good_run_are_caught_at_the_next_start(

@@ -23,7 +23,8 @@ from tests.support.daemons import (
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.local_objects(
+    "damages, verifies and quarantines files of the local objects/ and library/ trees")]
 
 
 def _truncate(path: Path) -> None:

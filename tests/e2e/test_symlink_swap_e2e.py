@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemons import ServerHandle, make_agent, sha256_of, tree_hashes
+from tests.support.daemons import ServerHandle, make_agent, sha256_of
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
+from tests.support.stored import content_hashes, library_hashes
 from tests.support.swap import SUPPORTED, Swapper
 
 pytestmark = pytest.mark.skipif(not SUPPORTED, reason="renameat2 is Linux only")
@@ -44,8 +45,7 @@ def _touch_decoys(watch: Path, round_: int) -> None:
 
 
 def _server_hashes(server: ServerHandle) -> set[str]:
-    stored = {sha256_of(p) for p in server.objects()}
-    return stored | set(tree_hashes(server.storage / "library").values())
+    return content_hashes(server)
 
 
 def test_symlink_swap_race_never_uploads_a_file_from_outside_the_watch(
@@ -85,6 +85,6 @@ def test_symlink_swap_race_never_uploads_a_file_from_outside_the_watch(
 
     agent.once()  # no swapping now: what is inside arrives
     assert not secrets & _server_hashes(server)
-    library = tree_hashes(server.library("laptop", "photos"))
+    library = library_hashes(server, "laptop", "photos")
     for rel, path in legit.items():
         assert library.get(rel) == sha256_of(path), rel

@@ -17,7 +17,6 @@ from tests.support.daemons import (
     AgentHandle,
     Daemon,
     ServerHandle,
-    library_versions,
     make_agent,
     queued_count,
     run_cli,
@@ -33,6 +32,14 @@ from tests.support.photos import (
     make_xmp,
 )
 from tests.support.pki import TestPki
+from tests.support.stored import (
+    bucket_of,
+    library_hashes,
+    library_sha,
+    library_versions_at,
+    received_bytes,
+    stored_digests,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -78,15 +85,15 @@ def test_running_agent_syncs_files_dropped_into_the_watch(
     _drop_photo_set(photos)
     expected = tree_hashes(photos)
     assert len(expected) == 11
-    library = server.library("laptop", "photos")
-    wait_until(lambda: tree_hashes(library) == expected if library.exists() else False, 60, 0.2,
+    wait_until(lambda: library_hashes(server, "laptop", "photos") == expected, 60, 0.2,
                f"the library to match the watch folder; agent log:\n{agent.daemon.log()[-3000:]}")
 
 
 def test_same_photo_from_two_agents_is_stored_once(
         tmp_path: Path, pki: TestPki, server: ServerHandle) -> None:
-    """Identical photos from laptop and desktop are stored once in objects/ (both library trees
-    are hard links to it) and the second agent sends no bytes: the server answers HAVE."""
+    """Identical photos from laptop and desktop are stored once in objects/ (with local objects
+    both library trees are hard links to it) and the second agent sends no bytes: the server
+    answers HAVE."""
     laptop = make_agent(tmp_path / "laptop", pki, "laptop", server)
     desktop = make_agent(tmp_path / "desktop", pki, "desktop", server)
     for i in range(3):
@@ -101,14 +108,17 @@ def test_same_photo_from_two_agents_is_stored_once(
     assert (second["files_deduplicated"], second["files_uploaded"]) == (3, 0), second
     assert second["bytes_sent"] == 0 and second["raw_bytes_sent"] == 0, second
     digests = set(tree_hashes(laptop.watches["photos"]).values())
-    assert sorted(p.name for p in server.objects()) == sorted(digests)
+    assert stored_digests(server) == digests
     for agent in (laptop, desktop):
+        assert library_hashes(server, agent.agent_id, "photos") == tree_hashes(
+            agent.watches["photos"])
         library = server.library(agent.agent_id, "photos")
-        assert tree_hashes(library) == tree_hashes(agent.watches["photos"])
-        for path in library.rglob("*.jpg"):
+        for path in library.rglob("*.jpg") if bucket_of(server) is None else ():
             assert path.stat().st_nlink >= 3, f"{path} is not a hard link into objects/"
 
 
+@pytest.mark.local_objects("the local partial/ folder; S3 mode resumes from a multipart part "
+                           "(test_s3_objects_e2e.py)")
 def test_agent_killed_mid_upload_resumes_from_the_partial_offset(
         tmp_path: Path, pki: TestPki, server: ServerHandle, daemons: list[Daemon]) -> None:
     """SIGKILL of the agent during a large upload: the server parks the partial (fsynced), on
@@ -165,20 +175,17 @@ def test_file_rewritten_during_upload_is_stored_whole_never_mixed(
     version_b = other.read_bytes()
     sha_a, sha_b = sha256_of(target), sha256_of(other)
     assert len(version_a) != len(version_b)
-    part_a = server.storage / "partial" / f"{sha_a}.part"
     daemons.append(agent.daemon)
     agent.start()
-    wait_until(lambda: part_a.exists() and part_a.stat().st_size > 4 * MB, 60, 0.02,
+    wait_until(lambda: received_bytes(server, sha_a) > 4 * MB, 60, 0.02,
                f"version A to be uploading; agent log:\n{agent.daemon.log()[-2000:]}")
     with open(target, "r+b") as f:  # in place, as an editor saving over the original does
         f.truncate(0)
         f.write(version_b)
-    library = server.library("laptop", "photos")
-    wait_until(lambda: (library / target.name).exists()
-               and sha256_of(library / target.name) == sha_b
+    wait_until(lambda: library_sha(server, "laptop", "photos", target.name) == sha_b
                and queued_count(agent.buffer) == 0, 60, 0.2,
                f"version B to become the head; agent log:\n{agent.daemon.log()[-3000:]}")
-    versions = library_versions(library, target.name)
+    versions = library_versions_at(server, "laptop", "photos", target.name)
     assert set(versions.values()) <= {sha_a, sha_b}, versions
     assert versions[target.name] == sha256_of(target) == sha_b
 
@@ -197,24 +204,21 @@ def test_rewrite_that_keeps_size_and_mtime_is_caught_by_the_server_and_sent_agai
     sha_a, sha_b = sha256_of(target), sha256_of(other)
     assert target.stat().st_size == len(version_b) and sha_a != sha_b
     before = target.stat()
-    part_a = server.storage / "partial" / f"{sha_a}.part"
     daemons.append(agent.daemon)
     agent.start()
-    wait_until(lambda: part_a.exists() and part_a.stat().st_size > 4 * MB, 60, 0.02,
+    wait_until(lambda: received_bytes(server, sha_a) > 4 * MB, 60, 0.02,
                f"version A to be uploading; agent log:\n{agent.daemon.log()[-2000:]}")
     with open(target, "r+b") as f:
         f.write(version_b)
     os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert (target.stat().st_size, target.stat().st_mtime_ns, target.stat().st_ino) == (
         before.st_size, before.st_mtime_ns, before.st_ino)
-    library = server.library("laptop", "photos")
-    wait_until(lambda: (library / target.name).exists()
-               and sha256_of(library / target.name) == sha_b
+    wait_until(lambda: library_sha(server, "laptop", "photos", target.name) == sha_b
                and queued_count(agent.buffer) == 0, 90, 0.2,
                f"version B to become the head; agent log:\n{agent.daemon.log()[-3000:]}")
-    assert library_versions(library, target.name) == {target.name: sha_b}
+    assert library_versions_at(server, "laptop", "photos", target.name) == {target.name: sha_b}
     assert "file_changed_during_upload" in agent.daemon.log()
-    assert not part_a.exists()
+    assert received_bytes(server, sha_a) == 0
 
 
 def _change_after_losing_the_index(agent: AgentHandle, name: str, seed: int) -> tuple[str, str]:
@@ -238,8 +242,8 @@ def test_manual_policy_parks_a_conflict_until_an_admin_keeps_incoming(
     old, new = _change_after_losing_the_index(agent, "IMG_0001.jpg", 800)
     summary = agent.once()
     assert summary["conflicts"] == 1, summary
-    library = server.library("laptop", "photos")
-    assert library_versions(library, "IMG_0001.jpg") == {"IMG_0001.jpg": old}
+    assert library_versions_at(server, "laptop", "photos", "IMG_0001.jpg") == {
+        "IMG_0001.jpg": old}
     remote = json.loads(run_cli("status", "--config", str(agent.config_path), "--json",
                                 "--remote", check=True).stdout)["remote"]
     assert [(c["relative_path"], c["server_sha256"], c["incoming_sha256"])
@@ -247,8 +251,8 @@ def test_manual_policy_parks_a_conflict_until_an_admin_keeps_incoming(
     admin = make_agent(tmp_path / "admin", pki, "admin", server)
     run_cli("conflicts", "keep-incoming", "--all", "--config", str(admin.config_path),
             check=True)
-    assert library_versions(library, "IMG_0001.jpg") == {"IMG_0001.jpg": new,
-                                                         "IMG_0001.v1.jpg": old}
+    assert library_versions_at(server, "laptop", "photos", "IMG_0001.jpg") == {
+        "IMG_0001.jpg": new, "IMG_0001.v1.jpg": old}
     remote = json.loads(run_cli("status", "--config", str(agent.config_path), "--json",
                                 "--remote", check=True).stdout)["remote"]
     assert remote["open_conflicts"] == []
@@ -262,9 +266,8 @@ def test_auto_policy_keeps_both_versions(
     old, new = _change_after_losing_the_index(agent, "IMG_0002.jpg", 900)
     summary = agent.once()
     assert summary["files_uploaded"] == 1, summary
-    library = server.library("laptop", "photos")
-    assert library_versions(library, "IMG_0002.jpg") == {"IMG_0002.jpg": new,
-                                                         "IMG_0002.v1.jpg": old}
+    assert library_versions_at(server, "laptop", "photos", "IMG_0002.jpg") == {
+        "IMG_0002.jpg": new, "IMG_0002.v1.jpg": old}
     remote = json.loads(run_cli("status", "--config", str(agent.config_path), "--json",
                                 "--remote", check=True).stdout)["remote"]
     assert remote["open_conflicts"] == []
@@ -289,4 +292,4 @@ def test_the_server_says_how_it_makes_photos_durable_and_per_file_still_syncs(
     for i in range(4):
         make_jpeg(agent.watches["photos"] / f"IMG_{i:04d}.jpg", seed=700 + i, capture_time=SHOOT)
     assert agent.once()["files_uploaded"] == 4
-    assert tree_hashes(per_file.library("laptop", "photos")) == tree_hashes(agent.watches["photos"])
+    assert library_hashes(per_file, "laptop", "photos") == tree_hashes(agent.watches["photos"])

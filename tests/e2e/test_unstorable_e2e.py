@@ -13,6 +13,7 @@ import pytest
 from tests.support.daemons import ServerHandle, make_agent, sha256_of
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
+from tests.support.stored import library_sha
 
 pytestmark = pytest.mark.e2e
 
@@ -38,10 +39,11 @@ def test_a_photo_under_a_path_that_is_a_file_on_the_server_is_refused_once(
     assert str(server.storage) not in failed["reason"] and "Error" not in failed["reason"]
     again = agent.once()  # nothing changed: not offered again
     assert again["files_rejected"] == 0 and again["bytes_sent"] == 0, again
-    library = server.library("laptop", "photos")
-    assert sha256_of(library / "dir" / "a.jpg") != sha256_of(photos / "dir" / "a.jpg" / "b.jpg")
+    assert library_sha(server, "laptop", "photos", "dir/a.jpg") != sha256_of(
+        photos / "dir" / "a.jpg" / "b.jpg")
 
     shutil.move(photos / "dir" / "a.jpg" / "b.jpg", photos / "dir" / "b.jpg")  # renamed
     fixed = agent.once()
     assert fixed["files_rejected"] == 0
-    assert sha256_of(library / "dir" / "b.jpg") == sha256_of(photos / "dir" / "b.jpg")
+    assert library_sha(server, "laptop", "photos", "dir/b.jpg") == sha256_of(
+        photos / "dir" / "b.jpg")

@@ -20,7 +20,6 @@ from tests.support.daemons import (
     acknowledged_files,
     catalog_rows,
     free_port,
-    library_versions,
     make_agent,
     queued_count,
     sha256_of,
@@ -32,6 +31,7 @@ from tests.support.daemons import (
 from tests.support.photos import make_jpeg, make_raw_like, write_slowly
 from tests.support.pixels import jpeg_bytes
 from tests.support.pki import TestPki
+from tests.support.stored import library_bytes, library_hashes, library_sha, library_versions_at
 
 pytestmark = pytest.mark.e2e
 
@@ -56,8 +56,8 @@ def _start(agent: AgentHandle, daemons: list[Daemon]) -> AgentHandle:
     return agent.start()
 
 
-def _library_matches(library: Path, folder: Path) -> bool:
-    return library.is_dir() and tree_hashes(library) == tree_hashes(folder)
+def _library_matches(server: ServerHandle, folder: Path) -> bool:
+    return library_hashes(server, "laptop", "photos") == tree_hashes(folder)
 
 
 def _watch_state(status: dict[str, Any], name: str = "photos") -> str:
@@ -80,7 +80,7 @@ def test_agent_queues_while_the_server_is_down_and_delivers_when_it_is_up(
                   and s["queue"]["files"] == 5, "OFFLINE with 5 files queued", timeout_s=60)
     server = start_server(tmp_path / "server", pki, port=port)
     daemons.append(server.daemon)
-    wait_until(lambda: _library_matches(server.library("laptop", "photos"), photos), 90, 0.2,
+    wait_until(lambda: _library_matches(server, photos), 90, 0.2,
                f"the queued photos to arrive; agent log:\n{agent.daemon.log()[-2000:]}")
     _status_where(agent, lambda s: s["queue"]["files"] == 0, "an empty queue")
 
@@ -104,13 +104,12 @@ def test_server_killed_mid_batch_loses_nothing_it_acknowledged(
     acked = acknowledged_files(agent.buffer)
     assert 10 <= len(acked) < 100, "the server was not killed mid-batch; make the batch slower"
     server.start()
-    library = server.library("laptop", "photos")
+    library = library_hashes(server, "laptop", "photos")
     for (watch, rel), sha in acked.items():
         assert sources[(watch, rel)] == sha
-        stored = library / rel
-        assert stored.is_file(), f"acknowledged {rel} is not in the library after the crash"
-        assert sha256_of(stored) == sha, f"acknowledged {rel} differs in the library"
-    wait_until(lambda: _library_matches(library, photos), 90, 0.2,
+        assert rel in library, f"acknowledged {rel} is not in the library after the crash"
+        assert library[rel] == sha, f"acknowledged {rel} differs in the library"
+    wait_until(lambda: _library_matches(server, photos), 90, 0.2,
                f"all 100 files after the restart; agent log:\n{agent.daemon.log()[-2000:]}")
 
 
@@ -126,14 +125,14 @@ def test_slowly_written_jpeg_is_uploaded_once_complete(
     data = jpeg_bytes(seed=3000, width=1600, height=1200)
     target = agent.watches["photos"] / "IMG_3000.jpg"
     write_slowly(target, data, pieces=12, pause_s=0.15)
-    library = server.library("laptop", "photos")
-    wait_until(lambda: (library / target.name).exists() and queued_count(agent.buffer) == 0
-               and sha256_of(library / target.name) == sha256_of(target), 30, 0.2,
+    wait_until(lambda: queued_count(agent.buffer) == 0
+               and library_sha(server, "laptop", "photos", target.name) == sha256_of(target),
+               30, 0.2,
                f"the finished JPEG in the library; agent log:\n{agent.daemon.log()[-2000:]}")
-    versions = library_versions(library, target.name)
-    prefixes = sorted(name for name in versions
-                      if len((library / name).read_bytes()) < len(data)
-                      and data.startswith((library / name).read_bytes()))
+    versions = library_versions_at(server, "laptop", "photos", target.name)
+    held = {name: library_bytes(server, "laptop", "photos", name) or b"" for name in versions}
+    prefixes = sorted(name for name, got in held.items()
+                      if len(got) < len(data) and data.startswith(got))
     assert versions == {target.name: sha256_of(target)}, (
         f"expected exactly one complete version, got {sorted(versions)}; half-written "
         f"prefixes of the file among them: {prefixes}. A scan queued the file before it "
@@ -149,8 +148,8 @@ def _synced_running_agent(tmp_path: Path, pki: TestPki, server: ServerHandle,
         make_raw_like(agent.watches["photos"] / "trip" / f"DSC_{i:04d}.NEF", seed=4000 + i,
                       size_bytes=20_000)
     _start(agent, daemons)
-    wait_until(lambda: _library_matches(server.library("laptop", "photos"),
-                                        agent.watches["photos"]), 60, 0.2, "the first sync")
+    wait_until(lambda: _library_matches(server, agent.watches["photos"]), 60, 0.2,
+               "the first sync")
     _status_where(agent, lambda s: s["state"] == "monitoring" and _watch_state(s) == "ok"
                   and s["queue"]["files"] == 0, "synced, watch OK")
     return agent
@@ -166,14 +165,13 @@ def test_vanished_watch_folder_deletes_nothing_and_is_reported_missing(
     """Removing the whole watch folder (an unmounted volume) while the agent runs is reported
     as watch state "missing" by `photonic status`, and the server's library is untouched."""
     agent = _synced_running_agent(tmp_path, pki, server, daemons, 5)
-    library = server.library("laptop", "photos")
-    before = tree_hashes(library)
+    before = library_hashes(server, "laptop", "photos")
     shutil.rmtree(agent.watches["photos"])
     status = _status_where(agent, lambda s: _watch_state(s) == "missing", "watch missing")
     assert status["running"], status
     wait_until(lambda: _watch_row_state(agent) == "missing", 30, 0.2,
                "the agent's reconcile scan to record the watch as missing")
-    assert tree_hashes(library) == before
+    assert library_hashes(server, "laptop", "photos") == before
     assert agent.daemon.running
 
 
@@ -182,14 +180,13 @@ def test_emptied_watch_folder_is_frozen_and_deletes_nothing(
     """Deleting all of 25 synced files from a watch folder freezes the watch (status "frozen")
     instead of propagating deletions: the server's library keeps every file."""
     agent = _synced_running_agent(tmp_path, pki, server, daemons, 25)
-    library = server.library("laptop", "photos")
-    before = tree_hashes(library)
+    before = library_hashes(server, "laptop", "photos")
     assert len(before) == 25
     for path in (agent.watches["photos"] / "trip").iterdir():
         path.unlink()
     status = _status_where(agent, lambda s: _watch_state(s) == "frozen", "watch frozen")
     assert status["running"], status
-    assert tree_hashes(library) == before
+    assert library_hashes(server, "laptop", "photos") == before
     assert agent.daemon.running
 
 

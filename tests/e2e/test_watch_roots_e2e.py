@@ -28,6 +28,7 @@ from tests.support.daemons import (
 )
 from tests.support.photos import make_jpeg, make_raw_like
 from tests.support.pki import TestPki
+from tests.support.stored import library_hashes, library_sha
 
 pytestmark = pytest.mark.e2e
 
@@ -63,16 +64,16 @@ def _watch_state(status: dict[str, Any]) -> str:
     return str(next(w["state"] for w in status["watches"] if w["name"] == "photos"))
 
 
-def _durable(library: Path, sources: dict[str, str]) -> bool:
+def _durable(server: ServerHandle, sources: dict[str, str]) -> bool:
     """Every (relative path: sha256) of sources is byte-identical in the server's library."""
-    return all((library / rel).is_file() and sha256_of(library / rel) == sha
+    return all(library_sha(server, "laptop", "photos", rel) == sha
                for rel, sha in sources.items())
 
 
-def _wait_durable(agent: AgentHandle, library: Path, sources: dict[str, str],
+def _wait_durable(agent: AgentHandle, server: ServerHandle, sources: dict[str, str],
                   since_s: float, what: str) -> float:
     """Waits until sources are durable; returns the seconds it took since since_s."""
-    wait_until(lambda: _durable(library, sources), DURABLE_WITHIN_S, 0.1,
+    wait_until(lambda: _durable(server, sources), DURABLE_WITHIN_S, 0.1,
                f"{what} in the library within {DURABLE_WITHIN_S}s; agent log:\n"
                f"{agent.daemon.log()[-3000:]}")
     latency_s = time.monotonic() - since_s
@@ -80,18 +81,16 @@ def _wait_durable(agent: AgentHandle, library: Path, sources: dict[str, str],
     return latency_s
 
 
-def _synced(agent: AgentHandle, server: ServerHandle, count: int) -> Path:
+def _synced(agent: AgentHandle, server: ServerHandle, count: int) -> None:
     """Starts agent over `count` photos in its watch and waits until they are in the library."""
     photos = agent.watches["photos"]
     for i in range(count):
         make_raw_like(photos / "trip" / f"DSC_{i:04d}.NEF", seed=6000 + i, size_bytes=20_000)
     agent.start()
-    library = server.library("laptop", "photos")
-    wait_until(lambda: _durable(library, tree_hashes(photos)), 60, 0.2,
+    wait_until(lambda: _durable(server, tree_hashes(photos)), 60, 0.2,
                f"the first sync; agent log:\n{agent.daemon.log()[-3000:]}")
     _status_where(agent, lambda s: s["state"] == "monitoring" and _watch_state(s) == "ok",
                   "monitoring, watch OK")
-    return library
 
 
 def test_photo_dropped_into_a_removed_and_recreated_watch_folder_is_durable_in_seconds(
@@ -100,13 +99,13 @@ def test_photo_dropped_into_a_removed_and_recreated_watch_folder_is_durable_in_s
     photo dropped into it: byte-identical in the server's library within 20 s, with a 5-minute
     rescan interval (the old watch died with the folder; only a new one can have seen it)."""
     agent = _default_rescan_agent(tmp_path / "laptop", pki, server, daemons)
-    library = _synced(agent, server, 3)
+    _synced(agent, server, 3)
     photos = agent.watches["photos"]
     shutil.rmtree(photos)
     photos.mkdir()
     written_s = time.monotonic()
     photo = make_jpeg(photos / "IMG_0001.jpg", seed=6100, capture_time=SHOOT)
-    _wait_durable(agent, library, {"IMG_0001.jpg": sha256_of(photo)}, written_s,
+    _wait_durable(agent, server, {"IMG_0001.jpg": sha256_of(photo)}, written_s,
                   "a photo in a recreated folder")
     assert "event=watch_root_watched" in agent.daemon.log()
     assert agent.daemon.running
@@ -126,7 +125,7 @@ def test_watch_folder_created_after_the_agent_started_is_watched(
     photos.mkdir()
     written_s = time.monotonic()
     photo = make_jpeg(photos / "2024" / "IMG_0002.jpg", seed=6200, capture_time=SHOOT)
-    _wait_durable(agent, server.library("laptop", "photos"),
+    _wait_durable(agent, server,
                   {"2024/IMG_0002.jpg": sha256_of(photo)}, written_s, "a photo in a new folder")
     _status_where(agent, lambda s: _watch_state(s) == "ok", "the watch OK", timeout_s=10)
 
@@ -138,7 +137,7 @@ def test_card_put_back_with_new_photos_is_reconciled_on_return(
     event will ever name them. Put back, the scan on return delivers them byte-identical within
     20 s and brings the watch back to OK, with the default rescan interval."""
     agent = _default_rescan_agent(tmp_path / "laptop", pki, server, daemons)
-    library = _synced(agent, server, 3)
+    _synced(agent, server, 3)
     photos = agent.watches["photos"]
     pulled = tmp_path / "card-reader-out"
     os.rename(photos, pulled)
@@ -150,9 +149,10 @@ def test_card_put_back_with_new_photos_is_reconciled_on_return(
     expected = {f"trip/{p.name}": sha256_of(p) for p in shot}
     put_back_s = time.monotonic()
     os.rename(pulled, photos)
-    _wait_durable(agent, library, expected, put_back_s, "photos on a card put back")
+    _wait_durable(agent, server, expected, put_back_s, "photos on a card put back")
     status = _status_where(agent, lambda s: _watch_state(s) == "ok", "the watch OK again",
                            timeout_s=10)
-    assert status["queue"]["files"] == 0 or _durable(library, expected)
-    assert tree_hashes(photos) == {rel: sha for rel, sha in tree_hashes(library).items()
+    assert status["queue"]["files"] == 0 or _durable(server, expected)
+    library = library_hashes(server, "laptop", "photos")
+    assert tree_hashes(photos) == {rel: sha for rel, sha in library.items()
                                    if rel in tree_hashes(photos)}

@@ -21,12 +21,12 @@ from tests.support.daemons import (
     catalog_rows,
     free_port,
     make_agent,
-    sha256_of,
     start_server,
     web_token,
 )
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
+from tests.support.stored import library_sha
 
 pytestmark = pytest.mark.e2e
 
@@ -147,8 +147,8 @@ def test_the_library_lists_one_level_with_library_paths(web: Web) -> None:
     assert [(p["name"], p["library_path"]) for p in level["photos"]] == [
         ("top.jpg", "laptop/photos/top.jpg")]
     inner = web.call("GET", "/api/v1/library?folder=laptop/photos/2024/")[1]
-    assert inner["photos"][0]["sha256"] == sha256_of(
-        web.server.library("laptop", "photos") / "2024" / "IMG_1.jpg")
+    assert inner["photos"][0]["sha256"] == library_sha(web.server, "laptop", "photos",
+                                                       "2024/IMG_1.jpg")
 
 
 @pytest.mark.parametrize("path", [

@@ -7,9 +7,9 @@ token and uploads past the caps are refused, and leave nothing stored."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import os
-import sqlite3
 import stat
 import urllib.request
 import zipfile
@@ -34,6 +34,7 @@ from tests.support.daemons import (
 )
 from tests.support.models import astronaut_jpeg, coffee_jpeg, fetched_models
 from tests.support.pki import TestPki
+from tests.support.stored import job_rows, library_files, remove_object, stored_digests
 
 pytestmark = pytest.mark.e2e
 
@@ -80,13 +81,11 @@ class Web:
 
     def stored(self) -> tuple[int, int, int, list[str]]:
         """Objects, uploaded library files and jobs on the server, and the upload spool."""
-        library = self.server.storage / "library" / "_uploads"
-        uploads = sum(1 for p in library.rglob("*") if p.is_file()) if library.exists() else 0
-        with sqlite3.connect(self.server.storage / "jobs.db") as db:
-            jobs = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        uploads = sum(1 for p in library_files(self.server) if p.startswith("_uploads/"))
+        jobs = job_rows(self.server, "SELECT COUNT(*) FROM jobs")[0][0]
         spool = self.server.storage / "partial" / "uploads"
-        return (len(self.server.objects()), uploads, int(jobs),
-                sorted(p.name for p in spool.iterdir()))
+        return (len(stored_digests(self.server)), uploads, int(jobs),
+                sorted(p.name for p in spool.iterdir()) if spool.is_dir() else [])
 
 
 def form(kind: str, params: str, files: Files) -> aiohttp.FormData:
@@ -232,9 +231,9 @@ def test_a_zip_of_three_portraits_comes_back_as_three_face_crops(
     images = open_images(results(working, batch["jobId"]))
     assert images == {f"{n}.facecrop.jpg": ("JPEG", (256, 256))
                       for n in ("astronaut", "mirrored", "smaller")}
-    placed = working.server.storage / "library" / "_uploads"
-    assert sorted(p.name for p in placed.glob("shoot-*/portraits/*")) == [
-        "astronaut.jpg", "mirrored.jpg", "smaller.jpg"]
+    placed = [p.split("/") for p in library_files(working.server) if p.startswith("_uploads/")]
+    assert sorted(p[-1] for p in placed if p[1].startswith("shoot-") and p[2:-1] == [
+        "portraits"]) == ["astronaut.jpg", "mirrored.jpg", "smaller.jpg"]
 
 
 def test_two_loose_photos_come_back_as_two_cutouts(
@@ -268,9 +267,12 @@ def test_an_upload_nobody_works_yet_has_no_results_zip(
     status, body = idle.call("GET", f"/api/v1/jobs/{batch['jobId']}/results.zip")
     assert status == 409 and "no outputs yet" in body["error"]
     assert idle.call("GET", "/api/v1/jobs/0123456789abcdef0123/results.zip")[0] == 404
-    [folder] = (idle.server.storage / "library" / "_uploads").glob("portrait-*")
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == {
-        "portrait.jpg": photos["astronaut.jpg"], "portrait-2.jpg": photos["coffee.jpg"]}
+    placed = {p: sha for p, sha in library_files(idle.server).items()
+              if p.startswith("_uploads/portrait-")}
+    assert len({p.rsplit("/", 1)[0] for p in placed}) == 1, placed
+    assert {p.rsplit("/", 1)[1]: sha for p, sha in placed.items()} == {
+        "portrait.jpg": hashlib.sha256(photos["astronaut.jpg"]).hexdigest(),
+        "portrait-2.jpg": hashlib.sha256(photos["coffee.jpg"]).hexdigest()}
     audit = catalog_rows(idle.server, "SELECT actor, action, target FROM audit")
     assert ("web:ops", "SubmitUpload", batch["jobId"]) in audit
 
@@ -412,6 +414,6 @@ def test_a_results_zip_that_cannot_be_finished_is_cut_off_not_short(
     assert working.wait_done(batch["jobId"])["state"] == "JOB_STATE_COMPLETED"
     [child] = working.call("GET", f"/api/v1/jobs?parent_id={batch['jobId']}")[1]["jobs"]
     sha = child["outputs"][0]["sha256"]
-    (working.server.storage / "objects" / sha[:2] / sha[2:4] / sha).unlink()
+    remove_object(working.server, sha)
     with pytest.raises(aiohttp.ClientPayloadError):
         working.call("GET", f"/api/v1/jobs/{batch['jobId']}/results.zip")

@@ -31,6 +31,7 @@ from tests.support.daemons import (
 from tests.support.models import astronaut_jpeg, fetched_models
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
+from tests.support.stored import library_hashes, library_sha
 
 pytestmark = pytest.mark.e2e
 
@@ -132,7 +133,7 @@ def test_a_shoot_goes_from_the_agent_only_to_verified_and_processed(
                      "start_ms": START_MS, "end_ms": START_MS + 10 * MIN_MS,
                      "camera": "Nikon Z 6", "total": 3, "on_agent_only": 3,
                      "on_server_verified": 0, "copies": 1, "processed": 0}
-    assert not server.library("laptop", "photos").exists()
+    assert library_hashes(server, "laptop", "photos") == {}
 
     assert api.call("POST", "/api/v1/agents/laptop/pause", {"paused": False})[0] == 200
 
@@ -141,7 +142,7 @@ def test_a_shoot_goes_from_the_agent_only_to_verified_and_processed(
                 for s in _trip(api)] == [(3, 0, 3)]
 
     _wait(synced, 90, "the shoot synced", agent)
-    assert (server.library("laptop", "photos") / "2024/trip/astronaut.jpg").is_file()
+    assert library_sha(server, "laptop", "photos", "2024/trip/astronaut.jpg") is not None
 
     status, job = api.call("POST", "/api/v1/jobs", {
         "kind": "facecrop", "library_paths": ["laptop/photos/2024/trip/astronaut.jpg"]})

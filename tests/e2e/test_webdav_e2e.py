@@ -11,7 +11,6 @@ import asyncio
 import base64
 import json
 import shutil
-import sqlite3
 import ssl
 import subprocess
 import urllib.error
@@ -26,6 +25,7 @@ import pytest
 from photonic.jobs_model import WorkDone
 from tests.support.daemons import (
     ServerHandle,
+    catalog_rows,
     free_port,
     make_agent,
     sha256_of,
@@ -36,6 +36,7 @@ from tests.support.daemons import (
 from tests.support.jobs import Admin, ScriptedWorker
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
+from tests.support.stored import library_contents, library_files
 
 pytestmark = pytest.mark.e2e
 
@@ -53,9 +54,18 @@ class Export:
     """The SHA-256 of 2024/IMG_1.jpg before it was edited."""
     rclone_config: Path
 
-    @property
-    def library(self) -> Path:
-        return self.server.storage / "library"
+    def library(self) -> dict[str, str]:
+        """{path: sha256} of the library the export shows (the local tree, or in S3 mode the
+        catalog's view of the bucket)."""
+        return library_files(self.server)
+
+    def library_tree(self) -> tuple[dict[str, int], set[str]]:
+        """The library's files with their sizes, and its folders."""
+        contents = library_contents(self.server)
+        files = {path: len(data or b"") for path, data in contents.items()}
+        folders = {"/".join(path.split("/")[:i]) for path in files
+                   for i in range(1, path.count("/") + 1)}
+        return files, folders
 
     def rclone(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         assert RCLONE is not None
@@ -67,9 +77,8 @@ class Export:
         return done
 
     def audit(self) -> list[tuple[str, str, str, str]]:
-        with sqlite3.connect(self.server.storage / "catalog.db") as db:
-            return [tuple(r) for r in db.execute(
-                "SELECT actor, action, target, result FROM audit ORDER BY id")]
+        return [(str(a), str(b), str(c), str(d)) for a, b, c, d in catalog_rows(
+            self.server, "SELECT actor, action, target, result FROM audit ORDER BY id")]
 
 
 def write_rclone_config(path: Path, port: int, password: str) -> Path:
@@ -143,13 +152,6 @@ def export(tmp_path_factory: pytest.TempPathFactory, pki: TestPki) -> Iterator[E
             server.daemon.terminate(10)
 
 
-def _disk_tree(root: Path) -> tuple[dict[str, int], set[str]]:
-    files = {p.relative_to(root).as_posix(): p.stat().st_size
-             for p in root.rglob("*") if p.is_file()}
-    folders = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_dir()}
-    return files, folders
-
-
 def test_a_recursive_listing_equals_the_library_tree_on_disk(export: Export) -> None:
     """rclone's recursive listing of /dav/ (PROPFIND Depth 1, folder by folder) names every
     file and folder of <storage>/library with the same sizes: heads, the older version,
@@ -157,7 +159,7 @@ def test_a_recursive_listing_equals_the_library_tree_on_disk(export: Export) -> 
     listed = json.loads(export.rclone("lsjson", "-R", "dav:").stdout)
     files = {e["Path"]: e["Size"] for e in listed if not e["IsDir"]}
     folders = {e["Path"] for e in listed if e["IsDir"]}
-    disk_files, disk_folders = _disk_tree(export.library)
+    disk_files, disk_folders = export.library_tree()
     assert (files, folders) == (disk_files, disk_folders)
     assert "laptop/photos/2024/IMG_1.v1.jpg" in files
     assert any(p.startswith("_derived/bgremove/") for p in files)
@@ -172,7 +174,7 @@ def test_a_copy_of_the_tree_is_every_byte_of_the_library(export: Export,
     photo as it was before the edit."""
     export.rclone("copy", "dav:", str(tmp_path / "copy"))
     copied = tree_hashes(tmp_path / "copy")
-    assert copied == tree_hashes(export.library)
+    assert copied == export.library()
     mine = {rel: copied[f"laptop/photos/{rel}"] for rel in export.agent_files}
     assert mine == export.agent_files
     assert copied["laptop/photos/2024/IMG_1.v1.jpg"] == export.first_version
@@ -181,19 +183,19 @@ def test_a_copy_of_the_tree_is_every_byte_of_the_library(export: Export,
 def test_a_ranged_read_through_the_daemon(export: Export) -> None:
     """rclone cat with an offset and a count reads a Range of a large photo: the same bytes
     as the library's file."""
-    big = export.library / "laptop/photos/2024/big/large one.jpg"
+    big = library_contents(export.server)["laptop/photos/2024/big/large one.jpg"] or b""
     done = subprocess.run(
         [str(RCLONE), "--config", str(export.rclone_config), "cat", "--offset", "1500000",
          "--count", "2000000", "dav:laptop/photos/2024/big/large one.jpg"],
         capture_output=True, timeout=120, check=True)
-    assert done.stdout == big.read_bytes()[1_500_000:3_500_000]
+    assert done.stdout == big[1_500_000:3_500_000]
 
 
 def test_writes_through_a_client_are_refused_and_audited(export: Export,
                                                          tmp_path: Path) -> None:
     """rclone cannot upload, make a folder or delete: each is refused (405), nothing in the
     library changes, and the refusals are audited as the token's web:<name>."""
-    before = tree_hashes(export.library)
+    before = export.library()
     new = tmp_path / "new.jpg"
     new.write_bytes(b"not welcome")
     assert export.rclone("copyto", str(new), "dav:laptop/photos/new.jpg",
@@ -203,7 +205,7 @@ def test_writes_through_a_client_are_refused_and_audited(export: Export,
     export.rclone("mkdir", "dav:laptop/photos/made", check=False)
     assert export.rclone("deletefile", "dav:laptop/photos/top.jpg",
                          check=False).returncode != 0
-    assert tree_hashes(export.library) == before
+    assert export.library() == before
     refused = {(a, t.split()[0]) for a, action, t, r in export.audit()
                if action == "webdav" and r == "refused"}
     assert {("web:ops", "PUT"), ("web:ops", "MKCOL"), ("web:ops", "DELETE")} <= refused
@@ -288,8 +290,7 @@ def test_over_https_certificates_and_basic_are_credentials(tmp_path: Path,
              f":webdav,url='https://127.0.0.1:{port}/dav/',vendor=other,user=x,"
              f"pass={obscured}:"], capture_output=True, text=True, timeout=60)
         assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
-        with sqlite3.connect(server.storage / "catalog.db") as db:
-            rows = db.execute("SELECT actor, result FROM audit").fetchall()
+        rows = catalog_rows(server, "SELECT actor, result FROM audit")
         assert ("cert:laptop", "refused") in rows
     finally:
         server.daemon.terminate(10)

@@ -24,11 +24,6 @@ import yaml
 from tests.support.pki import TestPki
 
 PYTHON = sys.executable
-TEST_CATALOG_ENV = "PHOTONIC_TEST_CATALOG"
-"""=postgresql: every server these helpers configure keeps its catalog in a fresh PostgreSQL
-database (of a cluster this test process starts), so the e2e suites run on that engine too;
-except a primary with storage.backup_nodes, whose replication needs the embedded catalog. The
-job queue stays in jobs.db (its PostgreSQL engine has its own tests)."""
 
 
 def free_port() -> int:
@@ -102,7 +97,8 @@ def _env() -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+    from tests.support.backend import daemon_environment
+    return {**env, **daemon_environment()}
 
 
 @dataclass
@@ -214,16 +210,11 @@ def write_server_config(root: Path, pki: TestPki, *, port: int | None = None,
         "default_scopes": ["sync"],
     }
     _merge(config, extra or {})
-    if (os.environ.get(TEST_CATALOG_ENV) == "postgresql" and "catalog" not in config
-            and not config["storage"].get("backup_nodes")):  # refused with PostgreSQL
-        from tests.support.postgres import process_database_url
-        config["catalog"] = {"url": process_database_url()}
-        # The job queue stays in jobs.db, which tests read, unless a test names its own.
-        jobs = config.setdefault("jobs", {})
-        storage = Path(config["server"]["storage_path"]).resolve()
-        jobs.setdefault("queue_url", f"sqlite://{storage / 'jobs.db'}")
-    root.mkdir(parents=True, exist_ok=True)
+    # Every server on the backend PHOTONIC_TEST_BACKEND names (tests/support/backend.py).
+    from tests.support.backend import apply_backend
     path = root / "server.yaml"
+    apply_backend(config, yaml.safe_load(path.read_text("utf-8")) if path.exists() else None)
+    root.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path, port
 
@@ -374,10 +365,15 @@ def library_versions(library: Path, rel_path: str) -> dict[str, str]:
     """{file name: sha256} of rel_path in a library folder and every older version kept beside
     it (`name.vN.ext`, `name.vN~k.ext`)."""
     head = library / rel_path
-    suffix = head.suffix
-    stem = head.name[: len(head.name) - len(suffix)] if suffix else head.name
-    pattern = re.compile(re.escape(stem) + r"(\.v\d+(~\d+)?)?" + re.escape(suffix))
     if not head.parent.is_dir():
         return {}
     return {p.name: sha256_of(p) for p in sorted(head.parent.iterdir())
-            if p.is_file() and pattern.fullmatch(p.name)}
+            if p.is_file() and is_version_of(head.name, p.name)}
+
+
+def is_version_of(name: str, candidate: str) -> bool:
+    """Whether candidate is the file name itself or one of its kept older versions."""
+    suffix = Path(name).suffix
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    pattern = re.compile(re.escape(stem) + r"(\.v\d+(~\d+)?)?" + re.escape(suffix))
+    return bool(pattern.fullmatch(candidate))

@@ -151,7 +151,8 @@ _process_cluster: PgCluster | None = None
 def process_database_url() -> str:
     """A fresh database on this test process's own cluster, started at the first call and
     removed when the process exits: for helpers that are no fixtures (daemons.py's
-    PHOTONIC_TEST_CATALOG=postgresql runs every server's catalog on PostgreSQL)."""
+    PHOTONIC_TEST_BACKEND=postgresql or scaleout runs every server's catalog on
+    PostgreSQL)."""
     global _process_cluster
     if _process_cluster is None:
         cluster = start_cluster()

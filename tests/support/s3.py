@@ -17,7 +17,7 @@ import pytest
 from tests.support.daemons import free_port
 
 REGION = "us-east-1"
-_CREDENTIALS = {
+CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "photonic-test",
     "AWS_SECRET_ACCESS_KEY": "photonic-test-secret",
     "AWS_DEFAULT_REGION": REGION,
@@ -25,14 +25,26 @@ _CREDENTIALS = {
 _buckets = itertools.count(1)
 
 
+def test_client(endpoint_url: str) -> Any:
+    """A boto3 S3 client of the tests' own, on endpoint_url with the test credentials (passed
+    in, so it works whatever the test process's environment holds)."""
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    ).client("s3", endpoint_url=endpoint_url, region_name=REGION)
+
+
+test_client.__test__ = False  # type: ignore[attr-defined]  # a helper, whatever its name
+
+
 @dataclass
 class S3Endpoint:
     url: str
 
     def client(self) -> Any:
-        import boto3
-
-        return boto3.session.Session().client("s3", endpoint_url=self.url, region_name=REGION)
+        return test_client(self.url)
 
     def new_bucket(self) -> str:
         """A fresh, empty bucket: each test its own."""
@@ -62,7 +74,7 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     with pytest.MonkeyPatch.context() as mp:
-        for name, value in _CREDENTIALS.items():
+        for name, value in CREDENTIALS.items():
             mp.setenv(name, value)
         # No shared file or instance role may answer instead of the variables above.
         mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from photonic._configobjects import ObjectBackend, ObjectsConfig
 from photonic.logfmt import event
 from photonic.server.storage.blobs import BlobStore
 from photonic.server.storage.local import LocalBlobStore
 from photonic.server.storage.multipart import MultipartLedger
-from photonic.server.storage.tree import CatalogView, LibraryTree
+from photonic.server.storage.tree import CatalogView, LibraryTree, TreeLookups
 from photonic.server.store import ContentStore
 
 log = logging.getLogger("photonic.server.storage")
@@ -25,7 +26,11 @@ class ObjectStorage:
     """True for the local filesystem: its group sync covers the objects and the tree."""
 
 
-def open_objects(config: ObjectsConfig, store: ContentStore, ledger: MultipartLedger
+class ObjectsCatalog(MultipartLedger, TreeLookups, Protocol):
+    """What the S3 store and its catalog view keep in the catalog."""
+
+
+def open_objects(config: ObjectsConfig, store: ContentStore, ledger: ObjectsCatalog
                  ) -> ObjectStorage:
     """The store the config names. For S3, orphans of earlier crashes are cleaned first
     (S3BlobStore.recover), as the local store's recover() does for its partial files."""
@@ -39,4 +44,4 @@ def open_objects(config: ObjectsConfig, store: ContentStore, ledger: MultipartLe
     event(log, "object_store", backend="s3", bucket=config.s3.bucket,
           prefix=config.s3.prefix, endpoint=config.s3.endpoint_url or "aws",
           orphans_cleaned=cleaned)
-    return ObjectStorage(blobs, CatalogView(), False)
+    return ObjectStorage(blobs, CatalogView(ledger), False)
