@@ -30,7 +30,7 @@ _buckets = itertools.count(1)
 def test_client(endpoint_url: str) -> Any:
     """A boto3 S3 client of the tests' own, on endpoint_url with the test credentials (passed
     in, so it works whatever the test process's environment holds). One per endpoint, made
-    once: making a client costs tens of milliseconds, and the chaos verification reads every
+    once: making a client costs about 250 ms here, and the chaos verification reads every
     object of a bucket twice a second while it polls (boto3 clients are thread-safe)."""
     import boto3
 
