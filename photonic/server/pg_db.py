@@ -16,6 +16,8 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.abc import Buffer
+from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
 
 from photonic.errors import PhotonicError, Transient
 
@@ -30,16 +32,39 @@ class DatabaseError(PhotonicError):
     """The database refused a statement: a bug or a schema out of step, not a passing fault."""
 
 
+class _NulFreeText(StrDumperUnknown):
+    """A str parameter as PostgreSQL text can hold it: text has no NUL (the statement would be
+    refused, and a client's stray byte would fail its whole call), so each becomes U+FFFD, as
+    SQLite's catalog keeps such text whole. Lookups by such a value simply find nothing."""
+
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(obj.replace("\x00", "\ufffd"))
+
+
+class _NulFreeBinaryText(StrBinaryDumper):
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(obj.replace("\x00", "\ufffd"))
+
+
+def _nul_free(conn: PgConnection | PgAsyncConnection) -> None:
+    conn.adapters.register_dumper(str, _NulFreeText)
+    conn.adapters.register_dumper(str, _NulFreeBinaryText)
+
+
 def connect(url: str) -> PgConnection:
     """An autocommit connection: every multi-statement unit opens its own transaction()."""
     with unreachable_as_transient(url):
-        return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+    _nul_free(conn)
+    return conn
 
 
 async def connect_async(url: str) -> PgAsyncConnection:
     with unreachable_as_transient(url):
-        return await psycopg.AsyncConnection.connect(url, autocommit=True,
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True,
                                                      connect_timeout=CONNECT_TIMEOUT_S)
+    _nul_free(conn)
+    return conn
 
 
 def safe_url(url: str) -> str:

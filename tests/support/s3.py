@@ -6,6 +6,7 @@ through the environment (which the daemons the tests start inherit)."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Iterator
@@ -25,9 +26,12 @@ CREDENTIALS = {
 _buckets = itertools.count(1)
 
 
+@functools.cache
 def test_client(endpoint_url: str) -> Any:
     """A boto3 S3 client of the tests' own, on endpoint_url with the test credentials (passed
-    in, so it works whatever the test process's environment holds)."""
+    in, so it works whatever the test process's environment holds). One per endpoint, made
+    once: making a client costs about 250 ms here, and the chaos verification reads every
+    object of a bucket twice a second while it polls (boto3 clients are thread-safe)."""
     import boto3
 
     return boto3.session.Session(
