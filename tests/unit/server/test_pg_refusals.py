@@ -1,7 +1,7 @@
-"""PostgreSQL text holds no NUL: photonic's connections turn each NUL of a str parameter into
-U+FFFD (pg_db.connect), so a hostile client's stray byte is stored or matched as text instead
-of failing its whole call with an internal error. Found by the SyncBatch fuzzer in the
-scale-out run of the chaos suite (PHOTONIC_TEST_BACKEND=scaleout)."""
+"""What PostgreSQL cannot hold reaches a client as text or a refusal, never an internal
+error. Its text holds no NUL: photonic's connections turn each NUL of a str parameter into
+U+FFFD (pg_db.connect), so a hostile client's stray byte is stored or matched as text (found
+by the SyncBatch fuzzer in the scale-out chaos run); a full lock table is a limit."""
 
 from __future__ import annotations
 
@@ -33,3 +33,16 @@ def test_a_nul_in_a_parameter_is_stored_and_matched_as_a_replacement_character(
             await aconn.close()
 
     assert asyncio.run(read_async()) == ["x\ufffd"]
+
+
+def test_a_full_lock_table_is_a_limit_not_an_unreachable_database(pg_url: str) -> None:
+    """PostgreSQL's "out of shared memory" (its lock table full, as six hostile streams'
+    upload claims made it in the scale-out chaos run) is LimitExceeded (RESOURCE_EXHAUSTED,
+    retried later), not "unreachable", and its message names no database URL or socket."""
+    pytest.importorskip("psycopg", reason="psycopg missing: pip install -e '.[dev]'")
+    from photonic.errors import LimitExceeded
+    from photonic.server.pg_db import connect, unreachable_as_transient
+    with connect(pg_url) as conn, pytest.raises(LimitExceeded) as refused, \
+            unreachable_as_transient(pg_url):
+        conn.execute("SELECT count(pg_try_advisory_lock(k)) FROM generate_series(1, 200000) k")
+    assert "/tmp/" not in str(refused.value) and "postgresql://" not in str(refused.value)
