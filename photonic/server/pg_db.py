@@ -19,7 +19,7 @@ from psycopg import sql
 from psycopg.abc import Buffer
 from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
 
-from photonic.errors import PhotonicError, Transient
+from photonic.errors import LimitExceeded, PhotonicError, Transient
 
 PgConnection = psycopg.Connection[tuple[Any, ...]]
 PgAsyncConnection = psycopg.AsyncConnection[tuple[Any, ...]]
@@ -87,6 +87,9 @@ def unreachable_as_transient(url: str) -> Iterator[None]:
         raise Transient(f"PostgreSQL at {safe_url(url)} rolled back a transaction that "
                         "crossed another server's (a deadlock or serialization failure); "
                         "nothing of it was kept, and it may be tried again") from e
+    except psycopg.errors.OutOfMemory as e:  # SQLSTATE 53200: its lock table is full
+        raise LimitExceeded("the server's database has no room for more locks now (too many "
+                            "uploads are claimed at once); try again later") from e
     except psycopg.OperationalError as e:
         raise Transient(f"PostgreSQL at {safe_url(url)} is unreachable: "
                         f"{str(e).strip().splitlines()[0] if str(e).strip() else e!r}; "

@@ -56,6 +56,12 @@ def objects_in_s3() -> bool:
     return test_backend() is TestBackend.SCALEOUT
 
 
+def catalog_in_postgresql() -> bool:
+    """Whether the servers the tests start share state (upload claims, the library lock, the
+    event hub) through PostgreSQL, as they do whenever their catalog is there."""
+    return test_backend() is not TestBackend.EMBEDDED
+
+
 def apply_backend(config: dict[str, Any], previous: dict[str, Any] | None) -> None:
     """Points config (a server.yaml being written) at this process's backend. previous is the
     server.yaml this one replaces, if any: a server whose config a test rewrites keeps its
