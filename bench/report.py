@@ -223,12 +223,14 @@ def write_results(report: Report, results_dir: Path) -> Path:
 
 
 def report_group_run(group: str, quick: bool, rows: list[Row], samples: Samples,
-                     started_s: float, results_dir: Path) -> Path:
+                     started_s: float, results_dir: Path,
+                     context: Mapping[str, Any] | None = None) -> Path:
     """A group run on its own (`python -m bench.jobs`): writes `<timestamp>-<group>.json`
-    only (latest.json stays the whole suite's run), prints the table and the file's path."""
+    only (latest.json stays the whole suite's run), prints the table and the file's path
+    (context: more keys for the JSON's context, such as the commits compared)."""
     report = Report(quick, rows, samples, context={
         "groups": [group], "wall_s": round(time.perf_counter() - started_s, 1),
-        "started_utc": datetime.now(UTC).isoformat(timespec="seconds")})
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"), **(context or {})})
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{report.finished:%Y%m%dT%H%M%SZ}-{group}.json"
     path.write_text(json.dumps(report.as_json(), indent=2) + "\n")

@@ -74,8 +74,11 @@ _FACTORIES: dict[str, PeerFactory] = {
 class Bench:
     """Collects one value per run for each (tool, figure) and every failure, never aborting."""
 
-    def __init__(self, work_dir: Path, sets: dict[str, DataSet], tools: Sequence[str]) -> None:
+    def __init__(self, work_dir: Path, sets: dict[str, DataSet], tools: Sequence[str],
+                 factories: dict[str, PeerFactory] | None = None) -> None:
+        """factories: peers beyond the standard ones, by tool name (bench/baseline.py)."""
         self.work_dir = work_dir
+        self.factories = {**_FACTORIES, **(factories or {})}
         self.sets = sets
         self.tools = tools
         self.samples: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -119,7 +122,7 @@ class Bench:
         source = run_dir / "source"
         run_dir.mkdir(parents=True)
         link_tree(dataset.root, source)
-        peer = _FACTORIES[tool](run_dir)
+        peer = self.factories[tool](run_dir)
         try:
             first = peer.cold_sync(source, dataset.count, dataset.total_bytes)
             self._record_sync(tool, name, Mode.COLD, first)
@@ -146,7 +149,7 @@ class Bench:
         link_tree(dataset.root, incoming)
         fresh = self.sets["fresh"]
         warmup = fresh.root / fresh.files[-1][0]
-        peer = _FACTORIES[tool](run_dir)
+        peer = self.factories[tool](run_dir)
         try:
             self._record_sync(
                 tool, name, Mode.WARM,

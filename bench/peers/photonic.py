@@ -146,13 +146,15 @@ class PhotonicPeer:
         certs: Path | None = None,
         limits: Mapping[str, object] | None = None,
         settings: Mapping[str, Mapping[str, object]] | None = None,
+        argv: Sequence[str] | None = None,
     ) -> None:
         """certs: an existing PKI folder (ca, server and every agent's files) to use instead of
         making one with `photonic certs`; limits: the server config's `limits:` section;
         settings: more server.yaml keys by section (`catalog: {url: ...}`, `storage: {...}`),
-        merged into the defaults (the scale-out figures' PostgreSQL and S3)."""
+        merged into the defaults (the scale-out figures' PostgreSQL and S3); argv: how to run
+        the `photonic` CLI instead of this interpreter's (bench/baseline.py's older checkout)."""
         self._tmp = Path(tempfile.mkdtemp(prefix="photonic-", dir=work_dir))
-        self._argv = photonic_argv()
+        self._argv = list(argv) if argv is not None else photonic_argv()
         self._agents = tuple(agents)
         self._limits = dict(limits or {})
         self._settings = {section: dict(keys) for section, keys in (settings or {}).items()}

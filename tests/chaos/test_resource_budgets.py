@@ -24,7 +24,6 @@ from tests.chaos.bombs import BOMBS, status_kib
 from tests.chaos.hostile import sync_stub
 from tests.chaos.scenario import final_verification, write_photos
 from tests.chaos.tally import TALLY
-from tests.support.backend import catalog_in_postgresql
 from tests.support.daemons import (
     Daemon,
     ServerHandle,
@@ -157,12 +156,6 @@ def _budget_named(outcome: Outcome) -> bool:
         "max_concurrent_syncs"))
 
 
-@pytest.mark.xfail(
-    catalog_in_postgresql(), strict=False,
-    reason="known scale-out limitation: upload claims are PostgreSQL advisory locks, and six "
-           "streams of 66,000 new files fill its lock table (max_locks_per_transaction) before "
-           "max_stream_memory refuses them; the server answers RESOURCE_EXHAUSTED naming no "
-           "budget, and every server on that database is refused meanwhile")
 def test_twenty_hostile_streams_are_held_to_their_budgets_while_an_honest_agent_syncs(
         tmp_path: Path, pki: TestPki, daemons: list[Daemon]) -> None:
     """Twenty hostile streams at once (idle streams from one certificate, manifest floods

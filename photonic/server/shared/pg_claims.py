@@ -1,14 +1,20 @@
-"""Upload claims shared by every server on one PostgreSQL: a claim is a session-level
-advisory lock keyed by the content's hash, taken on a connection of its own.
+"""Upload claims shared by every server on one PostgreSQL: a claim is a row of the UNLOGGED
+table upload_claims naming its holder, the claims session of one server; that session holds one
+advisory lock on its holder key for as long as it lives.
 
-Why advisory locks rather than rows with a lease: a server that dies (SIGKILL, power) drops
-its connection, and PostgreSQL frees its locks at that moment, so another server resumes the
-upload at once instead of after a lease runs out; nothing is written per claim (no row, no
-WAL, no heartbeat to renew it); and a claim cannot outlive its holder by a bug in a release
-path. The cost: a claim lives exactly as long as one connection, so a connection lost while
-this server keeps running is opened again and its claims taken again (were one taken
-meanwhile by another server, both would write the same content-addressed bytes: wasted work,
-never a wrong object)."""
+Why a row per claim and one lock per server: a server that dies (SIGKILL, power) drops its
+connection and PostgreSQL frees its lock at that moment, so any row naming that holder is free
+for another server at once, instead of after a lease runs out; and nothing has to renew a
+claim. Until 2026-12 each claim was an advisory lock of its own, but PostgreSQL's lock table
+is shared and small (max_locks_per_transaction x max_connections, 6,400 by default): a few
+manifests of tens of thousands of new photos filled it, and then no server could take any
+lock. A row costs no WAL (the table is unlogged: after a database crash every session, and so
+every claim, is gone anyway).
+
+A claim lives as long as one connection: a connection lost while this server keeps running is
+opened again under a new holder key and its claims taken again (were one taken meanwhile by
+another server, both would write the same content-addressed bytes: wasted work, never a wrong
+object)."""
 
 from __future__ import annotations
 
@@ -16,16 +22,16 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import secrets
 import threading
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from photonic.errors import Transient
 from photonic.logfmt import event
-from photonic.server.pg_db import PgConnection, connect, unreachable_as_transient
+from photonic.server.pg_db import PgConnection, connect, migrate, unreachable_as_transient
 from photonic.server.shared.claims import LocalUploadClaims
-from photonic.server.shared.pg_keys import content_key, lock_ids
+from photonic.server.shared.pg_events import MIGRATIONS
 
 log = logging.getLogger("photonic.server.claims")
 
@@ -34,30 +40,57 @@ CHANNEL = "photonic_claims"
 RECHECK_S = 1.0
 """How often a waiter looks at a claim held elsewhere: a dead holder frees its claim with no
 notification."""
-_UNLOCK = ("SELECT count(pg_advisory_unlock(k)), count(pg_notify('" + CHANNEL + "', s)) "
-           "FROM unnest(%s::bigint[], %s::text[]) AS t(k, s)")
+_LIVE_HOLDERS = (
+    "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
+    "WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+"""The holder keys whose sessions are alive (keys are positive 62-bit: no sign games)."""
+_TAKE = (
+    "INSERT INTO upload_claims AS c (content, holder) "
+    "SELECT s, %s FROM unnest(%s::text[]) AS s "
+    "ON CONFLICT (content) DO UPDATE SET holder = EXCLUDED.holder "
+    f"WHERE c.holder IN (EXCLUDED.holder, %s) OR c.holder NOT IN ({_LIVE_HOLDERS}) "
+    "RETURNING content")
+"""Free contents, and contents whose holder is this session, its previous one (the third
+argument, 0 for none) or dead, become this holder's."""
+_RELEASE = (
+    "WITH gone AS (DELETE FROM upload_claims WHERE holder = %s AND content = ANY(%s) "
+    "RETURNING content) "
+    "SELECT count(pg_notify('" + CHANNEL + "', content)) FROM gone")
 _HELD_ELSEWHERE = (
-    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-    "AND classid = %s AND objid = %s AND objsubid = 1)")
+    "SELECT EXISTS (SELECT 1 FROM upload_claims WHERE content = %s AND holder <> %s "
+    f"AND holder IN ({_LIVE_HOLDERS}))")
+_FORGET_DEAD = f"DELETE FROM upload_claims WHERE holder NOT IN ({_LIVE_HOLDERS})"
+
+
+HOLDER = object()
+"""In a query's arguments: this session's holder key (see PgUploadClaims._rows)."""
+
+
+def new_holder_key() -> int:
+    """A claims session's name: positive and below 2^62, so pg_locks' (classid, objid) of
+    its advisory lock read back as the same bigint."""
+    return secrets.randbits(62) + 1
 
 
 class PgUploadClaims:
     """In-process claims first (streams of this server wait on an event, no database), then
-    the advisory lock. Every database call runs on one thread, in the order made, so a
-    release queued before a new claim of the same content reaches the database first."""
+    the row. Every database call runs on one thread, in the order made, so a release queued
+    before a new claim of the same content reaches the database first."""
 
     def __init__(self, url: str) -> None:
         self._url = url
         self._local = LocalUploadClaims()
         self._thread = concurrent.futures.ThreadPoolExecutor(1, "photonic-claims")
         self._conn: PgConnection | None = None
-        self._locked: Counter[int] = Counter()
-        """Keys this session holds (the database thread's own), to take again after a
-        reconnection."""
+        self._holder = 0
+        """This session's holder key (the database thread's own); 0 before the first."""
+        self._claimed: set[str] = set()
+        """Contents whose rows this session holds (the database thread's own), to take again
+        after a reconnection."""
         self._remote: dict[str, set[asyncio.Future[None]]] = {}
         self._mutex = threading.Lock()
-        self._releasing: list[tuple[int, str]] = []
+        self._releasing: list[str] = []
         self._flush_queued = False
 
     def held(self, sha256: str) -> bool:
@@ -70,8 +103,7 @@ class PgUploadClaims:
         mine = [sha for sha in dict.fromkeys(sha256s) if self._local.claim_now(sha)]
         if not mine:
             return set()
-        keys = {content_key(sha): sha for sha in mine}
-        taking = self._thread.submit(self._lock_many, list(keys))
+        taking = self._thread.submit(self._take, mine)
         try:
             taken = await asyncio.wrap_future(taking)
         except asyncio.CancelledError:
@@ -83,25 +115,24 @@ class PgUploadClaims:
             for sha in mine:
                 self._local.release(sha)
             raise
-        claimed = {keys[k] for k in taken if k in keys}
         for sha in mine:
-            if sha not in claimed:
+            if sha not in taken:
                 self._local.release(sha)
-        return claimed
+        return taken
 
     def release(self, sha256: str) -> None:
         if not self._local.held(sha256):
             return
         self._local.release(sha256)
-        self._queue_release(content_key(sha256), sha256)
+        self._queue_release(sha256)
 
-    def _queue_release(self, key: int, sha256: str) -> None:
+    def _queue_release(self, sha256: str) -> None:
         with self._mutex:
-            self._releasing.append((key, sha256))
+            self._releasing.append(sha256)
             if self._flush_queued:
                 return
             self._flush_queued = True
-        with contextlib.suppress(RuntimeError):  # closed: the session's locks went with it
+        with contextlib.suppress(RuntimeError):  # closed: the session's claims went with it
             self._thread.submit(self._flush_releases)
 
     async def wait_released(self, sha256: str) -> None:
@@ -110,9 +141,7 @@ class PgUploadClaims:
         if self._local.held(sha256):
             await self._local.wait_released(sha256)
             return
-        classid, objid = lock_ids(content_key(sha256))
-        while await asyncio.wrap_future(self._thread.submit(self._held_elsewhere, classid,
-                                                            objid)):
+        while await asyncio.wrap_future(self._thread.submit(self._held_elsewhere, sha256)):
             woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._remote.setdefault(sha256, set()).add(woken)
             try:
@@ -149,19 +178,31 @@ class PgUploadClaims:
     def _connection(self) -> PgConnection:
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
             return self._conn
+        previous = self._holder
         if self._conn is not None:
             self._conn.close()
-            event(log, "claims_reconnect", claims=sum(self._locked.values()))
-        self._conn = connect(self._url)
-        for key, count in list(self._locked.items()):  # a lost session lost its locks
-            for _ in range(count):
-                self._conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-        return self._conn
+            self._conn = None
+            event(log, "claims_reconnect", claims=len(self._claimed))
+        conn = connect(self._url)
+        try:
+            migrate(conn, MIGRATIONS)
+            holder = new_holder_key()
+            conn.execute("SELECT pg_advisory_lock(%s)", (holder,))
+            conn.execute(_FORGET_DEAD)
+            if self._claimed:  # a lost session: its rows are taken back under the new key
+                kept = conn.execute(_TAKE, (holder, sorted(self._claimed), previous)).fetchall()
+                self._claimed = {str(r[0]) for r in kept}
+        except BaseException:
+            conn.close()
+            raise
+        self._conn, self._holder = conn, holder
+        return conn
 
     def _rows(self, query: str, args: tuple[object, ...]) -> list[tuple[Any, ...]]:
         """A session found lost is opened again (its claims taken again) and the query
         asked once more, so a server that outlives its session does not fail the next
-        upload for it."""
+        upload for it. HOLDER among the arguments stands for this session's holder key, as it
+        is when the query runs (a new session has a new one)."""
         try:
             return self._rows_once(query, args)
         except Transient:
@@ -171,15 +212,17 @@ class PgUploadClaims:
 
     def _rows_once(self, query: str, args: tuple[object, ...]) -> list[tuple[Any, ...]]:
         with unreachable_as_transient(self._url):
-            return list(self._connection().execute(query.encode(), args).fetchall())
+            conn = self._connection()
+            bound = tuple(self._holder if arg is HOLDER else arg for arg in args)
+            return list(conn.execute(query.encode(), bound).fetchall())
 
-    def _lock_many(self, keys: list[int]) -> list[int]:
-        """The keys locked now (try-locks never wait, so their order does not matter)."""
-        rows = self._rows("SELECT k FROM unnest(%s::bigint[]) AS k "
-                          "WHERE pg_try_advisory_lock(k)", (keys,))
-        taken = [int(r[0]) for r in rows]
-        for key in taken:
-            self._locked[key] += 1
+    def _take(self, shas: list[str]) -> set[str]:
+        """The contents claimed now. Sorted: two servers inserting overlapping contents in
+        one order never wait on each other in a cycle (a deadlock PostgreSQL would break by
+        failing one of them)."""
+        rows = self._rows(_TAKE, (HOLDER, sorted(shas), 0))
+        taken = {str(r[0]) for r in rows}
+        self._claimed |= taken
         return taken
 
     def _flush_releases(self) -> None:
@@ -189,37 +232,31 @@ class PgUploadClaims:
         with self._mutex:
             batch, self._releasing = self._releasing, []
             self._flush_queued = False
-        keys: list[int] = []
-        shas: list[str] = []
-        for key, sha256 in batch:
-            if self._locked[key] <= 0:
-                continue
-            self._locked[key] -= 1
-            if not self._locked[key]:
-                del self._locked[key]
-            keys.append(key)
-            shas.append(sha256)
-        if not keys:
+        shas = [sha for sha in dict.fromkeys(batch) if sha in self._claimed]
+        if not shas:
             return
+        self._claimed.difference_update(shas)
         try:
             with unreachable_as_transient(self._url):
-                self._connection().execute(_UNLOCK, (keys, shas))
-        except Exception as e:  # the locks went with a lost session; nothing else to undo
+                self._connection().execute(_RELEASE, (self._holder, shas))
+        except Exception as e:  # the rows went with a lost session; nothing else to undo
             event(log, "claims_release_failed", error=str(e)[:200])
 
-    def _undo(self, taking: concurrent.futures.Future[list[int]]) -> None:
-        """Claims whose taker was cancelled: the locks taken are given back."""
+    def _undo(self, taking: concurrent.futures.Future[set[str]]) -> None:
+        """Claims whose taker was cancelled: the ones taken are given back."""
         if taking.cancelled() or taking.exception() is not None:
             return
-        for key in taking.result():
-            self._queue_release(key, "")
+        for sha in taking.result():
+            self._queue_release(sha)
 
-    def _held_elsewhere(self, classid: int, objid: int) -> bool:
-        rows = self._rows(_HELD_ELSEWHERE, (classid, objid))
+    def _held_elsewhere(self, sha256: str) -> bool:
+        rows = self._rows(_HELD_ELSEWHERE, (sha256, HOLDER))
         return bool(rows and rows[0][0])
 
     def _disconnect(self) -> None:
         if self._conn is not None:
+            with contextlib.suppress(Exception):  # a lost session left its rows to the dead
+                self._conn.execute(_RELEASE, (self._holder, sorted(self._claimed)))
             self._conn.close()
             self._conn = None
-        self._locked.clear()
+        self._claimed.clear()

@@ -1,6 +1,7 @@
 """Advisory-lock keys: PostgreSQL's advisory locks take one 64-bit integer, so each thing
-locked is named by 8 bytes of a SHA-256. A content's hash is its own key; a library path's
-key is a hash of (agent, watch, path). Two things sharing a key (odds of 2^-64 a pair) only
+locked is named by 8 bytes of a SHA-256: a library path's key is a hash of (agent, watch,
+path). (Upload claims are rows, each server's claims session holding one random key:
+pg_claims.) Two things sharing a key (odds of 2^-64 a pair) only
 make one of them wait for the other: never a wrong answer."""
 
 from __future__ import annotations
@@ -18,10 +19,6 @@ EVENTS_ORDER = -0x7068_6F74_6576_6E74  # "photevnt", negated
 
 def _signed64(digest: bytes) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def content_key(sha256: str) -> int:
-    return _signed64(bytes.fromhex(sha256[:16]))
 
 
 def path_key(key: PathKey) -> int:

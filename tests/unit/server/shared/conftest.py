@@ -52,6 +52,15 @@ def terminate_holder_of(url: str, key: int) -> int:
     return sum(1 for r in rows if r[0])
 
 
+def terminate_claim_holder(url: str, sha256: str) -> int:
+    """Ends the claims session of the server holding sha256's upload claim, as when that
+    server is SIGKILLed: returns how many sessions ended."""
+    with connect(url) as conn:
+        row = conn.execute("SELECT holder FROM upload_claims WHERE content = %s",
+                           (sha256,)).fetchone()
+    return 0 if row is None else terminate_holder_of(url, int(row[0]))
+
+
 def waiting_for(url: str, key: int) -> int:
     """Sessions waiting (not granted) for the advisory lock on key."""
     from photonic.server.shared.pg_keys import lock_ids

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from photonic.server.shared.pg_keys import content_key
-from tests.unit.server.shared.conftest import terminate_holder_of, two_servers
+from tests.unit.server.shared.conftest import terminate_claim_holder, two_servers
 
 SHA = "ab" * 32
 OTHER = "cd" * 32
@@ -79,7 +78,7 @@ def test_a_dead_servers_claims_are_free_at_once(pg_url: str) -> None:
             assert await a.claims.try_claim(SHA)
             assert not await b.claims.try_claim(SHA)
             waiting = asyncio.create_task(b.claims.wait_released(SHA))
-            assert await asyncio.to_thread(terminate_holder_of, pg_url, content_key(SHA)) == 1
+            assert await asyncio.to_thread(terminate_claim_holder, pg_url, SHA) == 1
             await asyncio.wait_for(waiting, 30)
             assert await b.claims.try_claim(SHA)
             b.claims.release(SHA)
@@ -127,7 +126,7 @@ def test_a_server_that_outlives_its_session_takes_its_claims_again(pg_url: str) 
     async def scenario() -> None:
         async with two_servers(pg_url) as (a, b):
             assert await a.claims.try_claim(SHA)
-            assert await asyncio.to_thread(terminate_holder_of, pg_url, content_key(SHA)) == 1
+            assert await asyncio.to_thread(terminate_claim_holder, pg_url, SHA) == 1
             assert await a.claims.try_claim(OTHER)  # no error: a new session
             assert a.claims.held(SHA)
             assert not await b.claims.try_claim(SHA)
