@@ -75,8 +75,11 @@ class Bench:
     """Collects one value per run for each (tool, figure) and every failure, never aborting."""
 
     def __init__(self, work_dir: Path, sets: dict[str, DataSet], tools: Sequence[str],
-                 factories: dict[str, PeerFactory] | None = None) -> None:
-        """factories: peers beyond the standard ones, by tool name (bench/baseline.py)."""
+                 factories: dict[str, PeerFactory] | None = None, *,
+                 preread: bool = False) -> None:
+        """factories: peers beyond the standard ones, by tool name (bench/baseline.py);
+        preread: each step first reads its set through the page cache, outside the clock."""
+        self.preread = preread
         self.work_dir = work_dir
         self.factories = {**_FACTORIES, **(factories or {})}
         self.sets = sets
@@ -107,6 +110,8 @@ class Bench:
     def step(self, step: Step, runs: int) -> None:
         """One warm or cold measurement of the plan, with the machine's load beside it."""
         what = step.describe(runs)
+        if self.preread:
+            datagen.read_through(self.sets[step.set_name])
         self.loadavg.append((what, _loadavg()))
         if step.mode is Mode.WARM:
             action = functools.partial(self.warm_set, step.tool, step.set_name, step.run)

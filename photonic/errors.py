@@ -6,7 +6,21 @@ from dataclasses import dataclass
 
 
 class PhotonicError(Exception):
-    """Base of every error photonic raises on purpose; the message says what to do about it."""
+    """Base of every error photonic raises on purpose; the message says what to do about it.
+
+    client_message: what a client of the server is told instead, when the message names the
+    server's own internals (a database's host, port or socket path, its own error text); the
+    server's log keeps the whole message (photonic.server.rpc_errors.refuse). None: the
+    message is fit for clients as it is."""
+
+    def __init__(self, message: str = "", *, client_message: str | None = None) -> None:
+        super().__init__(message)
+        self.client_message = client_message
+
+
+def for_client(error: PhotonicError) -> str:
+    """The text a client of the server may read about error."""
+    return error.client_message if error.client_message is not None else str(error)
 
 
 @dataclass(frozen=True)

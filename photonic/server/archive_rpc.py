@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from photonic import errors, wire
+from photonic import errors
 from photonic.models import Scope
 from photonic.server.archive_service import ArchiveReader
 from photonic.server.auth import Authorizer
-from photonic.server.rpc_errors import answer
+from photonic.server.rpc_errors import answer, refuse
 from photonic.v1 import archive_pb2, archive_pb2_grpc
 
 _SCOPES = (Scope.REPLICATE, Scope.ADMIN)
@@ -32,7 +32,7 @@ class ArchiveRpc(archive_pb2_grpc.PhotonicArchiveServicer):
                 yield archive_pb2.ObjectChunk(offset=c.offset, data=c.data, lz4=c.lz4,
                                               raw_size=c.raw_size, total_size=c.total_size)
         except errors.PhotonicError as exc:
-            await context.abort(wire.status_for(exc), str(exc))
+            await refuse(context, exc)
 
     async def ListObjects(self, request: archive_pb2.ListObjectsRequest,
                           context: grpc.aio.ServicerContext) -> archive_pb2.ListObjectsResponse:

@@ -18,9 +18,10 @@ from typing import Any
 
 import grpc
 
-from photonic import errors, wire
+from photonic import errors
 from photonic.logfmt import event
 from photonic.server.auth import RevocationList
+from photonic.server.rpc_errors import refuse
 from photonic.tls import peer_identity
 
 log = logging.getLogger("photonic.server.guard")
@@ -146,7 +147,7 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if isinstance(exc, grpc.aio.AbortError):
             raise exc
         if isinstance(exc, errors.PhotonicError):
-            await context.abort(wire.status_for(exc), str(exc))
+            await refuse(context, exc)
         correlation = uuid.uuid4().hex[:16]
         log.error("call_failed", exc_info=exc, extra={
             "event": "call_failed", "method": method, "correlation_id": correlation,

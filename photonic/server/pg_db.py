@@ -24,6 +24,10 @@ from photonic.errors import LimitExceeded, PhotonicError, Transient
 PgConnection = psycopg.Connection[tuple[Any, ...]]
 PgAsyncConnection = psycopg.AsyncConnection[tuple[Any, ...]]
 Notify = psycopg.Notify
+_BUSY = ("the server's database was busy with another server's work; nothing of this call "
+         "was kept, and it may be tried again")
+"""What a client is told of a lock or transaction conflict (the details, such as the
+database's address, stay in the server's log)."""
 _MIGRATION_RE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 CONNECT_TIMEOUT_S = 10
 
@@ -82,21 +86,28 @@ def unreachable_as_transient(url: str) -> Iterator[None]:
         yield
     except psycopg.errors.LockNotAvailable as e:
         raise Transient(f"PostgreSQL at {safe_url(url)} did not grant a lock in time "
-                        "(another server holds it); retry") from e
+                        "(another server holds it); retry",
+                        client_message=_BUSY) from e
     except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as e:
         raise Transient(f"PostgreSQL at {safe_url(url)} rolled back a transaction that "
                         "crossed another server's (a deadlock or serialization failure); "
-                        "nothing of it was kept, and it may be tried again") from e
+                        "nothing of it was kept, and it may be tried again",
+                        client_message=_BUSY) from e
     except psycopg.errors.OutOfMemory as e:  # SQLSTATE 53200: its lock table is full
         raise LimitExceeded("the server's database has no room for more locks now (too many "
                             "uploads are claimed at once); try again later") from e
     except psycopg.OperationalError as e:
         raise Transient(f"PostgreSQL at {safe_url(url)} is unreachable: "
                         f"{str(e).strip().splitlines()[0] if str(e).strip() else e!r}; "
-                        "check that it runs and accepts this server") from e
+                        "check that it runs and accepts this server",
+                        client_message="the server's database is unreachable now; nothing "
+                                       "of this call was kept, and it may be tried again "
+                                       "later") from e
     except psycopg.Error as e:
         raise DatabaseError(f"PostgreSQL at {safe_url(url)} refused a statement: "
-                            f"{str(e).strip()}") from e
+                            f"{str(e).strip()}",
+                            client_message="the server's database refused this call; the "
+                                           "server's log has the details") from e
 
 
 def migrate(conn: PgConnection, package: str) -> int:

@@ -4,12 +4,17 @@ answers INTERNAL with a correlation id."""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import grpc
 
 from photonic import errors, wire
+from photonic.logfmt import event
+
+log = logging.getLogger("photonic.server.rpc")
 
 T = TypeVar("T")
 
@@ -19,5 +24,18 @@ async def answer(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable
     try:
         return await call()
     except errors.PhotonicError as exc:
-        await context.abort(wire.status_for(exc), str(exc))
-        raise AssertionError("abort returned") from exc
+        await refuse(context, exc)
+
+
+async def refuse(context: grpc.aio.ServicerContext, exc: errors.PhotonicError) -> NoReturn:
+    """Aborts the call with the error's status code and the text a client may read. An error
+    whose message names the server's internals (a database's address) is logged whole here,
+    under a correlation id the client is given with the plain text."""
+    text = errors.for_client(exc)
+    if exc.client_message is not None:
+        correlation = uuid.uuid4().hex[:16]
+        event(log, "call_refused", logging.WARNING, correlation_id=correlation,
+              error=f"{type(exc).__name__}: {exc}")
+        text = f"{text} (correlation id {correlation})"
+    await context.abort(wire.status_for(exc), text)
+    raise AssertionError("abort returned") from exc

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from photonic import errors, jobs_wire, wire
+from photonic import errors, jobs_wire
 from photonic.jobs_model import WorkerHello
 from photonic.logfmt import event
 from photonic.models import Scope
@@ -18,7 +18,7 @@ from photonic.server.auth import Authorizer
 from photonic.server.jobs.results import ResultHeader
 from photonic.server.jobs.service import JobsService
 from photonic.server.jobs.zip_intake import UploadIntake
-from photonic.server.rpc_errors import answer
+from photonic.server.rpc_errors import answer, refuse
 from photonic.v1 import jobs_pb2, jobs_pb2_grpc
 
 log = logging.getLogger("photonic.server.jobs")
@@ -143,7 +143,7 @@ class JobsRpc(jobs_pb2_grpc.PhotonicJobsServicer):
                 yield jobs_pb2.BlobChunk(offset=offset, data=data, raw_size=len(data),
                                          total_size=total)
         except errors.PhotonicError as exc:
-            await context.abort(wire.status_for(exc), str(exc))
+            await refuse(context, exc)
 
     async def UploadResult(self, request_iterator: AsyncIterator[jobs_pb2.ResultChunk],
                            context: grpc.aio.ServicerContext

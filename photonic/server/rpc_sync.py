@@ -35,7 +35,7 @@ from photonic.server.events import ServerEvent
 from photonic.server.ingest import IngestSession, Outgoing
 from photonic.server.ingest_deps import IngestDeps, check_manifest_size
 from photonic.server.metrics import ServerMetrics
-from photonic.server.rpc_errors import answer
+from photonic.server.rpc_errors import answer, refuse
 from photonic.server.sync_audit import audit_sync
 from photonic.server.sync_limits import Refusal, StreamBudget, SyncBudgets, SyncLimits
 from photonic.v1 import sync_pb2, sync_pb2_grpc
@@ -281,7 +281,7 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
                 self._metrics.refused_calls.labels("sync_budget").inc()
             event(log, "sync_stream_refused", logging.WARNING, agent=caller.agent_id,
                   correlation_id=correlation, reason=str(exc))
-            await context.abort(wire.status_for(exc), str(exc))
+            await refuse(context, exc)
 
     async def _finish(self, caller: Caller, session: IngestSession) -> None:
         await session.close()

@@ -63,7 +63,13 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise
     except errors.PhotonicError as exc:
         status = next((s for kind, s in _STATUS if isinstance(exc, kind)), 500)
-        return problem(status, str(exc) if status != 500 else "internal error")
+        if status == 500:
+            return problem(status, "internal error")
+        if exc.client_message is None:
+            return problem(status, str(exc))
+        cid = uuid.uuid4().hex[:12]  # the message names the server's internals: logged only
+        log.warning("web call refused: %s", exc, extra={"correlation_id": cid})
+        return problem(status, f"{exc.client_message} (correlation id {cid})")
     except Exception:
         cid = uuid.uuid4().hex[:12]
         log.exception("web handler failed", extra={"correlation_id": cid})

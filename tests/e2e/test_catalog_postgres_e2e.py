@@ -26,6 +26,7 @@ from tests.support.daemons import (
     sqlite_rows,
     start_server,
     tree_hashes,
+    wait_until,
     web_get,
     web_token,
     write_server_config,
@@ -151,3 +152,45 @@ def test_promote_refuses_a_postgresql_catalog(tmp_path: Path, pki: TestPki) -> N
     assert done.returncode != 0
     assert "embedded catalog" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert "s3cret" not in done.stderr + done.stdout
+
+
+def test_a_database_that_goes_away_is_told_to_agents_without_its_address(
+        tmp_path: Path, pki: TestPki, pg_server: ServerHandle, pg_url: str,
+        daemons: list[Daemon]) -> None:
+    """The catalog's database refuses the server's connections while it runs: the agent's
+    sync is refused as retryable with plain text and a correlation id (never the database's
+    socket folder, port or URL); the server's log has the whole message under that id; once
+    the database is back, the running agent's photo arrives without any restart."""
+    server = pg_server
+    agent = make_agent(tmp_path / "laptop", pki, "laptop", server)
+    photos = agent.watches["photos"]
+    make_jpeg(photos / "IMG_1.jpg", seed=1201, capture_time=SHOOT)
+    database = pg_url.split("?", 1)[0].rsplit("/", 1)[1]
+    socket_dir = pg_url.split("host=", 1)[1].split("&", 1)[0]
+    _admin(pg_url, f"ALTER DATABASE {database} ALLOW_CONNECTIONS false",
+           "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+           f"WHERE datname = '{database}' AND pid <> pg_backend_pid()")
+    try:
+        mark = len(server.daemon.log())
+        daemons.append(agent.start().daemon)
+        agent.daemon.wait_for_log("the server's database is unreachable now", timeout_s=60)
+        told = agent.daemon.log()
+        assert socket_dir not in told and "postgresql://" not in told, told[-3000:]
+        assert str(server.storage) not in told and "Traceback" not in told, told[-3000:]
+        correlation = told.split("correlation id ", 1)[1][:16]
+        logged = server.daemon.log()[mark:]
+        assert f"correlation_id={correlation}" in logged, logged[-3000:]
+        assert socket_dir in logged, logged[-3000:]
+    finally:
+        _admin(pg_url, f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
+    wait_until(lambda: library_hashes(server, "laptop", "photos") == tree_hashes(photos),
+               timeout_s=90)
+
+
+def _admin(url: str, *statements: str) -> None:
+    """Statements run from the cluster's maintenance database (a database refusing
+    connections cannot be altered from inside)."""
+    with connect(url.replace(url.split("?", 1)[0].rsplit("/", 1)[1] + "?", "postgres?", 1)) \
+            as conn:
+        for statement in statements:
+            conn.execute(statement.encode())

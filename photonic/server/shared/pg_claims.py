@@ -24,6 +24,7 @@ import contextlib
 import logging
 import secrets
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,9 +86,10 @@ class PgUploadClaims:
         self._conn: PgConnection | None = None
         self._holder = 0
         """This session's holder key (the database thread's own); 0 before the first."""
-        self._claimed: set[str] = set()
+        self._claimed: Counter[str] = Counter()
         """Contents whose rows this session holds (the database thread's own), to take again
-        after a reconnection."""
+        after a reconnection; counted, as a cancelled claim's late release may follow a new
+        claim of the same content (the row goes when the count does)."""
         self._remote: dict[str, set[asyncio.Future[None]]] = {}
         self._mutex = threading.Lock()
         self._releasing: list[str] = []
@@ -190,8 +192,10 @@ class PgUploadClaims:
             conn.execute("SELECT pg_advisory_lock(%s)", (holder,))
             conn.execute(_FORGET_DEAD)
             if self._claimed:  # a lost session: its rows are taken back under the new key
-                kept = conn.execute(_TAKE, (holder, sorted(self._claimed), previous)).fetchall()
-                self._claimed = {str(r[0]) for r in kept}
+                kept = {str(r[0]) for r in conn.execute(
+                    _TAKE, (holder, sorted(self._claimed), previous)).fetchall()}
+                self._claimed = Counter({sha: n for sha, n in self._claimed.items()
+                                         if sha in kept})
         except BaseException:
             conn.close()
             raise
@@ -222,7 +226,7 @@ class PgUploadClaims:
         failing one of them)."""
         rows = self._rows(_TAKE, (HOLDER, sorted(shas), 0))
         taken = {str(r[0]) for r in rows}
-        self._claimed |= taken
+        self._claimed.update(taken)
         return taken
 
     def _flush_releases(self) -> None:
@@ -232,10 +236,16 @@ class PgUploadClaims:
         with self._mutex:
             batch, self._releasing = self._releasing, []
             self._flush_queued = False
-        shas = [sha for sha in dict.fromkeys(batch) if sha in self._claimed]
+        shas: list[str] = []
+        for sha in batch:
+            if self._claimed[sha] <= 0:
+                continue
+            self._claimed[sha] -= 1
+            if not self._claimed[sha]:
+                del self._claimed[sha]
+                shas.append(sha)
         if not shas:
             return
-        self._claimed.difference_update(shas)
         try:
             with unreachable_as_transient(self._url):
                 self._connection().execute(_RELEASE, (self._holder, shas))
