@@ -56,15 +56,18 @@ class ObjectVerifier:
     def trusted(self, wanted: Mapping[str, int]) -> TrustReport:
         """Which of these contents (sha256 -> the size the agent declared) the store holds
         intact. Cheap for verified, unchanged objects (one stat each, one catalog query for
-        all); others are re-hashed, and quarantined when damaged."""
+        all); others are re-hashed, and quarantined when damaged. A store that holds no
+        unrecorded objects is not asked about contents without a record."""
         report = TrustReport()
         records = self._catalog.verified_objects(list(wanted))
         fresh: list[tuple[str, int, int]] = []
         for sha, declared in wanted.items():
+            record = records.get(sha)
+            if record is None and not self._store.unrecorded_objects:
+                continue
             st = self._store.stat(sha)
             if st is None:
                 continue
-            record = records.get(sha)
             if (record is not None and st.size == record.size
                     and st.mtime_ns == record.mtime_ns):
                 if declared == st.size:

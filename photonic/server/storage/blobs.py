@@ -80,6 +80,13 @@ class BlobStore(Protocol):
     """objects/ab/cd/<sha256>: each content once, never replaced, never visible before its
     bytes were verified and made durable."""
 
+    unrecorded_objects: bool
+    """Whether the store may hold objects the catalog has no verified record of (a local
+    store: objects from before records were kept, or placed by hand). When False, a content
+    without a record is taken as absent without asking the store, which saves a request to
+    a remote store for every new photo; an object that is there after all is only stored
+    again, never trusted unchecked."""
+
     def has(self, sha256: str) -> bool: ...
 
     def stat(self, sha256: str) -> BlobStat | None: ...

@@ -58,6 +58,10 @@ class S3Reader:
 class S3BlobStore:
     """Thread-safe: the boto3 client is, and the digest memo has its own lock."""
 
+    unrecorded_objects = False
+    """Every object is put by a verified upload whose commit records it (a crash between the
+    two leaves an object that is simply uploaded again)."""
+
     def __init__(self, client: S3Client, prefix: str, ledger: MultipartLedger, *,
                  part_size_bytes: int = DEFAULT_PART_BYTES) -> None:
         if part_size_bytes < MIN_PART_BYTES:
