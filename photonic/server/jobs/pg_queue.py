@@ -7,7 +7,6 @@ a dispatcher elsewhere (a job became runnable, a leased attempt must stop) is a 
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,44 +23,33 @@ from photonic.server.jobs.job_rows import (
 )
 from photonic.server.jobs.pg_listen import CHANNEL, stop_payloads, wake_payload
 from photonic.server.jobs.queue import Lease, NewJob
-from photonic.server.pg_db import PgConnection, connect, migrate, unreachable_as_transient
+from photonic.server.pg_db import PgConnection, migrate
+from photonic.server.storage.pg_connection import PgSession
 
 MIGRATIONS = "photonic.server.jobs.pg_migrations"
 
 
 class PgJobQueue:
-    """One connection per server, used by one thread at a time (as the SQLite queue is);
-    servers share the database, not a connection. A broken connection is opened again on
-    the next call."""
+    """One connection per server (a PgSession, as the PostgreSQL catalog holds), used by one
+    thread at a time (as the SQLite queue is); servers share the database, not a connection.
+    A broken connection is opened again on the next call, and its commits are durable: a job
+    result is acknowledged after the queue's commit."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.origin = uuid.uuid4().hex
         """This queue's name in its notifications, so its own listener can skip them."""
-        self._lock = threading.Lock()
-        self._conn: PgConnection | None = None
-        with self._lock, unreachable_as_transient(url):
-            migrate(self._connection(), MIGRATIONS)
+        self._session = PgSession(url)
+        with self._session.connection() as conn:
+            migrate(conn, MIGRATIONS)
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def _connection(self) -> PgConnection:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            if self._conn is not None:
-                self._conn.close()
-            self._conn = connect(self.url)
-        return self._conn
+        self._session.close()
 
     @contextmanager
     def _tx(self) -> Iterator[PgConnection]:
-        with self._lock, unreachable_as_transient(self.url):
-            conn = self._connection()
-            with conn.transaction():
-                yield conn
+        with self._session.tx() as conn:
+            yield conn
 
     def _rows(self, query: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self._tx() as c:
