@@ -1,8 +1,8 @@
 """Obtains a job's input by its SHA-256: a local copy this agent synced, re-hashed before it is
 trusted, or else the server's bytes through FetchBlob, resumed after a cut and verified.
 
-Fetched inputs stay in a small cache under `<buffer>/work/inputs/` (bounded in bytes, oldest
-dropped first), since a retried attempt or the next job of a batch often needs them again.
+Fetched inputs stay in a small cache under `<buffer>/work/inputs/` (bounded in bytes, partial
+fetches included, oldest dropped first), since a retried attempt or the next job of a batch often needs them again.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ class InputStore:
             del self._in_use[sha256]
 
     async def prune(self) -> None:
-        """Drops the oldest cached inputs no job uses until the cache fits its bound."""
+        """Drops the oldest cached inputs and partial fetches no job uses until the cache
+        fits its bound."""
         await asyncio.to_thread(self._prune_blocking, frozenset(self._in_use))
 
     async def _verified_local_copy(self, sha256: str) -> Path | None:
@@ -154,7 +155,10 @@ class InputStore:
         entries: list[tuple[float, int, Path]] = []
         with contextlib.suppress(FileNotFoundError):
             for path in self._folder.iterdir():
-                if path.suffix == ".part" or path.name in in_use:
+                # A partial fetch counts too: one that no job resumes now would otherwise
+                # stay for good (after a fetch gave up, or a job that was cancelled).
+                content = path.stem if path.suffix == ".part" else path.name
+                if content in in_use:
                     continue
                 with contextlib.suppress(FileNotFoundError):
                     st = path.stat()

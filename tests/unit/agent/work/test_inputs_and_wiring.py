@@ -17,21 +17,23 @@ from tests.unit.test_config import write
 
 
 def test_prune_drops_the_oldest_unused_inputs_beyond_the_bound(tmp_path: Path) -> None:
-    """With room for two 10-byte inputs, the oldest unused one goes; one in use and a
-    partial fetch (resumable) stay whatever their age."""
+    """With room for two 10-byte files, the oldest unused ones go, a partial fetch no job
+    resumes among them (it would stay for good otherwise); an input a job reads and a
+    partial a job is fetching stay whatever their age."""
     folder = tmp_path / "inputs"
     folder.mkdir()
-    for age, name in enumerate(["d" * 64, "c" * 64, "b" * 64, "a" * 64]):
+    for age, name in enumerate(["d" * 64, "c" * 64, "e" * 64 + ".part", "b" * 64,
+                                "f" * 64 + ".part", "a" * 64]):
         path = folder / name
         path.write_bytes(b"x" * 10)
         os.utime(path, (1000 - age * 100, 1000 - age * 100))
-    (folder / ("e" * 64 + ".part")).write_bytes(b"x" * 10)
     store = InputStore(folder, lambda sha: [], WorkerMetrics(), cache_bytes=20)
     store._in_use["a" * 64] += 1  # the oldest, but a job reads it
+    store._in_use["f" * 64] += 1  # being fetched
 
     asyncio.run(store.prune())
-    assert sorted(p.name[:1] for p in folder.iterdir()) == ["a", "c", "d", "e"]
-
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "a" * 64, "c" * 64, "d" * 64, "f" * 64 + ".part"]
 
 
 def test_the_work_service_is_built_from_the_agent_config(tmp_path: Path, pki: TestPki) -> None:
