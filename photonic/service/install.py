@@ -3,7 +3,9 @@ manager and says what to run next; it never runs systemctl or launchctl itself."
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import shutil
 import sys
 from collections.abc import Sequence
@@ -54,7 +56,23 @@ def build_spec(role: str, config_path: Path, writable: Sequence[Path], *, user_m
     return ServiceSpec(role=role, executable=list(executable or photonic_executable()),
                        config_path=config_path.absolute(),
                        writable_paths=[p.absolute() for p in writable], user_mode=user_mode,
-                       log_dir=platform.log_dir(user_mode))
+                       log_dir=platform.log_dir(user_mode),
+                       run_as=None if user_mode else service_account(config_path))
+
+
+def service_account(config_path: Path) -> tuple[str, str] | None:
+    """The (user, group) owning the config: a system service runs as whoever set it up, not
+    as root, unless root owns the config (or it does not exist yet)."""
+    try:
+        st = config_path.stat()
+    except OSError:
+        return None
+    if st.st_uid == 0:
+        return None
+    try:
+        return pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name
+    except KeyError:  # an owner with no name: systemd and launchd take names only
+        return None
 
 
 def render(spec: ServiceSpec, platform: Platform) -> tuple[str, bytes]:
@@ -72,7 +90,11 @@ def install(spec: ServiceSpec, platform: Platform) -> tuple[Path, list[str]]:
     target = platform.unit_dir(spec.user_mode) / name
     try:
         for folder in spec.writable_paths:
+            made = not folder.exists()
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if made and spec.run_as is not None and os.geteuid() == 0:
+                # Made by root for a service that runs as the config's owner.
+                shutil.chown(folder, *spec.run_as)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{name}.tmp")
         tmp.write_bytes(body)

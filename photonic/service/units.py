@@ -30,6 +30,10 @@ class ServiceSpec:
     user_mode: bool
     log_dir: Path
     """Where launchd writes the daemon's stdout and stderr."""
+    run_as: tuple[str, str] | None = None
+    """(user, group) a system service runs as: the owner of its config, who set it up and
+    whose key files (0600) it reads. None: root (a config root owns), or a per-user service,
+    which runs as its user anyway."""
 
     @property
     def argv(self) -> list[str]:
@@ -56,6 +60,7 @@ def systemd_unit(spec: ServiceSpec) -> str:
         "[Service]",
         "Type=notify",
         "NotifyAccess=main",
+        *([f"User={spec.run_as[0]}", f"Group={spec.run_as[1]}"] if spec.run_as else []),
         "ExecStart=" + " ".join(_systemd_quote(a) for a in spec.argv),
         "Restart=on-failure",
         "RestartSec=5s",
@@ -97,4 +102,6 @@ def launchd_plist(spec: ServiceSpec) -> bytes:
         "StandardErrorPath": str(spec.log_dir / f"photonic-{spec.role}.log"),
         "WorkingDirectory": str(spec.config_path.parent),
     }
+    if spec.run_as is not None:
+        job["UserName"], job["GroupName"] = spec.run_as
     return plistlib.dumps(job, sort_keys=False)

@@ -3,7 +3,10 @@ and install/uninstall that write where each service manager looks."""
 
 from __future__ import annotations
 
+import grp
+import os
 import plistlib
+import pwd
 import shutil
 import subprocess
 from pathlib import Path
@@ -98,3 +101,31 @@ def test_install_then_uninstall(tmp_path: Path, kind: str, user_mode: bool,
     removed, _ = uninstall("server", user_mode, platform)
     assert removed == target and not target.exists() and not wants.is_symlink()
     assert uninstall("server", user_mode, platform) == (None, [])
+
+
+def test_a_system_service_runs_as_the_owner_of_its_config(tmp_path: Path) -> None:
+    """A system unit (and a LaunchDaemon) runs as the user and group owning the config, not
+    as root, and the storage folder install makes for it is theirs; a config root owns
+    keeps the service as root (no User= line)."""
+    config = tmp_path / "server.yaml"
+    config.write_text("server: {}\n")
+    platform = Platform("systemd", tmp_path / "home", tmp_path / "root")
+    root_owned = os.geteuid() == 0
+    if root_owned:
+        unit = systemd_unit(build_spec("server", config, [], user_mode=False,
+                                       platform=platform, executable=["/bin/photonic"]))
+        assert not any(line.startswith("User=") for line in unit.splitlines())
+        os.chown(config, pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid)
+    owner = pwd.getpwuid(config.stat().st_uid).pw_name
+    group = grp.getgrgid(config.stat().st_gid).gr_name
+    spec = build_spec("server", config, [tmp_path / "storage"], user_mode=False,
+                      platform=platform, executable=["/bin/photonic"])
+    lines = systemd_unit(spec).splitlines()
+    assert f"User={owner}" in lines and f"Group={group}" in lines
+    job = plistlib.loads(launchd_plist(spec))
+    assert (job["UserName"], job["GroupName"]) == (owner, group)
+    install(spec, platform)
+    assert (tmp_path / "storage").stat().st_uid == config.stat().st_uid
+    user_unit = systemd_unit(build_spec("server", config, [], user_mode=True,
+                                        platform=platform, executable=["/bin/photonic"]))
+    assert not any(line.startswith("User=") for line in user_unit.splitlines())
