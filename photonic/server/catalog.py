@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from photonic.models import ExifSummary
+from photonic.server.catalog_agents import AgentRow, AgentTables
 from photonic.server.catalog_browse import BrowseTables, FolderPhoto
 from photonic.server.catalog_multipart import MultipartTables
 from photonic.server.catalog_sessions import SessionTables
@@ -77,20 +78,6 @@ class VerifiedObject:
     size: int
     mtime_ns: int
     verified_ms: int
-
-
-@dataclass(frozen=True)
-class AgentRow:
-    agent_id: str
-    hostname: str
-    last_seen_ms: int
-    last_sync_ms: int
-    state: str
-    queue_depth: int
-    bytes_pending: int
-    missing_watches: tuple[str, ...]
-    paused: bool  # by the agent itself or by an admin: syncing is refused
-    admin_paused: bool = False  # only an admin clears it
 
 
 @dataclass(frozen=True)
@@ -200,7 +187,8 @@ class Catalog(CatalogWrites, MultipartLedger, Protocol):
     def reported_shoots(self, agent_id: str) -> list[ReportedShoot]: ...
 
 
-class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables, SessionTables):
+class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables, SessionTables,
+                    AgentTables):
     """The embedded catalog: one SQLite file in WAL mode; every commit is durable on return."""
 
     def __init__(self, path: Path) -> None:
@@ -433,20 +421,6 @@ class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables, Sess
         return [str(r[0]) for r in self._all(
             "SELECT library_path FROM versions WHERE sha256 = ? ORDER BY rowid", (sha256,))]
 
-    def stored_objects(self, since_ms: int = 0) -> Iterator[tuple[str, int]]:
-        """(sha256, size) of every content the catalog holds, stored at or after since_ms,
-        in pages (a million rows never sit in memory at once)."""
-        last = ""
-        while True:
-            page = self._all(
-                "SELECT sha256, size FROM photos WHERE sha256 > ? AND stored_ms >= ? "
-                "ORDER BY sha256 LIMIT 1000", (last, since_ms))
-            if not page:
-                return
-            for sha, size in page:
-                yield str(sha), int(size)
-            last = str(page[-1][0])
-
     def library_entries(self, since_ms: int = 0) -> Iterator[tuple[str, str]]:
         """(library_path, sha256) of every version recorded at or after since_ms, in pages."""
         last = 0
@@ -462,26 +436,6 @@ class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables, Sess
 
     # agents ---------------------------------------------------------------------------------
 
-    def last_sync_ms(self) -> int:
-        """When any agent last had a version recorded (0: never)."""
-        row = self._one("SELECT COALESCE(MAX(last_sync_ms), 0) FROM agents")
-        return int(row[0]) if row else 0
-
-    def agent_count(self) -> int:
-        row = self._one("SELECT COUNT(*) FROM agents")
-        return int(row[0]) if row else 0
-
-    def register_agent(self, agent_id: str, hostname: str, version: str) -> None:
-        ts = now_ms()
-        with self._tx() as c:
-            c.execute(
-                "INSERT INTO agents (agent_id, hostname, version, first_seen_ms, last_seen_ms) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET "
-                "hostname = excluded.hostname, version = excluded.version, "
-                "last_seen_ms = excluded.last_seen_ms",
-                (agent_id, hostname, version, ts, ts),
-            )
-
     def heartbeat(self, agent_id: str, state: str, queue_depth: int, bytes_pending: int,
                   missing_watches: tuple[str, ...],
                   pending_shoots: Sequence[PendingShoot] = ()) -> None:
@@ -496,47 +450,9 @@ class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables, Sess
             )
             replace_pending_shoots(c, agent_id, pending_shoots, ts)
 
-    def set_paused(self, agent_id: str, paused: bool, *, by_admin: bool) -> bool | None:
-        """Sets the agent's own pause, or the admin's (which only an admin clears). Returns
-        whether syncing is paused now (either flag), or None when no such agent is known."""
-        column = "admin_paused" if by_admin else "paused"
-        with self._tx() as c:
-            c.execute(f"UPDATE agents SET {column} = ? WHERE agent_id = ?",
-                      (int(paused), agent_id))
-            row = c.execute("SELECT paused, admin_paused FROM agents WHERE agent_id = ?",
-                            (agent_id,)).fetchone()
-        return None if row is None else bool(row[0] or row[1])
-
-    def get_agent(self, agent_id: str) -> AgentRow | None:
-        row = self._one(
-            "SELECT agent_id, hostname, last_seen_ms, last_sync_ms, state, queue_depth, "
-            "bytes_pending, missing_watches, paused OR admin_paused, admin_paused "
-            "FROM agents WHERE agent_id = ?",
-            (agent_id,),
-        )
-        if row is None:
-            return None
-        missing = tuple(m for m in str(row[7]).split("\n") if m)
-        return AgentRow(str(row[0]), str(row[1]), int(row[2]), int(row[3]), str(row[4]),
-                        int(row[5]), int(row[6]), missing, bool(row[8]), bool(row[9]))
-
     # audit ----------------------------------------------------------------------------------
 
     # web tokens and library browsing ----------------------------------------------------------
-
-    def add_web_token(self, name: str, sha256: str) -> bool:
-        """Stores a token's digest under name; False when the name is taken."""
-        with self._tx() as c:
-            cur = c.execute("INSERT OR IGNORE INTO web_tokens (name, sha256, created_ms) "
-                            "VALUES (?, ?, ?)", (name, sha256, now_ms()))
-            return cur.rowcount == 1
-
-    def web_token_name(self, sha256: str) -> str | None:
-        row = self._one("SELECT name FROM web_tokens WHERE sha256 = ?", (sha256,))
-        return None if row is None else str(row[0])
-
-    def agent_ids(self) -> list[str]:
-        return [str(r[0]) for r in self._all("SELECT agent_id FROM agents ORDER BY agent_id")]
 
     def heads_with_ids(self, agent_id: str, watch_name: str, folder: str, limit: int
                        ) -> list[tuple[int, HeadPhoto]]:

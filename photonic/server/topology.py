@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from photonic.server.catalog import AgentRow
+from photonic.server.catalog_agents import AgentRow
 from photonic.server.jobs.dispatch import WorkerView
 
 AGENT_HEARTBEAT_S = 10.0

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 
 from photonic.models import ExifSummary
 from photonic.server.catalog import (
-    AgentRow,
     AuditEntry,
     ConflictRow,
     HeadPhoto,
@@ -23,6 +22,7 @@ from photonic.server.catalog import (
     VerifiedObject,
     VersionRow,
 )
+from photonic.server.catalog_agents import AgentTables
 from photonic.server.catalog_multipart import MultipartTables
 from photonic.server.catalog_sessions import SessionTables
 from photonic.server.catalog_tree import TreeTables
@@ -47,7 +47,8 @@ MIGRATIONS = "photonic.server.storage.pg_catalog_migrations"
 _PAGE = 1000
 
 
-class PgCatalog(PgBrowseTables, PgScrubReads, TreeTables, MultipartTables, SessionTables):
+class PgCatalog(PgBrowseTables, PgScrubReads, TreeTables, MultipartTables, SessionTables,
+                AgentTables):
     """One connection per server (PgSession), used by one thread at a time. Also the scrub's
     catalog reads (scrub_tables.ScrubReads), which an embedded catalog serves from its file."""
 
@@ -254,18 +255,6 @@ class PgCatalog(PgBrowseTables, PgScrubReads, TreeTables, MultipartTables, Sessi
         return [str(r[0]) for r in self._db.all(
             "SELECT library_path FROM versions WHERE sha256 = %s ORDER BY seq", (sha256,))]
 
-    def stored_objects(self, since_ms: int = 0) -> Iterator[tuple[str, int]]:
-        last = ""
-        while True:
-            page = self._db.all(
-                "SELECT sha256, size FROM photos WHERE sha256 > %s AND stored_ms >= %s "
-                "ORDER BY sha256 LIMIT %s", (last, since_ms, _PAGE))
-            if not page:
-                return
-            for sha, size in page:
-                yield str(sha), int(size)
-            last = str(page[-1][0])
-
     def library_entries(self, since_ms: int = 0) -> Iterator[tuple[str, str]]:
         last = 0
         while True:
@@ -280,27 +269,6 @@ class PgCatalog(PgBrowseTables, PgScrubReads, TreeTables, MultipartTables, Sessi
 
     # agents ---------------------------------------------------------------------------------
 
-    def last_sync_ms(self) -> int:
-        row = self._db.one("SELECT COALESCE(MAX(last_sync_ms), 0) FROM agents")
-        return int(row[0]) if row else 0
-
-    def agent_count(self) -> int:
-        row = self._db.one("SELECT COUNT(*) FROM agents")
-        return int(row[0]) if row else 0
-
-    def agent_ids(self) -> list[str]:
-        return [str(r[0]) for r in self._db.all("SELECT agent_id FROM agents ORDER BY agent_id")]
-
-    def register_agent(self, agent_id: str, hostname: str, version: str) -> None:
-        ts = now_ms()
-        with self._db.tx() as c:
-            c.execute(
-                "INSERT INTO agents (agent_id, hostname, version, first_seen_ms, last_seen_ms) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (agent_id) DO UPDATE SET "
-                "hostname = excluded.hostname, version = excluded.version, "
-                "last_seen_ms = excluded.last_seen_ms",
-                (agent_id, hostname, version, ts, ts))
-
     def heartbeat(self, agent_id: str, state: str, queue_depth: int, bytes_pending: int,
                   missing_watches: tuple[str, ...],
                   pending_shoots: Sequence[PendingShoot] = ()) -> None:
@@ -312,36 +280,7 @@ class PgCatalog(PgBrowseTables, PgScrubReads, TreeTables, MultipartTables, Sessi
                 (ts, state, queue_depth, bytes_pending, "\n".join(missing_watches), agent_id))
             replace_pending_shoots(c, agent_id, pending_shoots, ts)
 
-    def set_paused(self, agent_id: str, paused: bool, *, by_admin: bool) -> bool | None:
-        column = "admin_paused" if by_admin else "paused"
-        with self._db.tx() as c:
-            row = c.execute(
-                f"UPDATE agents SET {column} = %s WHERE agent_id = %s "
-                "RETURNING paused, admin_paused", (int(paused), agent_id)).fetchone()
-        return None if row is None else bool(row[0] or row[1])
-
-    def get_agent(self, agent_id: str) -> AgentRow | None:
-        row = self._db.one(
-            "SELECT agent_id, hostname, last_seen_ms, last_sync_ms, state, queue_depth, "
-            "bytes_pending, missing_watches, paused <> 0 OR admin_paused <> 0, admin_paused "
-            "FROM agents WHERE agent_id = %s", (agent_id,))
-        if row is None:
-            return None
-        missing = tuple(m for m in str(row[7]).split("\n") if m)
-        return AgentRow(str(row[0]), str(row[1]), int(row[2]), int(row[3]), str(row[4]),
-                        int(row[5]), int(row[6]), missing, bool(row[8]), bool(row[9]))
-
     # web tokens and audit -------------------------------------------------------------------
-
-    def add_web_token(self, name: str, sha256: str) -> bool:
-        with self._db.tx() as c:
-            return c.execute(
-                "INSERT INTO web_tokens (name, sha256, created_ms) VALUES (%s, %s, %s) "
-                "ON CONFLICT DO NOTHING", (name, sha256, now_ms())).rowcount == 1
-
-    def web_token_name(self, sha256: str) -> str | None:
-        row = self._db.one("SELECT name FROM web_tokens WHERE sha256 = %s", (sha256,))
-        return None if row is None else str(row[0])
 
     def audit(self, actor: str, action: str, target: str, result: str, detail: str = "") -> None:
         with self._db.tx() as c:
