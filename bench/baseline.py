@@ -9,7 +9,7 @@ same harness (`PhotonicPeer`) as the working tree, the two taking turns run by r
 the sync group's tools do (warm and cold first syncs, the small set's no-change re-sync and
 incremental sync, the large set's second agent).
 
-Both sides start the same way, `env PYTHONPATH=<checkout> python -m photonic.cli`, from this
+Both sides start the same way, `env PYTHONPATH=<checkout> python -P -m photonic.cli`, from this
 interpreter's virtualenv (the earlier revision uses today's dependencies), so neither side's
 process start is cheaper than the other's.
 
@@ -76,8 +76,10 @@ def export_revision(rev: str, cache_dir: Path = datagen.DEFAULT_CACHE_DIR) -> tu
 
 def checkout_argv(checkout: Path) -> list[str]:
     """Runs the `photonic` CLI of one checkout with this interpreter: PYTHONPATH comes before
-    the editable install's finder, so the checkout's package is the one imported."""
-    return ["env", f"PYTHONPATH={checkout}", sys.executable, "-m", "photonic.cli"]
+    the editable install's finder, so the checkout's package is the one imported; -P keeps
+    the working folder off sys.path (run from the repository, `-m` would import the working
+    tree's package whatever PYTHONPATH says, as a first trial of this group did)."""
+    return ["env", f"PYTHONPATH={checkout}", sys.executable, "-P", "-m", "photonic.cli"]
 
 
 def baseline_tool(commit: str) -> str:
