@@ -47,14 +47,14 @@ _LIVE_HOLDERS = (
 """The holder keys whose sessions are alive (keys are positive 62-bit: no sign games)."""
 _TAKE = (
     "INSERT INTO upload_claims AS c (content, holder) "
-    "SELECT s, %s FROM unnest(%s::text[]) AS s "
+    "SELECT s, %s FROM unnest(%b::text[]) AS s "
     "ON CONFLICT (content) DO UPDATE SET holder = EXCLUDED.holder "
     f"WHERE c.holder IN (EXCLUDED.holder, %s) OR c.holder NOT IN ({_LIVE_HOLDERS}) "
     "RETURNING content")
 """Free contents, and contents whose holder is this session, its previous one (the third
 argument, 0 for none) or dead, become this holder's."""
 _RELEASE = (
-    "WITH gone AS (DELETE FROM upload_claims WHERE holder = %s AND content = ANY(%s) "
+    "WITH gone AS (DELETE FROM upload_claims WHERE holder = %s AND content = ANY(%b) "
     "RETURNING content) "
     "SELECT count(pg_notify('" + CHANNEL + "', content)) FROM gone")
 _HELD_ELSEWHERE = (

@@ -22,11 +22,11 @@ LOCK_TIMEOUT_S = 60
 """How long a batch waits for paths another server holds before it fails as Transient (the
 agent sends again): a holder keeps them for one slice, milliseconds, unless it hangs."""
 _LOCK_PATHS = ("SELECT pg_advisory_lock_shared(%s), "
-               "(SELECT count(pg_advisory_lock(k)) FROM unnest(%s::bigint[]) AS k)")
+               "(SELECT count(pg_advisory_lock(k)) FROM unnest(%b::bigint[]) AS k)")
 """The shared key, then the paths, in one round trip (a target list is evaluated in order,
 as _UNLOCK_PATHS relies on too)."""
 _UNLOCK_PATHS = ("SELECT pg_advisory_unlock_shared(%s), "
-                 "(SELECT count(pg_advisory_unlock(k)) FROM unnest(%s::bigint[]) AS k)")
+                 "(SELECT count(pg_advisory_unlock(k)) FROM unnest(%b::bigint[]) AS k)")
 
 
 class _SessionLost(Exception):
