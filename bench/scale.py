@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
@@ -207,9 +208,12 @@ def manifest_check(peer: PhotonicPeer, agent: str, catalog_photos: int, rounds: 
 
 
 def time_manifests(peer: PhotonicPeer, agent: str, catalog_photos: int, rounds: int,
-                   seed_s: float = 0.0) -> ManifestFigure:
+                   seed_s: float = 0.0, settle: Callable[[], None] | None = None
+                   ) -> ManifestFigure:
     """The timing half of manifest_check, on whichever catalog the peer's server is given
-    (the scale-out figures: the same manifests against a PostgreSQL catalog)."""
+    (the scale-out figures: the same manifests against a PostgreSQL catalog). settle runs
+    once the stored contents are synced, before any manifest is timed (the PostgreSQL
+    figure's ANALYZE: bench/scaleout.py)."""
     peer.start_server()
     stored = peer.storage.parent / "stored-source"
     contents = [stored_photo_bytes(i) for i in range(rounds * MANIFEST_FILES)]
@@ -221,6 +225,8 @@ def time_manifests(peer: PhotonicPeer, agent: str, catalog_photos: int, rounds: 
     if once.files_done < len(contents):
         raise RuntimeError(f"synced {once.files_done} of {len(contents)} stored contents")
     known = [(hashlib.sha256(d).hexdigest(), len(d)) for d in contents]
+    if settle is not None:
+        settle()
     figure = asyncio.run(_manifest_checks(peer.server_port, peer.certs, agent,
                                           catalog_photos, rounds, known))
     return ManifestFigure(figure.catalog_photos, figure.new_files_ms, figure.stored_files_ms,

@@ -98,21 +98,23 @@ class Library:
         and those whose path is a file where an earlier item of the batch has a folder, or
         the other way round."""
         out: dict[int, Unstorable] = {}
-        files: set[tuple[str, PurePosixPath]] = set()
-        folders: set[tuple[str, PurePosixPath]] = set()
+        files: set[tuple[str, str]] = set()
+        folders: set[tuple[str, str]] = set()
         for i, (entry, rel) in enumerate(batch):
             watch = entry.watch_name
+            path = str(rel)
+            parents = _parents(path)
             why = self._store.refusal(agent_id, watch, rel)
-            if why is None and (watch, rel) in folders:
+            if why is None and (watch, path) in folders:
                 why = A_FOLDER_STANDS
-            if why is None and any((watch, f) in files for f in rel.parents):
+            if why is None and any((watch, f) in files for f in parents):
                 why = A_FILE_STANDS
             if why is not None:
                 out[i] = Unstorable(f"the server cannot store a photo at this path: {why}; "
                                     "rename the file or its folder")
                 continue
-            files.add((watch, rel))
-            folders.update((watch, f) for f in rel.parents)
+            files.add((watch, path))
+            folders.update((watch, f) for f in parents)
         return out
 
     def repair_links(self, sha256: str) -> None:
@@ -264,6 +266,19 @@ class Library:
         return CommittedFile(sha256=entry.sha256, watch_name=entry.watch_name,
                              relative_path=entry.relative_path, version=version,
                              conflict=conflict, library_path=library_path)
+
+
+def _parents(path: str) -> list[str]:
+    """PurePosixPath(path).parents as strings, for a normalised relative path (what
+    safe_relative_path returns): a slice of 100 paths checks its clashes in string sets, not
+    in path objects made per parent (10 us a path, a tenth of a stored manifest's
+    recording on PostgreSQL)."""
+    out = []
+    while "/" in path:
+        path = path.rpartition("/")[0]
+        out.append(path)
+    out.append(".")
+    return out
 
 
 class _SliceHeads:

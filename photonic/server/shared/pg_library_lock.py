@@ -21,9 +21,12 @@ from photonic.server.shared.pg_keys import WHOLE_LIBRARY, PathKey, path_key
 LOCK_TIMEOUT_S = 60
 """How long a batch waits for paths another server holds before it fails as Transient (the
 agent sends again): a holder keeps them for one slice, milliseconds, unless it hangs."""
-_LOCK_PATHS = "SELECT count(pg_advisory_lock(k)) FROM unnest(%s::bigint[]) AS k"
+_LOCK_PATHS = ("SELECT pg_advisory_lock_shared(%s), "
+               "(SELECT count(pg_advisory_lock(k)) FROM unnest(%b::bigint[]) AS k)")
+"""The shared key, then the paths, in one round trip (a target list is evaluated in order,
+as _UNLOCK_PATHS relies on too)."""
 _UNLOCK_PATHS = ("SELECT pg_advisory_unlock_shared(%s), "
-                 "(SELECT count(pg_advisory_unlock(k)) FROM unnest(%s::bigint[]) AS k)")
+                 "(SELECT count(pg_advisory_unlock(k)) FROM unnest(%b::bigint[]) AS k)")
 
 
 class _SessionLost(Exception):
@@ -77,8 +80,7 @@ class PgLibraryLock:
                 if keys is None:
                     conn.execute("SELECT pg_advisory_lock(%s)", (WHOLE_LIBRARY,))
                 else:  # the shared key first: a path holder then waits for nothing it holds
-                    conn.execute("SELECT pg_advisory_lock_shared(%s)", (WHOLE_LIBRARY,))
-                    conn.execute(_LOCK_PATHS, (keys,))
+                    conn.execute(_LOCK_PATHS, (WHOLE_LIBRARY, keys))
         except Transient as e:  # timed out half-way: the session drops what it took
             lost = conn.broken
             conn.close()

@@ -206,7 +206,7 @@ class PgCatalog(PgBrowseTables, PgScrubReads, TreeTables, MultipartTables, Sessi
         return {str(sha): VerifiedObject(int(size), int(mtime_ns), int(verified_ms))
                 for sha, size, mtime_ns, verified_ms in self._db.all(
                     "SELECT sha256, size, mtime_ns, verified_ms FROM object_checks "
-                    "WHERE sha256 = ANY(%s)", (list(dict.fromkeys(shas)),))}
+                    "WHERE sha256 = ANY(%b)", (list(dict.fromkeys(shas)),))}
 
     def record_verified(self, checks: Sequence[tuple[str, int, int]], *,
                         durable: bool = False) -> None:
@@ -230,7 +230,7 @@ class PgCatalog(PgBrowseTables, PgScrubReads, TreeTables, MultipartTables, Sessi
     def open_quarantine_among(self, shas: Sequence[str]) -> set[str]:
         return {str(r[0]) for r in self._db.all(
             "SELECT DISTINCT sha256 FROM quarantine WHERE repaired_ms IS NULL "
-            "AND sha256 = ANY(%s)", (list(dict.fromkeys(shas)),))}
+            "AND sha256 = ANY(%b)", (list(dict.fromkeys(shas)),))}
 
     def close_quarantine(self, sha256: str) -> None:
         with self._db.tx(durable=False) as c:
@@ -241,7 +241,7 @@ class PgCatalog(PgBrowseTables, PgScrubReads, TreeTables, MultipartTables, Sessi
         """One index search per hash (versions_by_sha), then the path's agent."""
         return {str(r[0]) for r in self._db.all(
             "SELECT DISTINCT v.sha256 FROM versions v JOIN locations l "
-            "ON l.id = v.location_id WHERE l.agent_id = %s AND v.sha256 = ANY(%s)",
+            "ON l.id = v.location_id WHERE l.agent_id = %s AND v.sha256 = ANY(%b)",
             (agent_id, list(dict.fromkeys(shas))))}
 
     def wanted_from(self, agent_id: str, limit: int) -> list[str]:

@@ -101,7 +101,7 @@ def read_head(c: PgConnection, agent_id: str, watch_name: str,
 READ_HEADS_SQL = (
     "SELECT l.watch_name, l.rel_path, l.id, l.head_version, v.sha256, v.library_path, "
     "(SELECT MAX(version) FROM versions WHERE location_id = l.id) "
-    "FROM unnest(%s::text[], %s::text[]) AS p (watch_name, rel_path) "
+    "FROM unnest(%b::text[], %b::text[]) AS p (watch_name, rel_path) "
     "JOIN locations l ON l.agent_id = %s AND l.watch_name = p.watch_name "
     "AND l.rel_path = p.rel_path "
     "JOIN versions v ON v.location_id = l.id AND v.version = l.head_version")

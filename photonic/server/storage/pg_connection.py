@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from photonic.server.pg_db import PgConnection, connect, unreachable_as_transient
@@ -52,17 +52,16 @@ class PgSession:
         pipelined: statements are sent without waiting for each one's answer, until a result
         is read (pipeline mode): a photo's version costs one round trip to the database, not
         one per statement. The block must read results by fetching rows, never rowcount; an
-        error surfaces at the next read or at the end, and rolls the whole block back."""
+        error surfaces at the next read or at the end, and rolls the whole block back. BEGIN
+        and the SET travel with the block's first read, and COMMIT with its last statements:
+        a manifest slice's transaction is two round trips (its heads, its writes), not five.
+        A durable commit still returns only once PostgreSQL has answered the COMMIT."""
         with self._lock, unreachable_as_transient(self.url):
             conn = self._connection()
-            with conn.transaction():
+            with conn.pipeline() if pipelined else nullcontext(), conn.transaction():
                 if not durable:
                     conn.execute("SET LOCAL synchronous_commit TO OFF")
-                if not pipelined:
-                    yield conn
-                    return
-                with conn.pipeline():
-                    yield conn
+                yield conn
 
     def one(self, query: str, args: Sequence[object] = ()) -> tuple[Any, ...] | None:
         with self.connection() as c:

@@ -22,22 +22,22 @@ from photonic.server.pg_db import PgConnection
 
 _PHOTOS_SQL = (
     "INSERT INTO photos (sha256, size, stored_ms, capture_time_ms, camera, lens, has_gps, "
-    "width, height) SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], "
-    "%s::bigint[], %s::text[], %s::text[], %s::integer[], %s::bigint[], %s::bigint[]) "
+    "width, height) SELECT * FROM unnest(%b::text[], %b::bigint[], %b::bigint[], "
+    "%b::bigint[], %b::text[], %b::text[], %b::integer[], %b::bigint[], %b::bigint[]) "
     "ON CONFLICT (sha256) DO NOTHING")
 _LOCATIONS_SQL = (
     "INSERT INTO locations (agent_id, watch_name, rel_path, head_version, folder) "
-    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::text[]) "
+    "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::integer[], %b::text[]) "
     "ON CONFLICT (agent_id, watch_name, rel_path) DO NOTHING")
 _FOLDERS_SQL = (
     "INSERT INTO library_folders (agent_id, watch_name, parent, name) "
-    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+    "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) "
     "ON CONFLICT DO NOTHING")
 _VERSIONS_SQL = (
     "INSERT INTO versions (location_id, version, sha256, library_path, created_ms, mtime_ns, "
     "incomplete) SELECT l.id, u.version, u.sha256, u.library_path, u.created_ms, u.mtime_ns, "
-    "u.incomplete FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::text[], "
-    "%s::text[], %s::bigint[], %s::bigint[], %s::integer[]) AS u (agent_id, watch_name, "
+    "u.incomplete FROM unnest(%b::text[], %b::text[], %b::text[], %b::integer[], %b::text[], "
+    "%b::text[], %b::bigint[], %b::bigint[], %b::integer[]) AS u (agent_id, watch_name, "
     "rel_path, version, sha256, library_path, created_ms, mtime_ns, incomplete) "
     "JOIN locations l ON l.agent_id = u.agent_id AND l.watch_name = u.watch_name "
     "AND l.rel_path = u.rel_path")
@@ -45,10 +45,10 @@ _TOTALS_SQL = (
     "INSERT INTO agent_totals (agent_id, photos, bytes) VALUES (%s, %s, %s) "
     "ON CONFLICT (agent_id) DO UPDATE SET photos = agent_totals.photos + excluded.photos, "
     "bytes = agent_totals.bytes + excluded.bytes")
-_SYNCED_SQL = "UPDATE agents SET last_sync_ms = %s WHERE agent_id = ANY(%s::text[])"
+_SYNCED_SQL = "UPDATE agents SET last_sync_ms = %s WHERE agent_id = ANY(%b::text[])"
 _CHECKS_SQL = (
     "INSERT INTO object_checks (sha256, size, mtime_ns, verified_ms) "
-    "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[]) "
+    "SELECT * FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::bigint[]) "
     "ON CONFLICT (sha256) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
     "verified_ms = excluded.verified_ms")
 

@@ -160,3 +160,37 @@ def test_claiming_many_at_once_takes_the_free_ones_only(backend: str | None) -> 
                 a.claims.release(sha)
 
     asyncio.run(scenario())
+
+
+def test_releases_are_told_to_other_servers_a_hundred_contents_a_notification(
+        pg_url: str) -> None:
+    """Releasing 250 claims at once sends 3 notifications on the claims channel, which
+    between them name every content once; a waiter on another server whose content is in
+    the last one wakes."""
+    import psycopg
+
+    from photonic.server.shared import pg_claims
+
+    contents = [f"{i:064x}" for i in range(250)]
+
+    async def scenario() -> list[str]:
+        listener = await psycopg.AsyncConnection.connect(pg_url, autocommit=True)
+        await listener.execute(f"LISTEN {pg_claims.CHANNEL}")
+        async with two_servers(pg_url) as (a, b):
+            assert await a.claims.try_claim_many(contents) == set(contents)
+            waiting = asyncio.create_task(b.claims.wait_released(contents[-1]))
+            await asyncio.sleep(0)
+            assert not waiting.done()
+            for sha in contents:
+                a.claims.release(sha)
+            await asyncio.wait_for(waiting, 30)
+            payloads: list[str] = []
+            async for note in listener.notifies(timeout=2, stop_after=3):
+                payloads.append(note.payload)
+        await listener.close()
+        return payloads
+
+    payloads = asyncio.run(scenario())
+    assert len(payloads) == 3
+    named = [sha for payload in payloads for sha in payload.split()]
+    assert sorted(named) == contents
