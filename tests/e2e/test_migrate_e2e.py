@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from photonic.server.pg_db import connect
 from tests.support.daemons import (
     AgentHandle,
     ServerHandle,
@@ -105,6 +106,11 @@ def test_an_embedded_installation_moves_to_postgresql_and_s3_and_serves_the_same
     assert first.returncode == 0, first.stdout + first.stderr
     assert "migration verified" in first.stdout, first.stdout
     assert "MISMATCH" not in first.stdout
+    with connect(pg_url) as conn:  # planner statistics of the copied rows, not of empty tables
+        unanalyzed = conn.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE relname IN ('photos', 'versions', "
+            "'locations') AND last_analyze IS NULL").fetchall()
+    assert unanalyzed == [], unanalyzed
     for sha, path in objects.items():
         key = f"{PREFIX}objects/{sha[:2]}/{sha[2:4]}/{sha}"
         assert s3_endpoint.read(bucket, key) == path.read_bytes()

@@ -196,6 +196,7 @@ def _copy_database(pg: PgConnection, what: str, path: Path) -> bool:
         for plan in plans:
             tc.copy_table(db, pg, source, plan, progress)
         tc.advance_sequences(pg, [p.name for p in plans])
+        tc.analyze(pg, [p.name for p in plans])
         ok = True
         for plan in plans:
             check = tc.check_table(db, pg, plan, ADDED_BY_MIGRATE.get(plan.name, ""))

@@ -221,6 +221,15 @@ def advance_sequences(pg: PgConnection, tables: Sequence[str]) -> None:
                 sql.Identifier(column), sql.Identifier(table)), (table, column))
 
 
+def analyze(pg: PgConnection, tables: Sequence[str]) -> None:
+    """Fresh planner statistics for the copied tables. Those taken while the tables were
+    empty (at their creation) would stand until autovacuum looks, a minute or more on: a
+    server started at once would plan every manifest for empty tables, a foreign-key check
+    costing a scan per row (found by the 10M-photo manifest figure)."""
+    for table in tables:
+        pg.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+
+
 def check_table(db: sqlite3.Connection, pg: PgConnection, plan: TablePlan,
                 added_here: str = "") -> TableCheck:
     """Row counts and order-free digests of the copied columns on both sides; added_here is
