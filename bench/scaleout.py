@@ -396,10 +396,15 @@ class GroupResult:
     notes: list[str] = field(default_factory=list)
 
 
+FIGURES = ("syncs", "manifest", "agents")
+"""The group's three figures, by the name `--only` takes."""
+
+
 def measure(work_dir: Path, sets: dict[str, DataSet], *, quick: bool, runs: int | None,
-            attempt: Attempt) -> GroupResult:
-    """The three figures, each through `attempt` (bench.run's: a failure is kept in the
-    report and the next figure runs). runs: first-sync runs, by default the shape's."""
+            attempt: Attempt, only: Sequence[str] = FIGURES) -> GroupResult:
+    """The three figures (or those in only), each through `attempt` (bench.run's: a failure
+    is kept in the report and the next figure runs). runs: first-sync runs, by default the
+    shape's."""
     shape = scaleout_shape(quick=quick)
     agents = load.load_shape(quick=quick).syncing_agents
     result = GroupResult()
@@ -422,9 +427,12 @@ def measure(work_dir: Path, sets: dict[str, DataSet], *, quick: bool, runs: int 
         result.notes.append(f"scale-out, {figure.agents} agents on two servers: photos "
                             f"committed by each server {figure.files_by_server}")
 
-    attempt("photonic: scale-out first syncs, PostgreSQL + S3 vs embedded", syncs)
-    attempt("photonic: scale-out manifest check over a PostgreSQL catalog", manifest)
-    attempt(f"photonic: scale-out, {agents} agents on two servers", many_agents)
+    if "syncs" in only:
+        attempt("photonic: scale-out first syncs, PostgreSQL + S3 vs embedded", syncs)
+    if "manifest" in only:
+        attempt("photonic: scale-out manifest check over a PostgreSQL catalog", manifest)
+    if "agents" in only:
+        attempt(f"photonic: scale-out, {agents} agents on two servers", many_agents)
     return result
 
 
@@ -481,6 +489,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 description=(__doc__ or "").split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sets, one run, 100,000 photos")
     p.add_argument("--runs", type=int, help="first-sync runs (default 3, quick 1)")
+    p.add_argument("--only", choices=FIGURES, action="append",
+                   help="one figure of the group (repeatable): the first syncs, the manifest "
+                        "check over the large PostgreSQL catalog, or the agents on two servers")
     p.add_argument("--results-dir", type=Path,
                    default=Path(__file__).resolve().parent / "results")
     args = p.parse_args(argv)
@@ -501,7 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     trash.discard(work_dir)
     work_dir.mkdir(parents=True)
     try:
-        result = measure(work_dir, sets, quick=args.quick, runs=args.runs, attempt=attempt)
+        result = measure(work_dir, sets, quick=args.quick, runs=args.runs, attempt=attempt,
+                         only=args.only or FIGURES)
     finally:
         trash.discard(work_dir)
     rows = build_rows(figure_specs(sets, scaleout_shape(quick=args.quick),
