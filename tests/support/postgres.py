@@ -131,41 +131,50 @@ def init_cluster(root: Path) -> PgCluster:
 
 
 @pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    """The session's PostgreSQL; a test that needs it is skipped, saying why, only where no
-    PostgreSQL is installed or psycopg is missing."""
+def pg_cluster() -> PgCluster:
+    """The session's PostgreSQL: this test process's own cluster (process_cluster), the one
+    the servers of a PHOTONIC_TEST_BACKEND run use too; a test that needs it is skipped,
+    saying why, only where no PostgreSQL is installed or psycopg is missing."""
     pytest.importorskip("psycopg", reason="psycopg missing: pip install -e '.[dev]'")
     try:
-        cluster = start_cluster()
+        return process_cluster()
     except FileNotFoundError as e:
         pytest.skip(str(e))
-    yield cluster
-    cluster.stop()
-    shutil.rmtree(cluster.root, ignore_errors=True)
 
 
 _numbers = itertools.count(1)
 _process_cluster: PgCluster | None = None
 
 
-def process_database_url() -> str:
-    """A fresh database on this test process's own cluster, started at the first call and
-    removed when the process exits: for helpers that are no fixtures (daemons.py's
-    PHOTONIC_TEST_BACKEND=postgresql or scaleout runs every server's catalog on
-    PostgreSQL)."""
+def process_cluster() -> PgCluster:
+    """This test process's own cluster, started at the first call and removed when the
+    process exits: one per process (per pytest -n worker), whether fixtures or helpers that
+    are no fixtures (daemons.py's backend switch) ask for it."""
     global _process_cluster
     if _process_cluster is None:
-        cluster = start_cluster()
+        _process_cluster = start_cluster()
+        atexit.register(remove_process_cluster)
+    return _process_cluster
 
-        def remove() -> None:
-            cluster.stop()
-            shutil.rmtree(cluster.root, ignore_errors=True)
 
-        atexit.register(remove)
-        _process_cluster = cluster
+def remove_process_cluster() -> None:
+    """Stops and deletes this process's cluster, if it has one (the end of the session calls
+    it: a pytest -n worker may end without running atexit)."""
+    global _process_cluster
+    cluster, _process_cluster = _process_cluster, None
+    if cluster is not None:
+        cluster.stop()
+        shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+def process_database_url() -> str:
+    """A fresh database on this test process's cluster: for helpers that are no fixtures
+    (daemons.py's PHOTONIC_TEST_BACKEND=postgresql or scaleout runs every server's catalog on
+    PostgreSQL)."""
+    cluster = process_cluster()
     name = f"server_{os.getpid()}_{next(_numbers)}"
-    _process_cluster.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
-    return _process_cluster.url(name)
+    cluster.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    return cluster.url(name)
 
 
 @pytest.fixture
