@@ -11,7 +11,11 @@ shift 2
 read -r -a extra <<< "${PYTEST_ARGS:-}"
 status=0
 "$pytest" -q -n "$workers" --dist worksteal -m "not serial" "${extra[@]}" "$@" || status=$?
-"$pytest" -q -m serial "${extra[@]}" "$@"
+serial=()  # the serial pass keeps the parallel pass's temporary files: its own --basetemp
+for arg in "${extra[@]}"; do
+    case $arg in --basetemp=*) serial+=("$arg-serial") ;; *) serial+=("$arg") ;; esac
+done
+"$pytest" -q -m serial "${serial[@]}" "$@"
 rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ] && [ "$status" -eq 0 ]; then  # 5: none marked serial here
     status=$rc
