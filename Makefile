@@ -48,8 +48,8 @@ test: install test-deps ## the whole suite, then tests/e2e and tests/chaos again
 	$(MAKE) test-scaleout
 
 # Both runs go in TEST_WORKERS processes at once (pytest-xdist), then the tests marked
-# `serial` alone (scripts/run-suite.sh): about 20 minutes on 2 cores for both, where one process
-# took about 29.
+# `serial` alone (scripts/run-suite.sh): about 11-13 minutes on 2 cores for both (measured
+# 2026-12-07, load average about 5 from other work), where one process took about 29.
 TEST_WORKERS ?= 4
 SCALEOUT_TESTS ?= tests/e2e tests/chaos
 
