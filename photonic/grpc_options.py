@@ -34,9 +34,15 @@ def server_options(max_connection_age_s: float = DEFAULT_MAX_CONNECTION_AGE_S,
                    ) -> list[tuple[str, int | str]]:
     """The server's options. A connection older than max_connection_age_s is told to go away
     (clients reconnect on their own), and its streams are cut max_connection_age_grace_s
-    later: no connection, or what it was allowed when it began, lives forever."""
+    later: no connection, or what it was allowed when it began, lives forever.
+
+    No SO_REUSEPORT (gRPC sets it by default on Linux): with it, a second server started on
+    an address the first still listens on binds too, and the kernel then splits new
+    connections between the two (agents syncing to whichever storage answered); without it,
+    the second fails to start, saying the address is in use."""
     return [
         *_COMMON,
+        ("grpc.so_reuseport", 0),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.max_connection_age_ms", int(max_connection_age_s * 1000)),
         ("grpc.max_connection_age_grace_ms", int(max_connection_age_grace_s * 1000)),

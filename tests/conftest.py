@@ -7,7 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
+# The chaos summary, added up over every worker of pytest -n (imported: pytest registers them).
+from tests.chaos.summary import (  # noqa: F401
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+    pytest_testnodedown,
+)
 from tests.support.backend import skip_local_only
 
 # The catalog under test on SQLite and on PostgreSQL (a parametrised fixture).
@@ -19,6 +26,20 @@ from tests.support.pki import TestPki, make_test_pki
 from tests.support.postgres import pg_cluster, pg_url  # noqa: F401
 
 AGENTS = ("laptop", "desktop", "archive", "admin", "worker", "intruder")
+
+# No property test has a time limit per example (hypothesis' default is 200 ms): how long an
+# example takes on a machine running several tests at once (make test runs them in parallel) is
+# no property of photonic, and tests make no timing assertions.
+settings.register_profile("photonic", deadline=None)
+settings.load_profile("photonic")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """This process's PostgreSQL cluster and moto server, if it started them, go now."""
+    from tests.support.backend import stop_process_s3
+    from tests.support.postgres import remove_process_cluster
+    remove_process_cluster()
+    stop_process_s3()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

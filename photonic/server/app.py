@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from photonic import __version__
 from photonic.config import ServerConfig, ServerRole
+from photonic.errors import PhotonicError
 from photonic.grpc_options import server_options
 from photonic.logfmt import event
 from photonic.media.safezip import ZipLimits
@@ -151,8 +152,13 @@ class ServerApp:
                  ARCHIVE_SERVICE, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, server)
         sec = self.config.security
-        self.grpc_port = server.add_secure_port(
-            self.config.bind_address, server_credentials(sec.cert_path, sec.key_path, sec.ca_path))
+        try:
+            self.grpc_port = server.add_secure_port(self.config.bind_address, server_credentials(
+                sec.cert_path, sec.key_path, sec.ca_path))
+        except RuntimeError as exc:  # gRPC says no more than "Failed to bind"
+            raise PhotonicError(f"cannot listen on {self.config.bind_address}: the port is in "
+                                "use (another server?) or the address is not this "
+                                "machine's") from exc
         await self.jobs.start()
         self._shared_dispatch = shared_dispatch(self._queue_url, self.job_queue,
                                                 self.jobs)

@@ -12,6 +12,10 @@ from collections.abc import Mapping
 
 log = logging.getLogger("photonic.service.notify")
 
+SEND_TIMEOUT_S = 1.0
+"""How long READY=1 or STOPPING=1 may wait for room in a service manager's socket queue
+(Linux holds 10 datagrams by default: net.unix.max_dgram_qlen) before it is given up."""
+
 
 class Notifier:
     """Sends sd_notify messages; every method is a no-op when no socket was given."""
@@ -36,13 +40,16 @@ class Notifier:
     def enabled(self) -> bool:
         return self._address is not None
 
-    def send(self, message: str) -> bool:
-        """Sends one message (e.g. "READY=1"); False when disabled or the socket is gone,
-        which never stops the daemon: the service manager is only being told."""
+    def send(self, message: str, timeout_s: float = SEND_TIMEOUT_S) -> bool:
+        """Sends one message (e.g. "READY=1"); False when disabled, the socket is gone or its
+        queue stayed full for timeout_s, which never stops the daemon: the service manager is
+        only being told. A blocking send would: it runs on the event loop, and a manager
+        that stops reading kept the loop (every sync, the SIGTERM handler) waiting for good."""
         if self._address is None:
             return False
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                s.settimeout(timeout_s)
                 s.sendto(message.encode(), self._address)
         except OSError as exc:
             log.warning("sd_notify failed", extra={"error": repr(exc), "notify": message})
@@ -61,7 +68,7 @@ class Notifier:
         if self._address is None or self.watchdog_interval_s is None:
             return
         while not stop.is_set():
-            self.send("WATCHDOG=1")
+            self.send("WATCHDOG=1", timeout_s=0)  # a beat that finds no room: the next one
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.watchdog_interval_s)
 

@@ -1,4 +1,4 @@
-"""Chaos-suite fixtures and the end-of-session summary of faults injected and photos verified."""
+"""Chaos-suite fixtures: every test is counted as a scenario of the summary (summary.py)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,3 @@ def _count_scenario() -> Iterator[None]:
     """Every chaos test is one scenario in the summary."""
     TALLY.scenarios += 1
     yield
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if TALLY.scenarios == 0:
-        return
-    terminalreporter.section("photonic chaos summary")
-    for line in TALLY.lines():
-        terminalreporter.write_line(line)
-    lost = (TALLY.photos_lost + TALLY.photos_corrupted + TALLY.photos_duplicated
-            + TALLY.objects_mismatched + TALLY.job_results_lost
-            + TALLY.job_results_duplicated)
-    verdict = "NOTHING LOST" if lost == 0 else f"{lost} PHOTOS LOST, CORRUPTED OR DUPLICATED"
-    terminalreporter.write_line(f"{'verdict':>18}: {verdict}")

@@ -9,7 +9,13 @@ from pathlib import Path
 
 from tests.chaos.tally import TALLY
 from tests.chaos.verify import AgentFolders, Verification, verify_all
-from tests.support.daemons import AgentHandle, Daemon, ServerHandle, wait_until
+from tests.support.daemons import (
+    AgentHandle,
+    Daemon,
+    ServerHandle,
+    queued_count,
+    wait_until,
+)
 from tests.support.photos import make_raw_like
 from tests.support.pixels import jpeg_bytes
 
@@ -57,19 +63,28 @@ def commits_logged(server: ServerHandle) -> int:
 
 def wait_converged(server: ServerHandle, agents: Sequence[AgentHandle], timeout_s: float = 90,
                    *, excluded: Mapping[str, str] | None = None) -> Verification:
-    """Polls the full verification until it passes (the daemons keep running meanwhile)."""
+    """Polls the full verification until it passes (the daemons keep running meanwhile).
+
+    The full verification reads and hashes every stored object (in S3 mode through this test
+    process's moto server, the one the daemons under test write to), so it runs only once
+    every agent's queue is empty, which it requires anyway: polled twice a second while the
+    agents still had photos queued, it took the CPU their sync needed."""
     last: list[Verification] = []
 
+    def full() -> Verification:
+        last[:] = [verify_all(server.storage, folders_of(agents), [a.buffer for a in agents],
+                              excluded=excluded)]
+        return last[0]
+
     def clean() -> bool:
-        report = verify_all(server.storage, folders_of(agents), [a.buffer for a in agents],
-                            excluded=excluded)
-        last[:] = [report]
-        return not report.problems
+        if any(queued_count(a.buffer) for a in agents):
+            return False
+        return not full().problems
 
     try:
         wait_until(clean, timeout_s, interval_s=0.5, message="the library to match the folders")
     except AssertionError as exc:
-        summary = last[0].summary() if last else "no verification ran"
+        summary = full().summary()  # fresh: the last full run may be long past
         logs = "\n".join(f"--- {a.agent_id} log tail:\n{a.daemon.log()[-3000:]}" for a in agents)
         # Taken after the tails: a stuck daemon's tasks say what it waits on.
         dumps = "\n".join(f"--- {a.agent_id} tasks:\n{a.daemon.task_dump()}" for a in agents)

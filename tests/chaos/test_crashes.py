@@ -65,6 +65,7 @@ def _kill_after_progress(victim: Daemon, server: ServerHandle, rng: random.Rando
     victim.kill()
 
 
+@pytest.mark.timeout(360)  # 20-24 kill-and-converge rounds: 110 s on S3 beside others
 def test_server_killed_repeatedly_during_sync_loses_nothing(
         tmp_path: Path, pki: TestPki, server: ServerHandle, daemons: list[Daemon]) -> None:
     """Twenty-four SIGKILLs of the server, each at a seeded random moment of a fresh wave of
@@ -84,6 +85,7 @@ def test_server_killed_repeatedly_during_sync_loses_nothing(
     assert report.photos_verified == SERVER_KILLS * WAVE
 
 
+@pytest.mark.timeout(360)  # 20-24 kill-and-converge rounds: 110 s on S3 beside others
 def test_agent_killed_repeatedly_during_sync_loses_nothing(
         tmp_path: Path, pki: TestPki, server: ServerHandle, daemons: list[Daemon]) -> None:
     """Twenty SIGKILLs of the agent (a reference folder and an ingest card, alternately fed

@@ -11,6 +11,7 @@ leaving the watch, unreadable files, ignored names) are excluded with their docu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -272,9 +273,16 @@ def _check_queue(buffer: Path, allow_queued: int, report: Verification) -> None:
     if not db.exists():
         report.problem(f"no agent database in {buffer}")
         return
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT watch_name, rel_path, state, last_error FROM queue").fetchall()
-    conn.close()
+    try:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            rows = conn.execute(
+                "SELECT watch_name, rel_path, state, last_error FROM queue").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        # The agent made the file and has not created its tables yet (it is starting).
+        report.problem(f"the agent database in {buffer} is not set up yet")
+        return
     if len(rows) > allow_queued:
         for watch, rel, state, error in rows[:20]:
             report.problem(f"queue of {buffer.parent.name} still holds {watch}/{rel} "

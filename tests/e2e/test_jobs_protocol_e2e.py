@@ -4,8 +4,10 @@ attempts, cancel, restart, results under the durability rule, and scope refusals
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -324,7 +326,7 @@ def test_every_transition_is_an_event_and_a_vanished_upload_leaves_nothing(
     [sha] = _photos(jobs_server, tmp_path, pki, 1)
     admin = Admin(jobs_server)
     channel, sync = _sync_stub(jobs_server)
-    events = sync.StreamEvents(sync_pb2.StreamEventsRequest(), timeout=30)
+    events = _live_events(sync)
     worker = ScriptedWorker(jobs_server, "worker", ["bgremove"])
     try:
         job = admin.submit("bgremove", [sha])
@@ -346,17 +348,44 @@ def test_every_transition_is_an_event_and_a_vanished_upload_leaves_nothing(
         worker.send(WorkDone(a.job_id, 1, (output,)))
         admin.wait_state(job.job_id, "COMPLETED")
         seen: list[str] = []
-        for ev in events:
+        while seen[-1:] != ["COMPLETED"]:
+            ev = events.get(timeout=30)
             if ev.kind == sync_pb2.Event.KIND_JOB and ev.job_id == job.job_id:
                 seen.append(ev.job_state)
-            if seen[-1:] == ["COMPLETED"]:
-                break
         assert seen == ["PENDING", "READING", "COMPLETED"]
     finally:
-        events.cancel()
-        channel.close()
+        channel.close()  # ends the event stream too
         worker.close()
         admin.close()
+
+
+def _live_events(sync: sync_pb2_grpc.PhotonicSyncStub) -> queue.Queue[sync_pb2.Event]:
+    """The admin's StreamEvents, read into a queue by a thread, once the server is known to
+    have subscribed it to the event hub: the call returns before the server has, and an event
+    published meanwhile (a job's PENDING, under load) never reaches it. Known by a probe event
+    (the admin registering) that is sent until one arrives; the queue starts after it."""
+    stream = sync.StreamEvents(sync_pb2.StreamEventsRequest(), timeout=60)
+    events: queue.Queue[sync_pb2.Event] = queue.Queue()
+
+    def pump() -> None:
+        with contextlib.suppress(grpc.RpcError):
+            for ev in stream:
+                events.put(ev)
+
+    threading.Thread(target=pump, name="events", daemon=True).start()
+
+    def probed() -> bool:
+        sync.RegisterAgent(sync_pb2.RegisterAgentRequest(agent_id="admin", hostname="probe"),
+                           timeout=10)
+        with contextlib.suppress(queue.Empty):
+            while True:
+                ev = events.get(timeout=0.2)
+                if ev.kind == sync_pb2.Event.KIND_AGENT_REGISTERED and ev.detail == "probe":
+                    return True
+        return False
+
+    wait_until(probed, 30, message="the event stream to be live")
+    return events
 
 
 def _sync_stub(server: ServerHandle) -> tuple[grpc.Channel, sync_pb2_grpc.PhotonicSyncStub]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import socket
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,57 +31,71 @@ pytestmark = pytest.mark.e2e
 
 
 class NotifyListener:
-    """A systemd stand-in: the datagrams one daemon sent to its NOTIFY_SOCKET."""
+    """A systemd stand-in: the datagrams one daemon sent to its NOTIFY_SOCKET, read as they
+    come (by a thread, as systemd reads its socket: a queue left full holds the sender's
+    datagrams back, and Linux queues only net.unix.max_dgram_qlen, 10, of them)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(str(path))
-        self._sock.setblocking(False)
+        self._sock.settimeout(0.1)
         self.messages: list[str] = []
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, name=f"notify {path.name}",
+                                        daemon=True)
+        self._reader.start()
 
-    def _drain(self) -> list[str]:
-        while True:
+    def _read(self) -> None:
+        while not self._closed.is_set():
             try:
                 self.messages.append(self._sock.recv(4096).decode())
-            except BlockingIOError:
-                return self.messages
+            except TimeoutError:
+                continue
+            except OSError:
+                return
 
     def wait_for(self, message: str, timeout_s: float = 30) -> None:
-        wait_until(lambda: message in self._drain(), timeout_s,
+        wait_until(lambda: message in self.messages, timeout_s,
                    message=f"{message} on {self.path.name} (got {self.messages[-5:]})")
 
     def close(self) -> None:
+        self._closed.set()
+        self._reader.join(5)
         self._sock.close()
 
 
 @pytest.fixture
-def sockets() -> Iterator[Path]:
+def listen(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], NotifyListener]]:
+    """Makes a listener on a socket of that name, and points the environment the next daemon
+    started inherits at it; every listener is closed at the end."""
+    made: list[NotifyListener] = []
+
     with tempfile.TemporaryDirectory(prefix="pn-", dir="/tmp") as d:  # AF_UNIX: short paths
-        yield Path(d)
+        def make(name: str) -> NotifyListener:
+            made.append(NotifyListener(Path(d) / name))
+            monkeypatch.setenv("NOTIFY_SOCKET", str(made[-1].path))
+            monkeypatch.setenv("WATCHDOG_USEC", "400000")  # a beat every 0.2 s
+            return made[-1]
 
-
-def _listen(monkeypatch: pytest.MonkeyPatch, path: Path) -> NotifyListener:
-    """A listener, and the environment the next daemon started inherits."""
-    listener = NotifyListener(path)
-    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-    monkeypatch.setenv("WATCHDOG_USEC", "400000")  # a beat every 0.2 s
-    return listener
+        yield make
+        for listener in made:
+            listener.close()
 
 
 def test_ready_watchdog_and_stopping_then_a_clean_drain(
-        tmp_path: Path, pki: TestPki, sockets: Path, daemons: list[Daemon],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, pki: TestPki, listen: Callable[[str], NotifyListener],
+        daemons: list[Daemon]) -> None:
     """Both daemons say READY=1 once they serve and beat WATCHDOG=1; the agent syncs photos
     meanwhile. SIGTERM while photos are still arriving: STOPPING=1, exit 0; every photo is
     acknowledged and stored byte-identical (the rest after a restart), none lost."""
-    server_note = _listen(monkeypatch, sockets / "server.sock")
+    server_note = listen("server.sock")
     server = start_server(tmp_path / "server", pki)
     daemons.append(server.daemon)
     server_note.wait_for("READY=1")
     server_note.wait_for("WATCHDOG=1")
 
-    agent_note = _listen(monkeypatch, sockets / "agent.sock")
+    agent_note = listen("agent.sock")
     agent = make_agent(tmp_path / "laptop", pki, "laptop", server)
     photos = agent.watches["photos"]
     for i in range(5):
@@ -106,8 +121,6 @@ def test_ready_watchdog_and_stopping_then_a_clean_drain(
 
     assert server.daemon.terminate(60) == 0, server.daemon.log()[-3000:]
     server_note.wait_for("STOPPING=1", 5)
-    for note in (server_note, agent_note):
-        note.close()
 
 
 def test_log_format_json_makes_every_daemon_line_a_json_object(

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemons import ServerHandle, make_agent, run_cli, tree_hashes
+from tests.support.daemons import (
+    Daemon,
+    ServerHandle,
+    make_agent,
+    run_cli,
+    tree_hashes,
+    write_server_config,
+)
 from tests.support.photos import make_jpeg
 from tests.support.pki import TestPki
 from tests.support.stored import library_hashes
@@ -25,6 +32,26 @@ def test_once_syncs_a_folder_byte_identical(tmp_path: Path, pki: TestPki,
     summary = agent.once()
     assert summary["files_uploaded"] == 3
     assert library_hashes(server, "laptop", "photos") == tree_hashes(photos)
+
+
+def test_a_second_server_on_the_address_of_a_running_one_does_not_start(
+        tmp_path: Path, pki: TestPki, server: ServerHandle, daemons: list[Daemon]) -> None:
+    """Given the address the first server listens on, a second server exits at once saying the
+    port is in use, instead of listening beside it (the kernel would then split the agents'
+    connections between two storages); the first one goes on serving."""
+    config, _ = write_server_config(tmp_path / "second", pki, port=server.port)
+    second = Daemon("second", ["server", "--config", str(config)],
+                    tmp_path / "second" / "server.log")
+    daemons.append(second.start())
+    assert second.proc is not None
+    assert second.proc.wait(60) != 0
+    assert (f"cannot listen on 127.0.0.1:{server.port}: the port is in use"
+            in second.log()), second.log()[-3000:]
+    assert "Traceback" not in second.log()
+    agent = make_agent(tmp_path / "laptop", pki, "laptop", server)
+    make_jpeg(agent.watches["photos"] / "IMG_0001.jpg", seed=41)
+    assert agent.once()["files_uploaded"] == 1
+    assert library_hashes(server, "laptop", "photos") == tree_hashes(agent.watches["photos"])
 
 
 def test_tls_files_that_go_bad_after_a_good_run_are_caught_at_the_next_start(

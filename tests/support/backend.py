@@ -123,10 +123,23 @@ def process_s3() -> S3Endpoint:
         port = free_port()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
-        atexit.register(server.stop)
+        _process_moto.append(server)
+        atexit.register(stop_process_s3)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line a request otherwise
         _process_s3 = S3Endpoint(f"http://127.0.0.1:{port}")
     return _process_s3
+
+
+_process_moto: list[Any] = []
+
+
+def stop_process_s3() -> None:
+    """Stops this process's moto server, if it has one (the end of the session calls it: a
+    pytest -n worker may end without running atexit)."""
+    global _process_s3
+    _process_s3 = None
+    while _process_moto:
+        _process_moto.pop().stop()
 
 
 def s3_environment() -> dict[str, str]:

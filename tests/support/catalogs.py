@@ -23,7 +23,7 @@ _numbers = itertools.count(1)
 
 
 class Catalogs:
-    """Makes catalog URLs (fresh places) and opens them; closes and drops all at the end."""
+    """Makes catalog URLs (fresh places) and opens them; closes and retires all at the end."""
 
     def __init__(self, backend: str, cluster: PgCluster | None) -> None:
         self.backend = backend
@@ -52,7 +52,7 @@ class Catalogs:
             catalog.close()
         if self._cluster is not None:
             for name in self._databases:
-                self._cluster.execute(f"DROP DATABASE {name} WITH (FORCE)")
+                self._cluster.retire(name)
 
 
 @pytest.fixture(params=CATALOG_BACKENDS)

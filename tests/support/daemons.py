@@ -3,9 +3,11 @@ written to disk, real ports on 127.0.0.1, real mutual TLS, logs kept for failure
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -27,9 +29,56 @@ PYTHON = sys.executable
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback TCP port nothing listens on, for a daemon the test is about to start.
+
+    Not the kernel's choice (bind to port 0): that port is closed again before the daemon
+    binds it, and meanwhile it is in the ephemeral range every outgoing connection takes its
+    port from, so with several test processes at work (pytest -n) another's connection or
+    free_port could take it. Instead each test process walks a slice of its own of the ports
+    below the ephemeral range, from a random start (two separate pytest sessions rarely meet),
+    and hands out the next one that binds now."""
+    return _PORTS.next()
+
+
+class _PortWalk:
+    """This process's slice of [LOW, the ephemeral range's start), walked in turn: a port
+    handed out is not handed out again before the whole slice has been."""
+
+    LOW = 10_000
+
+    def __init__(self) -> None:
+        high = _ephemeral_start()
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        index = int(worker[2:]) if worker[2:].isdigit() else 0
+        count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1), index + 1)
+        size = (high - self.LOW) // count
+        self._first = self.LOW + index * size
+        self._size = size
+        self._offset = random.randrange(size)
+
+    def next(self) -> int:
+        for _ in range(self._size):
+            port = self._first + self._offset
+            self._offset = (self._offset + 1) % self._size
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue  # in use (or held in TIME_WAIT): the next one
+                return port
+        raise RuntimeError(f"no free port in {self._first}-{self._first + self._size - 1}")
+
+
+def _ephemeral_start() -> int:
+    """Where Linux starts taking ports for outgoing connections (32768 by default)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+    return low if low > _PortWalk.LOW + 1_000 else 32_768
+
+
+_PORTS = _PortWalk()
 
 
 def wait_until(predicate: Callable[[], object], timeout_s: float = 30.0,
@@ -109,6 +158,10 @@ class Daemon:
     args: list[str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    _log_text: str = field(default="", repr=False)
+    _log_read: int = field(default=0, repr=False)
+    _log_decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"), repr=False)
 
     def start(self) -> Daemon:
         assert self.proc is None or self.proc.poll() is not None, f"{self.name} is running"
@@ -124,12 +177,27 @@ class Daemon:
         return self.proc is not None and self.proc.poll() is None
 
     def log(self) -> str:
-        return self.log_path.read_text("utf-8", "replace") if self.log_path.exists() else ""
+        """The whole log so far, read from where the last call stopped: tests poll logs 20
+        times a second while a hostile-client server's log grows to megabytes, and decoding
+        all of it each time takes CPU from the daemons under test."""
+        try:
+            with open(self.log_path, "rb") as f:
+                if os.fstat(f.fileno()).st_size < self._log_read:  # replaced: from the start
+                    self._log_text, self._log_read = "", 0
+                    self._log_decoder.reset()
+                f.seek(self._log_read)
+                new = f.read()
+        except FileNotFoundError:
+            return ""
+        if new:
+            self._log_read += len(new)
+            self._log_text += self._log_decoder.decode(new)
+        return self._log_text
 
     def wait_for_log(self, needle: str, timeout_s: float = 30, after: int = 0) -> None:
-        wait_until(lambda: needle in self.log()[after:] or self._died(), timeout_s,
+        wait_until(lambda: self.log().find(needle, after) >= 0 or self._died(), timeout_s,
                    message=f"{self.name} log to contain {needle!r}")
-        if needle not in self.log()[after:]:
+        if self.log().find(needle, after) < 0:
             raise AssertionError(f"{self.name} exited:\n{self.log()[-4000:]}")
 
     def _died(self) -> bool:

@@ -15,8 +15,6 @@ from typing import Any
 
 import pytest
 
-from tests.support.daemons import free_port
-
 REGION = "us-east-1"
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "photonic-test",
@@ -70,13 +68,13 @@ class S3Endpoint:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[S3Endpoint]:
+    """This test process's moto server (backend.process_s3, which a scaleout run's servers
+    use too), with the test credentials in the environment for the session."""
     try:
-        from moto.server import ThreadedMotoServer
+        import moto.server  # noqa: F401
     except ImportError:  # pragma: no cover - make test-deps installs it
         pytest.skip("moto[server] is not installed (make test-deps)")
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    from tests.support.backend import process_s3
     with pytest.MonkeyPatch.context() as mp:
         for name, value in CREDENTIALS.items():
             mp.setenv(name, value)
@@ -84,7 +82,4 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
         mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
         mp.setenv("AWS_CONFIG_FILE", os.devnull)
         mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        try:
-            yield S3Endpoint(f"http://127.0.0.1:{port}")
-        finally:
-            server.stop()
+        yield process_s3()

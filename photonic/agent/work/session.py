@@ -91,7 +91,10 @@ class EndpointSession:
 
     async def send(self, report: WorkerReport) -> None:
         """Writes report on the open stream. Never raises: progress with no stream is dropped
-        (a beat renews the lease anyway), a final report is kept for the next stream."""
+        (a beat renews the lease anyway), a final report is kept for the next stream. The
+        job's slot is free before its final report leaves (see _free_slot_of)."""
+        if isinstance(report, _FINAL):
+            self._free_slot_of(report)
         stream = self._stream
         if stream is not None:
             try:
@@ -173,7 +176,21 @@ class EndpointSession:
         upload (it said `finishing`), unless max_concurrent uploads already run here, so
         uploads that fall behind hold the executors back instead of piling up."""
         uploading = sum(1 for r in self.jobs.values() if r.slot_returned)
-        if uploading < self._slots.max_concurrent and not run.slot_returned:
+        if uploading < self._slots.max_concurrent:
+            self._return_slot(run)
+
+    def _free_slot_of(self, report: WorkDone | WorkFailed | WorkReleased | WorkCancelled
+                      ) -> None:
+        """The attempt's last word is about to leave: its slot is free now, not once the run
+        has also cleaned up after itself (its folder, its input). The server may assign the
+        next job as soon as it reads the report; found with no slot, that job would be handed
+        back as "no free slot", costing it an attempt and a round trip."""
+        run = self.jobs.get(report.job_id)
+        if run is not None and run.attempt == report.attempt:
+            self._return_slot(run)
+
+    def _return_slot(self, run: JobRun) -> None:
+        if not run.slot_returned:
             run.slot_returned = True
             self._slots.give_back(self.endpoint)
             self._deps.metrics.running_jobs.set(self._slots.running)
@@ -181,9 +198,7 @@ class EndpointSession:
     def _ended(self, run: JobRun) -> None:
         if self.jobs.get(run.job.job_id) is run:
             del self.jobs[run.job.job_id]
-        if not run.slot_returned:
-            self._slots.give_back(self.endpoint)
-        self._deps.metrics.running_jobs.set(self._slots.running)
+        self._return_slot(run)
 
     async def _cancel(self, order: CancelOrder, stream: WorkChannel) -> None:
         run = self.jobs.get(order.job_id)

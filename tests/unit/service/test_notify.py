@@ -56,6 +56,29 @@ def test_a_vanished_socket_does_not_raise(tmp_path: Path) -> None:
     assert not Notifier(str(tmp_path / "gone.sock")).ready()
 
 
+def test_a_manager_that_stops_reading_never_holds_the_daemon_up(
+        listener: tuple[socket.socket, str]) -> None:
+    """Nobody reads the socket (its queue fills up after a few datagrams): the watchdog goes on
+    beating without waiting, and READY=1 is given up after SEND_TIMEOUT_S, not waited on for
+    good (the event loop sends them: a blocking send froze the whole daemon)."""
+    _sock, path = listener
+    notifier = Notifier(path, watchdog_usec=2_000)  # a beat every millisecond
+
+    async def go() -> int:
+        stop = asyncio.Event()
+        task = asyncio.create_task(notifier.watchdog(stop))
+        ticks = 0
+        for _ in range(200):  # the loop keeps turning while the queue is full
+            await asyncio.sleep(0.001)
+            ticks += 1
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        return ticks
+
+    assert asyncio.run(asyncio.wait_for(go(), 20)) == 200
+    assert not notifier.send("READY=1", timeout_s=0.05)  # the queue is full: given up
+
+
 def test_watchdog_interval_is_half_of_watchdog_usec_for_this_process() -> None:
     """WatchdogSec/2, as sd_watchdog_enabled(3) advises; WATCHDOG_PID of another process
     means the watchdog is not ours."""

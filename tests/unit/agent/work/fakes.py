@@ -92,6 +92,8 @@ class FakeJobsServer:
         self.cut_first_fetch_after: int | None = None
         self.lz4 = False
         self.uploads: list[Upload] = []
+        self.on_report: Callable[[FakeStream, WorkerReport], None] | None = None
+        """Called with each report as it is read (a test answers it as a server would)."""
         self.server = grpc.aio.server()
         self.port = 0
 
@@ -143,6 +145,8 @@ class FakeJobsServer:
             report = report_from_wire(message)
             if report is not None:
                 stream.reports.append(report)
+                if self.on_report is not None:
+                    self.on_report(stream, report)
         stream.ended = True
         stream.orders.put_nowait(None)  # the worker half-closed: end the call
 

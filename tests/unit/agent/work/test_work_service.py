@@ -19,6 +19,7 @@ from photonic.agent.work.jobs_channel import RESULT_CHUNK_BYTES, JobsChannel
 from photonic.agent.work.service import WorkService, os_tag
 from photonic.config import WorkConfig
 from photonic.jobs_model import (
+    Assignment,
     CancelOrder,
     Held,
     ReportRefused,
@@ -32,7 +33,14 @@ from photonic.jobs_model import (
 )
 from photonic.tls import channel_credentials
 from tests.support.pki import TestPki
-from tests.unit.agent.work.fakes import INFO, FakeJobsServer, FakePool, make_job, wait_until
+from tests.unit.agent.work.fakes import (
+    INFO,
+    FakeJobsServer,
+    FakePool,
+    FakeStream,
+    make_job,
+    wait_until,
+)
 
 PHOTO = bytes(range(256)) * 1200  # 300 KiB: several blob chunks
 PHOTO_SHA = hashlib.sha256(PHOTO).hexdigest()
@@ -232,6 +240,36 @@ def test_an_executor_error_is_reported_with_its_retryability(pki: TestPki,
             assert final_reports(h) == [WorkFailed("j1", 1, "no face found", False)]
     src = tmp_path / "p.jpg"
     src.write_bytes(PHOTO)
+    run(main)
+
+
+def test_a_job_assigned_as_the_last_one_fails_gets_its_slot(pki: TestPki,
+                                                           tmp_path: Path) -> None:
+    """With one slot, the server assigns the next job the moment it reads the previous one's
+    Failed (as the dispatcher does): the worker runs it, instead of handing it back with
+    "no free slot" because the failed attempt was still cleaning up (which cost the job an
+    attempt: a corrupt photo of a batch then ended FAILED after 2 attempts, not 1)."""
+    pool = FakePool()
+    pool.error = ExecutorError("cannot decode image: garbage")
+    src = tmp_path / "p.jpg"
+    src.write_bytes(PHOTO)
+    free_when_read: list[int] = []
+
+    async def main() -> None:
+        async with running(pki, tmp_path, pool=pool, local=lambda sha: [src]) as h:
+            def answer(stream: FakeStream, report: object) -> None:
+                if isinstance(report, WorkFailed) and report.job_id == "j1":
+                    free_when_read.append(h.service.slots.free)
+                    stream.orders.put_nowait(Assignment(make_job("j2", PHOTO_SHA), 0))
+
+            h.server.on_report = answer
+            h.server.assign(make_job("j1", PHOTO_SHA))
+            await wait_until(lambda: len(final_reports(h)) == 2, message="two final reports")
+            assert final_reports(h) == [WorkFailed("j1", 1, "cannot decode image: garbage",
+                                                   False),
+                                        WorkFailed("j2", 1, "cannot decode image: garbage",
+                                                   False)]
+            assert free_when_read == [1]
     run(main)
 
 

@@ -61,7 +61,10 @@ def test_the_same_new_photo_on_two_servers_is_written_by_one_stream_at_a_time(
         tmp_path: Path, pg_url: str) -> None:
     """A is asked for the photo (SEND); B, offered it meanwhile, is answered nothing while
     A's stream holds the claim; once A commits (claim released), B decides and is asked for
-    it in turn (its own store does not hold it) and commits it too; no claim is left."""
+    it in turn (its own store does not hold it) and commits it too; no claim is left: A sees
+    B's release and takes the claim. (A release never blocks: B's row goes on B's database
+    thread after its stream closed, so A waits for it as a server does, wait_released, rather
+    than claiming at once and racing B's thread.)"""
     sha = sha_of(PHOTO)
 
     async def scenario(a: IngestDeps, b: IngestDeps) -> None:
@@ -78,6 +81,7 @@ def test_the_same_new_photo_on_two_servers_is_written_by_one_stream_at_a_time(
         for stream in (on_a, on_b):
             await stream.session.close()
         assert not a.claims.held(sha) and not b.claims.held(sha)
+        await asyncio.wait_for(a.claims.wait_released(sha), WAIT_S)
         assert await a.claims.try_claim(sha)
         a.claims.release(sha)
 
