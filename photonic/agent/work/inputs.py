@@ -2,7 +2,8 @@
 trusted, or else the server's bytes through FetchBlob, resumed after a cut and verified.
 
 Fetched inputs stay in a small cache under `<buffer>/work/inputs/` (bounded in bytes, partial
-fetches included, oldest dropped first), since a retried attempt or the next job of a batch often needs them again.
+fetches included, oldest dropped first), since a retried attempt or the next job of a batch
+often needs them again.
 """
 
 from __future__ import annotations
