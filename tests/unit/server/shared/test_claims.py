@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+from photonic.server.pg_db import connect
 from tests.unit.server.shared.conftest import terminate_claim_holder, two_servers
 
 SHA = "ab" * 32
@@ -194,3 +195,33 @@ def test_releases_are_told_to_other_servers_a_hundred_contents_a_notification(
     assert len(payloads) == 3
     named = [sha for payload in payloads for sha in payload.split()]
     assert sorted(named) == contents
+
+
+def test_claims_take_one_lock_per_server_however_many_contents(pg_url: str) -> None:
+    """20,000 contents claimed (a large manifest; six of 66,000 once filled the database's
+    shared lock table) hold one advisory lock for the server's claims session, not one each:
+    the claims are rows. The other server can claim none of them; after the releases it can
+    claim them all."""
+    shas = [f"{i:064x}" for i in range(20_000)]
+
+    def advisory_locks() -> int:
+        with connect(pg_url) as conn:
+            row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                               "AND granted").fetchone()
+        return int(row[0]) if row else 0
+
+    async def scenario() -> None:
+        async with two_servers(pg_url) as (a, b):
+            before = await asyncio.to_thread(advisory_locks)
+            assert await a.claims.try_claim_many(shas) == set(shas)
+            assert await asyncio.to_thread(advisory_locks) <= before + 1
+            assert not await b.claims.try_claim_many(shas[::1000])
+            for sha in shas:
+                a.claims.release(sha)
+            for sha in shas[::1000]:
+                await asyncio.wait_for(b.claims.wait_released(sha), 30)
+            assert await b.claims.try_claim_many(shas) == set(shas)
+            for sha in shas:
+                b.claims.release(sha)
+
+    asyncio.run(scenario())
