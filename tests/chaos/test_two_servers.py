@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from tests.support.daemons import (
     acknowledged_files,
     catalog_rows,
     make_agent,
+    metric_total,
     sha256_of,
     wait_until,
     web_token,
@@ -242,14 +242,6 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fetched_models(tmp_path_factory.mktemp("models"))
 
 
-def _workers_connected(server: ServerHandle) -> float:
-    url = f"http://127.0.0.1:{server.http_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as reply:
-        text = reply.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("photonic_jobs_workers_connected"))
-
-
 def test_a_job_leased_through_a_server_that_dies_is_finished_through_the_other(
         tmp_path: Path, scaleout: ScaleOut, models: Path) -> None:
     """A face crop leased through A (B is not up yet, so A's dispatcher is the only one that
@@ -279,7 +271,7 @@ def test_a_job_leased_through_a_server_that_dies_is_finished_through_the_other(
                                         "executors": ["facecrop"]}})
     scaleout.daemons.append(worker.daemon)
     worker.start()
-    wait_until(lambda: _workers_connected(a) == 1, 60, 0.1,
+    wait_until(lambda: metric_total(a, "photonic_jobs_workers_connected") == 1, 60, 0.1,
                f"the worker on A; log:\n{worker.daemon.log()[-2000:]}")
 
     admin_a = Admin(a)

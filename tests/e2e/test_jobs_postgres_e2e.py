@@ -6,7 +6,6 @@ each, complete ten jobs submitted on either of them with no job run twice."""
 from __future__ import annotations
 
 import re
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from tests.support.daemons import (
     ServerHandle,
     free_port,
     make_agent,
+    metric_total,
     start_server,
     wait_until,
 )
@@ -63,19 +63,11 @@ def _worker(root: Path, pki: TestPki, agent_id: str, server: ServerHandle, model
     return agent.start()
 
 
-def _workers_connected(server: ServerHandle) -> float:
-    url = f"http://127.0.0.1:{server.http_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as reply:
-        text = reply.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("photonic_jobs_workers_connected"))
-
-
 def _ready(server: ServerHandle, agent: AgentHandle) -> str:
     """Until the agent's astronaut is in the server's library and its Work stream is open;
     returns the photo's SHA-256."""
     found: str = wait_until(
-        lambda: _workers_connected(server) == 1
+        lambda: metric_total(server, "photonic_jobs_workers_connected") == 1
         and library_sha(server, agent.agent_id, "p", "astronaut.jpg"), 90, 0.1,
         f"{agent.agent_id} synced and working; log:\n{agent.daemon.log()[-2000:]}")
     return found

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.support.daemons import (
     ServerHandle,
     free_port,
     make_agent,
+    metric_total,
     run_cli,
     sha256_of,
     start_server,
@@ -118,26 +118,14 @@ def _start(agent: AgentHandle, daemons: list[Daemon]) -> AgentHandle:
     return agent.start()
 
 
-def _metric(server: ServerHandle, name: str) -> float:
-    """The sum of a metric's samples (every label set) on the server's /metrics."""
-    url = f"http://127.0.0.1:{server.http_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as reply:
-        text = reply.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and line[len(name):len(name) + 1] in (" ", "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def _fetched_bytes(server: ServerHandle) -> int:
-    return int(_metric(server, "photonic_jobs_fetch_blob_bytes_total"))
+    return int(metric_total(server, "photonic_jobs_fetch_blob_bytes_total"))
 
 
 def _wait_workers(server: ServerHandle, count: int, *agents: AgentHandle) -> None:
     """Until exactly `count` Work streams are open on the server."""
     logs = "\n".join(a.daemon.log()[-1500:] for a in agents)
-    wait_until(lambda: _metric(server, "photonic_jobs_workers_connected") == count, 90,
+    wait_until(lambda: metric_total(server, "photonic_jobs_workers_connected") == count, 90,
                0.1, f"{count} worker(s) connected; agent logs:\n{logs}")
 
 

@@ -11,7 +11,6 @@ import hashlib
 import io
 import os
 import stat
-import urllib.request
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from tests.support.daemons import (
     catalog_rows,
     free_port,
     make_agent,
+    metric_total,
     start_server,
     wait_until,
     web_token,
@@ -142,14 +142,6 @@ def open_images(archive: zipfile.ZipFile) -> dict[str, tuple[str, tuple[int, int
     return found
 
 
-def _metric(server: ServerHandle, name: str) -> float:
-    url = f"http://127.0.0.1:{server.http_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as reply:
-        text = reply.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name) and line[len(name):len(name) + 1] in (" ", "{"))
-
-
 def _web_server(root: Path, pki: TestPki, agents: dict[str, Any]) -> Web:
     port = free_port()
     server = start_server(root / "server", pki, extra={
@@ -204,7 +196,7 @@ def working(tmp_path_factory: pytest.TempPathFactory, pki: TestPki) -> Iterator[
                                         "executors": ["facecrop", "bgremove"]}})
     worker.start()
     try:
-        wait_until(lambda: _metric(web.server, "photonic_jobs_workers_connected") == 1, 90,
+        wait_until(lambda: metric_total(web.server, "photonic_jobs_workers_connected") == 1, 90,
                    0.2, f"the worker connected; log:\n{worker.daemon.log()[-2000:]}")
         yield web
     finally:

@@ -141,6 +141,16 @@ def web_get(server: ServerHandle, path: str, token: str) -> Any:
         return json.loads(reply.read())
 
 
+def metric_total(server: ServerHandle, name: str) -> float:
+    """The sum of a metric's samples (every label set) on the server's /metrics; 0 when it
+    has none."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/metrics",
+                                timeout=5) as reply:
+        text = reply.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and line[len(name):len(name) + 1] in (" ", "{"))
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
