@@ -22,6 +22,7 @@ from typing import Any
 from bench.peers.base import free_port, port_open
 from bench.peers.photonic import stop_process
 from bench.procstat import ProcUsage, tree_usage, wait_until
+from tests.support.environ import environment
 from tests.support.postgres import PgCluster, cluster_at, init_cluster
 
 REGION = "us-east-1"
@@ -42,16 +43,8 @@ _BENCH_ROOT = Path(__file__).resolve().parent.parent
 def aws_environment() -> Iterator[None]:
     """The endpoint's credentials in this process's environment (which every photonic server
     the bench starts inherits) while the scale-out figures run; restored afterwards."""
-    saved = {name: os.environ.get(name) for name in _CREDENTIALS}
-    os.environ.update(_CREDENTIALS)
-    try:
+    with environment(_CREDENTIALS):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 class PgService:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +29,7 @@ from tests.support.daemons import (
     web_get,
     write_server_config,
 )
+from tests.support.environ import environment
 from tests.support.pki import TestPki
 from tests.support.s3 import S3Endpoint
 
@@ -40,17 +40,8 @@ PREFIX = "studio/"
 def fault_armed(point: str, after: int = 1) -> Iterator[None]:
     """A daemon started inside this block inherits the fault point (faults.py); the tests'
     own environment is as before afterwards, so a restart of that daemon is unarmed."""
-    saved = {k: os.environ.get(k) for k in ("PHOTONIC_FAULT_POINT", "PHOTONIC_FAULT_AFTER")}
-    os.environ["PHOTONIC_FAULT_POINT"] = point
-    os.environ["PHOTONIC_FAULT_AFTER"] = str(after)
-    try:
+    with environment({"PHOTONIC_FAULT_POINT": point, "PHOTONIC_FAULT_AFTER": str(after)}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @dataclass
