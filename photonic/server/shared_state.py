@@ -47,9 +47,11 @@ class _PgBackend:
         from photonic.server.shared import pg_claims, pg_events
         from photonic.server.shared.pg_library_lock import PgLibraryLock
 
+        # The hub first: making it applies the shared tables' migrations (server_events,
+        # upload_claims), once, before the claims' session ever uses its table.
+        self.events = pg_events.PgEventHub(url)
         self.claims = pg_claims.PgUploadClaims(url)
         self.library_lock = PgLibraryLock(url)
-        self.events = pg_events.PgEventHub(url)
         self.listener = ChannelListener(
             url, {pg_events.CHANNEL: self.events.on_notify,
                   pg_claims.CHANNEL: self.claims.on_released},

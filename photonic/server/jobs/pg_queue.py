@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from photonic.jobs_model import BATCH_KIND, BatchCounts, Job, JobFilter, JobOutput, JobState
@@ -46,10 +46,8 @@ class PgJobQueue:
     def close(self) -> None:
         self._session.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[PgConnection]:
-        with self._session.tx() as conn:
-            yield conn
+    def _tx(self) -> AbstractContextManager[PgConnection]:
+        return self._session.tx()
 
     def _rows(self, query: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self._tx() as c:

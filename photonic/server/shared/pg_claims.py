@@ -30,9 +30,8 @@ from typing import Any
 
 from photonic.errors import Transient
 from photonic.logfmt import event
-from photonic.server.pg_db import PgConnection, connect, migrate, unreachable_as_transient
+from photonic.server.pg_db import PgConnection, connect, unreachable_as_transient
 from photonic.server.shared.claims import LocalUploadClaims
-from photonic.server.shared.pg_events import MIGRATIONS
 
 log = logging.getLogger("photonic.server.claims")
 
@@ -86,7 +85,9 @@ def new_holder_key() -> int:
 class PgUploadClaims:
     """In-process claims first (streams of this server wait on an event, no database), then
     the row. Every database call runs on one thread, in the order made, so a release queued
-    before a new claim of the same content reaches the database first."""
+    before a new claim of the same content reaches the database first. The table comes with
+    the shared migrations, which the event hub applies when it is made (shared_state makes
+    it first)."""
 
     def __init__(self, url: str) -> None:
         self._url = url
@@ -199,7 +200,6 @@ class PgUploadClaims:
             event(log, "claims_reconnect", claims=len(self._claimed))
         conn = connect(self._url)
         try:
-            migrate(conn, MIGRATIONS)
             holder = new_holder_key()
             conn.execute("SELECT pg_advisory_lock(%s)", (holder,))
             conn.execute(_FORGET_DEAD)
