@@ -84,7 +84,8 @@ class Export:
 def write_rclone_config(path: Path, port: int, password: str) -> Path:
     """An rclone remote `dav:` on the export, the password obscured as rclone stores it."""
     assert RCLONE is not None
-    obscured = subprocess.run([RCLONE, "obscure", password], capture_output=True, text=True,
+    # "--": a token may begin with "-" (URL-safe base64), which rclone would take for a flag.
+    obscured = subprocess.run([RCLONE, "obscure", "--", password], capture_output=True, text=True,
                               check=True).stdout.strip()
     path.write_text(f"[dav]\ntype = webdav\nurl = http://127.0.0.1:{port}/dav/\n"
                     f"vendor = other\nuser = finder\npass = {obscured}\n", encoding="utf-8")
