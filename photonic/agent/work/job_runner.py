@@ -94,6 +94,10 @@ class JobRun:
         self._executed = executed
         self.slot_returned = False
         """Set by the session when it gave this job's slot back before the job ended."""
+        self.executed = False
+        """Set by the session when the executor is done and only the upload is left."""
+        self.reported = False
+        """Set by the session as the attempt's final report leaves."""
         self._stop_reason: StopReason | None = None
         self.task: asyncio.Task[Outcome] | None = None
 

@@ -175,19 +175,34 @@ class EndpointSession:
         """The run's executor is done: its slot goes to the next job while its outputs
         upload (it said `finishing`), unless max_concurrent uploads already run here, so
         uploads that fall behind hold the executors back instead of piling up."""
-        uploading = sum(1 for r in self.jobs.values() if r.slot_returned)
-        if uploading < self._slots.max_concurrent:
-            self._return_slot(run)
+        run.executed = True
+        self._free_upload_slots()
+
+    def _free_upload_slots(self) -> None:
+        """Gives back the slots of executed runs while fewer than max_concurrent uploads go
+        on, oldest first: the dispatcher's rule (a worker's finishing jobs beyond
+        max_concurrent keep their slots), so both sides count the same free slots. Called
+        whenever an upload starts or ends; a run that said its last word uploads nothing."""
+        uploading = sum(1 for r in self.jobs.values() if r.slot_returned and not r.reported)
+        for run in self.jobs.values():
+            if uploading >= self._slots.max_concurrent:
+                return
+            if run.executed and not run.slot_returned and not run.reported:
+                self._return_slot(run)
+                uploading += 1
 
     def _free_slot_of(self, report: WorkDone | WorkFailed | WorkReleased | WorkCancelled
                       ) -> None:
         """The attempt's last word is about to leave: its slot is free now, not once the run
-        has also cleaned up after itself (its folder, its input). The server may assign the
-        next job as soon as it reads the report; found with no slot, that job would be handed
-        back as "no free slot", costing it an attempt and a round trip."""
+        has also cleaned up after itself (its folder, its input), and so is the slot of an
+        executed run that waited for this upload to end. The server may assign the next job
+        as soon as it reads the report; found with no slot, that job would be handed back as
+        "no free slot", costing it an attempt and a round trip."""
         run = self.jobs.get(report.job_id)
         if run is not None and run.attempt == report.attempt:
+            run.reported = True
             self._return_slot(run)
+            self._free_upload_slots()
 
     def _return_slot(self, run: JobRun) -> None:
         if not run.slot_returned:
@@ -199,6 +214,7 @@ class EndpointSession:
         if self.jobs.get(run.job.job_id) is run:
             del self.jobs[run.job.job_id]
         self._return_slot(run)
+        self._free_upload_slots()  # a run that ended unreported (refused) uploads no more
 
     async def _cancel(self, order: CancelOrder, stream: WorkChannel) -> None:
         run = self.jobs.get(order.job_id)

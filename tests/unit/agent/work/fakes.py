@@ -94,6 +94,8 @@ class FakeJobsServer:
         self.uploads: list[Upload] = []
         self.on_report: Callable[[FakeStream, WorkerReport], None] | None = None
         """Called with each report as it is read (a test answers it as a server would)."""
+        self.upload_gates: dict[str, asyncio.Event] = {}
+        """A job's output uploads wait for its gate (set) before they are answered."""
         self.server = grpc.aio.server()
         self.port = 0
 
@@ -166,6 +168,9 @@ class FakeJobsServer:
     async def _upload(self, requests: AsyncIterator[jobs_pb2.ResultChunk],
                       context: grpc.aio.ServicerContext) -> jobs_pb2.UploadResultResponse:
         chunks = [chunk async for chunk in requests]
+        gate = self.upload_gates.get(chunks[0].job_id)
+        if gate is not None:
+            await gate.wait()
         data = b"".join(c.data for c in chunks)
         self.uploads.append(Upload(chunks[0], data, len(chunks)))
         return jobs_pb2.UploadResultResponse(sha256=hashlib.sha256(data).hexdigest(),

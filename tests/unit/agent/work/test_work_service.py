@@ -273,6 +273,83 @@ def test_a_job_assigned_as_the_last_one_fails_gets_its_slot(pki: TestPki,
     run(main)
 
 
+def test_an_executed_job_waiting_for_an_upload_gets_its_slot_when_that_upload_ends(
+        pki: TestPki, tmp_path: Path) -> None:
+    """One slot: j1's outputs upload (slow), j2 runs meanwhile and is executed too, so it keeps
+    its slot (one upload at a time), as the dispatcher counts it. When j1's Done leaves,
+    j2's upload may start and its slot is free: the job the server assigns on reading j1's
+    Done runs instead of being handed back "no free slot" (which cost a corrupt photo of a
+    batch a second attempt in CI)."""
+    src = tmp_path / "p.jpg"
+    src.write_bytes(PHOTO)
+    free_when_read: list[int] = []
+
+    async def main() -> None:
+        async with running(pki, tmp_path, local=lambda sha: [src]) as h:
+            h.server.upload_gates = {"j1": asyncio.Event(), "j2": asyncio.Event()}
+
+            def answer(stream: FakeStream, report: object) -> None:
+                if isinstance(report, WorkProgress) and report.finishing \
+                        and report.job_id == "j1":
+                    stream.orders.put_nowait(Assignment(make_job("j2", PHOTO_SHA), 0))
+                elif isinstance(report, WorkProgress) and report.finishing:
+                    h.server.upload_gates["j1"].set()
+                elif isinstance(report, WorkDone) and report.job_id == "j1":
+                    free_when_read.append(h.service.slots.free)
+                    stream.orders.put_nowait(Assignment(make_job("j3", PHOTO_SHA), 0))
+                    h.server.upload_gates["j2"].set()
+
+            h.server.on_report = answer
+            h.server.assign(make_job("j1", PHOTO_SHA))
+            await wait_until(lambda: len(final_reports(h)) == 3, message="three final reports")
+            assert sorted(type(r).__name__ + ":" + r.job_id  # type: ignore[attr-defined]
+                          for r in final_reports(h)) == ["WorkDone:j1", "WorkDone:j2",
+                                                         "WorkDone:j3"]
+            assert free_when_read == [1]
+    run(main)
+
+
+def test_a_failed_job_still_cleaning_up_is_not_counted_as_an_upload(
+        pki: TestPki, tmp_path: Path) -> None:
+    """One slot: j1 fails and its cleanup is slow; j2, assigned on reading j1's Failed, is
+    executed before j1 has ended. j1 uploads nothing, so j2's slot is free as its outputs
+    upload, as the dispatcher counts it, and the next job runs."""
+    src = tmp_path / "p.jpg"
+    src.write_bytes(PHOTO)
+    pool = FakePool()
+    cleanup = asyncio.Event()
+    free_when_finishing: list[int] = []
+
+    async def main() -> None:
+        async with running(pki, tmp_path, pool=pool, local=lambda sha: [src]) as h:
+            prune = h.service.inputs.prune
+            pruned = 0
+
+            async def slow_first_prune() -> None:
+                nonlocal pruned
+                pruned += 1
+                if pruned == 1:
+                    await cleanup.wait()
+                await prune()
+
+            h.service.inputs.prune = slow_first_prune  # type: ignore[method-assign]
+
+            def answer(stream: FakeStream, report: object) -> None:
+                if isinstance(report, WorkFailed) and report.job_id == "j1":
+                    pool.error = None
+                    stream.orders.put_nowait(Assignment(make_job("j2", PHOTO_SHA), 0))
+                elif isinstance(report, WorkProgress) and report.finishing:
+                    free_when_finishing.append(h.service.slots.free)
+                    cleanup.set()
+
+            h.server.on_report = answer
+            pool.error = ExecutorError("cannot decode image: garbage")
+            h.server.assign(make_job("j1", PHOTO_SHA))
+            await wait_until(lambda: len(final_reports(h)) == 2, message="two final reports")
+            assert free_when_finishing == [1]
+    run(main)
+
+
 def _held_pool() -> FakePool:
     pool = FakePool()
     pool.gate = asyncio.Event()
