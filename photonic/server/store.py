@@ -170,7 +170,7 @@ class PartialUpload:
 def _link_over(source: str, library_file: str) -> None:
     """Makes library_file a link to source, atomically replacing whatever was there."""
     try:
-        os.link(source, library_file)  # a new name: one link, atomic by itself
+        os.link(source, library_file)  # the name is free again (kept aside, or removed)
         return
     except FileExistsError:
         pass
@@ -390,9 +390,20 @@ class ContentStore:
         sync=False leaves the fsync of those folders to the caller, who may batch it, but
         must do it before the link is acknowledged to anyone."""
         source = self.object_file(sha256)
+        kept = False
+
+        def put() -> None:
+            nonlocal kept
+            try:
+                os.link(source, library_file)  # a new name: one link, atomic by itself
+                return
+            except FileExistsError:  # link() found the object, then the name taken
+                pass
+            kept = self._keep_aside_if_only_copy(library_file) or kept
+            _link_over(source, library_file)
+
         try:
-            kept = os.path.exists(source) and self._keep_aside_if_only_copy(library_file)
-            changed = self._put(source, library_file, lambda: _link_over(source, library_file))
+            changed = self._put(source, library_file, put)
         except OSError as exc:
             if (full := as_storage_full(exc)) is not None:
                 raise full from exc
