@@ -43,8 +43,15 @@ the queue's, and each evolves (and is shared, or not) without renumbering the ot
 FIELDS = tuple(f.name for f in dataclasses.fields(ServerEvent))
 _COLUMNS = ", ".join(FIELDS)
 _SELECT = f"SELECT id, ring_only, {_COLUMNS} FROM server_events"
+_COLUMN_TYPES = {"size": "bigint", "time_unix_ms": "bigint"}
+"""server_events' columns that are not text (ring_only is boolean)."""
 _INSERT = (f"INSERT INTO server_events (ring_only, {_COLUMNS}) "
-           f"VALUES (%s, {', '.join(['%s'] * len(FIELDS))})")
+           f"SELECT ring_only, {_COLUMNS} FROM unnest(%b::boolean[], "
+           + ", ".join(f"%b::{_COLUMN_TYPES.get(f, 'text')}[]" for f in FIELDS)
+           + f") WITH ORDINALITY AS u (ring_only, {_COLUMNS}, n) ORDER BY n")
+"""A batch in one statement, its arrays sent in binary, ids given in the batch's order. Not
+executemany: its per-row statement and dumping ran on the event loop, about 15 µs a row,
+while the manifest that published the events was still being answered."""
 OUTBOX_SIZE = 10_000
 """Events waiting for the database: beyond this (a long outage), the oldest are dropped, as
 a slow subscriber's are."""
@@ -180,9 +187,9 @@ class PgEventHub:
         with unreachable_as_transient(self._url):
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_ORDER,))
-                async with conn.cursor() as cur:
-                    await cur.executemany(_INSERT.encode(), [
-                        (ring_only, *_VALUES(ev)) for ev, ring_only in batch])
+                rows = [(ring_only, *_VALUES(ev)) for ev, ring_only in batch]
+                columns = [list(column) for column in zip(*rows, strict=True)]
+                await conn.execute(_INSERT.encode(), columns)
                 await conn.execute(
                     "DELETE FROM server_events WHERE id <= "
                     "(SELECT max(id) FROM server_events) - %s", (self._ring_size,))
