@@ -38,7 +38,7 @@ from photonic.server.catalog_writes import (
     settled_conflict_args,
 )
 from photonic.server.pg_db import PgConnection
-from photonic.server.storage.pg_first_versions import FirstVersions
+from photonic.server.storage.pg_first_versions import SEND_EVERY, FirstVersions
 
 
 def pg(sql: str) -> str:
@@ -77,6 +77,8 @@ class PgOpenTransaction:
     def commit_version(self, v: NewVersion, *, durable: bool = True) -> int | None:
         if v.known_location == 0 and v.conflict_server_sha256 is None:
             self._firsts.add(v, now_ms())
+            if self._firsts.count >= SEND_EVERY:
+                self.finish()  # sent, not awaited: see SEND_EVERY
             return None
         self.finish()
         return write_version(self._c, v)

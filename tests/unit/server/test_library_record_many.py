@@ -20,6 +20,7 @@ from photonic.server import library as library_module
 from photonic.server.catalog import NewVersion
 from photonic.server.catalog_writes import CatalogWrites
 from photonic.server.library import Library
+from photonic.server.storage import pg_catalog_writes
 from photonic.server.store import ContentStore
 from tests.support.catalogs import Catalogs, table_rows
 
@@ -114,13 +115,16 @@ def outcome_key(outcome: Outcome) -> object:
     return outcome
 
 
+@pytest.mark.parametrize("send_every", [2, 100])
 @pytest.mark.parametrize("policy", list(ConflictPolicy))
 def test_a_sliced_manifest_records_what_one_by_one_records(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: ConflictPolicy,
-        catalogs: Catalogs) -> None:
+        send_every: int, catalogs: Catalogs) -> None:
     """Slices of 4 split the manifest (the twice-offered path across a slice boundary too):
-    same answers, same rows, same library files as one record_many per path."""
+    same answers, same rows, same library files as one record_many per path. On PostgreSQL
+    the new paths' rows go out every `send_every` within a slice, or only at its end."""
     monkeypatch.setattr(library_module, "RECORD_SLICE", 4)
+    monkeypatch.setattr(pg_catalog_writes, "SEND_EVERY", send_every)
     items = manifest()
     sliced = prepared(tmp_path / "sliced", catalogs)
     single = prepared(tmp_path / "single", catalogs)
@@ -184,6 +188,31 @@ def test_a_failure_inside_a_slice_leaves_none_of_its_rows(
     monkeypatch.setattr(world.store, "link", real_link)
     again = world.library.record_many("laptop", items, ConflictPolicy.AUTO)
     assert [o.version for o in again if isinstance(o, CommittedFile)] == [1] * 6
+
+
+def test_rows_sent_before_a_failure_in_their_slice_are_rolled_back_with_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalogs: Catalogs) -> None:
+    """On PostgreSQL a slice's first versions go out before the slice ends (every SEND_EVERY,
+    here 2): p/4 and p/5 are sent when p/7's link fails, and the slice's rollback takes them
+    back with p/6's, so the slice leaves none of its rows, as on SQLite."""
+    monkeypatch.setattr(library_module, "RECORD_SLICE", 4)
+    monkeypatch.setattr(pg_catalog_writes, "SEND_EVERY", 2)
+    world = World(tmp_path, catalogs)
+    world.stored(*range(8))
+    items = [entry(n, f"p/{n}.jpg") for n in range(8)]
+    real_link = world.store.link
+
+    def failing(sha256: str, library_file: str, *, sync: bool = True) -> list[str]:
+        if library_file.endswith("p/7.jpg"):
+            raise OSError(5, "I/O error")
+        return real_link(sha256, library_file, sync=sync)
+
+    monkeypatch.setattr(world.store, "link", failing)
+    with pytest.raises(OSError):
+        world.library.record_many("laptop", items, ConflictPolicy.AUTO)
+    heads = [world.catalog.get_head("laptop", "photos", f"p/{n}.jpg") for n in range(8)]
+    assert [h is not None for h in heads] == [True] * 4 + [False] * 4
+    assert table_rows(world.catalog, "SELECT photos FROM agent_totals") == [(4,)]
 
 
 def test_manifest_lookups_answer_known_and_unknown_hashes_across_the_in_limit(
