@@ -27,15 +27,27 @@ async def answer(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable
         await refuse(context, exc)
 
 
-async def refuse(context: grpc.aio.ServicerContext, exc: errors.PhotonicError) -> NoReturn:
+async def refuse(context: grpc.aio.ServicerContext, exc: errors.PhotonicError, *,
+                 correlation_id: str = "", logged_as: str | None = None,
+                 **fields: str) -> NoReturn:
     """Aborts the call with the error's status code and the text a client may read. An error
     whose message names the server's internals (a database's address) is logged whole here,
-    under a correlation id the client is given with the plain text."""
+    under a correlation id the client is given with the plain text: the client's own
+    (correlation_id, from its call's metadata) when it sent one, else a new one.
+
+    logged_as: the caller's event for every refusal of its calls, logged here with fields,
+    the correlation id and the whole message, so that one line tells each refusal (not that
+    event and then `call_refused` again)."""
     text = errors.for_client(exc)
-    if exc.client_message is not None:
-        correlation = uuid.uuid4().hex[:16]
+    plain = exc.client_message is not None
+    correlation = correlation_id or (uuid.uuid4().hex[:16] if plain else "")
+    if plain:
+        text = f"{text} (correlation id {correlation})"
+    if logged_as is not None:
+        event(log, logged_as, logging.WARNING, **fields, correlation_id=correlation,
+              reason=str(exc))
+    elif plain:
         event(log, "call_refused", logging.WARNING, correlation_id=correlation,
               error=f"{type(exc).__name__}: {exc}")
-        text = f"{text} (correlation id {correlation})"
     await context.abort(wire.status_for(exc), text)
     raise AssertionError("abort returned") from exc

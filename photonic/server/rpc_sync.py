@@ -20,7 +20,6 @@ from photonic.grpc_options import (
     MAX_REPLY_RUN_BYTES,
     REPLY_RUNS_METADATA_KEY,
 )
-from photonic.logfmt import event
 from photonic.models import CommittedFile, FileDecision, Scope
 from photonic.server.agents_service import (
     AgentReport,
@@ -279,9 +278,8 @@ class SyncService(sync_pb2_grpc.PhotonicSyncServicer):
             exc = failure[0]
             if isinstance(exc, errors.LimitExceeded):
                 self._metrics.refused_calls.labels("sync_budget").inc()
-            event(log, "sync_stream_refused", logging.WARNING, agent=caller.agent_id,
-                  correlation_id=correlation, reason=str(exc))
-            await refuse(context, exc)
+            await refuse(context, exc, correlation_id=correlation,
+                         logged_as="sync_stream_refused", agent=caller.agent_id)
 
     async def _finish(self, caller: Caller, session: IngestSession) -> None:
         await session.close()
