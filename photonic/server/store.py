@@ -324,20 +324,41 @@ class ContentStore:
         it before anyone is told the content is stored."""
         if not upload.finished:
             raise ValueError(f"the upload of {upload.sha256[:12]} is not finished")
-        target = self.object_file(upload.sha256)
-        os.chmod(upload.path, READ_ONLY)
+        return self._store_verified(upload.path, upload.sha256, sync=sync)
+
+    def adopt(self, sha256: ContentHash, path: str, size: int) -> list[str]:
+        """A file of the server's own under partial/ (an image copied out of a submitted ZIP)
+        whose SHA-256 and size were computed from its bytes as they were written becomes the
+        object: fsynced, then named as store_finished names an upload, so its bytes are not
+        written a second time. A file whose size is not `size` any more is refused."""
+        if not path.startswith(self._partial_str + "/"):
+            raise ValueError(f"{path!r} is not under {self._partial_str!r}")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
-            changed = self._put(upload.path, target, lambda: os.link(upload.path, target))
+            if os.fstat(fd).st_size != size:
+                raise IntegrityError(f"the staged copy of {sha256[:12]} changed size "
+                                     "before it was stored")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return self._store_verified(path, sha256)
+
+    def _store_verified(self, path: str, sha256: str, *, sync: bool = True) -> list[str]:
+        target = self.object_file(sha256)
+        os.chmod(path, READ_ONLY)
+        try:
+            changed = self._put(path, target, lambda: os.link(path, target))
         except FileExistsError:
-            if not self.check_object(upload.sha256).intact:
-                self.quarantine(upload.sha256)
-                changed = self._put(upload.path, target, lambda: os.link(upload.path, target))
+            if not self.check_object(sha256).intact:
+                self.quarantine(sha256)
+                changed = self._put(path, target, lambda: os.link(path, target))
             else:
                 changed = []
-        # The partial's name may outlive a crash: recover() removes it at the next start.
-        os.unlink(upload.path)
+        # The file's name under partial/ may outlive a crash: recover() (an upload's partial)
+        # or the upload intake (its spool) removes it at the next start.
+        os.unlink(path)
         if sync:
-            for d in [*changed, self._partial_str]:
+            for d in [*changed, os.path.dirname(path)]:
                 fsync_directory(d)
         return changed
 

@@ -4,7 +4,8 @@ server's disk within its cap; a ZIP is judged whole before any entry is read (me
 and its images are copied out and hashed; only once every file of the upload has passed are
 the images stored as objects, placed in the library under `_uploads/<first file>-<id>/` and
 made one batch job. A refused upload leaves nothing behind: no object, no library entry, no
-job, no spooled file."""
+job, no spooled file. The spool is under the store's partial/, so a local store takes each
+staged image as its object without copying it (BlobStore.adopt)."""
 
 from __future__ import annotations
 
@@ -141,7 +142,11 @@ class UploadIntake:
             self._claims.release(s.sha256)
 
     def _put_object(self, s: StagedImage) -> None:
+        """The staged copy becomes the object (a local store adopts the file, which was hashed
+        as it was written: its bytes are not written twice), or is uploaded (S3)."""
         if self._blobs.has(s.sha256) and self._blobs.check(s.sha256).intact:
+            return
+        if self._blobs.adopt(ContentHash(s.sha256), s.temp, s.size):
             return
         upload = self._blobs.partial(ContentHash(s.sha256), s.size, resume=False)
         try:

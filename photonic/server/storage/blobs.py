@@ -7,6 +7,7 @@ Methods block (disk or network I/O) and are called from worker threads."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from photonic.models import ContentHash
@@ -114,6 +115,14 @@ class BlobStore(Protocol):
         """A finished upload becomes the object (an intact object already there is kept).
         Returns the local folders whose entries changed, for a group sync when sync=False
         (none for a remote store, whose commit is durable when it returns)."""
+        ...
+
+    def adopt(self, sha256: ContentHash, path: Path, size: int) -> bool:
+        """Makes a file of the server's own the object without copying it, when the store can:
+        path is on the store's filesystem, and sha256 and size were computed from its bytes as
+        the server wrote them (as an upload's are). The file is made durable first and is gone
+        afterwards (an intact object already there is kept instead). False, with the file left
+        as it is, when the store's objects are not local files: the caller uploads a copy."""
         ...
 
     def check(self, sha256: str) -> ObjectCheck:

@@ -77,6 +77,10 @@ class LocalBlobStore:
             raise TypeError("a local store commits only its own partial uploads")
         return self.store.store_finished(upload, sync=sync)
 
+    def adopt(self, sha256: ContentHash, path: Path, size: int) -> bool:
+        self.store.adopt(sha256, str(path), size)
+        return True
+
     def check(self, sha256: str) -> ObjectCheck:
         return self.store.check_object(sha256)
 

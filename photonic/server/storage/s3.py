@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 import uuid
+from pathlib import Path
 
 from photonic import errors
 from photonic.logfmt import event
@@ -181,6 +182,9 @@ class S3BlobStore:
         return memo[2].copy()
 
     # checks ----------------------------------------------------------------------------------
+
+    def adopt(self, sha256: ContentHash, path: Path, size: int) -> bool:
+        return False  # objects are the bucket's: the caller uploads the file
 
     def check(self, sha256: str) -> ObjectCheck:
         key = self.object_key(sha256)

@@ -15,6 +15,7 @@ from photonic.models import ContentHash
 from photonic.server.storage.blob_file import open_as_file, open_blob
 from photonic.server.storage.blobs import BlobStore
 from photonic.server.storage.local import LocalBlobStore
+from photonic.server.store import ContentStore
 from tests.unit.server.storage.conftest import PART
 
 CHUNK = 4 * 1024 * 1024  # the agent's chunk size
@@ -181,3 +182,77 @@ def test_an_object_reads_as_a_seekable_file_and_as_a_real_one(blobs: BlobStore,
         open_blob(blobs, "b" * 64)
     with pytest.raises(errors.NotFound):
         open_as_file(blobs, "b" * 64, tmp_path / "spool")
+
+
+def _staged(blobs: BlobStore, tmp_path: Path, data: bytes) -> Path:
+    """A file of the server's own where the upload intake stages images: the local store's
+    partial/uploads/ (any folder for S3, whose objects are not files)."""
+    folder = (blobs.root / "partial" / "uploads" if isinstance(blobs, LocalBlobStore)
+              else tmp_path / "spool")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "token.0.entry"
+    path.write_bytes(data)
+    return path
+
+
+def test_a_staged_file_is_adopted_by_a_local_store_and_uploaded_to_s3(
+        blobs: BlobStore, tmp_path: Path) -> None:
+    """The local store takes the file itself as the object (same inode: no second write of
+    its bytes), read-only, and the staged name is gone; S3 declines and leaves the file for
+    the caller to upload."""
+    data = os.urandom(300_000)
+    staged = _staged(blobs, tmp_path, data)
+    inode = staged.stat().st_ino
+    adopted = blobs.adopt(sha(data), staged, len(data))
+    if isinstance(blobs, LocalBlobStore):
+        assert adopted and not staged.exists()
+        target = Path(blobs.store.object_file(sha(data)))
+        assert target.stat().st_ino == inode
+        assert target.stat().st_mode & 0o222 == 0
+        assert blobs.check(sha(data)).intact
+    else:
+        assert not adopted and staged.read_bytes() == data
+        assert not blobs.has(sha(data))
+
+
+def test_adopting_content_already_stored_keeps_the_intact_object(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path / "storage")
+    blobs = LocalBlobStore(store)
+    data = os.urandom(50_000)
+    blobs.put(sha(data), data)
+    before = os.stat(store.object_file(sha(data))).st_ino
+    staged = _staged(blobs, tmp_path, data)
+    assert blobs.adopt(sha(data), staged, len(data))
+    assert not staged.exists()
+    assert os.stat(store.object_file(sha(data))).st_ino == before
+
+
+def test_an_adopted_file_replaces_a_damaged_object_which_is_quarantined(
+        tmp_path: Path) -> None:
+    store = ContentStore(tmp_path / "storage")
+    blobs = LocalBlobStore(store)
+    data = os.urandom(50_000)
+    blobs.put(sha(data), data)
+    damaged = Path(store.object_file(sha(data)))
+    damaged.chmod(0o644)
+    damaged.write_bytes(b"rot" + data[3:])
+    staged = _staged(blobs, tmp_path, data)
+    assert blobs.adopt(sha(data), staged, len(data))
+    assert blobs.check(sha(data)).intact
+    assert len(list(store.quarantine_dir.iterdir())) == 1
+
+
+def test_a_staged_file_that_changed_size_or_lies_outside_partial_is_refused(
+        tmp_path: Path) -> None:
+    store = ContentStore(tmp_path / "storage")
+    blobs = LocalBlobStore(store)
+    data = os.urandom(10_000)
+    staged = _staged(blobs, tmp_path, data)
+    with pytest.raises(errors.IntegrityError):
+        blobs.adopt(sha(data), staged, len(data) + 1)
+    assert staged.exists() and not blobs.has(sha(data))
+    elsewhere = tmp_path / "elsewhere.jpg"
+    elsewhere.write_bytes(data)
+    with pytest.raises(ValueError):
+        blobs.adopt(sha(data), elsewhere, len(data))
+    assert not blobs.has(sha(data))
