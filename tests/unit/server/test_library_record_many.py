@@ -165,54 +165,35 @@ def test_a_manifest_longer_than_a_slice_is_recorded_in_a_commit_per_slice(
     assert all(reopened.get_head("laptop", "photos", f"p/{n}.jpg") for n in range(10))
 
 
+@pytest.mark.parametrize(("paths", "send_every"), [(6, 100), (8, 2)])
 def test_a_failure_inside_a_slice_leaves_none_of_its_rows(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalogs: Catalogs) -> None:
-    """An unexpected error (not a refused path) ends record_many; the slice it hit is rolled
-    back as a whole, nothing of it answered, and the same manifest later records it all."""
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalogs: Catalogs, paths: int,
+        send_every: int) -> None:
+    """An unexpected error (not a refused path: the last path's link fails) ends record_many;
+    the slice it hit is rolled back as a whole, nothing of it answered, and the same manifest
+    later records it all. With 8 paths and send_every 2, PostgreSQL has sent p/4's and p/5's
+    rows before p/7 fails: the rollback takes them back too."""
     monkeypatch.setattr(library_module, "RECORD_SLICE", 4)
+    monkeypatch.setattr(pg_catalog_writes, "SEND_EVERY", send_every)
     world = World(tmp_path, catalogs)
-    world.stored(*range(6))
-    items = [entry(n, f"p/{n}.jpg") for n in range(6)]
+    world.stored(*range(paths))
+    items = [entry(n, f"p/{n}.jpg") for n in range(paths)]
     real_link = world.store.link
 
     def failing(sha256: str, library_file: str, *, sync: bool = True) -> list[str]:
-        if library_file.endswith("p/5.jpg"):
+        if library_file.endswith(f"p/{paths - 1}.jpg"):
             raise OSError(5, "I/O error")
         return real_link(sha256, library_file, sync=sync)
 
     monkeypatch.setattr(world.store, "link", failing)
     with pytest.raises(OSError):
         world.library.record_many("laptop", items, ConflictPolicy.AUTO)
-    heads = [world.catalog.get_head("laptop", "photos", f"p/{n}.jpg") for n in range(6)]
-    assert [h is not None for h in heads] == [True] * 4 + [False] * 2
+    heads = [world.catalog.get_head("laptop", "photos", f"p/{n}.jpg") for n in range(paths)]
+    assert [h is not None for h in heads] == [True] * 4 + [False] * (paths - 4)
+    assert table_rows(world.catalog, "SELECT photos FROM agent_totals") == [(4,)]
     monkeypatch.setattr(world.store, "link", real_link)
     again = world.library.record_many("laptop", items, ConflictPolicy.AUTO)
-    assert [o.version for o in again if isinstance(o, CommittedFile)] == [1] * 6
-
-
-def test_rows_sent_before_a_failure_in_their_slice_are_rolled_back_with_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalogs: Catalogs) -> None:
-    """On PostgreSQL a slice's first versions go out before the slice ends (every SEND_EVERY,
-    here 2): p/4 and p/5 are sent when p/7's link fails, and the slice's rollback takes them
-    back with p/6's, so the slice leaves none of its rows, as on SQLite."""
-    monkeypatch.setattr(library_module, "RECORD_SLICE", 4)
-    monkeypatch.setattr(pg_catalog_writes, "SEND_EVERY", 2)
-    world = World(tmp_path, catalogs)
-    world.stored(*range(8))
-    items = [entry(n, f"p/{n}.jpg") for n in range(8)]
-    real_link = world.store.link
-
-    def failing(sha256: str, library_file: str, *, sync: bool = True) -> list[str]:
-        if library_file.endswith("p/7.jpg"):
-            raise OSError(5, "I/O error")
-        return real_link(sha256, library_file, sync=sync)
-
-    monkeypatch.setattr(world.store, "link", failing)
-    with pytest.raises(OSError):
-        world.library.record_many("laptop", items, ConflictPolicy.AUTO)
-    heads = [world.catalog.get_head("laptop", "photos", f"p/{n}.jpg") for n in range(8)]
-    assert [h is not None for h in heads] == [True] * 4 + [False] * 4
-    assert table_rows(world.catalog, "SELECT photos FROM agent_totals") == [(4,)]
+    assert [o.version for o in again if isinstance(o, CommittedFile)] == [1] * paths
 
 
 def test_manifest_lookups_answer_known_and_unknown_hashes_across_the_in_limit(
