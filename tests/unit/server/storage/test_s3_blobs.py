@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 
 import pytest
 
@@ -57,6 +58,34 @@ def test_content_of_one_part_or_less_starts_no_multipart_upload(s3_world: S3Worl
     assert s3_world.catalog.multipart_of(sha(data)) is None
     assert s3_world.endpoint.multipart_uploads(s3_world.bucket) == []
     assert s3_world.store.check(sha(data)).intact
+
+
+def test_a_small_upload_is_one_put_that_repairs_an_altered_object(
+        s3_world: S3World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Content of one part or less is committed by one PUT, without a HEAD first; an object
+    already at its address that was altered behind photonic's back is replaced by the
+    verified bytes, not kept because a name was there."""
+    store = s3_world.store
+    data = os.urandom(10_000)
+    store.client.put(store.object_key(sha(data)), b"altered" + data[7:], sha(data))
+    requests: list[str] = []
+
+    def counted(name: str) -> Callable[..., object]:
+        real = getattr(store.client, name)
+
+        def call(*args: object, **kwargs: object) -> object:
+            requests.append(name)
+            return real(*args, **kwargs)
+        return call
+
+    for name in ("head", "put", "copy"):
+        monkeypatch.setattr(store.client, name, counted(name))
+    up = store.partial(sha(data), len(data), resume=False)
+    up.append(data)
+    up.finish()
+    store.commit(up)
+    assert requests == ["put"]
+    assert s3_world.endpoint.read(s3_world.bucket, store.object_key(sha(data))) == data
 
 
 def _park_after_two_chunks(s3_world: S3World, data: bytes, claimed: ContentHash) -> None:
