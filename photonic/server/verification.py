@@ -60,12 +60,14 @@ class ObjectVerifier:
         unrecorded objects is not asked about contents without a record."""
         report = TrustReport()
         records = self._catalog.verified_objects(list(wanted))
+        looked_for = [sha for sha in wanted
+                      if sha in records or self._store.unrecorded_objects]
+        stats = self._store.stat_many(looked_for)
         fresh: list[tuple[str, int, int]] = []
-        for sha, declared in wanted.items():
+        for sha in looked_for:
+            declared = wanted[sha]
             record = records.get(sha)
-            if record is None and not self._store.unrecorded_objects:
-                continue
-            st = self._store.stat(sha)
+            st = stats[sha]
             if st is None:
                 continue
             if (record is not None and st.size == record.size

@@ -6,6 +6,7 @@ Methods block (disk or network I/O) and are called from worker threads."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -91,6 +92,11 @@ class BlobStore(Protocol):
     def has(self, sha256: str) -> bool: ...
 
     def stat(self, sha256: str) -> BlobStat | None: ...
+
+    def stat_many(self, sha256s: Sequence[str]) -> dict[str, BlobStat | None]:
+        """stat of each: a remote store asks in parallel (a manifest's thousand known contents
+        are a thousand requests)."""
+        ...
 
     def open(self, sha256: str) -> BlobReader:
         """NotFound when the store holds no such object (a quarantined one is gone)."""

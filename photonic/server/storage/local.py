@@ -5,6 +5,7 @@ the embedded default keeps every optimisation it has (group syncfs, O_DIRECT app
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from photonic import errors
@@ -44,6 +45,9 @@ class LocalBlobStore:
     def stat(self, sha256: str) -> BlobStat | None:
         st = self.store.stat_object(sha256)
         return None if st is None else BlobStat(st.st_size, st.st_mtime_ns)
+
+    def stat_many(self, sha256s: Sequence[str]) -> dict[str, BlobStat | None]:
+        return {sha: self.stat(sha) for sha in sha256s}
 
     def open(self, sha256: str) -> LocalReader:
         if not is_content_hash(sha256):

@@ -256,3 +256,13 @@ def test_a_staged_file_that_changed_size_or_lies_outside_partial_is_refused(
     with pytest.raises(ValueError):
         blobs.adopt(sha(data), elsewhere, len(data))
     assert not blobs.has(sha(data))
+
+
+def test_stat_many_answers_as_stat_does_for_each(blobs: BlobStore) -> None:
+    held = [os.urandom(1000 + n) for n in range(5)]
+    for data in held:
+        blobs.put(sha(data), data)
+    absent = [sha(os.urandom(10)) for _ in range(3)]
+    asked = [sha(held[0]), absent[0], *[sha(d) for d in held[1:]], *absent[1:]]
+    assert blobs.stat_many(asked) == {s: blobs.stat(s) for s in asked}
+    assert blobs.stat_many([]) == {}

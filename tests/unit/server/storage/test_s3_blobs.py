@@ -4,14 +4,17 @@ while streaming was lost with a restart, and the content-addressed key layout.""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 
 import pytest
 
 from photonic import errors
 from photonic.models import ContentHash
+from photonic.server.storage.s3 import STAT_CONCURRENCY
 from tests.unit.server.storage.conftest import PART, S3World
 
 CHUNK = 4 * 1024 * 1024
@@ -86,6 +89,39 @@ def test_a_small_upload_is_one_put_that_repairs_an_altered_object(
     store.commit(up)
     assert requests == ["put"]
     assert s3_world.endpoint.read(s3_world.bucket, store.object_key(sha(data))) == data
+
+
+def test_stat_many_asks_for_many_objects_at_once(
+        s3_world: S3World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A manifest's known contents are looked up in parallel: four lookups must be in flight
+    together before any of them may return (a store asking one at a time breaks the barrier
+    and fails), and never more than STAT_CONCURRENCY."""
+    store = s3_world.store
+    wanted = [sha(os.urandom(100)) for _ in range(40)]
+    together = threading.Barrier(4, timeout=10)
+    in_flight = 0
+    most = 0
+    lock = threading.Lock()
+    real_head = store.client.head
+
+    def head(key: str) -> object:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        try:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                if key.endswith(tuple(wanted[:4])):
+                    together.wait()
+            return real_head(key)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    monkeypatch.setattr(store.client, "head", head)
+    assert store.stat_many(wanted) == dict.fromkeys(wanted)
+    assert not together.broken
+    assert 4 <= most <= STAT_CONCURRENCY
 
 
 def _park_after_two_chunks(s3_world: S3World, data: bytes, claimed: ContentHash) -> None:
