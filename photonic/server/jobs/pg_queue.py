@@ -12,24 +12,21 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from photonic.jobs_model import BATCH_KIND, BatchCounts, Job, JobFilter, JobOutput, JobState
+from photonic.jobs_model import BATCH_KIND, Job, JobOutput, JobState
 from photonic.server.jobs.job_rows import (
-    COLUMNS,
     MAX_ERROR_CHARS,
     RUNNING_STATES,
-    counts_of,
-    job_from_row,
-    params_of,
 )
 from photonic.server.jobs.pg_listen import CHANNEL, stop_payloads, wake_payload
 from photonic.server.jobs.queue import Lease, NewJob
+from photonic.server.jobs.queue_reads import QueueReads
 from photonic.server.pg_db import PgConnection, migrate
 from photonic.server.storage.pg_connection import PgSession
 
 MIGRATIONS = "photonic.server.jobs.pg_migrations"
 
 
-class PgJobQueue:
+class PgJobQueue(QueueReads):
     """One connection per server (a PgSession, as the PostgreSQL catalog holds), used by one
     thread at a time (as the SQLite queue is); servers share the database, not a connection.
     A broken connection is opened again on the next call, and its commits are durable: a job
@@ -59,43 +56,16 @@ class PgJobQueue:
 
     # reading --------------------------------------------------------------------------------
 
-    def _load(self, c: PgConnection, job_id: str) -> Job | None:
-        row = c.execute(f"SELECT {COLUMNS} FROM jobs WHERE job_id = %s", (job_id,)).fetchone()
-        if row is None:
-            return None
-        outputs = [JobOutput(sha, name, size, lib, params_of(recipe)) for sha, name, size, lib,
-                   recipe in c.execute("SELECT sha256, name, size, library_path, recipe_json "
-                                       "FROM job_outputs WHERE job_id = %s ORDER BY seq",
-                                       (job_id,))]
-        batch = _counts(c, job_id) if row[2] == BATCH_KIND else None
-        return job_from_row(row, outputs, batch)
+    ADDED = "seq"
 
-    def _load_all(self, c: PgConnection, ids: Sequence[str]) -> list[Job]:
-        return [j for j in (self._load(c, i) for i in ids) if j is not None]
+    def _sql(self, query: str) -> str:
+        return query.replace("?", "%s")
 
-    def get(self, job_id: str) -> Job | None:
-        with self._tx() as c:
-            return self._load(c, job_id)
+    def _read(self, query: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self._rows(self._sql(query), args)
 
-    def find(self, f: JobFilter) -> list[Job]:
-        where, args = ["TRUE"], []
-        if f.state is not None:
-            where.append("state = %s")
-            args.append(f.state.value)
-        if f.kind:
-            where.append("(kind = %s OR batch_kind = %s)")
-            args += [f.kind, f.kind]
-        if f.parent_id:
-            where.append("parent_id = %s")
-            args.append(f.parent_id)
-        elif f.top_level:
-            where.append("parent_id = ''")
-        order = "created_ms, seq" if f.parent_id else "created_ms DESC, seq DESC"
-        with self._tx() as c:
-            ids = [r[0] for r in c.execute(
-                f"SELECT job_id FROM jobs WHERE {' AND '.join(where)} "
-                f"ORDER BY {order} LIMIT %s", (*args, max(1, min(f.limit, 10_000))))]
-            return self._load_all(c, ids)
+    def _reading(self) -> AbstractContextManager[PgConnection]:
+        return self._tx()
 
     def jobs_taking(self, shas: Sequence[str], limit: int) -> list[Job]:
         unique = list(dict.fromkeys(shas))[:500]
@@ -107,46 +77,6 @@ class PgJobQueue:
                 "ORDER BY created_ms DESC, seq DESC LIMIT %s", (unique, max(1, limit)))]
             return self._load_all(c, ids)
 
-    def batch_counts(self, parent_id: str) -> BatchCounts:
-        with self._tx() as c:
-            return _counts(c, parent_id)
-
-    def input_pixels(self, job_id: str) -> int:
-        rows = self._rows("SELECT input_pixels FROM jobs WHERE job_id = %s", (job_id,))
-        return int(rows[0][0]) if rows else 0
-
-    def pending(self, limit: int) -> list[Job]:
-        return [job_from_row(r) for r in self._rows(
-            f"SELECT {COLUMNS} FROM jobs WHERE state = 'PENDING' AND kind != %s "
-            "ORDER BY priority DESC, created_ms, seq LIMIT %s", (BATCH_KIND, limit))]
-
-    def leased_by(self, worker_id: str) -> list[Job]:
-        return [job_from_row(r) for r in self._rows(
-            f"SELECT {COLUMNS} FROM jobs WHERE worker_id = %s AND state IN {RUNNING_STATES}",
-            (worker_id,))]
-
-    def durations_ms(self, kind: str, limit: int) -> list[int]:
-        return [int(r[0]) for r in self._rows(
-            "SELECT duration_ms FROM job_durations WHERE kind = %s "
-            "ORDER BY recorded_ms DESC, seq DESC LIMIT %s", (kind, limit))]
-
-    def uploads(self, lease: Lease) -> dict[str, int]:
-        return {str(s): int(n) for s, n in self._rows(
-            "SELECT sha256, size FROM job_uploads WHERE job_id = %s AND attempt = %s",
-            (lease.job_id, lease.attempt))}
-
-    def state_counts(self) -> dict[str, int]:
-        return {str(s): int(n) for s, n in self._rows(
-            "SELECT state, COUNT(*) FROM jobs GROUP BY state")}
-
-    def state_counts_by_kind(self) -> dict[tuple[str, str], int]:
-        return {(str(s), str(k)): int(n) for s, k, n in self._rows(
-            "SELECT state, kind, COUNT(*) FROM jobs GROUP BY state, kind")}
-
-    def outputs_of_sha(self, sha256: str) -> bool:
-        return bool(self._rows("SELECT 1 FROM job_outputs WHERE sha256 = %s LIMIT 1",
-                               (sha256,)))
-
     def completed_inputs(self, shas: Sequence[str]) -> set[str]:
         unique = list(dict.fromkeys(shas))
         if not unique:
@@ -154,11 +84,6 @@ class PgJobQueue:
         return {str(r[0]) for r in self._rows(
             "SELECT DISTINCT input_sha256 FROM jobs WHERE state = 'COMPLETED' "
             "AND input_sha256 = ANY(%s)", (unique,))}
-
-    def overdue(self, now_ms: int) -> list[Job]:
-        return [job_from_row(r) for r in self._rows(
-            f"SELECT {COLUMNS} FROM jobs WHERE state IN {RUNNING_STATES} "
-            "AND timeout_ms > 0 AND started_ms + timeout_ms < %s", (now_ms,))]
 
     # writing --------------------------------------------------------------------------------
 
@@ -337,7 +262,7 @@ class PgJobQueue:
                             "FOR UPDATE", (parent_id, BATCH_KIND)).fetchone()
             if row is None or JobState(row[0]).terminal:
                 return None
-            n = _counts(c, parent_id)
+            n = self._counts(c, parent_id)
             state, error = JobState(row[0]), ""
             if n.total and n.finished == n.total:
                 if n.failed:
@@ -387,9 +312,3 @@ def _end(c: PgConnection, job_id: str, state: JobState, error: str, now_ms: int)
               (state.value, "" if state is JobState.CANCELLED and error == "cancelled"
                else error[:MAX_ERROR_CHARS], now_ms, now_ms, job_id))
     c.execute("DELETE FROM job_uploads WHERE job_id = %s", (job_id,))
-
-
-def _counts(c: PgConnection, parent_id: str) -> BatchCounts:
-    return counts_of({str(s): int(n) for s, n in c.execute(
-        "SELECT state, COUNT(*) FROM jobs WHERE parent_id = %s GROUP BY state",
-        (parent_id,)).fetchall()})

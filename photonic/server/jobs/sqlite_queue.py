@@ -5,63 +5,36 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from photonic.jobs_model import BATCH_KIND, BatchCounts, Job, JobFilter, JobOutput, JobState
+from photonic.jobs_model import BATCH_KIND, Job, JobOutput, JobState
 from photonic.server.jobs.job_rows import (
-    COLUMNS,
     MAX_ERROR_CHARS,
     RUNNING_STATES,
-    counts_of,
-    job_from_row,
-    params_of,
 )
 from photonic.server.jobs.queue import Lease, NewJob
+from photonic.server.jobs.queue_reads import QueueReads
 from photonic.sqlite_db import LockedDatabase
 
 
-class SqliteJobQueue(LockedDatabase):
+class SqliteJobQueue(QueueReads, LockedDatabase):
     def __init__(self, path: Path) -> None:
         super().__init__(path, "photonic.server.jobs.migrations", "the job queue")
 
     # reading --------------------------------------------------------------------------------
 
-    def _load(self, c: sqlite3.Connection, job_id: str) -> Job | None:
-        row = c.execute(f"SELECT {COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-        if row is None:
-            return None
-        outputs = [JobOutput(sha, name, size, lib, params_of(recipe)) for sha, name, size, lib,
-                   recipe in c.execute("SELECT sha256, name, size, library_path, recipe_json "
-                                       "FROM job_outputs WHERE job_id = ? ORDER BY rowid",
-                                       (job_id,))]
-        batch = _counts(c, job_id) if row[2] == BATCH_KIND else None
-        return job_from_row(row, outputs, batch)
+    ADDED = "rowid"
 
-    def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            return self._load(self._conn, job_id)
+    def _read(self, query: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self._all(query, tuple(args))
 
-    def find(self, f: JobFilter) -> list[Job]:
-        where, args = ["1 = 1"], []
-        if f.state is not None:
-            where.append("state = ?")
-            args.append(f.state.value)
-        if f.kind:
-            where.append("(kind = ? OR batch_kind = ?)")
-            args += [f.kind, f.kind]
-        if f.parent_id:
-            where.append("parent_id = ?")
-            args.append(f.parent_id)
-        elif f.top_level:
-            where.append("parent_id = ''")
-        order = "created_ms, rowid" if f.parent_id else "created_ms DESC, rowid DESC"
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            ids = [r[0] for r in self._conn.execute(
-                f"SELECT job_id FROM jobs WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
-                (*args, max(1, min(f.limit, 10_000))))]
-            return [j for j in (self._load(self._conn, i) for i in ids) if j is not None]
+            yield self._conn
 
     def jobs_taking(self, shas: Sequence[str], limit: int) -> list[Job]:
         """Jobs, newest first, whose input is one of these contents (a few: a photo's
@@ -73,47 +46,7 @@ class SqliteJobQueue(LockedDatabase):
             ids = [r[0] for r in self._conn.execute(
                 f"SELECT job_id FROM jobs WHERE input_sha256 IN ({', '.join('?' * len(unique))})"
                 " ORDER BY created_ms DESC, rowid DESC LIMIT ?", (*unique, max(1, limit)))]
-            return [j for j in (self._load(self._conn, i) for i in ids) if j is not None]
-
-    def batch_counts(self, parent_id: str) -> BatchCounts:
-        with self._lock:
-            return _counts(self._conn, parent_id)
-
-    def input_pixels(self, job_id: str) -> int:
-        rows = self._all("SELECT input_pixels FROM jobs WHERE job_id = ?", (job_id,))
-        return int(rows[0][0]) if rows else 0
-
-    def pending(self, limit: int) -> list[Job]:
-        return [job_from_row(r) for r in self._all(
-            f"SELECT {COLUMNS} FROM jobs WHERE state = 'PENDING' AND kind != ? "
-            "ORDER BY priority DESC, created_ms, rowid LIMIT ?", (BATCH_KIND, limit))]
-
-    def leased_by(self, worker_id: str) -> list[Job]:
-        return [job_from_row(r) for r in self._all(
-            f"SELECT {COLUMNS} FROM jobs WHERE worker_id = ? AND state IN {RUNNING_STATES}",
-            (worker_id,))]
-
-    def durations_ms(self, kind: str, limit: int) -> list[int]:
-        return [int(r[0]) for r in self._all(
-            "SELECT duration_ms FROM job_durations WHERE kind = ? ORDER BY recorded_ms DESC "
-            "LIMIT ?", (kind, limit))]
-
-    def uploads(self, lease: Lease) -> dict[str, int]:
-        return {str(s): int(n) for s, n in self._all(
-            "SELECT sha256, size FROM job_uploads WHERE job_id = ? AND attempt = ?",
-            (lease.job_id, lease.attempt))}
-
-    def state_counts(self) -> dict[str, int]:
-        return {str(s): int(n) for s, n in self._all(
-            "SELECT state, COUNT(*) FROM jobs GROUP BY state")}
-
-    def state_counts_by_kind(self) -> dict[tuple[str, str], int]:
-        """{(state, kind): jobs}; kinds are the registered job kinds, a bounded set."""
-        return {(str(s), str(k)): int(n) for s, k, n in self._all(
-            "SELECT state, kind, COUNT(*) FROM jobs GROUP BY state, kind")}
-
-    def outputs_of_sha(self, sha256: str) -> bool:
-        return bool(self._all("SELECT 1 FROM job_outputs WHERE sha256 = ? LIMIT 1", (sha256,)))
+            return self._load_all(self._conn, ids)
 
     def completed_inputs(self, shas: Sequence[str]) -> set[str]:
         """Which of these contents some completed job took as its input (500 per query, under
@@ -250,7 +183,7 @@ class SqliteJobQueue(LockedDatabase):
                     c.execute("UPDATE jobs SET cancel_requested = 1, updated_ms = ? "
                               "WHERE job_id = ?", (now_ms, jid))
                 changed.append(jid)
-            return [j for j in (self._load(c, i) for i in changed) if j is not None]
+            return self._load_all(c, changed)
 
     def expired(self, now_ms: int) -> list[Job]:
         """Leases past their expiry: the job is PENDING again (one more failure counted), or
@@ -264,12 +197,7 @@ class SqliteJobQueue(LockedDatabase):
                                    (jid,)).fetchone()[0]
                 _fail(c, jid, f"lease expired: worker {worker!r} stopped answering", True,
                       now_ms)
-            return [j for j in (self._load(c, i) for i in ids) if j is not None]
-
-    def overdue(self, now_ms: int) -> list[Job]:
-        return [job_from_row(r) for r in self._all(
-            f"SELECT {COLUMNS} FROM jobs WHERE state IN {RUNNING_STATES} "
-            "AND timeout_ms > 0 AND started_ms + timeout_ms < ?", (now_ms,))]
+            return self._load_all(c, ids)
 
     def extend_leases(self, lease_until_ms: int) -> int:
         with self._tx() as c:
@@ -286,7 +214,7 @@ class SqliteJobQueue(LockedDatabase):
                             (parent_id, BATCH_KIND)).fetchone()
             if row is None or JobState(row[0]).terminal:
                 return None
-            n = _counts(c, parent_id)
+            n = self._counts(c, parent_id)
             state, error = JobState(row[0]), ""
             if n.total and n.finished == n.total:
                 if n.failed:
@@ -334,8 +262,3 @@ def _end(c: sqlite3.Connection, job_id: str, state: JobState, error: str, now_ms
               (state.value, "" if state is JobState.CANCELLED and error == "cancelled"
                else error[:MAX_ERROR_CHARS], now_ms, now_ms, job_id))
     c.execute("DELETE FROM job_uploads WHERE job_id = ?", (job_id,))
-
-
-def _counts(c: sqlite3.Connection, parent_id: str) -> BatchCounts:
-    return counts_of(dict(c.execute("SELECT state, COUNT(*) FROM jobs WHERE parent_id = ? "
-                                    "GROUP BY state", (parent_id,)).fetchall()))
