@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from photonic.jobs_model import BATCH_KIND, Job, JobOutput, JobState
@@ -21,7 +21,8 @@ from photonic.server.jobs.pg_listen import CHANNEL, stop_payloads, wake_payload
 from photonic.server.jobs.queue import Lease, NewJob
 from photonic.server.jobs.queue_reads import QueueReads
 from photonic.server.pg_db import PgConnection, migrate
-from photonic.server.storage.pg_connection import PgSession
+from photonic.server.sql_access import Executor
+from photonic.server.storage.pg_connection import PgSession, SharedSql
 
 MIGRATIONS = "photonic.server.jobs.pg_migrations"
 
@@ -58,14 +59,10 @@ class PgJobQueue(QueueReads):
 
     ADDED = "seq"
 
-    def _sql(self, query: str) -> str:
-        return query.replace("?", "%s")
-
-    def _read(self, query: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        return self._rows(self._sql(query), args)
-
-    def _reading(self) -> AbstractContextManager[PgConnection]:
-        return self._tx()
+    @contextmanager
+    def _sql_read(self) -> Iterator[Executor]:
+        with self._tx() as c:
+            yield SharedSql(c)
 
     def jobs_taking(self, shas: Sequence[str], limit: int) -> list[Job]:
         unique = list(dict.fromkeys(shas))[:500]
@@ -75,7 +72,7 @@ class PgJobQueue(QueueReads):
             ids = [r[0] for r in c.execute(
                 "SELECT job_id FROM jobs WHERE input_sha256 = ANY(%s) "
                 "ORDER BY created_ms DESC, seq DESC LIMIT %s", (unique, max(1, limit)))]
-            return self._load_all(c, ids)
+            return self._load_all(SharedSql(c), ids)
 
     def completed_inputs(self, shas: Sequence[str]) -> set[str]:
         unique = list(dict.fromkeys(shas))
@@ -118,7 +115,7 @@ class PgJobQueue(QueueReads):
                 "lease_expires_ms = %s, timeout_ms = %s, started_ms = %s, updated_ms = %s, "
                 "progress = 0, progress_message = '' WHERE job_id = %s",
                 (worker_id, lease_until_ms, timeout_ms, now_ms, now_ms, job_id))
-            return self._load(c, job_id)
+            return self._load(SharedSql(c), job_id)
 
     def renew(self, worker_id: str, leases: Sequence[Lease], lease_until_ms: int
               ) -> list[str]:
@@ -143,7 +140,7 @@ class PgJobQueue(QueueReads):
                 f"WHERE job_id = %s AND attempts = %s AND state IN {RUNNING_STATES}",
                 (max(0.0, min(1.0, fraction)), message[:200], now_ms, lease_until_ms,
                  processing, lease.job_id, lease.attempt)).rowcount
-            return self._load(c, lease.job_id) if changed else None
+            return self._load(SharedSql(c), lease.job_id) if changed else None
 
     def record_upload(self, lease: Lease, sha256: str, size: int) -> bool:
         with self._tx() as c:
@@ -176,7 +173,7 @@ class PgJobQueue(QueueReads):
             c.execute("INSERT INTO job_durations (kind, duration_ms, recorded_ms) "
                       "VALUES (%s, %s, %s)", (kind, max(0, duration_ms), now_ms))
             c.execute("DELETE FROM job_uploads WHERE job_id = %s", (lease.job_id,))
-            return self._load(c, lease.job_id)
+            return self._load(SharedSql(c), lease.job_id)
 
     def fail_attempt(self, lease: Lease, error: str, retryable: bool, now_ms: int
                      ) -> Job | None:
@@ -188,7 +185,7 @@ class PgJobQueue(QueueReads):
             _fail(c, lease.job_id, error, retryable, now_ms)
             self._notify(c, [wake_payload(self.origin),
                              *stop_payloads(self.origin, [lease.job_id])])
-            return self._load(c, lease.job_id)
+            return self._load(SharedSql(c), lease.job_id)
 
     def release(self, lease: Lease, reason: str, now_ms: int) -> Job | None:
         with self._tx() as c:
@@ -201,14 +198,14 @@ class PgJobQueue(QueueReads):
                       "WHERE job_id = %s",
                       (f"handed back: {reason}"[:200], now_ms, now_ms, lease.job_id))
             self._notify(c, [wake_payload(self.origin)])
-            return self._load(c, lease.job_id)
+            return self._load(SharedSql(c), lease.job_id)
 
     def cancelled(self, lease: Lease, now_ms: int) -> Job | None:
         with self._tx() as c:
             if _current(c, lease) is None:
                 return None
             _end(c, lease.job_id, JobState.CANCELLED, "cancelled", now_ms)
-            return self._load(c, lease.job_id)
+            return self._load(SharedSql(c), lease.job_id)
 
     def request_cancel(self, job_id: str, now_ms: int) -> list[Job]:
         """As the SQLite queue: pending ends CANCELLED now, leased is flagged. The flagged
@@ -231,7 +228,7 @@ class PgJobQueue(QueueReads):
                         flagged.append(jid)
                 changed.append(jid)
             self._notify(c, stop_payloads(self.origin, flagged))
-            return self._load_all(c, changed)
+            return self._load_all(SharedSql(c), changed)
 
     def expired(self, now_ms: int) -> list[Job]:
         """Every server's expiry loop runs this; SKIP LOCKED hands each expired lease to one
@@ -246,7 +243,7 @@ class PgJobQueue(QueueReads):
                       now_ms)
             if rows:
                 self._notify(c, [wake_payload(self.origin)])
-            return self._load_all(c, [r[0] for r in rows])
+            return self._load_all(SharedSql(c), [r[0] for r in rows])
 
     def extend_leases(self, lease_until_ms: int) -> int:
         with self._tx() as c:
@@ -262,7 +259,7 @@ class PgJobQueue(QueueReads):
                             "FOR UPDATE", (parent_id, BATCH_KIND)).fetchone()
             if row is None or JobState(row[0]).terminal:
                 return None
-            n = self._counts(c, parent_id)
+            n = self._counts(SharedSql(c), parent_id)
             state, error = JobState(row[0]), ""
             if n.total and n.finished == n.total:
                 if n.failed:
@@ -278,7 +275,7 @@ class PgJobQueue(QueueReads):
                       "finished_ms = %s WHERE job_id = %s",
                       (state.value, error, progress, now_ms,
                        now_ms if state.terminal else 0, parent_id))
-            return self._load(c, parent_id) if state.value != row[0] else None
+            return self._load(SharedSql(c), parent_id) if state.value != row[0] else None
 
 
 def _current(c: PgConnection, lease: Lease) -> str | None:

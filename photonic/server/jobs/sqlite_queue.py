@@ -17,6 +17,7 @@ from photonic.server.jobs.job_rows import (
 )
 from photonic.server.jobs.queue import Lease, NewJob
 from photonic.server.jobs.queue_reads import QueueReads
+from photonic.server.sql_access import Executor
 from photonic.sqlite_db import LockedDatabase
 
 
@@ -28,11 +29,8 @@ class SqliteJobQueue(QueueReads, LockedDatabase):
 
     ADDED = "rowid"
 
-    def _read(self, query: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        return self._all(query, tuple(args))
-
     @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
+    def _sql_read(self) -> Iterator[Executor]:
         with self._lock:
             yield self._conn
 
