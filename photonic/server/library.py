@@ -24,9 +24,9 @@ from photonic.server.storage.tree import A_FILE_STANDS, A_FOLDER_STANDS, Library
 RECORD_SLICE = 200
 """Paths record_many records under one hold of the library and one catalog transaction: a
 commit (and its write-ahead-log frames) per slice, not per photo, while another stream's
-commit waits at most one slice (a few ms: about 8 on a 10M-photo PostgreSQL catalog, 5 on
-SQLite), not a whole manifest. 100 before 2026-12: twice the slices cost the 1,000-path
-manifest check over 10M photos about 5 ms on either engine (bench/README.md)."""
+commit waits at most one slice (about 9 ms on a 10M-photo PostgreSQL catalog, 10 on SQLite),
+not a whole manifest. 100 before 2026-12 (about 6 ms a slice): twice the slices cost the
+1,000-path manifest check over 10M photos about 5 ms on either engine (bench/README.md)."""
 
 
 class Library:
