@@ -22,7 +22,6 @@ from photonic.server.catalog_shoots import (
     PhotoPage,
     ReportedShoot,
     ShootTables,
-    replace_pending_shoots,
 )
 from photonic.server.catalog_tree import TreeFile, TreeTables
 from photonic.server.catalog_writes import (
@@ -190,6 +189,8 @@ class Catalog(CatalogWrites, MultipartLedger, Protocol):
 class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables, SessionTables,
                     AgentTables):
     """The embedded catalog: one SQLite file in WAL mode; every commit is durable on return."""
+
+    VERSIONS_ADDED = "rowid"
 
     def __init__(self, path: Path) -> None:
         self._conn = open_database(path, "photonic.server.migrations")
@@ -421,34 +422,7 @@ class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables, Sess
         return [str(r[0]) for r in self._all(
             "SELECT library_path FROM versions WHERE sha256 = ? ORDER BY rowid", (sha256,))]
 
-    def library_entries(self, since_ms: int = 0) -> Iterator[tuple[str, str]]:
-        """(library_path, sha256) of every version recorded at or after since_ms, in pages."""
-        last = 0
-        while True:
-            page = self._all(
-                "SELECT rowid, library_path, sha256 FROM versions WHERE rowid > ? AND "
-                "created_ms >= ? ORDER BY rowid LIMIT 1000", (last, since_ms))
-            if not page:
-                return
-            for _rowid, library_path, sha in page:
-                yield str(library_path), str(sha)
-            last = int(page[-1][0])
-
     # agents ---------------------------------------------------------------------------------
-
-    def heartbeat(self, agent_id: str, state: str, queue_depth: int, bytes_pending: int,
-                  missing_watches: tuple[str, ...],
-                  pending_shoots: Sequence[PendingShoot] = ()) -> None:
-        """Records the agent's report; its pending shoots replace its last ones."""
-        ts = now_ms()
-        with self._tx() as c:
-            c.execute(
-                "UPDATE agents SET last_seen_ms = ?, state = ?, queue_depth = ?, "
-                "bytes_pending = ?, missing_watches = ? WHERE agent_id = ?",
-                (ts, state, queue_depth, bytes_pending, "\n".join(missing_watches),
-                 agent_id),
-            )
-            replace_pending_shoots(c, agent_id, pending_shoots, ts)
 
     # audit ----------------------------------------------------------------------------------
 

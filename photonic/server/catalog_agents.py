@@ -1,13 +1,16 @@
-"""The agents table, web tokens and the paged walk of stored contents, on either engine
-(sql_access): statements both SQLite and PostgreSQL take, written once for both catalogs."""
+"""The agents table (with the agents' heartbeats and pending shoots), web tokens and the paged
+walks of stored contents and library entries, on either engine (sql_access): statements both
+SQLite and PostgreSQL take, written once for both catalogs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from photonic.server.catalog_writes import now_ms
 from photonic.server.sql_access import SqlAccess
+from photonic.shoots import PendingShoot
 
 PAGE_ROWS = 1000
 """Rows a paged walk reads at a time (a million rows never sit in memory at once)."""
@@ -28,6 +31,9 @@ class AgentRow:
 
 
 class AgentTables(SqlAccess):
+    VERSIONS_ADDED: ClassVar[str]
+    """The column that orders `versions` as its rows were added (`rowid`, `seq`)."""
+
     def stored_objects(self, since_ms: int = 0) -> Iterator[tuple[str, int]]:
         """(sha256, size) of every content the catalog holds, stored at or after since_ms,
         in pages of PAGE_ROWS."""
@@ -42,6 +48,23 @@ class AgentTables(SqlAccess):
             for sha, size in page:
                 yield str(sha), int(size)
             last = str(page[-1][0])
+
+    def library_entries(self, since_ms: int = 0) -> Iterator[tuple[str, str]]:
+        """(library_path, sha256) of every version recorded at or after since_ms, in pages of
+        PAGE_ROWS."""
+        last = 0
+        order = self.VERSIONS_ADDED
+        while True:
+            with self._sql_read() as c:
+                page = c.execute(
+                    f"SELECT {order}, library_path, sha256 FROM versions WHERE {order} > ? "
+                    f"AND created_ms >= ? ORDER BY {order} LIMIT ?",
+                    (last, since_ms, PAGE_ROWS)).fetchall()
+            if not page:
+                return
+            for _added, library_path, sha in page:
+                yield str(library_path), str(sha)
+            last = int(page[-1][0])
 
     def last_sync_ms(self) -> int:
         """When any agent last had a version recorded (0: never)."""
@@ -68,6 +91,25 @@ class AgentTables(SqlAccess):
                 "hostname = excluded.hostname, version = excluded.version, "
                 "last_seen_ms = excluded.last_seen_ms",
                 (agent_id, hostname, version, ts, ts))
+
+    def heartbeat(self, agent_id: str, state: str, queue_depth: int, bytes_pending: int,
+                  missing_watches: tuple[str, ...],
+                  pending_shoots: Sequence[PendingShoot] = ()) -> None:
+        """Records the agent's report; its pending shoots (a few) replace its last ones."""
+        ts = now_ms()
+        with self._sql_tx() as c:
+            c.execute(
+                "UPDATE agents SET last_seen_ms = ?, state = ?, queue_depth = ?, "
+                "bytes_pending = ?, missing_watches = ? WHERE agent_id = ?",
+                (ts, state, queue_depth, bytes_pending, "\n".join(missing_watches), agent_id))
+            c.execute("DELETE FROM agent_pending_shoots WHERE agent_id = ?", (agent_id,))
+            for shoot in pending_shoots:
+                c.execute(
+                    "INSERT INTO agent_pending_shoots (agent_id, watch_name, folder, start_ms, "
+                    "end_ms, files, bytes, camera, reported_ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (agent_id, shoot.watch_name, shoot.folder, shoot.start_ms, shoot.end_ms,
+                     shoot.files, shoot.bytes, shoot.camera, ts))
 
     def set_paused(self, agent_id: str, paused: bool, *, by_admin: bool) -> bool | None:
         """Sets the agent's own pause, or the admin's (which only an admin clears). Returns

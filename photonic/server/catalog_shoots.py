@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,17 +43,6 @@ class ReportedShoot:
     agent_id: str
     shoot: PendingShoot
     reported_ms: int
-
-
-def replace_pending_shoots(c: sqlite3.Connection, agent_id: str,
-                           shoots: Sequence[PendingShoot], now_ms: int) -> None:
-    """Inside the heartbeat's transaction: the agent's report replaces its last one."""
-    c.execute("DELETE FROM agent_pending_shoots WHERE agent_id = ?", (agent_id,))
-    c.executemany(
-        "INSERT INTO agent_pending_shoots (agent_id, watch_name, folder, start_ms, end_ms, "
-        "files, bytes, camera, reported_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(agent_id, s.watch_name, s.folder, s.start_ms, s.end_ms, s.files, s.bytes, s.camera,
-          now_ms) for s in shoots])
 
 
 class ShootTables:

@@ -29,7 +29,7 @@ from photonic.server.catalog_tree import TreeTables
 from photonic.server.catalog_writes import CatalogWrites, LocationHead, NewVersion, now_ms
 from photonic.server.pg_db import migrate
 from photonic.server.sql_access import Executor
-from photonic.server.storage.pg_catalog_browse import PgBrowseTables, replace_pending_shoots
+from photonic.server.storage.pg_catalog_browse import PgBrowseTables
 from photonic.server.storage.pg_catalog_writes import (
     PgOpenTransaction,
     read_head,
@@ -41,16 +41,16 @@ from photonic.server.storage.pg_catalog_writes import (
 )
 from photonic.server.storage.pg_connection import PgSession, SharedSql
 from photonic.server.storage.pg_scrub_reads import PgScrubReads
-from photonic.shoots import PendingShoot
 
 MIGRATIONS = "photonic.server.storage.pg_catalog_migrations"
-_PAGE = 1000
 
 
 class PgCatalog(PgBrowseTables, PgScrubReads, TreeTables, MultipartTables, SessionTables,
                 AgentTables):
     """One connection per server (PgSession), used by one thread at a time. Also the scrub's
     catalog reads (scrub_tables.ScrubReads), which an embedded catalog serves from its file."""
+
+    VERSIONS_ADDED = "seq"
 
     def __init__(self, url: str) -> None:
         self._db = PgSession(url)
@@ -255,30 +255,7 @@ class PgCatalog(PgBrowseTables, PgScrubReads, TreeTables, MultipartTables, Sessi
         return [str(r[0]) for r in self._db.all(
             "SELECT library_path FROM versions WHERE sha256 = %s ORDER BY seq", (sha256,))]
 
-    def library_entries(self, since_ms: int = 0) -> Iterator[tuple[str, str]]:
-        last = 0
-        while True:
-            page = self._db.all(
-                "SELECT seq, library_path, sha256 FROM versions WHERE seq > %s AND "
-                "created_ms >= %s ORDER BY seq LIMIT %s", (last, since_ms, _PAGE))
-            if not page:
-                return
-            for _seq, library_path, sha in page:
-                yield str(library_path), str(sha)
-            last = int(page[-1][0])
-
     # agents ---------------------------------------------------------------------------------
-
-    def heartbeat(self, agent_id: str, state: str, queue_depth: int, bytes_pending: int,
-                  missing_watches: tuple[str, ...],
-                  pending_shoots: Sequence[PendingShoot] = ()) -> None:
-        ts = now_ms()
-        with self._db.tx() as c:
-            c.execute(
-                "UPDATE agents SET last_seen_ms = %s, state = %s, queue_depth = %s, "
-                "bytes_pending = %s, missing_watches = %s WHERE agent_id = %s",
-                (ts, state, queue_depth, bytes_pending, "\n".join(missing_watches), agent_id))
-            replace_pending_shoots(c, agent_id, pending_shoots, ts)
 
     # web tokens and audit -------------------------------------------------------------------
 

@@ -5,8 +5,6 @@ heartbeat's replacement of an agent's pending shoots."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from photonic.server.catalog_browse import (
     AGENT_TOTALS_SQL,
     CHILD_FOLDERS_SQL,
@@ -20,24 +18,9 @@ from photonic.server.catalog_browse import (
     folder_photo,
 )
 from photonic.server.catalog_shoots import CatalogPhoto, PhotoPage, ReportedShoot
-from photonic.server.pg_db import PgConnection
 from photonic.server.storage.pg_catalog_writes import pg
 from photonic.server.storage.pg_connection import PgSession
 from photonic.shoots import PendingShoot
-
-
-def replace_pending_shoots(c: PgConnection, agent_id: str, shoots: Sequence[PendingShoot],
-                           now_ms: int) -> None:
-    """Inside the heartbeat's transaction: the agent's report replaces its last one."""
-    c.execute("DELETE FROM agent_pending_shoots WHERE agent_id = %s", (agent_id,))
-    if not shoots:
-        return
-    with c.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO agent_pending_shoots (agent_id, watch_name, folder, start_ms, end_ms, "
-            "files, bytes, camera, reported_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [(agent_id, s.watch_name, s.folder, s.start_ms, s.end_ms, s.files, s.bytes,
-              s.camera, now_ms) for s in shoots])
 
 
 class PgBrowseTables:
