@@ -19,7 +19,10 @@ def _walk(monkeypatch: pytest.MonkeyPatch, worker: str, count: int) -> _PortWalk
 
 def test_workers_walk_disjoint_slices_below_the_ephemeral_range(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    taken = [{_walk(monkeypatch, f"gw{i}", 4).next() for _ in range(20)} for i in range(4)]
+    taken: list[set[int]] = []
+    for i in range(4):
+        walk = _walk(monkeypatch, f"gw{i}", 4)  # one walk per worker, 20 ports from each
+        taken.append({walk.next() for _ in range(20)})
     assert all(len(ports) == 20 for ports in taken)  # no port twice within one walk
     for i, ports in enumerate(taken):
         for other in taken[i + 1:]:
