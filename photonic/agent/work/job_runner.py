@@ -169,17 +169,19 @@ class JobRun:
         ticket = JobTicket(job.job_id, self.attempt, lambda fraction, message: reports.append(
             asyncio.ensure_future(self._progress(fraction, message))))
         try:
-            execution = await self._deps.pool.run(job.kind, named, work_dir / "out",
-                                                  job.params, timeout_s=timeout_s,
-                                                  ticket=ticket)
+            try:
+                execution = await self._deps.pool.run(job.kind, named, work_dir / "out",
+                                                      job.params, timeout_s=timeout_s,
+                                                      ticket=ticket)
+            finally:
+                # Progress goes out before the attempt's next report, in order: a Failed or
+                # Released sent first would reach the server before the progress it ends.
+                await asyncio.gather(*reports, return_exceptions=True)
         except ExecutorError as exc:
             return await self._fail(str(exc), retryable=exc.retryable)
         except HandBack as exc:
             await self._send(WorkReleased(job.job_id, self.attempt, str(exc)))
             return Outcome.RELEASED
-        finally:
-            # Progress goes out before the attempt's next report, in order.
-            await asyncio.gather(*reports, return_exceptions=True)
         if not await self._deps.inputs.unchanged(input_path):
             return await self._fail("the local copy of the input changed while it was "
                                     "processed; another attempt reads it again",
