@@ -95,7 +95,8 @@ class AgentTables(SqlAccess):
     def heartbeat(self, agent_id: str, state: str, queue_depth: int, bytes_pending: int,
                   missing_watches: tuple[str, ...],
                   pending_shoots: Sequence[PendingShoot] = ()) -> None:
-        """Records the agent's report; its pending shoots (a few) replace its last ones."""
+        """Records the agent's report; its pending shoots (at most MAX_PENDING_SHOOTS, one
+        INSERT for all) replace its last ones."""
         ts = now_ms()
         with self._sql_tx() as c:
             c.execute(
@@ -103,13 +104,14 @@ class AgentTables(SqlAccess):
                 "bytes_pending = ?, missing_watches = ? WHERE agent_id = ?",
                 (ts, state, queue_depth, bytes_pending, "\n".join(missing_watches), agent_id))
             c.execute("DELETE FROM agent_pending_shoots WHERE agent_id = ?", (agent_id,))
-            for shoot in pending_shoots:
+            if pending_shoots:
                 c.execute(
                     "INSERT INTO agent_pending_shoots (agent_id, watch_name, folder, start_ms, "
-                    "end_ms, files, bytes, camera, reported_ms) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (agent_id, shoot.watch_name, shoot.folder, shoot.start_ms, shoot.end_ms,
-                     shoot.files, shoot.bytes, shoot.camera, ts))
+                    "end_ms, files, bytes, camera, reported_ms) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(pending_shoots)),
+                    [value for shoot in pending_shoots for value in (
+                        agent_id, shoot.watch_name, shoot.folder, shoot.start_ms, shoot.end_ms,
+                        shoot.files, shoot.bytes, shoot.camera, ts)])
 
     def set_paused(self, agent_id: str, paused: bool, *, by_admin: bool) -> bool | None:
         """Sets the agent's own pause, or the admin's (which only an admin clears). Returns
