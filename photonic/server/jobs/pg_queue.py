@@ -10,7 +10,6 @@ import json
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
 
 from photonic.jobs_model import BATCH_KIND, Job, JobOutput, JobState
 from photonic.server.jobs.job_rows import (
@@ -47,10 +46,6 @@ class PgJobQueue(QueueReads):
     def _tx(self) -> AbstractContextManager[PgConnection]:
         return self._session.tx()
 
-    def _rows(self, query: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        with self._tx() as c:
-            return list(c.execute(query, args).fetchall())
-
     def _notify(self, c: PgConnection, payloads: Sequence[str]) -> None:
         for payload in payloads:
             c.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
@@ -78,9 +73,9 @@ class PgJobQueue(QueueReads):
         unique = list(dict.fromkeys(shas))
         if not unique:
             return set()
-        return {str(r[0]) for r in self._rows(
+        return {str(r[0]) for r in self._read_rows(
             "SELECT DISTINCT input_sha256 FROM jobs WHERE state = 'COMPLETED' "
-            "AND input_sha256 = ANY(%s)", (unique,))}
+            "AND input_sha256 = ANY(?)", (unique,))}
 
     # writing --------------------------------------------------------------------------------
 

@@ -203,3 +203,16 @@ def test_fair_order_alternates_submitters_within_a_priority() -> None:
             job("urgent", "carol", 5)]
     ordered = [j.job_id for j in _fair_order(jobs)]  # type: ignore[arg-type]
     assert ordered == ["urgent", "a1", "b1", "a2", "a3"]
+
+
+def test_completed_inputs_names_the_contents_a_completed_job_took(q: JobQueue) -> None:
+    """The safety view's question: of these contents, which did some job complete on? A
+    leased or failed job's input does not count, nor a content no job took."""
+    other, never = "b" * 64, "c" * 64
+    _add(q, "done")
+    q.add([NewJob("running", "facecrop", "admin", 2, input_sha256=other)], now_ms=1000)
+    q.lease("done", "w1", 5000, 60_000, 1000)
+    assert q.complete(Lease("done", 1), [], 5, 1100) is not None
+    q.lease("running", "w1", 5000, 60_000, 1000)
+    assert q.completed_inputs([SHA, other, never, SHA]) == {SHA}
+    assert q.completed_inputs([]) == set()
