@@ -422,11 +422,7 @@ class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables, Sess
         return [str(r[0]) for r in self._all(
             "SELECT library_path FROM versions WHERE sha256 = ? ORDER BY rowid", (sha256,))]
 
-    # agents ---------------------------------------------------------------------------------
-
-    # audit ----------------------------------------------------------------------------------
-
-    # web tokens and library browsing ----------------------------------------------------------
+    # library browsing -----------------------------------------------------------------------
 
     def heads_with_ids(self, agent_id: str, watch_name: str, folder: str, limit: int
                        ) -> list[tuple[int, HeadPhoto]]:
@@ -444,6 +440,8 @@ class SqliteCatalog(ShootTables, BrowseTables, TreeTables, MultipartTables, Sess
             (agent_id, watch_name, prefix, len(prefix) + 1, prefix + "/", limit))
         return [(int(i), HeadPhoto(str(r), str(s), int(n), int(px or 0), int(t or 0)))
                 for i, r, s, n, px, t in rows]
+
+    # audit ----------------------------------------------------------------------------------
 
     def audit(self, actor: str, action: str, target: str, result: str, detail: str = "") -> None:
         with self._tx() as c:

@@ -272,7 +272,7 @@ class Library:
 
 def _parents(path: str) -> list[str]:
     """PurePosixPath(path).parents as strings, for a normalised relative path (what
-    safe_relative_path returns): a slice of 100 paths checks its clashes in string sets, not
+    safe_relative_path returns): a slice's paths check their clashes in string sets, not
     in path objects made per parent (10 us a path, a tenth of a stored manifest's
     recording on PostgreSQL)."""
     out = []

@@ -39,14 +39,14 @@ async def refuse(context: grpc.aio.ServicerContext, exc: errors.PhotonicError, *
     the correlation id and the whole message, so that one line tells each refusal (not that
     event and then `call_refused` again)."""
     text = errors.for_client(exc)
-    plain = exc.client_message is not None
-    correlation = correlation_id or (uuid.uuid4().hex[:16] if plain else "")
-    if plain:
+    internal = exc.client_message is not None  # the whole message is the server's log's only
+    correlation = correlation_id or (uuid.uuid4().hex[:16] if internal else "")
+    if internal:
         text = f"{text} (correlation id {correlation})"
     if logged_as is not None:
         event(log, logged_as, logging.WARNING, **fields, correlation_id=correlation,
               reason=str(exc))
-    elif plain:
+    elif internal:
         event(log, "call_refused", logging.WARNING, correlation_id=correlation,
               error=f"{type(exc).__name__}: {exc}")
     await context.abort(wire.status_for(exc), text)

@@ -255,9 +255,7 @@ class PgCatalog(PgBrowseTables, PgScrubReads, TreeTables, MultipartTables, Sessi
         return [str(r[0]) for r in self._db.all(
             "SELECT library_path FROM versions WHERE sha256 = %s ORDER BY seq", (sha256,))]
 
-    # agents ---------------------------------------------------------------------------------
-
-    # web tokens and audit -------------------------------------------------------------------
+    # audit ----------------------------------------------------------------------------------
 
     def audit(self, actor: str, action: str, target: str, result: str, detail: str = "") -> None:
         with self._db.tx() as c:

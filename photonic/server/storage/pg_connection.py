@@ -1,8 +1,8 @@
 """The one connection a PgCatalog (and a PgJobQueue) holds, shared by its threads one at a
 time (as SqliteCatalog shares its SQLite connection under a lock): servers share the
-database, not a connection. A
-broken connection is opened again on the next call; a database that cannot be reached is
-Transient, naming the host and never the password (pg_db.unreachable_as_transient)."""
+database, not a connection. A broken connection is opened again on the next call; a database
+that cannot be reached is Transient, naming the host and never the password
+(pg_db.unreachable_as_transient)."""
 
 from __future__ import annotations
 
