@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any, TypeVar
 
 from photonic import errors
 from photonic.jobs_model import Job, JobOutput
@@ -25,6 +26,7 @@ CLAIM_WAIT_S = 60.0
 """How long an output upload waits for another upload of the same content to end."""
 DERIVED_AGENT = "_derived"
 MAX_OUTPUT_NAME_CHARS = 200
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,20 +78,26 @@ class ResultStore:
         raises IntegrityError (nothing kept) when they do not. An object already stored
         intact is not written again: the bytes are read and dropped."""
         await self._claim(h.sha256)
-        upload: BlobUpload | None = None
+        opened: list[BlobUpload] = []  # put here by the thread that opens it: never lost
+        work = _ThreadWork()
         try:
-            if not await asyncio.to_thread(self._stored_intact, h.sha256):
-                upload = await asyncio.to_thread(
-                    self._store.partial, ContentHash(h.sha256), h.size, resume=False)
-            await self._append(upload, h, first_offset, first)
+            if not await work.run(self._stored_intact, h.sha256):
+                await work.run(self._open, h, opened)
+            upload = opened[0] if opened else None
+            await self._append(work, upload, h, first_offset, first)
             async for offset, data in rest:
-                await self._append(upload, h, offset, data)
+                await self._append(work, upload, h, offset, data)
             if upload is not None:
-                await asyncio.to_thread(self._commit, upload)
+                await work.run(self._commit, upload)
             faults.hit("after_job_output_stored")
         finally:
-            if upload is not None and not upload.closed:
-                await asyncio.to_thread(upload.discard)
+            # Cut off (the worker vanished) while a thread opened, filled or committed the
+            # partial: that thread runs on, so the partial is dropped, and the claim
+            # released, only once it is done.
+            await work.settled()
+            for upload in opened:
+                if not upload.closed:
+                    await asyncio.to_thread(upload.discard)
             self._claims.release(h.sha256)
 
     async def _claim(self, sha256: str) -> None:
@@ -106,6 +114,9 @@ class ResultStore:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._claims.wait_released(sha256), min(left, 1.0))
 
+    def _open(self, h: ResultHeader, opened: list[BlobUpload]) -> None:
+        opened.append(self._store.partial(ContentHash(h.sha256), h.size, resume=False))
+
     def _commit(self, upload: BlobUpload) -> None:
         upload.finish()
         self._store.commit(upload)
@@ -113,8 +124,8 @@ class ResultStore:
     def _stored_intact(self, sha256: str) -> bool:
         return self._store.has(sha256) and self._store.check(sha256).intact
 
-    async def _append(self, upload: BlobUpload | None, h: ResultHeader, offset: int,
-                      data: bytes) -> None:
+    async def _append(self, work: _ThreadWork, upload: BlobUpload | None, h: ResultHeader,
+                      offset: int, data: bytes) -> None:
         if upload is None or not data:
             return
         if offset != upload.offset:
@@ -123,7 +134,7 @@ class ResultStore:
         if offset + len(data) > h.size:
             raise errors.IntegrityError(f"output {h.sha256[:12]} is longer than the declared "
                                         f"{h.size} bytes")
-        await asyncio.to_thread(upload.append, data)
+        await work.run(upload.append, data)
 
     # Done -----------------------------------------------------------------------------------
 
@@ -160,3 +171,26 @@ def derived_path(job: Job, output_name: str) -> str:
     stem = PurePosixPath(base).stem
     suffix = output_name[len(stem) + 1:] if output_name.startswith(stem + ".") else output_name
     return f"{base}.{suffix}"
+
+
+class _ThreadWork:
+    """An upload's worker threads, one at a time. A thread cannot be stopped: an await of it
+    that is cancelled (the call was cut) leaves it running, and settled() waits for it, so
+    nothing cleans up the partial, or releases its claim, while a thread still writes it."""
+
+    def __init__(self) -> None:
+        self._last: asyncio.Future[Any] | None = None
+
+    async def run(self, work: Callable[..., T], *args: object) -> T:
+        running = asyncio.ensure_future(asyncio.to_thread(work, *args))
+        self._last = running
+        return await asyncio.shield(running)
+
+    async def settled(self) -> None:
+        last = self._last
+        if last is None:
+            return
+        if not last.done():
+            await asyncio.wait([last])
+        if not last.cancelled():
+            last.exception()  # retrieved: its awaiter may have been cancelled

@@ -5,9 +5,12 @@ then reads and drops its bytes; the object is stored once and intact."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from photonic.server.catalog import SqliteCatalog
 from photonic.server.jobs.results import ResultHeader, ResultStore
@@ -50,4 +53,49 @@ def test_a_second_upload_of_the_same_output_waits_for_the_first(tmp_path: Path) 
     asyncio.run(go())
     assert store.check_object(sha).intact
     assert not list((tmp_path / "partial").glob("*"))
+    catalog.close()
+
+
+def test_an_upload_cut_while_its_partial_opens_leaves_no_partial(tmp_path: Path) -> None:
+    """The worker vanishes (the call is cancelled) while a thread opens the output's partial:
+    the thread opens it all the same, and it is dropped once that thread is done, before the
+    claim is released; the same output then uploads again (found by CI under load, where the
+    cut landed in that window and left the partial behind for good)."""
+    content = b"crop" * 100_000
+    sha = hashlib.sha256(content).hexdigest()
+    store = ContentStore(tmp_path)
+    catalog = SqliteCatalog(tmp_path / "catalog.db")
+    blobs = LocalBlobStore(store)
+    claims = LocalUploadClaims()
+    results = ResultStore(blobs, Library(store, catalog), claims, 10**9)
+    opening, let_open = threading.Event(), threading.Event()
+    real_partial = blobs.partial
+
+    def slow_partial(*args: Any, **kwargs: Any) -> Any:
+        opening.set()
+        let_open.wait(10)
+        return real_partial(*args, **kwargs)
+
+    blobs.partial = slow_partial  # type: ignore[method-assign]
+    header = ResultHeader("j1", 1, sha, len(content), "a.png")
+
+    async def no_more() -> AsyncIterator[tuple[int, bytes]]:
+        return
+        yield
+
+    async def go() -> None:
+        cut = asyncio.create_task(results.receive(header, content, 0, no_more()))
+        await asyncio.to_thread(opening.wait, 10)
+        cut.cancel()
+        await asyncio.sleep(0.1)
+        assert not await claims.try_claim(sha), "released while the thread still opened"
+        let_open.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cut
+        assert not list((tmp_path / "partial").glob("*.part*")), "the partial was left"
+        blobs.partial = real_partial  # type: ignore[method-assign]
+        await results.receive(header, content, 0, no_more())
+
+    asyncio.run(go())
+    assert store.check_object(sha).intact
     catalog.close()
