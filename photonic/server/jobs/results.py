@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any, TypeVar
 
 from photonic import errors
 from photonic.jobs_model import Job, JobOutput
@@ -20,13 +19,13 @@ from photonic.server.library import Library
 from photonic.server.object_reader import read_object
 from photonic.server.shared.claims import UploadClaims
 from photonic.server.storage.blobs import BlobStore, BlobUpload
+from photonic.server.thread_work import ThreadWork
 
 BLOB_CHUNK_BYTES = 1 << 20
 CLAIM_WAIT_S = 60.0
 """How long an output upload waits for another upload of the same content to end."""
 DERIVED_AGENT = "_derived"
 MAX_OUTPUT_NAME_CHARS = 200
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class ResultStore:
         intact is not written again: the bytes are read and dropped."""
         await self._claim(h.sha256)
         opened: list[BlobUpload] = []  # put here by the thread that opens it: never lost
-        work = _ThreadWork()
+        work = ThreadWork()
         try:
             if not await work.run(self._stored_intact, h.sha256):
                 await work.run(self._open, h, opened)
@@ -124,7 +123,7 @@ class ResultStore:
     def _stored_intact(self, sha256: str) -> bool:
         return self._store.has(sha256) and self._store.check(sha256).intact
 
-    async def _append(self, work: _ThreadWork, upload: BlobUpload | None, h: ResultHeader,
+    async def _append(self, work: ThreadWork, upload: BlobUpload | None, h: ResultHeader,
                       offset: int, data: bytes) -> None:
         if upload is None or not data:
             return
@@ -172,25 +171,3 @@ def derived_path(job: Job, output_name: str) -> str:
     suffix = output_name[len(stem) + 1:] if output_name.startswith(stem + ".") else output_name
     return f"{base}.{suffix}"
 
-
-class _ThreadWork:
-    """An upload's worker threads, one at a time. A thread cannot be stopped: an await of it
-    that is cancelled (the call was cut) leaves it running, and settled() waits for it, so
-    nothing cleans up the partial, or releases its claim, while a thread still writes it."""
-
-    def __init__(self) -> None:
-        self._last: asyncio.Future[Any] | None = None
-
-    async def run(self, work: Callable[..., T], *args: object) -> T:
-        running = asyncio.ensure_future(asyncio.to_thread(work, *args))
-        self._last = running
-        return await asyncio.shield(running)
-
-    async def settled(self) -> None:
-        last = self._last
-        if last is None:
-            return
-        if not last.done():
-            await asyncio.wait([last])
-        if not last.cancelled():
-            last.exception()  # retrieved: its awaiter may have been cancelled

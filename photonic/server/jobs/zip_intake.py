@@ -34,6 +34,7 @@ from photonic.server.shared.claims import UploadClaims
 from photonic.server.storage.blobs import BlobStore
 from photonic.server.storage.local import LocalBlobStore
 from photonic.server.store import ContentStore
+from photonic.server.thread_work import ThreadWork
 
 UPLOADS_AGENT = "_uploads"
 SPOOL_FOLDER = "uploads"
@@ -136,9 +137,11 @@ class UploadIntake:
     async def _store_object(self, s: StagedImage) -> None:
         while not await self._claims.try_claim(s.sha256):
             await self._claims.wait_released(s.sha256)
+        work = ThreadWork()
         try:
-            await asyncio.to_thread(self._put_object, s)
+            await work.run(self._put_object, s)
         finally:
+            await work.settled()  # a cut upload's thread still stores: the claim waits for it
             self._claims.release(s.sha256)
 
     def _put_object(self, s: StagedImage) -> None:
